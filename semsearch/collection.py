@@ -1,0 +1,239 @@
+"""A collection: one embedding space in one table; add, delete and search it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from tqdm import tqdm
+
+from semsearch import ingest
+from semsearch.embeddings import Embedder, embedder_for
+from semsearch.errors import ConfigurationError, InvalidInputError
+from semsearch.plans import Plan
+from semsearch.query import Hit, SearchResult
+from semsearch.schema import Layout
+
+if TYPE_CHECKING:
+    from semsearch.db import Database
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection's catalog row."""
+
+    name: str
+    model: str
+    dims: int
+    storage: str
+    compression: str
+    hnsw_m: int
+    hnsw_ef_construction: int
+    oversample: float
+    ef_search: int | None
+    text_config: str
+
+    @property
+    def layout(self) -> Layout:
+        plan = Plan.parse(self.compression, dims=self.dims, storage=self.storage)
+        return Layout(self.name, dims=self.dims, storage=self.storage, plan=plan, text_config=self.text_config)
+
+
+class Collection:
+    """Rows of text with their embeddings, searchable by meaning.
+
+    Get one from :meth:`Database.create_collection` or :meth:`Database.collection`.
+
+    Example::
+
+        col = db.create_collection("docs", model="local", dims=256, compression="mrl-bit:256")
+        col.add(keys=["a", "b"], contents=["cats purr", "dogs bark"])
+        col.search("kittens", k=1)[0].key     # 'a'
+    """
+
+    def __init__(self, db: Database, info: CollectionInfo, embedder: Embedder | None = None) -> None:
+        self.db = db
+        self.info = info
+        self.layout = info.layout
+        self._embedder = embedder
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def dims(self) -> int:
+        return self.info.dims
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder for texts, made from the stored model name on first use."""
+        if self._embedder is None:
+            self._embedder = embedder_for(self.info.model, self.info.dims)
+        if self._embedder.dims != self.dims:
+            raise ConfigurationError(f"expected an embedder of {self.dims} dims, got {self._embedder.dims}")
+        return self._embedder
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.name!r} {self.info.model} dims={self.dims} compression={self.info.compression}>"
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def count(self) -> int:
+        """Rows stored."""
+        with self.db.connection() as conn:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(self.layout.table)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def add(
+        self,
+        keys: Sequence[str | int],
+        contents: Sequence[str],
+        *,
+        embeddings: Any = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> ingest.AddResult:
+        """Insert or update rows by key, in one transaction.
+
+        Without ``embeddings`` the collection's embedder embeds the texts, except
+        those whose identical text is already stored (its vector is reused).
+
+        Example::
+
+            col.add(keys=["m1"], contents=["Toy Story"], embeddings=vecs, metadata=[{"year": 1995}])
+        """
+        rows = ingest.check_rows(keys, contents, metadata)
+        embedded = reused = 0
+        if embeddings is not None:
+            vectors = ingest.check_vectors(embeddings, n=len(rows.keys), dims=self.dims)
+        else:
+            vectors, embedded, reused = self._embed_missing(rows)
+        if not rows.keys:
+            return ingest.AddResult(0, 0, 0)
+        with self.db.connection() as conn, conn.transaction():
+            inserted, updated = ingest.write(conn, self.layout, rows, vectors)
+        unchanged = len(rows.keys) - inserted - updated
+        return ingest.AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
+
+    def _embed_missing(self, rows: ingest.Rows) -> tuple[np.ndarray, int, int]:
+        hashes = rows.hashes()
+        with self.db.connection() as conn:
+            known = ingest.stored_vectors(conn, self.layout, hashes)
+        todo: dict[bytes, str] = {}
+        for h, text in zip(hashes, rows.contents):
+            if h not in known and h not in todo:
+                todo[h] = text
+        if todo:
+            fresh = self.embedder.embed(list(todo.values()))
+            known.update(zip(todo.keys(), fresh))
+        vectors = np.stack([known[h] for h in hashes]) if hashes else np.empty((0, self.dims), np.float32)
+        return vectors, len(todo), len(hashes) - len(todo)
+
+    def add_many(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 1000,
+        progress: bool = False,
+        total: int | None = None,
+    ) -> ingest.AddResult:
+        """Stream ``{"key", "content", "metadata"?, "embedding"?}`` records in batches.
+
+        Each batch is one transaction: after a failure the committed batches stay,
+        and running the same input again re-embeds nothing that is stored.
+
+        Example::
+
+            col.add_many(({"key": i, "content": t} for i, t in enumerate(texts)), progress=True)
+        """
+        totals = [0, 0, 0, 0, 0]
+        bar = tqdm(total=total, unit="rows", disable=not progress, desc=f"ingest {self.name}")
+        batch: list[Mapping[str, Any]] = []
+
+        def flush() -> None:
+            has_vec = [r.get("embedding") is not None for r in batch]
+            if any(has_vec) and not all(has_vec):
+                raise InvalidInputError("expected every record of a batch to have an embedding, or none")
+            got = self.add(
+                [r.get("key") for r in batch],  # type: ignore[misc]
+                [r.get("content") for r in batch],  # type: ignore[misc]
+                embeddings=np.asarray([r["embedding"] for r in batch]) if all(has_vec) else None,
+                metadata=[r.get("metadata") for r in batch],
+            )
+            for i, v in enumerate((got.inserted, got.updated, got.unchanged, got.embedded, got.reused)):
+                totals[i] += v
+            bar.update(len(batch))
+            batch.clear()
+
+        try:
+            for rec in records:
+                batch.append(rec)
+                if len(batch) >= batch_size:
+                    flush()
+            if batch:
+                flush()
+        finally:
+            bar.close()
+        return ingest.AddResult(*totals)
+
+    def delete(self, keys: Sequence[str | int]) -> int:
+        """Delete rows by key; return how many existed."""
+        keys_s = [str(k) for k in keys]
+        with self.db.connection() as conn:
+            cur = conn.execute(sql.SQL("DELETE FROM {} WHERE key = ANY(%s)").format(self.layout.table), [keys_s])
+            return cur.rowcount
+
+    def search(
+        self,
+        query: str | None = None,
+        *,
+        vector: Any = None,
+        k: int = 10,
+        oversample: float | None = None,
+        ef_search: int | None = None,
+        exact: bool = False,
+        where: Mapping[str, Any] | None = None,
+    ) -> SearchResult:
+        """The ``k`` rows most similar to a text or a vector, best first.
+
+        Two-stage by default: a coarse HNSW pass over the compressed copy fetches
+        ``k * oversample`` candidates, then the full vectors rescore them exactly,
+        in one SQL statement. ``exact=True`` scans every row. ``where`` keeps rows
+        whose metadata contains the given JSON (``{"lang": "es"}``).
+
+        Example::
+
+            col.search("a toddler movie about cats", k=5)
+            col.search(vector=q, k=5, exact=True)
+        """
+        if (query is None) == (vector is None):
+            raise InvalidInputError("expected exactly one of a query text or vector=, got "
+                                    + ("both" if query is not None else "neither"))
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
+            raise InvalidInputError(f"expected k between 1 and 10000, got {k!r}")
+        if oversample is not None and not 1 <= oversample <= 1000:
+            raise InvalidInputError(f"expected oversample between 1 and 1000, got {oversample!r}")
+        if ef_search is not None and not 1 <= ef_search <= 1000:
+            raise InvalidInputError(f"expected ef_search between 1 and 1000, got {ef_search!r}")
+        if where is not None and not isinstance(where, Mapping):
+            raise InvalidInputError(f"expected where= as a dict, got {type(where).__name__}")
+        if query is not None:
+            if not isinstance(query, str) or not query.strip():
+                raise InvalidInputError(f"expected a non-empty query text, got {query!r}")
+            qvec = self.embedder.embed([query])[0]
+        else:
+            qvec = ingest.check_query_vector(vector, dims=self.dims)
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT key, content, score, metadata FROM semsearch.search("
+                "%s, %s::vector, %s::int, %s::real, %s::int, %s::bool, %s::jsonb)",
+                [self.name, qvec, k, oversample, ef_search, exact, Jsonb(dict(where)) if where is not None else None],
+            ).fetchall()
+        hits = tuple(Hit(key=r[0], content=r[1], score=float(r[2]), metadata=r[3]) for r in rows)
+        return SearchResult(hits=hits, k=k, exact=exact)

@@ -1,0 +1,119 @@
+"""The Embedder protocol and the batching base class the providers share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from semsearch.errors import EmbeddingError, InvalidInputError
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that turns texts into unit-norm float32 vectors.
+
+    Example::
+
+        class Mine:
+            model = "my-model"
+            dims = 384
+            def embed(self, texts): return my_encode(texts)  # (n, 384) float32
+    """
+
+    model: str
+    dims: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return a float32 array of shape ``(len(texts), dims)`` with unit-norm rows."""
+        ...
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """Scale each row to unit length; refuse NaN, inf and all-zero rows.
+
+    >>> normalize_rows(np.array([[3.0, 4.0]])).tolist()
+    [[0.6000000238418579, 0.800000011920929]]
+    """
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.ndim != 2:
+        raise InvalidInputError(f"expected a 2-d array of vectors, got {arr.ndim} dimension(s)")
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        raise InvalidInputError(f"expected finite values, got nan or inf in row {int(np.argmax(bad))}")
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    zero = (norms[:, 0] == 0) | ~np.isfinite(norms[:, 0])
+    if zero.any():
+        raise InvalidInputError(f"expected non-zero vectors, got a zero vector in row {int(np.argmax(zero))}")
+    return np.ascontiguousarray(arr / norms, dtype=np.float32)
+
+
+def utf8_tokens_upper_bound(text: str) -> int:
+    """An upper bound on a text's BPE token count that needs no tokenizer files.
+
+    Byte-level BPE tokens cover at least one byte, so the UTF-8 length bounds the
+    count from above. tiktoken would be exact but downloads its tables on first
+    use, which fails offline.
+    """
+    return len(text.encode("utf-8")) or 1
+
+
+class BatchedEmbedder(ABC):
+    """Base class that batches, checks and normalises; subclasses embed one batch.
+
+    Example::
+
+        class Upper(BatchedEmbedder):
+            model, dims = "toy", 2
+            def embed_batch(self, texts):
+                return np.array([[len(t), 1.0] for t in texts])
+    """
+
+    model: str
+    dims: int
+    #: most inputs sent in one request
+    max_batch_size: int = 256
+    #: most (estimated) tokens sent in one request
+    max_batch_tokens: int = 1_000_000
+
+    @abstractmethod
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        """Embed one batch; return ``(len(texts), dims)`` numbers (any float dtype)."""
+
+    def batches(self, texts: Sequence[str]) -> Iterator[list[str]]:
+        """Split texts into request-sized batches by count and estimated tokens."""
+        batch: list[str] = []
+        tokens = 0
+        for text in texts:
+            cost = utf8_tokens_upper_bound(text)
+            if batch and (len(batch) >= self.max_batch_size or tokens + cost > self.max_batch_tokens):
+                yield batch
+                batch, tokens = [], 0
+            batch.append(text)
+            tokens += cost
+        if batch:
+            yield batch
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed all texts, in batches, as unit-norm float32 rows."""
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise InvalidInputError(f"expected non-empty text, got {text!r} at position {i}")
+        out = np.empty((len(texts), self.dims), dtype=np.float32)
+        done = 0
+        for batch in self.batches(texts):
+            got = np.asarray(self.embed_batch(batch), dtype=np.float32)
+            if got.shape != (len(batch), self.dims):
+                raise EmbeddingError(
+                    f"expected {len(batch)} vectors of {self.dims} dims from {self.model}, "
+                    f"got shape {got.shape}"
+                )
+            try:
+                out[done : done + len(batch)] = normalize_rows(got)
+            except InvalidInputError as exc:
+                raise EmbeddingError(f"{self.model} returned an unusable vector: {exc}") from exc
+            done += len(batch)
+        return out

@@ -1,0 +1,87 @@
+"""Offline embeddings with wordllama (MIT, numpy only, Matryoshka 256/128/64 dims).
+
+wordllama 0.4.0.post1's ``WordLlama.load()`` looks for its tokenizer in the
+wrong folder and then tries the network, so the model is built here from the
+two files its wheel ships.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from semsearch.embeddings.base import BatchedEmbedder
+from semsearch.errors import ConfigurationError
+
+MODEL_NAME = "wordllama-l2-supercat"
+SUPPORTED_DIMS = (64, 128, 256)
+
+
+@lru_cache(maxsize=1)
+def _load_parts() -> tuple[np.ndarray, object]:
+    try:
+        from safetensors import safe_open
+        from tokenizers import Tokenizer
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigurationError("the local embedder needs the 'local' extra: pip install 'semsearch[local]'") from exc
+    try:
+        package = resources.files("wordllama")
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError("the local embedder needs the 'local' extra: pip install 'semsearch[local]'") from exc
+    weights = package / "weights" / "l2_supercat_256.safetensors"
+    tokenizer_file = package / "tokenizers" / "l2_supercat_tokenizer_config.json"
+    with resources.as_file(weights) as path, safe_open(str(path), framework="np", device="cpu") as f:
+        matrix = f.get_tensor("embedding.weight")
+    with resources.as_file(tokenizer_file) as path:
+        tokenizer = Tokenizer.from_file(str(path))
+    return np.ascontiguousarray(matrix, dtype=np.float32), tokenizer
+
+
+@lru_cache(maxsize=len(SUPPORTED_DIMS))
+def _inference(dims: int) -> object:
+    root = logging.getLogger()
+    had_handlers = bool(root.handlers)
+    level = root.level
+    # wordllama.inference calls logging.basicConfig(level=INFO) at import; undo
+    # that side effect so importing it does not reconfigure the host app's logging.
+    from wordllama.inference import WordLlamaInference
+
+    if not had_handlers:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        root.setLevel(level)
+    matrix, tokenizer = _load_parts()
+    return WordLlamaInference(matrix[:, :dims], tokenizer)
+
+
+class LocalEmbedder(BatchedEmbedder):
+    """wordllama embeddings computed on the CPU, offline.
+
+    Matryoshka-trained: 64 and 128 dims are the first dims of the 256-dim vector,
+    re-normalised.
+
+    Example::
+
+        emb = LocalEmbedder(dims=256)
+        vectors = emb.embed(["a toddler movie about cats"])   # (1, 256) float32
+    """
+
+    max_batch_size = 512
+    max_batch_tokens = 10_000_000
+
+    def __init__(self, dims: int = 256) -> None:
+        if dims not in SUPPORTED_DIMS:
+            raise ConfigurationError(f"expected local embedder dims in {SUPPORTED_DIMS}, got {dims}")
+        self.model = MODEL_NAME
+        self.dims = dims
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        """Average-pool the token vectors of each text."""
+        model = _inference(self.dims)
+        return model.embed(texts, norm=False, batch_size=len(texts))  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"LocalEmbedder(dims={self.dims})"

@@ -1,0 +1,69 @@
+"""The exceptions semsearch raises.
+
+Every error is a :class:`SemsearchError`, so one ``except`` catches them all::
+
+    SemsearchError
+    ├── ConfigurationError      settings or arguments that cannot work together
+    ├── DatabaseError           the server is unusable for semsearch
+    │   ├── ExtensionMissingError   pgvector is not installed on the server
+    │   └── SchemaVersionError      semsearch's schema is missing or behind
+    ├── CollectionError
+    │   ├── CollectionNotFoundError
+    │   ├── CollectionExistsError
+    │   └── InvalidNameError
+    ├── InvalidInputError       rows, vectors, filters or queries that are malformed
+    ├── CompressionPlanError    a compression plan the dimensions do not allow
+    └── EmbeddingError          the embedding provider failed or answered nonsense
+
+Messages are lowercase and say what was expected and what arrived.
+"""
+
+from __future__ import annotations
+
+
+class SemsearchError(Exception):
+    """Base class of every semsearch error."""
+
+
+class ConfigurationError(SemsearchError):
+    """Settings or arguments that cannot work together."""
+
+
+class DatabaseError(SemsearchError):
+    """The database server cannot be used for semsearch."""
+
+
+class ExtensionMissingError(DatabaseError):
+    """The pgvector extension is not available on the server."""
+
+
+class SchemaVersionError(DatabaseError):
+    """semsearch's schema is missing or older than this library expects."""
+
+
+class CollectionError(SemsearchError):
+    """A problem with a collection as a whole."""
+
+
+class CollectionNotFoundError(CollectionError):
+    """No collection has that name."""
+
+
+class CollectionExistsError(CollectionError):
+    """A collection with that name already exists."""
+
+
+class InvalidNameError(CollectionError, ValueError):
+    """A collection name that is not a plain lowercase identifier."""
+
+
+class InvalidInputError(SemsearchError, ValueError):
+    """Rows, vectors, filters or queries that are malformed."""
+
+
+class CompressionPlanError(SemsearchError, ValueError):
+    """A compression plan that the collection's dimensions do not allow."""
+
+
+class EmbeddingError(SemsearchError):
+    """The embedding provider failed or returned unusable vectors."""

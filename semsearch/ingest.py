@@ -1,0 +1,167 @@
+"""Validate rows and write them: COPY into a staging table, then one upsert.
+
+A batch is checked completely before anything is sent, and written in one
+transaction, so it lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from semsearch.embeddings.base import normalize_rows
+from semsearch.errors import InvalidInputError
+from semsearch.schema import Layout
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A checked batch: keys, contents and metadata ready to write."""
+
+    keys: list[str]
+    contents: list[str]
+    metadata: list[dict[str, Any]]
+
+    def hashes(self) -> list[bytes]:
+        """SHA-256 of each content, as the table's generated ``content_hash`` computes it."""
+        return [hashlib.sha256(c.encode("utf-8")).digest() for c in self.contents]
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What :meth:`Collection.add` did.
+
+    ``embedded`` texts went to the embedder; ``reused`` took the stored vector of
+    an identical text; ``unchanged`` rows were already stored exactly so.
+    """
+
+    inserted: int
+    updated: int
+    unchanged: int
+    embedded: int = 0
+    reused: int = 0
+
+
+def check_rows(
+    keys: Sequence[str | int],
+    contents: Sequence[str],
+    metadata: Sequence[Mapping[str, Any] | None] | None,
+) -> Rows:
+    """Check keys, texts and metadata of one batch; raise on the first bad value."""
+    if isinstance(keys, (str, bytes)) or isinstance(contents, (str, bytes)):
+        raise InvalidInputError("expected lists of keys and contents, got a single string")
+    keys_s: list[str] = []
+    for i, key in enumerate(keys):
+        if isinstance(key, bool) or not isinstance(key, (str, int)) or (isinstance(key, str) and not key):
+            raise InvalidInputError(f"expected a non-empty str or int key, got {key!r} at position {i}")
+        keys_s.append(str(key))
+    if len(contents) != len(keys_s):
+        raise InvalidInputError(f"expected {len(keys_s)} contents (one per key), got {len(contents)}")
+    seen: dict[str, int] = {}
+    for i, key in enumerate(keys_s):
+        if key in seen:
+            raise InvalidInputError(f"expected unique keys in a batch, got {key!r} at positions {seen[key]} and {i}")
+        seen[key] = i
+    for i, text in enumerate(contents):
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError(f"expected non-empty text, got {text!r} at position {i}")
+        if "\x00" in text:
+            raise InvalidInputError(f"expected text without NUL characters, got one at position {i}")
+    meta: list[dict[str, Any]] = []
+    if metadata is None:
+        meta = [{} for _ in keys_s]
+    else:
+        if len(metadata) != len(keys_s):
+            raise InvalidInputError(f"expected {len(keys_s)} metadata dicts (one per key), got {len(metadata)}")
+        for i, m in enumerate(metadata):
+            if m is None:
+                m = {}
+            if not isinstance(m, Mapping):
+                raise InvalidInputError(f"expected a dict of metadata, got {type(m).__name__} at position {i}")
+            try:
+                # allow_nan=False: Postgres jsonb has no NaN, so refuse it here rather than half-way
+                json.dumps(m, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"expected JSON-serialisable metadata at position {i}, got {exc}") from exc
+            meta.append(dict(m))
+    return Rows(keys_s, list(contents), meta)
+
+
+def check_vectors(vectors: Any, *, n: int, dims: int) -> np.ndarray:
+    """Shape-check ``vectors`` as ``(n, dims)`` finite non-zero rows; return them unit-norm float32."""
+    try:
+        arr = np.asarray(vectors, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"expected an array of numbers, got {type(vectors).__name__}") from exc
+    if arr.ndim == 1 and n == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] != dims:
+        raise InvalidInputError(f"expected embeddings of shape ({n}, {dims}), got {arr.shape}")
+    return normalize_rows(arr)
+
+
+def check_query_vector(vector: Any, *, dims: int) -> np.ndarray:
+    """One query vector as a unit-norm float32 array of ``dims`` values."""
+    arr = np.asarray(vector, dtype=np.float64)
+    if arr.ndim != 1 or arr.shape[0] != dims:
+        raise InvalidInputError(f"expected a query vector of {dims} dims, got shape {arr.shape}")
+    return check_vectors(arr.reshape(1, -1), n=1, dims=dims)[0]
+
+
+def write(conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: np.ndarray) -> tuple[int, int]:
+    """Upsert one checked batch in the caller's transaction; return (inserted, updated)."""
+    stage = sql.Identifier("_semsearch_stage")
+    conn.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (key text, content text, metadata jsonb, embedding {}) "
+            "ON COMMIT DELETE ROWS"
+        ).format(stage, sql.SQL("vector({})").format(sql.Literal(layout.dims)))
+    )
+    conn.execute(sql.SQL("TRUNCATE {}").format(stage))
+    with conn.cursor() as cur:
+        copy_sql = sql.SQL("COPY {} (key, content, metadata, embedding) FROM STDIN WITH (FORMAT BINARY)")
+        with cur.copy(copy_sql.format(stage)) as copy:
+            copy.set_types(["text", "text", "jsonb", "vector"])
+            for key, text, meta, vec in zip(rows.keys, rows.contents, rows.metadata, vectors):
+                copy.write_row((key, text, Jsonb(meta), vec))
+        # xmax = 0 marks a freshly inserted tuple; the WHERE skips rows that did not change
+        cur.execute(
+            sql.SQL(
+                "WITH up AS ("
+                "INSERT INTO {t} AS t (key, content, metadata, embedding) "
+                "SELECT key, content, metadata, embedding FROM {s} "
+                "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
+                "embedding = EXCLUDED.embedding, updated_at = now() "
+                "WHERE (t.content, t.metadata, t.embedding) IS DISTINCT FROM "
+                "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.embedding) "
+                "RETURNING (xmax = 0) AS ins) "
+                "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
+            ).format(t=layout.table, s=stage)
+        )
+        got = cur.fetchone()
+    assert got is not None
+    return int(got[0]), int(got[1])
+
+
+def stored_vectors(conn: psycopg.Connection, layout: Layout, hashes: list[bytes]) -> dict[bytes, np.ndarray]:
+    """Vectors already stored for these content hashes (same collection: same model and dims)."""
+    if not hashes:
+        return {}
+    found: dict[bytes, np.ndarray] = {}
+    cur = conn.execute(
+        sql.SQL(
+            "SELECT DISTINCT ON (content_hash) content_hash, embedding::vector FROM {} WHERE content_hash = ANY(%s)"
+        ).format(layout.table),
+        [list(set(hashes))],
+    )
+    for h, vec in cur:
+        found[bytes(h)] = np.asarray(vec, dtype=np.float32)
+    return found

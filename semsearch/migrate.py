@@ -1,0 +1,61 @@
+"""Run semsearch's alembic migrations from code (the CLI, integrations and tests use this)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+VERSION_TABLE = "semsearch.alembic_version"
+
+
+def sqlalchemy_url(url: str) -> sa.URL:
+    """A libpq URL as a SQLAlchemy URL on the psycopg 3 driver.
+
+    >>> sqlalchemy_url("postgresql://u@localhost/db").drivername
+    'postgresql+psycopg'
+    """
+    return sa.make_url(url).set(drivername="postgresql+psycopg")
+
+
+def alembic_config() -> Config:
+    """An alembic Config pointing at the migrations shipped in the package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("semsearch") / "migrations"))
+    return cfg
+
+
+def head() -> str:
+    """The newest migration this library ships."""
+    rev = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert rev is not None
+    return rev
+
+
+def _run(url: str, fn: str, revision: str) -> None:
+    engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            getattr(command, fn)(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring semsearch's schema up to ``revision``.
+
+    Example::
+
+        upgrade(db.url)
+    """
+    _run(url, "upgrade", revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    """Take semsearch's schema down to ``revision`` ("base" drops every collection)."""
+    _run(url, "downgrade", revision)

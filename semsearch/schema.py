@@ -1,0 +1,155 @@
+"""DDL and query templates for one collection, built from its :class:`Plan`.
+
+Everything that names a column expression goes through ``Plan.expression`` so
+the HNSW index and the coarse ``ORDER BY`` are the same text. The query
+templates are stored in the catalog and run by ``semsearch.search()`` in SQL,
+which the Python API calls too: one implementation, one round trip.
+
+Template parameters: ``$1`` query vector, ``$2`` k, ``$3`` candidates, ``$4`` filter (jsonb).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from semsearch.errors import ConfigurationError, InvalidNameError
+from semsearch.plans import MAX_STORED_DIMS, Plan
+
+SCHEMA = "semsearch"
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+STORAGES = ("vector", "halfvec")
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it is a plain lowercase identifier, else raise.
+
+    >>> check_name("movies")
+    'movies'
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidNameError(
+            f"expected a collection name of lowercase letters, digits and _ (max 48, not starting "
+            f"with a digit), got {name!r}"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The physical shape of a collection: its table, vector type and plan.
+
+    Example::
+
+        layout = Layout("movies", dims=1536, storage="vector", plan=Plan.parse("bit", dims=1536))
+        layout.create_table_sql()
+    """
+
+    name: str
+    dims: int
+    storage: str
+    plan: Plan
+    text_config: str = "english"
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        if self.storage not in STORAGES:
+            raise ConfigurationError(f"expected storage in {STORAGES}, got {self.storage!r}")
+        if not isinstance(self.dims, int) or not 1 <= self.dims <= MAX_STORED_DIMS:
+            raise ConfigurationError(f"expected dims between 1 and {MAX_STORED_DIMS}, got {self.dims!r}")
+
+    @property
+    def table_name(self) -> str:
+        return "col_" + self.name
+
+    @property
+    def table(self) -> sql.Identifier:
+        return sql.Identifier(SCHEMA, self.table_name)
+
+    @property
+    def vector_type(self) -> sql.Composable:
+        return sql.SQL("{}({})").format(sql.SQL(self.storage), sql.Literal(self.dims))
+
+    def query_param(self) -> sql.Composable:
+        """``$1`` cast to the column's type, so expressions match the index's."""
+        return sql.SQL("$1::{}").format(self.vector_type)
+
+    def coarse_expression(self, source: sql.Composable) -> sql.Composable:
+        return self.plan.expression(source, dims=self.dims, storage=self.storage)
+
+    def index_name(self, suffix: str) -> sql.Identifier:
+        return sql.Identifier(f"{self.table_name}_{suffix}")
+
+    def create_table_sql(self) -> sql.Composed:
+        # the content hash is derived by the database, so re-embedding checks cannot drift
+        return sql.SQL(
+            """CREATE TABLE {table} (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key text NOT NULL UNIQUE,
+    content text NOT NULL,
+    metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+    content_hash bytea GENERATED ALWAYS AS (semsearch.content_hash(content)) STORED,
+    embedding {vtype} NOT NULL,
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector({cfg}::regconfig, content)) STORED,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)"""
+        ).format(table=self.table, vtype=self.vector_type, cfg=sql.Literal(self.text_config))
+
+    def secondary_indexes_sql(self) -> list[sql.Composed]:
+        return [
+            sql.SQL("CREATE INDEX {} ON {} (content_hash)").format(self.index_name("hash"), self.table),
+            sql.SQL("CREATE INDEX {} ON {} USING gin (tsv)").format(self.index_name("tsv"), self.table),
+        ]
+
+    def hnsw_index_sql(self, *, m: int, ef_construction: int, concurrently: bool = False) -> sql.Composed:
+        """The HNSW index on the plan's compressed expression."""
+        return sql.SQL(
+            "CREATE INDEX {conc}{name} ON {table} USING hnsw (({expr}) {ops}) "
+            "WITH (m = {m}, ef_construction = {efc})"
+        ).format(
+            conc=sql.SQL("CONCURRENTLY " if concurrently else ""),
+            name=self.index_name("hnsw"),
+            table=self.table,
+            expr=self.coarse_expression(sql.Identifier("embedding")),
+            ops=self.plan.opclass(self.storage),
+            m=sql.Literal(int(m)),
+            efc=sql.Literal(int(ef_construction)),
+        )
+
+    def coarse_sql(self) -> sql.Composed:
+        """Candidate ids from the HNSW index: ``LIMIT $3`` nearest by the compressed copy."""
+        return sql.SQL(
+            "SELECT id FROM {table} WHERE ($4::jsonb IS NULL OR metadata @> $4::jsonb) "
+            "ORDER BY {col} {op} {q} LIMIT $3"
+        ).format(
+            table=self.table,
+            col=self.coarse_expression(sql.Identifier("embedding")),
+            op=self.plan.operator(),
+            q=self.coarse_expression(self.query_param()),
+        )
+
+    def _hits(self, body: sql.Composable) -> sql.Composed:
+        return sql.SQL(
+            "SELECT coalesce(array_agg(ROW(h.key, h.content, h.score, h.metadata)::semsearch.hit "
+            "ORDER BY h.score DESC), '{{}}') FROM ({body}) h"
+        ).format(body=body)
+
+    def ann_sql(self) -> str:
+        """Two-stage search: coarse candidates, then exact cosine on the full vectors."""
+        body = sql.SQL(
+            "SELECT c.key, c.content, (1 - (c.embedding <=> {q}))::float8 AS score, c.metadata "
+            "FROM ({coarse}) cand JOIN {table} c ON c.id = cand.id "
+            "ORDER BY c.embedding <=> {q} LIMIT $2"
+        ).format(q=self.query_param(), coarse=self.coarse_sql(), table=self.table)
+        return self._hits(body).as_string(None)
+
+    def exact_sql(self) -> str:
+        """Exact search: cosine on every (filtered) full vector; never uses the index."""
+        # ORDER BY the similarity (not the distance operator) so no index can serve it
+        body = sql.SQL(
+            "SELECT key, content, (1 - (embedding <=> {q}))::float8 AS score, metadata FROM {table} "
+            "WHERE ($3::jsonb IS NULL OR metadata @> $3::jsonb) ORDER BY score DESC LIMIT $2"
+        ).format(q=self.query_param(), table=self.table)
+        return self._hits(body).as_string(None)
