@@ -163,5 +163,5 @@ def stored_vectors(conn: psycopg.Connection, layout: Layout, hashes: list[bytes]
         [list(set(hashes))],
     )
     for h, vec in cur:
-        found[bytes(h)] = np.asarray(vec, dtype=np.float32)
+        found[bytes(h)] = vec.to_numpy().astype(np.float32)
     return found

@@ -8,17 +8,26 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from psycopg.conninfo import conninfo_to_dict
 
 VERSION_TABLE = "semsearch.alembic_version"
 
 
 def sqlalchemy_url(url: str) -> sa.URL:
-    """A libpq URL as a SQLAlchemy URL on the psycopg 3 driver.
+    """A libpq URL or ``key=value`` string as a SQLAlchemy URL on the psycopg 3 driver.
 
-    >>> sqlalchemy_url("postgresql://u@localhost/db").drivername
-    'postgresql+psycopg'
+    >>> sqlalchemy_url("host=/tmp/sock dbname=app").render_as_string()
+    'postgresql+psycopg:///app?host=%2Ftmp%2Fsock'
     """
-    return sa.make_url(url).set(drivername="postgresql+psycopg")
+    params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
+    # host and port ride in the query: psycopg takes them as-is, unix sockets included
+    return sa.URL.create(
+        "postgresql+psycopg",
+        username=params.pop("user", None),
+        password=params.pop("password", None),
+        database=params.pop("dbname", None),
+        query=params,
+    )
 
 
 def alembic_config() -> Config:

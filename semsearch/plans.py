@@ -86,7 +86,7 @@ class Plan:
     @property
     def default_oversample(self) -> float:
         """Candidates fetched per wanted row before the exact rescore (before tuning)."""
-        return {"none": 1.0, "halfvec": 2.0, "mrl": 4.0, "bit": 10.0, "mrl-bit": 10.0}[self.kind]
+        return {"none": 1.0, "halfvec": 2.0, "mrl": 8.0, "bit": 10.0, "mrl-bit": 10.0}[self.kind]
 
     def expression(self, source: sql.Composable, *, dims: int, storage: str) -> sql.Composable:
         """The compressed copy of ``source`` (the column, or the query parameter)."""
