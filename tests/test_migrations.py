@@ -1,0 +1,62 @@
+"""semsearch's own schema: up, down, up; connect() refuses a schema that is behind."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+
+import semsearch
+from semsearch import errors, migrate
+from semsearch.db import schema_version
+
+
+def test_up_down_up(db_url):
+    with psycopg.connect(db_url) as conn:
+        assert schema_version(conn) == migrate.head()
+    migrate.downgrade(db_url)
+    with psycopg.connect(db_url) as conn:
+        assert schema_version(conn) is None
+        assert conn.execute("SELECT to_regclass('semsearch.collections')").fetchone()[0] is None
+        assert conn.execute("SELECT to_regprocedure('semsearch.content_hash(text)')").fetchone()[0] is None
+    migrate.upgrade(db_url)
+    with semsearch.connect(db_url) as db:
+        col = db.create_collection("c", dims=4, model="label", compression="none")
+        col.add(keys=[1], contents=["one"], embeddings=np.ones((1, 4)))
+        assert col.search(vector=np.ones(4), k=1).keys == ["1"]
+
+
+def test_downgrade_to_base_drops_collection_tables(db_url):
+    with semsearch.connect(db_url) as db:
+        db.create_collection("c", dims=4, model="label", compression="none")
+    migrate.downgrade(db_url)
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT to_regclass('semsearch.col_c')").fetchone()[0] is None
+
+
+def test_connect_refuses_a_schema_that_is_behind(db_url):
+    migrate.downgrade(db_url)
+    with pytest.raises(errors.SchemaVersionError, match="run `semsearch db upgrade`"):
+        semsearch.connect(db_url)
+    with semsearch.connect(db_url, upgrade=True) as db:
+        assert db.collections() == []
+
+
+def test_a_server_without_pgvector_gets_install_instructions(db_url, monkeypatch):
+    # pg_available_extensions is what a server without pgvector lacks; hide it for this session
+    real_connect = psycopg.connect
+
+    def connect_hiding_vector(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+        conn.execute("CREATE TEMP VIEW pg_available_extensions AS SELECT * FROM pg_catalog.pg_available_extensions WHERE name <> 'vector'")
+        conn.execute("SET search_path = pg_temp, pg_catalog, public")
+        return conn
+
+    monkeypatch.setattr(psycopg, "connect", connect_hiding_vector)
+    with pytest.raises(errors.ExtensionMissingError, match="install it"):
+        semsearch.connect(db_url)
+
+
+def test_unreachable_server_is_a_database_error():
+    with pytest.raises(errors.DatabaseError, match="could not connect"):
+        semsearch.connect("postgresql://nobody@127.0.0.1:1/none")
