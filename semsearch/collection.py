@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,9 @@ from semsearch.schema import Layout
 
 if TYPE_CHECKING:
     from semsearch.db import Database
+
+#: maintenance_work_mem for HNSW builds (the graph of 1M bit(1536) rows needs ~600 MB)
+BUILD_MEMORY = "512MB"
 
 
 @dataclass(frozen=True)
@@ -142,16 +147,71 @@ class Collection:
         batch_size: int = 1000,
         progress: bool = False,
         total: int | None = None,
+        bulk: bool | None = None,
     ) -> ingest.AddResult:
         """Stream ``{"key", "content", "metadata"?, "embedding"?}`` records in batches.
 
         Each batch is one transaction: after a failure the committed batches stay,
         and running the same input again re-embeds nothing that is stored.
 
+        ``bulk`` builds the HNSW index once after loading instead of updating it
+        row by row (several times faster; searches during the load scan exactly).
+        By default it is on when the collection is empty.
+
         Example::
 
             col.add_many(({"key": i, "content": t} for i, t in enumerate(texts)), progress=True)
         """
+        if bulk is None:
+            bulk = self._is_empty()
+        if not bulk:
+            return self._add_stream(records, batch_size=batch_size, progress=progress, total=total)
+        with self._index_deferred(progress=progress):
+            return self._add_stream(records, batch_size=batch_size, progress=progress, total=total)
+
+    def _is_empty(self) -> bool:
+        with self.db.connection() as conn:
+            return conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(self.layout.table)).fetchone()[0]  # type: ignore[index]
+
+    @contextmanager
+    def _index_deferred(self, *, progress: bool) -> Iterator[None]:
+        """Drop the HNSW index for a load and build it once afterwards, even if the load fails."""
+        with self.db.connection() as conn:
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(self.layout.index_name("hnsw", schema=True)))
+        try:
+            yield
+        finally:
+            self.rebuild_index(progress=progress)
+
+    def rebuild_index(self, *, progress: bool = False) -> float:
+        """(Re)build the HNSW index on the compressed copy; return seconds taken.
+
+        Example::
+
+            col.rebuild_index()
+        """
+        ddl = self.layout.hnsw_index_sql(m=self.info.hnsw_m, ef_construction=self.info.hnsw_ef_construction)
+        started = time.perf_counter()
+        if progress:
+            tqdm.write(f"building the hnsw index of {self.name} ...")
+        with self.db.connection() as conn, conn.transaction():
+            # the build is far faster when the graph fits in memory; SET LOCAL ends with the transaction
+            conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(BUILD_MEMORY)))
+            # Postgres gives small tables no parallel build workers; HNSW builds gain from
+            # them at any size (4.5k rows: 1.11 s serial, 0.68 s with 2 workers)
+            conn.execute("SET LOCAL min_parallel_table_scan_size = 0")
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(self.layout.index_name("hnsw", schema=True)))
+            conn.execute(ddl)
+        return time.perf_counter() - started
+
+    def _add_stream(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int,
+        progress: bool,
+        total: int | None,
+    ) -> ingest.AddResult:
         totals = [0, 0, 0, 0, 0]
         bar = tqdm(total=total, unit="rows", disable=not progress, desc=f"ingest {self.name}")
         batch: list[Mapping[str, Any]] = []

@@ -209,6 +209,9 @@ class Database:
             except psycopg.errors.UndefinedObject as exc:
                 raise ConfigurationError(f"expected a text search configuration, got {text_config!r}") from exc
             conn.execute(layout.create_table_sql())
+            storage_ddl = layout.storage_sql()
+            if storage_ddl is not None:
+                conn.execute(storage_ddl)
             for ddl in layout.secondary_indexes_sql():
                 conn.execute(ddl)
             conn.execute(layout.hnsw_index_sql(m=hnsw_m, ef_construction=hnsw_ef_construction))

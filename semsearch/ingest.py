@@ -98,7 +98,8 @@ def check_rows(
 def check_vectors(vectors: Any, *, n: int, dims: int) -> np.ndarray:
     """Shape-check ``vectors`` as ``(n, dims)`` finite non-zero rows; return them unit-norm float32."""
     try:
-        arr = np.asarray(vectors, dtype=np.float64)
+        # float32 is what is stored; converting once here keeps large batches cheap
+        arr = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"expected an array of numbers, got {type(vectors).__name__}") from exc
     if arr.ndim == 1 and n == 1:
