@@ -16,6 +16,7 @@ from tqdm import tqdm
 from semsearch import ingest
 from semsearch.embeddings import Embedder, embedder_for
 from semsearch.errors import ConfigurationError, InvalidInputError
+from semsearch.filters import compile_filter
 from semsearch.plans import Plan
 from semsearch.query import Hit, SearchResult
 from semsearch.schema import Layout
@@ -103,6 +104,7 @@ class Collection:
         *,
         embeddings: Any = None,
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        tenant: str | Sequence[str | None] | None = None,
     ) -> ingest.AddResult:
         """Insert or update rows by key, in one transaction.
 
@@ -112,8 +114,9 @@ class Collection:
         Example::
 
             col.add(keys=["m1"], contents=["Toy Story"], embeddings=vecs, metadata=[{"year": 1995}])
+            col.add(keys=["t1"], contents=["invoice 42"], tenant="acme")   # one tenant for the batch
         """
-        rows = ingest.check_rows(keys, contents, metadata)
+        rows = ingest.check_rows(keys, contents, metadata, tenant)
         embedded = reused = 0
         if embeddings is not None:
             vectors = ingest.check_vectors(embeddings, n=len(rows.keys), dims=self.dims)
@@ -149,7 +152,7 @@ class Collection:
         total: int | None = None,
         bulk: bool | None = None,
     ) -> ingest.AddResult:
-        """Stream ``{"key", "content", "metadata"?, "embedding"?}`` records in batches.
+        """Stream ``{"key", "content", "metadata"?, "embedding"?, "tenant"?}`` records in batches.
 
         Each batch is one transaction: after a failure the committed batches stay,
         and running the same input again re-embeds nothing that is stored.
@@ -225,6 +228,7 @@ class Collection:
                 [r.get("content") for r in batch],  # type: ignore[misc]
                 embeddings=np.asarray([r["embedding"] for r in batch]) if all(has_vec) else None,
                 metadata=[r.get("metadata") for r in batch],
+                tenant=[r.get("tenant") for r in batch],
             )
             for i, v in enumerate((got.inserted, got.updated, got.unchanged, got.embedded, got.reused)):
                 totals[i] += v
@@ -255,24 +259,35 @@ class Collection:
         *,
         vector: Any = None,
         k: int = 10,
+        mode: str = "vector",
         oversample: float | None = None,
         ef_search: int | None = None,
         exact: bool = False,
         where: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
     ) -> SearchResult:
-        """The ``k`` rows most similar to a text or a vector, best first.
+        """The ``k`` rows best matching a text or a vector, best first, in one SQL statement.
 
-        Two-stage by default: a coarse HNSW pass over the compressed copy fetches
-        ``k * oversample`` candidates, then the full vectors rescore them exactly,
-        in one SQL statement. ``exact=True`` scans every row. ``where`` keeps rows
-        whose metadata contains the given JSON (``{"lang": "es"}``).
+        ``mode="vector"`` (default): a coarse HNSW pass over the compressed copy
+        fetches ``k * oversample`` candidates that the full vectors rescore exactly;
+        scores are cosine similarities. ``exact=True`` scans every row.
+        ``mode="text"``: Postgres full-text search (websearch syntax), scored by
+        ``ts_rank_cd``. ``mode="hybrid"``: both, fused by reciprocal-rank fusion.
+        ``where`` filters on metadata (see :mod:`semsearch.filters`); ``tenant``
+        keeps one tenant's rows. Filtered searches still return ``k`` rows whenever
+        ``k`` rows match.
 
         Example::
 
             col.search("a toddler movie about cats", k=5)
-            col.search(vector=q, k=5, exact=True)
+            col.search(vector=q, k=5, exact=True, where={"year": {"$gte": 2000}})
+            col.search("sleepy hollow", mode="hybrid", tenant="acme")
         """
-        if (query is None) == (vector is None):
+        if mode not in ("vector", "text", "hybrid"):
+            raise InvalidInputError(f"expected mode 'vector', 'text' or 'hybrid', got {mode!r}")
+        if mode != "vector" and (query is None or vector is not None and mode == "text"):
+            raise InvalidInputError(f"expected a query text for mode={mode!r}, got {'none' if query is None else 'a vector too'}")
+        if mode == "vector" and (query is None) == (vector is None):
             raise InvalidInputError("expected exactly one of a query text or vector=, got "
                                     + ("both" if query is not None else "neither"))
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
@@ -281,19 +296,37 @@ class Collection:
             raise InvalidInputError(f"expected oversample between 1 and 1000, got {oversample!r}")
         if ef_search is not None and not 1 <= ef_search <= 1000:
             raise InvalidInputError(f"expected ef_search between 1 and 1000, got {ef_search!r}")
-        if where is not None and not isinstance(where, Mapping):
-            raise InvalidInputError(f"expected where= as a dict, got {type(where).__name__}")
-        if query is not None:
-            if not isinstance(query, str) or not query.strip():
-                raise InvalidInputError(f"expected a non-empty query text, got {query!r}")
-            qvec = self.embedder.embed([query])[0]
+        if tenant is not None and not isinstance(tenant, str):
+            raise InvalidInputError(f"expected tenant as a str, got {type(tenant).__name__}")
+        filt = compile_filter(where)
+        if query is not None and (not isinstance(query, str) or not query.strip()):
+            raise InvalidInputError(f"expected a non-empty query text, got {query!r}")
+        filters = [
+            Jsonb(filt.contains) if filt.contains is not None else None,
+            filt.path,
+            Jsonb(filt.vars) if filt.vars is not None else None,
+            tenant,
+        ]
+        if mode == "text":
+            stmt = ("SELECT key, content, score, metadata FROM semsearch.text_search("
+                    "%s, %s, %s::int, %s::jsonb, %s::jsonpath, %s::jsonb, %s::text)")
+            params: list[Any] = [self.name, query, k, *filters]
         else:
-            qvec = ingest.check_query_vector(vector, dims=self.dims)
+            if vector is not None:
+                qvec = ingest.check_query_vector(vector, dims=self.dims)
+            else:
+                qvec = self.embedder.embed([query])[0]  # type: ignore[list-item]
+            if mode == "hybrid":
+                stmt = ("SELECT key, content, score, metadata FROM semsearch.hybrid_search("
+                        "%s, %s, %s::vector, %s::int, filter => %s::jsonb, filter_path => %s::jsonpath, "
+                        "filter_vars => %s::jsonb, tenant => %s::text)")
+                params = [self.name, query, qvec, k, *filters]
+            else:
+                stmt = ("SELECT key, content, score, metadata FROM semsearch.search("
+                        "%s, %s::vector, %s::int, %s::real, %s::int, %s::bool, %s::jsonb, %s::jsonpath, "
+                        "%s::jsonb, %s::text)")
+                params = [self.name, qvec, k, oversample, ef_search, exact, *filters]
         with self.db.connection() as conn:
-            rows = conn.execute(
-                "SELECT key, content, score, metadata FROM semsearch.search("
-                "%s, %s::vector, %s::int, %s::real, %s::int, %s::bool, %s::jsonb)",
-                [self.name, qvec, k, oversample, ef_search, exact, Jsonb(dict(where)) if where is not None else None],
-            ).fetchall()
+            rows = conn.execute(stmt, params).fetchall()
         hits = tuple(Hit(key=r[0], content=r[1], score=float(r[2]), metadata=r[3]) for r in rows)
         return SearchResult(hits=hits, k=k, exact=exact)

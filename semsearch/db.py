@@ -217,10 +217,11 @@ class Database:
             conn.execute(layout.hnsw_index_sql(m=hnsw_m, ef_construction=hnsw_ef_construction))
             conn.execute(
                 "INSERT INTO semsearch.collections (name, table_name, model, dims, storage, compression, hnsw_m, "
-                "hnsw_ef_construction, oversample, text_config, ann_sql, exact_sql) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::regconfig, %s, %s)",
+                "hnsw_ef_construction, oversample, text_config, ann_sql, exact_sql, text_sql, count_sql) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::regconfig, %s, %s, %s, %s)",
                 [name, layout.table_name, model, dims, storage, str(layout.plan), hnsw_m, hnsw_ef_construction,
-                 oversample, text_config, layout.ann_sql(), layout.exact_sql()],
+                 oversample, text_config, layout.ann_sql(), layout.exact_sql(), layout.text_sql(),
+                 layout.count_sql()],
             )
         return self.collection(name, embedder=embedder)
 

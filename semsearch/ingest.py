@@ -29,6 +29,7 @@ class Rows:
     keys: list[str]
     contents: list[str]
     metadata: list[dict[str, Any]]
+    tenants: list[str | None]
 
     def hashes(self) -> list[bytes]:
         """SHA-256 of each content, as the table's generated ``content_hash`` computes it."""
@@ -54,6 +55,7 @@ def check_rows(
     keys: Sequence[str | int],
     contents: Sequence[str],
     metadata: Sequence[Mapping[str, Any] | None] | None,
+    tenant: str | Sequence[str | None] | None = None,
 ) -> Rows:
     """Check keys, texts and metadata of one batch; raise on the first bad value."""
     if isinstance(keys, (str, bytes)) or isinstance(contents, (str, bytes)):
@@ -92,7 +94,16 @@ def check_rows(
             except (TypeError, ValueError) as exc:
                 raise InvalidInputError(f"expected JSON-serialisable metadata at position {i}, got {exc}") from exc
             meta.append(dict(m))
-    return Rows(keys_s, list(contents), meta)
+    if tenant is None or isinstance(tenant, str):
+        tenants: list[str | None] = [tenant] * len(keys_s)
+    else:
+        tenants = list(tenant)
+        if len(tenants) != len(keys_s):
+            raise InvalidInputError(f"expected {len(keys_s)} tenants (one per key), got {len(tenants)}")
+    for i, t in enumerate(tenants):
+        if t is not None and (not isinstance(t, str) or not t):
+            raise InvalidInputError(f"expected a non-empty str tenant or none, got {t!r} at position {i}")
+    return Rows(keys_s, list(contents), meta, tenants)
 
 
 def check_vectors(vectors: Any, *, n: int, dims: int) -> np.ndarray:
@@ -122,27 +133,27 @@ def write(conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: np.ndar
     stage = sql.Identifier("_semsearch_stage")
     conn.execute(
         sql.SQL(
-            "CREATE TEMP TABLE IF NOT EXISTS {} (key text, content text, metadata jsonb, embedding {}) "
+            "CREATE TEMP TABLE IF NOT EXISTS {} (key text, content text, metadata jsonb, tenant text, embedding {}) "
             "ON COMMIT DELETE ROWS"
         ).format(stage, sql.SQL("vector({})").format(sql.Literal(layout.dims)))
     )
     conn.execute(sql.SQL("TRUNCATE {}").format(stage))
     with conn.cursor() as cur:
-        copy_sql = sql.SQL("COPY {} (key, content, metadata, embedding) FROM STDIN WITH (FORMAT BINARY)")
+        copy_sql = sql.SQL("COPY {} (key, content, metadata, tenant, embedding) FROM STDIN WITH (FORMAT BINARY)")
         with cur.copy(copy_sql.format(stage)) as copy:
-            copy.set_types(["text", "text", "jsonb", "vector"])
-            for key, text, meta, vec in zip(rows.keys, rows.contents, rows.metadata, vectors):
-                copy.write_row((key, text, Jsonb(meta), vec))
+            copy.set_types(["text", "text", "jsonb", "text", "vector"])
+            for row in zip(rows.keys, rows.contents, rows.metadata, rows.tenants, vectors):
+                copy.write_row((row[0], row[1], Jsonb(row[2]), row[3], row[4]))
         # xmax = 0 marks a freshly inserted tuple; the WHERE skips rows that did not change
         cur.execute(
             sql.SQL(
                 "WITH up AS ("
-                "INSERT INTO {t} AS t (key, content, metadata, embedding) "
-                "SELECT key, content, metadata, embedding FROM {s} "
+                "INSERT INTO {t} AS t (key, content, metadata, tenant, embedding) "
+                "SELECT key, content, metadata, tenant, embedding FROM {s} "
                 "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
-                "embedding = EXCLUDED.embedding, updated_at = now() "
-                "WHERE (t.content, t.metadata, t.embedding) IS DISTINCT FROM "
-                "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.embedding) "
+                "tenant = EXCLUDED.tenant, embedding = EXCLUDED.embedding, updated_at = now() "
+                "WHERE (t.content, t.metadata, t.tenant, t.embedding) IS DISTINCT FROM "
+                "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.tenant, EXCLUDED.embedding) "
                 "RETURNING (xmax = 0) AS ins) "
                 "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
             ).format(t=layout.table, s=stage)

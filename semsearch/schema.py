@@ -5,7 +5,11 @@ the HNSW index and the coarse ``ORDER BY`` are the same text. The query
 templates are stored in the catalog and run by ``semsearch.search()`` in SQL,
 which the Python API calls too: one implementation, one round trip.
 
-Template parameters: ``$1`` query vector, ``$2`` k, ``$3`` candidates, ``$4`` filter (jsonb).
+Template parameters: ``$1`` query vector, ``$2`` k, ``$3`` candidates, ``$4`` filter.
+The filter is one jsonb built by ``semsearch.search()``: ``{"contains": {...},
+"path": "<jsonpath>", "vars": {...}, "tenant": "..."}``, each part optional.
+Postgres plans dynamic statements with the values known, so ``contains`` uses
+the GIN index on metadata and ``tenant`` the btree index on tenant.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ class Layout:
     metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb,
     content_hash bytea GENERATED ALWAYS AS (semsearch.content_hash(content)) STORED,
     embedding {vtype} NOT NULL,
+    tenant text,
     tsv tsvector GENERATED ALWAYS AS (to_tsvector({cfg}::regconfig, content)) STORED,
     updated_at timestamptz NOT NULL DEFAULT now()
 )"""
@@ -120,6 +125,12 @@ class Layout:
         return [
             sql.SQL("CREATE INDEX {} ON {} (content_hash)").format(self.index_name("hash"), self.table),
             sql.SQL("CREATE INDEX {} ON {} USING gin (tsv)").format(self.index_name("tsv"), self.table),
+            sql.SQL("CREATE INDEX {} ON {} USING gin (metadata jsonb_path_ops)").format(
+                self.index_name("meta"), self.table
+            ),
+            sql.SQL("CREATE INDEX {} ON {} (tenant) WHERE tenant IS NOT NULL").format(
+                self.index_name("tenant"), self.table
+            ),
         ]
 
     def hnsw_index_sql(self, *, m: int, ef_construction: int, concurrently: bool = False) -> sql.Composed:
@@ -137,13 +148,22 @@ class Layout:
             efc=sql.Literal(int(ef_construction)),
         )
 
+    @staticmethod
+    def filter_clause(param: str) -> sql.Composed:
+        """The WHERE condition for a filter jsonb in parameter ``param`` (e.g. ``"$4"``)."""
+        f = sql.SQL(param + "::jsonb")
+        return sql.SQL(
+            "({f} IS NULL OR ((NOT {f} ? 'contains' OR metadata @> ({f} -> 'contains')) "
+            "AND (NOT {f} ? 'path' OR jsonb_path_match(metadata, ({f} ->> 'path')::jsonpath, "
+            "coalesce({f} -> 'vars', '{{}}'::jsonb), true)) "
+            "AND (NOT {f} ? 'tenant' OR tenant = ({f} ->> 'tenant'))))"
+        ).format(f=f)
+
     def coarse_sql(self) -> sql.Composed:
         """Candidate ids from the HNSW index: ``LIMIT $3`` nearest by the compressed copy."""
-        return sql.SQL(
-            "SELECT id FROM {table} WHERE ($4::jsonb IS NULL OR metadata @> $4::jsonb) "
-            "ORDER BY {col} {op} {q} LIMIT $3"
-        ).format(
+        return sql.SQL("SELECT id FROM {table} WHERE {where} ORDER BY {col} {op} {q} LIMIT $3").format(
             table=self.table,
+            where=self.filter_clause("$4"),
             col=self.coarse_expression(sql.Identifier("embedding")),
             op=self.plan.operator(),
             q=self.coarse_expression(self.query_param()),
@@ -165,10 +185,27 @@ class Layout:
         return self._hits(body).as_string(None)
 
     def exact_sql(self) -> str:
-        """Exact search: cosine on every (filtered) full vector; never uses the index."""
+        """Exact search: cosine on every (filtered) full vector; never uses the HNSW index."""
         # ORDER BY the similarity (not the distance operator) so no index can serve it
         body = sql.SQL(
             "SELECT key, content, (1 - (embedding <=> {q}))::float8 AS score, metadata FROM {table} "
-            "WHERE ($3::jsonb IS NULL OR metadata @> $3::jsonb) ORDER BY score DESC LIMIT $2"
-        ).format(q=self.query_param(), table=self.table)
+            "WHERE {where} ORDER BY score DESC LIMIT $2"
+        ).format(q=self.query_param(), table=self.table, where=self.filter_clause("$3"))
         return self._hits(body).as_string(None)
+
+    def text_sql(self) -> str:
+        """Full-text search: ``$1`` query text (websearch syntax), ``$2`` limit, ``$3`` filter."""
+        body = sql.SQL(
+            "SELECT key, content, ts_rank_cd(tsv, q)::float8 AS score, metadata "
+            "FROM {table}, websearch_to_tsquery({cfg}::regconfig, $1::text) q "
+            "WHERE tsv @@ q AND {where} ORDER BY score DESC, id LIMIT $2"
+        ).format(table=self.table, cfg=sql.Literal(self.text_config), where=self.filter_clause("$3"))
+        return self._hits(body).as_string(None)
+
+    def count_sql(self) -> str:
+        """Rows matching a filter (``$1``); EXPLAINed to estimate selectivity from statistics."""
+        return (
+            sql.SQL("SELECT 1 FROM {table} WHERE {where}")
+            .format(table=self.table, where=self.filter_clause("$1"))
+            .as_string(None)
+        )

@@ -36,6 +36,8 @@ def upgrade() -> None:
             text_config regconfig NOT NULL DEFAULT 'english',
             ann_sql text NOT NULL,
             exact_sql text NOT NULL,
+            text_sql text NOT NULL,
+            count_sql text NOT NULL,
             tuning jsonb,
             created_at timestamptz NOT NULL DEFAULT now()
         )
@@ -68,7 +70,11 @@ def downgrade() -> None:
         END $$
         """
     )
-    op.execute("DROP FUNCTION semsearch.search(text, vector, integer, real, integer, boolean, jsonb)")
+    op.execute("DROP VIEW semsearch.stats")
+    op.execute("DROP FUNCTION semsearch.hybrid_search")
+    op.execute("DROP FUNCTION semsearch.text_search")
+    op.execute("DROP FUNCTION semsearch.search")
+    op.execute("DROP FUNCTION semsearch.filter_spec")
     op.execute("DROP TYPE semsearch.hit")
     op.execute("DROP FUNCTION semsearch.content_hash(text)")
     op.execute("DROP TABLE semsearch.collections")
