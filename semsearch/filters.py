@@ -93,7 +93,7 @@ def compile_filter(where: Mapping[str, Any] | None) -> Filter:
             try:
                 json.dumps(cond, allow_nan=False)
             except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"expected a JSON value for {field}, got {cond!r}") from exc
+                raise InvalidInputError(f"expected a json value for {field}, got {cond!r}") from exc
             _merge(contains, _nest(field, cond))
             continue
         for op, value in cond.items():

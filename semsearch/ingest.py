@@ -92,7 +92,7 @@ def check_rows(
                 # allow_nan=False: Postgres jsonb has no NaN, so refuse it here rather than half-way
                 json.dumps(m, allow_nan=False)
             except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"expected JSON-serialisable metadata at position {i}, got {exc}") from exc
+                raise InvalidInputError(f"expected json-serialisable metadata at position {i}, got {exc}") from exc
             meta.append(dict(m))
     if tenant is None or isinstance(tenant, str):
         tenants: list[str | None] = [tenant] * len(keys_s)

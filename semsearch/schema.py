@@ -194,10 +194,10 @@ class Layout:
         return self._hits(body).as_string(None)
 
     def text_sql(self) -> str:
-        """Full-text search: ``$1`` query text (websearch syntax), ``$2`` limit, ``$3`` filter."""
+        """Full-text search: ``$1`` query text (any of its words), ``$2`` limit, ``$3`` filter."""
         body = sql.SQL(
-            "SELECT key, content, ts_rank_cd(tsv, q)::float8 AS score, metadata "
-            "FROM {table}, websearch_to_tsquery({cfg}::regconfig, $1::text) q "
+            "SELECT key, content, ts_rank(tsv, q, 1)::float8 AS score, metadata "
+            "FROM {table}, semsearch.any_words({cfg}::regconfig, $1::text) q "
             "WHERE tsv @@ q AND {where} ORDER BY score DESC, id LIMIT $2"
         ).format(table=self.table, cfg=sql.Literal(self.text_config), where=self.filter_clause("$3"))
         return self._hits(body).as_string(None)

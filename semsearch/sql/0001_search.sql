@@ -11,6 +11,15 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN nullif(jsonb_strip_nulls(jsonb_build_object(
     'contains', filter, 'path', filter_path::text, 'vars', filter_vars, 'tenant', tenant)), '{}'::jsonb);
 
+-- Ranked retrieval wants any query word to match, not all (websearch_to_tsquery ANDs
+-- them: on Cranfield's natural-language queries that matched almost nothing).
+CREATE AGGREGATE semsearch.tsquery_or_agg(tsquery) (SFUNC = tsquery_or, STYPE = tsquery);
+
+CREATE FUNCTION semsearch.any_words(config regconfig, query_text text) RETURNS tsquery
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN (SELECT semsearch.tsquery_or_agg(plainto_tsquery('simple', w.lexeme))
+        FROM unnest(to_tsvector(config, query_text)) w);
+
 CREATE FUNCTION semsearch.search(
     collection text,
     query vector,
@@ -135,7 +144,8 @@ END
 $fn$;
 
 COMMENT ON FUNCTION semsearch.text_search IS
-'full-text search (websearch_to_tsquery syntax) ranked by ts_rank_cd; a query of only stop words matches nothing.';
+'full-text search: rows containing any of the query''s words (after stemming), ranked by ts_rank normalised by log length; '
+'a query of only stop words matches nothing.';
 
 CREATE FUNCTION semsearch.hybrid_search(
     collection text,

@@ -75,6 +75,8 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION semsearch.text_search")
     op.execute("DROP FUNCTION semsearch.search")
     op.execute("DROP FUNCTION semsearch.filter_spec")
+    op.execute("DROP FUNCTION semsearch.any_words")
+    op.execute("DROP AGGREGATE semsearch.tsquery_or_agg(tsquery)")
     op.execute("DROP TYPE semsearch.hit")
     op.execute("DROP FUNCTION semsearch.content_hash(text)")
     op.execute("DROP TABLE semsearch.collections")

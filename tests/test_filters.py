@@ -1,0 +1,120 @@
+"""Filtered search: k rows whenever k match, at any selectivity, with recall against exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from semsearch import errors
+from semsearch.filters import compile_filter
+
+N = 6000
+DIMS = 96
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    """Unit vectors around 60 centres (closer to real embeddings than isotropic noise)."""
+    rng = np.random.default_rng(11)
+    centres = rng.normal(size=(60, DIMS))
+    x = centres[rng.integers(0, 60, N)] + 0.6 * rng.normal(size=(N, DIMS))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def col(db, clustered):
+    c = db.create_collection("f", dims=DIMS, model="label", compression="halfvec")
+    meta = [{"bucket": i % 1000, "lang": ["es", "en"][i % 2], "tags": ["kids"] if i % 7 == 0 else []} for i in range(N)]
+    tenants = ["acme" if i % 500 == 0 else "other" for i in range(N)]
+    c.add_many(
+        ({"key": i, "content": f"row {i}", "embedding": clustered[i], "metadata": meta[i], "tenant": tenants[i]}
+         for i in range(N)),
+        batch_size=2000,
+    )
+    with db.connection() as conn:
+        conn.execute("ANALYZE semsearch.col_f")
+    return c
+
+
+@pytest.mark.parametrize(
+    ("where", "matching"),
+    [
+        ({"bucket": {"$lt": 500}}, 3000),  # 50%
+        ({"bucket": {"$lt": 100}}, 600),  # 10%
+        ({"bucket": {"$lt": 10}}, 60),  # 1%
+        ({"bucket": {"$in": [3, 4, 5, 6, 7, 8]}}, 36),  # 0.6%
+        ({"bucket": 7}, 6),  # 0.1%: fewer than k match
+    ],
+)
+def test_k_rows_whenever_k_match_and_recall_against_exact(col, clustered, where, matching):
+    k = 10
+    recalls = []
+    for qi in range(0, 400, 20):
+        got = col.search(vector=clustered[qi], k=k, where=where)
+        want = col.search(vector=clustered[qi], k=k, where=where, exact=True)
+        assert len(want) == min(k, matching)
+        assert len(got) == min(k, matching), (where, qi)
+        assert got.complete == (matching >= k)
+        for hit in got:
+            assert _matches(hit.metadata, where)
+        recalls.append(len(set(got.keys) & set(want.keys)) / len(want))
+    assert np.mean(recalls) >= 0.95, (where, np.mean(recalls))
+
+
+def _matches(meta, where):
+    (field, cond), = where.items()
+    value = meta[field]
+    if not isinstance(cond, dict):
+        return value == cond
+    if "$lt" in cond:
+        return value < cond["$lt"]
+    return value in cond["$in"]
+
+
+def test_tenant_and_containment_filters(col, clustered):
+    got = col.search(vector=clustered[0], k=20, tenant="acme")
+    assert sorted(int(k) for k in got.keys) == list(range(0, N, 500))[:20][: len(got)]
+    assert len(got) == N // 500 and not got.complete
+    kids = col.search(vector=clustered[3], k=10, where={"tags": ["kids"], "lang": "en"})
+    assert len(kids) == 10 and all(int(k) % 14 == 7 for k in kids.keys)
+    kids2 = col.search(vector=clustered[3], k=10, where={"tags": {"$contains": "kids"}, "lang": {"$eq": "en"}})
+    assert kids2.keys == kids.keys
+
+
+def test_wrong_types_and_unknown_fields_give_well_defined_empty_results(col, clustered):
+    assert len(col.search(vector=clustered[0], k=5, where={"bucket": {"$lt": "abc"}})) == 0
+    assert len(col.search(vector=clustered[0], k=5, where={"no_such_field": 1})) == 0
+    assert len(col.search(vector=clustered[0], k=5, where={"no_such_field": {"$exists": False}})) == 5
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ({"lang'; drop table x; --": 1}, "expected a metadata field name"),
+        ({"a b": 1}, "expected a metadata field name"),
+        ({"$.x": 1}, "expected a metadata field name"),
+        ({"x": {"$regex": ".*"}}, "expected an operator in"),
+        ({"x": {"$in": []}}, "expected a non-empty list"),
+        ({"x": {"$lt": [1]}}, "expected a string, number, bool or null"),
+        ({"x": {"$lt": float("nan")}}, "expected a finite number"),
+        ({"x": {"$exists": "yes"}}, "expected true or false"),
+        ({"x": object()}, "expected a json value"),
+    ],
+)
+def test_bad_filters_are_rejected_before_the_database(where, message):
+    with pytest.raises(errors.InvalidInputError, match=message):
+        compile_filter(where)
+
+
+def test_injection_in_filter_values_is_just_data(col, clustered):
+    evil = "es\" || true || \"x'); DROP TABLE semsearch.col_f; --"
+    assert len(col.search(vector=clustered[0], k=5, where={"lang": {"$eq": evil}})) == 0
+    assert len(col.search(vector=clustered[0], k=5, where={"lang": evil})) == 0
+    assert col.count() == N
+
+
+def test_compiled_filter_shape():
+    f = compile_filter({"lang": "es", "meta.year": {"$gte": 2000, "$lt": 2010}, "tags": {"$nin": ["a"]}})
+    assert f.contains == {"lang": "es"}
+    assert f.path == '$."meta"."year" >= $v0 && $."meta"."year" < $v1 && !($."tags" == $v2)'
+    assert f.vars == {"v0": 2000, "v1": 2010, "v2": "a"}
