@@ -12,10 +12,10 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from semsearch import migrate
+from semsearch import ddl, migrate
 from semsearch.collection import Collection, CollectionInfo
 from semsearch.config import Settings
-from semsearch.embeddings import Embedder, default_dims
+from semsearch.embeddings import Embedder
 from semsearch.embedded import embedded_url
 from semsearch.errors import (
     CollectionExistsError,
@@ -25,8 +25,7 @@ from semsearch.errors import (
     ExtensionMissingError,
     SchemaVersionError,
 )
-from semsearch.plans import Plan
-from semsearch.schema import Layout, check_name
+from semsearch.schema import check_name
 
 _INFO_COLUMNS = sql.SQL(", ").join(sql.Identifier(f.name) for f in fields(CollectionInfo))
 
@@ -174,32 +173,18 @@ class Database:
             db.create_collection("movies", dims=1536, compression="bit", model="text-embedding-3-small")
             db.create_collection("docs", model="local", dims=256, compression="mrl-bit:256")
         """
-        check_name(name)
-        if embedder is not None:
-            if model is not None and model != embedder.model:
-                raise ConfigurationError(f"expected model= to match embedder.model {embedder.model!r}, got {model!r}")
-            if dims is not None and dims != embedder.dims:
-                raise ConfigurationError(f"expected dims={embedder.dims} for this embedder, got {dims}")
-            model, dims = embedder.model, embedder.dims
-        if model is None:
-            raise ConfigurationError("expected model= (a built-in model or a label) or embedder=, got neither")
-        if model == "local":
-            model = "wordllama-l2-supercat"
-        dims = dims if dims is not None else default_dims(model)
-        if dims is None:
-            raise ConfigurationError(f"expected dims= for model {model!r}, got none")
-        if compression is None:
-            compression = "bit" if dims >= 1024 else "halfvec"
-        layout = Layout(name, dims=dims, storage=storage, plan=Plan.parse(compression, dims=dims, storage=storage),
-                        text_config=text_config)
-        if not 2 <= hnsw_m <= 100 or not 4 <= hnsw_ef_construction <= 1000 or hnsw_ef_construction < 2 * hnsw_m:
-            raise ConfigurationError(
-                f"expected 2 <= hnsw_m <= 100 and 2*m <= ef_construction <= 1000, got m={hnsw_m}, "
-                f"ef_construction={hnsw_ef_construction}"
-            )
-        oversample = float(oversample if oversample is not None else layout.plan.default_oversample)
-        if oversample < 1:
-            raise ConfigurationError(f"expected oversample >= 1, got {oversample}")
+        info = ddl.make_info(
+            name,
+            dims=dims,
+            model=model,
+            embedder=embedder,
+            compression=compression,
+            storage=storage,
+            hnsw_m=hnsw_m,
+            hnsw_ef_construction=hnsw_ef_construction,
+            oversample=oversample,
+            text_config=text_config,
+        )
         with self.connection() as conn, conn.transaction():
             exists = conn.execute("SELECT 1 FROM semsearch.collections WHERE name = %s", [name]).fetchone()
             if exists:
@@ -208,21 +193,8 @@ class Database:
                 conn.execute("SELECT %s::regconfig", [text_config])
             except psycopg.errors.UndefinedObject as exc:
                 raise ConfigurationError(f"expected a text search configuration, got {text_config!r}") from exc
-            conn.execute(layout.create_table_sql())
-            storage_ddl = layout.storage_sql()
-            if storage_ddl is not None:
-                conn.execute(storage_ddl)
-            for ddl in layout.secondary_indexes_sql():
-                conn.execute(ddl)
-            conn.execute(layout.hnsw_index_sql(m=hnsw_m, ef_construction=hnsw_ef_construction))
-            conn.execute(
-                "INSERT INTO semsearch.collections (name, table_name, model, dims, storage, compression, hnsw_m, "
-                "hnsw_ef_construction, oversample, text_config, ann_sql, exact_sql, text_sql, count_sql) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::regconfig, %s, %s, %s, %s)",
-                [name, layout.table_name, model, dims, storage, str(layout.plan), hnsw_m, hnsw_ef_construction,
-                 oversample, text_config, layout.ann_sql(), layout.exact_sql(), layout.text_sql(),
-                 layout.count_sql()],
-            )
+            for stmt in ddl.create_statements(info):
+                conn.execute(stmt)
         return self.collection(name, embedder=embedder)
 
     def _info(self, name: str) -> CollectionInfo:
@@ -260,11 +232,49 @@ class Database:
         """Drop a collection's table and catalog row."""
         check_name(name)
         with self.connection() as conn, conn.transaction():
-            row = conn.execute(
-                "DELETE FROM semsearch.collections WHERE name = %s RETURNING table_name", [name]
-            ).fetchone()
-            if row is None:
+            if conn.execute("SELECT 1 FROM semsearch.collections WHERE name = %s", [name]).fetchone() is None:
                 if missing_ok:
                     return
                 raise CollectionNotFoundError(f"expected an existing collection, got unknown {name!r}")
-            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("semsearch", row[0])))
+            for stmt in ddl.drop_statements(name):
+                conn.execute(stmt)
+
+    def alter_collection(
+        self,
+        name: str,
+        *,
+        compression: str | None = None,
+        hnsw_m: int | None = None,
+        hnsw_ef_construction: int | None = None,
+        oversample: float | None = None,
+        concurrently: bool = True,
+    ) -> Collection:
+        """Change a collection's compression plan, HNSW parameters or oversampling.
+
+        A new index is built next to the live one (``CREATE INDEX CONCURRENTLY`` by
+        default, so writes and searches go on), then one short transaction swaps
+        it in together with the catalog's query templates.
+
+        Example::
+
+            db.alter_collection("movies", compression="mrl:512")
+        """
+        old = self._info(name)
+        new = ddl.replan(old, compression=compression, hnsw_m=hnsw_m,
+                         hnsw_ef_construction=hnsw_ef_construction, oversample=oversample)
+        with self.connection() as conn:
+            if not ddl.unchanged(old, new):
+                conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(new.layout.index_name("hnsw_next", schema=True)))
+                if not concurrently:
+                    conn.execute("SET maintenance_work_mem = '512MB'")
+                conn.execute(ddl.build_index_statement(new, concurrently=concurrently))
+                if not concurrently:
+                    conn.execute("RESET maintenance_work_mem")
+            with conn.transaction():
+                if ddl.unchanged(old, new):
+                    conn.execute("UPDATE semsearch.collections SET oversample = %s WHERE name = %s",
+                                 [new.oversample, name])
+                else:
+                    for stmt in ddl.swap_index_statements(new):
+                        conn.execute(stmt)
+        return self.collection(name)

@@ -1,0 +1,199 @@
+"""The SQL that creates, changes and drops collections, as statements to run anywhere.
+
+The same statements serve :class:`~semsearch.Database`, alembic operations in a
+user's migrations and Django migrations: they are composed with
+``psycopg.sql`` (identifiers quoted, values as literals) and need no round trip
+to be built, so any connection can execute them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from psycopg import sql
+
+from semsearch.collection import CollectionInfo
+from semsearch.embeddings import Embedder, default_dims
+from semsearch.errors import ConfigurationError
+from semsearch.plans import Plan
+from semsearch.schema import Layout, check_name
+
+LOCAL_MODEL = "wordllama-l2-supercat"
+
+
+def make_info(
+    name: str,
+    *,
+    dims: int | None = None,
+    model: str | None = None,
+    embedder: Embedder | None = None,
+    compression: str | None = None,
+    storage: str = "vector",
+    hnsw_m: int = 16,
+    hnsw_ef_construction: int = 64,
+    oversample: float | None = None,
+    text_config: str = "english",
+) -> CollectionInfo:
+    """Check a collection's settings and fill in defaults; nothing touches the database.
+
+    Example::
+
+        info = make_info("docs", model="local", compression="halfvec")
+        info.dims   # 256
+    """
+    check_name(name)
+    if embedder is not None:
+        if model is not None and model != embedder.model:
+            raise ConfigurationError(f"expected model= to match embedder.model {embedder.model!r}, got {model!r}")
+        if dims is not None and dims != embedder.dims:
+            raise ConfigurationError(f"expected dims={embedder.dims} for this embedder, got {dims}")
+        model, dims = embedder.model, embedder.dims
+    if model is None:
+        raise ConfigurationError("expected model= (a built-in model or a label) or embedder=, got neither")
+    if model == "local":
+        model = LOCAL_MODEL
+    dims = dims if dims is not None else default_dims(model)
+    if dims is None:
+        raise ConfigurationError(f"expected dims= for model {model!r}, got none")
+    if compression is None:
+        compression = "bit" if dims >= 1024 else "halfvec"
+    if not isinstance(hnsw_m, int) or not isinstance(hnsw_ef_construction, int) or not (
+        2 <= hnsw_m <= 100 and 2 * hnsw_m <= hnsw_ef_construction <= 1000
+    ):
+        raise ConfigurationError(
+            f"expected 2 <= hnsw_m <= 100 and 2*m <= ef_construction <= 1000, got m={hnsw_m}, "
+            f"ef_construction={hnsw_ef_construction}"
+        )
+    layout = Layout(
+        name, dims=dims, storage=storage, plan=Plan.parse(compression, dims=dims, storage=storage), text_config=text_config
+    )
+    over = float(oversample if oversample is not None else layout.plan.default_oversample)
+    if not 1 <= over <= 1000:
+        raise ConfigurationError(f"expected oversample between 1 and 1000, got {over}")
+    return CollectionInfo(
+        name=name,
+        model=model,
+        dims=dims,
+        storage=storage,
+        compression=str(layout.plan),
+        hnsw_m=hnsw_m,
+        hnsw_ef_construction=hnsw_ef_construction,
+        oversample=over,
+        ef_search=None,
+        text_config=text_config,
+    )
+
+
+def _templates(layout: Layout) -> dict[str, sql.Composable]:
+    return {
+        "ann_sql": sql.Literal(layout.ann_sql()),
+        "exact_sql": sql.Literal(layout.exact_sql()),
+        "text_sql": sql.Literal(layout.text_sql()),
+        "count_sql": sql.Literal(layout.count_sql()),
+    }
+
+
+def create_statements(info: CollectionInfo) -> list[sql.Composable]:
+    """Table, storage, indexes and catalog row of a new collection (run in one transaction)."""
+    layout = info.layout
+    stmts: list[sql.Composable] = [layout.create_table_sql()]
+    storage = layout.storage_sql()
+    if storage is not None:
+        stmts.append(storage)
+    stmts += layout.secondary_indexes_sql()
+    stmts.append(layout.hnsw_index_sql(m=info.hnsw_m, ef_construction=info.hnsw_ef_construction))
+    values = {
+        "name": sql.Literal(info.name),
+        "table_name": sql.Literal(layout.table_name),
+        "model": sql.Literal(info.model),
+        "dims": sql.Literal(info.dims),
+        "storage": sql.Literal(info.storage),
+        "compression": sql.Literal(info.compression),
+        "hnsw_m": sql.Literal(info.hnsw_m),
+        "hnsw_ef_construction": sql.Literal(info.hnsw_ef_construction),
+        "oversample": sql.Literal(info.oversample),
+        "text_config": sql.SQL("{}::regconfig").format(sql.Literal(info.text_config)),
+        **_templates(layout),
+    }
+    stmts.append(
+        sql.SQL("INSERT INTO semsearch.collections ({}) VALUES ({})").format(
+            sql.SQL(", ").join(sql.Identifier(k) for k in values), sql.SQL(", ").join(values.values())
+        )
+    )
+    return stmts
+
+
+def drop_statements(name: str) -> list[sql.Composable]:
+    """Drop a collection's table and catalog row."""
+    layout_table = sql.Identifier("semsearch", "col_" + check_name(name))
+    return [
+        sql.SQL("DELETE FROM semsearch.collections WHERE name = {}").format(sql.Literal(name)),
+        sql.SQL("DROP TABLE IF EXISTS {}").format(layout_table),
+    ]
+
+
+def replan(
+    info: CollectionInfo,
+    *,
+    compression: str | None = None,
+    hnsw_m: int | None = None,
+    hnsw_ef_construction: int | None = None,
+    oversample: float | None = None,
+) -> CollectionInfo:
+    """The collection's settings after a change of plan or HNSW parameters (checked)."""
+    new_compression = compression if compression is not None else info.compression
+    plan_changed = new_compression != info.compression
+    return make_info(
+        info.name,
+        dims=info.dims,
+        model=info.model,
+        compression=new_compression,
+        storage=info.storage,
+        hnsw_m=hnsw_m if hnsw_m is not None else info.hnsw_m,
+        hnsw_ef_construction=hnsw_ef_construction if hnsw_ef_construction is not None else info.hnsw_ef_construction,
+        # a tuned factor belongs to the old plan; a new plan starts from its default
+        oversample=oversample if oversample is not None else (None if plan_changed else info.oversample),
+        text_config=info.text_config,
+    )
+
+
+def build_index_statement(info: CollectionInfo, *, concurrently: bool) -> sql.Composable:
+    """Build the HNSW index of ``info`` under the name ``<table>_hnsw_next`` (swap it in after)."""
+    layout = info.layout
+    return sql.SQL(
+        "CREATE INDEX {conc}{name} ON {table} USING hnsw (({expr}) {ops}) WITH (m = {m}, ef_construction = {efc})"
+    ).format(
+        conc=sql.SQL("CONCURRENTLY " if concurrently else ""),
+        name=layout.index_name("hnsw_next"),
+        table=layout.table,
+        expr=layout.coarse_expression(sql.Identifier("embedding")),
+        ops=layout.plan.opclass(layout.storage),
+        m=sql.Literal(info.hnsw_m),
+        efc=sql.Literal(info.hnsw_ef_construction),
+    )
+
+
+def swap_index_statements(info: CollectionInfo) -> list[sql.Composable]:
+    """Replace the live index with ``_hnsw_next`` and point the catalog at the new plan (one transaction)."""
+    layout = info.layout
+    sets = {
+        "compression": sql.Literal(info.compression),
+        "hnsw_m": sql.Literal(info.hnsw_m),
+        "hnsw_ef_construction": sql.Literal(info.hnsw_ef_construction),
+        "oversample": sql.Literal(info.oversample),
+        "ef_search": sql.Literal(info.ef_search),
+        **_templates(layout),
+    }
+    return [
+        sql.SQL("DROP INDEX IF EXISTS {}").format(layout.index_name("hnsw", schema=True)),
+        sql.SQL("ALTER INDEX {} RENAME TO {}").format(layout.index_name("hnsw_next", schema=True), layout.index_name("hnsw")),
+        sql.SQL("UPDATE semsearch.collections SET {} WHERE name = {}").format(
+            sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), v) for k, v in sets.items()),
+            sql.Literal(info.name),
+        ),
+    ]
+
+
+def unchanged(info: CollectionInfo, other: CollectionInfo) -> bool:
+    """Whether two settings need the same index (so a change would rebuild nothing)."""
+    return replace(info, oversample=0, ef_search=None) == replace(other, oversample=0, ef_search=None)
