@@ -1,19 +1,15 @@
-"""The ``semsearch`` command: migrate, create, ingest, search, list, drop and demo."""
+"""The ``semsearch`` command: migrate, create, ingest, search, eval, tune, list, drop, demo."""
 
 from __future__ import annotations
 
-import csv
 import json
-import math
-import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, astuple
 from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 import psycopg
 
 from semsearch import migrate
@@ -22,8 +18,19 @@ from semsearch.config import Settings
 from semsearch.db import Database, _check_server, _redact, connect, schema_version
 from semsearch.embedded import embedded_url
 from semsearch.errors import SemsearchError
+from semsearch.readers import (
+    CRANFIELD_GRADES,
+    FORMATS,
+    READERS,
+    bad,
+    checked,
+    count_rows,
+    load_vector,
+    parse_json,
+    read_lines,
+    read_qrels,
+)
 
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -135,9 +142,7 @@ def _current(url: str) -> str | None:
 
 @main.command()
 @click.argument("name")
-@click.option(
-    "--model", required=True, help='"local", an OpenAI model, or a label for your vectors.'
-)
+@click.option("--model", required=True, help='"local", an OpenAI model, or a label for your vectors.')
 @click.option("--dims", type=click.IntRange(1), help="Vector size (default: the model's).")
 @click.option(
     "--compression",
@@ -157,8 +162,7 @@ def create(ctx: click.Context, name: str, **options: Any) -> None:
     """
     info = _connect(ctx).create_collection(name, **options).info
     click.echo(
-        f"created {name}: {info.model}, {info.dims} dims, {info.storage} storage, "
-        f"compression {info.compression}"
+        f"created {name}: {info.model}, {info.dims} dims, {info.storage} storage, compression {info.compression}"
     )
 
 
@@ -201,8 +205,8 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, **f
     start = time.perf_counter()
     for path in files:
         kind = FORMATS.get(path.suffix.lower(), "text") if fmt == "auto" else fmt
-        records = _checked(READERS[kind](path, names), col.dims, seen)
-        got = col.add_many(records, batch_size=batch_size, progress=True, total=_count(path, kind))
+        records = checked(READERS[kind](path, names), col.dims, seen)
+        got = col.add_many(records, batch_size=batch_size, progress=True, total=count_rows(path, kind))
         totals = [a + b for a, b in zip(totals, astuple(got), strict=True)]
     secs = time.perf_counter() - start
     ins, upd, same, emb, reused = totals
@@ -211,132 +215,6 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, **f
         f"{n} rows from {len(files)} file(s) in {secs:.1f}s ({n / max(secs, 1e-9):,.0f} rows/s): "
         f"{ins} inserted, {upd} updated, {same} unchanged; {emb} embedded, {reused} reused"
     )
-
-
-class _Bad(click.ClickException):
-    def __init__(self, where: str, message: str) -> None:
-        super().__init__(f"{where}: {message}")
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"expected finite numbers, got {name}")  # Postgres jsonb has no NaN
-
-
-def _json(text: str, where: str) -> Any:
-    try:
-        return json.loads(text, parse_constant=_no_constants)
-    except ValueError as exc:
-        raise _Bad(where, f"expected JSON, got {exc}") from None
-
-
-# each reader yields (where, key, content, metadata, embedding) with where = "file:line"
-def _read_jsonl(path: Path, fields: tuple[str, str, str]) -> Iterator[tuple[Any, ...]]:
-    key_f, text_f, emb_f = fields
-    with path.open("rb") as f:
-        for n, raw in enumerate(f, 1):
-            where = f"{path}:{n}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise _Bad(where, "expected UTF-8 text, got invalid bytes") from None
-            if not line.strip():
-                continue
-            obj = _json(line, where)
-            if not isinstance(obj, dict):
-                raise _Bad(where, f"expected a JSON object, got {type(obj).__name__}")
-            for field in (key_f, text_f):
-                if field not in obj:
-                    raise _Bad(where, f"expected a {field!r} field, got fields {sorted(obj)}")
-            key, content, emb = obj.pop(key_f), obj.pop(text_f), obj.pop(emb_f, None)
-            meta = obj.pop("metadata", {})
-            if not isinstance(meta, dict):
-                raise _Bad(where, f"expected 'metadata' to be an object, got {type(meta).__name__}")
-            yield where, key, content, {**obj, **meta}, emb
-
-
-def _read_csv(path: Path, fields: tuple[str, str, str]) -> Iterator[tuple[Any, ...]]:
-    key_f, text_f, emb_f = fields
-    # utf-8-sig: spreadsheets often start their CSV exports with a byte-order mark
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f, strict=True)
-        try:
-            header = reader.fieldnames or []
-            if key_f not in header or text_f not in header:
-                raise _Bad(f"{path}:1", f"expected columns {key_f!r} and {text_f!r}, got {header}")
-            for row in reader:
-                where = f"{path}:{reader.line_num}"
-                if None in row or None in row.values():
-                    raise _Bad(where, f"expected {len(header)} cells, as many as the header")
-                key, content, emb = row.pop(key_f), row.pop(text_f), row.pop(emb_f, "")
-                yield where, key, content, row, _json(emb, where) if emb.strip() else None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            # line_num is where the last good record ended; the bad one starts after it
-            raise _Bad(f"{path}:{reader.line_num + 1}", f"expected UTF-8 CSV, got {exc}") from None
-
-
-def _paragraphs(path: Path) -> list[tuple[int, str]]:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _Bad(
-            str(path), f"expected UTF-8 text, got a bad byte at offset {exc.start}"
-        ) from None
-    found, line = [], 1
-    for block in re.split(r"(\n(?:[ \t\r\f\v]*\n)+)", text):
-        if block.strip():
-            found.append((line + len(block) - len(block.lstrip("\n")), block.strip()))
-        line += block.count("\n")
-    return found
-
-
-def _read_text(path: Path, fields: tuple[str, str, str]) -> Iterator[tuple[Any, ...]]:
-    for n, (line, para) in enumerate(_paragraphs(path), 1):
-        yield f"{path}:{line}", f"{path}:{n}", para, {"file": str(path), "line": line}, None
-
-
-READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "text": _read_text}
-
-
-def _count(path: Path, kind: str) -> int | None:
-    """Rows in a file, for the progress bar; None when it cannot be told cheaply."""
-    if kind == "text":
-        return len(_paragraphs(path))
-    with path.open("rb") as f:
-        lines = sum(1 for raw in f if raw.strip())
-    # CSV cells may span lines, so its count is an upper bound; good enough for a bar
-    return lines if kind == "jsonl" else max(lines - 1, 0)
-
-
-def _checked(rows: Iterator[tuple[Any, ...]], dims: int, seen: dict[str, str]) -> Iterator[dict]:
-    """Check each row where it was read, so a bad one is reported by file and line."""
-    first_has_vec: tuple[str, bool] | None = None
-    for where, key, content, meta, emb in rows:
-        if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
-            raise _Bad(where, f"expected a non-empty string or integer key, got {key!r}")
-        if str(key) in seen:
-            raise _Bad(
-                where, f"expected unique keys, got {str(key)!r} again (first: {seen[str(key)]})"
-            )
-        seen[str(key)] = where
-        if not isinstance(content, str) or not content.strip() or "\x00" in content:
-            raise _Bad(where, f"expected non-empty text without NUL, got {content!r:.60}")
-        if first_has_vec is None:
-            first_has_vec = (where, emb is not None)
-        elif first_has_vec[1] != (emb is not None):
-            raise _Bad(
-                where,
-                f"expected an embedding on every row of a file or on none, got "
-                f"{'one' if emb is not None else 'none'} here, the opposite at {first_has_vec[0]}",
-            )
-        if emb is not None:
-            ok = isinstance(emb, list) and len(emb) == dims and all(_finite(x) for x in emb)
-            if not ok or not any(emb):
-                raise _Bad(where, f"expected an embedding of {dims} finite numbers, not all zero")
-        yield {"key": key, "content": content, "metadata": meta, "embedding": emb}
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 @main.command()
@@ -362,37 +240,20 @@ def search(ctx: click.Context, name: str, query: str | None, as_json: bool, **op
         raise click.UsageError("expected a QUERY or --vector-file, not both or neither")
     where = None
     if where_json is not None:
-        where = _json(where_json, "--where")
+        where = parse_json(where_json, "--where")
         if not isinstance(where, dict):
-            raise _Bad("--where", f"expected a JSON object, got {where_json!r}")
-    vector = _load_vector(vector_file) if vector_file is not None else None
+            raise bad("--where", f"expected a JSON object, got {where_json!r}")
+    vector = load_vector(vector_file) if vector_file is not None else None
     col = _connect(ctx).collection(name)
     result = col.search(query, vector=vector, where=where, **options)
     if as_json:
         for rank, hit in enumerate(result, 1):
             click.echo(json.dumps({"rank": rank, **asdict(hit)}, ensure_ascii=False))
     else:
-        rows = [
-            (str(i), f"{h.score:.4f}", h.key, _short(h.content)) for i, h in enumerate(result, 1)
-        ]
+        rows = [(str(i), f"{h.score:.4f}", h.key, _short(h.content)) for i, h in enumerate(result, 1)]
         _table(("rank", "score", "key", "content"), rows)
     if not result.complete:
         click.echo(f"only {len(result)} of {result.k} requested rows exist", err=True)
-
-
-def _load_vector(path: Path) -> np.ndarray:
-    try:
-        if path.suffix == ".npy":
-            vec = np.load(path, allow_pickle=False)
-        else:
-            vec = json.loads(path.read_text(encoding="utf-8"))
-        arr = np.asarray(vec, dtype=np.float64)
-    except (OSError, TypeError, ValueError) as exc:
-        raise _Bad(
-            str(path), f"expected a JSON list of numbers or a .npy vector, got {exc}"
-        ) from None
-    # a (1, d) array from np.save(q[None]) is still one vector
-    return arr.ravel() if arr.ndim == 2 and arr.shape[0] == 1 else arr
 
 
 def _short(text: str, width: int = 80) -> str:
@@ -404,6 +265,147 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(c) for c in col) for col in zip(header, *rows, strict=True)]
     for row in (header, *rows):
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _queries(path: Path | None, sample: int | None) -> tuple[Any, int | None]:
+    """(queries, sample) for evaluate/tune: a .npy of vectors, a text file, or sampled rows."""
+    if path is not None and sample is not None:
+        raise click.UsageError("expected --queries or --sample, not both")
+    if path is None:
+        return None, sample or 200
+    return (load_vector(path) if path.suffix == ".npy" else read_lines(path)), None
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "auto"  # the only None in sweep and tuning tables: ef_search
+    if isinstance(value, float):
+        return f"{value:.4g}" if value < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def _oversamples(text: str) -> list[float]:
+    try:
+        factors = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        factors = []
+    if not factors or not all(1 <= f <= 1000 for f in factors):
+        raise click.BadParameter(f"expected factors between 1 and 1000 like 1,2,4,8, got {text!r}")
+    return factors
+
+
+@main.command("eval")
+@click.argument("name")
+@click.option("--queries", "queries_file", type=FILE, help="Texts, one per line, or a .npy array.")
+@click.option("--sample", type=click.IntRange(1), help="Stored rows as queries  [default: 200]")
+@click.option("-k", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@click.option("--qrels", type=FILE, help="Judgments (TREC, 3-column or JSONL): nDCG@10, recall@100.")
+@click.option("--cranfield-grades", is_flag=True, help="qrels grade 1 is best, 4 least, -1 none.")
+@click.option("--oversample", type=click.FloatRange(1, 1000), help="Default: the catalog's.")
+@click.option("--ef-search", type=click.IntRange(1, 1000), help="Default: the catalog's or auto.")
+@click.option("--oversamples", metavar="LIST", help="Sweep these factors, e.g. 1,2,4,8,16.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Sweep PNG to write.")
+@click.option("--json", "as_json", is_flag=True, help="JSON: one object (per sweep point).")
+@click.pass_context
+def eval_(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
+    """Measure recall@K against exact search, latency, index size (and nDCG with --qrels).
+
+    Queries are --queries (texts, one per line: the n-th is query id n in --qrels;
+    or a .npy array) or --sample stored rows' own vectors (ids: their keys).
+    --plot or --oversamples sweeps the oversampling instead.
+
+    \b
+    Example:
+      semsearch eval movies --sample 200 -k 10
+      semsearch eval cran --queries cran_queries.txt --qrels cranqrel --cranfield-grades
+      semsearch eval movies --plot recall.png --oversamples 1,2,4,8,16
+    """
+    from semsearch.evaluate import evaluate, plot_sweep, sweep
+
+    queries, sample = _queries(o["queries_file"], o["sample"])
+    col = _connect(ctx).collection(name)
+    if o["plot"] is None and o["oversamples"] is None:
+        grades = CRANFIELD_GRADES if o["cranfield_grades"] else None
+        qrels = read_qrels(o["qrels"], grades=grades) if o["qrels"] else None
+        settings = {"oversample": o["oversample"], "ef_search": o["ef_search"]}
+        report = evaluate(col, queries, sample=sample, k=o["k"], qrels=qrels, **settings)
+        click.echo(json.dumps(report.to_dict()) if as_json else report.table())
+        return
+    if o["qrels"] is not None or o["oversample"] is not None:
+        raise click.UsageError("expected --qrels and --oversample without a sweep (--plot)")
+    factors = _oversamples(o["oversamples"] or "1,2,4,8,16")
+    reports = sweep(col, queries, sample=sample, oversamples=factors, k=o["k"], ef_search=o["ef_search"])
+    if as_json:
+        for r in reports:
+            click.echo(json.dumps(r.to_dict()))
+    else:
+        head = ("oversample", "candidates", f"recall@{o['k']}", "p50_ms", "p95_ms", "qps")
+        cells = ("oversample", "candidates", "recall", "p50_ms", "p95_ms", "qps")
+        _table(head, [tuple(_cell(getattr(r, c)) for c in cells) for r in reports])
+    if o["plot"] is not None:
+        click.echo(f"wrote {plot_sweep(reports, o['plot'])}", err=True)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--target", type=click.FloatRange(0, 1, min_open=True), default=0.99, show_default=True)
+@click.option("-k", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@click.option("--sample", type=click.IntRange(1), help="Stored rows as queries  [default: 200]")
+@click.option("--queries", "queries_file", type=FILE, help="Texts, one per line, or a .npy array.")
+@click.option("--max-oversample", type=click.FloatRange(1, 1000), default=64.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
+@click.pass_context
+def tune(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
+    """Find the smallest oversampling reaching --target recall@K and store it for searches.
+
+    \b
+    Example:
+      semsearch tune movies --target 0.99 -k 10 --sample 200
+    """
+    queries, sample = _queries(o["queries_file"], o["sample"])
+    col = _connect(ctx).collection(name)
+    result = col.tune(
+        target_recall=o["target"],
+        k=o["k"],
+        sample=sample or 200,
+        queries=queries,
+        max_oversample=o["max_oversample"],
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        cells = ("oversample", "candidates", "ef_search", "recall", "p50_ms")
+        rows = [tuple(_cell(getattr(p, c)) for c in cells) for p in result.tried]
+        _table(("oversample", "candidates", "ef_search", f"recall@{o['k']}", "p50_ms"), rows)
+        click.echo(str(result))
+    if not result.reached:
+        click.echo(f"target recall {o['target']:g} not reached; stored the best found", err=True)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--batch-size", type=click.IntRange(1, 2048), default=256, show_default=True)
+@click.option("--limit", type=click.IntRange(1), help="Embed at most this many rows, then stop.")
+@click.option("--dry-run", is_flag=True, help="Only count pending rows and estimate tokens and cost.")
+@click.pass_context
+def backfill(ctx: click.Context, name: str, batch_size: int, limit: int | None, dry_run: bool) -> None:
+    """Embed rows stored with defer=True, in resumable batches.
+
+    Safe to interrupt (even kill -9) and run again: committed batches stay, the
+    batch in flight is redone, no row is embedded twice into the table.
+
+    \b
+    Example:
+      semsearch backfill docs --dry-run
+      semsearch backfill docs --batch-size 512
+    """
+    col = _connect(ctx).collection(name)
+    result = col.backfill(batch_size=batch_size, limit=limit, dry_run=dry_run, progress=not dry_run)
+    cost = "unknown" if result.est_cost_usd is None else f"${result.est_cost_usd:,.4f}"
+    click.echo(f"{result.pending:,} pending rows, about {result.est_tokens:,} tokens, estimated cost {cost}")
+    if not dry_run:
+        rate = result.embedded / result.seconds if result.seconds else 0.0
+        click.echo(f"embedded {result.embedded:,} rows in {result.batches} batches ({rate:,.0f} rows/s)")
 
 
 @main.command("list")

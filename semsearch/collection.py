@@ -22,6 +22,7 @@ from semsearch.query import Hit, SearchResult
 from semsearch.schema import Layout
 
 if TYPE_CHECKING:
+    from semsearch.backfill import BackfillResult
     from semsearch.db import Database
 
 #: maintenance_work_mem for HNSW builds (the graph of 1M bit(1536) rows needs ~600 MB)
@@ -105,11 +106,15 @@ class Collection:
         embeddings: Any = None,
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
         tenant: str | Sequence[str | None] | None = None,
+        defer: bool = False,
     ) -> ingest.AddResult:
         """Insert or update rows by key, in one transaction.
 
         Without ``embeddings`` the collection's embedder embeds the texts, except
         those whose identical text is already stored (its vector is reused).
+        ``defer=True`` calls no embedder: new texts are stored pending, invisible
+        to vector search until :meth:`backfill` embeds them (cheap enough for a
+        web request's commit hook).
 
         Example::
 
@@ -121,7 +126,7 @@ class Collection:
         if embeddings is not None:
             vectors = ingest.check_vectors(embeddings, n=len(rows.keys), dims=self.dims)
         else:
-            vectors, embedded, reused = self._embed_missing(rows)
+            vectors, embedded, reused = self._embed_missing(rows, defer=defer)
         if not rows.keys:
             return ingest.AddResult(0, 0, 0)
         with self.db.connection() as conn, conn.transaction():
@@ -129,19 +134,18 @@ class Collection:
         unchanged = len(rows.keys) - inserted - updated
         return ingest.AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
 
-    def _embed_missing(self, rows: ingest.Rows) -> tuple[np.ndarray, int, int]:
+    def _embed_missing(self, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
         hashes = rows.hashes()
         with self.db.connection() as conn:
-            known = ingest.stored_vectors(conn, self.layout, hashes)
+            known: dict[bytes, np.ndarray | None] = dict(ingest.stored_vectors(conn, self.layout, hashes))
         todo: dict[bytes, str] = {}
         for h, text in zip(hashes, rows.contents):
             if h not in known and h not in todo:
                 todo[h] = text
-        if todo:
-            fresh = self.embedder.embed(list(todo.values()))
-            known.update(zip(todo.keys(), fresh))
-        vectors = np.stack([known[h] for h in hashes]) if hashes else np.empty((0, self.dims), np.float32)
-        return vectors, len(todo), len(hashes) - len(todo)
+        if todo and not defer:
+            known.update(zip(todo.keys(), self.embedder.embed(list(todo.values()))))
+        vectors = [known.get(h) for h in hashes]
+        return vectors, 0 if defer else len(todo), len(hashes) - len(todo)
 
     def add_many(
         self,
@@ -246,6 +250,26 @@ class Collection:
             bar.close()
         return ingest.AddResult(*totals)
 
+    def pending(self) -> int:
+        """Rows stored with ``defer=True`` that still wait for an embedding."""
+        from semsearch.backfill import pending_stats
+
+        return pending_stats(self)[0]
+
+    def backfill(
+        self, *, batch_size: int = 256, progress: bool = False, dry_run: bool = False, limit: int | None = None
+    ) -> BackfillResult:
+        """Embed pending rows in resumable batches (see :mod:`semsearch.backfill`).
+
+        Example::
+
+            col.backfill(dry_run=True).est_cost_usd    # before paying for it
+            col.backfill(progress=True)
+        """
+        from semsearch.backfill import backfill
+
+        return backfill(self, batch_size=batch_size, progress=progress, dry_run=dry_run, limit=limit)
+
     def delete(self, keys: Sequence[str | int]) -> int:
         """Delete rows by key; return how many existed."""
         keys_s = [str(k) for k in keys]
@@ -299,8 +323,8 @@ class Collection:
         if tenant is not None and not isinstance(tenant, str):
             raise InvalidInputError(f"expected tenant as a str, got {type(tenant).__name__}")
         filt = compile_filter(where)
-        if query is not None and (not isinstance(query, str) or not query.strip()):
-            raise InvalidInputError(f"expected a non-empty query text, got {query!r}")
+        if query is not None and (not isinstance(query, str) or not query.strip() or "\x00" in query):
+            raise InvalidInputError(f"expected a non-empty query text without nul characters, got {query!r}")
         filters = [
             Jsonb(filt.contains) if filt.contains is not None else None,
             filt.path,
@@ -330,3 +354,84 @@ class Collection:
             rows = conn.execute(stmt, params).fetchall()
         hits = tuple(Hit(key=r[0], content=r[1], score=float(r[2]), metadata=r[3]) for r in rows)
         return SearchResult(hits=hits, k=k, exact=exact)
+
+    def evaluate(
+        self,
+        queries: Any = None,
+        *,
+        sample: int | None = None,
+        k: int = 10,
+        qrels: Any = None,
+        oversample: float | None = None,
+        ef_search: int | None = None,
+        repeat: int = 3,
+        seed: int = 0,
+        measure_build: bool = False,
+    ) -> EvalReport:
+        """Measure recall@k against exact search, latency and size.
+
+        See :func:`semsearch.evaluate.evaluate` for the arguments.
+
+        Example::
+
+            print(col.evaluate(sample=200))                   # recall, p50/p95 ms, qps, sizes
+            col.evaluate(["what is lift?"], qrels="qrels.trec").ndcg_at_10
+        """
+        from semsearch.evaluate import evaluate
+
+        return evaluate(self, queries, sample=sample, k=k, qrels=qrels, oversample=oversample,
+                        ef_search=ef_search, repeat=repeat, seed=seed, measure_build=measure_build)
+
+    def sweep(
+        self,
+        queries: Any = None,
+        *,
+        sample: int | None = None,
+        oversamples: Sequence[float] = (1, 2, 4, 8, 16, 32),
+        k: int = 10,
+        ef_search: int | None = None,
+        repeat: int = 3,
+        seed: int = 0,
+    ) -> list[EvalReport]:
+        """Recall and latency at each oversampling factor; see :func:`semsearch.evaluate.sweep`.
+
+        Example::
+
+            from semsearch.evaluate import plot_sweep
+            plot_sweep(col.sweep(sample=200, oversamples=[1, 2, 4, 8]), "recall.png")
+        """
+        from semsearch.evaluate import sweep
+
+        return sweep(self, queries, sample=sample, oversamples=oversamples, k=k,
+                     ef_search=ef_search, repeat=repeat, seed=seed)
+
+    def tune(
+        self,
+        *,
+        target_recall: float = 0.99,
+        k: int = 10,
+        sample: int = 200,
+        queries: Any = None,
+        max_oversample: float = 64.0,
+        seed: int = 0,
+    ) -> TuneResult:
+        """Find and store the smallest oversampling reaching ``target_recall``.
+
+        Searches that give no ``oversample=`` / ``ef_search=`` use the tuned values;
+        see :func:`semsearch.tune.tune` for how it searches.
+
+        Example::
+
+            result = col.tune(target_recall=0.99, k=10)
+            result.reached, result.oversample, col.info.oversample   # True, 3.2, 3.2
+        """
+        from semsearch.tune import tune
+
+        return tune(self, target_recall=target_recall, k=k, sample=sample, queries=queries,
+                    max_oversample=max_oversample, seed=seed)
+
+
+# for annotations only: the methods import evaluate / tune when called, not with every collection
+if TYPE_CHECKING:
+    from semsearch.evaluate import EvalReport
+    from semsearch.tune import TuneResult

@@ -101,6 +101,7 @@ def create_statements(info: CollectionInfo) -> list[sql.Composable]:
     if storage is not None:
         stmts.append(storage)
     stmts += layout.secondary_indexes_sql()
+    stmts.append(layout.stale_trigger_sql())
     stmts.append(layout.hnsw_index_sql(m=info.hnsw_m, ef_construction=info.hnsw_ef_construction))
     values = {
         "name": sql.Literal(info.name),

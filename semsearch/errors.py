@@ -13,7 +13,8 @@ Every error is a :class:`SemsearchError`, so one ``except`` catches them all::
     │   └── InvalidNameError
     ├── InvalidInputError       rows, vectors, filters or queries that are malformed
     ├── CompressionPlanError    a compression plan the dimensions do not allow
-    └── EmbeddingError          the embedding provider failed or answered nonsense
+    ├── EmbeddingError          the embedding provider failed or answered nonsense
+    └── BackfillRunningError    another backfill of the collection is running
 
 Messages are lowercase and say what was expected and what arrived.
 """
@@ -67,3 +68,7 @@ class CompressionPlanError(SemsearchError, ValueError):
 
 class EmbeddingError(SemsearchError):
     """The embedding provider failed or returned unusable vectors."""
+
+
+class BackfillRunningError(SemsearchError):
+    """Another backfill of the same collection holds its lock."""

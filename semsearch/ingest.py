@@ -128,8 +128,20 @@ def check_query_vector(vector: Any, *, dims: int) -> np.ndarray:
     return check_vectors(arr.reshape(1, -1), n=1, dims=dims)[0]
 
 
-def write(conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: np.ndarray) -> tuple[int, int]:
-    """Upsert one checked batch in the caller's transaction; return (inserted, updated)."""
+_KEEP_EMBEDDING = sql.SQL(
+    "CASE WHEN EXCLUDED.embedding IS NULL AND t.content = EXCLUDED.content THEN t.embedding "
+    "ELSE EXCLUDED.embedding END"
+)
+
+
+def write(
+    conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: Sequence[np.ndarray | None]
+) -> tuple[int, int]:
+    """Upsert one checked batch in the caller's transaction; return (inserted, updated).
+
+    A ``None`` vector leaves the row pending for :func:`semsearch.backfill.backfill`;
+    it keeps its stored vector if its text did not change.
+    """
     stage = sql.Identifier("_semsearch_stage")
     conn.execute(
         sql.SQL(
@@ -151,12 +163,12 @@ def write(conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: np.ndar
                 "INSERT INTO {t} AS t (key, content, metadata, tenant, embedding) "
                 "SELECT key, content, metadata, tenant, embedding FROM {s} "
                 "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
-                "tenant = EXCLUDED.tenant, embedding = EXCLUDED.embedding, updated_at = now() "
+                "tenant = EXCLUDED.tenant, embedding = {keep}, updated_at = now() "
                 "WHERE (t.content, t.metadata, t.tenant, t.embedding) IS DISTINCT FROM "
-                "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.tenant, EXCLUDED.embedding) "
+                "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.tenant, {keep}) "
                 "RETURNING (xmax = 0) AS ins) "
                 "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
-            ).format(t=layout.table, s=stage)
+            ).format(t=layout.table, s=stage, keep=_KEEP_EMBEDDING)
         )
         got = cur.fetchone()
     assert got is not None
@@ -170,7 +182,8 @@ def stored_vectors(conn: psycopg.Connection, layout: Layout, hashes: list[bytes]
     found: dict[bytes, np.ndarray] = {}
     cur = conn.execute(
         sql.SQL(
-            "SELECT DISTINCT ON (content_hash) content_hash, embedding::vector FROM {} WHERE content_hash = ANY(%s)"
+            "SELECT DISTINCT ON (content_hash) content_hash, embedding::vector FROM {} "
+            "WHERE content_hash = ANY(%s) AND embedding IS NOT NULL"
         ).format(layout.table),
         [list(set(hashes))],
     )

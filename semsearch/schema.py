@@ -96,7 +96,7 @@ class Layout:
     content text NOT NULL,
     metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb,
     content_hash bytea GENERATED ALWAYS AS (semsearch.content_hash(content)) STORED,
-    embedding {vtype} NOT NULL,
+    embedding {vtype},  -- NULL while the row waits for the embedder (add(defer=True), backfill)
     tenant text,
     tsv tsvector GENERATED ALWAYS AS (to_tsvector({cfg}::regconfig, content)) STORED,
     updated_at timestamptz NOT NULL DEFAULT now()
@@ -120,6 +120,14 @@ class Layout:
         return sql.SQL(
             "ALTER TABLE {} ALTER COLUMN embedding SET STORAGE MAIN, SET (toast_tuple_target = 8160)"
         ).format(self.table)
+
+    def stale_trigger_sql(self) -> sql.Composed:
+        """A text changed by any writer (raw SQL included) loses its now-stale vector."""
+        return sql.SQL(
+            "CREATE TRIGGER {name} BEFORE UPDATE OF content ON {table} FOR EACH ROW "
+            "WHEN (OLD.content IS DISTINCT FROM NEW.content AND OLD.embedding IS NOT DISTINCT FROM NEW.embedding) "
+            "EXECUTE FUNCTION semsearch.reset_stale_embedding()"
+        ).format(name=sql.Identifier(self.table_name + "_stale"), table=self.table)
 
     def secondary_indexes_sql(self) -> list[sql.Composed]:
         return [
@@ -189,7 +197,7 @@ class Layout:
         # ORDER BY the similarity (not the distance operator) so no index can serve it
         body = sql.SQL(
             "SELECT key, content, (1 - (embedding <=> {q}))::float8 AS score, metadata FROM {table} "
-            "WHERE {where} ORDER BY score DESC LIMIT $2"
+            "WHERE embedding IS NOT NULL AND {where} ORDER BY score DESC LIMIT $2"
         ).format(q=self.query_param(), table=self.table, where=self.filter_clause("$3"))
         return self._hits(body).as_string(None)
 
@@ -205,7 +213,7 @@ class Layout:
     def count_sql(self) -> str:
         """Rows matching a filter (``$1``); EXPLAINed to estimate selectivity from statistics."""
         return (
-            sql.SQL("SELECT 1 FROM {table} WHERE {where}")
+            sql.SQL("SELECT 1 FROM {table} WHERE embedding IS NOT NULL AND {where}")
             .format(table=self.table, where=self.filter_clause("$1"))
             .as_string(None)
         )

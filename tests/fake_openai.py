@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,8 +88,10 @@ class FakeOpenAI:
             server.reverse_order = True                     # data[] in reversed index order
     """
 
-    def __init__(self, *, reverse_order: bool = False, max_requests: int = 1000) -> None:
+    def __init__(self, *, reverse_order: bool = False, max_requests: int = 1000, delay: float = 0.0) -> None:
         self.reverse_order = reverse_order
+        #: seconds each answer waits, so a client can be caught (and killed) mid-request
+        self.delay = min(max(delay, 0.0), 10.0)
         self.max_requests = max_requests
         self.requests: list[RecordedRequest] = []
         self._scripted: deque[_Scripted] = deque()
@@ -184,6 +187,8 @@ class FakeOpenAI:
                 )
             )
             scripted = self._scripted.popleft() if self._scripted else self._always
+        if self.delay:
+            time.sleep(self.delay)
         return scripted or self._embed(req)
 
     def _embed(self, req: dict[str, Any]) -> _Scripted:

@@ -117,6 +117,7 @@ def test_existing_collection_is_not_replaced(db, col):
         ({"vector": np.ones(16), "oversample": 0.5}, "expected oversample between 1 and 1000"),
         ({"vector": np.ones(16), "where": "lang=es"}, "expected where= as a dict"),
         ({}, "expected exactly one of a query text or vector=, got neither"),
+        ({"query": "nul\x00byte", "mode": "text"}, "without nul characters"),
         ({"query": "x", "vector": np.ones(16)}, "got both"),
     ],
 )

@@ -55,6 +55,10 @@ def upgrade() -> None:
         "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE "
         "RETURN sha256(convert_to(content, 'UTF8'))"
     )
+    op.execute(
+        "CREATE FUNCTION semsearch.reset_stale_embedding() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN NEW.embedding := NULL; RETURN NEW; END $$"
+    )
     op.execute((SQL_DIR / "0001_search.sql").read_text())
 
 
@@ -79,4 +83,5 @@ def downgrade() -> None:
     op.execute("DROP AGGREGATE semsearch.tsquery_or_agg(tsquery)")
     op.execute("DROP TYPE semsearch.hit")
     op.execute("DROP FUNCTION semsearch.content_hash(text)")
+    op.execute("DROP FUNCTION semsearch.reset_stale_embedding()")
     op.execute("DROP TABLE semsearch.collections")

@@ -1,0 +1,404 @@
+"""Measure a collection: recall of its search path against exact search, latency, size,
+and relevance (nDCG@10, recall@100) when judgments are given.
+
+Example::
+
+    report = evaluate(col, sample=200, k=10)
+    print(report)                       # recall@10, p50/p95 ms, qps, index size ...
+    curve = sweep(col, sample=200, oversamples=[1, 2, 4, 8, 16])
+    plot_sweep(curve, "recall.png")
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from psycopg import sql
+
+from semsearch import ingest
+from semsearch.errors import InvalidInputError
+from semsearch.query import SearchResult
+from semsearch.readers import Qrels, read_qrels
+from semsearch.schema import SCHEMA
+
+if TYPE_CHECKING:
+    from semsearch.collection import Collection
+
+#: searches run untimed before timing: the first ones read the index and heap from disk
+WARMUP = 20
+#: scores this close to the exact k-th score count as found: tied rows have no order
+TIE = 1e-9
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """What :func:`evaluate` measured. Sizes are bytes; latencies are per search call.
+
+    ``recall`` is recall@k of the search path (at ``oversample`` / ``ef_search``,
+    the catalog's when not given; ``ef_search`` None is automatic) against exact
+    search on the full vectors. ``ndcg_at_10`` / ``recall_at_100`` are set when
+    judgments were given, averaged over the ``judged_queries`` with a relevant doc.
+
+    Example::
+
+        report = col.evaluate(sample=100)
+        report.recall, report.p50_ms, report.to_dict()
+    """
+
+    collection: str
+    compression: str
+    rows: int
+    queries: int
+    k: int
+    oversample: float
+    ef_search: int | None
+    candidates: int
+    recall: float
+    p50_ms: float
+    p95_ms: float
+    qps: float
+    exact_p50_ms: float
+    index_bytes: int
+    table_bytes: int
+    indexes_bytes: int
+    bytes_per_row: float
+    ndcg_at_10: float | None = None
+    recall_at_100: float | None = None
+    judged_queries: int | None = None
+    index_build_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict."""
+        return asdict(self)
+
+    def table(self) -> str:
+        """The report as aligned ``name  value`` lines."""
+        ef = "auto" if self.ef_search is None else self.ef_search
+        lines = [
+            f"collection    {self.collection} ({self.compression}, {self.rows:,} rows)",
+            f"queries       {self.queries}, k={self.k}, oversample {self.oversample:g} "
+            f"({self.candidates} candidates), ef_search {ef}",
+            f"{'recall@' + str(self.k):<14}{self.recall:.4f} (vs exact search)",
+            f"latency       p50 {self.p50_ms:.2f} ms, p95 {self.p95_ms:.2f} ms, {self.qps:,.0f} qps "
+            f"(exact p50 {self.exact_p50_ms:.2f} ms)",
+            f"size          hnsw index {self.index_bytes / 1024:,.0f} kB, table with indexes "
+            f"{self.table_bytes / 1024:,.0f} kB ({self.bytes_per_row:,.0f} B/row)",
+        ]
+        if self.ndcg_at_10 is not None:
+            lines.append(
+                f"relevance     nDCG@10 {self.ndcg_at_10:.4f}, recall@100 {self.recall_at_100:.4f} "
+                f"({self.judged_queries} judged queries)"
+            )
+        if self.index_build_seconds is not None:
+            lines.append(f"index build   {self.index_build_seconds:.2f} s")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def ndcg(ranked: Sequence[str], gains: Mapping[str, float], at: int = 10) -> float:
+    """nDCG@at with linear gain, as trec_eval's ``ndcg_cut``.
+
+    DCG = sum over ranks i = 1..at of gain(doc_i) / log2(i + 1); grades <= 0 gain 0.
+    The ideal DCG ranks the judged docs by gain. 0.0 when nothing is relevant.
+
+    >>> round(ndcg(["a", "b", "c"], {"a": 1, "c": 2, "d": 3}), 4)   # 2 / (3 + 2/log2(3) + 1/2)
+    0.42
+    """
+    dcg = sum(max(gains.get(d, 0.0), 0.0) / math.log2(i + 2) for i, d in enumerate(ranked[:at]))
+    ideal = sorted((g for g in gains.values() if g > 0), reverse=True)[:at]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_vs_exact(approx: SearchResult, exact: SearchResult) -> float:
+    """Share of the exact top-k that ``approx`` found; ties with the exact k-th score count."""
+    if not exact.hits:
+        return 1.0
+    truth, kth = set(exact.keys), exact.hits[-1].score
+    found = sum(1 for h in approx.hits if h.key in truth or h.score >= kth - TIE)
+    return min(found, len(exact.hits)) / len(exact.hits)
+
+
+def query_vectors(col: Collection, queries: Any, *, sample: int | None, seed: int) -> tuple[list[str], np.ndarray]:
+    """(query ids, unit-norm vectors) from texts, vectors, an {id: query} dict or a sample."""
+    if (queries is None) == (sample is None):
+        got = "both" if sample is not None else "neither"
+        raise InvalidInputError(f"expected queries= or sample=, got {got}")
+    if sample is not None:
+        return _sample(col, sample, seed)
+    if isinstance(queries, Mapping):
+        ids, items = [str(q) for q in queries], list(queries.values())
+    else:
+        items = list(queries)
+        ids = [str(i) for i in range(1, len(items) + 1)]  # qrels number queries from 1
+    if len(items) == 0:
+        raise InvalidInputError("expected at least one query, got none")
+    if all(isinstance(q, str) for q in items):
+        # embedded once, before any timing: evaluation measures the database, not the model
+        texts = [str(q) for q in items]
+        if not all(t.strip() for t in texts):
+            raise InvalidInputError("expected non-empty query texts, got an empty one")
+        return ids, ingest.check_vectors(col.embedder.embed(texts), n=len(texts), dims=col.dims)
+    arr = np.asarray(items, dtype=np.float64)
+    if arr.ndim == 1 and arr.shape[0] == col.dims:
+        arr, ids = arr.reshape(1, -1), ids[:1]
+    return ids, ingest.check_vectors(arr, n=len(ids), dims=col.dims)
+
+
+def _sample(col: Collection, n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InvalidInputError(f"expected sample= as a positive int, got {n!r}")
+    table = col.layout.table
+    with col.db.connection() as conn:
+        ids = conn.execute(sql.SQL("SELECT array_agg(id ORDER BY id) FROM {}").format(table))
+        all_ids = ids.fetchone()[0] or []  # type: ignore[index]
+        if not all_ids:
+            raise InvalidInputError(f"expected rows to sample in {col.name!r}, got an empty collection")
+        rng = np.random.default_rng(seed)
+        chosen = sorted(rng.choice(all_ids, size=min(n, len(all_ids)), replace=False).tolist())
+        rows = conn.execute(
+            sql.SQL("SELECT key, embedding::vector FROM {} WHERE id = ANY(%s) ORDER BY id").format(table),
+            [chosen],
+        ).fetchall()
+    return [r[0] for r in rows], np.stack([r[1].to_numpy().astype(np.float32) for r in rows])
+
+
+@dataclass(frozen=True)
+class Run:
+    """One timed pass of the queries at one setting (used by :func:`sweep` and tuning)."""
+
+    results: list[SearchResult]
+    ms: list[float]
+    recall: float
+
+    @property
+    def p50_ms(self) -> float:
+        return float(np.percentile(self.ms, 50))
+
+    @property
+    def p95_ms(self) -> float:
+        return float(np.percentile(self.ms, 95))
+
+    @property
+    def qps(self) -> float:
+        return 1000 * len(self.ms) / max(sum(self.ms), 1e-9)
+
+
+class Workload:
+    """Query vectors with their exact answers, to time the approximate path against.
+
+    Example::
+
+        w = Workload(col, *query_vectors(col, None, sample=100, seed=0), k=10)
+        w.run(oversample=4, ef_search=None).recall
+    """
+
+    def __init__(self, col: Collection, ids: list[str], vectors: np.ndarray, *, k: int) -> None:
+        self.col, self.ids, self.vectors, self.k = col, ids, vectors, k
+        self.exact, self.exact_ms = self._timed(lambda v: col.search(vector=v, k=k, exact=True))
+        self._warm = False
+
+    def _timed(self, search: Any) -> tuple[list[SearchResult], list[float]]:
+        results, ms = [], []
+        for v in self.vectors:
+            started = time.perf_counter()
+            results.append(search(v))
+            ms.append((time.perf_counter() - started) * 1000)
+        return results, ms
+
+    def run(self, *, oversample: float | None, ef_search: int | None, repeat: int = 1) -> Run:
+        """Search every query ``repeat`` times at these settings (None: the catalog's)."""
+
+        def search(v: np.ndarray) -> SearchResult:
+            return self.col.search(vector=v, k=self.k, oversample=oversample, ef_search=ef_search)
+
+        if not self._warm:
+            for v in self.vectors[:WARMUP]:
+                search(v)
+            self._warm = True
+        results, ms = self._timed(search)
+        for _ in range(repeat - 1):
+            ms += self._timed(search)[1]
+        recall = float(np.mean([recall_vs_exact(a, e) for a, e in zip(results, self.exact, strict=True)]))
+        return Run(results, ms, recall)
+
+
+def catalog_settings(col: Collection) -> tuple[float, int | None]:
+    """The collection's stored (oversample, ef_search), read fresh rather than from ``col.info``."""
+    with col.db.connection() as conn:
+        row = conn.execute(
+            "SELECT oversample, ef_search FROM semsearch.collections WHERE name = %s", [col.name]
+        ).fetchone()
+    assert row is not None
+    # real (float4) in the catalog: 1.3 comes back as 1.2999999523
+    return round(float(row[0]), 4), row[1]
+
+
+def sizes(col: Collection) -> tuple[int, int, int]:
+    """(HNSW index, table with TOAST and indexes, all indexes) in bytes."""
+    with col.db.connection() as conn:
+        row = conn.execute(
+            "SELECT pg_total_relation_size(t.oid), pg_indexes_size(t.oid), "
+            "coalesce((SELECT pg_relation_size(i.oid) FROM pg_class i "
+            "WHERE i.relnamespace = t.relnamespace AND i.relname = %s), 0) "
+            "FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "WHERE n.nspname = %s AND t.relname = %s",
+            [col.layout.table_name + "_hnsw", SCHEMA, col.layout.table_name],
+        ).fetchone()
+    assert row is not None
+    return int(row[2]), int(row[0]), int(row[1])
+
+
+def _relevance(
+    col: Collection, w: Workload, top: list[SearchResult], qrels: Qrels, settings: dict[str, Any]
+) -> tuple[float, float, int]:
+    """(mean nDCG@10, mean recall@100, judged queries) over queries with a relevant judged doc."""
+    ndcgs, recalls = [], []
+    for i, (qid, v) in enumerate(zip(w.ids, w.vectors, strict=True)):
+        gains = qrels.get(qid, {})
+        relevant = {d for d, g in gains.items() if g > 0}
+        if not relevant:
+            continue
+        # ranked as a caller asking for 10 (or 100) rows would get them
+        ten = top[i] if w.k == 10 else col.search(vector=v, k=10, **settings)
+        hundred = col.search(vector=v, k=100, **settings)
+        ndcgs.append(ndcg(ten.keys, gains, 10))
+        recalls.append(len(relevant & set(hundred.keys)) / len(relevant))
+    if not ndcgs:
+        raise InvalidInputError(f"expected judgments for query ids {w.ids[:3]}..., got ids {sorted(qrels)[:3]}...")
+    return float(np.mean(ndcgs)), float(np.mean(recalls)), len(ndcgs)
+
+
+def _report(col: Collection, w: Workload, run: Run, oversample: float, ef: int | None) -> EvalReport:
+    index_bytes, table_bytes, indexes_bytes = sizes(col)
+    rows = col.count()
+    return EvalReport(
+        collection=col.name, compression=col.info.compression, rows=rows, queries=len(w.ids),
+        k=w.k, oversample=oversample, ef_search=ef, candidates=math.ceil(w.k * oversample),
+        recall=run.recall, p50_ms=run.p50_ms, p95_ms=run.p95_ms, qps=run.qps,
+        exact_p50_ms=float(np.percentile(w.exact_ms, 50)), index_bytes=index_bytes,
+        table_bytes=table_bytes, indexes_bytes=indexes_bytes,
+        bytes_per_row=table_bytes / rows if rows else 0.0,
+    )  # fmt: skip
+
+
+def evaluate(
+    col: Collection,
+    queries: Any = None,
+    *,
+    sample: int | None = None,
+    k: int = 10,
+    qrels: Qrels | str | Path | None = None,
+    oversample: float | None = None,
+    ef_search: int | None = None,
+    repeat: int = 3,
+    seed: int = 0,
+    measure_build: bool = False,
+) -> EvalReport:
+    """Measure recall@k against exact search, latency and size of a collection.
+
+    ``queries``: texts (embedded once, before timing), an ``(n, dims)`` array, or a
+    ``{query_id: text or vector}`` dict; a list's query ids are 1, 2, ... in order.
+    ``sample=N``: N stored rows' own vectors (chosen with ``seed``; all rows when
+    fewer; query ids are their keys); nothing is excluded, so each row finds itself,
+    which counts like any other exact neighbour. Latency is per search
+    call (p50/p95 over ``repeat`` passes, after a warm-up). ``qrels`` (a dict or a
+    file for :func:`~semsearch.readers.read_qrels`) adds nDCG@10 and recall@100 of
+    the judged relevant docs. ``measure_build=True`` rebuilds the HNSW index first
+    and reports its build time. The ground truth is one exact search (a full scan)
+    per query: on millions of rows that, not the timed searches, takes the time.
+
+    Example::
+
+        evaluate(col, sample=200).recall                          # 0.97
+        evaluate(col, ["what is lift?"], qrels="qrels.trec", k=10)
+        evaluate(col, vectors, oversample=4, ef_search=100).p50_ms
+    """
+    if not isinstance(repeat, int) or repeat < 1:
+        raise InvalidInputError(f"expected repeat >= 1, got {repeat!r}")
+    built = col.rebuild_index() if measure_build else None
+    if isinstance(qrels, (str, Path)):
+        qrels = read_qrels(qrels)
+    w = Workload(col, *query_vectors(col, queries, sample=sample, seed=seed), k=k)
+    stored = catalog_settings(col)
+    used = (float(oversample) if oversample is not None else stored[0], ef_search or stored[1])
+    run = w.run(oversample=oversample, ef_search=ef_search, repeat=repeat)
+    report = _report(col, w, run, *used)
+    extra: dict[str, Any] = {"index_build_seconds": built}
+    if qrels is not None:
+        settings = {"oversample": oversample, "ef_search": ef_search}
+        nd, r100, judged = _relevance(col, w, run.results, qrels, settings)
+        extra.update(ndcg_at_10=nd, recall_at_100=r100, judged_queries=judged)
+    return EvalReport(**{**report.to_dict(), **extra})
+
+
+def sweep(
+    col: Collection,
+    queries: Any = None,
+    *,
+    sample: int | None = None,
+    oversamples: Sequence[float] = (1, 2, 4, 8, 16, 32),
+    k: int = 10,
+    ef_search: int | None = None,
+    repeat: int = 3,
+    seed: int = 0,
+) -> list[EvalReport]:
+    """:func:`evaluate` at each oversampling factor: the recall / latency curve.
+
+    The queries are embedded and their exact answers found once for all points.
+
+    Example::
+
+        for r in sweep(col, sample=200, oversamples=[1, 2, 4, 8]):
+            print(r.oversample, r.recall, r.p50_ms)
+    """
+    if not oversamples:
+        raise InvalidInputError("expected at least one oversampling factor, got none")
+    w = Workload(col, *query_vectors(col, queries, sample=sample, seed=seed), k=k)
+    ef = ef_search or catalog_settings(col)[1]
+    return [_report(col, w, w.run(oversample=f, ef_search=ef_search, repeat=repeat), float(f), ef) for f in oversamples]
+
+
+def plot_sweep(reports: Sequence[EvalReport], path: str | Path) -> Path:
+    """Write a PNG of recall against oversampling and against p50 latency.
+
+    Needs matplotlib (``pip install 'semsearch[plot]'``); draws with the Agg
+    backend, without pyplot, so it works headless and leaves global state alone.
+
+    Example::
+
+        plot_sweep(sweep(col, sample=200), "recall.png")
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError("plot_sweep needs matplotlib: pip install 'semsearch[plot]'") from exc
+    if not reports:
+        raise InvalidInputError("expected at least one report to plot, got none")
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    by_factor, by_latency = fig.subplots(1, 2)
+    recalls = [r.recall for r in reports]
+    by_factor.plot([r.oversample for r in reports], recalls, marker="o")
+    by_factor.set(xscale="log", xlabel="oversample (candidates / k)", ylabel=f"recall@{reports[0].k}")
+    by_latency.plot([r.p50_ms for r in reports], recalls, marker="o")
+    by_latency.set(xlabel="p50 latency per search (ms)", ylabel=f"recall@{reports[0].k}")
+    for r in reports:
+        by_latency.annotate(f"×{r.oversample:g}", (r.p50_ms, r.recall), textcoords="offset points",
+                            xytext=(4, -10), fontsize=8)  # fmt: skip
+    for ax in (by_factor, by_latency):
+        ax.grid(True, alpha=0.3)
+    first = reports[0]
+    fig.suptitle(f"{first.collection}: {first.compression}, {first.rows:,} rows, {first.queries} queries")
+    out = Path(path)
+    fig.savefig(out, format="png", dpi=100)
+    return out

@@ -1,0 +1,247 @@
+"""Input files: rows to ingest (JSONL, CSV, text), query vectors, query texts and qrels.
+
+Every reader reports a bad record by ``file:line`` in an :class:`InvalidInputError`,
+so a user can open the file at the line that stopped the run.
+
+Example::
+
+    rows = checked(read_jsonl(Path("notes.jsonl"), ("key", "content", "embedding")), 256, {})
+    qrels = read_qrels(Path("cranqrel"), grades=CRANFIELD_GRADES)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semsearch.errors import InvalidInputError
+
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+#: relevance judgments: query id -> {doc id (a collection key) -> grade}
+Qrels = dict[str, dict[str, float]]
+
+#: Cranfield's ``cranqrel`` grades 1 (complete answer) ... 4 (minimal interest); -1 and 5
+#: mean no interest. As gains, higher is more relevant.
+CRANFIELD_GRADES: Mapping[int, float] = {1: 4.0, 2: 3.0, 3: 2.0, 4: 1.0, 5: 0.0, -1: 0.0}
+
+
+def bad(where: str, message: str) -> InvalidInputError:
+    """The error for a bad record: ``<file>:<line>: <what was expected, what arrived>``."""
+    return InvalidInputError(f"{where}: {message}")
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"expected finite numbers, got {name}")  # Postgres jsonb has no NaN
+
+
+def parse_json(text: str, where: str) -> Any:
+    """JSON without NaN/Infinity, or an error naming ``where``."""
+    try:
+        return json.loads(text, parse_constant=_no_constants)
+    except ValueError as exc:
+        raise bad(where, f"expected JSON, got {exc}") from None
+
+
+# each row reader yields (where, key, content, metadata, embedding) with where = "file:line"
+def read_jsonl(path: Path, fields: tuple[str, str, str]) -> Iterator[tuple[Any, ...]]:
+    """Rows of a JSONL file; ``fields`` names the key, text and embedding fields."""
+    key_f, text_f, emb_f = fields
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            where = f"{path}:{n}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise bad(where, "expected UTF-8 text, got invalid bytes") from None
+            if not line.strip():
+                continue
+            obj = parse_json(line, where)
+            if not isinstance(obj, dict):
+                raise bad(where, f"expected a JSON object, got {type(obj).__name__}")
+            for field in (key_f, text_f):
+                if field not in obj:
+                    raise bad(where, f"expected a {field!r} field, got fields {sorted(obj)}")
+            key, content, emb = obj.pop(key_f), obj.pop(text_f), obj.pop(emb_f, None)
+            meta = obj.pop("metadata", {})
+            if not isinstance(meta, dict):
+                raise bad(where, f"expected 'metadata' to be an object, got {type(meta).__name__}")
+            yield where, key, content, {**obj, **meta}, emb
+
+
+def read_csv(path: Path, fields: tuple[str, str, str]) -> Iterator[tuple[Any, ...]]:
+    """Rows of a CSV file with a header; other columns become metadata."""
+    key_f, text_f, emb_f = fields
+    # utf-8-sig: spreadsheets often start their CSV exports with a byte-order mark
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f, strict=True)
+        try:
+            header = reader.fieldnames or []
+            if key_f not in header or text_f not in header:
+                raise bad(f"{path}:1", f"expected columns {key_f!r} and {text_f!r}, got {header}")
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                if None in row or None in row.values():
+                    raise bad(where, f"expected {len(header)} cells, as many as the header")
+                key, content, emb = row.pop(key_f), row.pop(text_f), row.pop(emb_f, "")
+                yield where, key, content, row, parse_json(emb, where) if emb.strip() else None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            # line_num is where the last good record ended; the bad one starts after it
+            raise bad(f"{path}:{reader.line_num + 1}", f"expected UTF-8 CSV, got {exc}") from None
+
+
+def paragraphs(path: Path) -> list[tuple[int, str]]:
+    """(first line, text) of each blank-line-separated block of a UTF-8 file."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(str(path), f"expected UTF-8 text, got a bad byte at offset {exc.start}") from None
+    found, line = [], 1
+    for block in re.split(r"(\n(?:[ \t\r\f\v]*\n)+)", text):
+        if block.strip():
+            found.append((line + len(block) - len(block.lstrip("\n")), block.strip()))
+        line += block.count("\n")
+    return found
+
+
+def read_text(path: Path, fields: tuple[str, str, str]) -> Iterator[tuple[Any, ...]]:
+    """One row per paragraph, keyed ``<file as given>:<n>``."""
+    for n, (line, para) in enumerate(paragraphs(path), 1):
+        yield f"{path}:{line}", f"{path}:{n}", para, {"file": str(path), "line": line}, None
+
+
+READERS = {"jsonl": read_jsonl, "csv": read_csv, "text": read_text}
+
+
+def count_rows(path: Path, kind: str) -> int | None:
+    """Rows in a file, for the progress bar; None when it cannot be told cheaply."""
+    if kind == "text":
+        return len(paragraphs(path))
+    with path.open("rb") as f:
+        lines = sum(1 for raw in f if raw.strip())
+    # CSV cells may span lines, so its count is an upper bound; good enough for a bar
+    return lines if kind == "jsonl" else max(lines - 1, 0)
+
+
+def checked(rows: Iterator[tuple[Any, ...]], dims: int, seen: dict[str, str]) -> Iterator[dict]:
+    """Check each row where it was read, so a bad one is reported by file and line."""
+    first_has_vec: tuple[str, bool] | None = None
+    for where, key, content, meta, emb in rows:
+        if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
+            raise bad(where, f"expected a non-empty string or integer key, got {key!r}")
+        if str(key) in seen:
+            raise bad(where, f"expected unique keys, got {str(key)!r} again (first: {seen[str(key)]})")
+        seen[str(key)] = where
+        if not isinstance(content, str) or not content.strip() or "\x00" in content:
+            raise bad(where, f"expected non-empty text without NUL, got {content!r:.60}")
+        if first_has_vec is None:
+            first_has_vec = (where, emb is not None)
+        elif first_has_vec[1] != (emb is not None):
+            raise bad(
+                where,
+                f"expected an embedding on every row of a file or on none, got "
+                f"{'one' if emb is not None else 'none'} here, the opposite at {first_has_vec[0]}",
+            )
+        if emb is not None:
+            ok = isinstance(emb, list) and len(emb) == dims and all(_finite(x) for x in emb)
+            if not ok or not any(emb):
+                raise bad(where, f"expected an embedding of {dims} finite numbers, not all zero")
+        yield {"key": key, "content": content, "metadata": meta, "embedding": emb}
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def load_vector(path: Path) -> np.ndarray:
+    """A vector (or an (n, d) array of them) from a JSON list or a .npy file."""
+    try:
+        if path.suffix == ".npy":
+            vec = np.load(path, allow_pickle=False)
+        else:
+            vec = json.loads(path.read_text(encoding="utf-8"))
+        arr = np.asarray(vec, dtype=np.float64)
+    except (OSError, TypeError, ValueError) as exc:
+        raise bad(str(path), f"expected a JSON list of numbers or a .npy vector, got {exc}") from None
+    # a (1, d) array from np.save(q[None]) is still one vector
+    return arr.ravel() if arr.ndim == 2 and arr.shape[0] == 1 else arr
+
+
+def read_lines(path: Path) -> list[str]:
+    """Query texts, one per line; blank lines are skipped (the n-th text is query id n)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(str(path), f"expected UTF-8 text, got a bad byte at offset {exc.start}") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def read_qrels(path: Path | str, *, grades: Mapping[int, float] | None = None) -> Qrels:
+    """Relevance judgments from a TREC, 3-column or JSONL file.
+
+    Accepted lines: TREC ``qid 0 docid grade``, the 3-column ``qid docid grade``
+    of Cranfield's ``cranqrel`` and BEIR (a header line is skipped), or JSONL
+    ``{"query_id": ..., "doc_id": ..., "relevance": ...}`` (by a .jsonl/.ndjson
+    suffix). Grades are gains, higher is more relevant, <= 0 not relevant;
+    ``grades`` maps the file's integer grades to gains when its scale differs
+    (Cranfield: :data:`CRANFIELD_GRADES`). A pair judged twice keeps its higher gain.
+
+    Example::
+
+        qrels = read_qrels("qrels.trec")                   # {"1": {"184": 3.0, ...}, ...}
+        qrels = read_qrels("cranqrel", grades=CRANFIELD_GRADES)
+    """
+    path = Path(path)
+    jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
+    found: Qrels = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise bad(str(path), f"expected a readable UTF-8 qrels file, got {exc}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        if jsonl:
+            obj = parse_json(line, where)
+            if not isinstance(obj, dict) or not {"query_id", "doc_id", "relevance"} <= set(obj):
+                raise bad(where, f'expected {{"query_id", "doc_id", "relevance"}}, got {line!r:.80}')
+            qid, doc, grade = str(obj["query_id"]), str(obj["doc_id"]), obj["relevance"]
+        else:
+            cells = line.split()
+            if len(cells) not in (3, 4):
+                raise bad(where, f"expected 'qid 0 docid grade' or 'qid docid grade', got {line!r:.80}")
+            qid, doc, grade = cells[0], cells[-2], cells[-1]
+            if n == 1 and not _is_number(grade):
+                continue  # a header such as BEIR's "query-id corpus-id score"
+        found.setdefault(qid, {})
+        gain = _gain(grade, grades, where)
+        found[qid][doc] = max(gain, found[qid].get(doc, gain))
+    if not found:
+        raise bad(str(path), "expected relevance judgments, got an empty file")
+    return found
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _gain(grade: Any, grades: Mapping[int, float] | None, where: str) -> float:
+    if isinstance(grade, bool) or not _is_number(str(grade)):
+        raise bad(where, f"expected a numeric grade, got {grade!r}")
+    value = float(grade)
+    if grades is None:
+        return value
+    if not value.is_integer() or int(value) not in grades:
+        raise bad(where, f"expected a grade in {sorted(grades)}, got {grade!r}")
+    return float(grades[int(value)])

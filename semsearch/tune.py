@@ -1,0 +1,214 @@
+"""Tune a collection's oversampling (and ef_search) to a target recall, and store them.
+
+Recall is recall@k of the two-stage search against exact search on the full
+vectors, measured on sampled rows (or given queries). The chosen settings go to
+the catalog, where ``semsearch.search()`` reads them when a call gives none.
+
+Example::
+
+    result = tune(col, target_recall=0.99, k=10)
+    print(result)      # oversample 3.2 (32 candidates), ef_search auto: recall 0.9915 ...
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from psycopg.types.json import Jsonb
+
+from semsearch.errors import InvalidInputError
+from semsearch.evaluate import Workload, catalog_settings, query_vectors
+
+if TYPE_CHECKING:
+    from semsearch.collection import Collection
+
+#: semsearch.search() runs HNSW with ef_search = max(this, candidates) when none is stored
+AUTO_EF_FLOOR = 40
+MAX_EF = 1000
+#: the wider ef_search tried per candidate count: a multiple of the automatic one
+WIDE_EF_FACTOR = 4
+#: a wider ef_search must beat the automatic one's p50 by this much to be chosen (timing noise)
+WIDE_EF_MARGIN = 0.9
+
+
+@dataclass(frozen=True)
+class TunePoint:
+    """One measured setting. ``ef_search`` None is automatic: max(40, candidates)."""
+
+    oversample: float
+    ef_search: int | None
+    candidates: int
+    recall: float
+    p50_ms: float
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What :func:`tune` chose and stored, what it measured there, and every point it tried.
+
+    Example::
+
+        result = col.tune(target_recall=0.95)
+        result.reached, result.oversample, result.recall, result.tried[0]
+    """
+
+    collection: str
+    target: float
+    k: int
+    reached: bool
+    oversample: float
+    ef_search: int | None
+    candidates: int
+    recall: float
+    p50_ms: float
+    queries: int
+    rows: int
+    previous_oversample: float
+    previous_ef_search: int | None
+    tried: tuple[TunePoint, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        ef = "auto" if self.ef_search is None else self.ef_search
+        verdict = "reached" if self.reached else "NOT reached (stored the best found)"
+        return (
+            f"{self.collection}: oversample {self.oversample:g} ({self.candidates} candidates), "
+            f"ef_search {ef}: recall@{self.k} {self.recall:.4f}, p50 {self.p50_ms:.2f} ms; "
+            f"target {self.target:g} {verdict}; {self.queries} queries, {self.rows:,} rows, "
+            f"{len(self.tried)} settings tried (was oversample {self.previous_oversample:g})"
+        )
+
+
+def _oversample(candidates: int, k: int) -> float:
+    """candidates / k as the catalog's real (float4), never rounding up past ``candidates``."""
+    # semsearch.search() takes ceil(k * oversample) in float4: 1.7 is 1.70000005, giving 18 of 10*1.7
+    x = np.float32(candidates / k)
+    while math.ceil(float(x) * k) > candidates:
+        x = np.nextafter(x, np.float32(0))
+    return float(x)
+
+
+def _wide_ef(candidates: int) -> int:
+    return min(MAX_EF, WIDE_EF_FACTOR * max(AUTO_EF_FLOOR, candidates))
+
+
+class _Search:
+    """Measures (candidates, ef policy) points once each and finds the smallest that reaches."""
+
+    def __init__(self, w: Workload, target: float) -> None:
+        self.w, self.target = w, target
+        self.points: dict[tuple[int, int | None], TunePoint] = {}
+
+    def measure(self, candidates: int, ef: int | None) -> TunePoint:
+        if (candidates, ef) not in self.points:
+            used = ef if ef is not None else min(MAX_EF, max(AUTO_EF_FLOOR, candidates))
+            over = _oversample(candidates, self.w.k)
+            run = self.w.run(oversample=over, ef_search=used)
+            self.points[candidates, ef] = TunePoint(over, ef, candidates, run.recall, run.p50_ms)
+        return self.points[candidates, ef]
+
+    def smallest(self, lo: int, hi: int, ef_for: Callable[[int], int | None]) -> TunePoint | None:
+        """Smallest candidate count in [lo, hi] reaching the target: doubling, then bisection."""
+        failed, c = lo - 1, lo
+        while True:
+            if self.measure(c, ef_for(c)).recall >= self.target:
+                break
+            if c >= hi:
+                return None
+            failed, c = c, min(hi, c * 2)
+        # bisect to ~6%: finer steps would fit the sampled queries' noise, not the data
+        while c - failed > max(1, c // 16):
+            mid = (failed + c) // 2
+            if self.measure(mid, ef_for(mid)).recall >= self.target:
+                c = mid
+            else:
+                failed = mid
+        return self.measure(c, ef_for(c))
+
+
+def tune(
+    col: Collection,
+    *,
+    target_recall: float = 0.99,
+    k: int = 10,
+    sample: int = 200,
+    queries: Any = None,
+    max_oversample: float = 64.0,
+    seed: int = 0,
+) -> TuneResult:
+    """Find and store the cheapest oversampling (and ef_search) reaching ``target_recall``.
+
+    On ``sample`` stored rows' vectors (or ``queries``: texts or vectors, see
+    :func:`~semsearch.evaluate.evaluate`) it doubles the candidate count from ``k``
+    until recall@k against exact search reaches the target, then bisects down to the
+    smallest count that does. ef_search is left automatic (max(40, candidates)) unless
+    a 4x wider one reaches the target with fewer candidates at a >10% lower p50 (it is
+    tried at the largest count that fell short, and searched below it if it helps).
+    The catalog then holds the choice (and a ``tuning`` record), so searches without
+    ``oversample=`` use it. Unreachable within ``max_oversample``: the best recall
+    found is stored and ``reached`` is False. Retune after the data grows by calling
+    this again.
+
+    Example::
+
+        result = tune(col, target_recall=0.99, k=10, sample=200)
+        col.search("jet engine noise", k=10)          # now at the tuned oversample
+    """
+    if not 0 < target_recall <= 1:
+        raise InvalidInputError(f"expected target_recall in (0, 1], got {target_recall!r}")
+    if not 1 <= max_oversample <= 1000:
+        raise InvalidInputError(f"expected max_oversample between 1 and 1000, got {max_oversample!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
+        raise InvalidInputError(f"expected k between 1 and 10000, got {k!r}")
+    previous = catalog_settings(col)
+    picked = query_vectors(col, queries, sample=None if queries is not None else sample, seed=seed)
+    w = Workload(col, *picked, k=k)
+    search = _Search(w, target_recall)
+    most = max(k, math.floor(k * max_oversample))
+    auto = search.smallest(k, most, lambda c: None)
+    # a wider ef_search pays only if it reaches the target with fewer candidates than the
+    # automatic one needed: probe it at the largest count that fell short before searching below
+    short = [c for (c, ef), p in search.points.items() if ef is None and p.recall < target_recall]
+    wide = None
+    if short and search.measure(max(short), _wide_ef(max(short))).recall >= target_recall:
+        wide = search.smallest(k, max(short), _wide_ef)
+    if auto and (not wide or wide.p50_ms >= WIDE_EF_MARGIN * auto.p50_ms):
+        best: TunePoint | None = auto
+    else:
+        best = wide
+    reached = best is not None
+    if best is None:
+        best = max(search.points.values(), key=lambda p: (p.recall, -p.p50_ms))
+    result = TuneResult(
+        collection=col.name, target=target_recall, k=k, reached=reached,
+        oversample=round(best.oversample, 4), ef_search=best.ef_search, candidates=best.candidates,
+        recall=best.recall, p50_ms=best.p50_ms, queries=len(w.ids), rows=col.count(),
+        previous_oversample=previous[0], previous_ef_search=previous[1],
+        tried=tuple(sorted(search.points.values(), key=lambda p: (p.ef_search or 0, p.candidates))),
+    )  # fmt: skip
+    _store(col, best, result)
+    return result
+
+
+def _store(col: Collection, best: TunePoint, result: TuneResult) -> None:
+    tuning = {
+        "target": result.target, "k": result.k, "recall": result.recall, "reached": result.reached,
+        "p50_ms": round(result.p50_ms, 3), "queries": result.queries, "rows": result.rows,
+        "candidates": result.candidates,
+        "tuned_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }  # fmt: skip
+    with col.db.connection() as conn:
+        conn.execute(
+            "UPDATE semsearch.collections SET oversample = %s, ef_search = %s, tuning = %s WHERE name = %s",
+            [best.oversample, best.ef_search, Jsonb(tuning), col.name],
+        )
+    # Collection caches its catalog row; later reads of col.info must see the tuned values
+    col.info = col.db.collection(col.name).info
