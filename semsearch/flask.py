@@ -1,0 +1,223 @@
+"""Flask integration: one connection pool per app, one pooled connection per request.
+
+Configuration (read from ``app.config`` when the database is first used):
+
+``SEMSEARCH_DATABASE_URL``
+    Any Postgres with pgvector; ``None`` (the default) means what
+    :func:`semsearch.connect` does: ``$SEMSEARCH_DATABASE_URL``, else the embedded server.
+``SEMSEARCH_MAX_CONNECTIONS``
+    Size of the app's pool (default 4). A request holds one connection from its
+    first search until its app context ends, so give it at least as many
+    connections as the server runs request threads.
+
+Example::
+
+    from flask import Flask
+    from semsearch.flask import SemSearch
+
+    semsearch = SemSearch()
+
+    def create_app():
+        app = Flask(__name__)
+        app.config["SEMSEARCH_DATABASE_URL"] = "postgresql://app@db.internal/app"
+        semsearch.init_app(app)
+
+        @app.get("/search")
+        def search():
+            hits = semsearch.collection("docs").search(request.args["q"], k=5)
+            return {"keys": hits.keys}
+
+        return app
+
+The ``flask semsearch`` command group runs the ``semsearch`` CLI against the
+app's database: ``flask --app myapp semsearch db upgrade``, ``... semsearch list``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+import psycopg
+from psycopg_pool import ConnectionPool
+
+try:
+    from flask import Flask, current_app, g, has_app_context
+    from flask.cli import with_appcontext
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("semsearch.flask needs Flask: pip install 'semsearch[flask]'") from exc
+
+from semsearch.cli import _Group
+from semsearch.cli import main as semsearch_cli
+from semsearch.collection import Collection
+from semsearch.db import Database, connect
+
+EXTENSION_KEY = "semsearch"
+_G_CONNECTIONS = "_semsearch_connections"
+
+
+class RequestDatabase(Database):
+    """A :class:`Database` that lends each Flask app context one pooled connection.
+
+    Inside an app context of its own app, :meth:`connection` borrows a connection
+    on first use and keeps it for the rest of the context (every search of a
+    request runs on it); the ``teardown_appcontext`` hook returns it to the pool.
+    Elsewhere (a thread with no app context) each call borrows and returns one.
+
+    Example::
+
+        with app.test_request_context():
+            with ext.db.connection() as conn:
+                conn.execute("SELECT 1")
+    """
+
+    def __init__(self, url: str, pool: ConnectionPool, app: Flask) -> None:
+        super().__init__(url, pool)
+        self.app = app
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        if not has_app_context() or current_app._get_current_object() is not self.app:  # type: ignore[attr-defined]
+            with super().connection() as conn:
+                yield conn
+            return
+        # keyed by the database itself (not its id): g keeps it alive, so a reopened pool never finds its conn
+        borrowed: dict[RequestDatabase, psycopg.Connection] = g.setdefault(_G_CONNECTIONS, {})
+        if self not in borrowed:
+            borrowed[self] = self.pool.getconn()
+        yield borrowed[self]
+
+
+class _State:
+    """What ``app.extensions["semsearch"]`` holds: the app's settings and its database once opened."""
+
+    def __init__(self, ext: SemSearch, app: Flask) -> None:
+        self.ext = ext
+        self.app = app
+        self.database: RequestDatabase | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> RequestDatabase:
+        database = self.database
+        if database is None:
+            # checked again under the lock: concurrent first requests must not open two pools
+            with self._lock:
+                if self.database is None:
+                    url = self.app.config["SEMSEARCH_DATABASE_URL"]
+                    size = int(self.app.config["SEMSEARCH_MAX_CONNECTIONS"])
+                    plain = connect(url, max_connections=size)
+                    self.database = RequestDatabase(plain.url, plain.pool, self.app)
+                    atexit.register(self.close)
+                database = self.database
+        return database
+
+    def close(self) -> None:
+        with self._lock:
+            if self.database is not None:
+                self.database.close()
+                self.database = None
+                atexit.unregister(self.close)
+
+
+class SemSearch:
+    """The Flask extension: ``ext.db`` and ``ext.collection(name)`` for the current app.
+
+    The app's :class:`Database` (and its pool) is opened on first use, kept in
+    ``app.extensions["semsearch"].database``, and closed at process exit or by
+    :meth:`close`.
+
+    Example::
+
+        semsearch = SemSearch(app)            # or SemSearch() + semsearch.init_app(app)
+        with app.app_context():
+            semsearch.collection("docs").search("rotate the logs", k=5)
+    """
+
+    def __init__(self, app: Flask | None = None) -> None:
+        self.app = app
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register the extension, its teardown hook and the ``flask semsearch`` commands on ``app``."""
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("expected an app without semsearch, got one already initialised")
+        app.config.setdefault("SEMSEARCH_DATABASE_URL", None)
+        app.config.setdefault("SEMSEARCH_MAX_CONNECTIONS", 4)
+        app.extensions[EXTENSION_KEY] = _State(self, app)
+        app.teardown_appcontext(_return_connections)
+        app.cli.add_command(cli)
+
+    def _state(self) -> _State:
+        if has_app_context():
+            app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        elif self.app is not None:
+            app = self.app
+        else:
+            raise RuntimeError("expected an app context or SemSearch(app), got neither")
+        state: _State | None = app.extensions.get(EXTENSION_KEY)
+        if state is None:
+            raise RuntimeError("expected an app set up with SemSearch.init_app(app), got one without")
+        return state
+
+    @property
+    def db(self) -> RequestDatabase:
+        """The current app's database, opened on first use.
+
+        Example::
+
+            semsearch.db.create_collection("docs", model="local", dims=256)
+        """
+        return self._state().open()
+
+    def collection(self, name: str) -> Collection:
+        """An existing collection of the current app's database.
+
+        Example::
+
+            semsearch.collection("docs").search("how do I rotate the logs?", mode="hybrid")
+        """
+        return self.db.collection(name)
+
+    def close(self, app: Flask | None = None) -> None:
+        """Close the pool of ``app`` (default: the current one); the next use opens a new one.
+
+        Example::
+
+            semsearch.close(app)
+        """
+        state = app.extensions[EXTENSION_KEY] if app is not None else self._state()
+        state.close()
+
+
+def _return_connections(exc: BaseException | None) -> None:
+    """Give the connections this app context borrowed back to their pools."""
+    borrowed: dict[RequestDatabase, psycopg.Connection] = g.pop(_G_CONNECTIONS, {})
+    for database, conn in borrowed.items():
+        # the pool rolls back or discards a connection left in a transaction or broken, and
+        # closes it if the pool was closed meanwhile
+        database.pool.putconn(conn)
+
+
+@click.group("semsearch", cls=_Group)
+@with_appcontext
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """The semsearch commands, against this app's SEMSEARCH_DATABASE_URL.
+
+    \b
+    Example:
+      flask --app myapp semsearch db upgrade
+      flask --app myapp semsearch search docs "rotate the logs" -k 5
+    """
+    # semsearch.cli's commands read their URL from ctx.obj (its --url option)
+    ctx.obj = current_app.config.get("SEMSEARCH_DATABASE_URL")
+
+
+for _name, _command in semsearch_cli.commands.items():
+    cli.add_command(_command, _name)
+
+__all__ = ["RequestDatabase", "SemSearch", "cli"]
