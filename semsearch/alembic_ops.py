@@ -262,8 +262,7 @@ def _info(operations: Operations, name: str) -> CollectionInfo:
     row = operations.get_bind().execute(sa.text(query), {"n": name}).first()
     if row is None:
         raise CollectionNotFoundError(f"expected an existing collection, got unknown {name!r}")
-    # text_config arrives as a regconfig; CollectionInfo holds its name
-    return CollectionInfo(**{**row._mapping, "text_config": str(row.text_config)})
+    return CollectionInfo.from_row(row._mapping)
 
 
 def _run(operations: Operations, statements: Iterable[sql.Composable]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,11 +43,27 @@ class CollectionInfo:
     oversample: float
     ef_search: int | None
     text_config: str
+    table_name: str = ""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> CollectionInfo:
+        """From a ``semsearch.collections`` row as a mapping (any driver)."""
+        values = {f.name: row[f.name] for f in fields(cls)}
+        # regconfig arrives as a driver-specific object; the info holds its name
+        values["text_config"] = str(values["text_config"])
+        return cls(**values)
 
     @property
     def layout(self) -> Layout:
         plan = Plan.parse(self.compression, dims=self.dims, storage=self.storage)
-        return Layout(self.name, dims=self.dims, storage=self.storage, plan=plan, text_config=self.text_config)
+        return Layout(
+            self.name,
+            dims=self.dims,
+            storage=self.storage,
+            plan=plan,
+            text_config=self.text_config,
+            table_name=self.table_name,
+        )
 
 
 class Collection:

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from semsearch import ddl, migrate
@@ -200,13 +201,14 @@ class Database:
     def _info(self, name: str) -> CollectionInfo:
         check_name(name)
         with self.connection() as conn:
-            row = conn.execute(
-                sql.SQL("SELECT {} FROM semsearch.collections WHERE name = %s").format(_INFO_COLUMNS), [name]
-            ).fetchone()
+            row = (
+                conn.cursor(row_factory=dict_row)
+                .execute(sql.SQL("SELECT {} FROM semsearch.collections WHERE name = %s").format(_INFO_COLUMNS), [name])
+                .fetchone()
+            )
         if row is None:
             raise CollectionNotFoundError(f"expected an existing collection, got unknown {name!r}")
-        values: list[Any] = list(row)
-        return CollectionInfo(*values[:-1], text_config=str(values[-1]))
+        return CollectionInfo.from_row(row)
 
     def collection(self, name: str, *, embedder: Embedder | None = None) -> Collection:
         """Open an existing collection.
@@ -223,10 +225,12 @@ class Database:
     def collections(self) -> list[CollectionInfo]:
         """Every collection's catalog row, by name."""
         with self.connection() as conn:
-            rows = conn.execute(
-                sql.SQL("SELECT {} FROM semsearch.collections ORDER BY name").format(_INFO_COLUMNS)
-            ).fetchall()
-        return [CollectionInfo(*r[:-1], text_config=str(r[-1])) for r in rows]
+            rows = (
+                conn.cursor(row_factory=dict_row)
+                .execute(sql.SQL("SELECT {} FROM semsearch.collections ORDER BY name").format(_INFO_COLUMNS))
+                .fetchall()
+            )
+        return [CollectionInfo.from_row(r) for r in rows]
 
     def drop_collection(self, name: str, *, missing_ok: bool = False) -> None:
         """Drop a collection's table and catalog row."""

@@ -33,6 +33,7 @@ def make_info(
     hnsw_ef_construction: int = 64,
     oversample: float | None = None,
     text_config: str = "english",
+    table_name: str = "",
 ) -> CollectionInfo:
     """Check a collection's settings and fill in defaults; nothing touches the database.
 
@@ -65,7 +66,12 @@ def make_info(
             f"ef_construction={hnsw_ef_construction}"
         )
     layout = Layout(
-        name, dims=dims, storage=storage, plan=Plan.parse(compression, dims=dims, storage=storage), text_config=text_config
+        name,
+        dims=dims,
+        storage=storage,
+        plan=Plan.parse(compression, dims=dims, storage=storage),
+        text_config=text_config,
+        table_name=table_name,
     )
     over = float(oversample if oversample is not None else layout.plan.default_oversample)
     if not 1 <= over <= 1000:
@@ -81,6 +87,7 @@ def make_info(
         oversample=over,
         ef_search=None,
         text_config=text_config,
+        table_name=layout.table_name,
     )
 
 
@@ -125,12 +132,8 @@ def create_statements(info: CollectionInfo) -> list[sql.Composable]:
 
 
 def drop_statements(name: str) -> list[sql.Composable]:
-    """Drop a collection's table and catalog row."""
-    layout_table = sql.Identifier("semsearch", "col_" + check_name(name))
-    return [
-        sql.SQL("DELETE FROM semsearch.collections WHERE name = {}").format(sql.Literal(name)),
-        sql.SQL("DROP TABLE IF EXISTS {}").format(layout_table),
-    ]
+    """Drop a collection's table and catalog row (``semsearch.drop_collection`` finds the table)."""
+    return [sql.SQL("SELECT semsearch.drop_collection({})").format(sql.Literal(check_name(name)))]
 
 
 def replan(
@@ -155,6 +158,7 @@ def replan(
         # a tuned factor belongs to the old plan; a new plan starts from its default
         oversample=oversample if oversample is not None else (None if plan_changed else info.oversample),
         text_config=info.text_config,
+        table_name=info.table_name,
     )
 
 

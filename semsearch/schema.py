@@ -23,7 +23,8 @@ from semsearch.errors import ConfigurationError, InvalidNameError
 from semsearch.plans import MAX_STORED_DIMS, Plan
 
 SCHEMA = "semsearch"
-_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+# 40 leaves room in Postgres' 63-byte identifiers for "col_", a shadow-table tag and index suffixes
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
 STORAGES = ("vector", "halfvec")
 
 
@@ -35,7 +36,7 @@ def check_name(name: object) -> str:
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidNameError(
-            f"expected a collection name of lowercase letters, digits and _ (max 48, not starting "
+            f"expected a collection name of lowercase letters, digits and _ (max 40, not starting "
             f"with a digit), got {name!r}"
         )
     return name
@@ -56,17 +57,18 @@ class Layout:
     storage: str
     plan: Plan
     text_config: str = "english"
+    #: the collection's table in schema semsearch; "col_<name>" unless a model migration made a new one
+    table_name: str = ""
 
     def __post_init__(self) -> None:
-        check_name(self.name)
+        if not self.table_name:
+            object.__setattr__(self, "table_name", "col_" + check_name(self.name))
+        elif not re.match(r"^col_[a-z0-9_]{1,48}$", self.table_name):
+            raise InvalidNameError(f"expected a table name col_<name>, got {self.table_name!r}")
         if self.storage not in STORAGES:
             raise ConfigurationError(f"expected storage in {STORAGES}, got {self.storage!r}")
         if not isinstance(self.dims, int) or not 1 <= self.dims <= MAX_STORED_DIMS:
             raise ConfigurationError(f"expected dims between 1 and {MAX_STORED_DIMS}, got {self.dims!r}")
-
-    @property
-    def table_name(self) -> str:
-        return "col_" + self.name
 
     @property
     def table(self) -> sql.Identifier:

@@ -205,3 +205,20 @@ FROM semsearch.collections c
 JOIN pg_class t ON t.oid = to_regclass(format('semsearch.%I', c.table_name));
 
 COMMENT ON VIEW semsearch.stats IS 'per collection: size on disk, plan and tuned search parameters';
+
+CREATE FUNCTION semsearch.drop_collection(collection text) RETURNS boolean
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    t text;
+BEGIN
+    DELETE FROM semsearch.collections WHERE name = collection RETURNING table_name INTO t;
+    IF t IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('DROP TABLE IF EXISTS semsearch.%I', t);
+    RETURN true;
+END
+$fn$;
+
+COMMENT ON FUNCTION semsearch.drop_collection IS 'drop a collection''s table and catalog row; false if it did not exist';

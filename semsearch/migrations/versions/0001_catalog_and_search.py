@@ -23,7 +23,7 @@ def upgrade() -> None:
         """
         CREATE TABLE semsearch.collections (
             name text PRIMARY KEY CHECK (name ~ '^[a-z_][a-z0-9_]{0,47}$'),
-            table_name text NOT NULL UNIQUE,
+            table_name text NOT NULL UNIQUE CHECK (table_name ~ '^col_[a-z0-9_]{1,48}$'),
             model text NOT NULL,
             dims integer NOT NULL CHECK (dims BETWEEN 1 AND 16000),
             storage text NOT NULL CHECK (storage IN ('vector', 'halfvec')),
@@ -75,6 +75,7 @@ def downgrade() -> None:
         """
     )
     op.execute("DROP VIEW semsearch.stats")
+    op.execute("DROP FUNCTION semsearch.drop_collection")
     op.execute("DROP FUNCTION semsearch.hybrid_search")
     op.execute("DROP FUNCTION semsearch.text_search")
     op.execute("DROP FUNCTION semsearch.search")
