@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 from tqdm import tqdm
@@ -83,6 +84,7 @@ class Collection:
         self.info = info
         self.layout = info.layout
         self._embedder = embedder
+        self._own_embedder = embedder is not None
 
     @property
     def name(self) -> str:
@@ -347,29 +349,61 @@ class Collection:
             Jsonb(filt.vars) if filt.vars is not None else None,
             tenant,
         ]
-        if mode == "text":
-            stmt = ("SELECT key, content, score, metadata FROM semsearch.text_search("
-                    "%s, %s, %s::int, %s::jsonb, %s::jsonpath, %s::jsonb, %s::text)")
-            params: list[Any] = [self.name, query, k, *filters]
-        else:
-            if vector is not None:
-                qvec = ingest.check_query_vector(vector, dims=self.dims)
-            else:
-                qvec = self.embedder.embed([query])[0]  # type: ignore[list-item]
-            if mode == "hybrid":
-                stmt = ("SELECT key, content, score, metadata FROM semsearch.hybrid_search("
-                        "%s, %s, %s::vector, %s::int, filter => %s::jsonb, filter_path => %s::jsonpath, "
-                        "filter_vars => %s::jsonb, tenant => %s::text)")
-                params = [self.name, query, qvec, k, *filters]
-            else:
-                stmt = ("SELECT key, content, score, metadata FROM semsearch.search("
-                        "%s, %s::vector, %s::int, %s::real, %s::int, %s::bool, %s::jsonb, %s::jsonpath, "
-                        "%s::jsonb, %s::text)")
-                params = [self.name, qvec, k, oversample, ef_search, exact, *filters]
-        with self.db.connection() as conn:
-            rows = conn.execute(stmt, params).fetchall()
+        for attempt in (1, 2):
+            stmt, params = self._search_statement(query, vector, k, mode, oversample, ef_search, exact, filters)
+            try:
+                with self.db.connection() as conn:
+                    rows = conn.execute(stmt, params).fetchall()
+                break
+            except psycopg.errors.InvalidParameterValue as exc:
+                # the name now points at another table (a model migration switched it):
+                # reload the catalog row and embed again, once
+                if attempt == 2 or vector is not None or "expected a query vector" not in str(exc):
+                    raise
+                self._reload()
         hits = tuple(Hit(key=r[0], content=r[1], score=float(r[2]), metadata=r[3]) for r in rows)
         return SearchResult(hits=hits, k=k, exact=exact)
+
+    def _search_statement(
+        self,
+        query: str | None,
+        vector: Any,
+        k: int,
+        mode: str,
+        oversample: float | None,
+        ef_search: int | None,
+        exact: bool,
+        filters: list[Any],
+    ) -> tuple[str, list[Any]]:
+        if mode == "text":
+            stmt = (
+                "SELECT key, content, score, metadata FROM semsearch.text_search("
+                "%s, %s, %s::int, %s::jsonb, %s::jsonpath, %s::jsonb, %s::text)"
+            )
+            return stmt, [self.name, query, k, *filters]
+        if vector is not None:
+            qvec = ingest.check_query_vector(vector, dims=self.dims)
+        else:
+            qvec = self.embedder.embed([query])[0]  # type: ignore[list-item]
+        if mode == "hybrid":
+            stmt = (
+                "SELECT key, content, score, metadata FROM semsearch.hybrid_search("
+                "%s, %s, %s::vector, %s::int, filter => %s::jsonb, filter_path => %s::jsonpath, "
+                "filter_vars => %s::jsonb, tenant => %s::text)"
+            )
+            return stmt, [self.name, query, qvec, k, *filters]
+        stmt = (
+            "SELECT key, content, score, metadata FROM semsearch.search("
+            "%s, %s::vector, %s::int, %s::real, %s::int, %s::bool, %s::jsonb, %s::jsonpath, %s::jsonb, %s::text)"
+        )
+        return stmt, [self.name, qvec, k, oversample, ef_search, exact, *filters]
+
+    def _reload(self) -> None:
+        """Re-read the catalog row; an embedder made from the old model name is dropped."""
+        fresh = self.db.collection(self.name)
+        if self._embedder is not None and self._embedder.dims != fresh.dims and not self._own_embedder:
+            self._embedder = None
+        self.info, self.layout = fresh.info, fresh.layout
 
     def evaluate(
         self,

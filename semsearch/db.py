@@ -24,9 +24,10 @@ from semsearch.errors import (
     ConfigurationError,
     DatabaseError,
     ExtensionMissingError,
+    InvalidNameError,
     SchemaVersionError,
 )
-from semsearch.schema import check_name
+from semsearch.schema import MAX_USER_NAME, check_name
 
 _INFO_COLUMNS = sql.SQL(", ").join(sql.Identifier(f.name) for f in fields(CollectionInfo))
 
@@ -174,6 +175,8 @@ class Database:
             db.create_collection("movies", dims=1536, compression="bit", model="text-embedding-3-small")
             db.create_collection("docs", model="local", dims=256, compression="mrl-bit:256")
         """
+        if isinstance(name, str) and len(name) > MAX_USER_NAME:
+            raise InvalidNameError(f"expected a collection name of at most {MAX_USER_NAME} characters, got {len(name)}")
         info = ddl.make_info(
             name,
             dims=dims,

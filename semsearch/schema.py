@@ -23,8 +23,10 @@ from semsearch.errors import ConfigurationError, InvalidNameError
 from semsearch.plans import MAX_STORED_DIMS, Plan
 
 SCHEMA = "semsearch"
-# 40 leaves room in Postgres' 63-byte identifiers for "col_", a shadow-table tag and index suffixes
-_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+# 48 leaves room in Postgres' 63-byte identifiers for "col_" and index suffixes; users get 40
+# (MAX_USER_NAME) so that internal names like "<name>__next" fit too
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+MAX_USER_NAME = 40
 STORAGES = ("vector", "halfvec")
 
 
@@ -36,7 +38,7 @@ def check_name(name: object) -> str:
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidNameError(
-            f"expected a collection name of lowercase letters, digits and _ (max 40, not starting "
+            f"expected a collection name of lowercase letters, digits and _ (max 48, not starting "
             f"with a digit), got {name!r}"
         )
     return name

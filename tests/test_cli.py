@@ -202,7 +202,8 @@ def test_every_command_has_an_example_in_its_help(run):
             yield from paths(command, [*prefix, name])
 
     found = list(paths(main, []))
-    assert len(found) == 14  # main, db and its 3, create, ingest, search, eval, tune, backfill, list, drop, demo
+    assert len(found) == 15  # main, db and its 3, create, ingest, search, eval, tune, backfill, migrate-model,
+    # list, drop, demo
     for path in found:
         assert "Example:\n    semsearch" in run(*path, "--help").stdout, path
 
