@@ -147,6 +147,13 @@ def replan(
     """The collection's settings after a change of plan or HNSW parameters (checked)."""
     new_compression = compression if compression is not None else info.compression
     plan_changed = new_compression != info.compression
+    before = Plan.parse(info.compression, dims=info.dims, storage=info.storage).middle
+    after = Plan.parse(new_compression, dims=info.dims, storage=info.storage).middle
+    if before != after:
+        raise ConfigurationError(
+            f"expected the same funnel stages ({before or 'none'}), got {after or 'none'}: they are stored columns "
+            "and changing them rewrites the table; build a new collection with migrate-model instead"
+        )
     return make_info(
         info.name,
         dims=info.dims,

@@ -39,10 +39,31 @@ class Plan:
     kind: str
     #: dims of the compressed copy
     dims: int
+    #: a funnel's middle stages: stored ``mrl:<d>`` copies that rescore the candidates before the full vectors
+    middle: tuple[int, ...] = ()
 
     @classmethod
     def parse(cls, text: str, *, dims: int, storage: str = "vector") -> Plan:
-        """Parse and check a plan against the full dimension ``dims``."""
+        """Parse and check a plan against the full dimension ``dims``.
+
+        A funnel chains stages with ``->``: ``bit->mrl:256`` (or ``bit->mrl:256->full``)
+        takes HNSW candidates on the bits, keeps the best quarter by a stored
+        ``mrl:256`` copy, and rescores those on the full vectors.
+        """
+        if isinstance(text, str) and "->" in text:
+            first, *rest = [part.strip() for part in text.split("->")]
+            if rest and rest[-1] == "full":
+                rest = rest[:-1]
+            coarse = cls.parse(first, dims=dims, storage=storage)
+            middle = []
+            for part in rest:
+                stage = cls.parse(part, dims=dims, storage=storage)
+                if stage.kind != "mrl" or stage.dims >= dims:
+                    raise CompressionPlanError(f"expected middle stages like mrl:<d> with d < {dims}, got {part!r}")
+                middle.append(stage.dims)
+            if not middle:
+                raise CompressionPlanError(f"expected a funnel like bit->mrl:256, got {text!r}")
+            return cls(coarse.kind, coarse.dims, tuple(middle))
         match = _PLAN.match(text.strip()) if isinstance(text, str) else None
         if not match:
             raise CompressionPlanError(
@@ -81,12 +102,15 @@ class Plan:
         return cls(kind, dims)
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.dims}" if self.kind in ("mrl", "mrl-bit") else self.kind
+        head = f"{self.kind}:{self.dims}" if self.kind in ("mrl", "mrl-bit") else self.kind
+        return head + "".join(f"->mrl:{d}" for d in self.middle)
 
     @property
     def default_oversample(self) -> float:
         """Candidates fetched per wanted row before the exact rescore (before tuning)."""
-        return {"none": 1.0, "halfvec": 2.0, "mrl": 8.0, "bit": 10.0, "mrl-bit": 10.0}[self.kind]
+        base = {"none": 1.0, "halfvec": 2.0, "mrl": 8.0, "bit": 10.0, "mrl-bit": 10.0}[self.kind]
+        # a middle stage makes extra coarse candidates cheap: it reads only a small stored copy
+        return base * 4 ** len(self.middle)
 
     def expression(self, source: sql.Composable, *, dims: int, storage: str) -> sql.Composable:
         """The compressed copy of ``source`` (the column, or the query parameter)."""

@@ -102,10 +102,28 @@ class Layout:
     content_hash bytea GENERATED ALWAYS AS (semsearch.content_hash(content)) STORED,
     embedding {vtype},  -- NULL while the row waits for the embedder (add(defer=True), backfill)
     tenant text,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector({cfg}::regconfig, content)) STORED,
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector({cfg}::regconfig, content)) STORED,{middle}
     updated_at timestamptz NOT NULL DEFAULT now()
 )"""
-        ).format(table=self.table, vtype=self.vector_type, cfg=sql.Literal(self.text_config))
+        ).format(
+            table=self.table,
+            vtype=self.vector_type,
+            cfg=sql.Literal(self.text_config),
+            middle=sql.SQL("").join(
+                sql.SQL("\n    {} halfvec({}) GENERATED ALWAYS AS ({}) STORED,").format(
+                    self.middle_column(d), sql.Literal(d), self.middle_expression(d, sql.Identifier("embedding"))
+                )
+                for d in self.plan.middle
+            ),
+        )
+
+    @staticmethod
+    def middle_column(d: int) -> sql.Identifier:
+        return sql.Identifier(f"mrl_{d}")
+
+    def middle_expression(self, d: int, source: sql.Composable) -> sql.Composable:
+        """A funnel stage's copy: the stored column and the query side come from the same helper."""
+        return Plan("mrl", d).expression(source, dims=self.dims, storage=self.storage)
 
     @property
     def vector_bytes(self) -> int:
@@ -188,12 +206,24 @@ class Layout:
         ).format(body=body)
 
     def ann_sql(self) -> str:
-        """Two-stage search: coarse candidates, then exact cosine on the full vectors."""
+        """Two-stage search: coarse candidates, (funnel stages,) then exact cosine on the full vectors."""
+        candidates: sql.Composable = self.coarse_sql()
+        for d in self.plan.middle:
+            # each middle stage keeps the best quarter (at least k) by its stored copy
+            candidates = sql.SQL(
+                "SELECT m.id FROM ({prev}) p JOIN {table} m ON m.id = p.id "
+                "ORDER BY m.{col} <#> {q} LIMIT greatest($2, $3 / 4)"
+            ).format(
+                prev=candidates,
+                table=self.table,
+                col=self.middle_column(d),
+                q=self.middle_expression(d, self.query_param()),
+            )
         body = sql.SQL(
             "SELECT c.key, c.content, (1 - (c.embedding <=> {q}))::float8 AS score, c.metadata "
-            "FROM ({coarse}) cand JOIN {table} c ON c.id = cand.id "
+            "FROM ({cand}) cand JOIN {table} c ON c.id = cand.id "
             "ORDER BY c.embedding <=> {q} LIMIT $2"
-        ).format(q=self.query_param(), coarse=self.coarse_sql(), table=self.table)
+        ).format(q=self.query_param(), cand=candidates, table=self.table)
         return self._hits(body).as_string(None)
 
     def exact_sql(self) -> str:
