@@ -85,6 +85,7 @@ class Collection:
         self.layout = info.layout
         self._embedder = embedder
         self._own_embedder = embedder is not None
+        self._bulk_loading = False
 
     @property
     def name(self) -> str:
@@ -148,7 +149,16 @@ class Collection:
         if not rows.keys:
             return ingest.AddResult(0, 0, 0)
         with self.db.connection() as conn, conn.transaction():
-            inserted, updated = ingest.write(conn, self.layout, rows, vectors)
+            inserted = updated = -1
+            if self._bulk_loading:
+                # the table started empty: most batches are all new keys, which COPY takes directly
+                try:
+                    with conn.transaction():
+                        inserted, updated = ingest.copy_new(conn, self.layout, rows, vectors), 0
+                except psycopg.errors.UniqueViolation:
+                    pass
+            if inserted < 0:
+                inserted, updated = ingest.write(conn, self.layout, rows, vectors)
         unchanged = len(rows.keys) - inserted - updated
         return ingest.AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
 
@@ -203,9 +213,11 @@ class Collection:
         """Drop the HNSW index for a load and build it once afterwards, even if the load fails."""
         with self.db.connection() as conn:
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(self.layout.index_name("hnsw", schema=True)))
+        self._bulk_loading = True
         try:
             yield
         finally:
+            self._bulk_loading = False
             self.rebuild_index(progress=progress)
 
     def rebuild_index(self, *, progress: bool = False) -> float:

@@ -93,3 +93,15 @@ def test_delete_and_upsert(db):
     hit = col.search("changed", k=1)[0]
     assert (hit.key, hit.content, hit.metadata) == ("b", "a changed thing", {"v": 2})
     assert col.count() == 1
+
+
+def test_bulk_load_with_keys_repeated_across_batches(db):
+    col = db.create_collection("docs", model="local", dims=64, compression="halfvec")
+    records = [{"key": i % 150, "content": f"text number {i}"} for i in range(200)]
+    got = col.add_many(records, batch_size=100, bulk=True)
+    # batch 1 goes in by COPY; batch 2 repeats keys 0..49 and falls back to the upsert
+    assert (got.inserted, got.updated) == (150, 50)
+    assert col.count() == 150
+    with db.connection() as conn:
+        content = conn.execute("SELECT content FROM semsearch.col_docs WHERE key = '10'").fetchone()[0]
+    assert content == "text number 160" and col.pending() == 0
