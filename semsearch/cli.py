@@ -439,8 +439,15 @@ def migrate_model(ctx: click.Context, name: str, rollback: bool, as_json: bool, 
         click.echo(f"{name} is back on the collection it replaced; the newer one is {name}__next")
         return
     report = model_migration.migrate_model(
-        db, name, model=o["model"], dims=o["dims"], compression=o["compression"], sample=o["sample"], k=o["k"],
-        switch=not o["no_switch"], progress=not as_json,
+        db,
+        name,
+        model=o["model"],
+        dims=o["dims"],
+        compression=o["compression"],
+        sample=o["sample"],
+        k=o["k"],
+        switch=not o["no_switch"],
+        progress=not as_json,
     )
     click.echo(json.dumps(report.to_dict()) if as_json else str(report))
 

@@ -47,7 +47,7 @@ class CollectionInfo:
     table_name: str = ""
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> CollectionInfo:
+    def from_row(cls, row: Mapping[Any, Any]) -> CollectionInfo:
         """From a ``semsearch.collections`` row as a mapping (any driver)."""
         values = {f.name: row[f.name] for f in fields(cls)}
         # regconfig arrives as a driver-specific object; the info holds its name
@@ -142,8 +142,9 @@ class Collection:
         """
         rows = ingest.check_rows(keys, contents, metadata, tenant)
         embedded = reused = 0
+        vectors: Sequence[np.ndarray | None]
         if embeddings is not None:
-            vectors = ingest.check_vectors(embeddings, n=len(rows.keys), dims=self.dims)
+            vectors = list(ingest.check_vectors(embeddings, n=len(rows.keys), dims=self.dims))
         else:
             vectors, embedded, reused = self._embed_missing(rows, defer=defer)
         if not rows.keys:
@@ -167,11 +168,11 @@ class Collection:
         with self.db.connection() as conn:
             known: dict[bytes, np.ndarray | None] = dict(ingest.stored_vectors(conn, self.layout, hashes))
         todo: dict[bytes, str] = {}
-        for h, text in zip(hashes, rows.contents):
+        for h, text in zip(hashes, rows.contents, strict=True):
             if h not in known and h not in todo:
                 todo[h] = text
         if todo and not defer:
-            known.update(zip(todo.keys(), self.embedder.embed(list(todo.values()))))
+            known.update(zip(todo.keys(), self.embedder.embed(list(todo.values())), strict=True))
         vectors = [known.get(h) for h in hashes]
         return vectors, 0 if defer else len(todo), len(hashes) - len(todo)
 
@@ -339,11 +340,14 @@ class Collection:
         """
         if mode not in ("vector", "text", "hybrid"):
             raise InvalidInputError(f"expected mode 'vector', 'text' or 'hybrid', got {mode!r}")
-        if mode != "vector" and (query is None or vector is not None and mode == "text"):
-            raise InvalidInputError(f"expected a query text for mode={mode!r}, got {'none' if query is None else 'a vector too'}")
+        if mode != "vector" and (query is None or (vector is not None and mode == "text")):
+            raise InvalidInputError(
+                f"expected a query text for mode={mode!r}, got {'none' if query is None else 'a vector too'}"
+            )
         if mode == "vector" and (query is None) == (vector is None):
-            raise InvalidInputError("expected exactly one of a query text or vector=, got "
-                                    + ("both" if query is not None else "neither"))
+            raise InvalidInputError(
+                "expected exactly one of a query text or vector=, got " + ("both" if query is not None else "neither")
+            )
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
             raise InvalidInputError(f"expected k between 1 and 10000, got {k!r}")
         if oversample is not None and not 1 <= oversample <= 1000:
@@ -441,8 +445,18 @@ class Collection:
         """
         from semsearch.evaluate import evaluate
 
-        return evaluate(self, queries, sample=sample, k=k, qrels=qrels, oversample=oversample,
-                        ef_search=ef_search, repeat=repeat, seed=seed, measure_build=measure_build)
+        return evaluate(
+            self,
+            queries,
+            sample=sample,
+            k=k,
+            qrels=qrels,
+            oversample=oversample,
+            ef_search=ef_search,
+            repeat=repeat,
+            seed=seed,
+            measure_build=measure_build,
+        )
 
     def sweep(
         self,
@@ -464,8 +478,9 @@ class Collection:
         """
         from semsearch.evaluate import sweep
 
-        return sweep(self, queries, sample=sample, oversamples=oversamples, k=k,
-                     ef_search=ef_search, repeat=repeat, seed=seed)
+        return sweep(
+            self, queries, sample=sample, oversamples=oversamples, k=k, ef_search=ef_search, repeat=repeat, seed=seed
+        )
 
     def tune(
         self,
@@ -489,8 +504,15 @@ class Collection:
         """
         from semsearch.tune import tune
 
-        return tune(self, target_recall=target_recall, k=k, sample=sample, queries=queries,
-                    max_oversample=max_oversample, seed=seed)
+        return tune(
+            self,
+            target_recall=target_recall,
+            k=k,
+            sample=sample,
+            queries=queries,
+            max_oversample=max_oversample,
+            seed=seed,
+        )
 
 
 # for annotations only: the methods import evaluate / tune when called, not with every collection

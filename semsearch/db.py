@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
-from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -16,8 +15,8 @@ from psycopg_pool import ConnectionPool
 from semsearch import ddl, migrate
 from semsearch.collection import Collection, CollectionInfo
 from semsearch.config import Settings
-from semsearch.embeddings import Embedder
 from semsearch.embedded import embedded_url
+from semsearch.embeddings import Embedder
 from semsearch.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -59,7 +58,7 @@ def _check_server(url: str) -> None:
 
 def _redact(url: str) -> str:
     try:
-        return psycopg.conninfo.make_conninfo(url, password="***") if "password" in url or "@" in url else url
+        return psycopg.conninfo.make_conninfo(url, password="***")  # noqa: S106 - the redaction mask, not a secret if "password" in url or "@" in url else url
     except psycopg.ProgrammingError:
         return "the database"
 
@@ -267,8 +266,13 @@ class Database:
             db.alter_collection("movies", compression="mrl:512")
         """
         old = self._info(name)
-        new = ddl.replan(old, compression=compression, hnsw_m=hnsw_m,
-                         hnsw_ef_construction=hnsw_ef_construction, oversample=oversample)
+        new = ddl.replan(
+            old,
+            compression=compression,
+            hnsw_m=hnsw_m,
+            hnsw_ef_construction=hnsw_ef_construction,
+            oversample=oversample,
+        )
         with self.connection() as conn:
             if not ddl.unchanged(old, new):
                 conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(new.layout.index_name("hnsw_next", schema=True)))
@@ -279,8 +283,9 @@ class Database:
                     conn.execute("RESET maintenance_work_mem")
             with conn.transaction():
                 if ddl.unchanged(old, new):
-                    conn.execute("UPDATE semsearch.collections SET oversample = %s WHERE name = %s",
-                                 [new.oversample, name])
+                    conn.execute(
+                        "UPDATE semsearch.collections SET oversample = %s WHERE name = %s", [new.oversample, name]
+                    )
                 else:
                     for stmt in ddl.swap_index_statements(new):
                         conn.execute(stmt)

@@ -58,8 +58,10 @@ def make_info(
         raise ConfigurationError(f"expected dims= for model {model!r}, got none")
     if compression is None:
         compression = "bit" if dims >= 1024 else "halfvec"
-    if not isinstance(hnsw_m, int) or not isinstance(hnsw_ef_construction, int) or not (
-        2 <= hnsw_m <= 100 and 2 * hnsw_m <= hnsw_ef_construction <= 1000
+    if (
+        not isinstance(hnsw_m, int)
+        or not isinstance(hnsw_ef_construction, int)
+        or not (2 <= hnsw_m <= 100 and 2 * hnsw_m <= hnsw_ef_construction <= 1000)
     ):
         raise ConfigurationError(
             f"expected 2 <= hnsw_m <= 100 and 2*m <= ef_construction <= 1000, got m={hnsw_m}, "
@@ -100,10 +102,10 @@ def _templates(layout: Layout) -> dict[str, sql.Composable]:
     }
 
 
-def create_statements(info: CollectionInfo) -> list[sql.Composable]:
+def create_statements(info: CollectionInfo) -> list[sql.Composed]:
     """Table, storage, indexes and catalog row of a new collection (run in one transaction)."""
     layout = info.layout
-    stmts: list[sql.Composable] = [layout.create_table_sql()]
+    stmts: list[sql.Composed] = [layout.create_table_sql()]
     storage = layout.storage_sql()
     if storage is not None:
         stmts.append(storage)
@@ -131,7 +133,7 @@ def create_statements(info: CollectionInfo) -> list[sql.Composable]:
     return stmts
 
 
-def drop_statements(name: str) -> list[sql.Composable]:
+def drop_statements(name: str) -> list[sql.Composed]:
     """Drop a collection's table and catalog row (``semsearch.drop_collection`` finds the table)."""
     return [sql.SQL("SELECT semsearch.drop_collection({})").format(sql.Literal(check_name(name)))]
 
@@ -169,7 +171,7 @@ def replan(
     )
 
 
-def build_index_statement(info: CollectionInfo, *, concurrently: bool) -> sql.Composable:
+def build_index_statement(info: CollectionInfo, *, concurrently: bool) -> sql.Composed:
     """Build the HNSW index of ``info`` under the name ``<table>_hnsw_next`` (swap it in after)."""
     layout = info.layout
     return sql.SQL(
@@ -185,7 +187,7 @@ def build_index_statement(info: CollectionInfo, *, concurrently: bool) -> sql.Co
     )
 
 
-def swap_index_statements(info: CollectionInfo) -> list[sql.Composable]:
+def swap_index_statements(info: CollectionInfo) -> list[sql.Composed]:
     """Replace the live index with ``_hnsw_next`` and point the catalog at the new plan (one transaction)."""
     layout = info.layout
     sets = {
@@ -198,7 +200,9 @@ def swap_index_statements(info: CollectionInfo) -> list[sql.Composable]:
     }
     return [
         sql.SQL("DROP INDEX IF EXISTS {}").format(layout.index_name("hnsw", schema=True)),
-        sql.SQL("ALTER INDEX {} RENAME TO {}").format(layout.index_name("hnsw_next", schema=True), layout.index_name("hnsw")),
+        sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+            layout.index_name("hnsw_next", schema=True), layout.index_name("hnsw")
+        ),
         sql.SQL("UPDATE semsearch.collections SET {} WHERE name = {}").format(
             sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), v) for k, v in sets.items()),
             sql.Literal(info.name),

@@ -89,9 +89,7 @@ def _modules() -> Iterator[ModuleType]:
         if module is None:
             continue
         if hasattr(module, "__path__"):
-            found = pkgutil.walk_packages(
-                module.__path__, prefix=name + ".", onerror=lambda _: None
-            )
+            found = pkgutil.walk_packages(module.__path__, prefix=name + ".", onerror=lambda _: None)
             names += sorted(m.name for m in found if not _private(m.name))
         for sub in names:
             got = module if sub == name else _import(sub)
@@ -128,9 +126,7 @@ def _home(obj: Any, module: ModuleType) -> bool:
     """Whether ``module`` is where ``obj`` is documented (not merely re-exported)."""
     home = getattr(obj, "__module__", None)
     # C accelerators (_heapq, _socket, posix) are documented by their public module
-    return home == module.__name__ or (
-        isinstance(home, str) and (home[:1] == "_" or home == "posix")
-    )
+    return home == module.__name__ or (isinstance(home, str) and (home[:1] == "_" or home == "posix"))
 
 
 def _members(module: ModuleType) -> Iterator[tuple[str, Any]]:
@@ -142,9 +138,7 @@ def _members(module: ModuleType) -> Iterator[tuple[str, Any]]:
             yield f"{module.__name__}.{name}", obj
             for attr, raw in sorted(vars(obj).items()):
                 func = getattr(raw, "__func__", raw)  # classmethod / staticmethod
-                if not attr.startswith("_") and (
-                    isinstance(raw, property) or inspect.isroutine(func)
-                ):
+                if not attr.startswith("_") and (isinstance(raw, property) or inspect.isroutine(func)):
                     yield f"{module.__name__}.{name}.{attr}", func
         elif inspect.isroutine(obj):
             yield f"{module.__name__}.{name}", obj
@@ -170,9 +164,7 @@ def stdlib_corpus(rows: int | None = None) -> list[dict[str, Any]]:
                 if text is None or {key, text, id(obj)} & seen:
                     continue
                 seen.update((key, text, id(obj)))
-                records.append(
-                    {"key": key, "content": text, "metadata": {"module": module.__name__}}
-                )
+                records.append({"key": key, "content": text, "metadata": {"module": module.__name__}})
     if rows is not None and rows < len(records):
         records = [records[i * len(records) // rows] for i in range(rows)]
     return records
@@ -208,10 +200,7 @@ def run_demo(
     """
     start = time.perf_counter()
     records = stdlib_corpus(rows)
-    echo(
-        f"corpus: {len(records)} docstrings from {len(MODULES)} stdlib modules "
-        f"({time.perf_counter() - start:.1f}s)"
-    )
+    echo(f"corpus: {len(records)} docstrings from {len(MODULES)} stdlib modules ({time.perf_counter() - start:.1f}s)")
     db.drop_collection(COLLECTION, missing_ok=True)
     col = db.create_collection(COLLECTION, model="local", dims=256, compression=COMPRESSION)
     start = time.perf_counter()

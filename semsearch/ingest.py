@@ -129,8 +129,7 @@ def check_query_vector(vector: Any, *, dims: int) -> np.ndarray:
 
 
 _KEEP_EMBEDDING = sql.SQL(
-    "CASE WHEN EXCLUDED.embedding IS NULL AND t.content = EXCLUDED.content THEN t.embedding "
-    "ELSE EXCLUDED.embedding END"
+    "CASE WHEN EXCLUDED.embedding IS NULL AND t.content = EXCLUDED.content THEN t.embedding ELSE EXCLUDED.embedding END"
 )
 
 
@@ -154,7 +153,7 @@ def write(
         copy_sql = sql.SQL("COPY {} (key, content, metadata, tenant, embedding) FROM STDIN WITH (FORMAT BINARY)")
         with cur.copy(copy_sql.format(stage)) as copy:
             copy.set_types(["text", "text", "jsonb", "text", "vector"])
-            for row in zip(rows.keys, rows.contents, rows.metadata, rows.tenants, vectors):
+            for row in zip(rows.keys, rows.contents, rows.metadata, rows.tenants, vectors, strict=True):
                 copy.write_row((row[0], row[1], Jsonb(row[2]), row[3], row[4]))
         # xmax = 0 marks a freshly inserted tuple; the WHERE skips rows that did not change
         cur.execute(
@@ -184,7 +183,7 @@ def copy_new(conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: Sequ
     copy_sql = sql.SQL("COPY {} (key, content, metadata, tenant, embedding) FROM STDIN WITH (FORMAT BINARY)")
     with conn.cursor() as cur, cur.copy(copy_sql.format(layout.table)) as copy:
         copy.set_types(["text", "text", "jsonb", "text", "vector"])
-        for row in zip(rows.keys, rows.contents, rows.metadata, rows.tenants, vectors):
+        for row in zip(rows.keys, rows.contents, rows.metadata, rows.tenants, vectors, strict=True):
             copy.write_row((row[0], row[1], Jsonb(row[2]), row[3], row[4]))
     return len(rows.keys)
 

@@ -73,7 +73,8 @@ def _copy_changed(conn: Any, old: Collection, new: Collection) -> int:
         sql.SQL(
             "INSERT INTO {n} AS x (key, content, metadata, tenant) "
             "SELECT y.key, y.content, y.metadata, y.tenant FROM {o} y LEFT JOIN {n} z ON z.key = y.key "
-            "WHERE z.key IS NULL OR (z.content, z.metadata, z.tenant) IS DISTINCT FROM (y.content, y.metadata, y.tenant) "
+            "WHERE z.key IS NULL "
+            "OR (z.content, z.metadata, z.tenant) IS DISTINCT FROM (y.content, y.metadata, y.tenant) "
             "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
             "tenant = EXCLUDED.tenant, updated_at = now()"
         ).format(o=o, n=n)
@@ -188,8 +189,8 @@ def _switch(db: Database, old: Collection, new: Collection) -> None:
                 vectors = new.embedder.embed([r[1] for r in rows])
                 conn.execute(
                     sql.SQL(
-                        "UPDATE {} t SET embedding = v.e FROM (SELECT unnest(%s::bigint[]) id, unnest(%s::vector[]) e) v "
-                        "WHERE t.id = v.id"
+                        "UPDATE {} t SET embedding = v.e "
+                        "FROM (SELECT unnest(%s::bigint[]) id, unnest(%s::vector[]) e) v WHERE t.id = v.id"
                     ).format(new.layout.table),
                     [[r[0] for r in rows], list(np.asarray(vectors))],
                 )

@@ -166,8 +166,7 @@ class Layout:
     def hnsw_index_sql(self, *, m: int, ef_construction: int, concurrently: bool = False) -> sql.Composed:
         """The HNSW index on the plan's compressed expression."""
         return sql.SQL(
-            "CREATE INDEX {conc}{name} ON {table} USING hnsw (({expr}) {ops}) "
-            "WITH (m = {m}, ef_construction = {efc})"
+            "CREATE INDEX {conc}{name} ON {table} USING hnsw (({expr}) {ops}) WITH (m = {m}, ef_construction = {efc})"
         ).format(
             conc=sql.SQL("CONCURRENTLY " if concurrently else ""),
             name=self.index_name("hnsw"),

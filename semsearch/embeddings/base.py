@@ -108,8 +108,7 @@ class BatchedEmbedder(ABC):
             got = np.asarray(self.embed_batch(batch), dtype=np.float32)
             if got.shape != (len(batch), self.dims):
                 raise EmbeddingError(
-                    f"expected {len(batch)} vectors of {self.dims} dims from {self.model}, "
-                    f"got shape {got.shape}"
+                    f"expected {len(batch)} vectors of {self.dims} dims from {self.model}, got shape {got.shape}"
                 )
             try:
                 out[done : done + len(batch)] = normalize_rows(got)

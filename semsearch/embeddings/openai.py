@@ -58,9 +58,7 @@ class OpenAIEmbedder(BatchedEmbedder):
         native = NATIVE_DIMS.get(model)
         if dims is None:
             if native is None:
-                raise ConfigurationError(
-                    f"expected dims for model {model!r}, whose native size is unknown; got none"
-                )
+                raise ConfigurationError(f"expected dims for model {model!r}, whose native size is unknown; got none")
             dims = native
         if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
             raise ConfigurationError(f"expected dims to be a positive integer, got {dims!r}")
@@ -74,9 +72,7 @@ class OpenAIEmbedder(BatchedEmbedder):
             )
         if client is None:
             try:
-                client = openai.OpenAI(
-                    api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout
-                )
+                client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
             except openai.OpenAIError as exc:
                 raise ConfigurationError(f"could not create the openai client: {exc}") from exc
         self.model = model
@@ -104,8 +100,7 @@ class OpenAIEmbedder(BatchedEmbedder):
         data = sorted(response.data, key=lambda d: d.index)
         if [d.index for d in data] != list(range(len(texts))):
             raise EmbeddingError(
-                f"expected indices 0..{len(texts) - 1} from {self.model}, "
-                f"got {[d.index for d in data][:10]}"
+                f"expected indices 0..{len(texts) - 1} from {self.model}, got {[d.index for d in data][:10]}"
             )
         try:
             return np.array([d.embedding for d in data], dtype=np.float32)
@@ -113,7 +108,4 @@ class OpenAIEmbedder(BatchedEmbedder):
             raise EmbeddingError(f"expected numeric vectors from {self.model}, got {exc}") from exc
 
     def __repr__(self) -> str:
-        return (
-            f"OpenAIEmbedder(model={self.model!r}, dims={self.dims}, "
-            f"base_url={str(self.client.base_url)!r})"
-        )
+        return f"OpenAIEmbedder(model={self.model!r}, dims={self.dims}, base_url={str(self.client.base_url)!r})"
