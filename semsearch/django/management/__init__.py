@@ -1,0 +1,1 @@
+"""``manage.py semsearch_*`` commands (see ``commands/``) and what they share."""
