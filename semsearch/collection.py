@@ -184,6 +184,7 @@ class Collection:
         progress: bool = False,
         total: int | None = None,
         bulk: bool | None = None,
+        defer: bool = False,
     ) -> ingest.AddResult:
         """Stream ``{"key", "content", "metadata"?, "embedding"?, "tenant"?}`` records in batches.
 
@@ -192,7 +193,8 @@ class Collection:
 
         ``bulk`` builds the HNSW index once after loading instead of updating it
         row by row (several times faster; searches during the load scan exactly).
-        By default it is on when the collection is empty.
+        By default it is on when the collection is empty. ``defer`` stores texts
+        without embedding them (see :meth:`add`).
 
         Example::
 
@@ -201,9 +203,9 @@ class Collection:
         if bulk is None:
             bulk = self._is_empty()
         if not bulk:
-            return self._add_stream(records, batch_size=batch_size, progress=progress, total=total)
+            return self._add_stream(records, batch_size=batch_size, progress=progress, total=total, defer=defer)
         with self._index_deferred(progress=progress):
-            return self._add_stream(records, batch_size=batch_size, progress=progress, total=total)
+            return self._add_stream(records, batch_size=batch_size, progress=progress, total=total, defer=defer)
 
     def _is_empty(self) -> bool:
         with self.db.connection() as conn:
@@ -249,6 +251,7 @@ class Collection:
         batch_size: int,
         progress: bool,
         total: int | None,
+        defer: bool = False,
     ) -> ingest.AddResult:
         totals = [0, 0, 0, 0, 0]
         bar = tqdm(total=total, unit="rows", disable=not progress, desc=f"ingest {self.name}")
@@ -264,6 +267,7 @@ class Collection:
                 embeddings=np.asarray([r["embedding"] for r in batch]) if all(has_vec) else None,
                 metadata=[r.get("metadata") for r in batch],
                 tenant=[r.get("tenant") for r in batch],
+                defer=defer,
             )
             for i, v in enumerate((got.inserted, got.updated, got.unchanged, got.embedded, got.reused)):
                 totals[i] += v

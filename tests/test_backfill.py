@@ -151,3 +151,10 @@ def test_backfill_command_dry_run_then_real(db, db_url):
     assert real.exit_code == 0, real.output
     assert "embedded 3 rows in 2 batches" in real.output
     assert col.pending() == 0 and col.search("pears", k=1).keys == ["b"]
+
+
+def test_add_many_can_defer_embedding(db):
+    col = db.create_collection("docs", model="local", dims=64, compression="halfvec")
+    got = col.add_many(({"key": i, "content": f"note {i} about gardens"} for i in range(30)), batch_size=8, defer=True)
+    assert (got.inserted, got.embedded, col.pending()) == (30, 0, 30)
+    assert col.backfill().embedded == 30 and col.pending() == 0
