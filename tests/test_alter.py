@@ -31,8 +31,9 @@ def test_change_plan_swaps_index_and_templates(db, movies, concurrently):
         ann = conn.execute("SELECT ann_sql FROM semsearch.collections WHERE name = 'm'").fetchone()[0]
         conn.execute(sql.SQL("PREPARE a AS {}").format(sql.SQL(ann)))
         vec = "[" + ",".join(map(str, full[0])) + "]"
-        plan = "\n".join(r[0] for r in conn.execute(
-            sql.SQL("EXPLAIN EXECUTE a({}::vector, 5, 40, NULL)").format(sql.Literal(vec))))
+        plan = "\n".join(
+            r[0] for r in conn.execute(sql.SQL("EXPLAIN EXECUTE a({}::vector, 5, 40, NULL)").format(sql.Literal(vec)))
+        )
         conn.execute("DEALLOCATE a")
     assert "Index Scan using col_m_hnsw" in plan
 

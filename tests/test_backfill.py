@@ -122,7 +122,9 @@ def test_kill_9_mid_backfill_then_restart_embeds_every_row_exactly_once(db, db_u
         left = col.pending()
         assert 0 < left < n, left
         server.delay = 0
-        rerun = subprocess.run([sys.executable, "-c", WORKER, db_url, server.base_url], capture_output=True, timeout=120)
+        rerun = subprocess.run(
+            [sys.executable, "-c", WORKER, db_url, server.base_url], capture_output=True, timeout=120
+        )
         assert rerun.returncode == 0, rerun.stderr
         sent = [t for r in server.requests for t in r.inputs]
     assert col.pending() == 0 and col.count() == n

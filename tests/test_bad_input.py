@@ -30,16 +30,50 @@ def _vecs(n, dims=16):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"keys": ["x", "y"], "contents": ["one", "two"], "embeddings": _vecs(2, 15)}, "expected embeddings of shape (2, 16)"),
-        ({"keys": ["x", "y"], "contents": ["one", "two"], "embeddings": np.vstack([_vecs(1), np.full((1, 16), np.nan)])}, "nan or inf in row 1"),
-        ({"keys": ["x", "y"], "contents": ["one", "two"], "embeddings": np.vstack([_vecs(1), np.full((1, 16), np.inf)])}, "nan or inf"),
-        ({"keys": ["x", "y"], "contents": ["one", "two"], "embeddings": np.vstack([_vecs(1), np.zeros((1, 16))])}, "zero vector in row 1"),
+        (
+            {"keys": ["x", "y"], "contents": ["one", "two"], "embeddings": _vecs(2, 15)},
+            "expected embeddings of shape (2, 16)",
+        ),
+        (
+            {
+                "keys": ["x", "y"],
+                "contents": ["one", "two"],
+                "embeddings": np.vstack([_vecs(1), np.full((1, 16), np.nan)]),
+            },
+            "nan or inf in row 1",
+        ),
+        (
+            {
+                "keys": ["x", "y"],
+                "contents": ["one", "two"],
+                "embeddings": np.vstack([_vecs(1), np.full((1, 16), np.inf)]),
+            },
+            "nan or inf",
+        ),
+        (
+            {"keys": ["x", "y"], "contents": ["one", "two"], "embeddings": np.vstack([_vecs(1), np.zeros((1, 16))])},
+            "zero vector in row 1",
+        ),
         ({"keys": ["x", "y"], "contents": ["one", "  "], "embeddings": _vecs(2)}, "expected non-empty text"),
         ({"keys": ["x", "x"], "contents": ["one", "two"], "embeddings": _vecs(2)}, "expected unique keys"),
-        ({"keys": ["x", ""], "contents": ["one", "two"], "embeddings": _vecs(2)}, "expected a non-empty str or int key"),
+        (
+            {"keys": ["x", ""], "contents": ["one", "two"], "embeddings": _vecs(2)},
+            "expected a non-empty str or int key",
+        ),
         ({"keys": ["x", "y"], "contents": ["one"], "embeddings": _vecs(2)}, "expected 2 contents"),
-        ({"keys": ["x", "y"], "contents": ["one", "two"], "embeddings": _vecs(2), "metadata": [{}, {"f": object()}]}, "json-serialisable"),
-        ({"keys": ["x", "y"], "contents": ["one", "two"], "embeddings": _vecs(2), "metadata": [{}, {"f": float("nan")}]}, "json-serialisable"),
+        (
+            {"keys": ["x", "y"], "contents": ["one", "two"], "embeddings": _vecs(2), "metadata": [{}, {"f": object()}]},
+            "json-serialisable",
+        ),
+        (
+            {
+                "keys": ["x", "y"],
+                "contents": ["one", "two"],
+                "embeddings": _vecs(2),
+                "metadata": [{}, {"f": float("nan")}],
+            },
+            "json-serialisable",
+        ),
         ({"keys": ["x", "y"], "contents": ["one", "t\x00wo"], "embeddings": _vecs(2)}, "nul"),
         ({"keys": "xy", "contents": "ab", "embeddings": _vecs(2)}, "got a single string"),
     ],

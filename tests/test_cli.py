@@ -21,9 +21,7 @@ def run(db_url):
     runner = CliRunner()
 
     def invoke(*args, input=None, ok=True):
-        result = runner.invoke(
-            main, ["--url", db_url, *map(str, args)], input=input, prog_name="semsearch"
-        )
+        result = runner.invoke(main, ["--url", db_url, *map(str, args)], input=input, prog_name="semsearch")
         if ok:
             assert result.exit_code == 0, result.output
         assert "Traceback" not in result.output
@@ -51,10 +49,7 @@ def test_jsonl_with_embeddings_then_vector_search(run, tmp_path):
 
     q = tmp_path / "q.json"
     q.write_text(json.dumps([0, 0, 0.1, 2]))
-    hits = [
-        json.loads(x)
-        for x in run("search", "compass", "--vector-file", q, "--json").stdout.splitlines()
-    ]
+    hits = [json.loads(x) for x in run("search", "compass", "--vector-file", q, "--json").stdout.splitlines()]
     assert [h["key"] for h in hits][:2] == ["west", "south"]
     assert hits[0]["rank"] == 1 and hits[0]["metadata"] == {"axis": 3, "lang": "en"}
 
@@ -79,29 +74,20 @@ def test_csv_and_text_with_the_local_model(run, tmp_path):
         'c2,"stock markets fall as interest rates rise",2001\n'
         "c3,how to bake sourdough bread at home,1995\n"
     )
-    got = run(
-        "ingest", "notes", csv_file, "--key-field", "id", "--text-field", "title", "--batch-size", 2
-    )
+    got = run("ingest", "notes", csv_file, "--key-field", "id", "--text-field", "title", "--batch-size", 2)
     assert "3 inserted" in got.stdout and "3 embedded" in got.stdout
 
     text = tmp_path / "handbook.txt"
-    text.write_text(
-        "Rotate the server logs nightly.\nKeep a week of them.\n\n\n  Back up the database daily.\n"
-    )
+    text.write_text("Rotate the server logs nightly.\nKeep a week of them.\n\n\n  Back up the database daily.\n")
     run("ingest", "notes", text)
 
-    cat = [
-        json.loads(x)
-        for x in run("search", "notes", "cute cat", "--json", "-k", 1).stdout.splitlines()
-    ]
+    cat = [json.loads(x) for x in run("search", "notes", "cute cat", "--json", "-k", 1).stdout.splitlines()]
     assert cat[0]["key"] == "c1" and cat[0]["metadata"] == {"year": "1995"}
     backup = json.loads(run("search", "notes", "database backups", "--json").stdout.splitlines()[0])
     assert backup["key"] == f"{text}:2"
     assert backup["content"] == "Back up the database daily."
     assert backup["metadata"] == {"file": str(text), "line": 5}
-    filtered = run(
-        "search", "notes", "food", "--where", '{"year": "1995"}', "--json"
-    ).stdout.splitlines()
+    filtered = run("search", "notes", "food", "--where", '{"year": "1995"}', "--json").stdout.splitlines()
     assert sorted(json.loads(x)["key"] for x in filtered) == ["c1", "c3"]
 
     again = run("ingest", "notes", csv_file, text, "--key-field", "id", "--text-field", "title")
@@ -146,10 +132,7 @@ def test_malformed_jsonl_names_file_and_line(run, tmp_path):
 
     short = tmp_path / "short.jsonl"
     short.write_text(json.dumps({"key": "x", "content": "x", "embedding": [1, 2]}) + "\n")
-    assert (
-        f"{short}:1: expected an embedding of 4 finite numbers"
-        in run("ingest", "compass", short, ok=False).output
-    )
+    assert f"{short}:1: expected an embedding of 4 finite numbers" in run("ingest", "compass", short, ok=False).output
     dup = tmp_path / "dup.jsonl"
     dup.write_text("\n".join(json.dumps(r) for r in [rows[0], rows[1], rows[0]]))
     assert (
@@ -161,9 +144,7 @@ def test_malformed_jsonl_names_file_and_line(run, tmp_path):
 def test_malformed_csv_names_file_and_line(run, tmp_path):
     run("create", "compass", "--model", "toy", "--dims", 4)
     ragged = tmp_path / "ragged.csv"
-    ragged.write_text(
-        'key,content,embedding\nn,north,"[1, 0, 0, 0]"\ne,east,"[0, 1, 0, 0]",extra\n'
-    )
+    ragged.write_text('key,content,embedding\nn,north,"[1, 0, 0, 0]"\ne,east,"[0, 1, 0, 0]",extra\n')
     assert (
         f"Error: {ragged}:3: expected 3 cells, as many as the header"
         in run("ingest", "compass", ragged, ok=False).output

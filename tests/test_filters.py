@@ -27,8 +27,10 @@ def col(db, clustered):
     meta = [{"bucket": i % 1000, "lang": ["es", "en"][i % 2], "tags": ["kids"] if i % 7 == 0 else []} for i in range(N)]
     tenants = ["acme" if i % 500 == 0 else "other" for i in range(N)]
     c.add_many(
-        ({"key": i, "content": f"row {i}", "embedding": clustered[i], "metadata": meta[i], "tenant": tenants[i]}
-         for i in range(N)),
+        (
+            {"key": i, "content": f"row {i}", "embedding": clustered[i], "metadata": meta[i], "tenant": tenants[i]}
+            for i in range(N)
+        ),
         batch_size=2000,
     )
     with db.connection() as conn:
@@ -62,7 +64,7 @@ def test_k_rows_whenever_k_match_and_recall_against_exact(col, clustered, where,
 
 
 def _matches(meta, where):
-    (field, cond), = where.items()
+    ((field, cond),) = where.items()
     value = meta[field]
     if not isinstance(cond, dict):
         return value == cond
@@ -107,7 +109,7 @@ def test_bad_filters_are_rejected_before_the_database(where, message):
 
 
 def test_injection_in_filter_values_is_just_data(col, clustered):
-    evil = "es\" || true || \"x'); DROP TABLE semsearch.col_f; --"
+    evil = 'es" || true || "x\'); DROP TABLE semsearch.col_f; --'
     assert len(col.search(vector=clustered[0], k=5, where={"lang": {"$eq": evil}})) == 0
     assert len(col.search(vector=clustered[0], k=5, where={"lang": evil})) == 0
     assert col.count() == N

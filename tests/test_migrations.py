@@ -48,7 +48,10 @@ def test_a_server_without_pgvector_gets_install_instructions(db_url, monkeypatch
 
     def connect_hiding_vector(*args, **kwargs):
         conn = real_connect(*args, **kwargs)
-        conn.execute("CREATE TEMP VIEW pg_available_extensions AS SELECT * FROM pg_catalog.pg_available_extensions WHERE name <> 'vector'")
+        conn.execute(
+            "CREATE TEMP VIEW pg_available_extensions AS "
+            "SELECT * FROM pg_catalog.pg_available_extensions WHERE name <> 'vector'"
+        )
         conn.execute("SET search_path = pg_temp, pg_catalog, public")
         return conn
 

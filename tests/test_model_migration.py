@@ -53,7 +53,10 @@ def test_64_to_256_dims_with_searches_and_writes_during_the_build(db, docs):
     assert live.search("a row written while the migration ran", k=1).keys == ["late"]
     assert db.collection("docs__prev").dims == 64
     model_migration.rollback(db, "docs")
-    assert db.collection("docs").dims == 64 and db.collection("docs").search("parse a date from a string", k=5).keys == before
+    assert (
+        db.collection("docs").dims == 64
+        and db.collection("docs").search("parse a date from a string", k=5).keys == before
+    )
     assert db.collection("docs__next").dims == 256
 
 

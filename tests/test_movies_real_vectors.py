@@ -20,7 +20,7 @@ def test_database_mrl256_equals_the_apis_own_256_dim_vectors(db, movies):
         ).fetchall()
     got = {k: v.to_numpy().astype(np.float64) for k, v in rows}
     assert sorted(got) == titles
-    for title, api in zip(titles, short):
+    for title, api in zip(titles, short, strict=False):
         mine = got[title]
         cos = float(mine @ api / (np.linalg.norm(mine) * np.linalg.norm(api)))
         assert cos > 0.999, (title, cos)
@@ -33,7 +33,7 @@ def test_two_stage_top5_equals_exact_top5_for_every_title(db, movies, compressio
     titles, full, _ = movies
     col = db.create_collection("movies", dims=1536, compression=compression, model="text-embedding-3-small")
     col.add(keys=titles, contents=titles, embeddings=full)
-    for title, vec in zip(titles, full):
+    for title, vec in zip(titles, full, strict=False):
         exact = col.search(vector=vec, k=5, exact=True)
         ann = col.search(vector=vec, k=5)
         assert ann.keys == exact.keys, title

@@ -35,7 +35,11 @@ def _psql(db_url: str, script: str) -> str:
     psql = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "psql"
     out = subprocess.run(
         [str(psql), "-X", "-v", "ON_ERROR_STOP=1", "-At", "-F", "|", db_url],
-        input=script, capture_output=True, text=True, timeout=60, env={**os.environ, "PGOPTIONS": ""},
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PGOPTIONS": ""},
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -92,9 +96,8 @@ def test_read_only_role_can_search_and_a_role_without_rights_cannot(db, col):
                 conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(reader)))
                 keys = [r[0] for r in conn.execute("SELECT key FROM semsearch.search('docs', %s, 2)", [q])]
                 assert keys[0] == "cat"
-                with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    with conn.transaction():
-                        conn.execute("DELETE FROM semsearch.col_docs")
+                with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                    conn.execute("DELETE FROM semsearch.col_docs")
             with conn.transaction():
                 conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(stranger)))
                 with pytest.raises(psycopg.errors.InsufficientPrivilege, match="schema semsearch"):
