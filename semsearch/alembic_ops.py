@@ -31,9 +31,9 @@ from alembic.operations import MigrateOperation, Operations
 from psycopg import sql
 
 from semsearch import ddl, migrate
-from semsearch.collection import BUILD_MEMORY, CollectionInfo
+from semsearch.collection import CollectionInfo
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, SchemaVersionError
-from semsearch.schema import SCHEMA, check_name
+from semsearch.schema import BUILD_SETTINGS, SCHEMA, check_name, settings_sql
 
 __all__ = [
     "AlterCollectionOp",
@@ -46,7 +46,6 @@ __all__ = [
 
 _ALTERABLE = ("compression", "hnsw_m", "hnsw_ef_construction", "oversample")
 # as Collection.rebuild_index: the graph builds far faster in memory, and with parallel workers at any size
-_BUILD_SETTINGS = {"maintenance_work_mem": BUILD_MEMORY, "min_parallel_table_scan_size": "0"}
 
 
 @Operations.register_operation("create_collection")
@@ -276,13 +275,11 @@ def _run(operations: Operations, statements: Iterable[sql.Composable]) -> None:
 
 def _build_and_swap(operations: Operations, info: CollectionInfo, *, concurrently: bool) -> None:
     """Build ``info``'s index as ``_hnsw_next`` (concurrently: outside the transaction), then swap it in."""
-    drop_next = sql.SQL("DROP INDEX {}IF EXISTS {}").format(
-        sql.SQL("CONCURRENTLY " if concurrently else ""), info.layout.index_name("hnsw_next", schema=True)
-    )
+    drop_next = ddl.drop_next_index_statement(info, concurrently=concurrently)
     build = ddl.build_index_statement(info, concurrently=concurrently)
     if not concurrently:
         # local to the migration's transaction, like the build itself
-        _run(operations, [drop_next, *_set_build(_BUILD_SETTINGS, local=True), build])
+        _run(operations, [drop_next, *ddl.build_settings_statements(local=True), build])
     else:
         context = operations.get_context()
         # autocommit_block() can only commit a transaction alembic began itself (it asserts otherwise)
@@ -295,17 +292,10 @@ def _build_and_swap(operations: Operations, info: CollectionInfo, *, concurrentl
             # a failed concurrent build leaves an invalid _hnsw_next behind: a rerun starts clean
             _run(operations, [drop_next])
             bind = operations.get_bind()
-            saved = {k: bind.execute(sa.text("SELECT current_setting(:k)"), {"k": k}).scalar() for k in _BUILD_SETTINGS}
+            saved = {k: bind.execute(sa.text("SELECT current_setting(:k)"), {"k": k}).scalar() for k in BUILD_SETTINGS}
             try:
-                _run(operations, [*_set_build(_BUILD_SETTINGS, local=False), build])
+                _run(operations, [*ddl.build_settings_statements(local=False), build])
             finally:
                 # the session is the user's migration connection: leave it as we found it
-                _run(operations, _set_build(saved, local=False))
+                _run(operations, settings_sql(saved, local=False))
     _run(operations, ddl.swap_index_statements(info))
-
-
-def _set_build(settings: dict[str, Any], *, local: bool) -> list[sql.Composable]:
-    return [
-        sql.SQL("SELECT set_config({}, {}, {})").format(sql.Literal(k), sql.Literal(str(v)), sql.Literal(local))
-        for k, v in settings.items()
-    ]

@@ -20,14 +20,11 @@ from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.filters import compile_filter
 from semsearch.plans import Plan
 from semsearch.query import Hit, SearchResult
-from semsearch.schema import Layout
+from semsearch.schema import BUILD_SETTINGS, Layout, settings_sql
 
 if TYPE_CHECKING:
     from semsearch.backfill import BackfillResult
     from semsearch.db import Database
-
-#: maintenance_work_mem for HNSW builds (the graph of 1M bit(1536) rows needs ~600 MB)
-BUILD_MEMORY = "512MB"
 
 
 @dataclass(frozen=True)
@@ -235,11 +232,8 @@ class Collection:
         if progress:
             tqdm.write(f"building the hnsw index of {self.name} ...")
         with self.db.connection() as conn, conn.transaction():
-            # the build is far faster when the graph fits in memory; SET LOCAL ends with the transaction
-            conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(BUILD_MEMORY)))
-            # Postgres gives small tables no parallel build workers; HNSW builds gain from
-            # them at any size (4.5k rows: 1.11 s serial, 0.68 s with 2 workers)
-            conn.execute("SET LOCAL min_parallel_table_scan_size = 0")
+            for stmt in settings_sql(BUILD_SETTINGS, local=True):
+                conn.execute(stmt)
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(self.layout.index_name("hnsw", schema=True)))
             conn.execute(ddl)
         return time.perf_counter() - started

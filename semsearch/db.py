@@ -274,19 +274,28 @@ class Database:
             oversample=oversample,
         )
         with self.connection() as conn:
-            if not ddl.unchanged(old, new):
-                conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(new.layout.index_name("hnsw_next", schema=True)))
-                if not concurrently:
-                    conn.execute("SET maintenance_work_mem = '512MB'")
-                conn.execute(ddl.build_index_statement(new, concurrently=concurrently))
-                if not concurrently:
+            if ddl.unchanged(old, new):
+                conn.execute(ddl.oversample_statement(new))
+                return self.collection(name)
+            conn.execute(ddl.drop_next_index_statement(new, concurrently=concurrently))
+            if concurrently:
+                # CREATE INDEX CONCURRENTLY runs outside a transaction: session settings, reset after
+                for stmt in ddl.build_settings_statements(local=False):
+                    conn.execute(stmt)
+                try:
+                    conn.execute(ddl.build_index_statement(new, concurrently=True))
+                finally:
                     conn.execute("RESET maintenance_work_mem")
-            with conn.transaction():
-                if ddl.unchanged(old, new):
-                    conn.execute(
-                        "UPDATE semsearch.collections SET oversample = %s WHERE name = %s", [new.oversample, name]
-                    )
-                else:
+                    conn.execute("RESET min_parallel_table_scan_size")
+                with conn.transaction():
                     for stmt in ddl.swap_index_statements(new):
+                        conn.execute(stmt)
+            else:
+                with conn.transaction():
+                    for stmt in [
+                        *ddl.build_settings_statements(local=True),
+                        ddl.build_index_statement(new, concurrently=False),
+                        *ddl.swap_index_statements(new),
+                    ]:
                         conn.execute(stmt)
         return self.collection(name)

@@ -16,7 +16,7 @@ from semsearch.collection import CollectionInfo
 from semsearch.embeddings import Embedder, default_dims
 from semsearch.errors import ConfigurationError
 from semsearch.plans import Plan
-from semsearch.schema import Layout, check_name
+from semsearch.schema import BUILD_SETTINGS, Layout, check_name, settings_sql
 
 LOCAL_MODEL = "wordllama-l2-supercat"
 
@@ -184,6 +184,25 @@ def build_index_statement(info: CollectionInfo, *, concurrently: bool) -> sql.Co
         ops=layout.plan.opclass(layout.storage),
         m=sql.Literal(info.hnsw_m),
         efc=sql.Literal(info.hnsw_ef_construction),
+    )
+
+
+def drop_next_index_statement(info: CollectionInfo, *, concurrently: bool) -> sql.Composed:
+    """Drop a ``_hnsw_next`` left by a failed build, so a rerun starts clean."""
+    return sql.SQL("DROP INDEX {}IF EXISTS {}").format(
+        sql.SQL("CONCURRENTLY " if concurrently else ""), info.layout.index_name("hnsw_next", schema=True)
+    )
+
+
+def build_settings_statements(*, local: bool) -> list[sql.Composed]:
+    """The settings every HNSW build runs with (see ``schema.BUILD_SETTINGS``)."""
+    return settings_sql(BUILD_SETTINGS, local=local)
+
+
+def oversample_statement(info: CollectionInfo) -> sql.Composed:
+    """A change of oversampling alone: the catalog only, no index work."""
+    return sql.SQL("UPDATE semsearch.collections SET oversample = {} WHERE name = {}").format(
+        sql.Literal(info.oversample), sql.Literal(info.name)
     )
 
 

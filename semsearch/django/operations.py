@@ -36,16 +36,15 @@ from django.db.migrations.operations.base import Operation
 from psycopg import sql
 
 from semsearch import ddl, migrate
-from semsearch.collection import BUILD_MEMORY, CollectionInfo
+from semsearch.collection import CollectionInfo
 from semsearch.django.conf import SemsearchSettings
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, SchemaVersionError
-from semsearch.schema import check_name
+from semsearch.schema import BUILD_SETTINGS, check_name, settings_sql
 
 __all__ = ["AlterCollection", "CreateCollection", "DropCollection"]
 
 _ALTERABLE = ("compression", "hnsw_m", "hnsw_ef_construction", "oversample")
 # as Collection.rebuild_index: the graph builds far faster in memory, and with parallel workers at any size
-_BUILD_SETTINGS = {"maintenance_work_mem": BUILD_MEMORY, "min_parallel_table_scan_size": "0"}
 
 
 class _CollectionOperation(Operation):
@@ -268,32 +267,23 @@ def _alter(editor: BaseDatabaseSchemaEditor, name: str, changes: dict[str, Any],
             f"expected a migration with atomic = False to build the index of {name!r} concurrently, got an "
             "atomic one: set atomic = False on the Migration, or pass concurrently=False"
         )
-    drop_next = sql.SQL("DROP INDEX {}IF EXISTS {}").format(
-        sql.SQL("CONCURRENTLY " if concurrent else ""), new.layout.index_name("hnsw_next", schema=True)
-    )
+    drop_next = ddl.drop_next_index_statement(new, concurrently=concurrent)
     build = ddl.build_index_statement(new, concurrently=concurrent)
     alias = editor.connection.alias
     if not concurrent:
         # settings local to the transaction, like the build; atomic() is a savepoint in an atomic migration
         with transaction.atomic(using=alias):
             _execute(
-                editor, [drop_next, *_set_build(_BUILD_SETTINGS, local=True), build, *ddl.swap_index_statements(new)]
+                editor, [drop_next, *ddl.build_settings_statements(local=True), build, *ddl.swap_index_statements(new)]
             )
         return
     # a failed concurrent build leaves an invalid _hnsw_next behind: dropping it first makes a rerun start clean
     _execute(editor, [drop_next])
-    saved = {k: (_fetch(editor, "SELECT current_setting(%s)", [k]) or ("",))[0] for k in _BUILD_SETTINGS}
+    saved = {k: (_fetch(editor, "SELECT current_setting(%s)", [k]) or ("",))[0] for k in BUILD_SETTINGS}
     try:
-        _execute(editor, [*_set_build(_BUILD_SETTINGS, local=False), build])
+        _execute(editor, [*ddl.build_settings_statements(local=False), build])
     finally:
         # the session is Django's connection: leave it as found
-        _execute(editor, _set_build(saved, local=False))
+        _execute(editor, settings_sql(saved, local=False))
     with transaction.atomic(using=alias):
         _execute(editor, ddl.swap_index_statements(new))
-
-
-def _set_build(settings: dict[str, Any], *, local: bool) -> list[sql.Composable]:
-    return [
-        sql.SQL("SELECT set_config({}, {}, {})").format(sql.Literal(k), sql.Literal(str(v)), sql.Literal(local))
-        for k, v in settings.items()
-    ]
