@@ -173,17 +173,8 @@ def replan(
 
 def build_index_statement(info: CollectionInfo, *, concurrently: bool) -> sql.Composed:
     """Build the HNSW index of ``info`` under the name ``<table>_hnsw_next`` (swap it in after)."""
-    layout = info.layout
-    return sql.SQL(
-        "CREATE INDEX {conc}{name} ON {table} USING hnsw (({expr}) {ops}) WITH (m = {m}, ef_construction = {efc})"
-    ).format(
-        conc=sql.SQL("CONCURRENTLY " if concurrently else ""),
-        name=layout.index_name("hnsw_next"),
-        table=layout.table,
-        expr=layout.coarse_expression(sql.Identifier("embedding")),
-        ops=layout.plan.opclass(layout.storage),
-        m=sql.Literal(info.hnsw_m),
-        efc=sql.Literal(info.hnsw_ef_construction),
+    return info.layout.hnsw_index_sql(
+        m=info.hnsw_m, ef_construction=info.hnsw_ef_construction, concurrently=concurrently, suffix="hnsw_next"
     )
 
 

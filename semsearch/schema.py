@@ -182,13 +182,15 @@ class Layout:
             ),
         ]
 
-    def hnsw_index_sql(self, *, m: int, ef_construction: int, concurrently: bool = False) -> sql.Composed:
-        """The HNSW index on the plan's compressed expression."""
+    def hnsw_index_sql(
+        self, *, m: int, ef_construction: int, concurrently: bool = False, suffix: str = "hnsw"
+    ) -> sql.Composed:
+        """The HNSW index on the plan's compressed expression (``suffix="hnsw_next"`` for a swap)."""
         return sql.SQL(
             "CREATE INDEX {conc}{name} ON {table} USING hnsw (({expr}) {ops}) WITH (m = {m}, ef_construction = {efc})"
         ).format(
             conc=sql.SQL("CONCURRENTLY " if concurrently else ""),
-            name=self.index_name("hnsw"),
+            name=self.index_name(suffix),
             table=self.table,
             expr=self.coarse_expression(sql.Identifier("embedding")),
             ops=self.plan.opclass(self.storage),
