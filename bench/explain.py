@@ -17,6 +17,7 @@ import numpy as np
 import psycopg
 from harness import connect_raw
 from psycopg import sql
+from psycopg.types.composite import CompositeInfo, register_composite
 
 import semsearch
 
@@ -117,6 +118,8 @@ def profile(
         )
     }
     with connect_raw(url) as conn:
+        # parse the hit array like the function call's rows are parsed, so client times compare
+        register_composite(CompositeInfo.fetch(conn, "semsearch.hit"), conn)  # type: ignore[arg-type]
         ann, _ = _catalog(conn, col.name)
         _setup(conn, ann, col.layout.coarse_sql().as_string(conn), cand)
         for q in queries[:n]:
