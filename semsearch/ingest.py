@@ -141,7 +141,9 @@ def write(
     A ``None`` vector leaves the row pending for :func:`semsearch.backfill.backfill`;
     it keeps its stored vector if its text did not change.
     """
-    stage = sql.Identifier("_semsearch_stage")
+    # one staging table per dimension: it lives as long as the pooled connection, and
+    # the next batch on that connection may be for a collection of another size
+    stage = sql.Identifier(f"_semsearch_stage_{int(layout.dims)}")
     conn.execute(
         sql.SQL(
             "CREATE TEMP TABLE IF NOT EXISTS {} (key text, content text, metadata jsonb, tenant text, embedding {}) "

@@ -105,3 +105,12 @@ def test_bulk_load_with_keys_repeated_across_batches(db):
     with db.connection() as conn:
         content = conn.execute("SELECT content FROM semsearch.col_docs WHERE key = '10'").fetchone()[0]
     assert content == "text number 160" and col.pending() == 0
+
+
+def test_collections_of_different_dims_share_one_pooled_connection(db):
+    small = db.create_collection("small", dims=4, model="label", compression="none")
+    large = db.create_collection("large", dims=8, model="label", compression="none")
+    small.add(keys=["a"], contents=["a"], embeddings=np.ones((1, 4)))
+    large.add(keys=["b"], contents=["b"], embeddings=np.ones((1, 8)))
+    small.add(keys=["c"], contents=["c"], embeddings=np.ones((1, 4)))
+    assert (small.count(), large.count()) == (2, 1)
