@@ -19,6 +19,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,17 +125,18 @@ def grid(base: list[float], extra: float) -> list[float]:
 
 
 def bench_vectors(
-    db: semsearch.Database, url: str, vs: benchdata.VectorSet, plans: list[str], cfg: dict[str, Any], tag: str
+    db: semsearch.Database,
+    url: str,
+    vs: benchdata.VectorSet,
+    plans: list[str],
+    cfg: dict[str, Any],
+    tag: str,
+    res: dict[str, Any],
+    save: Callable[[], None],
 ) -> dict[str, Any]:
+    """Fill ``res`` contender by contender, saving after each (a killed run keeps what it measured)."""
     n, d = vs.base.shape
-    res: dict[str, Any] = {
-        "rows": n,
-        "dims": d,
-        "queries": min(cfg["queries"], len(vs.queries)),
-        "notes": vs.notes,
-        "ingest": {},
-        "contenders": {},
-    }
+    res.update(rows=n, dims=d, queries=min(cfg["queries"], len(vs.queries)), notes=vs.notes, ingest={}, contenders={})
     mem = cfg["build_memory"]
     log(f"[{vs.name}] {n} x {d}: semsearch default plan via add_many(bulk=True)")
     src, res["ingest"]["semsearch_bulk"] = ct.semsearch_bulk(db, f"{tag}_default", None, vs.base, vs.texts)
@@ -164,6 +166,7 @@ def bench_vectors(
             knobs = sorted(set(knobs) | {96.0, 128.0})
         measure_one(entry, ct.semsearch_search(col), knobs, vs, cfg, key)
         res["contenders"][key] = entry
+        save()
 
     semsearch_entry(src, default_plan)
     default_entry = res["contenders"][f"semsearch {default_plan}"]
@@ -226,6 +229,7 @@ def bench_vectors(
         ).fetchall()
         conn.close()
         res["contenders"][key] = entry
+        save()
         if kind == "vector":
             load = res["ingest"]["pgvector_copy"]
             load["index_s"] = b.seconds
@@ -381,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if "jeopardy" not in args.skip:
         vs = benchdata.jeopardy()
-        results["datasets"]["jeopardy"] = bench_vectors(db, url, vs, cfg["plans"]["jeopardy"], cfg, "jeop")
+        res = results["datasets"].setdefault("jeopardy", {})
+        bench_vectors(db, url, vs, cfg["plans"]["jeopardy"], cfg, "jeop", res, save)
         save()
     if "explain" not in args.skip:
         log("EXPLAIN of one two-stage search on 10,000 rows")
@@ -390,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     if "scale" not in args.skip:
         log(f"generating the scale set: {cfg['scale']} rows")
         vs = benchdata.synthetic(cfg["scale"])
-        results["datasets"][vs.name] = bench_vectors(db, url, vs, cfg["plans"]["scale"], cfg, "scale")
+        res = results["datasets"].setdefault(vs.name, {})
+        bench_vectors(db, url, vs, cfg["plans"]["scale"], cfg, "scale", res, save)
         results["scale_set"] = vs.name
         del vs
         save()
