@@ -1,10 +1,13 @@
 """semsearch: fast, cheap, measurable semantic search in the Postgres you already have."""
 
-from semsearch.collection import Collection, CollectionInfo
+from importlib.metadata import version
+
+from semsearch.catalog import CollectionInfo
+from semsearch.collection import Collection
 from semsearch.db import Database, connect
 from semsearch.embeddings import BatchedEmbedder, Embedder
 from semsearch.ingest import AddResult
-from semsearch.query import Hit, SearchResult
+from semsearch.results import Hit, SearchResult
 
 __all__ = [
     "AddResult",
@@ -17,4 +20,4 @@ __all__ = [
     "SearchResult",
     "connect",
 ]
-__version__ = "0.1.0"
+__version__ = version("semsearch")

@@ -23,15 +23,14 @@ Both read the catalog, so ``alembic upgrade --sql`` renders only create and drop
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import fields
 from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import MigrateOperation, Operations
 from psycopg import sql
 
-from semsearch import ddl, migrate
-from semsearch.collection import CollectionInfo
+from semsearch import catalog, ddl
+from semsearch.catalog import CollectionInfo
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, SchemaVersionError
 from semsearch.schema import BUILD_SETTINGS, SCHEMA, check_name, settings_sql
 
@@ -240,9 +239,9 @@ def _online(operations: Operations) -> bool:
     version = None
     if bind.execute(sa.text("SELECT to_regclass('semsearch.alembic_version') IS NOT NULL")).scalar():
         version = bind.execute(sa.text("SELECT version_num FROM semsearch.alembic_version")).scalar()
-    if version != migrate.head():
+    if version != catalog.SCHEMA_HEAD:
         raise SchemaVersionError(
-            f"expected semsearch schema {migrate.head()}, got {version or 'none'}: "
+            f"expected semsearch schema {catalog.SCHEMA_HEAD}, got {version or 'none'}: "
             "run `semsearch db upgrade` before your own migrations"
         )
     return True
@@ -256,9 +255,7 @@ def _exists(operations: Operations, name: str) -> bool:
 def _info(operations: Operations, name: str) -> CollectionInfo:
     if not _online(operations):
         raise ConfigurationError("expected a database connection (the catalog is read), got offline --sql mode")
-    columns = sql.SQL(", ").join(sql.Identifier(f.name) for f in fields(CollectionInfo))
-    query = sql.SQL("SELECT {} FROM semsearch.collections WHERE name = :n").format(columns).as_string(None)
-    row = operations.get_bind().execute(sa.text(query), {"n": name}).first()
+    row = operations.get_bind().exec_driver_sql(catalog.select_statement(name).as_string(None)).first()
     if row is None:
         raise CollectionNotFoundError(f"expected an existing collection, got unknown {name!r}")
     return CollectionInfo.from_row(row._mapping)

@@ -13,10 +13,9 @@ import click
 import psycopg
 
 from semsearch import migrate
+from semsearch.catalog import schema_version
 from semsearch.collection import Collection
-from semsearch.config import Settings
-from semsearch.db import Database, _check_server, _redact, connect, schema_version
-from semsearch.embedded import embedded_url
+from semsearch.db import Database, connect
 from semsearch.errors import SemsearchError
 from semsearch.readers import (
     CRANFIELD_GRADES,
@@ -30,6 +29,7 @@ from semsearch.readers import (
     read_lines,
     read_qrels,
 )
+from semsearch.server import check_server, redact, resolve_url
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -67,11 +67,8 @@ def _connect(ctx: click.Context) -> Database:
 
 def _server_url(ctx: click.Context) -> str:
     # the same resolution as connect(), without requiring the schema to be current
-    settings = Settings.from_env()
-    url = ctx.obj or settings.database_url
-    if url is None:
-        url = embedded_url(settings.data_dir)
-    _check_server(url)
+    url, _ = resolve_url(ctx.obj)
+    check_server(url)
     return url
 
 
@@ -97,7 +94,7 @@ def upgrade(ctx: click.Context, revision: str) -> None:
     """
     url = _server_url(ctx)
     migrate.upgrade(url, revision)
-    click.echo(f"schema at {_current(url) or 'base'} on {_redact(url)}")
+    click.echo(f"schema at {_current(url) or 'base'} on {redact(url)}")
 
 
 @db.command()
@@ -114,9 +111,9 @@ def downgrade(ctx: click.Context, revision: str, yes: bool) -> None:
     url = _server_url(ctx)
     if not yes:
         warning = " and drop every collection" if revision == "base" else ""
-        click.confirm(f"downgrade the schema to {revision}{warning} on {_redact(url)}?", abort=True)
+        click.confirm(f"downgrade the schema to {revision}{warning} on {redact(url)}?", abort=True)
     migrate.downgrade(url, revision)
-    click.echo(f"schema at {_current(url) or 'base'} on {_redact(url)}")
+    click.echo(f"schema at {_current(url) or 'base'} on {redact(url)}")
 
 
 @db.command()

@@ -5,63 +5,25 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 from tqdm import tqdm
 
 from semsearch import ingest
+from semsearch import search as searching
+from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, embedder_for
 from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.filters import compile_filter
-from semsearch.plans import Plan
-from semsearch.query import Hit, SearchResult
-from semsearch.schema import BUILD_SETTINGS, Layout, settings_sql
+from semsearch.results import SearchResult
+from semsearch.schema import BUILD_SETTINGS, settings_sql
 
 if TYPE_CHECKING:
     from semsearch.backfill import BackfillResult
     from semsearch.db import Database
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    """A collection's catalog row."""
-
-    name: str
-    model: str
-    dims: int
-    storage: str
-    compression: str
-    hnsw_m: int
-    hnsw_ef_construction: int
-    oversample: float
-    ef_search: int | None
-    text_config: str
-    table_name: str = ""
-
-    @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> CollectionInfo:
-        """From a ``semsearch.collections`` row as a mapping (any driver)."""
-        values = {f.name: row[f.name] for f in fields(cls)}
-        # regconfig arrives as a driver-specific object; the info holds its name
-        values["text_config"] = str(values["text_config"])
-        return cls(**values)
-
-    @property
-    def layout(self) -> Layout:
-        plan = Plan.parse(self.compression, dims=self.dims, storage=self.storage)
-        return Layout(
-            self.name,
-            dims=self.dims,
-            storage=self.storage,
-            plan=plan,
-            text_config=self.text_config,
-            table_name=self.table_name,
-        )
 
 
 class Collection:
@@ -336,6 +298,67 @@ class Collection:
             col.search(vector=q, k=5, exact=True, where={"year": {"$gte": 2000}})
             col.search("sleepy hollow", mode="hybrid", tenant="acme")
         """
+        request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
+        for attempt in (1, 2):
+            p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
+            try:
+                with self.db.connection() as conn:
+                    rows = searching.execute(conn, p)
+                break
+            except (psycopg.errors.InvalidParameterValue, psycopg.errors.DataException) as exc:
+                # the name now points at another table (a model migration switched it):
+                # reload the catalog row and embed again, once
+                if attempt == 2 or vector is not None or ("dimensions" not in str(exc) and "dims" not in str(exc)):
+                    raise
+                self._reload()
+                request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
+        return searching.hits(rows, request)
+
+    def explain(
+        self,
+        query: str | None = None,
+        *,
+        vector: Any = None,
+        k: int = 10,
+        mode: str = "vector",
+        oversample: float | None = None,
+        ef_search: int | None = None,
+        exact: bool = False,
+        where: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
+        settings: Mapping[str, str] | None = None,
+    ) -> searching.Explained:
+        """The SQL a search runs, its settings and ``EXPLAIN (ANALYZE, BUFFERS)`` of it (nothing is changed).
+
+        ``settings`` adds ``SET LOCAL`` planner settings for this explain only, e.g.
+        ``{"enable_seqscan": "off"}`` to see whether the index *can* serve the query.
+
+        Example::
+
+            print(col.explain(vector=q, k=10))     # look for "Index Scan using col_movies_hnsw"
+            col.explain("jet engines", mode="text").plan
+        """
+        if mode == "hybrid":
+            raise InvalidInputError("expected mode 'vector' or 'text' to explain, got 'hybrid' (explain each side)")
+        request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
+        with self.db.connection() as conn:
+            return searching.explain(
+                conn, self.layout, self.info.oversample, self.info.ef_search, request, extra=settings or {}
+            )
+
+    def _request(
+        self,
+        query: str | None,
+        vector: Any,
+        k: int,
+        mode: str,
+        oversample: float | None,
+        ef_search: int | None,
+        exact: bool,
+        where: Mapping[str, Any] | None,
+        tenant: str | None,
+    ) -> searching.Request:
+        """Check a search's arguments (before any round trip) and embed its query text if needed."""
         if mode not in ("vector", "text", "hybrid"):
             raise InvalidInputError(f"expected mode 'vector', 'text' or 'hybrid', got {mode!r}")
         if mode != "vector" and (query is None or (vector is not None and mode == "text")):
@@ -348,69 +371,29 @@ class Collection:
             )
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
             raise InvalidInputError(f"expected k between 1 and 10000, got {k!r}")
-        if oversample is not None and not 1 <= oversample <= 1000:
+        if oversample is not None and (
+            isinstance(oversample, bool) or not isinstance(oversample, (int, float)) or not 1 <= oversample <= 1000
+        ):
             raise InvalidInputError(f"expected oversample between 1 and 1000, got {oversample!r}")
-        if ef_search is not None and not 1 <= ef_search <= 1000:
+        if ef_search is not None and (
+            isinstance(ef_search, bool) or not isinstance(ef_search, int) or not 1 <= ef_search <= 1000
+        ):
             raise InvalidInputError(f"expected ef_search between 1 and 1000, got {ef_search!r}")
         if tenant is not None and not isinstance(tenant, str):
             raise InvalidInputError(f"expected tenant as a str, got {type(tenant).__name__}")
         filt = compile_filter(where)
         if query is not None and (not isinstance(query, str) or not query.strip() or "\x00" in query):
             raise InvalidInputError(f"expected a non-empty query text without nul characters, got {query!r}")
-        filters = [
-            Jsonb(filt.contains) if filt.contains is not None else None,
-            filt.path,
-            Jsonb(filt.vars) if filt.vars is not None else None,
-            tenant,
-        ]
-        for attempt in (1, 2):
-            stmt, params = self._search_statement(query, vector, k, mode, oversample, ef_search, exact, filters)
-            try:
-                with self.db.connection() as conn:
-                    rows = conn.execute(stmt, params).fetchall()
-                break
-            except psycopg.errors.InvalidParameterValue as exc:
-                # the name now points at another table (a model migration switched it):
-                # reload the catalog row and embed again, once
-                if attempt == 2 or vector is not None or "expected a query vector" not in str(exc):
-                    raise
-                self._reload()
-        hits = tuple(Hit(key=r[0], content=r[1], score=float(r[2]), metadata=r[3]) for r in rows)
-        return SearchResult(hits=hits, k=k, exact=exact)
-
-    def _search_statement(
-        self,
-        query: str | None,
-        vector: Any,
-        k: int,
-        mode: str,
-        oversample: float | None,
-        ef_search: int | None,
-        exact: bool,
-        filters: list[Any],
-    ) -> tuple[str, list[Any]]:
-        if mode == "text":
-            stmt = (
-                "SELECT key, content, score, metadata FROM semsearch.text_search("
-                "%s, %s, %s::int, %s::jsonb, %s::jsonpath, %s::jsonb, %s::text)"
-            )
-            return stmt, [self.name, query, k, *filters]
-        if vector is not None:
-            qvec = ingest.check_query_vector(vector, dims=self.dims)
-        else:
-            qvec = self.embedder.embed([query])[0]  # type: ignore[list-item]
-        if mode == "hybrid":
-            stmt = (
-                "SELECT key, content, score, metadata FROM semsearch.hybrid_search("
-                "%s, %s, %s::vector, %s::int, filter => %s::jsonb, filter_path => %s::jsonpath, "
-                "filter_vars => %s::jsonb, tenant => %s::text)"
-            )
-            return stmt, [self.name, query, qvec, k, *filters]
-        stmt = (
-            "SELECT key, content, score, metadata FROM semsearch.search("
-            "%s, %s::vector, %s::int, %s::real, %s::int, %s::bool, %s::jsonb, %s::jsonpath, %s::jsonb, %s::text)"
-        )
-        return stmt, [self.name, qvec, k, oversample, ef_search, exact, *filters]
+        qvec = None
+        if mode != "text":
+            if vector is not None:
+                qvec = ingest.check_query_vector(vector, dims=self.dims)
+            else:
+                qvec = ingest.check_query_vector(self.embedder.embed([query])[0], dims=self.dims)  # type: ignore[list-item]
+        return searching.Request(
+            mode=mode, k=k, vector=qvec, text=query, oversample=oversample, ef_search=ef_search,
+            exact=bool(exact), filter=filt, tenant=tenant,
+        )  # fmt: skip
 
     def _reload(self) -> None:
         """Re-read the catalog row; an embedder made from the old model name is dropped."""

@@ -4,63 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
 
 import psycopg
 from pgvector.psycopg import register_vector
-from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from semsearch import ddl, migrate
-from semsearch.collection import Collection, CollectionInfo
-from semsearch.config import Settings
-from semsearch.embedded import embedded_url
+from semsearch import catalog, ddl
+from semsearch.catalog import CollectionInfo, schema_version
+from semsearch.collection import Collection
 from semsearch.embeddings import Embedder
 from semsearch.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     ConfigurationError,
-    DatabaseError,
-    ExtensionMissingError,
     InvalidNameError,
     SchemaVersionError,
 )
 from semsearch.schema import MAX_USER_NAME, check_name
-
-_INFO_COLUMNS = sql.SQL(", ").join(sql.Identifier(f.name) for f in fields(CollectionInfo))
-
-
-def schema_version(conn: psycopg.Connection) -> str | None:
-    """The applied semsearch migration, or None when the schema is not installed."""
-    row = conn.execute("SELECT to_regclass('semsearch.alembic_version') IS NOT NULL").fetchone()
-    if not row or not row[0]:
-        return None
-    got = conn.execute("SELECT version_num FROM semsearch.alembic_version").fetchone()
-    return got[0] if got else None
-
-
-def _check_server(url: str) -> None:
-    try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-            row = conn.execute(
-                "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = 'vector'"
-            ).fetchone()
-    except psycopg.OperationalError as exc:
-        raise DatabaseError(f"could not connect to {_redact(url)}: {str(exc).strip()}") from exc
-    if row is None:
-        raise ExtensionMissingError(
-            "expected the pgvector extension on the server, got none: install it "
-            "(https://github.com/pgvector/pgvector#installation, e.g. apt install postgresql-NN-pgvector, "
-            "or the pgvector/pgvector docker image) or unset SEMSEARCH_DATABASE_URL to use the embedded server"
-        )
-
-
-def _redact(url: str) -> str:
-    try:
-        return psycopg.conninfo.make_conninfo(url, password="***")  # noqa: S106 - the redaction mask, not a secret if "password" in url or "@" in url else url
-    except psycopg.ProgrammingError:
-        return "the database"
+from semsearch.server import check_server, redact, resolve_url
 
 
 def connect(
@@ -81,22 +42,20 @@ def connect(
         db = semsearch.connect()                                  # embedded
         db = semsearch.connect("postgresql://app@db.internal/app")
     """
-    settings = Settings.from_env()
-    url = url or settings.database_url
-    embedded = url is None
-    if url is None:
-        url = embedded_url(settings.data_dir)
+    url, embedded = resolve_url(url)
     if upgrade is None:
         upgrade = embedded
-    _check_server(url)
+    check_server(url)
     with psycopg.connect(url, autocommit=True) as conn:
         current = schema_version(conn)
-    if current != migrate.head():
+    if current != catalog.SCHEMA_HEAD:
         if not upgrade:
             raise SchemaVersionError(
-                f"expected semsearch schema {migrate.head()}, got {current or 'none'}: "
+                f"expected semsearch schema {catalog.SCHEMA_HEAD}, got {current or 'none'}: "
                 "run `semsearch db upgrade` (or connect(..., upgrade=True))"
             )
+        from semsearch import migrate  # alembic and SQLAlchemy only when there is a migration to run
+
         migrate.upgrade(url)
     pool = ConnectionPool(
         url,
@@ -145,7 +104,7 @@ class Database:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<Database {_redact(self._url)}>"
+        return f"<Database {redact(self._url)}>"
 
     def create_collection(
         self,
@@ -160,6 +119,7 @@ class Database:
         hnsw_ef_construction: int = 64,
         oversample: float | None = None,
         text_config: str = "english",
+        autotune: bool = True,
     ) -> Collection:
         """Create a collection (its table, HNSW index on the compressed copy, catalog row).
 
@@ -167,7 +127,9 @@ class Database:
         ...) or, with precomputed vectors, any label; ``embedder=`` takes any
         :class:`Embedder` instead. ``compression`` is ``bit``, ``halfvec``, ``none``,
         ``mrl:<d>`` or ``mrl-bit:<d>`` (default: ``bit`` from 1024 dims, else ``halfvec``).
-        ``storage="halfvec"`` keeps the full vectors at half precision.
+        ``storage="halfvec"`` keeps the full vectors at half precision. ``autotune``
+        tunes the oversampling to recall@10 >= 0.99 after bulk loads and whenever the
+        collection has grown 4x since (see :meth:`Collection.add_many`).
 
         Example::
 
@@ -187,6 +149,7 @@ class Database:
             hnsw_ef_construction=hnsw_ef_construction,
             oversample=oversample,
             text_config=text_config,
+            autotune=autotune,
         )
         with self.connection() as conn, conn.transaction():
             exists = conn.execute("SELECT 1 FROM semsearch.collections WHERE name = %s", [name]).fetchone()
@@ -201,16 +164,8 @@ class Database:
         return self.collection(name, embedder=embedder)
 
     def _info(self, name: str) -> CollectionInfo:
-        check_name(name)
         with self.connection() as conn:
-            row = (
-                conn.cursor(row_factory=dict_row)
-                .execute(sql.SQL("SELECT {} FROM semsearch.collections WHERE name = %s").format(_INFO_COLUMNS), [name])
-                .fetchone()
-            )
-        if row is None:
-            raise CollectionNotFoundError(f"expected an existing collection, got unknown {name!r}")
-        return CollectionInfo.from_row(row)
+            return catalog.read(conn, name)
 
     def collection(self, name: str, *, embedder: Embedder | None = None) -> Collection:
         """Open an existing collection.
@@ -227,12 +182,7 @@ class Database:
     def collections(self) -> list[CollectionInfo]:
         """Every collection's catalog row, by name."""
         with self.connection() as conn:
-            rows = (
-                conn.cursor(row_factory=dict_row)
-                .execute(sql.SQL("SELECT {} FROM semsearch.collections ORDER BY name").format(_INFO_COLUMNS))
-                .fetchall()
-            )
-        return [CollectionInfo.from_row(r) for r in rows]
+            return catalog.read_all(conn)
 
     def drop_collection(self, name: str, *, missing_ok: bool = False) -> None:
         """Drop a collection's table and catalog row."""
@@ -285,8 +235,8 @@ class Database:
                 try:
                     conn.execute(ddl.build_index_statement(new, concurrently=True))
                 finally:
-                    conn.execute("RESET maintenance_work_mem")
-                    conn.execute("RESET min_parallel_table_scan_size")
+                    for stmt in ddl.reset_build_settings_statements():
+                        conn.execute(stmt)
                 with conn.transaction():
                     for stmt in ddl.swap_index_statements(new):
                         conn.execute(stmt)

@@ -12,7 +12,8 @@ from dataclasses import replace
 
 from psycopg import sql
 
-from semsearch.collection import CollectionInfo
+from semsearch import catalog, statements
+from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, default_dims
 from semsearch.errors import ConfigurationError
 from semsearch.plans import Plan
@@ -34,6 +35,7 @@ def make_info(
     oversample: float | None = None,
     text_config: str = "english",
     table_name: str = "",
+    autotune: bool = True,
 ) -> CollectionInfo:
     """Check a collection's settings and fill in defaults; nothing touches the database.
 
@@ -90,16 +92,8 @@ def make_info(
         ef_search=None,
         text_config=text_config,
         table_name=layout.table_name,
+        autotune=bool(autotune),
     )
-
-
-def _templates(layout: Layout) -> dict[str, sql.Composable]:
-    return {
-        "ann_sql": sql.Literal(layout.ann_sql()),
-        "exact_sql": sql.Literal(layout.exact_sql()),
-        "text_sql": sql.Literal(layout.text_sql()),
-        "count_sql": sql.Literal(layout.count_sql()),
-    }
 
 
 def create_statements(info: CollectionInfo) -> list[sql.Composed]:
@@ -112,24 +106,8 @@ def create_statements(info: CollectionInfo) -> list[sql.Composed]:
     stmts += layout.secondary_indexes_sql()
     stmts.append(layout.stale_trigger_sql())
     stmts.append(layout.hnsw_index_sql(m=info.hnsw_m, ef_construction=info.hnsw_ef_construction))
-    values = {
-        "name": sql.Literal(info.name),
-        "table_name": sql.Literal(layout.table_name),
-        "model": sql.Literal(info.model),
-        "dims": sql.Literal(info.dims),
-        "storage": sql.Literal(info.storage),
-        "compression": sql.Literal(info.compression),
-        "hnsw_m": sql.Literal(info.hnsw_m),
-        "hnsw_ef_construction": sql.Literal(info.hnsw_ef_construction),
-        "oversample": sql.Literal(info.oversample),
-        "text_config": sql.SQL("{}::regconfig").format(sql.Literal(info.text_config)),
-        **_templates(layout),
-    }
-    stmts.append(
-        sql.SQL("INSERT INTO semsearch.collections ({}) VALUES ({})").format(
-            sql.SQL(", ").join(sql.Identifier(k) for k in values), sql.SQL(", ").join(values.values())
-        )
-    )
+    stmts += statements.function_statements(layout)
+    stmts.append(catalog.insert_statement(info))
     return stmts
 
 
@@ -168,6 +146,7 @@ def replan(
         oversample=oversample if oversample is not None else (None if plan_changed else info.oversample),
         text_config=info.text_config,
         table_name=info.table_name,
+        autotune=info.autotune,
     )
 
 
@@ -190,36 +169,41 @@ def build_settings_statements(*, local: bool) -> list[sql.Composed]:
     return settings_sql(BUILD_SETTINGS, local=local)
 
 
+def reset_build_settings_statements() -> list[sql.Composed]:
+    """Back to the server's defaults after a build that set them for the session."""
+    return [sql.SQL("RESET {}").format(sql.Identifier(k)) for k in BUILD_SETTINGS]
+
+
 def oversample_statement(info: CollectionInfo) -> sql.Composed:
     """A change of oversampling alone: the catalog only, no index work."""
-    return sql.SQL("UPDATE semsearch.collections SET oversample = {} WHERE name = {}").format(
-        sql.Literal(info.oversample), sql.Literal(info.name)
-    )
+    return catalog.update_statement(info.name, oversample=info.oversample)
 
 
 def swap_index_statements(info: CollectionInfo) -> list[sql.Composed]:
-    """Replace the live index with ``_hnsw_next`` and point the catalog at the new plan (one transaction)."""
+    """Replace the live index with ``_hnsw_next``, and the catalog and SQL functions with the new plan's."""
     layout = info.layout
-    sets = {
-        "compression": sql.Literal(info.compression),
-        "hnsw_m": sql.Literal(info.hnsw_m),
-        "hnsw_ef_construction": sql.Literal(info.hnsw_ef_construction),
-        "oversample": sql.Literal(info.oversample),
-        "ef_search": sql.Literal(info.ef_search),
-        **_templates(layout),
-    }
     return [
         sql.SQL("DROP INDEX IF EXISTS {}").format(layout.index_name("hnsw", schema=True)),
         sql.SQL("ALTER INDEX {} RENAME TO {}").format(
             layout.index_name("hnsw_next", schema=True), layout.index_name("hnsw")
         ),
-        sql.SQL("UPDATE semsearch.collections SET {} WHERE name = {}").format(
-            sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), v) for k, v in sets.items()),
-            sql.Literal(info.name),
+        catalog.update_statement(
+            info.name,
+            compression=info.compression,
+            hnsw_m=info.hnsw_m,
+            hnsw_ef_construction=info.hnsw_ef_construction,
+            oversample=info.oversample,
+            ef_search=info.ef_search,
+            tuned_rows=None,
         ),
+        *statements.function_statements(layout),
     ]
 
 
 def unchanged(info: CollectionInfo, other: CollectionInfo) -> bool:
     """Whether two settings need the same index (so a change would rebuild nothing)."""
-    return replace(info, oversample=0, ef_search=None) == replace(other, oversample=0, ef_search=None)
+
+    def index_part(i: CollectionInfo) -> CollectionInfo:
+        return replace(i, oversample=0, ef_search=None, autotune=True, tuned_rows=None)
+
+    return index_part(info) == index_part(other)

@@ -22,7 +22,8 @@ from typing import Any
 
 import psycopg
 
-from semsearch.db import Database, _redact
+from semsearch.db import Database
+from semsearch.server import redact
 
 COLLECTION = "stdlib_docs"
 # Measured on this corpus (4,520 rows on Python 3.11), the queries below plus 300
@@ -181,7 +182,7 @@ def _median_ms(fn: Callable[[], object], repeat: int) -> float:
 
 def _psql_url(url: str) -> str:
     has_password = bool(psycopg.conninfo.conninfo_to_dict(url).get("password"))
-    return _redact(url) if has_password else url
+    return redact(url) if has_password else url
 
 
 def run_demo(

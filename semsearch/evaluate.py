@@ -23,8 +23,8 @@ from psycopg import sql
 
 from semsearch import ingest
 from semsearch.errors import InvalidInputError
-from semsearch.query import SearchResult
 from semsearch.readers import Qrels, read_qrels
+from semsearch.results import SearchResult
 from semsearch.schema import SCHEMA
 
 if TYPE_CHECKING:

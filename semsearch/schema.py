@@ -1,15 +1,8 @@
-"""DDL and query templates for one collection, built from its :class:`Plan`.
+"""The physical shape of one collection (:class:`Layout`): its table, indexes and expressions.
 
-Everything that names a column expression goes through ``Plan.expression`` so
-the HNSW index and the coarse ``ORDER BY`` are the same text. The query
-templates are stored in the catalog and run by ``semsearch.search()`` in SQL,
-which the Python API calls too: one implementation, one round trip.
-
-Template parameters: ``$1`` query vector, ``$2`` k, ``$3`` candidates, ``$4`` filter.
-The filter is one jsonb built by ``semsearch.search()``: ``{"contains": {...},
-"path": "<jsonpath>", "vars": {...}, "tenant": "..."}``, each part optional.
-Postgres plans dynamic statements with the values known, so ``contains`` uses
-the GIN index on metadata and ``tenant`` the btree index on tenant.
+Everything that names a column expression goes through ``Plan.expression`` so the
+HNSW index here and the coarse ``ORDER BY`` of :mod:`semsearch.statements` are the
+same text, and the planner uses the index.
 """
 
 from __future__ import annotations
@@ -98,10 +91,6 @@ class Layout:
     @property
     def vector_type(self) -> sql.Composable:
         return sql.SQL("{}({})").format(sql.SQL(self.storage), sql.Literal(self.dims))
-
-    def query_param(self) -> sql.Composable:
-        """``$1`` cast to the column's type, so expressions match the index's."""
-        return sql.SQL("$1::{}").format(self.vector_type)
 
     def coarse_expression(self, source: sql.Composable) -> sql.Composable:
         return self.plan.expression(source, dims=self.dims, storage=self.storage)
@@ -196,78 +185,4 @@ class Layout:
             ops=self.plan.opclass(self.storage),
             m=sql.Literal(int(m)),
             efc=sql.Literal(int(ef_construction)),
-        )
-
-    @staticmethod
-    def filter_clause(param: str) -> sql.Composed:
-        """The WHERE condition for a filter jsonb in parameter ``param`` (e.g. ``"$4"``)."""
-        f = sql.SQL(param + "::jsonb")
-        return sql.SQL(
-            "({f} IS NULL OR ((NOT {f} ? 'contains' OR metadata @> ({f} -> 'contains')) "
-            "AND (NOT {f} ? 'path' OR jsonb_path_match(metadata, ({f} ->> 'path')::jsonpath, "
-            "coalesce({f} -> 'vars', '{{}}'::jsonb), true)) "
-            "AND (NOT {f} ? 'tenant' OR tenant = ({f} ->> 'tenant'))))"
-        ).format(f=f)
-
-    def coarse_sql(self) -> sql.Composed:
-        """Candidate ids from the HNSW index: ``LIMIT $3`` nearest by the compressed copy."""
-        return sql.SQL("SELECT id FROM {table} WHERE {where} ORDER BY {col} {op} {q} LIMIT $3").format(
-            table=self.table,
-            where=self.filter_clause("$4"),
-            col=self.coarse_expression(sql.Identifier("embedding")),
-            op=self.plan.operator(),
-            q=self.coarse_expression(self.query_param()),
-        )
-
-    def _hits(self, body: sql.Composable) -> sql.Composed:
-        return sql.SQL(
-            "SELECT coalesce(array_agg(ROW(h.key, h.content, h.score, h.metadata)::semsearch.hit "
-            "ORDER BY h.score DESC), '{{}}') FROM ({body}) h"
-        ).format(body=body)
-
-    def ann_sql(self) -> str:
-        """Two-stage search: coarse candidates, (funnel stages,) then exact cosine on the full vectors."""
-        candidates: sql.Composable = self.coarse_sql()
-        for d in self.plan.middle:
-            # each middle stage keeps the best quarter (at least k) by its stored copy
-            candidates = sql.SQL(
-                "SELECT m.id FROM ({prev}) p JOIN {table} m ON m.id = p.id "
-                "ORDER BY m.{col} <#> {q} LIMIT greatest($2, $3 / 4)"
-            ).format(
-                prev=candidates,
-                table=self.table,
-                col=self.middle_column(d),
-                q=self.middle_expression(d, self.query_param()),
-            )
-        body = sql.SQL(
-            "SELECT c.key, c.content, (1 - (c.embedding <=> {q}))::float8 AS score, c.metadata "
-            "FROM ({cand}) cand JOIN {table} c ON c.id = cand.id "
-            "ORDER BY c.embedding <=> {q} LIMIT $2"
-        ).format(q=self.query_param(), cand=candidates, table=self.table)
-        return self._hits(body).as_string(None)
-
-    def exact_sql(self) -> str:
-        """Exact search: cosine on every (filtered) full vector; never uses the HNSW index."""
-        # ORDER BY the similarity (not the distance operator) so no index can serve it
-        body = sql.SQL(
-            "SELECT key, content, (1 - (embedding <=> {q}))::float8 AS score, metadata FROM {table} "
-            "WHERE embedding IS NOT NULL AND {where} ORDER BY score DESC LIMIT $2"
-        ).format(q=self.query_param(), table=self.table, where=self.filter_clause("$3"))
-        return self._hits(body).as_string(None)
-
-    def text_sql(self) -> str:
-        """Full-text search: ``$1`` query text (any of its words), ``$2`` limit, ``$3`` filter."""
-        body = sql.SQL(
-            "SELECT key, content, ts_rank(tsv, q, 1)::float8 AS score, metadata "
-            "FROM {table}, semsearch.any_words({cfg}::regconfig, $1::text) q "
-            "WHERE tsv @@ q AND {where} ORDER BY score DESC, id LIMIT $2"
-        ).format(table=self.table, cfg=sql.Literal(self.text_config), where=self.filter_clause("$3"))
-        return self._hits(body).as_string(None)
-
-    def count_sql(self) -> str:
-        """Rows matching a filter (``$1``); EXPLAINed to estimate selectivity from statistics."""
-        return (
-            sql.SQL("SELECT 1 FROM {table} WHERE embedding IS NOT NULL AND {where}")
-            .format(table=self.table, where=self.filter_clause("$1"))
-            .as_string(None)
         )

@@ -207,8 +207,9 @@ def _store(col: Collection, best: TunePoint, result: TuneResult) -> None:
     }  # fmt: skip
     with col.db.connection() as conn:
         conn.execute(
-            "UPDATE semsearch.collections SET oversample = %s, ef_search = %s, tuning = %s WHERE name = %s",
-            [best.oversample, best.ef_search, Jsonb(tuning), col.name],
+            "UPDATE semsearch.collections SET oversample = %s, ef_search = %s, tuning = %s, tuned_rows = %s "
+            "WHERE name = %s",
+            [best.oversample, best.ef_search, Jsonb(tuning), result.rows, col.name],
         )
     # Collection caches its catalog row; later reads of col.info must see the tuned values
     col.info = col.db.collection(col.name).info

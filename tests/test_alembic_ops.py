@@ -21,6 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import semsearch.migrate
 from semsearch import ddl, errors
+from semsearch import statements as search_statements
 from semsearch.alembic_ops import (
     AlterCollectionOp,
     CreateCollectionOp,
@@ -204,15 +205,15 @@ def test_create_alter_rebuild_and_back(migrate, db, movies, statements):
 
 
 def _assert_catalog_exact(db) -> None:
-    """The odd label and the query templates (with their $n and jsonb ? operators) arrive byte for byte."""
+    """The odd label and the SQL functions' bodies (with their $n and jsonb ? operators) arrive byte for byte."""
     expected = ddl.make_info("odd", model=ODD_MODEL, dims=8, compression="none")
     assert db.collection("odd").info == expected
     with db.connection() as conn:
         stored = conn.execute(
-            "SELECT ann_sql, exact_sql, text_sql, count_sql FROM semsearch.collections WHERE name = 'odd'"
-        ).fetchone()
-    layout = expected.layout
-    assert stored == (layout.ann_sql(), layout.exact_sql(), layout.text_sql(), layout.count_sql())
+            "SELECT prosrc FROM pg_proc WHERE proname = 'col_odd_ann' AND pronamespace = 'semsearch'::regnamespace"
+        ).fetchone()[0]
+    made = search_statements.function_statements(expected.layout)[0].as_string(None)
+    assert stored.replace("'", "''") in made
     col = db.collection("odd")
     col.add(keys=["a", "b"], contents=["a", "b"], embeddings=np.eye(8)[:2])
     assert col.search(vector=np.eye(8)[1], k=1, where={"x": 1}).keys == []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from psycopg import sql
 
 from semsearch import errors
+from tests.plans import search_plan
 
 
 def _index_def(db) -> str:
@@ -26,15 +26,7 @@ def test_change_plan_swaps_index_and_templates(db, movies, concurrently):
     definition = _index_def(db)
     assert "l2_normalize(subvector(embedding, 1, 256))" in definition and "m='12'" in definition
     assert col.search(vector=full[0], k=5).keys == before
-    with db.connection() as conn, conn.transaction():
-        conn.execute("SET LOCAL enable_seqscan = off")
-        ann = conn.execute("SELECT ann_sql FROM semsearch.collections WHERE name = 'm'").fetchone()[0]
-        conn.execute(sql.SQL("PREPARE a AS {}").format(sql.SQL(ann)))
-        vec = "[" + ",".join(map(str, full[0])) + "]"
-        plan = "\n".join(
-            r[0] for r in conn.execute(sql.SQL("EXPLAIN EXECUTE a({}::vector, 5, 40, NULL)").format(sql.Literal(vec)))
-        )
-        conn.execute("DEALLOCATE a")
+    plan = search_plan(col, full[0], seqscan=False, k=5)
     assert "Index Scan using col_m_hnsw" in plan
 
 

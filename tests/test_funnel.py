@@ -8,6 +8,7 @@ from psycopg import sql
 
 from semsearch import errors
 from semsearch.plans import Plan
+from tests.plans import search_plan
 
 
 def test_funnel_plan_parsing():
@@ -35,14 +36,7 @@ def test_funnel_sql_uses_the_index_and_the_middle_column(db, movies):
     titles, full, _ = movies
     col = db.create_collection("m", dims=1536, compression="bit->mrl:256", model="text-embedding-3-small")
     col.add(keys=titles, contents=titles, embeddings=full)
-    with db.connection() as conn, conn.transaction():
-        conn.execute("SET LOCAL enable_seqscan = off")
-        ann = conn.execute("SELECT ann_sql FROM semsearch.collections WHERE name = 'm'").fetchone()[0]
-        conn.execute(sql.SQL("PREPARE f AS {}").format(sql.SQL(ann)))
-        vec = "[" + ",".join(map(str, full[0])) + "]"
-        plan = "\n".join(
-            r[0] for r in conn.execute(sql.SQL("EXPLAIN EXECUTE f({}::vector, 5, 40, NULL)").format(sql.Literal(vec)))
-        )
+    plan = search_plan(col, full[0], seqscan=False, k=5)
     assert "Index Scan using col_m_hnsw" in plan and "mrl_256 <#>" in plan
 
 

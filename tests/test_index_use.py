@@ -6,6 +6,10 @@ import numpy as np
 import pytest
 from pgvector import Vector
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+import semsearch
+from tests.plans import function_statement, generic_plan, search_plan
 
 PLANS = [
     ("bit", 1536, "vector"),
@@ -18,31 +22,15 @@ PLANS = [
 ]
 
 
-def _plan_text(db, col, vec, *, seqscan: bool = True) -> str:
-    with db.connection() as conn, conn.transaction():
-        if not seqscan:
-            # on a small table a seq scan is cheaper; disabling it shows whether the index
-            # *can* serve the query, which it cannot if the expressions differ
-            conn.execute("SET LOCAL enable_seqscan = off")
-        conn.execute(sql.SQL("ANALYZE {}").format(col.layout.table))
-        ann = conn.execute("SELECT ann_sql FROM semsearch.collections WHERE name = %s", [col.name]).fetchone()[0]
-        conn.execute(sql.SQL("PREPARE ann AS {}").format(sql.SQL(ann)))
-        rows = conn.execute(
-            sql.SQL("EXPLAIN EXECUTE ann({}::vector, 10, 100, NULL)").format(sql.Literal(Vector(vec).to_text()))
-        ).fetchall()
-        conn.execute("DEALLOCATE ann")
-    return "\n".join(r[0] for r in rows)
-
-
 @pytest.mark.parametrize(("compression", "dims", "storage"), PLANS)
 def test_coarse_pass_uses_the_hnsw_index(db, compression, dims, storage):
     rng = np.random.default_rng(7)
     col = db.create_collection("c", dims=dims, model="label", compression=compression, storage=storage)
     vecs = rng.normal(size=(300, dims))
     col.add(keys=list(range(300)), contents=[f"row {i}" for i in range(300)], embeddings=vecs)
-    plan = _plan_text(db, col, vecs[0], seqscan=False)
-    assert "Index Scan using col_c_hnsw" in plan, plan[:2000]
-    # and the search through the SQL function returns the row itself first
+    assert "Index Scan using col_c_hnsw" in search_plan(col, vecs[0], seqscan=False)
+    # the SQL functions' statement, planned generically (values unknown), can use it too
+    assert "Index Scan using col_c_hnsw" in generic_plan(col, function_statement(col), seqscan=False)
     assert col.search(vector=vecs[5], k=3).keys[0] == "5"
 
 
@@ -51,13 +39,7 @@ def test_exact_search_never_uses_the_index(db):
     col = db.create_collection("c", dims=64, model="label", compression="none")
     vecs = rng.normal(size=(300, 64))
     col.add(keys=list(range(300)), contents=[f"row {i}" for i in range(300)], embeddings=vecs)
-    with db.connection() as conn, conn.transaction():
-        exact = conn.execute("SELECT exact_sql FROM semsearch.collections WHERE name = 'c'").fetchone()[0]
-        conn.execute(sql.SQL("PREPARE ex AS {}").format(sql.SQL(exact)))
-        rows = conn.execute(
-            sql.SQL("EXPLAIN EXECUTE ex({}::vector, 10, NULL)").format(sql.Literal(Vector(vecs[0]).to_text()))
-        ).fetchall()
-    text = "\n".join(r[0] for r in rows)
+    text = search_plan(col, vecs[0], seqscan=False, exact=True)
     assert "hnsw" not in text and "Seq Scan" in text, text[:2000]
 
 
@@ -66,5 +48,30 @@ def test_planner_picks_the_index_on_its_own_at_realistic_size(db):
     col = db.create_collection("c", dims=1536, model="label", compression="bit")
     vecs = rng.normal(size=(5000, 1536)).astype(np.float32)
     col.add(keys=list(range(5000)), contents=[f"row {i}" for i in range(5000)], embeddings=vecs)
-    plan = _plan_text(db, col, vecs[0])
-    assert "Index Scan using col_c_hnsw" in plan, plan[:2000]
+    assert "Index Scan using col_c_hnsw" in search_plan(col, vecs[0])
+    assert "Index Scan using col_c_hnsw" in generic_plan(col, function_statement(col))
+
+
+def test_prepared_search_keeps_the_index_from_its_sixth_execution_on(db_url):
+    """psycopg prepares the statement; Postgres may switch to a generic plan from the 6th run on."""
+    rng = np.random.default_rng(10)
+    vecs = rng.normal(size=(3000, 256)).astype(np.float32)
+    with semsearch.connect(db_url) as db:
+        col = db.create_collection("c", dims=256, model="label", compression="bit")
+        col.add_many({"key": i, "content": f"row {i}", "embedding": v} for i, v in enumerate(vecs))
+    # every execution planned generically: what the 6th and later ones may get
+    url = make_conninfo(db_url, options="-c plan_cache_mode=force_generic_plan")
+    with semsearch.connect(url, max_connections=1) as db:
+        col = db.collection("c")
+        for i in range(8):
+            assert col.search(vector=vecs[i], k=5).keys[0] == str(i)
+        with db.connection() as conn:
+            name, generic = conn.execute(
+                "SELECT name, generic_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+                ["%<~>%"],
+            ).fetchone()
+            assert generic >= 8
+            plan = conn.execute(
+                sql.SQL("EXPLAIN EXECUTE {}({})").format(sql.Identifier(name), sql.Literal(Vector(vecs[0]).to_text()))
+            ).fetchall()
+    assert "Index Scan using col_c_hnsw" in "\n".join(r[0] for r in plan)

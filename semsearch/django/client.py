@@ -15,10 +15,12 @@ from typing import Any
 import psycopg
 
 from semsearch import migrate
-from semsearch.db import Database, _check_server, _redact, connect, schema_version
+from semsearch.catalog import schema_version
+from semsearch.db import Database, connect
 from semsearch.django.conf import SemsearchSettings
 from semsearch.embeddings import LOCAL_ALIASES, OPENAI_NATIVE_DIMS, Embedder, embedder_for
 from semsearch.errors import ConfigurationError, SchemaVersionError
+from semsearch.server import check_server, redact
 
 _lock = threading.Lock()
 _open: dict[str, Database] = {}  # at most one entry: url -> its database
@@ -115,10 +117,10 @@ def upgrade_on_migrate(sender: Any, *, using: str, plan: Any = None, verbosity: 
         return
     _last_migrate[using] = plan
     url = conf.url()
-    _check_server(url)
+    check_server(url)
     with psycopg.connect(url, autocommit=True) as conn:
         current = schema_version(conn)
     if current != migrate.head():
         migrate.upgrade(url)
         if verbosity >= 1 and kwargs.get("stdout") is not None:
-            kwargs["stdout"].write(f"  semsearch schema: {current or 'none'} -> {migrate.head()} on {_redact(url)}\n")
+            kwargs["stdout"].write(f"  semsearch schema: {current or 'none'} -> {migrate.head()} on {redact(url)}\n")

@@ -27,7 +27,7 @@ transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 from django.db import router, transaction
@@ -35,8 +35,8 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.operations.base import Operation
 from psycopg import sql
 
-from semsearch import ddl, migrate
-from semsearch.collection import CollectionInfo
+from semsearch import catalog, ddl
+from semsearch.catalog import CollectionInfo
 from semsearch.django.conf import SemsearchSettings
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, SchemaVersionError
 from semsearch.schema import BUILD_SETTINGS, check_name, settings_sql
@@ -212,9 +212,9 @@ def _exists(editor: BaseDatabaseSchemaEditor, name: str) -> bool:
     """Whether ``name`` exists, after checking semsearch's schema is current (the catalog's shape)."""
     installed = _fetch(editor, "SELECT to_regclass('semsearch.alembic_version') IS NOT NULL", [])
     version = installed and installed[0] and _fetch(editor, "SELECT version_num FROM semsearch.alembic_version", [])
-    if not version or version[0] != migrate.head():
+    if not version or version[0] != catalog.SCHEMA_HEAD:
         raise SchemaVersionError(
-            f"expected semsearch schema {migrate.head()}, got {version[0] if version else 'none'}: "
+            f"expected semsearch schema {catalog.SCHEMA_HEAD}, got {version[0] if version else 'none'}: "
             "run `python manage.py semsearch_upgrade` (or keep SEMSEARCH['UPGRADE_ON_MIGRATE'] on)"
         )
     return _fetch(editor, "SELECT 1 FROM semsearch.collections WHERE name = %s", [name]) is not None
@@ -245,10 +245,10 @@ def _drop(editor: BaseDatabaseSchemaEditor, name: str, *, missing_ok: bool) -> N
 def _read_info(editor: BaseDatabaseSchemaEditor, name: str) -> CollectionInfo:
     if not _exists(editor, name):
         raise CollectionNotFoundError(f"expected an existing collection, got unknown {name!r}")
-    names = [f.name for f in fields(CollectionInfo)]
-    columns = sql.SQL(", ").join(sql.Identifier(n) for n in names)
-    query = sql.SQL("SELECT {} FROM semsearch.collections WHERE name = %s").format(columns).as_string(None)
-    row = _fetch(editor, query, [name])
+    with editor.connection.cursor() as cur:
+        cur.execute(catalog.select_statement(name).as_string(None))
+        row = cur.fetchone()
+        names = [d[0] for d in cur.description]
     assert row is not None
     return CollectionInfo.from_row(dict(zip(names, row, strict=True)))
 
@@ -257,8 +257,7 @@ def _alter(editor: BaseDatabaseSchemaEditor, name: str, changes: dict[str, Any],
     old = _read_info(editor, name)
     new = ddl.replan(old, **changes)
     if ddl.unchanged(old, new):  # the same index: only the catalog changes
-        stmt = sql.SQL("UPDATE semsearch.collections SET oversample = {} WHERE name = {}")
-        _execute(editor, [stmt.format(sql.Literal(new.oversample), sql.Literal(name))])
+        _execute(editor, [ddl.oversample_statement(new)])
         return
     atomic = editor.connection.in_atomic_block
     concurrent = not atomic if concurrently is None else concurrently

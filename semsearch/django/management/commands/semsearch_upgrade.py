@@ -8,9 +8,10 @@ import psycopg
 from django.core.management.base import CommandParser
 
 from semsearch import migrate
-from semsearch.db import _check_server, _redact, schema_version
+from semsearch.catalog import schema_version
 from semsearch.django.conf import SemsearchSettings
 from semsearch.django.management.base import SemsearchCommand
+from semsearch.server import check_server, redact
 
 
 class Command(SemsearchCommand):
@@ -25,8 +26,8 @@ class Command(SemsearchCommand):
 
     def handle(self, *args: Any, revision: str, **options: Any) -> None:
         url = SemsearchSettings.load().url()
-        _check_server(url)
+        check_server(url)
         migrate.upgrade(url, revision)
         with psycopg.connect(url, autocommit=True) as conn:
             current = schema_version(conn)
-        self.stdout.write(f"semsearch schema at {current or 'base'} on {_redact(url)}")
+        self.stdout.write(f"semsearch schema at {current or 'base'} on {redact(url)}")

@@ -1,0 +1,142 @@
+"""The catalog: each collection's stored definition (``semsearch.collections``), read and written.
+
+A catalog row is data only: model, dims, storage, plan, table, tuned values and the
+version of the statements its SQL functions were made with. It is checked when read
+(plan, dims and table name parse; statements current), and every statement a search
+runs is composed from it (:mod:`semsearch.statements`), never read from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from semsearch.errors import CollectionNotFoundError, ConfigurationError, SchemaVersionError
+from semsearch.plans import Plan
+from semsearch.schema import Layout, check_name
+from semsearch.statements import STATEMENTS_VERSION
+
+#: the newest migration of semsearch's own schema (``migrate.head()`` reads it from alembic;
+#: a test keeps the two equal, so connecting needs no alembic import)
+SCHEMA_HEAD = "0002"
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection's catalog row.
+
+    Example::
+
+        info = db.collection("movies").info
+        info.compression, info.oversample     # ('bit', 16.0)
+    """
+
+    name: str
+    model: str
+    dims: int
+    storage: str
+    compression: str
+    hnsw_m: int
+    hnsw_ef_construction: int
+    oversample: float
+    ef_search: int | None
+    text_config: str
+    table_name: str = ""
+    #: tune after bulk loads and when the row count has grown 4x since the last tune
+    autotune: bool = True
+    #: rows when it was last tuned (None: never)
+    tuned_rows: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> CollectionInfo:
+        """From a ``semsearch.collections`` row as a mapping (any driver), checked."""
+        if "statements_version" in row and row["statements_version"] != STATEMENTS_VERSION:
+            raise SchemaVersionError(
+                f"expected collection {row['name']!r} at statements version {STATEMENTS_VERSION}, "
+                f"got {row['statements_version']}: run `semsearch db upgrade`"
+            )
+        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
+        # regconfig arrives as a driver-specific object; the info holds its name
+        values["text_config"] = str(values["text_config"])
+        info = cls(**values)
+        try:
+            info.layout  # noqa: B018 - parses the plan, dims, storage and table name
+        except ValueError as exc:
+            raise ConfigurationError(f"expected a valid catalog row for {info.name!r}, got {exc}") from exc
+        return info
+
+    @property
+    def layout(self) -> Layout:
+        plan = Plan.parse(self.compression, dims=self.dims, storage=self.storage)
+        return Layout(
+            self.name,
+            dims=self.dims,
+            storage=self.storage,
+            plan=plan,
+            text_config=self.text_config,
+            table_name=self.table_name,
+        )
+
+
+COLUMNS = tuple(f.name for f in fields(CollectionInfo))
+_SELECT = sql.SQL("SELECT {}, statements_version FROM semsearch.collections").format(
+    sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+)
+
+
+def schema_version(conn: psycopg.Connection) -> str | None:
+    """The applied semsearch migration, or None when the schema is not installed."""
+    row = conn.execute("SELECT to_regclass('semsearch.alembic_version') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return None
+    got = conn.execute("SELECT version_num FROM semsearch.alembic_version").fetchone()
+    return got[0] if got else None
+
+
+def select_statement(name: str) -> sql.Composed:
+    """The catalog row of ``name`` with its statements version, for any driver (the name is a literal)."""
+    return _SELECT + sql.SQL(" WHERE name = {}").format(sql.Literal(check_name(name)))
+
+
+def read(conn: psycopg.Connection, name: str) -> CollectionInfo:
+    """One collection's row; :class:`CollectionNotFoundError` when there is none."""
+    row = conn.cursor(row_factory=dict_row).execute(select_statement(name)).fetchone()
+    if row is None:
+        raise CollectionNotFoundError(f"expected an existing collection, got unknown {name!r}")
+    return CollectionInfo.from_row(row)
+
+
+def read_all(conn: psycopg.Connection) -> list[CollectionInfo]:
+    """Every collection's row, by name."""
+    rows = conn.cursor(row_factory=dict_row).execute(_SELECT + sql.SQL(" ORDER BY name")).fetchall()
+    return [CollectionInfo.from_row(r) for r in rows]
+
+
+def insert_statement(info: CollectionInfo) -> sql.Composed:
+    """The catalog row of a new collection, made with the current statements."""
+    values: dict[str, sql.Composable] = {c: sql.Literal(getattr(info, c)) for c in COLUMNS}
+    values["text_config"] = sql.SQL("{}::regconfig").format(sql.Literal(info.text_config))
+    values["statements_version"] = sql.Literal(STATEMENTS_VERSION)
+    return sql.SQL("INSERT INTO semsearch.collections ({}) VALUES ({})").format(
+        sql.SQL(", ").join(map(sql.Identifier, values)), sql.SQL(", ").join(values.values())
+    )
+
+
+def update_statement(name: str, **values: Any) -> sql.Composed:
+    """Set some columns of one collection's row.
+
+    >>> update_statement("movies", oversample=4.0).as_string(None)
+    'UPDATE semsearch.collections SET "oversample" = 4.0 WHERE name = \\'movies\\''
+    """
+    unknown = set(values) - set(COLUMNS)
+    if unknown:
+        raise ConfigurationError(f"expected catalog columns, got {sorted(unknown)}")
+    return sql.SQL("UPDATE semsearch.collections SET {} WHERE name = {}").format(
+        sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in values.items()),
+        sql.Literal(check_name(name)),
+    )

@@ -1,0 +1,219 @@
+"""Running a search: which statement, with which settings, in one round trip.
+
+:meth:`Collection.search` checks its arguments and comes here. An unfiltered vector
+search composes its statement in Python (:mod:`semsearch.statements`) with literal
+LIMITs and the query vector as a binary parameter, and sends it, prepared, in one
+pipelined transaction together with its ``hnsw.ef_search`` (``SET LOCAL``): one
+network round trip, and no generic plan can lose the index. Filtered, text and
+hybrid searches call the SQL functions (``semsearch.search()`` and friends), which
+estimate a filter's selectivity, choose the index or an exact scan, and fuse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from psycopg import sql
+from psycopg.adapt import PyFormat
+from psycopg.types.json import Jsonb
+
+from semsearch import statements
+from semsearch.filters import Filter
+from semsearch.results import Hit, SearchResult
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from semsearch.schema import Layout
+
+#: HNSW's default ef_search, the floor of the automatic one
+EF_FLOOR = 40
+MAX_EF = 1000
+MAX_CANDIDATES = 10000
+NO_FILTER = Filter(None, None, None)
+Q = sql.Placeholder("q", PyFormat.BINARY)
+_SET_EF = sql.SQL("SELECT set_config('hnsw.ef_search', %s, true)")
+_FUNCTION: dict[str, sql.SQL] = {
+    "vector": sql.SQL(
+        "SELECT key, content, score, metadata FROM semsearch.search(collection => %(name)s, query => %(q)b, "
+        "k => %(k)s::int, oversample => %(oversample)s::real, ef_search => %(ef_search)s::int, "
+        "exact => %(exact)s::bool, filter => %(filter)s::jsonb, filter_path => %(path)s::jsonpath, "
+        "filter_vars => %(vars)s::jsonb, tenant => %(tenant)s::text)"
+    ),
+    "text": sql.SQL(
+        "SELECT key, content, score, metadata FROM semsearch.text_search(collection => %(name)s, "
+        "query_text => %(text)s::text, k => %(k)s::int, filter => %(filter)s::jsonb, "
+        "filter_path => %(path)s::jsonpath, filter_vars => %(vars)s::jsonb, tenant => %(tenant)s::text)"
+    ),
+    "hybrid": sql.SQL(
+        "SELECT key, content, score, metadata FROM semsearch.hybrid_search(collection => %(name)s, "
+        "query_text => %(text)s::text, query => %(q)b, k => %(k)s::int, filter => %(filter)s::jsonb, "
+        "filter_path => %(path)s::jsonpath, filter_vars => %(vars)s::jsonb, tenant => %(tenant)s::text)"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked search: what :meth:`Collection.search` was asked."""
+
+    mode: str
+    k: int
+    vector: np.ndarray | None = None
+    text: str | None = None
+    oversample: float | None = None
+    ef_search: int | None = None
+    exact: bool = False
+    filter: Filter = NO_FILTER
+    tenant: str | None = None
+
+    @property
+    def filtered(self) -> bool:
+        return self.filter != NO_FILTER or self.tenant is not None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The statement a request runs, its parameters and the settings it needs (SET LOCAL)."""
+
+    statement: sql.SQL | sql.Composed
+    params: dict[str, Any]
+    settings: dict[str, str]
+    #: the direct two-stage statement: when it returns fewer than ``k`` rows, the exact one decides
+    fallback: sql.Composed | None = None
+    k: int = 0
+
+
+def candidates(k: int, oversample: float) -> int:
+    """Rows the coarse pass fetches: ``ceil(k * oversample)``, as the SQL function computes it.
+
+    >>> candidates(10, 1.5)
+    15
+    """
+    # the catalog's oversample is a float4: 1.7 is 1.70000005 there, so round through float32
+    return min(MAX_CANDIDATES, math.ceil(float(np.float32(k) * np.float32(oversample))))
+
+
+def ef_search(request: Request, info_ef: int | None, n: int) -> int:
+    """HNSW returns at most ef_search rows per scan: never fewer than the candidates."""
+    return min(MAX_EF, max(request.ef_search or info_ef or EF_FLOOR, n))
+
+
+def plan(layout: Layout, name: str, oversample: float, info_ef: int | None, request: Request) -> Plan:
+    """Choose the statement for ``request`` on a collection with these stored settings."""
+    if request.mode == "vector" and not request.filtered:
+        params: dict[str, Any] = {"q": request.vector}
+        k = sql.Literal(request.k)
+        exact = statements.exact(layout, q=Q, k=k)
+        if request.exact:
+            return Plan(exact, params, {})
+        n = candidates(request.k, request.oversample or oversample)
+        ann = statements.ann(layout, q=Q, k=k, candidates=sql.Literal(n))
+        return Plan(ann, params, {"hnsw.ef_search": str(ef_search(request, info_ef, n))}, fallback=exact, k=request.k)
+    f = request.filter
+    params = {
+        "name": name,
+        "q": request.vector,
+        "text": request.text,
+        "k": request.k,
+        "oversample": request.oversample,
+        "ef_search": request.ef_search,
+        "exact": request.exact,
+        "filter": Jsonb(f.contains) if f.contains is not None else None,
+        "path": f.path,
+        "vars": Jsonb(f.vars) if f.vars is not None else None,
+        "tenant": request.tenant,
+    }
+    return Plan(_FUNCTION[request.mode], params, {})
+
+
+def execute(conn: psycopg.Connection, p: Plan) -> list[tuple[Any, ...]]:
+    """Run a plan: settings and statement pipelined in one transaction, one round trip."""
+    if not p.settings:
+        return conn.execute(p.statement, p.params, prepare=True).fetchall()
+    with conn.pipeline(), conn.transaction():
+        for name, value in p.settings.items():
+            conn.execute(sql.SQL("SELECT set_config({}, %s, true)").format(sql.Literal(name)), [value], prepare=True)
+        cur = conn.execute(p.statement, p.params, prepare=True)
+    rows = cur.fetchall()
+    if p.fallback is not None and len(rows) < p.k:
+        # fewer than k from the index (dead tuples, a scan limit): the exact pass decides
+        rows = conn.execute(p.fallback, {"q": p.params["q"]}, prepare=True).fetchall()
+    return rows
+
+
+def hits(rows: list[tuple[Any, ...]], request: Request) -> SearchResult:
+    """Rows as a :class:`SearchResult`."""
+    return SearchResult(
+        hits=tuple(Hit(key=r[0], content=r[1], score=float(r[2]), metadata=r[3]) for r in rows),
+        k=request.k,
+        exact=request.exact,
+    )
+
+
+@dataclass(frozen=True)
+class Explained:
+    """What a search runs: its SQL, the settings it sets, and ``EXPLAIN (ANALYZE, BUFFERS)`` of it.
+
+    Example::
+
+        print(col.explain(vector=q, k=10))     # the statement, then the plan with timings
+    """
+
+    sql: str
+    settings: Mapping[str, str]
+    plan: str
+
+    def __str__(self) -> str:
+        sets = "".join(f"SET LOCAL {k} = {v};\n" for k, v in self.settings.items())
+        return f"{sets}{self.sql};\n\n{self.plan}"
+
+
+def explain(
+    conn: psycopg.Connection,
+    layout: Layout,
+    oversample: float,
+    info_ef: int | None,
+    request: Request,
+    *,
+    extra: Mapping[str, str] | None = None,
+) -> Explained:
+    """EXPLAIN (ANALYZE, BUFFERS) of the statement ``request`` runs, with its settings, rolled back.
+
+    Filtered, text and hybrid searches run inside the SQL functions: explained here is
+    the per-collection statement they call, with the filter inline.
+    """
+    p = plan(layout, "", oversample, info_ef, request)
+    settings = dict(p.settings)
+    statement: sql.SQL | sql.Composed = p.statement
+    params: dict[str, Any] = {"q": request.vector}
+    if request.mode != "vector" or request.filtered:
+        spec = statements.spec_filter(sql.Literal(Jsonb(_spec(request))))
+        k = sql.Literal(request.k)
+        if request.mode == "text":
+            statement, params = (
+                statements.text(layout, query=sql.Placeholder("text"), k=k, where=spec),
+                {"text": request.text},
+            )
+        elif request.exact:
+            statement = statements.exact(layout, q=Q, k=k, where=spec)
+        else:
+            n = candidates(request.k, request.oversample or oversample)
+            statement = statements.ann(layout, q=Q, k=k, candidates=sql.Literal(n), where=spec)
+            settings = {"hnsw.ef_search": str(ef_search(request, info_ef, n)), "hnsw.iterative_scan": "relaxed_order"}
+    text = statement.as_string(conn)
+    with conn.transaction(force_rollback=True):
+        for name, value in {**settings, **(extra or {})}.items():
+            conn.execute("SELECT set_config(%s, %s, true)", [name, value])
+        rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, SUMMARY) {}").format(statement), params).fetchall()
+    return Explained(sql=text, settings=settings, plan="\n".join(r[0] for r in rows))
+
+
+def _spec(request: Request) -> dict[str, Any] | None:
+    f = request.filter
+    parts = {"contains": f.contains, "path": f.path, "vars": f.vars, "tenant": request.tenant}
+    return {k: v for k, v in parts.items() if v is not None} or None

@@ -1,0 +1,68 @@
+"""The Postgres server: which URL, is it reachable with pgvector, and how to print its URL safely."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from semsearch.config import Settings
+from semsearch.errors import DatabaseError, ExtensionMissingError
+
+
+def resolve_url(url: str | None = None) -> tuple[str, bool]:
+    """``(url, embedded)``: the given URL, ``SEMSEARCH_DATABASE_URL``, or the embedded server's.
+
+    Example::
+
+        url, embedded = resolve_url()     # starts the embedded server when nothing is configured
+    """
+    settings = Settings.from_env()
+    url = url or settings.database_url
+    if url is not None:
+        return url, False
+    from semsearch.embedded import embedded_url
+
+    return embedded_url(settings.data_dir), True
+
+
+def redact(url: str) -> str:
+    """The URL with its password masked; one that cannot be parsed is not printed at all.
+
+    >>> redact("postgresql://app:secret@db/app")
+    'user=app password=*** host=db dbname=app'
+    >>> redact("postgresql://app@db/app")
+    'postgresql://app@db/app'
+    >>> redact("app:secret@db/app")
+    'the database'
+    """
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the database"
+    if not params.get("password"):
+        return url
+    return make_conninfo(url, password="***")  # noqa: S106 - the redaction mask, not a secret
+
+
+def check_server(url: str) -> None:
+    """Raise :class:`DatabaseError` unless the server answers and offers pgvector."""
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        # the driver's message quotes the string, password included
+        raise DatabaseError(
+            "expected a postgresql:// URL or key=value connection string, got one that does not parse"
+        ) from None
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            row = conn.execute(
+                "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = 'vector'"
+            ).fetchone()
+    except psycopg.Error as exc:
+        raise DatabaseError(f"could not connect to {redact(url)}: {str(exc).strip()}") from None
+    if row is None:
+        raise ExtensionMissingError(
+            "expected the pgvector extension on the server, got none: install it "
+            "(https://github.com/pgvector/pgvector#installation, e.g. apt install postgresql-NN-pgvector, "
+            "or the pgvector/pgvector docker image) or unset SEMSEARCH_DATABASE_URL to use the embedded server"
+        )

@@ -1,0 +1,187 @@
+-- Query path v2: the catalog holds data only; these functions compose what they run
+-- from it with format('%I') and call the per-collection functions that semsearch
+-- creates by DDL (semsearch/statements.py). No SQL text is read from a table.
+
+-- One jsonb for all filter parts. Only absent parts are dropped: a null *inside* the
+-- filter (where={"lang": None}) is kept and means what the filter language says.
+CREATE OR REPLACE FUNCTION semsearch.filter_spec(
+    filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text
+) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (
+    SELECT nullif(coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb), '{}'::jsonb)
+    FROM jsonb_each(jsonb_build_object(
+        'contains', filter, 'path', filter_path::text, 'vars', filter_vars, 'tenant', tenant)) e
+    WHERE jsonb_typeof(e.value) <> 'null'
+);
+
+-- The catalog row a search needs, checked: an unknown name, or functions made by
+-- another version of semsearch, stop here with a clear message.
+CREATE FUNCTION semsearch.collection_for_search(collection text)
+RETURNS semsearch.collections
+LANGUAGE plpgsql STABLE
+AS $fn$
+DECLARE
+    c semsearch.collections;
+BEGIN
+    SELECT * INTO c FROM semsearch.collections WHERE name = collection;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown collection %', quote_literal(collection) USING ERRCODE = '42704';
+    END IF;
+    IF c.statements_version IS DISTINCT FROM 2 THEN
+        RAISE EXCEPTION 'expected collection % at statements version 2, got %: run `semsearch db upgrade`',
+            quote_literal(collection), c.statements_version USING ERRCODE = '55000';
+    END IF;
+    RETURN c;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION semsearch.search(
+    collection text,
+    query vector,
+    k integer DEFAULT 10,
+    oversample real DEFAULT NULL,
+    ef_search integer DEFAULT NULL,
+    exact boolean DEFAULT false,
+    filter jsonb DEFAULT NULL,
+    filter_path jsonpath DEFAULT NULL,
+    filter_vars jsonb DEFAULT NULL,
+    tenant text DEFAULT NULL
+) RETURNS SETOF semsearch.hit
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    c semsearch.collections;
+    hits semsearch.hit[];
+    f jsonb := semsearch.filter_spec(filter, filter_path, filter_vars, tenant);
+    candidates integer;
+    matching float8;
+    total float8;
+    old_ef text;
+    old_iter text;
+BEGIN
+    IF k IS NULL OR k < 1 OR k > 10000 THEN
+        RAISE EXCEPTION 'expected k between 1 and 10000, got %', k USING ERRCODE = '22023';
+    END IF;
+    IF oversample IS NOT NULL AND (oversample < 1 OR oversample > 1000) THEN
+        RAISE EXCEPTION 'expected oversample between 1 and 1000, got %', oversample USING ERRCODE = '22023';
+    END IF;
+    IF ef_search IS NOT NULL AND (ef_search < 1 OR ef_search > 1000) THEN
+        RAISE EXCEPTION 'expected ef_search between 1 and 1000, got %', ef_search USING ERRCODE = '22023';
+    END IF;
+    c := semsearch.collection_for_search(collection);
+    IF query IS NULL OR vector_dims(query) <> c.dims THEN
+        RAISE EXCEPTION 'expected a query vector of % dims, got %', c.dims, vector_dims(query)
+            USING ERRCODE = '22023';
+    END IF;
+    IF filter IS NOT NULL AND jsonb_typeof(filter) <> 'object' THEN
+        RAISE EXCEPTION 'expected filter as a json object, got %', jsonb_typeof(filter) USING ERRCODE = '22023';
+    END IF;
+    candidates := least(10000, ceil(k * coalesce(oversample, c.oversample)))::integer;
+
+    IF NOT exact AND f IS NOT NULL THEN
+        -- A selective filter starves the index scan: with m of n rows matching it must
+        -- visit about candidates*n/m tuples, while an exact scan of the matches (found
+        -- through the metadata / tenant indexes) costs about m. The planner's estimate
+        -- from pg_statistic decides.
+        EXECUTE format('SELECT semsearch.%I($1)', c.table_name || '_matching') INTO matching USING f;
+        SELECT reltuples INTO total FROM pg_class WHERE oid = format('semsearch.%I', c.table_name)::regclass;
+        IF total > 0 AND (matching * matching < candidates * total
+                          OR candidates * total / matching
+                             > coalesce(current_setting('hnsw.max_scan_tuples', true)::float8, 20000)) THEN
+            exact := true;
+        END IF;
+    END IF;
+
+    IF NOT exact THEN
+        -- HNSW returns at most ef_search rows per scan unless iterative scans continue it
+        old_ef := current_setting('hnsw.ef_search', true);
+        PERFORM set_config('hnsw.ef_search',
+            least(1000, greatest(coalesce(ef_search, c.ef_search, 40), candidates))::text, true);
+        -- relaxed order is free here: the rescore re-sorts exactly (pgvector >= 0.8)
+        old_iter := current_setting('hnsw.iterative_scan', true);
+        IF old_iter IS NOT NULL AND f IS NOT NULL THEN
+            PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+        END IF;
+        EXECUTE format('SELECT array_agg(ROW(h.key, h.content, h.score, h.metadata)::semsearch.hit ORDER BY h.o) '
+                       'FROM semsearch.%I($1, $2, $3, $4) WITH ORDINALITY h(key, content, score, metadata, o)',
+                       c.table_name || '_ann')
+            INTO hits USING query, k, candidates, f;
+        PERFORM set_config('hnsw.ef_search', coalesce(old_ef, '40'), true);
+        IF old_iter IS NOT NULL AND f IS NOT NULL THEN
+            PERFORM set_config('hnsw.iterative_scan', old_iter, true);
+        END IF;
+    END IF;
+
+    -- the approximate pass may miss rows (filters, scan limits, dead tuples); when it
+    -- found fewer than k the exact pass decides, so fewer than k means fewer exist
+    IF exact OR coalesce(cardinality(hits), 0) < k THEN
+        RETURN QUERY EXECUTE format('SELECT * FROM semsearch.%I($1, $2, $3)', c.table_name || '_exact')
+            USING query, k, f;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT * FROM unnest(hits);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION semsearch.text_search(
+    collection text,
+    query_text text,
+    k integer DEFAULT 10,
+    filter jsonb DEFAULT NULL,
+    filter_path jsonpath DEFAULT NULL,
+    filter_vars jsonb DEFAULT NULL,
+    tenant text DEFAULT NULL
+) RETURNS SETOF semsearch.hit
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    c semsearch.collections;
+BEGIN
+    IF k IS NULL OR k < 1 OR k > 10000 THEN
+        RAISE EXCEPTION 'expected k between 1 and 10000, got %', k USING ERRCODE = '22023';
+    END IF;
+    c := semsearch.collection_for_search(collection);
+    RETURN QUERY EXECUTE format('SELECT * FROM semsearch.%I($1, $2, $3)', c.table_name || '_text')
+        USING coalesce(query_text, ''), k, semsearch.filter_spec(filter, filter_path, filter_vars, tenant);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION semsearch.drop_collection(collection text) RETURNS boolean
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    t text;
+BEGIN
+    DELETE FROM semsearch.collections WHERE name = collection RETURNING table_name INTO t;
+    IF t IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('DROP TABLE IF EXISTS semsearch.%I', t);
+    PERFORM semsearch.drop_collection_functions(t);
+    RETURN true;
+END
+$fn$;
+
+-- the per-collection functions of one table (made by semsearch/statements.py), whatever their signatures
+CREATE FUNCTION semsearch.drop_collection_functions(table_name text) RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    fn regprocedure;
+BEGIN
+    FOR fn IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = 'semsearch'::regnamespace
+                AND p.proname IN (table_name || '_ann', table_name || '_exact', table_name || '_text',
+                                  table_name || '_matching')
+    LOOP
+        EXECUTE format('DROP FUNCTION %s', fn);
+    END LOOP;
+END
+$fn$;
+
+COMMENT ON FUNCTION semsearch.search IS
+'k nearest rows of a collection by cosine similarity of the full vectors: coarse HNSW pass on the '
+'compressed copy with oversampling, exact rescore; exact => true scans every (filtered) row. '
+'filter: metadata containment (jsonb), filter_path/filter_vars: a jsonpath predicate on metadata. '
+'Example: SELECT * FROM semsearch.search(''movies'', ''[0.1, ...]''::vector, 5, filter => ''{"lang": "es"}'');';

@@ -1,0 +1,174 @@
+"""The search statements: composed from a collection's :class:`~semsearch.schema.Layout`.
+
+Every statement a search runs is built here, with ``psycopg.sql``, from the
+catalog's data (plan, dims, storage, table). Nothing is stored as SQL text and
+executed later: Python composes the statement for each search (and psycopg
+prepares it server-side after a few runs), and the SQL functions call
+per-collection functions that :func:`function_statements` creates by DDL from the
+very same composition.
+
+The values a statement needs go where the caller says: Python passes named
+placeholders (``%(q)b``, sent in binary) and literal LIMITs; a SQL function passes
+its parameters (``$1``). Either way the coarse ``ORDER BY`` repeats the HNSW
+index's expression, because both come from :meth:`Layout.coarse_expression`.
+
+Example::
+
+    stmt = ann(layout, q=sql.Placeholder("q", PyFormat.BINARY), k=sql.Literal(10),
+               candidates=sql.Literal(100))
+    conn.execute(stmt, {"q": vector}).fetchall()   # [(key, content, score, metadata), ...]
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from semsearch.schema import SCHEMA, Layout
+
+#: bump when a statement below changes: the catalog records, per collection, the version
+#: its SQL functions were created with, and migrations re-create them from this module
+STATEMENTS_VERSION = 2
+#: the rows every search returns, in this order
+HIT_COLUMNS = sql.SQL("key, content, score, metadata")
+TRUE = sql.SQL("TRUE")
+
+
+def _query(layout: Layout, q: sql.Composable) -> sql.Composable:
+    """The query vector as the column's type, so expressions match the index's."""
+    return sql.SQL("({})::{}").format(q, layout.vector_type)
+
+
+def _score(layout: Layout, q: sql.Composable) -> sql.Composable:
+    return sql.SQL("(1 - (embedding <=> {}))::float8").format(_query(layout, q))
+
+
+def ann(
+    layout: Layout,
+    *,
+    q: sql.Composable,
+    k: sql.Composable,
+    candidates: sql.Composable,
+    where: sql.Composable = TRUE,
+) -> sql.Composed:
+    """Two-stage search: the ``candidates`` nearest by the compressed copy (HNSW), rescored exactly.
+
+    The coarse subquery returns the rows it found, full vectors included (the index
+    scan fetches each heap row anyway), so the rescore needs no join back to the table.
+    A funnel's middle stages (``bit->mrl:256``) each keep the best quarter (at least
+    ``k``) by a stored smaller copy before the full vectors decide.
+    """
+    middle = [layout.middle_column(d) for d in layout.plan.middle]
+    carried = sql.SQL(", ").join([sql.SQL("key, content, metadata, embedding"), *middle])
+    candidates_sql: sql.Composable = sql.SQL(
+        "SELECT {carried} FROM {table} WHERE embedding IS NOT NULL AND {where} ORDER BY {col} {op} {qc} LIMIT {n}"
+    ).format(
+        carried=carried,
+        table=layout.table,
+        where=where,
+        col=layout.coarse_expression(sql.Identifier("embedding")),
+        op=layout.plan.operator(),
+        qc=layout.coarse_expression(_query(layout, q)),
+        n=candidates,
+    )
+    for d in layout.plan.middle:
+        candidates_sql = sql.SQL(
+            "SELECT {carried} FROM ({prev}) p ORDER BY {col} <#> {qm} LIMIT greatest({k}, {n} / 4)"
+        ).format(
+            carried=carried,
+            prev=candidates_sql,
+            col=layout.middle_column(d),
+            qm=layout.middle_expression(d, _query(layout, q)),
+            k=k,
+            n=candidates,
+        )
+    return sql.SQL(
+        "SELECT key, content, {score} AS score, metadata FROM ({cand}) c ORDER BY embedding <=> {q} LIMIT {k}"
+    ).format(score=_score(layout, q), cand=candidates_sql, q=_query(layout, q), k=k)
+
+
+def exact(layout: Layout, *, q: sql.Composable, k: sql.Composable, where: sql.Composable = TRUE) -> sql.Composed:
+    """Exact search: cosine on every (filtered) embedded row; never uses the HNSW index."""
+    # ORDER BY the similarity (not the distance operator) so no index can serve it
+    return sql.SQL(
+        "SELECT key, content, {score} AS score, metadata FROM {table} "
+        "WHERE embedding IS NOT NULL AND {where} ORDER BY score DESC, id LIMIT {k}"
+    ).format(score=_score(layout, q), table=layout.table, where=where, k=k)
+
+
+def text(layout: Layout, *, query: sql.Composable, k: sql.Composable, where: sql.Composable = TRUE) -> sql.Composed:
+    """Full-text search: rows with any of the query's words, by ``ts_rank`` normalised by log length."""
+    return sql.SQL(
+        "SELECT key, content, ts_rank(tsv, q, 1)::float8 AS score, metadata "
+        "FROM {table}, semsearch.any_words({cfg}::regconfig, {query}) q "
+        "WHERE tsv @@ q AND {where} ORDER BY score DESC, id LIMIT {k}"
+    ).format(table=layout.table, cfg=sql.Literal(layout.text_config), query=query, where=where, k=k)
+
+
+def matching(layout: Layout, *, where: sql.Composable) -> sql.Composed:
+    """Rows a filter keeps: EXPLAINed (never run) to estimate its selectivity from statistics."""
+    return sql.SQL("SELECT 1 FROM {} WHERE embedding IS NOT NULL AND {}").format(layout.table, where)
+
+
+def spec_filter(spec: sql.Composable) -> sql.Composed:
+    """The WHERE condition for a filter spec, the jsonb ``semsearch.filter_spec()`` builds.
+
+    ``{"contains": {...}, "path": "<jsonpath>", "vars": {...}, "tenant": "..."}``, each
+    part optional. Planned with the spec known (a custom plan), the parts that are
+    absent fold away and ``contains`` uses the GIN index on metadata.
+    """
+    f = sql.SQL("({})::jsonb").format(spec)
+    return sql.SQL(
+        "({f} IS NULL OR ((NOT {f} ? 'contains' OR metadata @> ({f} -> 'contains')) "
+        "AND (NOT {f} ? 'path' OR jsonb_path_match(metadata, ({f} ->> 'path')::jsonpath, "
+        "coalesce({f} -> 'vars', '{{}}'::jsonb), true)) "
+        "AND (NOT {f} ? 'tenant' OR tenant = ({f} ->> 'tenant'))))"
+    ).format(f=f)
+
+
+def function_name(layout: Layout, suffix: str) -> sql.Identifier:
+    """``semsearch.<table>_ann`` and friends: one per statement above, made by DDL."""
+    return sql.Identifier(SCHEMA, layout.table_name + suffix)
+
+
+def function_statements(layout: Layout) -> list[sql.Composed]:
+    """``CREATE OR REPLACE FUNCTION`` for the per-collection functions the SQL API calls.
+
+    They hold the statements above as static SQL, so PL/pgSQL caches their plans; they
+    are owned by whoever ran the DDL and their text lives in ``pg_proc``, which no
+    writer of semsearch's tables can change.
+    """
+    p = [sql.SQL(f"${i}") for i in range(1, 5)]
+    bodies = [
+        ("_ann", "query vector, k integer, candidates integer, spec jsonb",
+         ann(layout, q=p[0], k=p[1], candidates=p[2], where=spec_filter(p[3]))),
+        ("_exact", "query vector, k integer, spec jsonb",
+         exact(layout, q=p[0], k=p[1], where=spec_filter(p[2]))),
+        ("_text", "query_text text, k integer, spec jsonb",
+         text(layout, query=sql.SQL("$1::text"), k=p[1], where=spec_filter(p[2]))),
+    ]  # fmt: skip
+    out = [
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION {name}({args}) RETURNS SETOF semsearch.hit LANGUAGE plpgsql STABLE AS {body}"
+        ).format(
+            name=function_name(layout, suffix),
+            args=sql.SQL(args),
+            body=sql.Literal(sql.SQL("BEGIN RETURN QUERY {}; END").format(stmt).as_string(None)),
+        )
+        for suffix, args, stmt in bodies
+    ]
+    # EXPLAIN takes no parameters in a static statement: the text is fixed here, at DDL time
+    explain = sql.SQL("EXPLAIN (FORMAT JSON) {}").format(matching(layout, where=spec_filter(p[0])))
+    out.append(
+        sql.SQL("CREATE OR REPLACE FUNCTION {name}(spec jsonb) RETURNS float8 LANGUAGE plpgsql AS {body}").format(
+            name=function_name(layout, "_matching"),
+            body=sql.Literal(
+                sql.SQL(
+                    "DECLARE plan json; BEGIN EXECUTE {} INTO plan USING spec; "
+                    "RETURN greatest((plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8, 1); END"
+                )
+                .format(sql.Literal(explain.as_string(None)))
+                .as_string(None)
+            ),
+        )
+    )
+    return out
