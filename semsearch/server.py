@@ -29,7 +29,7 @@ def redact(url: str) -> str:
     """The URL with its password masked; one that cannot be parsed is not printed at all.
 
     >>> redact("postgresql://app:secret@db/app")
-    'user=app password=*** host=db dbname=app'
+    'user=app password=*** dbname=app host=db'
     >>> redact("postgresql://app@db/app")
     'postgresql://app@db/app'
     >>> redact("app:secret@db/app")
@@ -46,20 +46,19 @@ def redact(url: str) -> str:
 
 def check_server(url: str) -> None:
     """Raise :class:`DatabaseError` unless the server answers and offers pgvector."""
-    try:
-        conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        # the driver's message quotes the string, password included
-        raise DatabaseError(
-            "expected a postgresql:// URL or key=value connection string, got one that does not parse"
-        ) from None
+    if redact(url) == "the database":
+        # the driver's message would quote the string, password included
+        raise DatabaseError("expected a postgresql:// URL or key=value connection string, got one that does not parse")
+    failure = None
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
             row = conn.execute(
                 "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = 'vector'"
             ).fetchone()
     except psycopg.Error as exc:
-        raise DatabaseError(f"could not connect to {redact(url)}: {str(exc).strip()}") from None
+        failure = str(exc).strip()
+    if failure is not None:
+        raise DatabaseError(f"could not connect to {redact(url)}: {failure}")
     if row is None:
         raise ExtensionMissingError(
             "expected the pgvector extension on the server, got none: install it "

@@ -1,0 +1,154 @@
+"""Query path v2: nothing stored is executed, SQL and Python answer alike, one light import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import sql
+
+from semsearch import errors
+from semsearch.ingest import check_query_vector
+from semsearch.server import check_server, redact
+
+PLANS = ["bit", "mrl:64", "mrl-bit:128", "halfvec", "none", "bit->mrl:64"]
+
+
+@pytest.fixture
+def role(db):
+    """A role that may write every semsearch table (what add, tune and backfill need), and no more."""
+    name = f"semsearch_writer_{os.getpid()}"
+    with db.connection() as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA semsearch TO {}").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA semsearch TO {}").format(
+                sql.Identifier(name)
+            )
+        )
+    yield name
+    with db.connection() as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def _as(conn, role, stmt, params=None):
+    with conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+        return conn.execute(stmt, params)
+
+
+def _superuser(conn, role) -> bool:
+    return conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [role]).fetchone()[0]
+
+
+def test_a_writer_of_the_catalog_cannot_change_what_another_roles_search_runs(db, movies, role):
+    titles, full, _ = movies
+    col = db.create_collection("m", dims=1536, model="label", compression="bit")
+    col.add(titles, titles, embeddings=full)
+    before = col.search(vector=full[3], k=5).keys
+    with db.connection() as conn:
+        # 0.1.0's attack: the SQL text a search executed lived in the catalog. It is gone.
+        with pytest.raises(psycopg.errors.UndefinedColumn):
+            _as(conn, role, "UPDATE semsearch.collections SET ann_sql = 'x'")
+        # the per-collection functions belong to their creator: a writer cannot replace them
+        for attack in (
+            "CREATE OR REPLACE FUNCTION semsearch.col_m_ann(query vector, k integer, candidates integer, spec jsonb) "
+            "RETURNS SETOF semsearch.hit LANGUAGE sql AS $$ SELECT NULL::semsearch.hit $$",
+            "ALTER FUNCTION semsearch.col_m_ann(vector, integer, integer, jsonb) RENAME TO x",
+            "CREATE FUNCTION semsearch.col_m_text(query_text text, k integer, spec jsonb, extra int DEFAULT 0) "
+            "RETURNS SETOF semsearch.hit LANGUAGE sql AS $$ SELECT NULL::semsearch.hit $$",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                _as(conn, role, attack)
+        # what the catalog holds is data, checked: SQL text in it is refused or never run
+        with pytest.raises(psycopg.errors.CheckViolation):
+            _as(conn, role, "UPDATE semsearch.collections SET table_name = 'col_m\"; DROP TABLE x; --'")
+        escalate = (
+            "bit') t CROSS JOIN (WITH e AS (UPDATE pg_catalog.pg_authid SET rolsuper = true "
+            f"WHERE rolname = '{role}' RETURNING 1) SELECT count(*) FROM e) z --"
+        )
+        _as(conn, role, "UPDATE semsearch.collections SET compression = %s", [escalate])
+        # the owner's SQL search ignores the plan text (its statements were made at DDL time)
+        keys = [r[0] for r in conn.execute("SELECT key FROM semsearch.search('m', %s, 5)", [full[3]])]
+        assert keys == before
+        assert not _superuser(conn, role)
+    # and Python refuses the row as it reads it, before composing anything
+    with pytest.raises(errors.ConfigurationError, match="expected a valid catalog row"):
+        db.collection("m")
+    with db.connection() as conn:
+        assert not _superuser(conn, role)
+        conn.execute("UPDATE semsearch.collections SET compression = 'bit'")
+        _as(conn, role, "UPDATE semsearch.collections SET statements_version = 1")
+    with pytest.raises(errors.SchemaVersionError, match="semsearch db upgrade"):
+        db.collection("m")
+
+
+def _sql_hits(db, stmt, params):
+    with db.connection() as conn:
+        return [(r[0], r[1]) for r in conn.execute(stmt, params)]
+
+
+@pytest.mark.parametrize("compression", PLANS)
+def test_sql_functions_return_exactly_what_python_returns(db, movies, compression):
+    titles, _, short = movies
+    col = db.create_collection("m", dims=256, model="label", compression=compression)
+    meta = [{"kids": i % 3 == 0, "n": i} for i in range(len(titles))]
+    col.add(titles, titles, embeddings=short, metadata=meta, tenant=["a" if i % 2 else "b" for i in range(len(titles))])
+    rng = np.random.default_rng(0)
+    for q in short[rng.choice(len(titles), 4, replace=False)] + 0.05:
+        sent = check_query_vector(q, dims=256)  # what Python sends: unit-norm float32
+        for kwargs, extra in (
+            ({}, ""),
+            ({"exact": True}, ", exact => true"),
+            ({"oversample": 2.5}, ", oversample => 2.5"),
+            ({"where": {"kids": True}}, ", filter => '{\"kids\": true}'"),
+            ({"tenant": "a"}, ", tenant => 'a'"),
+        ):
+            py = [(h.key, h.score) for h in col.search(vector=q, k=7, **kwargs)]
+            stmt = sql.SQL("SELECT key, score FROM semsearch.search('m', %s::vector, 7" + extra + ")")
+            assert _sql_hits(db, stmt, [sent]) == py, kwargs
+        py = [(h.key, h.score) for h in col.search("El Rey León", vector=q, k=5, mode="hybrid")]
+        got = _sql_hits(db, "SELECT key, score FROM semsearch.hybrid_search('m', 'El Rey León', %s::vector, 5)", [sent])
+        assert got == py
+    py = [(h.key, h.score) for h in col.search("la bella y la bestia", k=5, mode="text")]
+    assert _sql_hits(db, "SELECT key, score FROM semsearch.text_search('m', 'la bella y la bestia', 5)", []) == py
+
+
+def test_import_semsearch_stays_light():
+    code = (
+        "import sys, semsearch; heavy = ['sqlalchemy', 'alembic', 'openai', 'matplotlib', 'django', 'flask'];"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_schema_head_constant_matches_the_migrations():
+    from semsearch import catalog, migrate
+
+    assert catalog.SCHEMA_HEAD == migrate.head()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app@db.internal/app", "postgresql://app@db.internal/app"),
+        ("host=/tmp dbname=app", "host=/tmp dbname=app"),
+        ("postgresql://app:s3cret@db.internal/app", "user=app password=*** dbname=app host=db.internal"),
+        ("app:s3cret@db.internal/app", "the database"),
+    ],
+)
+def test_redact_masks_passwords_only(url, shown):
+    assert redact(url) == shown
+
+
+def test_a_url_that_does_not_parse_never_prints_its_password():
+    with pytest.raises(errors.DatabaseError) as info:
+        check_server("app:s3cret@db.internal/app")
+    assert "s3cret" not in str(info.value) and info.value.__cause__ is None and info.value.__context__ is None
