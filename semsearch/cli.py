@@ -214,14 +214,44 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, **f
     )
 
 
+def _search_options(fn: Any) -> Any:
+    """The options search and explain share."""
+    for option in reversed(
+        [
+            click.argument("name"),
+            click.argument("query", required=False),
+            click.option("--vector-file", type=FILE, help="Query vector: a JSON list or a .npy file."),
+            click.option("-k", type=click.IntRange(1, 10_000), default=10, show_default=True),
+            click.option(
+                "--mode", type=click.Choice(["vector", "text", "hybrid"]), default="vector", show_default=True
+            ),
+            click.option("--exact", is_flag=True, help="Scan every full vector instead of the index."),
+            click.option("--oversample", type=click.FloatRange(1, 1000), help="Candidates per wanted row."),
+            click.option("--where", "where_json", metavar="JSON", help="Metadata filter, e.g. '{\"year\": 1995}'."),
+            click.option("--tenant", help="Only this tenant's rows."),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _search_call(ctx: click.Context, name: str, query: str | None, options: dict[str, Any]) -> tuple[Collection, dict]:
+    vector_file, where_json = options.pop("vector_file"), options.pop("where_json")
+    if options["mode"] == "vector" and (query is None) == (vector_file is None):
+        raise click.UsageError("expected a QUERY or --vector-file, not both or neither")
+    if options["mode"] != "vector" and query is None:
+        raise click.UsageError(f"expected a QUERY for --mode {options['mode']}")
+    where = None
+    if where_json is not None:
+        where = parse_json(where_json, "--where")
+        if not isinstance(where, dict):
+            raise bad("--where", f"expected a JSON object, got {where_json!r}")
+    vector = load_vector(vector_file) if vector_file is not None else None
+    return _connect(ctx).collection(name), {"vector": vector, "where": where, **options}
+
+
 @main.command()
-@click.argument("name")
-@click.argument("query", required=False)
-@click.option("--vector-file", type=FILE, help="Query vector: a JSON list or a .npy file.")
-@click.option("-k", type=click.IntRange(1, 10_000), default=10, show_default=True)
-@click.option("--exact", is_flag=True, help="Scan every full vector instead of the index.")
-@click.option("--oversample", type=click.FloatRange(1, 1000), help="Candidates per wanted row.")
-@click.option("--where", "where_json", metavar="JSON", help="Keep rows whose metadata contains it.")
+@_search_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @click.pass_context
 def search(ctx: click.Context, name: str, query: str | None, as_json: bool, **options: Any) -> None:
@@ -230,19 +260,11 @@ def search(ctx: click.Context, name: str, query: str | None, as_json: bool, **op
     \b
     Example:
       semsearch search docs "rotate the log files" -k 5
+      semsearch search docs "rotate the log files" --mode hybrid --tenant acme
       semsearch search movies --vector-file q.npy --where '{"year": 1995}' --json
     """
-    vector_file, where_json = options.pop("vector_file"), options.pop("where_json")
-    if (query is None) == (vector_file is None):
-        raise click.UsageError("expected a QUERY or --vector-file, not both or neither")
-    where = None
-    if where_json is not None:
-        where = parse_json(where_json, "--where")
-        if not isinstance(where, dict):
-            raise bad("--where", f"expected a JSON object, got {where_json!r}")
-    vector = load_vector(vector_file) if vector_file is not None else None
-    col = _connect(ctx).collection(name)
-    result = col.search(query, vector=vector, where=where, **options)
+    col, kwargs = _search_call(ctx, name, query, options)
+    result = col.search(query, **kwargs)
     if as_json:
         for rank, hit in enumerate(result, 1):
             click.echo(json.dumps({"rank": rank, **asdict(hit)}, ensure_ascii=False))
@@ -251,6 +273,21 @@ def search(ctx: click.Context, name: str, query: str | None, as_json: bool, **op
         _table(("rank", "score", "key", "content"), rows)
     if not result.complete:
         click.echo(f"only {len(result)} of {result.k} requested rows exist", err=True)
+
+
+@main.command()
+@_search_options
+@click.pass_context
+def explain(ctx: click.Context, name: str, query: str | None, **options: Any) -> None:
+    """Print the SQL a search runs and its EXPLAIN (ANALYZE, BUFFERS); nothing is changed.
+
+    \b
+    Example:
+      semsearch explain docs "rotate the log files" -k 5
+      semsearch explain docs "rotate the log files" --mode text --where '{"lang": "en"}'
+    """
+    col, kwargs = _search_call(ctx, name, query, options)
+    click.echo(str(col.explain(query, **kwargs)))
 
 
 def _short(text: str, width: int = 80) -> str:

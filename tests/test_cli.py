@@ -183,8 +183,8 @@ def test_every_command_has_an_example_in_its_help(run):
             yield from paths(command, [*prefix, name])
 
     found = list(paths(main, []))
-    assert len(found) == 15  # main, db and its 3, create, ingest, search, eval, tune, backfill, migrate-model,
-    # list, drop, demo
+    assert len(found) == 16  # main, db and its 3, create, ingest, search, explain, eval, tune, backfill,
+    # migrate-model, list, drop, demo
     for path in found:
         assert "Example:\n    semsearch" in run(*path, "--help").stdout, path
 
@@ -197,3 +197,19 @@ def test_demo_runs_offline_and_reports_agreement(run):
     assert "summary: 300 rows" in got
     rows = [json.loads(x) for x in run("list", "--json").stdout.splitlines()]
     assert [(r["name"], r["rows"]) for r in rows] == [("stdlib_docs", 300)]
+
+
+def test_explain_prints_the_statement_and_its_plan(run, tmp_path):
+    run("create", "compass", "--model", "toy", "--dims", 4, "--compression", "bit")
+    src = tmp_path / "compass.jsonl"
+    src.write_text("\n".join(json.dumps({"key": k, "content": f"the {k} wind", "embedding": v}) for k, v in TOY.items()))
+    run("ingest", "compass", src)
+    q = tmp_path / "q.json"
+    q.write_text(json.dumps([0, 0, 0.1, 2]))
+    out = run("explain", "compass", "--vector-file", q, "-k", 2).stdout
+    assert out.startswith("SET LOCAL hnsw.ef_search = 40;\nSELECT key, content")
+    assert "binary_quantize" in out and "Execution Time" in out and "Buffers" in out
+    text = run("explain", "compass", "wind", "--mode", "text", "--where", '{"lang": "en"}').stdout
+    assert "semsearch.any_words" in text and "metadata @>" in text and "Execution Time" in text
+    # explaining changed nothing
+    assert "west" in run("search", "compass", "--vector-file", q, "-k", 1).stdout
