@@ -202,7 +202,9 @@ def test_demo_runs_offline_and_reports_agreement(run):
 def test_explain_prints_the_statement_and_its_plan(run, tmp_path):
     run("create", "compass", "--model", "toy", "--dims", 4, "--compression", "bit")
     src = tmp_path / "compass.jsonl"
-    src.write_text("\n".join(json.dumps({"key": k, "content": f"the {k} wind", "embedding": v}) for k, v in TOY.items()))
+    src.write_text(
+        "\n".join(json.dumps({"key": k, "content": f"the {k} wind", "embedding": v}) for k, v in TOY.items())
+    )
     run("ingest", "compass", src)
     q = tmp_path / "q.json"
     q.write_text(json.dumps([0, 0, 0.1, 2]))
