@@ -12,9 +12,9 @@ estimate a filter's selectivity, choose the index or an exact scan, and fuse.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,7 +85,7 @@ class Plan:
     params: dict[str, Any]
     settings: dict[str, str]
     #: the direct two-stage statement: when it returns fewer than ``k`` rows, the exact one decides
-    fallback: sql.Composed | None = None
+    fallback: sql.SQL | sql.Composed | None = None
     k: int = 0
 
 
