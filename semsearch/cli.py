@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, astuple
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from semsearch.catalog import schema_version
 from semsearch.collection import Collection
 from semsearch.db import Database, connect
 from semsearch.errors import SemsearchError
+from semsearch.ingest import AddResult
 from semsearch.readers import (
     CRANFIELD_GRADES,
     FORMATS,
@@ -198,19 +199,19 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, **f
     batch_size = fields.pop("batch_size")
     names = (fields["key"], fields["text"], fields["embedding"])
     seen: dict[str, str] = {}
-    totals = [0] * 5
+    totals = AddResult(0, 0, 0)
     start = time.perf_counter()
     for path in files:
         kind = FORMATS.get(path.suffix.lower(), "text") if fmt == "auto" else fmt
         records = checked(READERS[kind](path, names), col.dims, seen)
         got = col.add_many(records, batch_size=batch_size, progress=True, total=count_rows(path, kind))
-        totals = [a + b for a, b in zip(totals, astuple(got), strict=True)]
+        totals += got
     secs = time.perf_counter() - start
-    ins, upd, same, emb, reused = totals
-    n = ins + upd + same
+    n = totals.inserted + totals.updated + totals.unchanged
     click.echo(
         f"{n} rows from {len(files)} file(s) in {secs:.1f}s ({n / max(secs, 1e-9):,.0f} rows/s): "
-        f"{ins} inserted, {upd} updated, {same} unchanged; {emb} embedded, {reused} reused"
+        f"{totals.inserted} inserted, {totals.updated} updated, {totals.unchanged} unchanged; "
+        f"{totals.embedded} embedded, {totals.reused} reused"
     )
 
 

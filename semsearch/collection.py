@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -144,6 +145,7 @@ class Collection:
         total: int | None = None,
         bulk: bool | None = None,
         defer: bool = False,
+        autotune: bool = True,
     ) -> ingest.AddResult:
         """Stream ``{"key", "content", "metadata"?, "embedding"?, "tenant"?}`` records in batches.
 
@@ -153,7 +155,11 @@ class Collection:
         ``bulk`` builds the HNSW index once after loading instead of updating it
         row by row (several times faster; searches during the load scan exactly).
         By default it is on when the collection is empty. ``defer`` stores texts
-        without embedding them (see :meth:`add`).
+        without embedding them (see :meth:`add`). Afterwards, a collection created with
+        ``autotune=True`` (the default) of at least 1,000 rows is tuned to recall@10 >=
+        0.99 after a bulk load, or when it has grown 4x since its last tune
+        (:func:`semsearch.tune.autotune`; ``result.tuned`` says what it chose);
+        ``autotune=False`` skips that for this call.
 
         Example::
 
@@ -162,9 +168,21 @@ class Collection:
         if bulk is None:
             bulk = self._is_empty()
         if not bulk:
-            return self._add_stream(records, batch_size=batch_size, progress=progress, total=total, defer=defer)
-        with self._index_deferred(progress=progress):
-            return self._add_stream(records, batch_size=batch_size, progress=progress, total=total, defer=defer)
+            result = self._add_stream(records, batch_size=batch_size, progress=progress, total=total, defer=defer)
+        else:
+            with self._index_deferred(progress=progress):
+                result = self._add_stream(records, batch_size=batch_size, progress=progress, total=total, defer=defer)
+        tuned = None
+        if autotune and result.inserted and not defer:
+            from semsearch.tune import autotune as run_autotune
+
+            tuned = run_autotune(self, after_bulk_load=bulk)
+            if tuned is not None:
+                self.info = tuned_info = self.db.collection(self.name).info
+                self.layout = tuned_info.layout
+                if progress:
+                    tqdm.write(f"autotune: {tuned}")
+        return replace(result, tuned=tuned)
 
     def _is_empty(self) -> bool:
         with self.db.connection() as conn:
@@ -209,11 +227,12 @@ class Collection:
         total: int | None,
         defer: bool = False,
     ) -> ingest.AddResult:
-        totals = [0, 0, 0, 0, 0]
+        totals = ingest.AddResult(0, 0, 0)
         bar = tqdm(total=total, unit="rows", disable=not progress, desc=f"ingest {self.name}")
         batch: list[Mapping[str, Any]] = []
 
         def flush() -> None:
+            nonlocal totals
             has_vec = [r.get("embedding") is not None for r in batch]
             if any(has_vec) and not all(has_vec):
                 raise InvalidInputError("expected every record of a batch to have an embedding, or none")
@@ -225,8 +244,7 @@ class Collection:
                 tenant=[r.get("tenant") for r in batch],
                 defer=defer,
             )
-            for i, v in enumerate((got.inserted, got.updated, got.unchanged, got.embedded, got.reused)):
-                totals[i] += v
+            totals += got
             bar.update(len(batch))
             batch.clear()
 
@@ -239,7 +257,7 @@ class Collection:
                 flush()
         finally:
             bar.close()
-        return ingest.AddResult(*totals)
+        return totals
 
     def pending(self) -> int:
         """Rows stored with ``defer=True`` that still wait for an embedding."""

@@ -203,9 +203,10 @@ class Database:
         hnsw_m: int | None = None,
         hnsw_ef_construction: int | None = None,
         oversample: float | None = None,
+        autotune: bool | None = None,
         concurrently: bool = True,
     ) -> Collection:
-        """Change a collection's compression plan, HNSW parameters or oversampling.
+        """Change a collection's compression plan, HNSW parameters, oversampling or automatic tuning.
 
         A new index is built next to the live one (``CREATE INDEX CONCURRENTLY`` by
         default, so writes and searches go on), then one short transaction swaps
@@ -224,6 +225,8 @@ class Database:
             oversample=oversample,
         )
         with self.connection() as conn:
+            if autotune is not None:
+                conn.execute(catalog.update_statement(name, autotune=bool(autotune)))
             if ddl.unchanged(old, new):
                 conn.execute(ddl.oversample_statement(new))
                 return self.collection(name)

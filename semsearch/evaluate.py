@@ -158,10 +158,12 @@ def _sample(col: Collection, n: int, seed: int) -> tuple[list[str], np.ndarray]:
         raise InvalidInputError(f"expected sample= as a positive int, got {n!r}")
     table = col.layout.table
     with col.db.connection() as conn:
-        ids = conn.execute(sql.SQL("SELECT array_agg(id ORDER BY id) FROM {}").format(table))
+        ids = conn.execute(
+            sql.SQL("SELECT array_agg(id ORDER BY id) FROM {} WHERE embedding IS NOT NULL").format(table)
+        )
         all_ids = ids.fetchone()[0] or []  # type: ignore[index]
         if not all_ids:
-            raise InvalidInputError(f"expected rows to sample in {col.name!r}, got an empty collection")
+            raise InvalidInputError(f"expected embedded rows to sample in {col.name!r}, got none")
         rng = np.random.default_rng(seed)
         chosen = sorted(rng.choice(all_ids, size=min(n, len(all_ids)), replace=False).tolist())
         rows = conn.execute(
@@ -195,30 +197,48 @@ class Run:
 class Workload:
     """Query vectors with their exact answers, to time the approximate path against.
 
+    ``exclude_self=True`` (for stored rows sampled as queries): each query's own row is
+    left out of both answers, so recall is measured as for a query the collection has
+    never seen, where a row that finds itself would flatter it by about 1/k.
+
     Example::
 
         w = Workload(col, *query_vectors(col, None, sample=100, seed=0), k=10)
         w.run(oversample=4, ef_search=None).recall
     """
 
-    def __init__(self, col: Collection, ids: list[str], vectors: np.ndarray, *, k: int) -> None:
+    def __init__(
+        self, col: Collection, ids: list[str], vectors: np.ndarray, *, k: int, exclude_self: bool = False
+    ) -> None:
         self.col, self.ids, self.vectors, self.k = col, ids, vectors, k
-        self.exact, self.exact_ms = self._timed(lambda v: col.search(vector=v, k=k, exact=True))
+        self.exclude_self = exclude_self
+        self.exact, self.exact_ms = self._timed(lambda v: col.search(vector=v, k=self._fetch, exact=True))
         self._warm = False
+
+    @property
+    def _fetch(self) -> int:
+        return self.k + 1 if self.exclude_self else self.k
+
+    def _answer(self, i: int, result: SearchResult) -> SearchResult:
+        if not self.exclude_self:
+            return result
+        others = tuple(h for h in result.hits if h.key != self.ids[i])[: self.k]
+        return SearchResult(hits=others, k=self.k, exact=result.exact)
 
     def _timed(self, search: Any) -> tuple[list[SearchResult], list[float]]:
         results, ms = [], []
-        for v in self.vectors:
+        for i, v in enumerate(self.vectors):
             started = time.perf_counter()
-            results.append(search(v))
+            result = search(v)
             ms.append((time.perf_counter() - started) * 1000)
+            results.append(self._answer(i, result))
         return results, ms
 
     def run(self, *, oversample: float | None, ef_search: int | None, repeat: int = 1) -> Run:
         """Search every query ``repeat`` times at these settings (None: the catalog's)."""
 
         def search(v: np.ndarray) -> SearchResult:
-            return self.col.search(vector=v, k=self.k, oversample=oversample, ef_search=ef_search)
+            return self.col.search(vector=v, k=self._fetch, oversample=oversample, ef_search=ef_search)
 
         if not self._warm:
             for v in self.vectors[:WARMUP]:

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psycopg
@@ -20,6 +20,9 @@ from psycopg.types.json import Jsonb
 from semsearch.embeddings.base import normalize_rows
 from semsearch.errors import InvalidInputError
 from semsearch.schema import Layout
+
+if TYPE_CHECKING:
+    from semsearch.tune import TuneResult
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,23 @@ class AddResult:
     unchanged: int
     embedded: int = 0
     reused: int = 0
+    #: what the automatic tuning after this load chose (see :func:`semsearch.tune.autotune`), if it ran
+    tuned: TuneResult | None = None
+
+    def __add__(self, other: AddResult) -> AddResult:
+        """Counts of two loads together (the later tuning wins).
+
+        >>> (AddResult(1, 0, 2, embedded=1) + AddResult(3, 1, 0, reused=2)).inserted
+        4
+        """
+        return AddResult(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+            embedded=self.embedded + other.embedded,
+            reused=self.reused + other.reused,
+            tuned=other.tuned or self.tuned,
+        )
 
 
 def check_rows(

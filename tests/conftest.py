@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,3 +20,21 @@ def movies() -> tuple[list[str], np.ndarray, np.ndarray]:
     short = json.loads((DATA / "movies-es" / "peliculas_text-embedding-3-small-256.json").read_text())
     titles = sorted(full)
     return titles, np.array([full[t] for t in titles]), np.array([short[t] for t in titles])
+
+
+@pytest.fixture(scope="session")
+def cranfield() -> tuple[dict[str, str], list[str]]:
+    """Cranfield's documents {id: .W text (or .T)} and its queries in file order (query n is the n-th)."""
+
+    def records(text: str) -> list[dict[str, str]]:
+        found = []
+        for rec in re.split(r"^\.I ", text, flags=re.M)[1:]:
+            parts = re.split(r"^\.([A-Z])\s*$", rec, flags=re.M)
+            fields = {tag: " ".join(body.split()) for tag, body in zip(parts[1::2], parts[2::2], strict=True)}
+            found.append({"id": parts[0].strip(), **fields})
+        return found
+
+    with gzip.open(DATA / "cranfield" / "cran.all.1400.gz", "rt") as f:
+        docs = {d["id"]: d.get("W") or d.get("T", "") for d in records(f.read())}
+    queries = [q["W"] for q in records((DATA / "cranfield" / "cran.qry").read_text())]
+    return {k: v for k, v in docs.items() if v}, queries

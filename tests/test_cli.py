@@ -209,7 +209,7 @@ def test_explain_prints_the_statement_and_its_plan(run, tmp_path):
     q = tmp_path / "q.json"
     q.write_text(json.dumps([0, 0, 0.1, 2]))
     out = run("explain", "compass", "--vector-file", q, "-k", 2).stdout
-    assert out.startswith("SET LOCAL hnsw.ef_search = 40;\nSELECT key, content")
+    assert out.startswith("SET LOCAL hnsw.ef_search = 128;\nSELECT key, content")  # 64 x k=2 for 4 bits
     assert "binary_quantize" in out and "Execution Time" in out and "Buffers" in out
     text = run("explain", "compass", "wind", "--mode", "text", "--where", '{"lang": "en"}').stdout
     assert "semsearch.any_words" in text and "metadata @>" in text and "Execution Time" in text

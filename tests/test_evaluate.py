@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
-import re
 
 import numpy as np
 import pytest
@@ -119,35 +117,15 @@ def test_ndcg_and_recall_at_100_by_hand(db, tmp_path):
         evaluate(col, np.array([[1.0, 0, 0, 0]]), qrels={"q9": {"a": 1.0}}, repeat=1)
 
 
-def _cranfield() -> tuple[dict[str, str], list[str]]:
-    """Documents {id: .W text (or .T)} and the queries in file order (query n is the n-th)."""
-
-    def records(text: str) -> list[dict[str, str]]:
-        found = []
-        for rec in re.split(r"^\.I ", text, flags=re.M)[1:]:
-            parts = re.split(r"^\.([A-Z])\s*$", rec, flags=re.M)
-            fields = {tag: " ".join(body.split()) for tag, body in zip(parts[1::2], parts[2::2], strict=True)}
-            found.append({"id": parts[0].strip(), **fields})
-        return found
-
-    with gzip.open(DATA / "cranfield" / "cran.all.1400.gz", "rt") as f:
-        docs = {d["id"]: d.get("W") or d.get("T", "") for d in records(f.read())}
-    queries = [q["W"] for q in records((DATA / "cranfield" / "cran.qry").read_text())]
-    return {k: v for k, v in docs.items() if v}, queries
-
-
-def test_tune_reaches_its_target_on_cranfield(db):
-    docs, queries = _cranfield()
+def test_tune_reaches_its_target_on_cranfield(db, cranfield):
+    docs, queries = cranfield
     assert (len(docs), len(queries)) == (1398, 225)
-    col = db.create_collection("cran", model="local", dims=256, compression="bit")
+    col = db.create_collection("cran", model="local", dims=256, compression="bit", autotune=False)
     col.add_many({"key": k, "content": v} for k, v in docs.items())
     before = _catalog(db, "cran")
-    assert before == (10.0, None, None)
+    assert before == (64.0, None, None)
 
     result = tune(col, queries=queries, target_recall=0.99, k=10)
-    print(result)
-    for p in result.tried:
-        print(p)
     assert result.reached and result.recall >= 0.99 and result.queries == 225 and result.rows == 1398
     stored = _catalog(db, "cran")
     assert stored != before
@@ -159,7 +137,6 @@ def test_tune_reaches_its_target_on_cranfield(db):
 
     qrels = read_qrels(DATA / "cranfield" / "cranqrel", grades=CRANFIELD_GRADES)
     report = col.evaluate(queries, k=10, qrels=qrels, repeat=1)  # the catalog's settings
-    print(report)
     assert report.recall >= 0.99 and report.oversample == result.oversample
     assert report.judged_queries == 225 and 0.1 < report.ndcg_at_10 < 1 and 0.1 < report.recall_at_100 < 1
 
@@ -188,7 +165,7 @@ def run(db_url):
 def test_cli_eval_sweep_plot_and_tune(db, movies, run, tmp_path):
     _movies(db, movies)
     got = json.loads(run("eval", "movies", "--sample", 62, "-k", 5, "--json").stdout)
-    assert (got["k"], got["queries"], got["oversample"]) == (5, 62, 10.0) and 0 < got["recall"] <= 1
+    assert (got["k"], got["queries"], got["oversample"]) == (5, 62, 16.0) and 0 < got["recall"] <= 1
     assert "recall@5" in run("eval", "movies", "--sample", 10, "-k", 5).stdout
 
     png = tmp_path / "curve.png"
@@ -202,7 +179,8 @@ def test_cli_eval_sweep_plot_and_tune(db, movies, run, tmp_path):
     tuned = json.loads(run("tune", "movies", "--target", 0.95, "-k", 5, "--sample", 62, "--json").stdout)
     assert tuned["reached"] and tuned["recall"] >= 0.95
     after = json.loads(run("eval", "movies", "--sample", 62, "-k", 5, "--json").stdout)
-    assert after["oversample"] == tuned["oversample"] and after["recall"] == tuned["recall"]
+    # tune leaves each sampled row out of its own answer; eval counts a row finding itself
+    assert after["oversample"] == tuned["oversample"] and after["recall"] >= tuned["recall"]
     text = run("tune", "movies", "--target", 0.9, "-k", 5, "--sample", 20).stdout.splitlines()
     assert text[0].split() == ["oversample", "candidates", "ef_search", "recall@5", "p50_ms"]
     assert text[-1].startswith("movies: oversample ") and "target 0.9 reached" in text[-1]
