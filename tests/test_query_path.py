@@ -10,7 +10,9 @@ import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
+import semsearch
 from semsearch import errors
 from semsearch.ingest import check_query_vector
 from semsearch.server import check_server, redact
@@ -152,3 +154,48 @@ def test_a_url_that_does_not_parse_never_prints_its_password():
     with pytest.raises(errors.DatabaseError) as info:
         check_server("app:s3cret@db.internal/app")
     assert "s3cret" not in str(info.value) and info.value.__cause__ is None and info.value.__context__ is None
+
+
+def test_the_readme_grants_are_enough_for_a_writer_and_a_reader(db, db_url, movies):
+    titles, _, short = movies
+    db.create_collection("docs", dims=256, model="label", compression="bit").add(titles, titles, embeddings=short)
+    db.create_collection("other", dims=256, model="label", compression="bit").add(["x"], ["x"], embeddings=short[:1])
+    suffix = os.getpid()
+    reader, writer = f"semsearch_r_{suffix}", f"semsearch_w_{suffix}"
+    grants = [
+        "GRANT USAGE ON SCHEMA semsearch TO {r}",
+        "GRANT SELECT ON semsearch.alembic_version, semsearch.collections, semsearch.col_docs TO {r}",
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON semsearch.col_docs TO {w}",
+        "GRANT USAGE ON SCHEMA semsearch TO {w}",
+        "GRANT SELECT ON semsearch.alembic_version TO {w}",
+        "GRANT SELECT, UPDATE ON semsearch.collections TO {w}",
+    ]
+    with db.connection() as conn:
+        for role in (reader, writer):
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+        for g in grants:
+            conn.execute(sql.SQL(g).format(r=sql.Identifier(reader), w=sql.Identifier(writer)))
+    try:
+        with semsearch.connect(make_conninfo(db_url, options=f"-c role={writer}")) as as_writer:
+            col = as_writer.collection("docs")
+            assert col.add(["new"], ["Nueva"], embeddings=short[5:6] + 0.01).inserted == 1
+            assert col.tune(target_recall=0.9, k=5, sample=20).reached
+            assert col.delete(["new"]) == 1
+        with semsearch.connect(make_conninfo(db_url, options=f"-c role={reader}")) as as_reader:
+            col = as_reader.collection("docs")
+            assert col.search(vector=short[3], k=3).keys[0] == titles[3]
+            assert col.search(vector=short[3], k=3, where={"x": 1}).keys == []
+            with as_reader.connection() as conn:
+                assert [r[0] for r in conn.execute("SELECT key FROM semsearch.search('docs', %s, 1)", [short[3]])] == [
+                    titles[3]
+                ]
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                col.add(["nope"], ["nope"], embeddings=short[:1])
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                as_reader.collection("other").search(vector=short[0], k=1)
+    finally:
+        with db.connection() as conn:
+            for role in (reader, writer):
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
