@@ -188,15 +188,14 @@ def _alter(operations: Operations, op: AlterCollectionOp) -> None:
     old = _info(operations, op.name)
     new = ddl.replan(old, **op.changes)
     if ddl.unchanged(old, new):  # the same index: only the catalog changes
-        stmt = sql.SQL("UPDATE semsearch.collections SET oversample = {} WHERE name = {}")
-        _run(operations, [stmt.format(sql.Literal(new.oversample), sql.Literal(op.name))])
+        _run(operations, [ddl.oversample_statement(new)])
     else:
-        _build_and_swap(operations, new, concurrently=op.concurrently)
+        _build_and_swap(operations, new, concurrently=op.concurrently, replan=True)
 
 
 @Operations.implementation_for(RebuildCollectionIndexOp)
 def _rebuild(operations: Operations, op: RebuildCollectionIndexOp) -> None:
-    _build_and_swap(operations, _info(operations, op.name), concurrently=op.concurrently)
+    _build_and_swap(operations, _info(operations, op.name), concurrently=op.concurrently, replan=False)
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
@@ -270,7 +269,7 @@ def _run(operations: Operations, statements: Iterable[sql.Composable]) -> None:
         operations.execute(sa.DDL(stmt.as_string(None).replace("%", "%%")))
 
 
-def _build_and_swap(operations: Operations, info: CollectionInfo, *, concurrently: bool) -> None:
+def _build_and_swap(operations: Operations, info: CollectionInfo, *, concurrently: bool, replan: bool) -> None:
     """Build ``info``'s index as ``_hnsw_next`` (concurrently: outside the transaction), then swap it in."""
     drop_next = ddl.drop_next_index_statement(info, concurrently=concurrently)
     build = ddl.build_index_statement(info, concurrently=concurrently)
@@ -295,4 +294,4 @@ def _build_and_swap(operations: Operations, info: CollectionInfo, *, concurrentl
             finally:
                 # the session is the user's migration connection: leave it as we found it
                 _run(operations, settings_sql(saved, local=False))
-    _run(operations, ddl.swap_index_statements(info))
+    _run(operations, ddl.swap_index_statements(info, replan=replan))

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +21,6 @@ from semsearch.embeddings import Embedder, embedder_for
 from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.filters import compile_filter
 from semsearch.results import SearchResult
-from semsearch.schema import BUILD_SETTINGS, settings_sql
 
 if TYPE_CHECKING:
     from semsearch.backfill import BackfillResult
@@ -45,7 +45,6 @@ class Collection:
         self.layout = info.layout
         self._embedder = embedder
         self._own_embedder = embedder is not None
-        self._bulk_loading = False
 
     @property
     def name(self) -> str:
@@ -100,6 +99,20 @@ class Collection:
             col.add(keys=["m1"], contents=["Toy Story"], embeddings=vecs, metadata=[{"year": 1995}])
             col.add(keys=["t1"], contents=["invoice 42"], tenant="acme")   # one tenant for the batch
         """
+        return self._add(keys, contents, embeddings, metadata, tenant, defer=defer, copy_first=False)
+
+    def _add(
+        self,
+        keys: Sequence[str | int],
+        contents: Sequence[str],
+        embeddings: Any,
+        metadata: Sequence[Mapping[str, Any] | None] | None,
+        tenant: str | Sequence[str | None] | None,
+        *,
+        defer: bool,
+        copy_first: bool,
+    ) -> ingest.AddResult:
+        """:meth:`add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert."""
         rows = ingest.check_rows(keys, contents, metadata, tenant)
         embedded = reused = 0
         vectors: Sequence[np.ndarray | None]
@@ -111,7 +124,7 @@ class Collection:
             return ingest.AddResult(0, 0, 0)
         with self.db.connection() as conn, conn.transaction():
             inserted = updated = -1
-            if self._bulk_loading:
+            if copy_first:
                 # the table started empty: most batches are all new keys, which COPY takes directly
                 try:
                     with conn.transaction():
@@ -166,12 +179,14 @@ class Collection:
             col.add_many(({"key": i, "content": t} for i, t in enumerate(texts)), progress=True)
         """
         if bulk is None:
-            bulk = self._is_empty()
+            # empty, or a bulk load killed before it built the index: (re)build it once at the end
+            bulk = self._is_empty() or not self._has_index()
+        stream = partial(self._add_stream, records, batch_size=batch_size, progress=progress, total=total, defer=defer)
         if not bulk:
-            result = self._add_stream(records, batch_size=batch_size, progress=progress, total=total, defer=defer)
+            result = stream(bulk=False)
         else:
             with self._index_deferred(progress=progress):
-                result = self._add_stream(records, batch_size=batch_size, progress=progress, total=total, defer=defer)
+                result = stream(bulk=True)
         tuned = None
         if autotune and result.inserted and not defer:
             from semsearch.tune import autotune as run_autotune
@@ -188,34 +203,36 @@ class Collection:
         with self.db.connection() as conn:
             return conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(self.layout.table)).fetchone()[0]  # type: ignore[index]
 
+    def _has_index(self) -> bool:
+        with self.db.connection() as conn:
+            found = conn.execute("SELECT to_regclass(%s)", [f"semsearch.{self.layout.table_name}_hnsw"]).fetchone()
+        return found is not None and found[0] is not None
+
     @contextmanager
     def _index_deferred(self, *, progress: bool) -> Iterator[None]:
         """Drop the HNSW index for a load and build it once afterwards, even if the load fails."""
         with self.db.connection() as conn:
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(self.layout.index_name("hnsw", schema=True)))
-        self._bulk_loading = True
         try:
             yield
         finally:
-            self._bulk_loading = False
-            self.rebuild_index(progress=progress)
+            # the table was just loaded: a plain (parallel) build, which blocks writes but not searches
+            self.rebuild_index(progress=progress, concurrently=False)
 
-    def rebuild_index(self, *, progress: bool = False) -> float:
-        """(Re)build the HNSW index on the compressed copy; return seconds taken.
+    def rebuild_index(self, *, progress: bool = False, concurrently: bool = True) -> float:
+        """(Re)build the HNSW index on the compressed copy next to the live one and swap it in; return seconds.
+
+        Searches go on during the build (and writes too with ``concurrently``); see
+        :meth:`Database.replace_index`.
 
         Example::
 
             col.rebuild_index()
         """
-        ddl = self.layout.hnsw_index_sql(m=self.info.hnsw_m, ef_construction=self.info.hnsw_ef_construction)
         started = time.perf_counter()
         if progress:
             tqdm.write(f"building the hnsw index of {self.name} ...")
-        with self.db.connection() as conn, conn.transaction():
-            for stmt in settings_sql(BUILD_SETTINGS, local=True):
-                conn.execute(stmt)
-            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(self.layout.index_name("hnsw", schema=True)))
-            conn.execute(ddl)
+        self.db.replace_index(self.info, concurrently=concurrently)
         return time.perf_counter() - started
 
     def _add_stream(
@@ -226,6 +243,7 @@ class Collection:
         progress: bool,
         total: int | None,
         defer: bool = False,
+        bulk: bool = False,
     ) -> ingest.AddResult:
         totals = ingest.AddResult(0, 0, 0)
         bar = tqdm(total=total, unit="rows", disable=not progress, desc=f"ingest {self.name}")
@@ -236,13 +254,14 @@ class Collection:
             has_vec = [r.get("embedding") is not None for r in batch]
             if any(has_vec) and not all(has_vec):
                 raise InvalidInputError("expected every record of a batch to have an embedding, or none")
-            got = self.add(
+            got = self._add(
                 [r.get("key") for r in batch],  # type: ignore[misc]
                 [r.get("content") for r in batch],  # type: ignore[misc]
-                embeddings=np.asarray([r["embedding"] for r in batch]) if all(has_vec) else None,
-                metadata=[r.get("metadata") for r in batch],
-                tenant=[r.get("tenant") for r in batch],
+                np.asarray([r["embedding"] for r in batch]) if all(has_vec) else None,
+                [r.get("metadata") for r in batch],
+                [r.get("tenant") for r in batch],
                 defer=defer,
+                copy_first=bulk,
             )
             totals += got
             bar.update(len(batch))

@@ -152,6 +152,8 @@ class Database:
             autotune=autotune,
         )
         with self.connection() as conn, conn.transaction():
+            # two creators of one name: the second waits here, then finds the first one's row
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('semsearch.ddl'), hashtext(%s))", [name])
             exists = conn.execute("SELECT 1 FROM semsearch.collections WHERE name = %s", [name]).fetchone()
             if exists:
                 raise CollectionExistsError(f"expected a new collection name, got existing {name!r}")
@@ -210,7 +212,8 @@ class Database:
 
         A new index is built next to the live one (``CREATE INDEX CONCURRENTLY`` by
         default, so writes and searches go on), then one short transaction swaps
-        it in together with the catalog's query templates.
+        it in together with the catalog row and the collection's SQL functions
+        (:meth:`replace_index`).
 
         Example::
 
@@ -229,26 +232,52 @@ class Database:
                 conn.execute(catalog.update_statement(name, autotune=bool(autotune)))
             if ddl.unchanged(old, new):
                 conn.execute(ddl.oversample_statement(new))
-                return self.collection(name)
-            conn.execute(ddl.drop_next_index_statement(new, concurrently=concurrently))
+        if not ddl.unchanged(old, new):
+            self.replace_index(new, concurrently=concurrently, replan=True)
+        return self.collection(name)
+
+    def replace_index(self, info: CollectionInfo, *, concurrently: bool = True, replan: bool = False) -> None:
+        """Build ``info``'s HNSW index next to the live one, then swap it in with the catalog and SQL functions.
+
+        ``concurrently`` (``CREATE INDEX CONCURRENTLY``) lets writes and searches go on
+        during the build; without it the build blocks writes but not searches. Either way
+        the live index is dropped only in the short swap transaction at the end, and one
+        DDL change of a collection runs at a time (an advisory lock per name). ``replan``
+        swaps the catalog row and SQL functions to ``info``'s plan in the same transaction.
+
+        Example::
+
+            db.replace_index(db.collection("movies").info)    # what rebuild_index() does
+        """
+        with self.connection() as conn, _ddl_lock(conn, info.name):
+            conn.execute(ddl.drop_next_index_statement(info, concurrently=concurrently))
             if concurrently:
                 # CREATE INDEX CONCURRENTLY runs outside a transaction: session settings, reset after
                 for stmt in ddl.build_settings_statements(local=False):
                     conn.execute(stmt)
                 try:
-                    conn.execute(ddl.build_index_statement(new, concurrently=True))
+                    conn.execute(ddl.build_index_statement(info, concurrently=True))
                 finally:
                     for stmt in ddl.reset_build_settings_statements():
                         conn.execute(stmt)
                 with conn.transaction():
-                    for stmt in ddl.swap_index_statements(new):
+                    for stmt in ddl.swap_index_statements(info, replan=replan):
                         conn.execute(stmt)
             else:
                 with conn.transaction():
                     for stmt in [
                         *ddl.build_settings_statements(local=True),
-                        ddl.build_index_statement(new, concurrently=False),
-                        *ddl.swap_index_statements(new),
+                        ddl.build_index_statement(info, concurrently=False),
+                        *ddl.swap_index_statements(info, replan=replan),
                     ]:
                         conn.execute(stmt)
-        return self.collection(name)
+
+
+@contextmanager
+def _ddl_lock(conn: psycopg.Connection, name: str) -> Iterator[None]:
+    """One DDL change of a collection at a time: a second waits, then finds the first one's result."""
+    conn.execute("SELECT pg_advisory_lock(hashtext('semsearch.ddl'), hashtext(%s))", [name])
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtext('semsearch.ddl'), hashtext(%s))", [name])

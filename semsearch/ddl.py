@@ -179,14 +179,24 @@ def oversample_statement(info: CollectionInfo) -> sql.Composed:
     return catalog.update_statement(info.name, oversample=info.oversample)
 
 
-def swap_index_statements(info: CollectionInfo) -> list[sql.Composed]:
-    """Replace the live index with ``_hnsw_next``, and the catalog and SQL functions with the new plan's."""
+def swap_index_statements(info: CollectionInfo, *, replan: bool = True) -> list[sql.Composed]:
+    """Replace the live index with ``_hnsw_next`` (run in one short transaction).
+
+    ``replan``: a new plan or HNSW parameters, so the catalog row and the collection's SQL
+    functions change with it; a rebuild of the same index leaves both (and the tuned
+    settings) alone.
+    """
     layout = info.layout
-    return [
+    swap = [
         sql.SQL("DROP INDEX IF EXISTS {}").format(layout.index_name("hnsw", schema=True)),
         sql.SQL("ALTER INDEX {} RENAME TO {}").format(
             layout.index_name("hnsw_next", schema=True), layout.index_name("hnsw")
         ),
+    ]
+    if not replan:
+        return swap
+    return [
+        *swap,
         catalog.update_statement(
             info.name,
             compression=info.compression,

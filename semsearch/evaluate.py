@@ -237,8 +237,14 @@ class Workload:
     def run(self, *, oversample: float | None, ef_search: int | None, repeat: int = 1) -> Run:
         """Search every query ``repeat`` times at these settings (None: the catalog's)."""
 
+        over = oversample
+        if self.exclude_self:
+            # one more row is fetched, with the candidates a k-row search at this setting takes
+            over = (oversample if oversample is not None else catalog_settings(self.col)[0]) * self.k / self._fetch
+            over = max(1.0, over)
+
         def search(v: np.ndarray) -> SearchResult:
-            return self.col.search(vector=v, k=self._fetch, oversample=oversample, ef_search=ef_search)
+            return self.col.search(vector=v, k=self._fetch, oversample=over, ef_search=ef_search)
 
         if not self._warm:
             for v in self.vectors[:WARMUP]:

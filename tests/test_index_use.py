@@ -57,7 +57,7 @@ def test_prepared_search_keeps_the_index_from_its_sixth_execution_on(db_url):
     rng = np.random.default_rng(10)
     vecs = rng.normal(size=(3000, 256)).astype(np.float32)
     with semsearch.connect(db_url) as db:
-        col = db.create_collection("c", dims=256, model="label", compression="bit")
+        col = db.create_collection("c", dims=256, model="label", compression="bit", autotune=False)
         col.add_many({"key": i, "content": f"row {i}", "embedding": v} for i, v in enumerate(vecs))
     # every execution planned generically: what the 6th and later ones may get
     url = make_conninfo(db_url, options="-c plan_cache_mode=force_generic_plan")
