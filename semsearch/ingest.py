@@ -7,8 +7,7 @@ transaction, so it lands whole or not at all.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from psycopg.types.json import Jsonb
 from semsearch.embeddings.base import normalize_rows
 from semsearch.errors import InvalidInputError
 from semsearch.schema import Layout
+from semsearch.values import check_json, check_text
 
 
 @dataclass(frozen=True)
@@ -51,20 +51,37 @@ class AddResult:
     reused: int = 0
 
 
+def check_key(key: Any, where: str = "") -> str:
+    """One key as the str stored: a non-empty str or an int (not a bool), storable in Postgres."""
+    if isinstance(key, bool) or not isinstance(key, (str, int)) or (isinstance(key, str) and not key):
+        raise InvalidInputError(f"expected a non-empty str or int key, got {key!r}{where}")
+    if isinstance(key, str):
+        check_text(key, f"a key{where}")
+    return str(key)
+
+
+def check_keys(keys: Any) -> list[str]:
+    """Keys for a delete: one str or int key, or an iterable of them (duplicates allowed)."""
+    if isinstance(keys, (str, int)):
+        return [check_key(keys)]
+    if isinstance(keys, (bytes, bytearray)) or not isinstance(keys, Iterable):
+        raise InvalidInputError(f"expected a key or a list of keys, got {type(keys).__name__}")
+    return [check_key(k, f" at position {i}") for i, k in enumerate(keys)]
+
+
 def check_rows(
     keys: Sequence[str | int],
     contents: Sequence[str],
     metadata: Sequence[Mapping[str, Any] | None] | None,
     tenant: str | Sequence[str | None] | None = None,
 ) -> Rows:
-    """Check keys, texts and metadata of one batch; raise on the first bad value."""
+    """Check keys, texts, metadata and tenants of one batch; raise on the first bad value.
+
+    Nothing is sent before every row passed, so a refused batch writes nothing.
+    """
     if isinstance(keys, (str, bytes)) or isinstance(contents, (str, bytes)):
         raise InvalidInputError("expected lists of keys and contents, got a single string")
-    keys_s: list[str] = []
-    for i, key in enumerate(keys):
-        if isinstance(key, bool) or not isinstance(key, (str, int)) or (isinstance(key, str) and not key):
-            raise InvalidInputError(f"expected a non-empty str or int key, got {key!r} at position {i}")
-        keys_s.append(str(key))
+    keys_s = [check_key(key, f" at position {i}") for i, key in enumerate(keys)]
     if len(contents) != len(keys_s):
         raise InvalidInputError(f"expected {len(keys_s)} contents (one per key), got {len(contents)}")
     seen: dict[str, int] = {}
@@ -75,8 +92,7 @@ def check_rows(
     for i, text in enumerate(contents):
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError(f"expected non-empty text, got {text!r} at position {i}")
-        if "\x00" in text:
-            raise InvalidInputError(f"expected text without NUL characters, got one at position {i}")
+        check_text(text, f"text at position {i}")
     meta: list[dict[str, Any]] = []
     if metadata is None:
         meta = [{} for _ in keys_s]
@@ -88,14 +104,14 @@ def check_rows(
                 m = {}
             if not isinstance(m, Mapping):
                 raise InvalidInputError(f"expected a dict of metadata, got {type(m).__name__} at position {i}")
-            try:
-                # allow_nan=False: Postgres jsonb has no NaN, so refuse it here rather than half-way
-                json.dumps(m, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"expected json-serialisable metadata at position {i}, got {exc}") from exc
-            meta.append(dict(m))
+            m = dict(m)
+            # Postgres jsonb has no NaN, no nul character: refuse them here rather than half-way
+            check_json(m, f"metadata at position {i}")
+            meta.append(m)
     if tenant is None or isinstance(tenant, str):
         tenants: list[str | None] = [tenant] * len(keys_s)
+    elif isinstance(tenant, (bytes, bytearray)) or not isinstance(tenant, Iterable):
+        raise InvalidInputError(f"expected tenant as a str, a list of them or none, got {type(tenant).__name__}")
     else:
         tenants = list(tenant)
         if len(tenants) != len(keys_s):
@@ -103,6 +119,8 @@ def check_rows(
     for i, t in enumerate(tenants):
         if t is not None and (not isinstance(t, str) or not t):
             raise InvalidInputError(f"expected a non-empty str tenant or none, got {t!r} at position {i}")
+        if t is not None:
+            check_text(t, f"a tenant at position {i}")
     return Rows(keys_s, list(contents), meta, tenants)
 
 
