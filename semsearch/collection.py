@@ -299,12 +299,22 @@ class Collection:
 
         return backfill(self, batch_size=batch_size, progress=progress, dry_run=dry_run, limit=limit)
 
-    def delete(self, keys: Sequence[str | int]) -> int:
-        """Delete rows by key; return how many existed."""
-        keys_s = [str(k) for k in keys]
+    def delete(self, keys: str | int | Iterable[str | int]) -> int:
+        """Delete rows by key (one key or a list of keys); return how many existed.
+
+        Example::
+
+            col.delete("doc1")            # one key, not the keys "d", "o", "c", "1"
+            col.delete(["doc1", 42])
+        """
+        keys_s = ingest.check_keys(keys)
+        # rows are locked in the same order (key, byte-wise) as add() locks them, so a delete
+        # and an upsert of overlapping keys wait for each other instead of deadlocking
+        stmt = sql.SQL(
+            'DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE key = ANY(%s) ORDER BY key COLLATE "C" FOR UPDATE)'
+        ).format(t=self.layout.table)
         with self.db.connection() as conn:
-            cur = conn.execute(sql.SQL("DELETE FROM {} WHERE key = ANY(%s)").format(self.layout.table), [keys_s])
-            return cur.rowcount
+            return conn.execute(stmt, [keys_s]).rowcount
 
     def search(
         self,
