@@ -14,7 +14,8 @@ Every error is a :class:`SemsearchError`, so one ``except`` catches them all::
     ├── InvalidInputError       rows, vectors, filters or queries that are malformed
     ├── CompressionPlanError    a compression plan the dimensions do not allow
     ├── EmbeddingError          the embedding provider failed or answered nonsense
-    └── BackfillRunningError    another backfill of the collection is running
+    ├── BackfillRunningError    another backfill of the collection is running
+    └── WriteConflictError      concurrent writers of the same rows deadlocked, also on the retry
 
 Messages are lowercase and say what was expected and what arrived.
 """
@@ -72,3 +73,7 @@ class EmbeddingError(SemsearchError):
 
 class BackfillRunningError(SemsearchError):
     """Another backfill of the same collection holds its lock."""
+
+
+class WriteConflictError(SemsearchError):
+    """A batch met a deadlock or serialization failure twice; nothing of it was written."""

@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from semsearch.embeddings.base import normalize_rows
-from semsearch.errors import InvalidInputError
+from semsearch.errors import InvalidInputError, WriteConflictError
 from semsearch.schema import Layout
 from semsearch.values import check_json, check_text
 
@@ -151,6 +151,11 @@ _KEEP_EMBEDDING = sql.SQL(
 )
 
 
+def _key_order(rows: Rows) -> list[int]:
+    # Python orders str by code point, which is the byte order of UTF-8: COLLATE "C"
+    return sorted(range(len(rows.keys)), key=rows.keys.__getitem__)
+
+
 def write(
     conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: Sequence[np.ndarray | None]
 ) -> tuple[int, int]:
@@ -158,6 +163,11 @@ def write(
 
     A ``None`` vector leaves the row pending for :func:`semsearch.backfill.backfill`;
     it keeps its stored vector if its text did not change.
+
+    Rows are written (and so locked) in byte order of key, whatever order the batch
+    has: two writers of overlapping keys then wait for each other instead of
+    deadlocking. Should a deadlock still happen (a writer outside semsearch), the
+    upsert runs once more in a savepoint, then raises :class:`WriteConflictError`.
     """
     # one staging table per dimension: it lives as long as the pooled connection, and
     # the next batch on that connection may be for a collection of another size
@@ -169,27 +179,32 @@ def write(
         ).format(stage, sql.SQL("vector({})").format(sql.Literal(layout.dims)))
     )
     conn.execute(sql.SQL("TRUNCATE {}").format(stage))
-    with conn.cursor() as cur:
-        copy_sql = sql.SQL("COPY {} (key, content, metadata, tenant, embedding) FROM STDIN WITH (FORMAT BINARY)")
-        with cur.copy(copy_sql.format(stage)) as copy:
-            copy.set_types(["text", "text", "jsonb", "text", "vector"])
-            for row in zip(rows.keys, rows.contents, rows.metadata, rows.tenants, vectors, strict=True):
-                copy.write_row((row[0], row[1], Jsonb(row[2]), row[3], row[4]))
-        # xmax = 0 marks a freshly inserted tuple; the WHERE skips rows that did not change
-        cur.execute(
-            sql.SQL(
-                "WITH up AS ("
-                "INSERT INTO {t} AS t (key, content, metadata, tenant, embedding) "
-                "SELECT key, content, metadata, tenant, embedding FROM {s} "
-                "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
-                "tenant = EXCLUDED.tenant, embedding = {keep}, updated_at = now() "
-                "WHERE (t.content, t.metadata, t.tenant, t.embedding) IS DISTINCT FROM "
-                "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.tenant, {keep}) "
-                "RETURNING (xmax = 0) AS ins) "
-                "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
-            ).format(t=layout.table, s=stage, keep=_KEEP_EMBEDDING)
-        )
-        got = cur.fetchone()
+    _copy(conn, stage, rows, vectors)
+    # xmax = 0 marks a freshly inserted tuple; the WHERE skips rows that did not change
+    upsert = sql.SQL(
+        "WITH up AS ("
+        "INSERT INTO {t} AS t (key, content, metadata, tenant, embedding) "
+        'SELECT key, content, metadata, tenant, embedding FROM {s} ORDER BY key COLLATE "C" '
+        "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
+        "tenant = EXCLUDED.tenant, embedding = {keep}, updated_at = now() "
+        "WHERE (t.content, t.metadata, t.tenant, t.embedding) IS DISTINCT FROM "
+        "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.tenant, {keep}) "
+        "RETURNING (xmax = 0) AS ins) "
+        "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
+    ).format(t=layout.table, s=stage, keep=_KEEP_EMBEDDING)
+    for attempt in (1, 2):
+        try:
+            # a savepoint: a deadlock aborts only the upsert, whose locks it releases
+            with conn.transaction():
+                got = conn.execute(upsert).fetchone()
+            break
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+            if attempt == 2:
+                what = "deadlock" if isinstance(exc, psycopg.errors.DeadlockDetected) else "serialization failure"
+                raise WriteConflictError(
+                    f"expected to write {len(rows.keys)} rows to {layout.name!r}, got a {what} twice "
+                    "from concurrent writers; nothing of the batch was written"
+                ) from exc
     assert got is not None
     return int(got[0]), int(got[1])
 
@@ -200,12 +215,23 @@ def copy_new(conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: Sequ
     Raises ``UniqueViolation`` if a key exists; run it in a savepoint and fall back to
     :func:`write` then.
     """
-    copy_sql = sql.SQL("COPY {} (key, content, metadata, tenant, embedding) FROM STDIN WITH (FORMAT BINARY)")
-    with conn.cursor() as cur, cur.copy(copy_sql.format(layout.table)) as copy:
-        copy.set_types(["text", "text", "jsonb", "text", "vector"])
-        for row in zip(rows.keys, rows.contents, rows.metadata, rows.tenants, vectors, strict=True):
-            copy.write_row((row[0], row[1], Jsonb(row[2]), row[3], row[4]))
+    # in key order, like write(): a concurrent writer of the same new keys waits, then fails over
+    _copy(conn, layout.table, rows, vectors, order=_key_order(rows))
     return len(rows.keys)
+
+
+def _copy(
+    conn: psycopg.Connection,
+    table: sql.Composable,
+    rows: Rows,
+    vectors: Sequence[np.ndarray | None],
+    order: Sequence[int] | None = None,
+) -> None:
+    copy_sql = sql.SQL("COPY {} (key, content, metadata, tenant, embedding) FROM STDIN WITH (FORMAT BINARY)")
+    with conn.cursor() as cur, cur.copy(copy_sql.format(table)) as copy:
+        copy.set_types(["text", "text", "jsonb", "text", "vector"])
+        for i in range(len(rows.keys)) if order is None else order:
+            copy.write_row((rows.keys[i], rows.contents[i], Jsonb(rows.metadata[i]), rows.tenants[i], vectors[i]))
 
 
 def stored_vectors(conn: psycopg.Connection, layout: Layout, hashes: list[bytes]) -> dict[bytes, np.ndarray]:

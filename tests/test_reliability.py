@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+
 import numpy as np
 import pytest
 
@@ -54,3 +57,83 @@ def test_delete_checks_keys_before_deleting_anything(col, keys, message):
         col.delete(keys)
     assert message in str(info.value).lower()
     assert _keys(col) == before
+
+
+def _vector(text: str) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    v = np.random.default_rng(seed).normal(size=4)
+    return v / np.linalg.norm(v)
+
+
+def test_concurrent_upserts_of_the_same_keys_in_opposite_orders_do_not_deadlock(db):
+    col = db.create_collection("c", dims=4, model="label", compression="none")
+    keys = [f"k{i:02d}" for i in range(20)]
+    errors_seen: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def writer(name: str, order: list[str]) -> None:
+        try:
+            start.wait()
+            for batch in range(100):
+                contents = [f"{name} batch {batch} key {k}" for k in order]
+                col.add(
+                    keys=order,
+                    contents=contents,
+                    embeddings=np.array([_vector(c) for c in contents]),
+                    metadata=[{"writer": name, "batch": batch} for _ in order],
+                )
+        except BaseException as exc:  # the assertion below reports it
+            errors_seen.append(exc)
+
+    threads = [
+        threading.Thread(target=writer, args=("up", keys)),
+        threading.Thread(target=writer, args=("down", keys[::-1])),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert errors_seen == []
+    with db.connection() as conn:
+        rows = conn.execute("SELECT key, content, metadata, embedding::vector FROM semsearch.col_c ORDER BY key")
+        rows = rows.fetchall()
+    assert [r[0] for r in rows] == keys
+    for key, content, meta, vec in rows:
+        # every row is one writer's whole write: content, metadata and vector agree
+        assert content == f"{meta['writer']} batch {meta['batch']} key {key}"
+        np.testing.assert_allclose(vec.to_numpy(), _vector(content), atol=1e-6)
+    # the last commit was one writer's last batch, which wrote every row
+    [last] = {r[1].split(" key ")[0] for r in rows}
+    assert last in ("up batch 99", "down batch 99")
+
+
+def _fail_upserts(db, times: int, sqlstate: str) -> None:
+    """A real trigger that fails the next ``times`` upserts as a deadlock would (a sequence survives rollback)."""
+    with db.connection() as conn:
+        conn.execute("CREATE SEQUENCE semsearch.test_failures")
+        conn.execute(
+            "CREATE FUNCTION semsearch.test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF nextval('semsearch.test_failures') <= {int(times)} THEN "
+            f"RAISE EXCEPTION 'injected' USING ERRCODE = '{sqlstate}'; END IF; RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER test_fail BEFORE INSERT OR UPDATE ON semsearch.col_c "
+            "FOR EACH STATEMENT EXECUTE FUNCTION semsearch.test_fail()"
+        )
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])  # deadlock_detected, serialization_failure
+def test_an_upsert_that_deadlocks_once_is_retried(col, sqlstate):
+    _fail_upserts(col.db, 1, sqlstate)
+    got = col.add(keys=["d", "new"], contents=["changed d", "new row"], embeddings=np.ones((2, 4)))
+    assert (got.inserted, got.updated) == (1, 1)
+    assert _keys(col) == ["1", "7", "c", "d", "doc1", "new", "o"]
+
+
+def test_an_upsert_that_deadlocks_twice_raises_and_writes_nothing(col):
+    _fail_upserts(col.db, 2, "40P01")
+    with pytest.raises(errors.WriteConflictError, match="expected to write 2 rows to 'c', got a deadlock twice"):
+        col.add(keys=["d", "new"], contents=["changed d", "new row"], embeddings=np.ones((2, 4)))
+    assert _keys(col) == ["1", "7", "c", "d", "doc1", "o"]
+    with col.db.connection() as conn:
+        assert conn.execute("SELECT content FROM semsearch.col_c WHERE key = 'd'").fetchone()[0] == "text d"
