@@ -137,3 +137,32 @@ def test_an_upsert_that_deadlocks_twice_raises_and_writes_nothing(col):
     assert _keys(col) == ["1", "7", "c", "d", "doc1", "o"]
     with col.db.connection() as conn:
         assert conn.execute("SELECT content FROM semsearch.col_c WHERE key = 'd'").fetchone()[0] == "text d"
+
+
+def test_evaluate_and_tune_sample_only_embedded_rows(db):
+    col = db.create_collection("c", dims=4, model="label", compression="none")
+    rng = np.random.default_rng(3)
+    col.add(
+        keys=[f"e{i}" for i in range(30)],
+        contents=[f"embedded {i}" for i in range(30)],
+        embeddings=rng.normal(size=(30, 4)),
+    )
+    # deferred rows wait for an embedder (none exists for a "label" model): their embedding is null
+    col.add(keys=[f"p{i}" for i in range(30)], contents=[f"pending {i}" for i in range(30)], defer=True)
+    assert col.pending() == 30
+    from semsearch.evaluate import query_vectors
+
+    ids, vectors = query_vectors(col, None, sample=60, seed=0)
+    assert sorted(ids) == sorted(f"e{i}" for i in range(30)) and vectors.shape == (30, 4)
+    report = col.evaluate(sample=20, k=5, repeat=1)
+    assert report.queries == 20 and report.recall == 1.0
+    assert col.tune(sample=20, k=5, target_recall=0.9).reached
+
+
+def test_sampling_a_collection_with_no_embedded_row_says_so(db):
+    col = db.create_collection("c", dims=4, model="label", compression="none")
+    col.add(keys=["p"], contents=["pending"], defer=True)
+    with pytest.raises(
+        errors.InvalidInputError, match="expected embedded rows to sample in 'c', got none of 1 row\\(s\\) embedded"
+    ):
+        col.evaluate(sample=5)
