@@ -68,7 +68,20 @@ class CompressionPlanError(SemsearchError, ValueError):
 
 
 class EmbeddingError(SemsearchError):
-    """The embedding provider failed or returned unusable vectors."""
+    """The embedding provider failed or returned unusable vectors.
+
+    ``status`` is the provider's HTTP status when one arrived. ``refused_input`` is
+    true when the provider refused the texts themselves (400, 413, 422: too long,
+    unacceptable content) rather than failed: sending them again cannot help.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def refused_input(self) -> bool:
+        return self.status in (400, 413, 422)
 
 
 class BackfillRunningError(SemsearchError):

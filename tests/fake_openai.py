@@ -61,7 +61,7 @@ class RecordedRequest:
 @dataclass(frozen=True)
 class _Scripted:
     status: int
-    body: dict[str, Any]
+    body: Any  # a JSON value, or bytes sent as they are
     headers: dict[str, str]
 
 
@@ -117,10 +117,17 @@ class FakeOpenAI:
         *,
         retry_after: str | None = None,
         times: int = 1,
-        body: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
     ) -> None:
-        """Answer the next ``times`` requests with ``status`` (and ``body`` if given)."""
+        """Answer the next ``times`` requests with ``status`` (and ``body`` if given).
+
+        ``body`` is any JSON value, or bytes sent as they are (with ``content_type``,
+        default ``application/json``), to answer with what is not JSON at all.
+        """
         scripted = self._script(status, retry_after, body)
+        if content_type is not None:
+            scripted = _Scripted(scripted.status, scripted.body, {**scripted.headers, "Content-Type": content_type})
         with self._lock:
             if len(self._scripted) + times > MAX_SCRIPTED:
                 raise ValueError(f"at most {MAX_SCRIPTED} scripted responses may be queued")
@@ -132,9 +139,9 @@ class FakeOpenAI:
             self._always = None if status is None else self._script(status, retry_after, None)
 
     @staticmethod
-    def _script(status: int, retry_after: str | None, body: dict[str, Any] | None) -> _Scripted:
+    def _script(status: int, retry_after: str | None, body: Any) -> _Scripted:
         headers = {} if retry_after is None else {"Retry-After": retry_after}
-        return _Scripted(status, body or _error_body(status, f"scripted {status}"), headers)
+        return _Scripted(status, _error_body(status, f"scripted {status}") if body is None else body, headers)
 
     def start(self) -> FakeOpenAI:
         """Bind a free port and serve from a daemon thread."""
@@ -246,9 +253,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(fake.handle(path, headers, self.rfile.read(length)))
 
     def _send(self, answer: _Scripted) -> None:
-        raw = json.dumps(answer.body).encode()
+        raw = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
         self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json")
+        if "Content-Type" not in answer.headers:
+            self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
         for name, value in answer.headers.items():
             self.send_header(name, value)
