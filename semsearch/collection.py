@@ -280,15 +280,38 @@ class Collection:
         return ingest.AddResult(*totals)
 
     def pending(self) -> int:
-        """Rows stored with ``defer=True`` that still wait for an embedding."""
+        """Rows stored with ``defer=True`` that still wait for an embedding (not those in quarantine)."""
         from semsearch.backfill import pending_stats
 
         return pending_stats(self)[0]
 
+    def quarantined(self) -> list[tuple[str, str]]:
+        """``(key, reason)`` of rows whose text the embedding provider refused; backfill skips them.
+
+        A row leaves quarantine when its text changes, or when
+        ``backfill(retry_quarantined=True)`` embeds it.
+
+        Example::
+
+            col.quarantined()    # [('doc-17', "... refused with status 400 (not retried): the api said ...")]
+        """
+        from semsearch.backfill import quarantined
+
+        return quarantined(self)
+
     def backfill(
-        self, *, batch_size: int = 256, progress: bool = False, dry_run: bool = False, limit: int | None = None
+        self,
+        *,
+        batch_size: int = 256,
+        progress: bool = False,
+        dry_run: bool = False,
+        limit: int | None = None,
+        retry_quarantined: bool = False,
     ) -> BackfillResult:
         """Embed pending rows in resumable batches (see :mod:`semsearch.backfill`).
+
+        Rows whose text the provider refuses go to quarantine (:meth:`quarantined`)
+        instead of failing every run; ``retry_quarantined=True`` tries them again.
 
         Example::
 
@@ -297,7 +320,14 @@ class Collection:
         """
         from semsearch.backfill import backfill
 
-        return backfill(self, batch_size=batch_size, progress=progress, dry_run=dry_run, limit=limit)
+        return backfill(
+            self,
+            batch_size=batch_size,
+            progress=progress,
+            dry_run=dry_run,
+            limit=limit,
+            retry_quarantined=retry_quarantined,
+        )
 
     def delete(self, keys: str | int | Iterable[str | int]) -> int:
         """Delete rows by key (one key or a list of keys); return how many existed.

@@ -86,6 +86,7 @@ class FakeOpenAI:
             server.fail_next(status=429, retry_after="0.2")  # then answers normally
             server.fail_always(status=500)                  # until fail_always(None)
             server.reverse_order = True                     # data[] in reversed index order
+            server.refused["some text"] = "too long"        # a 400 for any request holding it
     """
 
     def __init__(self, *, reverse_order: bool = False, max_requests: int = 1000, delay: float = 0.0) -> None:
@@ -96,6 +97,8 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         self._scripted: deque[_Scripted] = deque()
         self._always: _Scripted | None = None
+        #: texts answered with a 400 (and this message) whenever a request holds one of them
+        self.refused: dict[str, str] = {}
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -194,6 +197,10 @@ class FakeOpenAI:
             scripted = self._scripted.popleft() if self._scripted else self._always
         if self.delay:
             time.sleep(self.delay)
+        texts = req.get("input")
+        bad = [t for t in (texts if isinstance(texts, list) else [texts]) if isinstance(t, str) and t in self.refused]
+        if scripted is None and bad:
+            return self._script(400, None, _error_body(400, self.refused[bad[0]]))
         return scripted or self._embed(req)
 
     def _embed(self, req: dict[str, Any]) -> _Scripted:
