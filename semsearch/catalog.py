@@ -23,7 +23,7 @@ from semsearch.statements import STATEMENTS_VERSION
 
 #: the newest migration of semsearch's own schema (``migrate.head()`` reads it from alembic;
 #: a test keeps the two equal, so connecting needs no alembic import)
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 
 @dataclass(frozen=True)

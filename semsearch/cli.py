@@ -422,25 +422,45 @@ def tune(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
 @click.option("--batch-size", type=click.IntRange(1, 2048), default=256, show_default=True)
 @click.option("--limit", type=click.IntRange(1), help="Embed at most this many rows, then stop.")
 @click.option("--dry-run", is_flag=True, help="Only count pending rows and estimate tokens and cost.")
+@click.option("--retry-quarantined", is_flag=True, help="Also try the rows whose text the provider refused before.")
 @click.pass_context
-def backfill(ctx: click.Context, name: str, batch_size: int, limit: int | None, dry_run: bool) -> None:
+def backfill(
+    ctx: click.Context, name: str, batch_size: int, limit: int | None, dry_run: bool, retry_quarantined: bool
+) -> None:
     """Embed rows stored with defer=True, in resumable batches.
 
     Safe to interrupt (even kill -9) and run again: committed batches stay, the
-    batch in flight is redone, no row is embedded twice into the table.
+    batch in flight is redone, no row is embedded twice into the table. Rows
+    whose text the provider refuses (HTTP 400) go to quarantine, listed with
+    the reason; later runs skip them until their text changes or
+    --retry-quarantined.
 
     \b
     Example:
       semsearch backfill docs --dry-run
       semsearch backfill docs --batch-size 512
+      semsearch backfill docs --retry-quarantined
     """
     col = _connect(ctx).collection(name)
-    result = col.backfill(batch_size=batch_size, limit=limit, dry_run=dry_run, progress=not dry_run)
+    result = col.backfill(
+        batch_size=batch_size,
+        limit=limit,
+        dry_run=dry_run,
+        progress=not dry_run,
+        retry_quarantined=retry_quarantined,
+    )
     cost = "unknown" if result.est_cost_usd is None else f"${result.est_cost_usd:,.4f}"
     click.echo(f"{result.pending:,} pending rows, about {result.est_tokens:,} tokens, estimated cost {cost}")
     if not dry_run:
         rate = result.embedded / result.seconds if result.seconds else 0.0
         click.echo(f"embedded {result.embedded:,} rows in {result.batches} batches ({rate:,.0f} rows/s)")
+    held = col.quarantined()
+    if held:
+        rows = "1 row" if len(held) == 1 else f"{len(held):,} rows"
+        new = f", {result.quarantined:,} of them new" if result.quarantined else ""
+        click.echo(f"{rows} in quarantine{new} (refused by the embedding provider; retry with --retry-quarantined):")
+        for key, reason in held:
+            click.echo(f"  {key}: {reason}")
 
 
 @main.command("migrate-model")

@@ -279,15 +279,38 @@ class Collection:
         return totals
 
     def pending(self) -> int:
-        """Rows stored with ``defer=True`` that still wait for an embedding."""
+        """Rows stored with ``defer=True`` that still wait for an embedding (not those in quarantine)."""
         from semsearch.backfill import pending_stats
 
         return pending_stats(self)[0]
 
+    def quarantined(self) -> list[tuple[str, str]]:
+        """``(key, reason)`` of rows whose text the embedding provider refused; backfill skips them.
+
+        A row leaves quarantine when its text changes, or when
+        ``backfill(retry_quarantined=True)`` embeds it.
+
+        Example::
+
+            col.quarantined()    # [('doc-17', "... refused with status 400 (not retried): the api said ...")]
+        """
+        from semsearch.backfill import quarantined
+
+        return quarantined(self)
+
     def backfill(
-        self, *, batch_size: int = 256, progress: bool = False, dry_run: bool = False, limit: int | None = None
+        self,
+        *,
+        batch_size: int = 256,
+        progress: bool = False,
+        dry_run: bool = False,
+        limit: int | None = None,
+        retry_quarantined: bool = False,
     ) -> BackfillResult:
         """Embed pending rows in resumable batches (see :mod:`semsearch.backfill`).
+
+        Rows whose text the provider refuses go to quarantine (:meth:`quarantined`)
+        instead of failing every run; ``retry_quarantined=True`` tries them again.
 
         Example::
 
@@ -296,14 +319,31 @@ class Collection:
         """
         from semsearch.backfill import backfill
 
-        return backfill(self, batch_size=batch_size, progress=progress, dry_run=dry_run, limit=limit)
+        return backfill(
+            self,
+            batch_size=batch_size,
+            progress=progress,
+            dry_run=dry_run,
+            limit=limit,
+            retry_quarantined=retry_quarantined,
+        )
 
-    def delete(self, keys: Sequence[str | int]) -> int:
-        """Delete rows by key; return how many existed."""
-        keys_s = [str(k) for k in keys]
+    def delete(self, keys: str | int | Iterable[str | int]) -> int:
+        """Delete rows by key (one key or a list of keys); return how many existed.
+
+        Example::
+
+            col.delete("doc1")            # one key, not the keys "d", "o", "c", "1"
+            col.delete(["doc1", 42])
+        """
+        keys_s = ingest.check_keys(keys)
+        # rows are locked in the same order (key, byte-wise) as add() locks them, so a delete
+        # and an upsert of overlapping keys wait for each other instead of deadlocking
+        stmt = sql.SQL(
+            'DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE key = ANY(%s) ORDER BY key COLLATE "C" FOR UPDATE)'
+        ).format(t=self.layout.table)
         with self.db.connection() as conn:
-            cur = conn.execute(sql.SQL("DELETE FROM {} WHERE key = ANY(%s)").format(self.layout.table), [keys_s])
-            return cur.rowcount
+            return conn.execute(stmt, [keys_s]).rowcount
 
     def search(
         self,

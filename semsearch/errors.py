@@ -14,7 +14,8 @@ Every error is a :class:`SemsearchError`, so one ``except`` catches them all::
     ├── InvalidInputError       rows, vectors, filters or queries that are malformed
     ├── CompressionPlanError    a compression plan the dimensions do not allow
     ├── EmbeddingError          the embedding provider failed or answered nonsense
-    └── BackfillRunningError    another backfill of the collection is running
+    ├── BackfillRunningError    another backfill of the collection is running
+    └── WriteConflictError      concurrent writers of the same rows deadlocked, also on the retry
 
 Messages are lowercase and say what was expected and what arrived.
 """
@@ -67,8 +68,25 @@ class CompressionPlanError(SemsearchError, ValueError):
 
 
 class EmbeddingError(SemsearchError):
-    """The embedding provider failed or returned unusable vectors."""
+    """The embedding provider failed or returned unusable vectors.
+
+    ``status`` is the provider's HTTP status when one arrived. ``refused_input`` is
+    true when the provider refused the texts themselves (400, 413, 422: too long,
+    unacceptable content) rather than failed: sending them again cannot help.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def refused_input(self) -> bool:
+        return self.status in (400, 413, 422)
 
 
 class BackfillRunningError(SemsearchError):
     """Another backfill of the same collection holds its lock."""
+
+
+class WriteConflictError(SemsearchError):
+    """A batch met a deadlock or serialization failure twice; nothing of it was written."""

@@ -158,18 +158,28 @@ def _sample(col: Collection, n: int, seed: int) -> tuple[list[str], np.ndarray]:
         raise InvalidInputError(f"expected sample= as a positive int, got {n!r}")
     table = col.layout.table
     with col.db.connection() as conn:
+        # rows stored with defer=True have no vector yet: they can be neither query nor answer
         ids = conn.execute(
-            sql.SQL("SELECT array_agg(id ORDER BY id) FROM {} WHERE embedding IS NOT NULL").format(table)
+            sql.SQL("SELECT array_agg(id ORDER BY id) FILTER (WHERE embedding IS NOT NULL), count(*) FROM {}").format(
+                table
+            )
         )
-        all_ids = ids.fetchone()[0] or []  # type: ignore[index]
+        all_ids, rows_total = ids.fetchone()  # type: ignore[misc]
+        all_ids = all_ids or []
         if not all_ids:
-            raise InvalidInputError(f"expected embedded rows to sample in {col.name!r}, got none")
+            got = "an empty collection" if not rows_total else f"none of {rows_total} row(s) embedded yet (backfill)"
+            raise InvalidInputError(f"expected embedded rows to sample in {col.name!r}, got {got}")
         rng = np.random.default_rng(seed)
         chosen = sorted(rng.choice(all_ids, size=min(n, len(all_ids)), replace=False).tolist())
         rows = conn.execute(
-            sql.SQL("SELECT key, embedding::vector FROM {} WHERE id = ANY(%s) ORDER BY id").format(table),
+            # an edit since the first query may have reset a vector (the stale trigger): skip that row
+            sql.SQL(
+                "SELECT key, embedding::vector FROM {} WHERE id = ANY(%s) AND embedding IS NOT NULL ORDER BY id"
+            ).format(table),
             [chosen],
         ).fetchall()
+    if not rows:
+        raise InvalidInputError(f"expected embedded rows to sample in {col.name!r}, got none left after edits")
     return [r[0] for r in rows], np.stack([r[1].to_numpy().astype(np.float32) for r in rows])
 
 

@@ -4,6 +4,28 @@ Plain values mean containment (``{"lang": "es"}``, ``{"tags": ["kids"]}``) and
 use the GIN index on metadata. Operators build a jsonpath predicate whose
 values travel as bound variables, never as SQL or jsonpath text:
 ``$eq $ne $lt $lte $gt $gte $in $nin $contains $exists``.
+
+None (JSON null) means "no value", whether the field is absent or holds null:
+
+- ``{"f": None}`` and ``{"f": {"$eq": None}}`` match rows where ``f`` is missing
+  or null; ``{"f": {"$ne": None}}`` matches rows where ``f`` exists and is not null.
+- ``{"f": {"$in": ["a", None]}}`` matches ``f == "a"`` and rows where ``f`` is
+  missing or null; ``$nin`` with None leaves those rows out.
+- A None inside a plain dict value counts as its dotted field:
+  ``{"a": {"b": None}}`` is ``{"a.b": None}``. A None field inside an object in a
+  list (``{"tags": [{"x": None}]}``) is refused: it has no such reading.
+- ``$lt $lte $gt $gte`` with None are refused. ``{"f": {"$contains": None}}``
+  matches a list ``f`` holding a null; like every ``$contains``, an ``f`` that is
+  not a list counts as a list of itself, so a null ``f`` matches too.
+
+These compile into the jsonpath (``!exists($."f") || $."f".type() == "null"``),
+never into containment and never into a variable: so the compiled
+:class:`Filter` holds no null in ``contains`` object fields and none in ``vars``.
+
+Limits: at most :data:`MAX_IN_VALUES` values in ``$in`` / ``$nin``; values nested
+at most :data:`semsearch.values.MAX_DEPTH` levels; no nul characters or lone
+surrogates in keys or strings. Anything else raises :class:`InvalidInputError`
+before the database is asked.
 """
 
 from __future__ import annotations
@@ -16,7 +38,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from semsearch.errors import InvalidInputError
+from semsearch.values import check_json, check_text
 
+#: most values one ``$in`` or ``$nin`` takes: each becomes a comparison in the jsonpath
+MAX_IN_VALUES = 1000
+
+_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})*$")
 _COMPARE = {"$eq": "==", "$ne": "!=", "$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 OPERATORS = (*_COMPARE, "$in", "$nin", "$contains", "$exists")
@@ -40,13 +67,67 @@ class Filter:
 
 
 def _scalar(value: Any, field: str, op: str) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        check_text(value, f"a value for {field} {op}")
         return value
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidInputError(f"expected a finite number for {field} {op}, got {value!r}")
         return value
     raise InvalidInputError(f"expected a string, number, bool or null for {field} {op}, got {type(value).__name__}")
+
+
+def _is_null(path: str) -> str:
+    # .type() does not unwrap arrays in lax mode, so [null] is an array, not a null
+    return f'(!exists({path}) || {path}.type() == "null")'
+
+
+def _not_null(path: str) -> str:
+    # a missing field gives an empty sequence, whose comparison is false
+    return f'{path}.type() != "null"'
+
+
+def _split_nulls(value: Any, field: str, null_fields: list[str]) -> Any:
+    """``value`` without its null dict fields, whose dotted names go to ``null_fields``."""
+    if not isinstance(value, dict):
+        if _has_null_field(value):
+            raise InvalidInputError(
+                f"expected no null fields inside objects in a list for {field}, got one; "
+                "filter on a dotted field with none instead"
+            )
+        return value
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        plain = isinstance(key, str) and _SEGMENT.match(key) is not None
+        if (item is None or isinstance(item, dict)) and not plain and _has_null_field({key: item}):
+            raise InvalidInputError(
+                f"expected a field name of letters, digits and _ for a null in {field}, got {key!r}"
+            )
+        if item is None:
+            null_fields.append(f"{field}.{key}")
+        elif isinstance(item, dict) and plain:
+            inner = _split_nulls(item, f"{field}.{key}", null_fields)
+            if inner or not item:
+                kept[key] = inner
+        else:
+            kept[key] = _split_nulls(item, f"{field}.{key}", null_fields)
+    return kept
+
+
+def _has_null_field(value: Any) -> bool:
+    """Whether a dict anywhere in ``value`` has a null field (depth is checked already)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if any(v is None for v in item.values()):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
 
 
 def _accessor(field: str) -> str:
@@ -90,22 +171,38 @@ def compile_filter(where: Mapping[str, Any] | None) -> Filter:
             )
         path = _accessor(field)
         if not (isinstance(cond, Mapping) and any(str(k).startswith("$") for k in cond)):
-            try:
-                json.dumps(cond, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"expected a json value for {field}, got {cond!r}") from exc
-            _merge(contains, _nest(field, cond))
+            check_json(cond, f"the filter value of {field}")
+            if cond is None:
+                preds.append(_is_null(path))
+                continue
+            null_fields: list[str] = []
+            kept = _split_nulls(cond, field, null_fields)
+            preds.extend(_is_null(_accessor(f)) for f in null_fields)
+            if kept != {} or cond == {}:
+                _merge(contains, _nest(field, kept))
             continue
         for op, value in cond.items():
-            if op in _COMPARE:
+            if op in ("$eq", "$ne") and value is None:
+                preds.append(_is_null(path) if op == "$eq" else _not_null(path))
+            elif op in _COMPARE:
+                if value is None:
+                    raise InvalidInputError(f"expected a string, number or bool for {field} {op}, got none")
                 preds.append(f"{path} {_COMPARE[op]} {var(_scalar(value, field, op))}")
             elif op in ("$in", "$nin"):
                 if not isinstance(value, (list, tuple)) or not value:
                     raise InvalidInputError(f"expected a non-empty list for {field} {op}, got {value!r}")
-                ors = " || ".join(f"{path} == {var(_scalar(v, field, op))}" for v in value)
+                if len(value) > MAX_IN_VALUES:
+                    raise InvalidInputError(
+                        f"expected at most {MAX_IN_VALUES} values for {field} {op}, got {len(value)}"
+                    )
+                alts = [f"{path} == {var(_scalar(v, field, op))}" for v in value if v is not None]
+                if any(v is None for v in value):
+                    alts.append(_is_null(path))
+                ors = " || ".join(alts)
                 preds.append(f"({ors})" if op == "$in" else f"!({ors})")
             elif op == "$contains":
-                preds.append(f"exists({path}[*] ? (@ == {var(_scalar(value, field, op))}))")
+                item = _scalar(value, field, op)
+                preds.append(f"exists({path}[*] ? (@ == {'null' if item is None else var(item)}))")
             elif op == "$exists":
                 if not isinstance(value, bool):
                     raise InvalidInputError(f"expected true or false for {field} $exists, got {value!r}")

@@ -7,8 +7,7 @@ transaction, so it lands whole or not at all.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +17,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from semsearch.embeddings.base import normalize_rows
-from semsearch.errors import InvalidInputError
+from semsearch.errors import InvalidInputError, WriteConflictError
 from semsearch.schema import Layout
+from semsearch.values import check_json, check_text
 
 if TYPE_CHECKING:
     from semsearch.tune import TuneResult
@@ -71,20 +71,37 @@ class AddResult:
         )
 
 
+def check_key(key: Any, where: str = "") -> str:
+    """One key as the str stored: a non-empty str or an int (not a bool), storable in Postgres."""
+    if isinstance(key, bool) or not isinstance(key, (str, int)) or (isinstance(key, str) and not key):
+        raise InvalidInputError(f"expected a non-empty str or int key, got {key!r}{where}")
+    if isinstance(key, str):
+        check_text(key, f"a key{where}")
+    return str(key)
+
+
+def check_keys(keys: Any) -> list[str]:
+    """Keys for a delete: one str or int key, or an iterable of them (duplicates allowed)."""
+    if isinstance(keys, (str, int)):
+        return [check_key(keys)]
+    if isinstance(keys, (bytes, bytearray)) or not isinstance(keys, Iterable):
+        raise InvalidInputError(f"expected a key or a list of keys, got {type(keys).__name__}")
+    return [check_key(k, f" at position {i}") for i, k in enumerate(keys)]
+
+
 def check_rows(
     keys: Sequence[str | int],
     contents: Sequence[str],
     metadata: Sequence[Mapping[str, Any] | None] | None,
     tenant: str | Sequence[str | None] | None = None,
 ) -> Rows:
-    """Check keys, texts and metadata of one batch; raise on the first bad value."""
+    """Check keys, texts, metadata and tenants of one batch; raise on the first bad value.
+
+    Nothing is sent before every row passed, so a refused batch writes nothing.
+    """
     if isinstance(keys, (str, bytes)) or isinstance(contents, (str, bytes)):
         raise InvalidInputError("expected lists of keys and contents, got a single string")
-    keys_s: list[str] = []
-    for i, key in enumerate(keys):
-        if isinstance(key, bool) or not isinstance(key, (str, int)) or (isinstance(key, str) and not key):
-            raise InvalidInputError(f"expected a non-empty str or int key, got {key!r} at position {i}")
-        keys_s.append(str(key))
+    keys_s = [check_key(key, f" at position {i}") for i, key in enumerate(keys)]
     if len(contents) != len(keys_s):
         raise InvalidInputError(f"expected {len(keys_s)} contents (one per key), got {len(contents)}")
     seen: dict[str, int] = {}
@@ -95,8 +112,7 @@ def check_rows(
     for i, text in enumerate(contents):
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError(f"expected non-empty text, got {text!r} at position {i}")
-        if "\x00" in text:
-            raise InvalidInputError(f"expected text without NUL characters, got one at position {i}")
+        check_text(text, f"text at position {i}")
     meta: list[dict[str, Any]] = []
     if metadata is None:
         meta = [{} for _ in keys_s]
@@ -108,14 +124,14 @@ def check_rows(
                 m = {}
             if not isinstance(m, Mapping):
                 raise InvalidInputError(f"expected a dict of metadata, got {type(m).__name__} at position {i}")
-            try:
-                # allow_nan=False: Postgres jsonb has no NaN, so refuse it here rather than half-way
-                json.dumps(m, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"expected json-serialisable metadata at position {i}, got {exc}") from exc
-            meta.append(dict(m))
+            m = dict(m)
+            # Postgres jsonb has no NaN, no nul character: refuse them here rather than half-way
+            check_json(m, f"metadata at position {i}")
+            meta.append(m)
     if tenant is None or isinstance(tenant, str):
         tenants: list[str | None] = [tenant] * len(keys_s)
+    elif isinstance(tenant, (bytes, bytearray)) or not isinstance(tenant, Iterable):
+        raise InvalidInputError(f"expected tenant as a str, a list of them or none, got {type(tenant).__name__}")
     else:
         tenants = list(tenant)
         if len(tenants) != len(keys_s):
@@ -123,6 +139,8 @@ def check_rows(
     for i, t in enumerate(tenants):
         if t is not None and (not isinstance(t, str) or not t):
             raise InvalidInputError(f"expected a non-empty str tenant or none, got {t!r} at position {i}")
+        if t is not None:
+            check_text(t, f"a tenant at position {i}")
     return Rows(keys_s, list(contents), meta, tenants)
 
 
@@ -153,6 +171,11 @@ _KEEP_EMBEDDING = sql.SQL(
 )
 
 
+def _key_order(rows: Rows) -> list[int]:
+    # Python orders str by code point, which is the byte order of UTF-8: COLLATE "C"
+    return sorted(range(len(rows.keys)), key=rows.keys.__getitem__)
+
+
 def write(
     conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: Sequence[np.ndarray | None]
 ) -> tuple[int, int]:
@@ -160,6 +183,11 @@ def write(
 
     A ``None`` vector leaves the row pending for :func:`semsearch.backfill.backfill`;
     it keeps its stored vector if its text did not change.
+
+    Rows are written (and so locked) in byte order of key, whatever order the batch
+    has: two writers of overlapping keys then wait for each other instead of
+    deadlocking. Should a deadlock still happen (a writer outside semsearch), the
+    upsert runs once more in a savepoint, then raises :class:`WriteConflictError`.
     """
     # one staging table per dimension: it lives as long as the pooled connection, and
     # the next batch on that connection may be for a collection of another size
@@ -171,27 +199,32 @@ def write(
         ).format(stage, sql.SQL("vector({})").format(sql.Literal(layout.dims)))
     )
     conn.execute(sql.SQL("TRUNCATE {}").format(stage))
-    with conn.cursor() as cur:
-        copy_sql = sql.SQL("COPY {} (key, content, metadata, tenant, embedding) FROM STDIN WITH (FORMAT BINARY)")
-        with cur.copy(copy_sql.format(stage)) as copy:
-            copy.set_types(["text", "text", "jsonb", "text", "vector"])
-            for row in zip(rows.keys, rows.contents, rows.metadata, rows.tenants, vectors, strict=True):
-                copy.write_row((row[0], row[1], Jsonb(row[2]), row[3], row[4]))
-        # xmax = 0 marks a freshly inserted tuple; the WHERE skips rows that did not change
-        cur.execute(
-            sql.SQL(
-                "WITH up AS ("
-                "INSERT INTO {t} AS t (key, content, metadata, tenant, embedding) "
-                "SELECT key, content, metadata, tenant, embedding FROM {s} "
-                "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
-                "tenant = EXCLUDED.tenant, embedding = {keep}, updated_at = now() "
-                "WHERE (t.content, t.metadata, t.tenant, t.embedding) IS DISTINCT FROM "
-                "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.tenant, {keep}) "
-                "RETURNING (xmax = 0) AS ins) "
-                "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
-            ).format(t=layout.table, s=stage, keep=_KEEP_EMBEDDING)
-        )
-        got = cur.fetchone()
+    _copy(conn, stage, rows, vectors)
+    # xmax = 0 marks a freshly inserted tuple; the WHERE skips rows that did not change
+    upsert = sql.SQL(
+        "WITH up AS ("
+        "INSERT INTO {t} AS t (key, content, metadata, tenant, embedding) "
+        'SELECT key, content, metadata, tenant, embedding FROM {s} ORDER BY key COLLATE "C" '
+        "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
+        "tenant = EXCLUDED.tenant, embedding = {keep}, updated_at = now() "
+        "WHERE (t.content, t.metadata, t.tenant, t.embedding) IS DISTINCT FROM "
+        "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.tenant, {keep}) "
+        "RETURNING (xmax = 0) AS ins) "
+        "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
+    ).format(t=layout.table, s=stage, keep=_KEEP_EMBEDDING)
+    for attempt in (1, 2):
+        try:
+            # a savepoint: a deadlock aborts only the upsert, whose locks it releases
+            with conn.transaction():
+                got = conn.execute(upsert).fetchone()
+            break
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+            if attempt == 2:
+                what = "deadlock" if isinstance(exc, psycopg.errors.DeadlockDetected) else "serialization failure"
+                raise WriteConflictError(
+                    f"expected to write {len(rows.keys)} rows to {layout.name!r}, got a {what} twice "
+                    "from concurrent writers; nothing of the batch was written"
+                ) from exc
     assert got is not None
     return int(got[0]), int(got[1])
 
@@ -202,12 +235,23 @@ def copy_new(conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: Sequ
     Raises ``UniqueViolation`` if a key exists; run it in a savepoint and fall back to
     :func:`write` then.
     """
-    copy_sql = sql.SQL("COPY {} (key, content, metadata, tenant, embedding) FROM STDIN WITH (FORMAT BINARY)")
-    with conn.cursor() as cur, cur.copy(copy_sql.format(layout.table)) as copy:
-        copy.set_types(["text", "text", "jsonb", "text", "vector"])
-        for row in zip(rows.keys, rows.contents, rows.metadata, rows.tenants, vectors, strict=True):
-            copy.write_row((row[0], row[1], Jsonb(row[2]), row[3], row[4]))
+    # in key order, like write(): a concurrent writer of the same new keys waits, then fails over
+    _copy(conn, layout.table, rows, vectors, order=_key_order(rows))
     return len(rows.keys)
+
+
+def _copy(
+    conn: psycopg.Connection,
+    table: sql.Composable,
+    rows: Rows,
+    vectors: Sequence[np.ndarray | None],
+    order: Sequence[int] | None = None,
+) -> None:
+    copy_sql = sql.SQL("COPY {} (key, content, metadata, tenant, embedding) FROM STDIN WITH (FORMAT BINARY)")
+    with conn.cursor() as cur, cur.copy(copy_sql.format(table)) as copy:
+        copy.set_types(["text", "text", "jsonb", "text", "vector"])
+        for i in range(len(rows.keys)) if order is None else order:
+            copy.write_row((rows.keys[i], rows.contents[i], Jsonb(rows.metadata[i]), rows.tenants[i], vectors[i]))
 
 
 def stored_vectors(conn: psycopg.Connection, layout: Layout, hashes: list[bytes]) -> dict[bytes, np.ndarray]:

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from semsearch import ddl
 from semsearch.embeddings import Embedder, embedder_for
-from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
+from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, EmbeddingError
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection
@@ -159,6 +159,14 @@ def migrate_model(
     new.backfill(batch_size=batch_size, progress=progress)
     overlap, shift, queries = _compare(old, new, sample=sample, k=k)
     if switch:
+        held = new.quarantined()
+        if held:
+            # switching would leave these rows without a vector, invisible to vector search
+            keys = ", ".join(repr(key) for key, _ in held[:5]) + (", ..." if len(held) > 5 else "")
+            raise EmbeddingError(
+                f"expected {embedder.model} to embed every row before switching {name!r}, got {len(held)} "
+                f"refused ({keys}; see {shadow!r}.quarantined()): change or delete them, then run again"
+            )
         _switch(db, old, new)
     return MigrationReport(
         name=name,

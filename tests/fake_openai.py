@@ -61,7 +61,7 @@ class RecordedRequest:
 @dataclass(frozen=True)
 class _Scripted:
     status: int
-    body: dict[str, Any]
+    body: Any  # a JSON value, or bytes sent as they are
     headers: dict[str, str]
 
 
@@ -86,6 +86,7 @@ class FakeOpenAI:
             server.fail_next(status=429, retry_after="0.2")  # then answers normally
             server.fail_always(status=500)                  # until fail_always(None)
             server.reverse_order = True                     # data[] in reversed index order
+            server.refused["some text"] = "too long"        # a 400 for any request holding it
     """
 
     def __init__(self, *, reverse_order: bool = False, max_requests: int = 1000, delay: float = 0.0) -> None:
@@ -96,6 +97,8 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         self._scripted: deque[_Scripted] = deque()
         self._always: _Scripted | None = None
+        #: texts answered with a 400 (and this message) whenever a request holds one of them
+        self.refused: dict[str, str] = {}
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -117,10 +120,17 @@ class FakeOpenAI:
         *,
         retry_after: str | None = None,
         times: int = 1,
-        body: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
     ) -> None:
-        """Answer the next ``times`` requests with ``status`` (and ``body`` if given)."""
+        """Answer the next ``times`` requests with ``status`` (and ``body`` if given).
+
+        ``body`` is any JSON value, or bytes sent as they are (with ``content_type``,
+        default ``application/json``), to answer with what is not JSON at all.
+        """
         scripted = self._script(status, retry_after, body)
+        if content_type is not None:
+            scripted = _Scripted(scripted.status, scripted.body, {**scripted.headers, "Content-Type": content_type})
         with self._lock:
             if len(self._scripted) + times > MAX_SCRIPTED:
                 raise ValueError(f"at most {MAX_SCRIPTED} scripted responses may be queued")
@@ -132,9 +142,9 @@ class FakeOpenAI:
             self._always = None if status is None else self._script(status, retry_after, None)
 
     @staticmethod
-    def _script(status: int, retry_after: str | None, body: dict[str, Any] | None) -> _Scripted:
+    def _script(status: int, retry_after: str | None, body: Any) -> _Scripted:
         headers = {} if retry_after is None else {"Retry-After": retry_after}
-        return _Scripted(status, body or _error_body(status, f"scripted {status}"), headers)
+        return _Scripted(status, _error_body(status, f"scripted {status}") if body is None else body, headers)
 
     def start(self) -> FakeOpenAI:
         """Bind a free port and serve from a daemon thread."""
@@ -187,6 +197,10 @@ class FakeOpenAI:
             scripted = self._scripted.popleft() if self._scripted else self._always
         if self.delay:
             time.sleep(self.delay)
+        texts = req.get("input")
+        bad = [t for t in (texts if isinstance(texts, list) else [texts]) if isinstance(t, str) and t in self.refused]
+        if scripted is None and bad:
+            return self._script(400, None, _error_body(400, self.refused[bad[0]]))
         return scripted or self._embed(req)
 
     def _embed(self, req: dict[str, Any]) -> _Scripted:
@@ -246,9 +260,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(fake.handle(path, headers, self.rfile.read(length)))
 
     def _send(self, answer: _Scripted) -> None:
-        raw = json.dumps(answer.body).encode()
+        raw = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
         self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json")
+        if "Content-Type" not in answer.headers:
+            self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
         for name, value in answer.headers.items():
             self.send_header(name, value)

@@ -160,3 +160,128 @@ def test_add_many_can_defer_embedding(db):
     got = col.add_many(({"key": i, "content": f"note {i} about gardens"} for i in range(30)), batch_size=8, defer=True)
     assert (got.inserted, got.embedded, col.pending()) == (30, 0, 30)
     assert col.backfill().embedded == 30 and col.pending() == 0
+
+
+TOO_LONG = "This model's maximum context length is 8192 tokens, however you requested 9001 tokens."
+
+
+def _quarantine_setup(db, server: FakeOpenAI, n: int = 40, bad: int = 17):
+    texts = [f"note {i} about the weather" for i in range(n)]
+    texts[bad] = "a text the provider refuses " * 3
+    server.refused[texts[bad]] = TOO_LONG
+    col = db.create_collection("d", embedder=_embedder(server), compression="halfvec")
+    col.add(keys=range(n), contents=texts, defer=True)
+    return col, texts
+
+
+def test_a_refused_text_is_quarantined_and_every_other_row_embedded(db):
+    with FakeOpenAI() as server:
+        col, texts = _quarantine_setup(db, server)
+        done = col.backfill(batch_size=16)
+        assert (done.pending, done.embedded, done.quarantined, done.batches) == (40, 39, 1, 3)
+        assert col.pending() == 0
+        [(key, reason)] = col.quarantined()
+        assert key == "17" and "status 400" in reason and TOO_LONG in reason
+        stored = _stored(db, col)
+        assert stored["17"] is None
+        for i, text in enumerate(texts):
+            if i != 17:
+                np.testing.assert_allclose(stored[str(i)], expected_vector(text, MODEL, 256), atol=1e-6)
+        # the batch holding it was split in halves down to the refused row: a few requests, not one per row
+        assert len(server.requests) <= 3 + 2 * 4
+        # later runs skip it: no request, nothing pending, a dry run estimates nothing
+        sent = len(server.requests)
+        again = col.backfill(batch_size=16)
+        assert (again.pending, again.embedded, again.quarantined, again.batches) == (0, 0, 0, 0)
+        assert col.backfill(dry_run=True).pending == 0 and len(server.requests) == sent
+        # retried while the provider still refuses: it stays, with a fresh reason
+        retry = col.backfill(retry_quarantined=True)
+        assert (retry.pending, retry.embedded, retry.quarantined) == (1, 0, 1)
+        assert [k for k, _ in col.quarantined()] == ["17"]
+        # retried once the provider takes it: it leaves quarantine, embedded
+        server.refused.clear()
+        retry = col.backfill(retry_quarantined=True)
+        assert (retry.pending, retry.embedded, retry.quarantined) == (1, 1, 0)
+        assert col.quarantined() == [] and col.pending() == 0
+        np.testing.assert_allclose(_stored(db, col)["17"], expected_vector(texts[17], MODEL, 256), atol=1e-6)
+        with db.connection() as conn:
+            assert conn.execute("SELECT count(*) FROM semsearch.quarantine").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("how", ["add", "sql"])
+def test_a_quarantined_row_whose_text_changes_leaves_quarantine(db, how):
+    with FakeOpenAI() as server:
+        col, _ = _quarantine_setup(db, server, n=5, bad=2)
+        assert col.backfill().quarantined == 1 and col.pending() == 0
+        if how == "add":
+            col.add(keys=[2], contents=["a shorter text now"], defer=True)
+        else:
+            with db.connection() as conn:
+                conn.execute(
+                    sql.SQL("UPDATE {} SET content = 'a shorter text now' WHERE key = '2'").format(col.layout.table)
+                )
+        assert col.quarantined() == [] and col.pending() == 1
+        assert col.backfill().embedded == 1
+        np.testing.assert_allclose(_stored(db, col)["2"], expected_vector("a shorter text now", MODEL, 256), atol=1e-6)
+        with db.connection() as conn:
+            assert conn.execute("SELECT count(*) FROM semsearch.quarantine").fetchone()[0] == 0
+
+
+def test_a_request_refused_whatever_the_text_quarantines_nothing(db):
+    with FakeOpenAI() as server:
+        col = db.create_collection("d", embedder=_embedder(server), compression="halfvec")
+        col.add(keys=range(6), contents=[f"text {i}" for i in range(6)], defer=True)
+        server.fail_always(status=400)  # e.g. a model that does not exist: not the texts' fault
+        with pytest.raises(errors.EmbeddingError, match="status 400"):
+            col.backfill(batch_size=4)
+        assert col.quarantined() == [] and col.pending() == 6
+        server.fail_always(None)
+        assert col.backfill().embedded == 6
+
+
+def test_a_server_error_is_raised_not_quarantined(db):
+    with FakeOpenAI() as server:
+        col = db.create_collection("d", embedder=_embedder(server), compression="halfvec")
+        col.add(keys=range(3), contents=[f"text {i}" for i in range(3)], defer=True)
+        server.fail_next(status=500)
+        with pytest.raises(errors.EmbeddingError, match="status 500"):
+            col.backfill()
+        assert col.quarantined() == [] and col.pending() == 3
+
+
+def test_a_dropped_and_recreated_collection_does_not_inherit_quarantine(db):
+    with FakeOpenAI() as server:
+        col, texts = _quarantine_setup(db, server, n=3, bad=1)
+        assert col.backfill().quarantined == 1
+        db.drop_collection("d")
+        server.refused.clear()
+        col = db.create_collection("d", embedder=_embedder(server), compression="halfvec")
+        col.add(keys=range(3), contents=texts, defer=True)
+        assert col.quarantined() == [] and col.pending() == 3
+        assert col.backfill().embedded == 3
+
+
+def test_backfill_command_prints_quarantined_rows_and_can_retry_them(db, db_url, monkeypatch):
+    from click.testing import CliRunner
+
+    from semsearch.cli import main
+
+    with FakeOpenAI() as server:
+        texts = ["red apples", "green pears", "a refused text"]
+        server.refused["a refused text"] = TOO_LONG
+        col = db.create_collection("docs", model=MODEL, dims=256, embedder=_embedder(server), compression="halfvec")
+        col.add(keys=["a", "b", "c"], contents=texts, defer=True)
+        # the command makes its own embedder from the model name; the sdk reads these
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        runner = CliRunner()
+        real = runner.invoke(main, ["--url", db_url, "backfill", "docs"])
+        assert real.exit_code == 0, real.output
+        assert "embedded 2 rows in 1 batches" in real.output
+        assert "1 row in quarantine" in real.output
+        assert "c: " in real.output and TOO_LONG in real.output
+        server.refused.clear()
+        retry = runner.invoke(main, ["--url", db_url, "backfill", "docs", "--retry-quarantined"])
+        assert retry.exit_code == 0, retry.output
+        assert "embedded 1 rows" in retry.output and "quarantine" not in retry.output
+    assert col.pending() == 0 and col.quarantined() == []

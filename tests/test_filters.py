@@ -6,10 +6,17 @@ import numpy as np
 import pytest
 
 from semsearch import errors
-from semsearch.filters import compile_filter
+from semsearch.filters import MAX_IN_VALUES, compile_filter
 
 N = 6000
 DIMS = 96
+
+
+def _nested(depth):
+    value: dict = {"leaf": 1}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +107,21 @@ def test_wrong_types_and_unknown_fields_give_well_defined_empty_results(col, clu
         ({"x": {"$lt": [1]}}, "expected a string, number, bool or null"),
         ({"x": {"$lt": float("nan")}}, "expected a finite number"),
         ({"x": {"$exists": "yes"}}, "expected true or false"),
-        ({"x": object()}, "expected a json value"),
+        ({"x": object()}, "expected the filter value of x to be json-serialisable"),
+        ({"x": {"$lt": None}}, "expected a string, number or bool for x \\$lt, got none"),
+        ({"x": {"$in": list(range(1001))}}, "expected at most 1000 values for x \\$in, got 1001"),
+        ({"x": {"$nin": ["a"] * 1001}}, "expected at most 1000 values for x \\$nin, got 1001"),
+        ({"x": "a\x00b"}, "without nul characters"),
+        ({"x": {"$eq": "a\x00b"}}, "without nul characters"),
+        ({"x": {"$in": ["ok", "\x00"]}}, "without nul characters"),
+        ({"x": {"a\x00": 1}}, "keys in the filter value of x without nul"),
+        ({"x": ["\ud800"]}, "lone surrogate"),
+        ({"x": {"$contains": "\udfff"}}, "lone surrogate"),
+        ({"x": _nested(33)}, "nested at most 32 levels"),
+        ({"x": _nested(100_000)}, "nested at most 32 levels"),
+        ({"x": [{"y": None}]}, "expected no null fields inside objects in a list for x"),
+        ({"x": {"y": [{"z": None}]}}, "expected no null fields inside objects in a list for x.y"),
+        ({"x": {"a b": None}}, "expected a field name of letters, digits and _ for a null in x"),
     ],
 )
 def test_bad_filters_are_rejected_before_the_database(where, message):
@@ -120,3 +141,79 @@ def test_compiled_filter_shape():
     assert f.contains == {"lang": "es"}
     assert f.path == '$."meta"."year" >= $v0 && $."meta"."year" < $v1 && !($."tags" == $v2)'
     assert f.vars == {"v0": 2000, "v1": 2010, "v2": "a"}
+
+
+def test_in_takes_up_to_1000_values():
+    f = compile_filter({"x": {"$in": list(range(1000))}})
+    assert MAX_IN_VALUES == 1000 and f.vars is not None and len(f.vars) == 1000
+    assert compile_filter({"x": _nested(31)}).contains == {"x": _nested(31)}
+
+
+IS_NULL = '(!exists($."lang") || $."lang".type() == "null")'
+
+
+@pytest.mark.parametrize(
+    ("where", "contains", "path", "variables"),
+    [
+        ({"lang": None}, None, IS_NULL, None),
+        ({"lang": {"$eq": None}}, None, IS_NULL, None),
+        ({"lang": {"$ne": None}}, None, '$."lang".type() != "null"', None),
+        ({"lang": {"$in": ["es", None]}}, None, f'($."lang" == $v0 || {IS_NULL})', {"v0": "es"}),
+        ({"lang": {"$in": [None]}}, None, f"({IS_NULL})", None),
+        ({"lang": {"$nin": [None, "en"]}}, None, f'!($."lang" == $v0 || {IS_NULL})', {"v0": "en"}),
+        ({"lang": {"$contains": None}}, None, 'exists($."lang"[*] ? (@ == null))', None),
+        (
+            {"a": {"b": None, "c": 1, "d": {"e": None}}, "lang": "es"},
+            {"a": {"c": 1}, "lang": "es"},
+            '(!exists($."a"."b") || $."a"."b".type() == "null") && '
+            '(!exists($."a"."d"."e") || $."a"."d"."e".type() == "null")',
+            None,
+        ),
+        ({"a": {"b": None}}, None, '(!exists($."a"."b") || $."a"."b".type() == "null")', None),
+        ({"a": {}, "tags": [None]}, {"a": {}, "tags": [None]}, None, None),
+    ],
+)
+def test_nulls_compile_into_the_path_not_containment_or_variables(where, contains, path, variables):
+    """The contract the SQL side relies on: no null object field in contains, no null in vars."""
+    f = compile_filter(where)
+    assert (f.contains, f.path, f.vars) == (contains, path, variables)
+
+
+@pytest.fixture
+def nulls(db):
+    c = db.create_collection("n", dims=4, model="label", compression="none")
+    rows = {
+        "missing": {},
+        "null": {"lang": None},
+        "es": {"lang": "es"},
+        "en": {"lang": "en"},
+        "list_null": {"lang": [None]},
+        "empty_list": {"lang": []},
+        "nested_null": {"a": {"b": None}},
+        "nested_set": {"a": {"b": 2}},
+    }
+    vecs = np.random.default_rng(5).normal(size=(len(rows), 4))
+    c.add(keys=list(rows), contents=[f"row {k}" for k in rows], embeddings=vecs, metadata=list(rows.values()))
+    return c
+
+
+@pytest.mark.parametrize(
+    ("where", "want"),
+    [
+        ({"lang": None}, {"missing", "null", "nested_null", "nested_set"}),
+        ({"lang": {"$eq": None}}, {"missing", "null", "nested_null", "nested_set"}),
+        ({"lang": {"$ne": None}}, {"es", "en", "list_null", "empty_list"}),
+        ({"lang": {"$in": ["es", None]}}, {"es", "missing", "null", "nested_null", "nested_set"}),
+        ({"lang": {"$nin": ["es", None]}}, {"en", "list_null", "empty_list"}),
+        # like every $contains, a field that is not a list counts as a list of itself
+        ({"lang": {"$contains": None}}, {"list_null", "null"}),
+        ({"a.b": None}, {"missing", "null", "es", "en", "list_null", "empty_list", "nested_null"}),
+        ({"a": {"b": None}}, {"missing", "null", "es", "en", "list_null", "empty_list", "nested_null"}),
+        ({"a.b": {"$ne": None}}, {"nested_set"}),
+        ({"lang": None, "a.b": {"$ne": None}}, {"nested_set"}),
+    ],
+)
+@pytest.mark.parametrize("exact", [True, False])
+def test_null_filters_in_real_searches(nulls, where, want, exact):
+    got = nulls.search(vector=[1, 0, 0, 0], k=20, where=where, exact=exact)
+    assert set(got.keys) == want

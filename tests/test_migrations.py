@@ -63,3 +63,19 @@ def test_a_server_without_pgvector_gets_install_instructions(db_url, monkeypatch
 def test_unreachable_server_is_a_database_error():
     with pytest.raises(errors.DatabaseError, match="could not connect"):
         semsearch.connect("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_quarantine_migration_down_to_0001_and_up_again(db_url):
+    with semsearch.connect(db_url) as db:
+        col = db.create_collection("c", dims=4, model="label", compression="none")
+        col.add(keys=[1], contents=["one"], embeddings=np.ones((1, 4)))
+    migrate.downgrade(db_url, "0001")
+    with psycopg.connect(db_url) as conn:
+        assert schema_version(conn) == "0001"
+        assert conn.execute("SELECT to_regclass('semsearch.quarantine')").fetchone()[0] is None
+        # the collections stay
+        assert conn.execute("SELECT count(*) FROM semsearch.col_c").fetchone()[0] == 1
+    migrate.upgrade(db_url)
+    with semsearch.connect(db_url) as db:
+        col = db.collection("c")
+        assert col.quarantined() == [] and col.pending() == 0 and col.count() == 1

@@ -80,3 +80,24 @@ def test_resume_refuses_a_shadow_for_another_model(db, docs):
     model_migration.migrate_model(db, "docs", dims=128, switch=False, sample=5)
     with pytest.raises(errors.ConfigurationError, match="expected 'docs__next' to be a migration to"):
         model_migration.migrate_model(db, "docs", dims=256, sample=5)
+
+
+def test_a_text_the_new_model_refuses_stops_the_switch_and_is_listed(db):
+    from semsearch.embeddings.openai import OpenAIEmbedder
+    from tests.fake_openai import FakeOpenAI
+
+    col = db.create_collection("docs", model="local", dims=64, compression="halfvec")
+    texts = [f"note {i} about rivers and lakes" for i in range(20)]
+    col.add(keys=range(20), contents=texts)
+    with FakeOpenAI() as server:
+        server.refused[texts[7]] = "this text is refused"
+        emb = OpenAIEmbedder(dims=256, base_url=server.base_url, api_key="k", max_retries=0)
+        with pytest.raises(errors.EmbeddingError, match=r"got 1 refused \('7'; see 'docs__next'.quarantined\(\)\)"):
+            model_migration.migrate_model(db, "docs", embedder=emb, sample=5)
+        assert db.collection("docs").dims == 64  # still the old collection
+        assert [k for k, _ in db.collection("docs__next").quarantined()] == ["7"]
+        # the text is fixed in the shadow's source; the rerun resumes and switches
+        server.refused.clear()
+        col.add(keys=[7], contents=["note 7, rewritten"])
+        report = model_migration.migrate_model(db, "docs", embedder=emb, sample=5)
+    assert report.switched and db.collection("docs").dims == 256 and db.collection("docs").pending() == 0

@@ -257,3 +257,64 @@ def test_repr_hides_the_api_key(make):
     text = repr(emb)
     assert "secret" not in text and "sk-" not in text
     assert SMALL in text and "256" in text
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "words"),
+    [
+        (200, b"oops", None, ["expected a json reply", "'oops'"]),
+        (200, b"oops", "text/plain", ["expected a json reply", "'oops'"]),
+        (
+            200,
+            b"<html>\n<body><h1>Welcome to nginx!</h1></body>\n</html>",
+            "text/html",
+            ["expected a json reply", "'<html> <body><h1>welcome to nginx!</h1></body> </html>'"],
+        ),
+        (200, [1, 2], None, ["expected a json object with a data list", "[1, 2]"]),
+        (200, {"object": "list"}, None, ["expected a json object with a data list", "'object'"]),
+        (200, {"data": None}, None, ["expected a json object with a data list"]),
+        (200, {"data": ["x"]}, None, ["expected an object with an int index and a list embedding", "'x'"]),
+        (200, {"data": [{"embedding": [1.0] * 8}]}, None, ["int index", "got {'embedding': [1.0, 1.0"]),
+        (200, {"data": [{"index": 0, "embedding": None}]}, None, ["list embedding", "'embedding': none"]),
+        (200, {"data": [{"index": 0, "embedding": [1.0] * 8}]}, None, ["expected indices 0..1", "[0]"]),
+        (200, {"data": [{"index": i, "embedding": [1.0] * 4} for i in range(2)]}, None, ["shape (2, 4)"]),
+        (200, {"data": [{"index": i, "embedding": [1.0] * (8 - i)} for i in range(2)]}, None, ["numeric vectors"]),
+        (200, {"data": [{"index": i, "embedding": [float("nan")] * 8} for i in range(2)]}, None, ["nan or inf"]),
+        (200, {"data": [{"index": i, "embedding": [0.0] * 8} for i in range(2)]}, None, ["zero vector"]),
+    ],
+)
+def test_unusable_replies_are_embedding_errors_naming_what_arrived(make, server, status, body, content_type, words):
+    server.fail_next(status=status, body=body, content_type=content_type)
+    with pytest.raises(EmbeddingError) as info:
+        make(dims=8).embed(["a", "b"])
+    msg = str(info.value).lower()
+    for word in words:
+        assert word in msg
+
+
+def test_a_long_non_json_reply_is_cut_in_the_message(make, server):
+    server.fail_next(status=200, body=b"<html>" + b"x" * 10_000, content_type="text/html")
+    with pytest.raises(EmbeddingError) as info:
+        make(dims=8).embed(["a"])
+    assert len(str(info.value)) < 400 and "..." in str(info.value)
+
+
+def test_a_refused_input_carries_the_api_message_and_is_not_called_retried(make, server):
+    message = "This model's maximum context length is 8192 tokens, however you requested 9000 tokens."
+    server.fail_next(status=400, body={"error": {"message": message, "type": "invalid_request_error"}})
+    with pytest.raises(EmbeddingError) as info:
+        make(max_retries=3).embed(["x" * 40_000])
+    msg = str(info.value)
+    assert len(server.requests) == 1
+    assert "retries" not in msg and "not retried" in msg
+    assert "status 400" in msg and message in msg
+    assert info.value.status == 400 and info.value.refused_input
+
+
+def test_a_server_error_after_retries_says_so_with_the_api_message(make, server):
+    server.fail_always(status=503, retry_after="0.01")
+    with pytest.raises(EmbeddingError) as info:
+        make(max_retries=2).embed(["x"])
+    msg = str(info.value)
+    assert "status 503 after 2 retries" in msg and "scripted 503" in msg
+    assert info.value.status == 503 and not info.value.refused_input

@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from semsearch.errors import EmbeddingError, InvalidInputError
+from semsearch.values import check_text
 
 
 @runtime_checkable
@@ -102,6 +103,7 @@ class BatchedEmbedder(ABC):
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise InvalidInputError(f"expected non-empty text, got {text!r} at position {i}")
+            check_text(text, f"text at position {i}")
         out = np.empty((len(texts), self.dims), dtype=np.float32)
         done = 0
         for batch in self.batches(texts):

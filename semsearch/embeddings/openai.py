@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -89,23 +90,97 @@ class OpenAIEmbedder(BatchedEmbedder):
                 model=self.model, input=texts, encoding_format="float", **self._extra
             )
         except self._api_error as exc:
-            status = getattr(exc, "status_code", None) or "none (no response)"
-            tokens = sum(utf8_tokens_upper_bound(t) for t in texts)
-            raise EmbeddingError(
-                f"openai embeddings request for model {self.model!r} failed with status "
-                f"{status} after up to {self.client.max_retries} retries; sent a batch of "
-                f"{len(texts)} texts (at most {tokens} tokens)"
-            ) from exc
-        # the API does not promise to answer in input order
-        data = sorted(response.data, key=lambda d: d.index)
-        if [d.index for d in data] != list(range(len(texts))):
-            raise EmbeddingError(
-                f"expected indices 0..{len(texts) - 1} from {self.model}, got {[d.index for d in data][:10]}"
+            raise self._failure(exc, texts) from exc
+        except json.JSONDecodeError as exc:
+            # a 200 whose body claims json and is not (a proxy's page, a truncated reply)
+            raise EmbeddingError(f"expected a json reply from {self.model}, got {_snippet(exc.doc)}") from exc
+        return self._vectors(response, len(texts))
+
+    def _failure(self, exc: Any, texts: list[str]) -> EmbeddingError:
+        status = getattr(exc, "status_code", None)
+        tokens = sum(utf8_tokens_upper_bound(t) for t in texts)
+        sent = f"sent a batch of {len(texts)} texts (at most {tokens} tokens)"
+        said = _api_message(exc)
+        said = f": the api said {said}" if said else ""
+        if status is not None and not _retried(exc):
+            return EmbeddingError(
+                f"openai embeddings request for model {self.model!r} was refused with status {status} "
+                f"(not retried){said}; {sent}",
+                status=status,
             )
+        request = getattr(exc, "request", None)
+        count = request.headers.get("x-stainless-retry-count") if request is not None else None
+        retries = f"{count} retries" if count is not None else f"up to {self.client.max_retries} retries"
+        return EmbeddingError(
+            f"openai embeddings request for model {self.model!r} failed with status "
+            f"{status or 'none (no response)'} after {retries}{said}; {sent}",
+            status=status,
+        )
+
+    def _vectors(self, response: Any, n: int) -> np.ndarray:
+        """The vectors of a reply, checked item by item: a reply is data from the network."""
+        if isinstance(response, (str, bytes)):
+            # the sdk hands back the body as text when it is not json
+            raise EmbeddingError(f"expected a json reply from {self.model}, got {_snippet(response)}")
+        data = getattr(response, "data", None)
+        if not isinstance(data, list):
+            shown = _plain(response)
+            raise EmbeddingError(f"expected a json object with a data list from {self.model}, got {_cut(repr(shown))}")
+        items: list[tuple[int, list[Any]]] = []
+        for d in data:
+            index, vector = getattr(d, "index", None), getattr(d, "embedding", None)
+            if isinstance(index, bool) or not isinstance(index, int) or not isinstance(vector, list):
+                shown = _plain(d)
+                raise EmbeddingError(
+                    f"expected an object with an int index and a list embedding in the data from {self.model}, "
+                    f"got {_cut(repr(shown))}"
+                )
+            items.append((index, vector))
+        # the API does not promise to answer in input order
+        items.sort(key=lambda item: item[0])
+        if [i for i, _ in items] != list(range(n)):
+            raise EmbeddingError(f"expected indices 0..{n - 1} from {self.model}, got {[i for i, _ in items][:10]}")
         try:
-            return np.array([d.embedding for d in data], dtype=np.float32)
+            return np.array([v for _, v in items], dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise EmbeddingError(f"expected numeric vectors from {self.model}, got {exc}") from exc
 
     def __repr__(self) -> str:
         return f"OpenAIEmbedder(model={self.model!r}, dims={self.dims}, base_url={str(self.client.base_url)!r})"
+
+
+def _cut(text: str, most: int = 120) -> str:
+    """``text`` on one line, cut at ``most`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= most else flat[:most] + "..."
+
+
+def _snippet(text: str | bytes, most: int = 120) -> str:
+    """A reply's start as a one-line quoted string."""
+    return repr(_cut(text.decode("utf-8", "replace") if isinstance(text, bytes) else text, most))
+
+
+def _plain(value: Any) -> Any:
+    """An sdk model as the dict that arrived (it keeps wrongly typed fields as they came)."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict(warnings=False) if callable(to_dict) else value
+
+
+def _api_message(exc: Any) -> str | None:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return _snippet(body["message"], most=500)
+    if isinstance(body, str) and body.strip():
+        return _snippet(body)
+    return None
+
+
+def _retried(exc: Any) -> bool:
+    """Whether the sdk retries this failure (its rule: 408, 409, 429, 5xx, or the server's x-should-retry)."""
+    response = getattr(exc, "response", None)
+    if response is None:
+        return True
+    hint = response.headers.get("x-should-retry")
+    if hint in ("true", "false"):
+        return hint == "true"
+    return response.status_code in (408, 409, 429) or response.status_code >= 500

@@ -41,4 +41,9 @@ class Command(SemsearchCommand):
             line = f"{reg.label} -> {col.name}: {result.pending:,} pending, about {result.est_tokens:,} tokens ({cost})"
             if not dry_run:
                 line += f"; embedded {result.embedded:,} in {result.batches} batches"
+            held = col.quarantined()
+            if held:
+                line += f"; {len(held):,} in quarantine (refused by the provider): " + ", ".join(
+                    k for k, _ in held[:10]
+                )
             self.stdout.write(line)

@@ -1,0 +1,168 @@
+"""Reliability: single keys in delete, concurrent upserts, sampling of partly embedded collections."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import numpy as np
+import pytest
+
+from semsearch import errors
+
+
+@pytest.fixture
+def col(db):
+    c = db.create_collection("c", dims=4, model="label", compression="none")
+    keys = ["d", "o", "c", "1", "doc1", "7"]
+    c.add(keys=keys, contents=[f"text {k}" for k in keys], embeddings=np.random.default_rng(0).normal(size=(6, 4)))
+    return c
+
+
+def _keys(col):
+    with col.db.connection() as conn:
+        return [r[0] for r in conn.execute(f"SELECT key FROM semsearch.{col.layout.table_name} ORDER BY key")]
+
+
+def test_delete_of_one_str_key_deletes_that_key_not_its_characters(col):
+    assert col.delete("doc1") == 1
+    assert _keys(col) == ["1", "7", "c", "d", "o"]
+    assert col.delete(7) == 1
+    assert col.delete("doc1") == 0
+    assert _keys(col) == ["1", "c", "d", "o"]
+
+
+def test_delete_of_a_list_still_deletes_each_key(col):
+    assert col.delete(["d", "o", 1, "nope"]) == 3
+    assert _keys(col) == ["7", "c", "doc1"]
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        (True, "expected a non-empty str or int key, got true"),
+        ([True], "expected a non-empty str or int key, got true at position 0"),
+        (["d", ""], "expected a non-empty str or int key, got '' at position 1"),
+        (["d", None], "got none at position 1"),
+        (["d", 1.5], "got 1.5 at position 1"),
+        (["d", "o\x00"], "nul"),
+        (["d", "o\ud800"], "lone surrogate"),
+        (b"doc1", "expected a key or a list of keys, got bytes"),
+        (None, "expected a key or a list of keys, got nonetype"),
+    ],
+)
+def test_delete_checks_keys_before_deleting_anything(col, keys, message):
+    before = _keys(col)
+    with pytest.raises(errors.InvalidInputError) as info:
+        col.delete(keys)
+    assert message in str(info.value).lower()
+    assert _keys(col) == before
+
+
+def _vector(text: str) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    v = np.random.default_rng(seed).normal(size=4)
+    return v / np.linalg.norm(v)
+
+
+def test_concurrent_upserts_of_the_same_keys_in_opposite_orders_do_not_deadlock(db):
+    col = db.create_collection("c", dims=4, model="label", compression="none")
+    keys = [f"k{i:02d}" for i in range(20)]
+    errors_seen: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def writer(name: str, order: list[str]) -> None:
+        try:
+            start.wait()
+            for batch in range(100):
+                contents = [f"{name} batch {batch} key {k}" for k in order]
+                col.add(
+                    keys=order,
+                    contents=contents,
+                    embeddings=np.array([_vector(c) for c in contents]),
+                    metadata=[{"writer": name, "batch": batch} for _ in order],
+                )
+        except BaseException as exc:  # the assertion below reports it
+            errors_seen.append(exc)
+
+    threads = [
+        threading.Thread(target=writer, args=("up", keys)),
+        threading.Thread(target=writer, args=("down", keys[::-1])),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert errors_seen == []
+    with db.connection() as conn:
+        rows = conn.execute("SELECT key, content, metadata, embedding::vector FROM semsearch.col_c ORDER BY key")
+        rows = rows.fetchall()
+    assert [r[0] for r in rows] == keys
+    for key, content, meta, vec in rows:
+        # every row is one writer's whole write: content, metadata and vector agree
+        assert content == f"{meta['writer']} batch {meta['batch']} key {key}"
+        np.testing.assert_allclose(vec.to_numpy(), _vector(content), atol=1e-6)
+    # the last commit was one writer's last batch, which wrote every row
+    [last] = {r[1].split(" key ")[0] for r in rows}
+    assert last in ("up batch 99", "down batch 99")
+
+
+def _fail_upserts(db, times: int, sqlstate: str) -> None:
+    """A real trigger that fails the next ``times`` upserts as a deadlock would (a sequence survives rollback)."""
+    with db.connection() as conn:
+        conn.execute("CREATE SEQUENCE semsearch.test_failures")
+        conn.execute(
+            "CREATE FUNCTION semsearch.test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF nextval('semsearch.test_failures') <= {int(times)} THEN "
+            f"RAISE EXCEPTION 'injected' USING ERRCODE = '{sqlstate}'; END IF; RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER test_fail BEFORE INSERT OR UPDATE ON semsearch.col_c "
+            "FOR EACH STATEMENT EXECUTE FUNCTION semsearch.test_fail()"
+        )
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])  # deadlock_detected, serialization_failure
+def test_an_upsert_that_deadlocks_once_is_retried(col, sqlstate):
+    _fail_upserts(col.db, 1, sqlstate)
+    got = col.add(keys=["d", "new"], contents=["changed d", "new row"], embeddings=np.ones((2, 4)))
+    assert (got.inserted, got.updated) == (1, 1)
+    assert _keys(col) == ["1", "7", "c", "d", "doc1", "new", "o"]
+
+
+def test_an_upsert_that_deadlocks_twice_raises_and_writes_nothing(col):
+    _fail_upserts(col.db, 2, "40P01")
+    with pytest.raises(errors.WriteConflictError, match="expected to write 2 rows to 'c', got a deadlock twice"):
+        col.add(keys=["d", "new"], contents=["changed d", "new row"], embeddings=np.ones((2, 4)))
+    assert _keys(col) == ["1", "7", "c", "d", "doc1", "o"]
+    with col.db.connection() as conn:
+        assert conn.execute("SELECT content FROM semsearch.col_c WHERE key = 'd'").fetchone()[0] == "text d"
+
+
+def test_evaluate_and_tune_sample_only_embedded_rows(db):
+    col = db.create_collection("c", dims=4, model="label", compression="none")
+    rng = np.random.default_rng(3)
+    col.add(
+        keys=[f"e{i}" for i in range(30)],
+        contents=[f"embedded {i}" for i in range(30)],
+        embeddings=rng.normal(size=(30, 4)),
+    )
+    # deferred rows wait for an embedder (none exists for a "label" model): their embedding is null
+    col.add(keys=[f"p{i}" for i in range(30)], contents=[f"pending {i}" for i in range(30)], defer=True)
+    assert col.pending() == 30
+    from semsearch.evaluate import query_vectors
+
+    ids, vectors = query_vectors(col, None, sample=60, seed=0)
+    assert sorted(ids) == sorted(f"e{i}" for i in range(30)) and vectors.shape == (30, 4)
+    report = col.evaluate(sample=20, k=5, repeat=1)
+    assert report.queries == 20 and report.recall == 1.0
+    assert col.tune(sample=20, k=5, target_recall=0.9).reached
+
+
+def test_sampling_a_collection_with_no_embedded_row_says_so(db):
+    col = db.create_collection("c", dims=4, model="label", compression="none")
+    col.add(keys=["p"], contents=["pending"], defer=True)
+    with pytest.raises(
+        errors.InvalidInputError, match="expected embedded rows to sample in 'c', got none of 1 row\\(s\\) embedded"
+    ):
+        col.evaluate(sample=5)
