@@ -21,6 +21,7 @@ from semsearch.embeddings import Embedder, embedder_for
 from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.filters import compile_filter
 from semsearch.results import SearchResult
+from semsearch.values import check_text
 
 if TYPE_CHECKING:
     from semsearch.backfill import BackfillResult
@@ -129,7 +130,8 @@ class Collection:
                 try:
                     with conn.transaction():
                         inserted, updated = ingest.copy_new(conn, self.layout, rows, vectors), 0
-                except psycopg.errors.UniqueViolation:
+                except (psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback):
+                    # a key already stored, or a deadlock with a writer outside semsearch: the upsert decides
                     pass
             if inserted < 0:
                 inserted, updated = ingest.write(conn, self.layout, rows, vectors)
@@ -456,11 +458,15 @@ class Collection:
             isinstance(ef_search, bool) or not isinstance(ef_search, int) or not 1 <= ef_search <= 1000
         ):
             raise InvalidInputError(f"expected ef_search between 1 and 1000, got {ef_search!r}")
-        if tenant is not None and not isinstance(tenant, str):
-            raise InvalidInputError(f"expected tenant as a str, got {type(tenant).__name__}")
+        if tenant is not None:
+            if not isinstance(tenant, str) or not tenant:
+                raise InvalidInputError(f"expected tenant as a non-empty str, got {tenant!r}")
+            check_text(tenant, "a tenant")
         filt = compile_filter(where)
-        if query is not None and (not isinstance(query, str) or not query.strip() or "\x00" in query):
-            raise InvalidInputError(f"expected a non-empty query text without nul characters, got {query!r}")
+        if query is not None:
+            if not isinstance(query, str) or not query.strip():
+                raise InvalidInputError(f"expected a non-empty query text, got {query!r}")
+            check_text(query, "a query text")
         qvec = None
         if mode != "text":
             if vector is not None:

@@ -18,6 +18,7 @@ from semsearch.embeddings import Embedder, default_dims
 from semsearch.errors import ConfigurationError
 from semsearch.plans import Plan
 from semsearch.schema import BUILD_SETTINGS, Layout, check_name, settings_sql
+from semsearch.values import check_text
 
 LOCAL_MODEL = "wordllama-l2-supercat"
 
@@ -58,6 +59,16 @@ def make_info(
     dims = dims if dims is not None else default_dims(model)
     if dims is None:
         raise ConfigurationError(f"expected dims= for model {model!r}, got none")
+    if isinstance(dims, bool) or not isinstance(dims, int):
+        raise ConfigurationError(f"expected dims as an int, got {dims!r}")
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigurationError(f"expected model as a non-empty str, got {model!r}")
+    check_text(model, "a model name")
+    if not isinstance(text_config, str) or not text_config:
+        raise ConfigurationError(
+            f"expected text_config as the name of a text search configuration, got {text_config!r}"
+        )
+    check_text(text_config, "a text_config")
     if compression is None:
         compression = "bit" if dims >= 1024 else "halfvec"
     if (

@@ -176,6 +176,10 @@ def _key_order(rows: Rows) -> list[int]:
     return sorted(range(len(rows.keys)), key=rows.keys.__getitem__)
 
 
+#: read by semsearch.reset_stale_embedding(): semsearch's own upsert in this transaction
+UPSERT_SETTING = sql.SQL("SELECT set_config('semsearch.upsert', 'on', true)")
+
+
 def write(
     conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: Sequence[np.ndarray | None]
 ) -> tuple[int, int]:
@@ -199,6 +203,9 @@ def write(
         ).format(stage, sql.SQL("vector({})").format(sql.Literal(layout.dims)))
     )
     conn.execute(sql.SQL("TRUNCATE {}").format(stage))
+    # this upsert sets each row's vector itself (the given one, the stored one for an
+    # unchanged text, or none): the stale-vector trigger is for other writers
+    conn.execute(UPSERT_SETTING)
     _copy(conn, stage, rows, vectors)
     # xmax = 0 marks a freshly inserted tuple; the WHERE skips rows that did not change
     upsert = sql.SQL(

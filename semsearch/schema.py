@@ -152,12 +152,22 @@ class Layout:
         ).format(self.table)
 
     def stale_trigger_sql(self) -> sql.Composed:
-        """A text changed by any writer (raw SQL included) loses its now-stale vector."""
+        """A text changed by any writer (raw SQL included) loses its now-stale vector.
+
+        The WHEN clause compares texts only: one comparing vectors needs pgvector's ``=``,
+        which a restore of ``pg_dump``'s output (empty search_path) cannot resolve. The
+        function (``semsearch.reset_stale_embedding``) keeps a vector the same statement
+        set, and leaves semsearch's own upserts alone: they set each row's vector themselves.
+        """
         return sql.SQL(
             "CREATE TRIGGER {name} BEFORE UPDATE OF content ON {table} FOR EACH ROW "
-            "WHEN (OLD.content IS DISTINCT FROM NEW.content AND OLD.embedding IS NOT DISTINCT FROM NEW.embedding) "
+            "WHEN (OLD.content IS DISTINCT FROM NEW.content) "
             "EXECUTE FUNCTION semsearch.reset_stale_embedding()"
-        ).format(name=sql.Identifier(self.table_name + "_stale"), table=self.table)
+        ).format(name=self.stale_trigger_name, table=self.table)
+
+    @property
+    def stale_trigger_name(self) -> sql.Identifier:
+        return sql.Identifier(self.table_name + "_stale")
 
     def secondary_indexes_sql(self) -> list[sql.Composed]:
         return [

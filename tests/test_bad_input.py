@@ -200,6 +200,23 @@ def test_compression_plans_the_dims_do_not_allow(db, dims, compression, storage,
         assert conn.execute("SELECT to_regclass('semsearch.col_c')").fetchone()[0] is None
 
 
+@pytest.mark.parametrize(
+    ("settings", "error", "message"),
+    [
+        ({"dims": True}, errors.ConfigurationError, "expected dims as an int, got True"),
+        ({"dims": "8"}, errors.ConfigurationError, "expected dims as an int"),
+        ({"text_config": 5}, errors.ConfigurationError, "expected text_config as the name"),
+        ({"text_config": "english\x00"}, errors.InvalidInputError, "a text_config"),
+        ({"text_config": "klingon"}, errors.ConfigurationError, "expected a text search configuration"),
+        ({"model": "a\x00b"}, errors.InvalidInputError, "a model name"),
+    ],
+)
+def test_collection_settings_of_the_wrong_type_are_refused(db, settings, error, message):
+    with pytest.raises(error, match=message):
+        db.create_collection("c", **{"dims": 8, "model": "label", **settings})
+    assert db.collections() == []
+
+
 def test_unknown_collection(db):
     with pytest.raises(errors.CollectionNotFoundError, match="unknown 'nope'"):
         db.collection("nope")
@@ -243,14 +260,15 @@ def test_query_text_with_a_lone_surrogate_is_refused_before_embedding(db, mode):
         col.search("caf\udce9", mode=mode)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="collection.search sends a text query to Postgres unchecked; the check belongs to the search "
-    "rewrite (semsearch.values.check_text), outside the reliability branch",
-)
-def test_text_query_with_a_lone_surrogate_is_refused(col):
+def test_text_query_and_tenant_with_a_lone_surrogate_or_nul_are_refused(col):
     with pytest.raises(errors.InvalidInputError, match="lone surrogate"):
         col.search("caf\udce9", mode="text")
+    for tenant in ("a\x00b", "caf\udce9", "", 5):
+        with pytest.raises(errors.InvalidInputError, match="tenant"):
+            col.search("cafe", mode="text", tenant=tenant)
+    for bad in ({"ef_search": True}, {"oversample": True}, {"oversample": "2"}):
+        with pytest.raises(errors.InvalidInputError):
+            col.search("cafe", **bad)
 
 
 def test_sql_function_rejects_bad_arguments_with_clear_messages(db, col):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -166,3 +167,90 @@ def test_sampling_a_collection_with_no_embedded_row_says_so(db):
         errors.InvalidInputError, match="expected embedded rows to sample in 'c', got none of 1 row\\(s\\) embedded"
     ):
         col.evaluate(sample=5)
+
+
+def test_a_new_text_with_a_vector_given_keeps_that_vector(db):
+    """0.1.0: the stale-vector trigger fired although add() gave the vector, leaving the row pending."""
+    col = db.create_collection("t", dims=4, model="label", compression="none")
+    v = np.array([[1.0, 0, 0, 0]])
+    col.add(["a"], ["Toy Story"], embeddings=v)
+    got = col.add(["a"], ["Toy Story (1995)"], embeddings=v)
+    assert got.updated == 1 and col.pending() == 0
+    assert col.search(vector=v[0], k=1).keys == ["a"]
+    with db.connection() as conn:
+        # any other writer changing the text loses the stale vector ...
+        conn.execute("UPDATE semsearch.col_t SET content = 'Toy Story 2' WHERE key = 'a'")
+        assert col.pending() == 1
+        # ... unless the same statement sets a new one
+        conn.execute("UPDATE semsearch.col_t SET content = 'Toy Story 3', embedding = '[0,1,0,0]' WHERE key = 'a'")
+    assert col.pending() == 0 and col.search(vector=[0, 1, 0, 0], k=1)[0].score == pytest.approx(1.0)
+
+
+def test_two_creators_of_one_collection_get_a_semsearch_error(db_url):
+    import semsearch
+
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def create() -> None:
+        with semsearch.connect(db_url) as db:
+            barrier.wait()
+            try:
+                db.create_collection("race", dims=8, model="label")
+                outcomes.append("created")
+            except errors.CollectionExistsError:
+                outcomes.append("exists")
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["created", "exists", "exists", "exists"]
+
+
+def test_rebuild_index_lets_searches_run_during_the_build(db):
+    rng = np.random.default_rng(5)
+    vecs = rng.normal(size=(4000, 256)).astype(np.float32)
+    col = db.create_collection("r", dims=256, model="label", compression="halfvec", autotune=False)
+    col.add_many({"key": i, "content": f"row {i}", "embedding": v} for i, v in enumerate(vecs))
+    done = threading.Event()
+    finished: list[tuple[float, str]] = []
+
+    def search_while_building() -> None:
+        while not done.is_set():
+            key = col.search(vector=vecs[7], k=1).keys[0]
+            finished.append((time.perf_counter(), key))
+
+    searcher = threading.Thread(target=search_while_building)
+    searcher.start()
+    builds = []
+    try:
+        for concurrently in (True, False):
+            started = time.perf_counter()
+            col.rebuild_index(concurrently=concurrently)
+            builds.append((started, time.perf_counter()))
+    finally:
+        done.set()
+        searcher.join()
+    assert {key for _, key in finished} == {"7"}
+    for started, ended in builds:
+        # 0.1.0 dropped the live index in the build's transaction: searches waited for the commit
+        during = [t for t, _ in finished if started + 0.05 < t < ended - 0.05]
+        assert len(during) >= 3, (ended - started, len(finished))
+    with db.connection() as conn:
+        names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'col_r'")}
+    assert "col_r_hnsw" in names and "col_r_hnsw_next" not in names
+
+
+def test_a_bulk_load_killed_before_its_index_build_gets_the_index_when_rerun(db):
+    col = db.create_collection("k", dims=8, model="label", compression="bit", autotune=False)
+    records = [{"key": i, "content": f"row {i}", "embedding": np.eye(8)[i % 8] + i / 1000} for i in range(300)]
+    col.add_many(records)
+    with db.connection() as conn:
+        # what a kill -9 between the load and the build leaves: the rows, no index
+        conn.execute("DROP INDEX semsearch.col_k_hnsw")
+    got = col.add_many(records)  # the documented resume: run the same load again
+    assert got.unchanged == 300
+    with db.connection() as conn:
+        assert conn.execute("SELECT to_regclass('semsearch.col_k_hnsw')").fetchone()[0] is not None

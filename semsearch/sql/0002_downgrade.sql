@@ -138,3 +138,6 @@ BEGIN
     RETURN true;
 END
 $fn$;
+
+CREATE OR REPLACE FUNCTION semsearch.reset_stale_embedding() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN NEW.embedding := NULL; RETURN NEW; END $$;

@@ -15,6 +15,21 @@ RETURN (
     WHERE jsonb_typeof(e.value) <> 'null'
 );
 
+-- A text changed by any writer loses its now-stale vector, unless the same statement set a
+-- new one or it is semsearch's own upsert (which sets each row's vector itself, and says so
+-- in semsearch.upsert for its transaction). Vectors compare as text: no operator lookup.
+CREATE OR REPLACE FUNCTION semsearch.reset_stale_embedding() RETURNS trigger
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    IF current_setting('semsearch.upsert', true) IS DISTINCT FROM 'on'
+       AND OLD.embedding::text IS NOT DISTINCT FROM NEW.embedding::text THEN
+        NEW.embedding := NULL;
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+
 -- The catalog row a search needs, checked: an unknown name, or functions made by
 -- another version of semsearch, stop here with a clear message.
 CREATE FUNCTION semsearch.collection_for_search(collection text)

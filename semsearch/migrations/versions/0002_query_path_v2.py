@@ -4,7 +4,9 @@ The catalog's ``ann_sql``/``exact_sql``/``text_sql``/``count_sql`` columns (SQL 
 ``semsearch.search()`` ran with EXECUTE: whoever could write the table could make
 another role's search run anything) are replaced by per-collection functions, made
 by DDL from semsearch/statements.py, and a ``statements_version`` checked on read.
-``autotune``/``tuned_rows`` record the automatic tuning after bulk loads.
+``autotune``/``tuned_rows`` record the automatic tuning after bulk loads. The stale-vector
+trigger compares texts only (0.1.0's compared vectors in its WHEN clause, which made
+pg_dump's output fail to restore) and leaves semsearch's own upserts alone.
 
 Upgrade builds each existing collection's functions with the statements of the
 library that runs it (they must equal what its Python searches run); a release that
@@ -57,6 +59,8 @@ def rebuild_functions() -> None:
         layout = Layout(name, dims=dims, storage=storage, plan=plan, text_config=text_config, table_name=table_name)
         for stmt in function_statements(layout):
             _run(stmt)
+        _run(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(layout.stale_trigger_name, layout.table))
+        _run(layout.stale_trigger_sql())
         _run(
             sql.SQL("UPDATE semsearch.collections SET statements_version = {} WHERE name = {}").format(
                 sql.Literal(STATEMENTS_VERSION), sql.Literal(name)
@@ -158,6 +162,16 @@ def downgrade() -> None:
         "DROP COLUMN tuned_rows, " + ", ".join(f"ADD COLUMN {c} text" for c in TEMPLATE_COLUMNS)
     )
     for name, table_name, dims, storage, compression, text_config in rows:
+        table = sql.Identifier("semsearch", table_name)
+        trigger = sql.Identifier(table_name + "_stale")
+        _run(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, table))
+        _run(
+            sql.SQL(
+                "CREATE TRIGGER {} BEFORE UPDATE OF content ON {} FOR EACH ROW "
+                "WHEN (OLD.content IS DISTINCT FROM NEW.content AND OLD.embedding IS NOT DISTINCT FROM NEW.embedding) "
+                "EXECUTE FUNCTION semsearch.reset_stale_embedding()"
+            ).format(trigger, table)
+        )
         values = _templates_0_1_0(table_name, dims, storage, compression, text_config)
         _run(
             sql.SQL("UPDATE semsearch.collections SET {} WHERE name = {}").format(
