@@ -51,6 +51,8 @@ class CollectionInfo:
     autotune: bool = True
     #: rows when it was last tuned (None: never)
     tuned_rows: int | None = None
+    #: writes and searches without a tenant are refused (and the table refuses rows without one)
+    tenant_required: bool = False
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> CollectionInfo:

@@ -150,6 +150,8 @@ def _current(url: str) -> str | None:
 @click.option("--storage", type=click.Choice(["vector", "halfvec"]), default="vector")
 @click.option("--m", "hnsw_m", type=int, default=16, show_default=True, help="HNSW links per node.")
 @click.option("--ef-construction", "hnsw_ef_construction", type=int, default=64, show_default=True)
+@click.option("--tenant-required", is_flag=True, help="Refuse writes and searches without a tenant.")
+@click.option("--no-autotune", "autotune", flag_value=False, default=True, help="Do not tune after bulk loads.")
 @click.pass_context
 def create(ctx: click.Context, name: str, **options: Any) -> None:
     """Create a collection.
@@ -249,6 +251,23 @@ def _search_call(ctx: click.Context, name: str, query: str | None, options: dict
             raise bad("--where", f"expected a JSON object, got {where_json!r}")
     vector = load_vector(vector_file) if vector_file is not None else None
     return _connect(ctx).collection(name), {"vector": vector, "where": where, **options}
+
+
+@main.command()
+@click.argument("role")
+@click.argument("name")
+@click.option("--write", is_flag=True, help="Also add, delete, backfill and tune.")
+@click.pass_context
+def grant(ctx: click.Context, role: str, name: str, write: bool) -> None:
+    """Grant ROLE exactly what searching collection NAME needs (or also writing it).
+
+    \b
+    Example:
+      semsearch grant web_reader docs
+      semsearch grant ingest_worker docs --write
+    """
+    _connect(ctx).grant(role, name, write=write)
+    click.echo(f"granted {role} {'search and write' if write else 'search'} on {name}")
 
 
 @main.command()

@@ -18,7 +18,7 @@ from semsearch import ingest
 from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, embedder_for
-from semsearch.errors import ConfigurationError, InvalidInputError
+from semsearch.errors import ConfigurationError, DatabaseError, InvalidInputError
 from semsearch.filters import compile_filter
 from semsearch.results import SearchResult
 from semsearch.values import check_text
@@ -115,6 +115,11 @@ class Collection:
     ) -> ingest.AddResult:
         """:meth:`add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert."""
         rows = ingest.check_rows(keys, contents, metadata, tenant)
+        if self.info.tenant_required and None in rows.tenants:
+            raise InvalidInputError(
+                f"expected a tenant for every row of collection {self.name!r} (tenant_required), "
+                f"got none at position {rows.tenants.index(None)}"
+            )
         embedded = reused = 0
         vectors: Sequence[np.ndarray | None]
         if embeddings is not None:
@@ -384,6 +389,12 @@ class Collection:
                 with self.db.connection() as conn:
                     rows = searching.execute(conn, p)
                 break
+            except psycopg.OperationalError as exc:
+                # connections the server closed (a restart, a failover, an idle timeout): a search
+                # only reads, so drop the dead ones from the pool and try once more
+                if attempt == 2:
+                    raise DatabaseError(f"expected the server to answer the search, got: {str(exc).strip()}") from None
+                self.db.pool.check()
             except (psycopg.errors.InvalidParameterValue, psycopg.errors.DataException) as exc:
                 # the name now points at another table (a model migration switched it):
                 # reload the catalog row and embed again, once
@@ -458,6 +469,8 @@ class Collection:
             isinstance(ef_search, bool) or not isinstance(ef_search, int) or not 1 <= ef_search <= 1000
         ):
             raise InvalidInputError(f"expected ef_search between 1 and 1000, got {ef_search!r}")
+        if tenant is None and self.info.tenant_required:
+            raise InvalidInputError(f"expected tenant= for collection {self.name!r} (tenant_required), got none")
         if tenant is not None:
             if not isinstance(tenant, str) or not tenant:
                 raise InvalidInputError(f"expected tenant as a non-empty str, got {tenant!r}")

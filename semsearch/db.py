@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -120,6 +121,7 @@ class Database:
         oversample: float | None = None,
         text_config: str = "english",
         autotune: bool = True,
+        tenant_required: bool = False,
     ) -> Collection:
         """Create a collection (its table, HNSW index on the compressed copy, catalog row).
 
@@ -130,6 +132,8 @@ class Database:
         ``storage="halfvec"`` keeps the full vectors at half precision. ``autotune``
         tunes the oversampling to recall@10 >= 0.99 after bulk loads and whenever the
         collection has grown 4x since (see :meth:`Collection.add_many`).
+        ``tenant_required`` refuses writes and searches without ``tenant=`` (Python, CLI and
+        the SQL functions; the table refuses rows without one from any writer).
 
         Example::
 
@@ -150,10 +154,10 @@ class Database:
             oversample=oversample,
             text_config=text_config,
             autotune=autotune,
+            tenant_required=tenant_required,
         )
-        with self.connection() as conn, conn.transaction():
-            # two creators of one name: the second waits here, then finds the first one's row
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('semsearch.ddl'), hashtext(%s))", [name])
+        # two creators of one name: the second waits for the lock, then finds the first one's row
+        with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
             exists = conn.execute("SELECT 1 FROM semsearch.collections WHERE name = %s", [name]).fetchone()
             if exists:
                 raise CollectionExistsError(f"expected a new collection name, got existing {name!r}")
@@ -236,6 +240,26 @@ class Database:
             self.replace_index(new, concurrently=concurrently, replan=True)
         return self.collection(name)
 
+    def grant(self, role: str, collection: str, *, write: bool = False) -> None:
+        """Grant ``role`` exactly what searching one collection needs (and writing it, with ``write``).
+
+        A role granted one collection is refused on another. Run as the owner of
+        semsearch's schema (or a superuser).
+
+        Example::
+
+            db.grant("web_reader", "docs")
+            db.grant("ingest_worker", "docs", write=True)
+        """
+        info = self._info(collection)
+        if not isinstance(role, str) or not role:
+            raise ConfigurationError(f"expected a role name, got {role!r}")
+        with self.connection() as conn, conn.transaction():
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone() is None:
+                raise ConfigurationError(f"expected an existing role, got unknown {role!r}")
+            for stmt in ddl.grant_statements(info, role, write=write):
+                conn.execute(stmt)
+
     def replace_index(self, info: CollectionInfo, *, concurrently: bool = True, replan: bool = False) -> None:
         """Build ``info``'s HNSW index next to the live one, then swap it in with the catalog and SQL functions.
 
@@ -276,7 +300,12 @@ class Database:
 @contextmanager
 def _ddl_lock(conn: psycopg.Connection, name: str) -> Iterator[None]:
     """One DDL change of a collection at a time: a second waits, then finds the first one's result."""
-    conn.execute("SELECT pg_advisory_lock(hashtext('semsearch.ddl'), hashtext(%s))", [name])
+    # polled, not waited for: a statement waiting on the lock would hold a snapshot, and the
+    # holder's CREATE INDEX CONCURRENTLY waits for every snapshot to end (a deadlock)
+    while not conn.execute("SELECT pg_try_advisory_lock(hashtext('semsearch.ddl'), hashtext(%s))", [name]).fetchone()[
+        0
+    ]:  # type: ignore[index]
+        time.sleep(0.2)
     try:
         yield
     finally:

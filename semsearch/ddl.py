@@ -37,6 +37,7 @@ def make_info(
     text_config: str = "english",
     table_name: str = "",
     autotune: bool = True,
+    tenant_required: bool = False,
 ) -> CollectionInfo:
     """Check a collection's settings and fill in defaults; nothing touches the database.
 
@@ -104,6 +105,7 @@ def make_info(
         text_config=text_config,
         table_name=layout.table_name,
         autotune=bool(autotune),
+        tenant_required=bool(tenant_required),
     )
 
 
@@ -116,6 +118,13 @@ def create_statements(info: CollectionInfo) -> list[sql.Composed]:
         stmts.append(storage)
     stmts += layout.secondary_indexes_sql()
     stmts.append(layout.stale_trigger_sql())
+    if info.tenant_required:
+        # every writer, raw SQL included
+        stmts.append(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (tenant IS NOT NULL)").format(
+                layout.table, sql.Identifier(layout.table_name + "_tenant_required")
+            )
+        )
     stmts.append(layout.hnsw_index_sql(m=info.hnsw_m, ef_construction=info.hnsw_ef_construction))
     stmts += statements.function_statements(layout)
     stmts.append(catalog.insert_statement(info))
@@ -158,6 +167,7 @@ def replan(
         text_config=info.text_config,
         table_name=info.table_name,
         autotune=info.autotune,
+        tenant_required=info.tenant_required,
     )
 
 
@@ -225,6 +235,34 @@ def unchanged(info: CollectionInfo, other: CollectionInfo) -> bool:
     """Whether two settings need the same index (so a change would rebuild nothing)."""
 
     def index_part(i: CollectionInfo) -> CollectionInfo:
-        return replace(i, oversample=0, ef_search=None, autotune=True, tuned_rows=None)
+        return replace(i, oversample=0, ef_search=None, autotune=True, tuned_rows=None, tenant_required=False)
 
     return index_part(info) == index_part(other)
+
+
+#: what tune() writes: a writer may change these columns of the catalog, and no other
+TUNING_COLUMNS = ("oversample", "ef_search", "tuning", "tuned_rows")
+
+
+def grant_statements(info: CollectionInfo, role: str, *, write: bool = False) -> list[sql.Composed]:
+    """Exactly what searching ``info``'s collection (or also writing it, with ``write``) needs.
+
+    A reader can search this collection and no other one; a writer can also add, delete,
+    backfill and tune it, and change the tuned columns of the catalog, never what a search
+    executes (see README, "Roles and privileges").
+    """
+    who = sql.Identifier(role)
+    table = info.layout.table
+    stmts = [
+        sql.SQL("GRANT USAGE ON SCHEMA semsearch TO {}").format(who),
+        sql.SQL("GRANT SELECT ON semsearch.alembic_version, semsearch.collections, {} TO {}").format(table, who),
+    ]
+    if write:
+        stmts += [
+            sql.SQL("GRANT INSERT, UPDATE, DELETE ON {} TO {}").format(table, who),
+            sql.SQL("GRANT UPDATE ({}) ON semsearch.collections TO {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, TUNING_COLUMNS)), who
+            ),
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON semsearch.quarantine TO {}").format(who),
+        ]
+    return stmts

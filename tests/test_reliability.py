@@ -254,3 +254,102 @@ def test_a_bulk_load_killed_before_its_index_build_gets_the_index_when_rerun(db)
     assert got.unchanged == 300
     with db.connection() as conn:
         assert conn.execute("SELECT to_regclass('semsearch.col_k_hnsw')").fetchone()[0] is not None
+
+
+def test_a_tenant_required_collection_refuses_writes_and_searches_without_one(db):
+    import psycopg
+
+    col = db.create_collection("t", dims=4, model="label", compression="none", tenant_required=True)
+    v = np.eye(4)
+    col.add(["a", "b"], ["apple", "banana"], embeddings=v[:2], tenant=["x", "y"])
+    with pytest.raises(errors.InvalidInputError, match="expected a tenant for every row"):
+        col.add(["c"], ["cherry"], embeddings=v[2:3])
+    with pytest.raises(errors.InvalidInputError, match="expected a tenant for every row"):
+        col.add(["c", "d"], ["cherry", "date"], embeddings=v[2:], tenant=["x", None])
+    for mode, kwargs in (("vector", {"vector": v[0]}), ("text", {"query": "apple"}), ("hybrid", {"query": "apple"})):
+        with pytest.raises(errors.InvalidInputError, match="expected tenant="):
+            col.search(mode=mode, k=2, **({"vector": v[0]} if mode == "hybrid" else {}), **kwargs)
+    assert col.search(vector=v[0], k=2, tenant="y").keys == ["b"]
+    assert col.count() == 2
+    with db.connection() as conn:
+        for stmt in (
+            "SELECT * FROM semsearch.search('t', '[1,0,0,0]', 2)",
+            "SELECT * FROM semsearch.text_search('t', 'apple', 2)",
+            "SELECT * FROM semsearch.hybrid_search('t', 'apple', '[1,0,0,0]', 2)",
+        ):
+            with pytest.raises(psycopg.errors.InvalidParameterValue, match="expected a tenant"):
+                conn.execute(stmt)
+        assert [r[0] for r in conn.execute("SELECT key FROM semsearch.search('t', '[1,0,0,0]', 2, tenant => 'x')")] == [
+            "a"
+        ]
+        # any writer: the table itself refuses a row without a tenant
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("INSERT INTO semsearch.col_t (key, content) VALUES ('z', 'zucchini')")
+
+
+def test_searches_survive_the_server_closing_every_pooled_connection(db_url):
+    """0.1.0: after a Postgres restart each pooled connection failed one call with a raw AdminShutdown."""
+    import psycopg
+
+    import semsearch
+
+    with semsearch.connect(db_url, max_connections=3) as db:
+        col = db.create_collection("r", dims=4, model="label", compression="none")
+        col.add(["a"], ["apple"], embeddings=np.eye(4)[:1])
+        with db.connection() as c1, db.connection() as c2:  # three connections in the pool
+            c1.execute("SELECT 1")
+            c2.execute("SELECT 1")
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+        assert killed >= 3
+        for _ in range(4):
+            assert col.search(vector=np.eye(4)[0], k=1).keys == ["a"]
+
+
+def test_alter_collection_works_with_a_pool_of_one(db_url):
+    """0.1.0 held one pooled connection while asking for another: 30 s, then PoolTimeout."""
+    import semsearch
+
+    with semsearch.connect(db_url, max_connections=1) as db:
+        db.create_collection("one", dims=8, model="label", compression="bit")
+        started = time.perf_counter()
+        col = db.alter_collection("one", compression="none", concurrently=True)
+        col = db.alter_collection("one", oversample=3)
+        assert col.info.compression == "none" and col.info.oversample == 3
+        col.rebuild_index()
+        assert time.perf_counter() - started < 10
+
+
+def test_concurrent_alters_of_one_collection_leave_one_consistent_index(db_url):
+    """0.1.0: two alter_collection at once failed and left an orphan _hnsw_next index."""
+    import semsearch
+
+    rng = np.random.default_rng(6)
+    with semsearch.connect(db_url) as db:
+        col = db.create_collection("a", dims=64, model="label", compression="bit", autotune=False)
+        col.add_many({"key": i, "content": f"r{i}", "embedding": v} for i, v in enumerate(rng.normal(size=(2000, 64))))
+    failures: list[Exception] = []
+
+    def alter(plan: str) -> None:
+        try:
+            with semsearch.connect(db_url) as db:
+                db.alter_collection("a", compression=plan)
+        except Exception as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=alter, args=(plan,)) for plan in ("halfvec", "mrl:32", "none")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    with semsearch.connect(db_url) as db, db.connection() as conn:
+        info = db.collection("a").info
+        indexes = dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'col_a_hnsw%'"))
+        assert list(indexes) == ["col_a_hnsw"]
+        expected = info.layout.hnsw_index_sql(m=info.hnsw_m, ef_construction=info.hnsw_ef_construction)
+        assert info.layout.plan.opclass(info.layout.storage).as_string(None) in indexes["col_a_hnsw"]
+        assert "hnsw" in expected.as_string(conn)

@@ -141,3 +141,38 @@ $fn$;
 
 CREATE OR REPLACE FUNCTION semsearch.reset_stale_embedding() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN NEW.embedding := NULL; RETURN NEW; END $$;
+
+CREATE OR REPLACE FUNCTION semsearch.hybrid_search(
+    collection text,
+    query_text text,
+    query vector,
+    k integer DEFAULT 10,
+    vector_weight real DEFAULT 1,
+    text_weight real DEFAULT 1,
+    rrf_k integer DEFAULT 60,
+    candidates integer DEFAULT NULL,
+    filter jsonb DEFAULT NULL,
+    filter_path jsonpath DEFAULT NULL,
+    filter_vars jsonb DEFAULT NULL,
+    tenant text DEFAULT NULL
+) RETURNS SETOF semsearch.hit
+LANGUAGE sql
+AS $fn$
+    -- reciprocal-rank fusion: each list contributes weight / (rrf_k + rank)
+    WITH n AS (SELECT greatest(coalesce(candidates, 0), k * 4, 40) AS n),
+    v AS (
+        SELECT h.*, row_number() OVER () AS r
+        FROM n, semsearch.search(collection, query, n.n, filter => filter, filter_path => filter_path,
+                                 filter_vars => filter_vars, tenant => tenant) h
+    ),
+    t AS (
+        SELECT h.*, row_number() OVER () AS r
+        FROM n, semsearch.text_search(collection, query_text, n.n, filter, filter_path, filter_vars, tenant) h
+    )
+    SELECT coalesce(v.key, t.key), coalesce(v.content, t.content),
+           (coalesce(vector_weight / (rrf_k + v.r), 0) + coalesce(text_weight / (rrf_k + t.r), 0))::float8 AS score,
+           coalesce(v.metadata, t.metadata)
+    FROM v FULL JOIN t ON v.key = t.key
+    ORDER BY score DESC, coalesce(v.r, 1e9), coalesce(t.r, 1e9)
+    LIMIT k
+$fn$;

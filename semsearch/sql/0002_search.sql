@@ -30,9 +30,9 @@ BEGIN
 END
 $fn$;
 
--- The catalog row a search needs, checked: an unknown name, or functions made by
--- another version of semsearch, stop here with a clear message.
-CREATE FUNCTION semsearch.collection_for_search(collection text)
+-- The catalog row a search needs, checked: an unknown name, functions made by another
+-- version of semsearch, or no tenant where one is required stop here with a clear message.
+CREATE FUNCTION semsearch.collection_for_search(collection text, tenant text)
 RETURNS semsearch.collections
 LANGUAGE plpgsql STABLE
 AS $fn$
@@ -46,6 +46,10 @@ BEGIN
     IF c.statements_version IS DISTINCT FROM 2 THEN
         RAISE EXCEPTION 'expected collection % at statements version 2, got %: run `semsearch db upgrade`',
             quote_literal(collection), c.statements_version USING ERRCODE = '55000';
+    END IF;
+    IF c.tenant_required AND tenant IS NULL THEN
+        RAISE EXCEPTION 'expected a tenant for collection % (created with tenant_required), got none',
+            quote_literal(collection) USING ERRCODE = '22023';
     END IF;
     RETURN c;
 END
@@ -84,7 +88,7 @@ BEGIN
     IF ef_search IS NOT NULL AND (ef_search < 1 OR ef_search > 1000) THEN
         RAISE EXCEPTION 'expected ef_search between 1 and 1000, got %', ef_search USING ERRCODE = '22023';
     END IF;
-    c := semsearch.collection_for_search(collection);
+    c := semsearch.collection_for_search(collection, tenant);
     IF query IS NULL OR vector_dims(query) <> c.dims THEN
         RAISE EXCEPTION 'expected a query vector of % dims, got %', c.dims, vector_dims(query)
             USING ERRCODE = '22023';
@@ -156,7 +160,7 @@ BEGIN
     IF k IS NULL OR k < 1 OR k > 10000 THEN
         RAISE EXCEPTION 'expected k between 1 and 10000, got %', k USING ERRCODE = '22023';
     END IF;
-    c := semsearch.collection_for_search(collection);
+    c := semsearch.collection_for_search(collection, tenant);
     RETURN QUERY EXECUTE format('SELECT * FROM semsearch.%I($1, $2, $3)', c.table_name || '_text')
         USING coalesce(query_text, ''), k, semsearch.filter_spec(filter, filter_path, filter_vars, tenant);
 END
@@ -193,6 +197,42 @@ BEGIN
         EXECUTE format('DROP FUNCTION %s', fn);
     END LOOP;
 END
+$fn$;
+
+CREATE OR REPLACE FUNCTION semsearch.hybrid_search(
+    collection text,
+    query_text text,
+    query vector,
+    k integer DEFAULT 10,
+    vector_weight real DEFAULT 1,
+    text_weight real DEFAULT 1,
+    rrf_k integer DEFAULT 60,
+    candidates integer DEFAULT NULL,
+    filter jsonb DEFAULT NULL,
+    filter_path jsonpath DEFAULT NULL,
+    filter_vars jsonb DEFAULT NULL,
+    tenant text DEFAULT NULL
+) RETURNS SETOF semsearch.hit
+LANGUAGE sql
+AS $fn$
+    -- reciprocal-rank fusion: each list contributes weight / (rrf_k + rank); each list is at
+    -- most 10,000 rows (0.1.0 asked for k * 4 and failed from k = 2,501 with a message about 4k)
+    WITH n AS (SELECT least(10000, greatest(coalesce(candidates, 0), k * 4, 40)) AS n),
+    v AS (
+        SELECT h.*, row_number() OVER () AS r
+        FROM n, semsearch.search(collection, query, n.n, filter => filter, filter_path => filter_path,
+                                 filter_vars => filter_vars, tenant => tenant) h
+    ),
+    t AS (
+        SELECT h.*, row_number() OVER () AS r
+        FROM n, semsearch.text_search(collection, query_text, n.n, filter, filter_path, filter_vars, tenant) h
+    )
+    SELECT coalesce(v.key, t.key), coalesce(v.content, t.content),
+           (coalesce(vector_weight / (rrf_k + v.r), 0) + coalesce(text_weight / (rrf_k + t.r), 0))::float8 AS score,
+           coalesce(v.metadata, t.metadata)
+    FROM v FULL JOIN t ON v.key = t.key
+    ORDER BY score DESC, coalesce(v.r, 1e9), coalesce(t.r, 1e9)
+    LIMIT k
 $fn$;
 
 COMMENT ON FUNCTION semsearch.search IS

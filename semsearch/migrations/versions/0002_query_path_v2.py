@@ -4,7 +4,8 @@ The catalog's ``ann_sql``/``exact_sql``/``text_sql``/``count_sql`` columns (SQL 
 ``semsearch.search()`` ran with EXECUTE: whoever could write the table could make
 another role's search run anything) are replaced by per-collection functions, made
 by DDL from semsearch/statements.py, and a ``statements_version`` checked on read.
-``autotune``/``tuned_rows`` record the automatic tuning after bulk loads. The stale-vector
+``autotune``/``tuned_rows`` record the automatic tuning after bulk loads; ``tenant_required``
+refuses writes and searches without a tenant. The stale-vector
 trigger compares texts only (0.1.0's compared vectors in its WHEN clause, which made
 pg_dump's output fail to restore) and leaves semsearch's own upserts alone.
 
@@ -75,6 +76,7 @@ def upgrade() -> None:
         + ", ADD COLUMN statements_version integer"
         + ", ADD COLUMN autotune boolean NOT NULL DEFAULT true"
         + ", ADD COLUMN tuned_rows bigint"
+        + ", ADD COLUMN tenant_required boolean NOT NULL DEFAULT false"
     )
     op.execute(
         "COMMENT ON TABLE semsearch.collections IS "
@@ -156,10 +158,11 @@ def downgrade() -> None:
     rows = _collections()
     for _, table_name, *_ in rows:
         _run(sql.SQL("SELECT semsearch.drop_collection_functions({})").format(sql.Literal(table_name)))
-    op.execute("DROP FUNCTION semsearch.collection_for_search(text)")
+    op.execute("DROP FUNCTION semsearch.collection_for_search(text, text)")
     op.execute(
         "ALTER TABLE semsearch.collections DROP COLUMN statements_version, DROP COLUMN autotune, "
-        "DROP COLUMN tuned_rows, " + ", ".join(f"ADD COLUMN {c} text" for c in TEMPLATE_COLUMNS)
+        "DROP COLUMN tuned_rows, DROP COLUMN tenant_required, "
+        + ", ".join(f"ADD COLUMN {c} text" for c in TEMPLATE_COLUMNS)
     )
     for name, table_name, dims, storage, compression, text_config in rows:
         table = sql.Identifier("semsearch", table_name)
