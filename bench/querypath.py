@@ -10,7 +10,9 @@ at the first value of a sweep reaching recall@10 0.99, ``ORDER BY embedding <=> 
 10`` prepared, numpy vectors in binary); (a) ``col.search(vector=q, k=10)`` on a default
 collection filled by ``add_many``; (b) ``SELECT * FROM semsearch.search(name, $2, 10)``,
 prepared, binary. Both tables are vacuumed and read into the OS page cache, every query
-runs once untimed, then each query runs on the three in turn, the first rotating.
+runs once untimed; then the three take turns, one query each, the first rotating, each
+a third of the queries apart (the same query back to back would run the second on the
+pages the first just read into shared buffers; ``--same-query`` does that anyway).
 
 Only the public API (connect, create_collection, add_many, search, db.url,
 semsearch.search in SQL) and the Postgres catalogs are used, so any library version can
@@ -22,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ import harness as hz
 import numpy as np
 import psycopg
 from psycopg import sql
+from run import library_state
 from tqdm import tqdm
 
 import semsearch
@@ -61,21 +63,6 @@ Runner = Callable[[np.ndarray], list[int]]
 
 def log(msg: str) -> None:
     tqdm.write(time.strftime("%H:%M:%S ") + msg)
-
-
-def library() -> dict[str, Any]:
-    """Which semsearch was measured: version and the git state of the tree it was imported from."""
-    where = Path(semsearch.__file__).resolve().parents[1]
-
-    def git(*a: str) -> str:
-        return subprocess.run(["git", "-C", str(where), *a], capture_output=True, text=True).stdout.strip()
-
-    try:
-        version = metadata.version("semsearch")
-    except metadata.PackageNotFoundError:
-        version = getattr(semsearch, "__version__", None)
-    dirty = bool(git("status", "--porcelain", "--", "semsearch"))
-    return {"version": version, "file": semsearch.__file__, "git_sha": git("rev-parse", "HEAD"), "dirty": dirty}
 
 
 def semsearch_load(db: semsearch.Database, name: str, vs: benchdata.VectorSet, model: str) -> tuple[Any, dict]:
@@ -158,33 +145,44 @@ def rotate(items: tuple[str, ...], j: int) -> tuple[str, ...]:
     return items[j % len(items) :] + items[: j % len(items)]
 
 
-def interleave(run: dict[str, Runner], queries: np.ndarray, truth: np.ndarray, rounds: int, block: int) -> dict:
-    """Each query on each contender, the first of the three rotating (after one untimed
-    pass); then, if ``block``, blocks of ``block`` queries in a row per contender."""
-    lat: dict[str, list[float]] = {n: [] for n in NAMES}
-    first: dict[str, list[float]] = {n: [] for n in NAMES}
-    blocked: dict[str, list[float]] = {n: [] for n in NAMES}
-    found: dict[str, list[list[int]]] = {n: [] for n in NAMES}
+def shifts(names: tuple[str, ...], n: int, same_query: bool) -> dict[str, int]:
+    """Where each contender starts in the queries: a third apart, so that no two run the same
+    query back to back (the second would find the first one's pages in shared buffers)."""
+    return {name: 0 if same_query else k * -(-n // len(names)) for k, name in enumerate(names)}
 
-    def timed(name: str, q: np.ndarray) -> float:
+
+def interleave(
+    run: dict[str, Runner], queries: np.ndarray, truth: np.ndarray, rounds: int, block: int, same_query: bool
+) -> dict:
+    """One query per contender per step, the first of the three rotating, each contender
+    through every query per round (after one untimed round); then, if ``block``, blocks of
+    ``block`` queries in a row per contender, the blocks rotating."""
+    n = len(queries)
+    shift = shifts(NAMES, n, same_query)
+    lat: dict[str, list[float]] = {x: [] for x in NAMES}
+    first: dict[str, list[float]] = {x: [] for x in NAMES}
+    blocked: dict[str, list[float]] = {x: [] for x in NAMES}
+    found: dict[str, list[Any]] = {x: [None] * n for x in NAMES}
+
+    def timed(name: str, j: int) -> float:
+        i = (j + shift[name]) % n
         t0 = time.perf_counter()
-        got = run[name](q)
+        got = run[name](queries[i])
         dt = time.perf_counter() - t0
-        if len(found[name]) < len(queries):
-            found[name].append(got)
+        found[name][i] = found[name][i] or got
         return dt
 
-    for j, q in enumerate(tqdm(queries, desc="  warm-up", leave=False)):
+    for j in tqdm(range(n), desc="  warm-up", leave=False):
         for name in rotate(NAMES, j):
-            run[name](q)
-    for j in tqdm(range(rounds * len(queries)), desc=f"  {rounds} rounds", leave=False):
+            run[name](queries[(j + shift[name]) % n])
+    for j in tqdm(range(rounds * n), desc=f"  {rounds} rounds", leave=False):
         for pos, name in enumerate(rotate(NAMES, j)):
-            lat[name].append(timed(name, queries[j % len(queries)]))
+            lat[name].append(timed(name, j))
             if pos == 0:
                 first[name].append(lat[name][-1])
-    for s, start in enumerate(range(0, len(queries), block) if block else []):
+    for s, start in enumerate(range(0, n, block) if block else []):
         for name in rotate(NAMES, s):
-            blocked[name] += [timed(name, q) for q in queries[start : start + block]]
+            blocked[name] += [timed(name, j) for j in range(start, min(start + block, n))]
     ms = lambda x, p: round(float(np.percentile(x, p)) * 1e3, 3) if x else None  # noqa: E731
     out = {
         n: {
@@ -224,22 +222,27 @@ def explain_one(col: Any, conn: psycopg.Connection, name: str, q: np.ndarray) ->
     return "col.explain()", str(text), str(plan)
 
 
-def profile(db: semsearch.Database, col: Any, name: str, run: dict[str, Runner], queries: np.ndarray) -> dict:
+def profile(
+    db: semsearch.Database, col: Any, name: str, run: dict[str, Runner], queries: np.ndarray, same_query: bool
+) -> dict:
     """Split col.search() into client Python, round trip, server planning and execution:
-    per query (a), (b) and the EXPLAIN in rotating order; per-query differences, then medians."""
-    t: dict[str, list[float]] = {"a": [], "b": [], "planning": [], "execution": []}
+    (a), (b) and the EXPLAIN interleaved as in the timed rounds; per-query differences, then medians."""
+    steps, n = ("a", "b", "explain"), len(queries)
+    shift = shifts(steps, n, same_query)
+    t = {x: np.zeros(n) for x in ("a", "b", "planning", "execution")}
     with db.connection() as conn:
-        for j, q in enumerate(queries):
-            for step in rotate(("a", "b", "explain"), j):
+        for j in range(n):
+            for step in rotate(steps, j):
+                i = (j + shift[step]) % n
                 if step == "explain":
-                    sample = explain_one(col, conn, name, q)
+                    sample = explain_one(col, conn, name, queries[i])
                     for part in ("planning", "execution"):
                         m = re.search(rf"{part} Time[\"']?:\s*([\d.]+)", sample[2], re.IGNORECASE)
-                        t[part].append(float(m.group(1)) if m else 0.0)
+                        t[part][i] = float(m.group(1)) if m else 0.0
                 else:
                     t0 = time.perf_counter()
-                    run[step](q)
-                    t[step].append((time.perf_counter() - t0) * 1e3)
+                    run[step](queries[i])
+                    t[step][i] = (time.perf_counter() - t0) * 1e3
     server = np.add(t["planning"], t["execution"])
     med = lambda x: round(float(np.median(x)), 3)  # noqa: E731
     out: dict[str, Any] = {
@@ -305,7 +308,7 @@ def bench(vs: benchdata.VectorSet, args: argparse.Namespace, res: dict[str, Any]
     out["baseline_ef_search"] = int(best["knob"])
     set_ef(conns["baseline"], out["baseline_ef_search"])
     log(f"[{vs.name}] interleaved: {qn} queries x {args.rounds} rounds, baseline ef_search {best['knob']:g}")
-    out["contenders"] = c = interleave(run, queries, truth, args.rounds, args.block)
+    out["contenders"] = c = interleave(run, queries, truth, args.rounds, args.block, args.same_query)
     ra.update({f"p50_{x}_over_baseline": c[x]["p50_ratio"] for x in ("a", "b")})
     for x in NAMES:
         log(f"  {c[x]['label']:<50} recall {c[x]['recall']:.4f} p50 {c[x]['p50_ms']:.3f} p95 {c[x]['p95_ms']:.3f}")
@@ -314,7 +317,7 @@ def bench(vs: benchdata.VectorSet, args: argparse.Namespace, res: dict[str, Any]
     }
     if args.profile:
         log(f"[{vs.name}] profile of col.search, {min(200, qn)} queries")
-        out["profile"] = profile(db, col, vs.name, run, queries[:200])
+        out["profile"] = profile(db, col, vs.name, run, queries[:200], args.same_query)
     for conn in conns.values():
         conn.close()
     db.close()
@@ -329,13 +332,19 @@ def markdown(res: dict[str, Any]) -> str:
         "# Query path: semsearch vs pgvector by hand",
         "",
         f"`{res['command']}` ({res['started']}, {res['elapsed_s'] / 60:.1f} min). semsearch {lib['version']} at "
-        f"`{lib['git_sha'][:12]}`{' + uncommitted changes' if lib['dirty'] else ''}; {m.get('cpu')}, "
+        f"`{lib['head']}`{' + uncommitted changes' if lib['library_uncommitted_files'] else ''} (source sha1 "
+        f"`{lib['source_sha1']}`); {m.get('cpu')}, "
         f"{m.get('nproc')} cores, {m.get('mem_gib')} GiB, load {' '.join(m.get('loadavg_at_start', []))} at start; "
         f"{m['postgres'].split(' on ')[0]}, pgvector {m['pgvector']}, "
         f"shared_buffers {m['settings']['shared_buffers']}.",
         "",
-        "p50/p95: per-query interleaved calls (first of the three rotating), warm cache. *when first*: p50 of "
-        "the calls that ran first for their query. *blocked*: one more pass, blocks of "
+        "p50/p95: interleaved, one call per contender per step, the first of the three rotating, warm cache; "
+        + (
+            "the three run the same query back to back (`--same-query`). "
+            if res["config"]["same_query"] == "True"
+            else "each contender a third of the queries ahead of the next, so none runs a query another just ran. "
+        )
+        + "*when first*: p50 of the calls that opened their step. *blocked*: one more pass, blocks of "
         f"{res['config']['block']} queries in a row per contender, blocks rotating.",
     ]
     for ds, r in res["datasets"].items():
@@ -406,8 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=int, help="also the synthetic scale set of N rows (250000 full, 50000 quick)")
     ap.add_argument("--profile", action="store_true", help="split the time of col.search")
     ap.add_argument("--queries", type=int, default=1000, help="held-out queries per data set (at most 1000)")
-    ap.add_argument("--rounds", type=int, default=3, help="timed interleaved passes over the queries")
+    ap.add_argument("--rounds", type=int, default=5, help="timed interleaved passes over the queries")
     ap.add_argument("--block", type=int, default=100, help="queries in a row per contender, blocked pass (0: none)")
+    ap.add_argument("--same-query", action="store_true", help="the three run the same query back to back")
     ap.add_argument("--model", default="text-embedding-3-small", help="the collection's model label")
     ap.add_argument("--build-memory", default="4GB", help="maintenance_work_mem of the baseline's build")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "querypath")
@@ -417,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {
         "command": "python bench/querypath.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "library": library(),
+        "library": dict(library_state(), version=metadata.version("semsearch")),
         "config": {k: str(v) for k, v in vars(args).items()},
         "datasets": {},
     }
