@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,8 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 #: queries run untimed before each timed setting (plans cached, pages touched)
 WARMUP = 10
+#: pgvector's name for the HNSW build's main phase (B-tree's is "... loading tuples in tree")
+HNSW_BUILD_PHASE = "building index: loading tuples"
 
 Search = Callable[[np.ndarray, Any], list[int]]
 
@@ -104,6 +107,54 @@ def timed_build(db: semsearch.Database, ddl: sql.Composable, *, memory: str) -> 
         finally:
             conn.remove_notice_handler(handler)
     return Build(round(seconds, 3), memory, notices)
+
+
+class BuildWatch(threading.Thread):
+    """Every index build in the database while it runs, polled from its own connection:
+    table, phases and seconds (to within one poll). Times builds a library runs inside
+    its own calls (``add_many``) without hooking into it; HNSW ones have HNSW_BUILD_PHASE."""
+
+    QUERY = (
+        "SELECT pid, relid::regclass::text, command, phase FROM pg_stat_progress_create_index "
+        "WHERE datname = current_database()"
+    )
+
+    def __init__(self, url: str, every: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.conn, self.every, self.done = psycopg.connect(url, autocommit=True), every, threading.Event()
+        self.open: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.builds: list[dict[str, Any]] = []
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            now, seen = time.perf_counter(), set()
+            for pid, table, command, phase in self.conn.execute(self.QUERY).fetchall():
+                key = (pid, table, command)
+                seen.add(key)
+                ep = self.open.get(key)
+                if ep is not None and phase.endswith("initializing") and ep["phases"][-1] != phase:
+                    self.close(key, now)  # the next build by the same backend on the same table
+                    ep = None
+                if ep is None:
+                    ep = self.open[key] = {"table": table, "command": command, "start": now, "phases": []}
+                if not ep["phases"] or ep["phases"][-1] != phase:
+                    ep["phases"].append(phase)
+            for key in set(self.open) - seen:
+                self.close(key, now)
+            time.sleep(self.every)
+
+    def close(self, key: tuple[Any, ...], now: float) -> None:
+        ep = self.open.pop(key)
+        ep["seconds"] = round(now - ep.pop("start"), 3)
+        self.builds.append(ep)
+
+    def finish(self) -> list[dict[str, Any]]:
+        self.done.set()
+        self.join()
+        for key in list(self.open):
+            self.close(key, time.perf_counter())
+        self.conn.close()
+        return self.builds
 
 
 def sizes(db: semsearch.Database, table: str, index: str | None) -> dict[str, int]:
