@@ -216,6 +216,16 @@ def test_search_view_returns_the_expected_top_result(site: str) -> None:
     assert browser.get("/search/", {"q": "tea", "mode": "telepathy", "format": "json"}).status_code == 400
 
 
+def test_the_example_is_safe_to_copy(site: str, example_settings: Any) -> None:
+    """0.1.0's example shipped DEBUG=True: a %00 in a query showed Django's technical 500 page."""
+    assert example_settings.DEBUG is False and "insecure" not in example_settings.SECRET_KEY
+    _load_articles()
+    got = Client().get("/search/?q=%00")
+    body = got.content.decode()
+    assert got.status_code == 400 and "nul" in body
+    assert "Traceback" not in body and "SECRET_KEY" not in body and "settings" not in body.lower()
+
+
 # --- commands ----------------------------------------------------------------------
 
 

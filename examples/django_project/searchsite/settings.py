@@ -6,13 +6,16 @@ Postgres (database ``django_example``), so the project runs with no setup at all
 """
 
 import os
+import secrets
 from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-semsearch-example-only")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+# Safe to copy: debug pages (tracebacks, settings) only when asked for with DJANGO_DEBUG=1,
+# and no secret in the source (a fresh one per process unless DJANGO_SECRET_KEY is set)
+DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]  # testserver: Django's test client
 
 INSTALLED_APPS = ["semsearch.django", "articles"]
