@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import psycopg
@@ -18,7 +18,7 @@ from semsearch import ingest
 from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, embedder_for
-from semsearch.errors import ConfigurationError, DatabaseError, InvalidInputError
+from semsearch.errors import CollectionNotFoundError, ConfigurationError, DatabaseError, InvalidInputError
 from semsearch.filters import compile_filter
 from semsearch.results import SearchResult
 from semsearch.values import check_text
@@ -26,6 +26,11 @@ from semsearch.values import check_text
 if TYPE_CHECKING:
     from semsearch.backfill import BackfillResult
     from semsearch.db import Database
+
+
+T = TypeVar("T")
+#: how long a handle trusts its catalog row before a search re-reads it (in the same round trip)
+CATALOG_CHECK_SECONDS = 1.0
 
 
 class Collection:
@@ -46,6 +51,7 @@ class Collection:
         self.layout = info.layout
         self._embedder = embedder
         self._own_embedder = embedder is not None
+        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
 
     @property
     def name(self) -> str:
@@ -120,14 +126,24 @@ class Collection:
                 f"expected a tenant for every row of collection {self.name!r} (tenant_required), "
                 f"got none at position {rows.tenants.index(None)}"
             )
-        embedded = reused = 0
-        vectors: Sequence[np.ndarray | None]
-        if embeddings is not None:
-            vectors = list(ingest.check_vectors(embeddings, n=len(rows.keys), dims=self.dims))
-        else:
-            vectors, embedded, reused = self._embed_missing(rows, defer=defer)
         if not rows.keys:
             return ingest.AddResult(0, 0, 0)
+
+        def embed_and_write() -> ingest.AddResult:
+            # run again in full after a model switch: the vectors must be the live model's
+            embedded = reused = 0
+            vectors: Sequence[np.ndarray | None]
+            if embeddings is not None:
+                vectors = list(ingest.check_vectors(embeddings, n=len(rows.keys), dims=self.dims))
+            else:
+                vectors, embedded, reused = self._embed_missing(rows, defer=defer)
+            inserted, updated = self._write(rows, vectors, copy_first=copy_first)
+            unchanged = len(rows.keys) - inserted - updated
+            return ingest.AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
+
+        return self._following_switches(embed_and_write)
+
+    def _write(self, rows: ingest.Rows, vectors: Sequence[np.ndarray | None], *, copy_first: bool) -> tuple[int, int]:
         with self.db.connection() as conn, conn.transaction():
             inserted = updated = -1
             if copy_first:
@@ -140,8 +156,17 @@ class Collection:
                     pass
             if inserted < 0:
                 inserted, updated = ingest.write(conn, self.layout, rows, vectors)
-        unchanged = len(rows.keys) - inserted - updated
-        return ingest.AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
+        return inserted, updated
+
+    def _following_switches(self, write: Callable[[], T]) -> T:
+        """Run a write; if migrate-model switched this collection to another table meanwhile, reload and rerun it."""
+        try:
+            return write()
+        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+            if "switched out by migrate-model" not in str(exc):
+                raise
+            self._reload()
+            return write()
 
     def _embed_missing(self, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
         hashes = rows.hashes()
@@ -348,9 +373,13 @@ class Collection:
         # and an upsert of overlapping keys wait for each other instead of deadlocking
         stmt = sql.SQL(
             'DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE key = ANY(%s) ORDER BY key COLLATE "C" FOR UPDATE)'
-        ).format(t=self.layout.table)
-        with self.db.connection() as conn:
-            return conn.execute(stmt, [keys_s]).rowcount
+        )
+
+        def delete() -> int:
+            with self.db.connection() as conn:
+                return conn.execute(stmt.format(t=self.layout.table), [keys_s]).rowcount
+
+        return self._following_switches(delete)
 
     def search(
         self,
@@ -383,25 +412,30 @@ class Collection:
             col.search("sleepy hollow", mode="hybrid", tenant="acme")
         """
         request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3):
             p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
+            # is this handle's catalog row still the name's? Checked in the same round trip: always
+            # when the SQL functions (which go by name) run, else at most once a second
+            check = self.name if (p.fallback is None or time.monotonic() > self._checked_until) else None
             try:
                 with self.db.connection() as conn:
-                    rows = searching.execute(conn, p)
-                break
+                    rows, table = searching.execute(conn, p, check=check)
             except psycopg.OperationalError as exc:
                 # connections the server closed (a restart, a failover, an idle timeout): a search
                 # only reads, so drop the dead ones from the pool and try once more
-                if attempt == 2:
+                if attempt > 1:
                     raise DatabaseError(f"expected the server to answer the search, got: {str(exc).strip()}") from None
                 self.db.pool.check()
-            except (psycopg.errors.InvalidParameterValue, psycopg.errors.DataException) as exc:
-                # the name now points at another table (a model migration switched it):
-                # reload the catalog row and embed again, once
-                if attempt == 2 or vector is not None or ("dimensions" not in str(exc) and "dims" not in str(exc)):
-                    raise
-                self._reload()
-                request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
+                continue
+            if check is None or table == self.info.table_name:
+                if check is not None:
+                    self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
+                break
+            if table is None:
+                raise CollectionNotFoundError(f"expected an existing collection, got {self.name!r} dropped")
+            # migrate-model switched the name to another table (and maybe model): follow it
+            self._reload()
+            request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
         return searching.hits(rows, request)
 
     def explain(
@@ -494,9 +528,11 @@ class Collection:
     def _reload(self) -> None:
         """Re-read the catalog row; an embedder made from the old model name is dropped."""
         fresh = self.db.collection(self.name)
-        if self._embedder is not None and self._embedder.dims != fresh.dims and not self._own_embedder:
+        changed = (fresh.info.model, fresh.dims) != (self.info.model, self.dims)
+        if self._embedder is not None and changed and not self._own_embedder:
             self._embedder = None
         self.info, self.layout = fresh.info, fresh.layout
+        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
 
     def evaluate(
         self,

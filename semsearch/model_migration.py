@@ -138,6 +138,8 @@ def migrate_model(
                 f"got {new.info.model}/{new.info.dims}: drop it first"
             )
         new = db.collection(shadow, embedder=embedder)
+        with db.connection() as conn:
+            _accept_writes(conn, new)  # a rollback switched it out; resumed, it is written again
     except CollectionNotFoundError:
         info = ddl.make_info(
             shadow,
@@ -204,6 +206,26 @@ def _switch(db: Database, old: Collection, new: Collection) -> None:
                 )
         _rename(conn, name, name + PREV)
         _rename(conn, new.name, name)
+        _refuse_writes(conn, old, name)
+
+
+def _refuse_writes(conn: Any, switched_out: Collection, name: str) -> None:
+    """The table no longer behind ``name`` takes no writes (a writer holding the old catalog row
+    gets an error that semsearch's own writers answer by reloading the collection)."""
+    conn.execute(
+        sql.SQL(
+            "CREATE TRIGGER {} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION semsearch.refuse_switched_out({})"
+        ).format(_switched_trigger(switched_out), switched_out.layout.table, sql.Literal(name))
+    )
+
+
+def _accept_writes(conn: Any, col: Collection) -> None:
+    conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(_switched_trigger(col), col.layout.table))
+
+
+def _switched_trigger(col: Collection) -> sql.Identifier:
+    return sql.Identifier(col.layout.table_name + "_switched")
 
 
 def _rename(conn: Any, old_name: str, new_name: str) -> None:
@@ -230,6 +252,9 @@ def rollback(db: Database, name: str) -> None:
     if not _exists(db, name + PREV):
         raise CollectionNotFoundError(f"expected {name + PREV!r} from an earlier migration, got none")
     _require_absent(db, name + NEXT)
+    live, prev = db.collection(name), db.collection(name + PREV)
     with db.connection() as conn, conn.transaction():
         _rename(conn, name, name + NEXT)
         _rename(conn, name + PREV, name)
+        _accept_writes(conn, prev)
+        _refuse_writes(conn, live, name)

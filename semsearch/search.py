@@ -38,6 +38,7 @@ MAX_CANDIDATES = 10000
 NO_FILTER = Filter(None, None, None)
 Q = sql.Placeholder("q", PyFormat.BINARY)
 _SET = sql.SQL("SELECT set_config(%s, %s, false)")
+_TABLE = sql.SQL("SELECT table_name FROM semsearch.collections WHERE name = %s")
 _FUNCTION: dict[str, sql.SQL] = {
     "vector": sql.SQL(
         "SELECT key, content, score, metadata FROM semsearch.search(collection => %(name)s, query => %(q)b, "
@@ -145,25 +146,32 @@ def plan(layout: Layout, name: str, oversample: float, info_ef: int | None, requ
     return Plan(_FUNCTION[request.mode], params, {})
 
 
-def execute(conn: psycopg.Connection, p: Plan) -> list[tuple[Any, ...]]:
-    """Run a plan: its settings and statement pipelined, one round trip.
+def execute(conn: psycopg.Connection, p: Plan, *, check: str | None = None) -> tuple[list[tuple[Any, ...]], str | None]:
+    """Run a plan: its settings and statement pipelined, one round trip; ``(rows, table)``.
 
     The settings are made for the session (measured: a pipelined transaction with
     ``SET LOCAL`` costs 0.16 ms more per search, the session setting 0.03 ms), so a
     connection from :meth:`Database.connection` may carry the last search's
-    ``hnsw.ef_search``; each search sets what it needs.
+    ``hnsw.ef_search``; each search sets what it needs. ``check`` (a collection name)
+    pipelines a read of the table the catalog names for it, returned as ``table`` (None
+    when it is gone), so a caller holding an old catalog row finds out in the same round trip.
     """
-    if not p.settings:
-        return conn.execute(p.statement, p.params, prepare=True).fetchall()
+    if not p.settings and check is None:
+        return conn.execute(p.statement, p.params, prepare=True).fetchall(), None
     with conn.pipeline():
         for name, value in p.settings.items():
             conn.execute(_SET, [name, value], prepare=True)
+        found = conn.execute(_TABLE, [check], prepare=True) if check is not None else None
         cur = conn.execute(p.statement, p.params, prepare=True)
     rows = cur.fetchall()
+    table = None
+    if found is not None:
+        row = found.fetchone()
+        table = row[0] if row else None
     if p.fallback is not None and len(rows) < p.k:
         # fewer than k from the index (dead tuples, a scan limit): the exact pass decides
         rows = conn.execute(p.fallback, {"q": p.params["q"]}, prepare=True).fetchall()
-    return rows
+    return rows, table
 
 
 def hits(rows: list[tuple[Any, ...]], request: Request) -> SearchResult:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from click.testing import CliRunner
+from psycopg import sql
 
 from semsearch import errors, model_migration
 from semsearch.cli import main
@@ -101,3 +103,64 @@ def test_a_text_the_new_model_refuses_stops_the_switch_and_is_listed(db):
         col.add(keys=[7], contents=["note 7, rewritten"])
         report = model_migration.migrate_model(db, "docs", embedder=emb, sample=5)
     assert report.switched and db.collection("docs").dims == 256 and db.collection("docs").pending() == 0
+
+
+def test_a_handle_opened_before_the_switch_writes_and_searches_the_live_collection(db, docs):
+    """0.1.0: it kept writing and deleting in docs__prev, and searched the new table with the
+    old model (with equal dims: overlap 0.0 with the right answer, no error)."""
+    stale = db.collection("docs")
+    stale.search("read a tar archive", k=3)  # its embedder is made: the old model
+    model_migration.migrate_model(db, "docs", model="local", dims=128, sample=10, k=5)
+    fresh = db.collection("docs")
+    assert fresh.dims == 128
+    got = stale.add(["late"], ["a row written through a handle opened before the switch"])
+    assert got.inserted == 1
+    prev = db.collection("docs__prev")
+    assert fresh.count() == 601 and prev.count() == 600
+    assert stale.delete(["late"]) == 1 and fresh.count() == 600
+    # writes to the switched-out table are refused, whoever makes them
+    with db.connection() as conn, pytest.raises(Exception, match="switched out by migrate-model"):
+        conn.execute(sql.SQL("DELETE FROM {}").format(prev.layout.table))
+    # stale text searches follow the switch (within a second: the handle re-reads its row)
+    time.sleep(1.1)
+    query = "parse a date from a string"
+    assert stale.search(query, k=5).keys == fresh.search(query, k=5).keys
+    assert (
+        stale.search(query, k=5, where={"module": "datetime"}).keys
+        == fresh.search(query, k=5, where={"module": "datetime"}).keys
+    )
+    model_migration.rollback(db, "docs")
+    assert db.collection("docs").add(["after"], ["a row after the rollback"]).inserted == 1
+
+
+def test_no_acknowledged_write_is_lost_across_the_switch(db, docs):
+    """0.1.0 lost the write in flight at the switch (a fresh handle per write), 4 runs of 4."""
+    acknowledged: list[str] = []
+    stop = threading.Event()
+    errors_seen: list[Exception] = []
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            key = f"w{i}"
+            try:
+                db.collection("docs").add([key], [f"note number {i} about parsing dates"])
+            except Exception as exc:
+                errors_seen.append(exc)
+                return
+            acknowledged.append(key)
+            i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        model_migration.migrate_model(db, "docs", model="local", dims=128, sample=10, k=5)
+        time.sleep(0.3)  # writes after the switch too
+    finally:
+        stop.set()
+        thread.join()
+    assert errors_seen == [] and len(acknowledged) > 5
+    live = db.collection("docs")
+    with db.connection() as conn:
+        stored = {r[0] for r in conn.execute(sql.SQL("SELECT key FROM {}").format(live.layout.table))}
+    assert set(acknowledged) <= stored and live.pending() == 0

@@ -30,6 +30,19 @@ BEGIN
 END
 $fn$;
 
+-- A table migrate-model switched out of its collection (now <name>__prev) takes no more
+-- writes: a writer holding the old catalog row (or blocked by the switch) gets this error,
+-- and semsearch's own writers reload the collection and write to the live table.
+CREATE FUNCTION semsearch.refuse_switched_out() RETURNS trigger
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    RAISE EXCEPTION 'expected a write to the live table of collection %, got one to %, switched out by migrate-model',
+        quote_literal(TG_ARGV[0]), quote_ident(TG_TABLE_NAME)
+        USING ERRCODE = '55000', HINT = 'reload the collection (semsearch does, for its own writes)';
+END
+$fn$;
+
 -- The catalog row a search needs, checked: an unknown name, functions made by another
 -- version of semsearch, or no tenant where one is required stop here with a clear message.
 CREATE FUNCTION semsearch.collection_for_search(collection text, tenant text)
