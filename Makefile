@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-full clean browser
+.PHONY: demo test test-unit lint bench bench-full clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# the fast lane: no Postgres at all (the URL points nowhere on purpose), docstring examples included
+test-unit: $(STAMP)
+	SEMSEARCH_TEST_DATABASE_URL=postgresql://nobody@127.0.0.1:1/none $(BIN)/python -m pytest tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check semsearch tests bench

@@ -1,14 +1,16 @@
 """Postgres fixtures: pytest-postgresql against the embedded server (or SEMSEARCH_TEST_DATABASE_URL).
 
 ``postgresql_noproc`` is used because ``postgresql_proc`` runs ``pg_ctl``, which
-refuses to run as root (CI does). The template database gets semsearch's
-migrations once; each test gets a fresh clone of it.
+refuses to run as root (CI does). The server is found (and the embedded one started)
+only when a test asks for a database: ``tests/unit/`` runs with no Postgres at all.
+The template database gets semsearch's migrations once; each test gets a fresh clone.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -17,52 +19,60 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql import factories
 
 import semsearch
-from semsearch import migrate
 from semsearch.config import Settings
 
 
-def _server_url() -> str:
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """The test server's URL; the whole run stops at once, with the reason, when it is unreachable."""
     url = os.environ.get("SEMSEARCH_TEST_DATABASE_URL")
-    if url:
-        return url
-    from semsearch.embedded import embedded_url
+    if not url:
+        from semsearch.embedded import embedded_url
 
-    return embedded_url(Settings.from_env().data_dir, database="postgres")
+        url = embedded_url(Settings.from_env().data_dir, database="postgres")
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        pytest.exit(f"test database unreachable at {url}: {exc}", returncode=3)
+    return url
 
 
-SERVER_URL = _server_url()
-_params = conninfo_to_dict(SERVER_URL)
+@pytest.fixture(scope="session")
+def semsearch_server(server_url: str) -> SimpleNamespace:
+    """The server as pytest-postgresql's noproc factory takes it (``depends_on``)."""
+    params = conninfo_to_dict(server_url)
+    return SimpleNamespace(
+        host=params.get("host"),
+        port=params.get("port") or 5432,
+        user=params.get("user"),
+        password=params.get("password"),
+        options="",
+        maintenance_dbname="postgres",
+        template_dbname=None,
+    )
 
 
 def _load_schema(**kwargs: Any) -> None:
-    migrate.upgrade(make_conninfo(SERVER_URL, dbname=kwargs["dbname"]))
+    from semsearch import migrate
+
+    url = make_conninfo(
+        "", host=kwargs["host"], port=kwargs["port"], user=kwargs["user"], password=kwargs.get("password"),
+        dbname=kwargs["dbname"],
+    )  # fmt: skip
+    migrate.upgrade(url)
 
 
 postgresql_server = factories.postgresql_noproc(
-    host=_params.get("host"),
-    port=_params.get("port") or 5432,
-    user=_params.get("user"),
-    password=_params.get("password"),
-    dbname=f"semsearch_test_{os.getpid()}",
-    load=[_load_schema],
+    dbname=f"semsearch_test_{os.getpid()}", load=[_load_schema], depends_on="semsearch_server"
 )
 pg_conn = factories.postgresql("postgresql_server")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _server_reachable() -> None:
-    """Fail the whole run at once, with the reason, when the server is unreachable."""
-    try:
-        with psycopg.connect(SERVER_URL, connect_timeout=5) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.OperationalError as exc:
-        pytest.exit(f"test database unreachable at {SERVER_URL}: {exc}", returncode=3)
-
-
 @pytest.fixture
-def db_url(pg_conn: psycopg.Connection) -> str:
+def db_url(server_url: str, pg_conn: psycopg.Connection) -> str:
     """URL of a fresh database with semsearch's schema installed."""
-    return make_conninfo(SERVER_URL, dbname=pg_conn.info.dbname)
+    return make_conninfo(server_url, dbname=pg_conn.info.dbname)
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from psycopg.conninfo import conninfo_to_dict
 from semsearch import ddl, migrate
 from semsearch.embeddings.local import LocalEmbedder
 from semsearch.errors import ConfigurationError
-from tests.plugin_postgres import SERVER_URL
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "django_project"
 # a model label with everything a driver or Django might take for a placeholder
@@ -37,7 +36,7 @@ EMBED_CALLS: list[int] = []
 
 
 @pytest.fixture(scope="session")
-def example_settings() -> Any:
+def example_settings(server_url: str) -> Any:
     """Load the example project's settings once (django.setup() cannot be undone or repeated)."""
     from django.conf import settings
 
@@ -46,7 +45,7 @@ def example_settings() -> Any:
         with pytest.MonkeyPatch.context() as mp:
             # the settings read the server from the environment; tests then switch databases per test
             mp.setenv("DJANGO_SETTINGS_MODULE", "searchsite.settings")
-            mp.setenv("SEMSEARCH_TEST_DATABASE_URL", SERVER_URL)
+            mp.setenv("SEMSEARCH_TEST_DATABASE_URL", server_url)
             django.setup()
     return settings
 

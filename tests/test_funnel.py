@@ -7,17 +7,7 @@ import pytest
 from psycopg import sql
 
 from semsearch import errors
-from semsearch.plans import Plan
 from tests.plans import search_plan
-
-
-def test_funnel_plan_parsing():
-    plan = Plan.parse("bit->mrl:256->full", dims=1536)
-    assert (plan.kind, plan.dims, plan.middle, str(plan)) == ("bit", 1536, (256,), "bit->mrl:256")
-    assert plan.default_oversample == 64
-    for bad in ["bit->", "bit->bit", "bit->mrl:1536", "bit->halfvec", "mrl:4000->mrl:256"]:
-        with pytest.raises(errors.CompressionPlanError):
-            Plan.parse(bad, dims=1536)
 
 
 def test_funnel_matches_exact_on_real_3_small_vectors(db, movies):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import psycopg
@@ -15,7 +13,6 @@ from psycopg.conninfo import make_conninfo
 import semsearch
 from semsearch import errors
 from semsearch.ingest import check_query_vector
-from semsearch.server import check_server, redact
 
 PLANS = ["bit", "mrl:64", "mrl-bit:128", "halfvec", "none", "bit->mrl:64"]
 
@@ -120,40 +117,6 @@ def test_sql_functions_return_exactly_what_python_returns(db, movies, compressio
         assert got == py
     py = [(h.key, h.score) for h in col.search("la bella y la bestia", k=5, mode="text")]
     assert _sql_hits(db, "SELECT key, score FROM semsearch.text_search('m', 'la bella y la bestia', 5)", []) == py
-
-
-def test_import_semsearch_stays_light():
-    code = (
-        "import sys, semsearch; heavy = ['sqlalchemy', 'alembic', 'openai', 'matplotlib', 'django', 'flask'];"
-        "print(sorted(m for m in heavy if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
-def test_schema_head_constant_matches_the_migrations():
-    from semsearch import catalog, migrate
-
-    assert migrate.head() == catalog.SCHEMA_HEAD
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("postgresql://app@db.internal/app", "postgresql://app@db.internal/app"),
-        ("host=/tmp dbname=app", "host=/tmp dbname=app"),
-        ("postgresql://app:s3cret@db.internal/app", "user=app password=*** dbname=app host=db.internal"),
-        ("app:s3cret@db.internal/app", "the database"),
-    ],
-)
-def test_redact_masks_passwords_only(url, shown):
-    assert redact(url) == shown
-
-
-def test_a_url_that_does_not_parse_never_prints_its_password():
-    with pytest.raises(errors.DatabaseError) as info:
-        check_server("app:s3cret@db.internal/app")
-    assert "s3cret" not in str(info.value) and info.value.__cause__ is None and info.value.__context__ is None
 
 
 def test_grant_gives_a_role_one_collection_to_search_or_write(db, db_url, movies):
