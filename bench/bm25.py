@@ -100,7 +100,8 @@ def copy(conn: psycopg.Connection, lay: Layout, keys: list[str], texts: list[str
 def vacuum(conn: psycopg.Connection, lay: Layout) -> None:
     names = bm25.Names(lay.table_name)
     for t in (lay.table_name, names.postings, names.df, names.stats):
-        conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier("semsearch", t)))
+        if conn.execute("SELECT to_regclass(%s)", [f"semsearch.{t}"]).fetchone() != (None,):
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier("semsearch", t)))
 
 
 def ts_rank_statement(lay: Layout) -> sql.Composed:
