@@ -348,7 +348,7 @@ def backfill_statements(table: str, *, schema: str = SCHEMA) -> list[sql.Compose
     ]
 
 
-def compact_statements(table: str, *, schema: str = SCHEMA, slots: int = SLOTS) -> list[sql.Composed]:
+def compact_statements(table: str, *, schema: str = SCHEMA) -> list[sql.Composed]:
     """Fold every slot's counters into slot 0 and drop zero df rows (one transaction; waits for writers).
 
     Optional upkeep: without it a lexeme has at most ``slots`` df rows, and lexemes
