@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from semsearch.errors import CollectionNotFoundError, ConfigurationError, SchemaVersionError
 from semsearch.plans import Plan
@@ -53,6 +54,11 @@ class CollectionInfo:
     tuned_rows: int | None = None
     #: writes and searches without a tenant are refused (and the table refuses rows without one)
     tenant_required: bool = False
+    #: BM25's term saturation and length normalisation for text search
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    #: hybrid fusion chosen by tune_hybrid(): {"fusion": "rrf" | "blend", "vector_weight": w, ...}
+    hybrid: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> CollectionInfo:
@@ -65,6 +71,9 @@ class CollectionInfo:
         values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
         # regconfig arrives as a driver-specific object; the info holds its name
         values["text_config"] = str(values["text_config"])
+        for name in ("bm25_k1", "bm25_b"):
+            if name in values:
+                values[name] = round(float(values[name]), 4)  # real (float4): 1.2 is 1.2000000477
         info = cls(**values)
         try:
             info.layout  # noqa: B018 - parses the plan, dims, storage and table name
@@ -123,6 +132,7 @@ def insert_statement(info: CollectionInfo) -> sql.Composed:
     """The catalog row of a new collection, made with the current statements."""
     values: dict[str, sql.Composable] = {c: sql.Literal(getattr(info, c)) for c in COLUMNS}
     values["text_config"] = sql.SQL("{}::regconfig").format(sql.Literal(info.text_config))
+    values["hybrid"] = sql.Literal(Jsonb(info.hybrid) if info.hybrid is not None else None)
     values["statements_version"] = sql.Literal(STATEMENTS_VERSION)
     return sql.SQL("INSERT INTO semsearch.collections ({}) VALUES ({})").format(
         sql.SQL(", ").join(map(sql.Identifier, values)), sql.SQL(", ").join(values.values())
@@ -139,6 +149,9 @@ def update_statement(name: str, **values: Any) -> sql.Composed:
     if unknown:
         raise ConfigurationError(f"expected catalog columns, got {sorted(unknown)}")
     return sql.SQL("UPDATE semsearch.collections SET {} WHERE name = {}").format(
-        sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in values.items()),
+        sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(Jsonb(v) if isinstance(v, dict) else v))
+            for k, v in values.items()
+        ),
         sql.Literal(check_name(name)),
     )

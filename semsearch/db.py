@@ -122,6 +122,8 @@ class Database:
         text_config: str = "english",
         autotune: bool = True,
         tenant_required: bool = False,
+        bm25_k1: float = 1.2,
+        bm25_b: float = 0.75,
     ) -> Collection:
         """Create a collection (its table, HNSW index on the compressed copy, catalog row).
 
@@ -134,6 +136,7 @@ class Database:
         collection has grown 4x since (see :meth:`Collection.add_many`).
         ``tenant_required`` refuses writes and searches without ``tenant=`` (Python, CLI and
         the SQL functions; the table refuses rows without one from any writer).
+        ``bm25_k1``/``bm25_b``: BM25's parameters for ``mode="text"`` and hybrid.
 
         Example::
 
@@ -155,6 +158,8 @@ class Database:
             text_config=text_config,
             autotune=autotune,
             tenant_required=tenant_required,
+            bm25_k1=bm25_k1,
+            bm25_b=bm25_b,
         )
         # two creators of one name: the second waits for the lock, then finds the first one's row
         with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():

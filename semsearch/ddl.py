@@ -9,10 +9,11 @@ to be built, so any connection can execute them.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from psycopg import sql
 
-from semsearch import catalog, statements
+from semsearch import bm25, catalog, statements
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, default_dims
 from semsearch.errors import ConfigurationError
@@ -38,6 +39,8 @@ def make_info(
     table_name: str = "",
     autotune: bool = True,
     tenant_required: bool = False,
+    bm25_k1: float = bm25.K1,
+    bm25_b: float = bm25.B,
 ) -> CollectionInfo:
     """Check a collection's settings and fill in defaults; nothing touches the database.
 
@@ -106,7 +109,15 @@ def make_info(
         table_name=layout.table_name,
         autotune=bool(autotune),
         tenant_required=bool(tenant_required),
+        bm25_k1=_bm25_param("bm25_k1", bm25_k1, 0.0, 10.0),
+        bm25_b=_bm25_param("bm25_b", bm25_b, 0.0, 1.0),
     )
+
+
+def _bm25_param(name: str, value: Any, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise ConfigurationError(f"expected {name} between {lo:g} and {hi:g}, got {value!r}")
+    return float(value)
 
 
 def create_statements(info: CollectionInfo) -> list[sql.Composed]:
@@ -126,7 +137,9 @@ def create_statements(info: CollectionInfo) -> list[sql.Composed]:
             )
         )
     stmts.append(layout.hnsw_index_sql(m=info.hnsw_m, ef_construction=info.hnsw_ef_construction))
-    stmts += statements.function_statements(layout)
+    # BM25 statistics, kept exact by triggers from the first row on
+    stmts += bm25.create_statements(layout.table_name)
+    stmts += statements.function_statements(layout, k1=info.bm25_k1, b=info.bm25_b)
     stmts.append(catalog.insert_statement(info))
     return stmts
 
@@ -168,6 +181,8 @@ def replan(
         table_name=info.table_name,
         autotune=info.autotune,
         tenant_required=info.tenant_required,
+        bm25_k1=info.bm25_k1,
+        bm25_b=info.bm25_b,
     )
 
 
@@ -227,7 +242,7 @@ def swap_index_statements(info: CollectionInfo, *, replan: bool = True) -> list[
             ef_search=info.ef_search,
             tuned_rows=None,
         ),
-        *statements.function_statements(layout),
+        *statements.function_statements(layout, k1=info.bm25_k1, b=info.bm25_b),
     ]
 
 
@@ -235,7 +250,9 @@ def unchanged(info: CollectionInfo, other: CollectionInfo) -> bool:
     """Whether two settings need the same index (so a change would rebuild nothing)."""
 
     def index_part(i: CollectionInfo) -> CollectionInfo:
-        return replace(i, oversample=0, ef_search=None, autotune=True, tuned_rows=None, tenant_required=False)
+        return replace(
+            i, oversample=0, ef_search=None, autotune=True, tuned_rows=None, tenant_required=False, hybrid=None
+        )
 
     return index_part(info) == index_part(other)
 
@@ -253,9 +270,13 @@ def grant_statements(info: CollectionInfo, role: str, *, write: bool = False) ->
     """
     who = sql.Identifier(role)
     table = info.layout.table
+    names = bm25.Names(info.layout.table_name)
+    stats = sql.SQL(", ").join(names.ident(t) for t in (names.postings, names.df, names.stats))
     stmts = [
         sql.SQL("GRANT USAGE ON SCHEMA semsearch TO {}").format(who),
         sql.SQL("GRANT SELECT ON semsearch.alembic_version, semsearch.collections, {} TO {}").format(table, who),
+        # text search reads the BM25 statistics; the triggers that write them run as their owner
+        sql.SQL("GRANT SELECT ON {} TO {}").format(stats, who),
     ]
     if write:
         stmts += [

@@ -13,6 +13,7 @@ from typing import Any
 
 from psycopg import sql
 
+from semsearch import bm25
 from semsearch.errors import ConfigurationError, InvalidNameError
 from semsearch.plans import MAX_STORED_DIMS, Plan
 
@@ -110,13 +111,13 @@ class Layout:
     content_hash bytea GENERATED ALWAYS AS (semsearch.content_hash(content)) STORED,
     embedding {vtype},  -- NULL while the row waits for the embedder (add(defer=True), backfill)
     tenant text,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector({cfg}::regconfig, content)) STORED,{middle}
+    tsv tsvector GENERATED ALWAYS AS ({tsv}) STORED,{middle}
     updated_at timestamptz NOT NULL DEFAULT now()
 )"""
         ).format(
             table=self.table,
             vtype=self.vector_type,
-            cfg=sql.Literal(self.text_config),
+            tsv=bm25.tsv_expression(self.text_config),
             middle=sql.SQL("").join(
                 sql.SQL("\n    {} halfvec({}) GENERATED ALWAYS AS ({}) STORED,").format(
                     self.middle_column(d), sql.Literal(d), self.middle_expression(d, sql.Identifier("embedding"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from semsearch import bm25
 from semsearch.schema import SCHEMA, Layout
 
 #: bump when a statement below changes: the catalog records, per collection, the version
@@ -95,13 +96,26 @@ def exact(layout: Layout, *, q: sql.Composable, k: sql.Composable, where: sql.Co
     ).format(score=_score(layout, q), table=layout.table, where=where, k=k)
 
 
-def text(layout: Layout, *, query: sql.Composable, k: sql.Composable, where: sql.Composable = TRUE) -> sql.Composed:
-    """Full-text search: rows with any of the query's words, by ``ts_rank`` normalised by log length."""
-    return sql.SQL(
-        "SELECT key, content, ts_rank(tsv, q, 1)::float8 AS score, metadata "
-        "FROM {table}, semsearch.any_words({cfg}::regconfig, {query}) q "
-        "WHERE tsv @@ q AND {where} ORDER BY score DESC, id LIMIT {k}"
-    ).format(table=layout.table, cfg=sql.Literal(layout.text_config), query=query, where=where, k=k)
+def text(
+    layout: Layout,
+    *,
+    query: sql.Composable,
+    k: sql.Composable,
+    where: sql.Composable | None = None,
+    k1: float = bm25.K1,
+    b: float = bm25.B,
+) -> sql.Composed:
+    """Full-text search ranked by BM25 over the statistics :mod:`semsearch.bm25` keeps.
+
+    Rows with any of the query's lexemes; ``where=None`` (no filter) picks the top k from
+    the postings alone, before reading any row.
+    """
+    return bm25.search_statement(
+        layout.table_name,
+        layout.text_config,
+        where=where,
+        params={"text": query, "k": k, "k1": sql.Literal(float(k1)), "b": sql.Literal(float(b))},
+    )
 
 
 def matching(layout: Layout, *, where: sql.Composable) -> sql.Composed:
@@ -130,7 +144,7 @@ def function_name(layout: Layout, suffix: str) -> sql.Identifier:
     return sql.Identifier(SCHEMA, layout.table_name + suffix)
 
 
-def function_statements(layout: Layout) -> list[sql.Composed]:
+def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.B) -> list[sql.Composed]:
     """``CREATE OR REPLACE FUNCTION`` for the per-collection functions the SQL API calls.
 
     They hold the statements above as static SQL, so PL/pgSQL caches their plans; they
@@ -143,9 +157,8 @@ def function_statements(layout: Layout) -> list[sql.Composed]:
          ann(layout, q=p[0], k=p[1], candidates=p[2], where=spec_filter(p[3]))),
         ("_exact", "query vector, k integer, spec jsonb",
          exact(layout, q=p[0], k=p[1], where=spec_filter(p[2]))),
-        ("_text", "query_text text, k integer, spec jsonb",
-         text(layout, query=sql.SQL("$1::text"), k=p[1], where=spec_filter(p[2]))),
     ]  # fmt: skip
+    query = sql.SQL("$1::text")
     out = [
         sql.SQL(
             "CREATE OR REPLACE FUNCTION {name}({args}) RETURNS SETOF semsearch.hit LANGUAGE plpgsql STABLE AS {body}"
@@ -156,6 +169,23 @@ def function_statements(layout: Layout) -> list[sql.Composed]:
         )
         for suffix, args, stmt in bodies
     ]
+    # no filter: the BM25 top k come from the postings alone; a filter joins every match first
+    out.append(
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION {name}(query_text text, k integer, spec jsonb) RETURNS SETOF semsearch.hit "
+            "LANGUAGE plpgsql STABLE AS {body}"
+        ).format(
+            name=function_name(layout, "_text"),
+            body=sql.Literal(
+                sql.SQL("BEGIN IF $3 IS NULL THEN RETURN QUERY {}; ELSE RETURN QUERY {}; END IF; END")
+                .format(
+                    text(layout, query=query, k=p[1], k1=k1, b=b),
+                    text(layout, query=query, k=p[1], k1=k1, b=b, where=spec_filter(p[2])),
+                )
+                .as_string(None)
+            ),
+        )
+    )
     # EXPLAIN takes no parameters in a static statement: the text is fixed here, at DDL time
     explain = sql.SQL("EXPLAIN (FORMAT JSON) {}").format(matching(layout, where=spec_filter(p[0])))
     out.append(

@@ -23,7 +23,7 @@ import pytest
 from psycopg import sql
 
 import semsearch
-from semsearch import bm25
+from semsearch import bm25, statements
 from semsearch.evaluate import ndcg
 from semsearch.schema import Layout
 
@@ -48,8 +48,12 @@ def cran(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _collection(db: semsearch.Database, name: str, *, slots: int = bm25.SLOTS) -> semsearch.Collection:
     col = db.create_collection(name, model="bm25-test", dims=4)
+    if slots == bm25.SLOTS:
+        return col  # a collection comes with its BM25 statistics
     with db.connection() as conn, conn.transaction():
-        for stmt in bm25.create_statements(col.layout.table_name, slots=slots):
+        for stmt in bm25.drop_statements(col.layout.table_name) + bm25.create_statements(
+            col.layout.table_name, slots=slots
+        ):
             conn.execute(stmt)
         for stmt in bm25.backfill_statements(col.layout.table_name):
             conn.execute(stmt)
@@ -220,7 +224,7 @@ def test_filtered_search_ranks_by_collection_statistics(db, cran):
     ids, texts = cran["doc_ids"], cran["doc_texts"]
     col.add(ids[:700], texts[:700], defer=True, tenant="a")
     col.add(ids[700:], texts[700:], defer=True, tenant="b")
-    where = Layout.filter_clause("%(filter)s")
+    where = statements.spec_filter(sql.Placeholder("filter"))
     with db.connection() as conn:
         ref = Reference(conn, col.layout)
         only_b = Reference(conn, col.layout, where="tenant = 'b'")
@@ -235,8 +239,11 @@ def test_filtered_search_ranks_by_collection_statistics(db, cran):
 def test_truncate_backfill_and_drop(db, cran):
     ids, texts = cran["doc_ids"], cran["doc_texts"]
     col = db.create_collection("later", model="bm25-test", dims=4)
-    col.add(ids[:300], texts[:300], defer=True)
     table = col.layout.table_name
+    with db.connection() as conn:
+        for stmt in bm25.drop_statements(table):  # as a 0.1.0 collection had none
+            conn.execute(stmt)
+    col.add(ids[:300], texts[:300], defer=True)
     with db.connection() as conn:
         with conn.transaction():  # installed on a table that already has rows
             for stmt in bm25.create_statements(table) + bm25.backfill_statements(table):

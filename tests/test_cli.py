@@ -212,6 +212,6 @@ def test_explain_prints_the_statement_and_its_plan(run, tmp_path):
     assert out.startswith("SET LOCAL hnsw.ef_search = 128;\nSELECT key, content")  # 64 x k=2 for 4 bits
     assert "binary_quantize" in out and "Execution Time" in out and "Buffers" in out
     text = run("explain", "compass", "wind", "--mode", "text", "--where", '{"lang": "en"}').stdout
-    assert "semsearch.any_words" in text and "metadata @>" in text and "Execution Time" in text
+    assert "col_compass_bm25p" in text and "metadata @>" in text and "Execution Time" in text
     # explaining changed nothing
     assert "west" in run("search", "compass", "--vector-file", q, "-k", 1).stdout

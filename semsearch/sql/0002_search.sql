@@ -195,7 +195,8 @@ BEGIN
 END
 $fn$;
 
--- the per-collection functions of one table (made by semsearch/statements.py), whatever their signatures
+-- the per-collection functions of one table (made by semsearch/statements.py and bm25.py), whatever their
+-- signatures, and its BM25 statistics tables
 CREATE FUNCTION semsearch.drop_collection_functions(table_name text) RETURNS void
 LANGUAGE plpgsql
 AS $fn$
@@ -205,10 +206,14 @@ BEGIN
     FOR fn IN SELECT p.oid::regprocedure FROM pg_proc p
               WHERE p.pronamespace = 'semsearch'::regnamespace
                 AND p.proname IN (table_name || '_ann', table_name || '_exact', table_name || '_text',
-                                  table_name || '_matching')
+                                  table_name || '_matching', table_name || '_bm25_ins', table_name || '_bm25_upd',
+                                  table_name || '_bm25_del', table_name || '_bm25_tru')
     LOOP
-        EXECUTE format('DROP FUNCTION %s', fn);
+        EXECUTE format('DROP FUNCTION %s CASCADE', fn);
     END LOOP;
+    -- BM25 statistics (semsearch/bm25.py)
+    EXECUTE format('DROP TABLE IF EXISTS semsearch.%I, semsearch.%I, semsearch.%I',
+                   table_name || '_bm25p', table_name || '_bm25d', table_name || '_bm25s');
 END
 $fn$;
 

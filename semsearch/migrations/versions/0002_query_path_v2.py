@@ -4,7 +4,9 @@ The catalog's ``ann_sql``/``exact_sql``/``text_sql``/``count_sql`` columns (SQL 
 ``semsearch.search()`` ran with EXECUTE: whoever could write the table could make
 another role's search run anything) are replaced by per-collection functions, made
 by DDL from semsearch/statements.py, and a ``statements_version`` checked on read.
-``autotune``/``tuned_rows`` record the automatic tuning after bulk loads; ``tenant_required``
+Text search ranks by BM25: each collection gets its statistics tables (semsearch/bm25.py),
+filled from its rows, and ``bm25_k1``/``bm25_b``/``hybrid`` settings. ``autotune`` and
+``tuned_rows`` record the automatic tuning after bulk loads; ``tenant_required``
 refuses writes and searches without a tenant. The stale-vector
 trigger compares texts only (0.1.0's compared vectors in its WHEN clause, which made
 pg_dump's output fail to restore) and leaves semsearch's own upserts alone.
@@ -51,6 +53,7 @@ def _run(stmt: sql.Composable) -> None:
 
 def rebuild_functions() -> None:
     """(Re)create every collection's functions from this library's statements."""
+    from semsearch import bm25
     from semsearch.plans import Plan
     from semsearch.schema import Layout
     from semsearch.statements import STATEMENTS_VERSION, function_statements
@@ -58,7 +61,27 @@ def rebuild_functions() -> None:
     for name, table_name, dims, storage, compression, text_config in _collections():
         plan = Plan.parse(compression, dims=dims, storage=storage)
         layout = Layout(name, dims=dims, storage=storage, plan=plan, text_config=text_config, table_name=table_name)
-        for stmt in function_statements(layout):
+        k1, b = (
+            op.get_bind()
+            .exec_driver_sql(
+                sql.SQL("SELECT bm25_k1, bm25_b FROM semsearch.collections WHERE name = {}")
+                .format(sql.Literal(name))
+                .as_string(None)
+            )
+            .one()
+        )
+        if (
+            op.get_bind()
+            .exec_driver_sql(
+                sql.SQL("SELECT to_regclass({})").format(sql.Literal(f"semsearch.{table_name}_bm25p")).as_string(None)
+            )
+            .scalar()
+            is None
+        ):
+            # text search ranks by BM25 now: its statistics, from the rows already stored
+            for stmt in bm25.create_statements(table_name) + bm25.backfill_statements(table_name):
+                _run(stmt)
+        for stmt in function_statements(layout, k1=k1, b=b):
             _run(stmt)
         _run(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(layout.stale_trigger_name, layout.table))
         _run(layout.stale_trigger_sql())
@@ -77,6 +100,9 @@ def upgrade() -> None:
         + ", ADD COLUMN autotune boolean NOT NULL DEFAULT true"
         + ", ADD COLUMN tuned_rows bigint"
         + ", ADD COLUMN tenant_required boolean NOT NULL DEFAULT false"
+        + ", ADD COLUMN bm25_k1 real NOT NULL DEFAULT 1.2 CHECK (bm25_k1 BETWEEN 0 AND 10)"
+        + ", ADD COLUMN bm25_b real NOT NULL DEFAULT 0.75 CHECK (bm25_b BETWEEN 0 AND 1)"
+        + ", ADD COLUMN hybrid jsonb"
     )
     op.execute(
         "COMMENT ON TABLE semsearch.collections IS "
@@ -157,13 +183,14 @@ def _templates_0_1_0(table_name: str, dims: int, storage: str, compression: str,
 def downgrade() -> None:
     rows = _collections()
     for _, table_name, *_ in rows:
+        # the per-collection functions, and the BM25 statistics with their triggers
         _run(sql.SQL("SELECT semsearch.drop_collection_functions({})").format(sql.Literal(table_name)))
     op.execute("DROP FUNCTION semsearch.collection_for_search(text, text)")
     op.execute("DROP FUNCTION semsearch.refuse_switched_out() CASCADE")  # and the triggers using it
     op.execute(
         "ALTER TABLE semsearch.collections DROP COLUMN statements_version, DROP COLUMN autotune, "
-        "DROP COLUMN tuned_rows, DROP COLUMN tenant_required, "
-        + ", ".join(f"ADD COLUMN {c} text" for c in TEMPLATE_COLUMNS)
+        "DROP COLUMN tuned_rows, DROP COLUMN tenant_required, DROP COLUMN bm25_k1, DROP COLUMN bm25_b, "
+        "DROP COLUMN hybrid, " + ", ".join(f"ADD COLUMN {c} text" for c in TEMPLATE_COLUMNS)
     )
     for name, table_name, dims, storage, compression, text_config in rows:
         table = sql.Identifier("semsearch", table_name)
