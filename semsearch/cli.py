@@ -407,15 +407,34 @@ def eval_(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
 @click.option("--sample", type=click.IntRange(1), help="Stored rows as queries  [default: 200]")
 @click.option("--queries", "queries_file", type=FILE, help="Texts, one per line, or a .npy array.")
 @click.option("--max-oversample", type=click.FloatRange(1, 1000), default=64.0, show_default=True)
+@click.option("--hybrid", is_flag=True, help="Tune hybrid fusion on --queries texts judged by --qrels instead.")
+@click.option("--qrels", type=FILE, help="With --hybrid: judgments (TREC, 3-column or JSONL).")
+@click.option("--cranfield-grades", is_flag=True, help="qrels grade 1 is best, 4 least, -1 none.")
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
 @click.pass_context
 def tune(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
-    """Find the smallest oversampling reaching --target recall@K and store it for searches.
+    """Find the smallest oversampling reaching --target recall@K and store it for searches
+    (or, with --hybrid, the fusion and weights with the best nDCG@10 on judged queries).
 
     \b
     Example:
       semsearch tune movies --target 0.99 -k 10 --sample 200
+      semsearch tune docs --hybrid --queries cran.txt --qrels cranqrel --cranfield-grades
     """
+    if o["hybrid"]:
+        if o["queries_file"] is None or o["qrels"] is None:
+            raise click.UsageError("expected --queries (texts, one per line) and --qrels with --hybrid")
+        qrels = read_qrels(o["qrels"], grades=CRANFIELD_GRADES if o["cranfield_grades"] else None)
+        tuned = _connect(ctx).collection(name).tune_hybrid(read_lines(o["queries_file"]), qrels)
+        if as_json:
+            click.echo(json.dumps(tuned.to_dict()))
+        else:
+            points = [
+                (p.fusion, _cell(p.vector_weight), _cell(p.text_weight), _cell(p.ndcg_at_10)) for p in tuned.tried
+            ]
+            _table(("fusion", "vector_weight", "text_weight", "ndcg@10"), points)
+            click.echo(str(tuned))
+        return
     queries, sample = _queries(o["queries_file"], o["sample"])
     col = _connect(ctx).collection(name)
     result = col.tune(

@@ -29,6 +29,23 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
+
+
+def _with_fusion(
+    request: searching.Request, fusion: str | None, vector_weight: float | None, text_weight: float | None
+) -> searching.Request:
+    if (fusion, vector_weight, text_weight) == (None, None, None):
+        return request
+    if request.mode != "hybrid":
+        raise InvalidInputError(f"expected fusion and weights with mode='hybrid', got mode={request.mode!r}")
+    if fusion not in (None, "rrf", "blend"):
+        raise InvalidInputError(f"expected fusion 'rrf' or 'blend', got {fusion!r}")
+    for name, w in (("vector_weight", vector_weight), ("text_weight", text_weight)):
+        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1000):
+            raise InvalidInputError(f"expected {name} between 0 and 1000, got {w!r}")
+    return replace(request, fusion=fusion, vector_weight=vector_weight, text_weight=text_weight)
+
+
 #: how long a handle trusts its catalog row before a search re-reads it (in the same round trip)
 CATALOG_CHECK_SECONDS = 1.0
 
@@ -393,14 +410,21 @@ class Collection:
         exact: bool = False,
         where: Mapping[str, Any] | None = None,
         tenant: str | None = None,
+        fusion: str | None = None,
+        vector_weight: float | None = None,
+        text_weight: float | None = None,
     ) -> SearchResult:
         """The ``k`` rows best matching a text or a vector, best first, in one SQL statement.
 
         ``mode="vector"`` (default): a coarse HNSW pass over the compressed copy
         fetches ``k * oversample`` candidates that the full vectors rescore exactly;
         scores are cosine similarities. ``exact=True`` scans every row.
-        ``mode="text"``: Postgres full-text search (websearch syntax), scored by
-        ``ts_rank_cd``. ``mode="hybrid"``: both, fused by reciprocal-rank fusion.
+        ``mode="text"``: rows with any of the query's words, scored by BM25 (over the
+        collection's own statistics). ``mode="hybrid"``: both lists fused in SQL, by
+        ``fusion="blend"`` (weighted scores scaled to [0, 1] per list) or ``"rrf"``
+        (weighted reciprocal ranks); unset, the setting :meth:`tune_hybrid` stored, else
+        blend with weights 0.3 (vector) / 0.7 (text). :class:`~semsearch.Hit` says what
+        ``score`` means in each mode.
         ``where`` filters on metadata (see :mod:`semsearch.filters`); ``tenant``
         keeps one tenant's rows. Filtered searches still return ``k`` rows whenever
         ``k`` rows match.
@@ -412,6 +436,7 @@ class Collection:
             col.search("sleepy hollow", mode="hybrid", tenant="acme")
         """
         request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
+        request = _with_fusion(request, fusion, vector_weight, text_weight)
         for attempt in (1, 2, 3):
             p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
             # is this handle's catalog row still the name's? Checked in the same round trip: always
@@ -436,6 +461,7 @@ class Collection:
             # migrate-model switched the name to another table (and maybe model): follow it
             self._reload()
             request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
+            request = _with_fusion(request, fusion, vector_weight, text_weight)
         return searching.hits(rows, request)
 
     def explain(
@@ -595,6 +621,20 @@ class Collection:
             self, queries, sample=sample, oversamples=oversamples, k=k, ef_search=ef_search, repeat=repeat, seed=seed
         )
 
+    def tune_hybrid(self, queries: Any, qrels: Any) -> HybridTuneResult:
+        """Pick the hybrid fusion and weights with the best nDCG@10 on judged queries and store them.
+
+        See :func:`semsearch.fusion.tune_hybrid`; later hybrid searches (and
+        ``semsearch.hybrid_search()``) use the stored setting.
+
+        Example::
+
+            col.tune_hybrid(queries, "cranqrel").best      # FusionPoint('blend', 0.35, 0.65, 0.41)
+        """
+        from semsearch.fusion import tune_hybrid
+
+        return tune_hybrid(self, queries, qrels)
+
     def tune(
         self,
         *,
@@ -631,4 +671,5 @@ class Collection:
 # for annotations only: the methods import evaluate / tune when called, not with every collection
 if TYPE_CHECKING:
     from semsearch.evaluate import EvalReport
+    from semsearch.fusion import HybridTuneResult
     from semsearch.tune import TuneResult

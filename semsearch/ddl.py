@@ -258,7 +258,7 @@ def unchanged(info: CollectionInfo, other: CollectionInfo) -> bool:
 
 
 #: what tune() writes: a writer may change these columns of the catalog, and no other
-TUNING_COLUMNS = ("oversample", "ef_search", "tuning", "tuned_rows")
+TUNING_COLUMNS = ("oversample", "ef_search", "tuning", "tuned_rows", "hybrid")
 
 
 def grant_statements(info: CollectionInfo, role: str, *, write: bool = False) -> list[sql.Composed]:

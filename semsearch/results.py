@@ -9,7 +9,13 @@ from typing import Any, overload
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result; ``score`` is the cosine similarity of the full vectors.
+    """One search result, best first. What ``score`` means depends on the search:
+
+    - vector search: the cosine similarity of the full vectors (exact, whatever the plan);
+    - ``mode="text"``: BM25 over the collection's own statistics (unbounded, comparable
+      only within one query);
+    - ``mode="hybrid"``: the fused value: ``blend`` sums each list's score scaled to
+      [0, 1] within that list, times its weight; ``rrf`` sums ``weight / (60 + rank)``.
 
     Example::
 

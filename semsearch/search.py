@@ -54,7 +54,8 @@ _FUNCTION: dict[str, sql.SQL] = {
     "hybrid": sql.SQL(
         "SELECT key, content, score, metadata FROM semsearch.hybrid_search(collection => %(name)s, "
         "query_text => %(text)s::text, query => %(q)b, k => %(k)s::int, filter => %(filter)s::jsonb, "
-        "filter_path => %(path)s::jsonpath, filter_vars => %(vars)s::jsonb, tenant => %(tenant)s::text)"
+        "filter_path => %(path)s::jsonpath, filter_vars => %(vars)s::jsonb, tenant => %(tenant)s::text, "
+        "fusion => %(fusion)s::text, vector_weight => %(wv)s::real, text_weight => %(wt)s::real)"
     ),
 }
 
@@ -72,6 +73,10 @@ class Request:
     exact: bool = False
     filter: Filter = NO_FILTER
     tenant: str | None = None
+    #: hybrid only: "rrf" or "blend" and the two weights (None: the collection's tuned or default)
+    fusion: str | None = None
+    vector_weight: float | None = None
+    text_weight: float | None = None
 
     @property
     def filtered(self) -> bool:
@@ -142,6 +147,9 @@ def plan(layout: Layout, name: str, oversample: float, info_ef: int | None, requ
         "path": f.path,
         "vars": Jsonb(f.vars) if f.vars is not None else None,
         "tenant": request.tenant,
+        "fusion": request.fusion,
+        "wv": request.vector_weight,
+        "wt": request.text_weight,
     }
     return Plan(_FUNCTION[request.mode], params, {})
 

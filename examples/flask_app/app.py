@@ -24,6 +24,12 @@ from semsearch.errors import CollectionNotFoundError, SemsearchError
 from semsearch.flask import SemSearch
 
 MODES = ("vector", "text", "hybrid")
+#: what a hit's score is in each mode (semsearch.Hit documents the same)
+SCORE_MEANING = {
+    "vector": "cosine similarity of the full vectors",
+    "text": "BM25 over the collection's statistics",
+    "hybrid": "fused: BM25 and cosine, each scaled to [0, 1], weighted",
+}
 
 semsearch = SemSearch()
 
@@ -62,6 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         k_text = request.args.get("k", "10")
         exact = request.args.get("exact") == "on"
         page: dict[str, Any] = {"query": query, "mode": mode, "k": k_text, "exact": exact, "modes": MODES}
+        page["score_meaning"] = SCORE_MEANING.get(mode, "")
         if not query:
             return render_template("search.html", **page), 200
         try:

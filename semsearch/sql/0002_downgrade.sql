@@ -142,7 +142,10 @@ $fn$;
 CREATE OR REPLACE FUNCTION semsearch.reset_stale_embedding() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN NEW.embedding := NULL; RETURN NEW; END $$;
 
-CREATE OR REPLACE FUNCTION semsearch.hybrid_search(
+DROP FUNCTION semsearch.hybrid_search(text, text, vector, integer, real, real, integer, integer, jsonb, jsonpath,
+                                      jsonb, text, text);
+DROP FUNCTION semsearch.fail(text);
+CREATE FUNCTION semsearch.hybrid_search(
     collection text,
     query_text text,
     query vector,

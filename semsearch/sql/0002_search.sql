@@ -217,41 +217,73 @@ BEGIN
 END
 $fn$;
 
-CREATE OR REPLACE FUNCTION semsearch.hybrid_search(
+DROP FUNCTION semsearch.hybrid_search(text, text, vector, integer, real, real, integer, integer, jsonb, jsonpath,
+                                      jsonb, text);
+
+CREATE FUNCTION semsearch.fail(message text) RETURNS boolean
+LANGUAGE plpgsql
+AS $fn$ BEGIN RAISE EXCEPTION '%', message USING ERRCODE = '22023'; END $fn$;
+
+-- Text (BM25) and vector lists fused in SQL. fusion 'rrf': sum of weight / (rrf_k + rank);
+-- 'blend': sum of weight * score scaled to [0, 1] within its list (max-min), a row missing
+-- from a list adding 0. Unset fusion and weights come from the collection's tuned setting
+-- (tune_hybrid), else the default measured best on Cranfield (see README).
+CREATE FUNCTION semsearch.hybrid_search(
     collection text,
     query_text text,
     query vector,
     k integer DEFAULT 10,
-    vector_weight real DEFAULT 1,
-    text_weight real DEFAULT 1,
+    vector_weight real DEFAULT NULL,
+    text_weight real DEFAULT NULL,
     rrf_k integer DEFAULT 60,
     candidates integer DEFAULT NULL,
     filter jsonb DEFAULT NULL,
     filter_path jsonpath DEFAULT NULL,
     filter_vars jsonb DEFAULT NULL,
-    tenant text DEFAULT NULL
+    tenant text DEFAULT NULL,
+    fusion text DEFAULT NULL
 ) RETURNS SETOF semsearch.hit
 LANGUAGE sql
 AS $fn$
-    -- reciprocal-rank fusion: each list contributes weight / (rrf_k + rank); each list is at
-    -- most 10,000 rows (0.1.0 asked for k * 4 and failed from k = 2,501 with a message about 4k)
-    WITH n AS (SELECT least(10000, greatest(coalesce(candidates, 0), k * 4, 40)) AS n),
+    WITH cfg AS (
+        SELECT coalesce(fusion, c.hybrid ->> 'fusion', 'blend') AS fusion,
+               coalesce(vector_weight, (c.hybrid ->> 'vector_weight')::real, 0.3) AS wv,
+               coalesce(text_weight, (c.hybrid ->> 'text_weight')::real, 0.7) AS wt,
+               -- each list is at most 10,000 rows (0.1.0 asked for k * 4 and failed from k = 2,501)
+               least(10000, greatest(coalesce(candidates, 0), k * 4, 40)) AS n
+        FROM (SELECT (SELECT hybrid FROM semsearch.collections WHERE name = collection) AS hybrid) c
+    ),
     v AS (
         SELECT h.*, row_number() OVER () AS r
-        FROM n, semsearch.search(collection, query, n.n, filter => filter, filter_path => filter_path,
-                                 filter_vars => filter_vars, tenant => tenant) h
+        FROM cfg, semsearch.search(collection, query, cfg.n, filter => filter, filter_path => filter_path,
+                                   filter_vars => filter_vars, tenant => tenant) h
     ),
     t AS (
         SELECT h.*, row_number() OVER () AS r
-        FROM n, semsearch.text_search(collection, query_text, n.n, filter, filter_path, filter_vars, tenant) h
-    )
+        FROM cfg, semsearch.text_search(collection, query_text, cfg.n, filter, filter_path, filter_vars, tenant) h
+    ),
+    vs AS (SELECT max(score) AS hi, min(score) AS lo FROM v),
+    ts AS (SELECT max(score) AS hi, min(score) AS lo FROM t)
     SELECT coalesce(v.key, t.key), coalesce(v.content, t.content),
-           (coalesce(vector_weight / (rrf_k + v.r), 0) + coalesce(text_weight / (rrf_k + t.r), 0))::float8 AS score,
+           (CASE cfg.fusion
+                WHEN 'rrf' THEN coalesce(cfg.wv / (rrf_k + v.r), 0) + coalesce(cfg.wt / (rrf_k + t.r), 0)
+                -- a row missing from a list adds 0; a list of equal scores counts them all as 1
+                ELSE CASE WHEN v.key IS NULL THEN 0
+                          ELSE cfg.wv * coalesce((v.score - vs.lo) / nullif(vs.hi - vs.lo, 0), 1) END
+                   + CASE WHEN t.key IS NULL THEN 0
+                          ELSE cfg.wt * coalesce((t.score - ts.lo) / nullif(ts.hi - ts.lo, 0), 1) END
+            END)::float8 AS score,
            coalesce(v.metadata, t.metadata)
-    FROM v FULL JOIN t ON v.key = t.key
+    FROM v FULL JOIN t ON v.key = t.key CROSS JOIN cfg CROSS JOIN vs CROSS JOIN ts
+    WHERE cfg.fusion IN ('rrf', 'blend')
+       OR semsearch.fail(format('expected fusion ''rrf'' or ''blend'', got %L', cfg.fusion))
     ORDER BY score DESC, coalesce(v.r, 1e9), coalesce(t.r, 1e9)
     LIMIT k
 $fn$;
+
+COMMENT ON FUNCTION semsearch.hybrid_search IS
+'text (BM25) and vector search fused in SQL: fusion ''blend'' (weighted scores scaled to [0, 1] per list) or '
+'''rrf'' (sum of weight/(rrf_k + rank)); unset fusion and weights come from tune_hybrid() or the default.';
 
 COMMENT ON FUNCTION semsearch.search IS
 'k nearest rows of a collection by cosine similarity of the full vectors: coarse HNSW pass on the '
