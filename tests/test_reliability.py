@@ -353,3 +353,17 @@ def test_concurrent_alters_of_one_collection_leave_one_consistent_index(db_url):
         expected = info.layout.hnsw_index_sql(m=info.hnsw_m, ef_construction=info.hnsw_ef_construction)
         assert info.layout.plan.opclass(info.layout.storage).as_string(None) in indexes["col_a_hnsw"]
         assert "hnsw" in expected.as_string(conn)
+
+
+def test_rows_waiting_for_their_vector_never_come_back_from_vector_search(db):
+    """0.1.0: deferred rows came back from the coarse pass with a null score (TypeError in Python)."""
+    col = db.create_collection("p", dims=4, model="label", compression="none", autotune=False)
+    col.add(["a", "b"], ["apple", "banana"], embeddings=np.eye(4)[:2])
+    col.add([f"pending{i}" for i in range(20)], [f"text {i}" for i in range(20)], defer=True)
+    assert col.pending() == 20
+    for kwargs in ({}, {"exact": True}, {"oversample": 50}, {"where": {"x": None}}):
+        got = col.search(vector=np.eye(4)[0], k=10, **kwargs)
+        assert got.keys == ["a", "b"] and all(isinstance(h.score, float) for h in got), kwargs
+    with db.connection() as conn:
+        rows = conn.execute("SELECT key, score FROM semsearch.search('p', '[1,0,0,0]', 10)").fetchall()
+    assert [r[0] for r in rows] == ["a", "b"] and all(r[1] is not None for r in rows)
