@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
 from psycopg import sql
 
 import semsearch
@@ -375,3 +376,39 @@ def test_soak_writers_and_searchers_on_one_collection(db_url, request):
     assert sum(modes.values()) >= SEARCHERS * SECONDS, modes
     assert sum(ops.values()) >= len(writers) * SECONDS, ops
     assert checked >= 2 * 900 * 0.5, checked  # the table is never far from its 900 keys
+
+
+def test_backfill_locks_rows_in_key_order_like_every_other_writer(db):
+    """The soak's contention found it: backfill updated its batch in id order, so with upserts and
+    deletes (key order) of the same rows it deadlocked: a raw DeadlockDetected out of backfill(),
+    or a WriteConflictError out of add() when the upsert lost twice."""
+    col = db.create_collection("order", embedder=HashEmbedder(), compression="bit")
+    # "b" gets the lower id: id order and key order disagree
+    col.add(keys=["b"], contents=["doc b pending"], defer=True)
+    col.add(keys=["a"], contents=["doc a pending"], defer=True)
+    failures: list[BaseException] = []
+
+    def backfill() -> None:
+        try:
+            col.backfill()
+        except BaseException as exc:  # asserted below
+            failures.append(exc)
+
+    with psycopg.connect(db.url, autocommit=True) as holder, psycopg.connect(db.url, autocommit=True) as probe:
+        with holder.transaction():
+            # a writer in key order holds "a" ...
+            holder.execute("SELECT 1 FROM semsearch.col_order WHERE key = 'a' FOR UPDATE")
+            thread = threading.Thread(target=backfill)
+            thread.start()
+            deadline = time.monotonic() + 30
+            while not probe.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone():
+                assert time.monotonic() < deadline, "the backfill never waited for the row lock"
+                time.sleep(0.02)
+            # ... and would take "b" next: the backfill, waiting for "a", must not hold "b"
+            with probe.transaction(force_rollback=True):
+                probe.execute("SET LOCAL lock_timeout = '100ms'")
+                probe.execute("SELECT 1 FROM semsearch.col_order WHERE key = 'b' FOR UPDATE")
+        thread.join(timeout=30)
+    assert failures == [] and col.pending() == 0
