@@ -133,7 +133,8 @@ class Writer:
             op = "alter"
             self.next_alter = time.monotonic() + ALTER_EVERY
         if op in ("add_vectors", "add_embedder", "defer"):
-            rows = self._new_rows(self._keys(rng.randint(1, 8)))
+            # deferred batches are larger, as a web app's commit hooks pile them up for a backfill
+            rows = self._new_rows(self._keys(rng.randint(1, 40 if op == "defer" else 16)))
             keys = list(rows)
             contents = [rows[k][0] for k in keys]
             vectors = np.array([vector_of(c) for c in contents]) if op == "add_vectors" else None
@@ -325,7 +326,19 @@ def _check_table(
     return len(rows)
 
 
-def test_soak_writers_and_searchers_on_one_collection(db_url, request):
+def _deadlocks_once_gone(conn: psycopg.Connection, keep: set[int]) -> int:
+    """Deadlocks the server counted in this database, once every other session has ended
+    (a session reports its counts when it ends, at the latest)."""
+    deadline = time.monotonic() + 30
+    others = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND NOT (pid = ANY(%s))"
+    while conn.execute(others, [[*keep, conn.info.backend_pid]]).fetchone()[0]:
+        assert time.monotonic() < deadline, "the soak's sessions did not end"
+        time.sleep(0.02)
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    return conn.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+
+
+def test_soak_writers_and_searchers_on_one_collection(db_url, pg_conn, request):
     with semsearch.connect(db_url, max_connections=10) as db:
         col = db.create_collection("soak", embedder=HashEmbedder(), compression="bit")
         rng = random.Random(0)
@@ -363,6 +376,11 @@ def test_soak_writers_and_searchers_on_one_collection(db_url, request):
         info = db.collection("soak").info
         assert info.layout.plan.opclass(info.storage).as_string(None) in indexdef
         assert ("binary_quantize" in indexdef) == (info.compression == "bit")
+
+    # semsearch's writers all lock rows in key order: they wait for each other, never deadlock
+    # (a deadlock they survive by retrying still stalls both for a second)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert _deadlocks_once_gone(conn, {pg_conn.info.backend_pid}) == 0
 
     ops = {op: writes[op] for op in ("add_vectors", "add_embedder", "add_many", "defer", "delete", "metadata", "alter")}
     counts = {**ops, "backfills": writes["backfill_runs"], **searches, "rows_checked": checked, "pending": pending}
