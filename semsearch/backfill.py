@@ -178,6 +178,11 @@ def backfill(
     select = sql.SQL(
         "SELECT id, key, content, content_hash FROM {} p WHERE embedding IS NULL AND id > %s {} ORDER BY id LIMIT %s"
     ).format(col.layout.table, skip)
+    # rows locked in byte order of key first, as add() and delete() lock them: a backfill and a
+    # writer of the same rows then wait for each other instead of deadlocking
+    lock_rows = sql.SQL(
+        'SELECT FROM {} WHERE id = ANY(%s) AND embedding IS NULL ORDER BY key COLLATE "C" FOR UPDATE'
+    ).format(col.layout.table)
     update = sql.SQL(
         "UPDATE {t} AS t SET embedding = v.embedding FROM (SELECT unnest(%s::bigint[]) AS id, "
         "unnest(%s::bytea[]) AS content_hash, unnest(%s::vector[]) AS embedding) v "
@@ -202,7 +207,9 @@ def backfill(
                     done, refused = embedding.batch(rows)
                     if done:
                         ids, hashes, vectors = [r[0] for r, _ in done], [r[3] for r, _ in done], [v for _, v in done]
-                        embedded += conn.execute(update, [ids, hashes, vectors]).rowcount
+                        with conn.transaction():
+                            conn.execute(lock_rows, [ids])
+                            embedded += conn.execute(update, [ids, hashes, vectors]).rowcount
                         if retry_quarantined:
                             _release(conn, col, [r[1] for r, _ in done])
                     held += _hold(conn, col, refused)
