@@ -43,15 +43,18 @@ BEGIN
 END
 $fn$;
 
--- The catalog row a search needs, checked: an unknown name, functions made by another
--- version of semsearch, or no tenant where one is required stop here with a clear message.
-CREATE FUNCTION semsearch.collection_for_search(collection text, tenant text)
+-- The catalog row a search needs, checked: a k out of range, an unknown name, functions made
+-- by another version of semsearch, or no tenant where one is required stop here with a clear message.
+CREATE FUNCTION semsearch.collection_for_search(collection text, tenant text, k integer)
 RETURNS semsearch.collections
 LANGUAGE plpgsql STABLE
 AS $fn$
 DECLARE
     c semsearch.collections;
 BEGIN
+    IF k IS NULL OR k < 1 OR k > 10000 THEN
+        RAISE EXCEPTION 'expected k between 1 and 10000, got %', k USING ERRCODE = '22023';
+    END IF;
     SELECT * INTO c FROM semsearch.collections WHERE name = collection;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown collection %', quote_literal(collection) USING ERRCODE = '42704';
@@ -92,16 +95,13 @@ DECLARE
     old_ef text;
     old_iter text;
 BEGIN
-    IF k IS NULL OR k < 1 OR k > 10000 THEN
-        RAISE EXCEPTION 'expected k between 1 and 10000, got %', k USING ERRCODE = '22023';
-    END IF;
     IF oversample IS NOT NULL AND (oversample < 1 OR oversample > 1000) THEN
         RAISE EXCEPTION 'expected oversample between 1 and 1000, got %', oversample USING ERRCODE = '22023';
     END IF;
     IF ef_search IS NOT NULL AND (ef_search < 1 OR ef_search > 1000) THEN
         RAISE EXCEPTION 'expected ef_search between 1 and 1000, got %', ef_search USING ERRCODE = '22023';
     END IF;
-    c := semsearch.collection_for_search(collection, tenant);
+    c := semsearch.collection_for_search(collection, tenant, k);
     IF query IS NULL OR vector_dims(query) <> c.dims THEN
         RAISE EXCEPTION 'expected a query vector of % dims, got %', c.dims, vector_dims(query)
             USING ERRCODE = '22023';
@@ -170,10 +170,7 @@ AS $fn$
 DECLARE
     c semsearch.collections;
 BEGIN
-    IF k IS NULL OR k < 1 OR k > 10000 THEN
-        RAISE EXCEPTION 'expected k between 1 and 10000, got %', k USING ERRCODE = '22023';
-    END IF;
-    c := semsearch.collection_for_search(collection, tenant);
+    c := semsearch.collection_for_search(collection, tenant, k);
     RETURN QUERY EXECUTE format('SELECT * FROM semsearch.%I($1, $2, $3)', c.table_name || '_text')
         USING coalesce(query_text, ''), k, semsearch.filter_spec(filter, filter_path, filter_vars, tenant);
 END

@@ -185,7 +185,7 @@ def downgrade() -> None:
     for _, table_name, *_ in rows:
         # the per-collection functions, and the BM25 statistics with their triggers
         _run(sql.SQL("SELECT semsearch.drop_collection_functions({})").format(sql.Literal(table_name)))
-    op.execute("DROP FUNCTION semsearch.collection_for_search(text, text)")
+    op.execute("DROP FUNCTION semsearch.collection_for_search(text, text, integer)")
     op.execute("DROP FUNCTION semsearch.refuse_switched_out() CASCADE")  # and the triggers using it
     op.execute(
         "ALTER TABLE semsearch.collections DROP COLUMN statements_version, DROP COLUMN autotune, "
