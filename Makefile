@@ -36,8 +36,8 @@ test-unit: $(STAMP)
 	SEMSEARCH_TEST_DATABASE_URL=postgresql://nobody@127.0.0.1:1/none $(BIN)/python -m pytest tests/unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check semsearch tests bench
-	$(BIN)/ruff format --check semsearch tests bench
+	$(BIN)/ruff check semsearch migrations tests bench
+	$(BIN)/ruff format --check semsearch migrations tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP)

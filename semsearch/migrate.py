@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
@@ -30,10 +31,19 @@ def sqlalchemy_url(url: str) -> sa.URL:
     )
 
 
+def migrations_dir() -> Path:
+    """Where semsearch's migrations are: inside the installed package (wheels carry them as
+    ``semsearch/migrations``), else the source tree's top-level ``migrations/`` (editable installs)."""
+    packaged = resources.files("semsearch") / "migrations"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[1] / "migrations"
+
+
 def alembic_config() -> Config:
-    """An alembic Config pointing at the migrations shipped in the package."""
+    """An alembic Config pointing at semsearch's migrations."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("semsearch") / "migrations"))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     return cfg
 
 
