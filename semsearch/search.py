@@ -85,7 +85,7 @@ class Request:
 
 @dataclass(frozen=True)
 class Plan:
-    """The statement a request runs, its parameters and the settings it needs (SET LOCAL)."""
+    """The statement a request runs, its parameters and the settings it needs (made just before it, pipelined)."""
 
     statement: sql.SQL | sql.Composed
     params: dict[str, Any]
