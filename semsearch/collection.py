@@ -19,9 +19,7 @@ from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, embedder_for
 from semsearch.errors import CollectionNotFoundError, ConfigurationError, DatabaseError, InvalidInputError
-from semsearch.filters import compile_filter
 from semsearch.results import SearchResult
-from semsearch.values import check_text
 
 if TYPE_CHECKING:
     from semsearch.backfill import BackfillResult
@@ -29,21 +27,6 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
-
-
-def _with_fusion(
-    request: searching.Request, fusion: str | None, vector_weight: float | None, text_weight: float | None
-) -> searching.Request:
-    if (fusion, vector_weight, text_weight) == (None, None, None):
-        return request
-    if request.mode != "hybrid":
-        raise InvalidInputError(f"expected fusion and weights with mode='hybrid', got mode={request.mode!r}")
-    if fusion not in (None, "rrf", "blend"):
-        raise InvalidInputError(f"expected fusion 'rrf' or 'blend', got {fusion!r}")
-    for name, w in (("vector_weight", vector_weight), ("text_weight", text_weight)):
-        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1000):
-            raise InvalidInputError(f"expected {name} between 0 and 1000, got {w!r}")
-    return replace(request, fusion=fusion, vector_weight=vector_weight, text_weight=text_weight)
 
 
 #: how long a handle trusts its catalog row before a search re-reads it (in the same round trip)
@@ -92,6 +75,10 @@ class Collection:
 
     def __len__(self) -> int:
         return self.count()
+
+    def __bool__(self) -> bool:
+        # a collection is a handle: ``if col:`` must not run COUNT(*) through __len__
+        return True
 
     def count(self) -> int:
         """Rows stored."""
@@ -162,17 +149,14 @@ class Collection:
 
     def _write(self, rows: ingest.Rows, vectors: Sequence[np.ndarray | None], *, copy_first: bool) -> tuple[int, int]:
         with self.db.connection() as conn, conn.transaction():
-            inserted = updated = -1
             if copy_first:
                 # the table started empty: most batches are all new keys, which COPY takes directly
                 try:
                     with conn.transaction():
-                        inserted, updated = ingest.copy_new(conn, self.layout, rows, vectors), 0
+                        return ingest.copy_new(conn, self.layout, rows, vectors), 0
                 except (psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback):
-                    # a key already stored, or a deadlock with a writer outside semsearch: the upsert decides
-                    pass
-            if inserted < 0:
-                inserted, updated = ingest.write(conn, self.layout, rows, vectors)
+                    pass  # a key already stored, or a deadlock with a writer outside semsearch: the upsert decides
+            inserted, updated = ingest.write(conn, self.layout, rows, vectors)
         return inserted, updated
 
     def _following_switches(self, write: Callable[[], T]) -> T:
@@ -436,7 +420,7 @@ class Collection:
             col.search("sleepy hollow", mode="hybrid", tenant="acme")
         """
         request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
-        request = _with_fusion(request, fusion, vector_weight, text_weight)
+        request = searching.with_fusion(request, fusion, vector_weight, text_weight)
         for attempt in (1, 2, 3):
             p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
             # is this handle's catalog row still the name's? Checked in the same round trip: always
@@ -461,7 +445,7 @@ class Collection:
             # migrate-model switched the name to another table (and maybe model): follow it
             self._reload()
             request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
-            request = _with_fusion(request, fusion, vector_weight, text_weight)
+            request = searching.with_fusion(request, fusion, vector_weight, text_weight)
         return searching.hits(rows, request)
 
     def explain(
@@ -509,46 +493,10 @@ class Collection:
         tenant: str | None,
     ) -> searching.Request:
         """Check a search's arguments (before any round trip) and embed its query text if needed."""
-        if mode not in ("vector", "text", "hybrid"):
-            raise InvalidInputError(f"expected mode 'vector', 'text' or 'hybrid', got {mode!r}")
-        if mode != "vector" and (query is None or (vector is not None and mode == "text")):
-            raise InvalidInputError(
-                f"expected a query text for mode={mode!r}, got {'none' if query is None else 'a vector too'}"
-            )
-        if mode == "vector" and (query is None) == (vector is None):
-            raise InvalidInputError(
-                "expected exactly one of a query text or vector=, got " + ("both" if query is not None else "neither")
-            )
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
-            raise InvalidInputError(f"expected k between 1 and 10000, got {k!r}")
-        if oversample is not None and (
-            isinstance(oversample, bool) or not isinstance(oversample, (int, float)) or not 1 <= oversample <= 1000
-        ):
-            raise InvalidInputError(f"expected oversample between 1 and 1000, got {oversample!r}")
-        if ef_search is not None and (
-            isinstance(ef_search, bool) or not isinstance(ef_search, int) or not 1 <= ef_search <= 1000
-        ):
-            raise InvalidInputError(f"expected ef_search between 1 and 1000, got {ef_search!r}")
-        if tenant is None and self.info.tenant_required:
-            raise InvalidInputError(f"expected tenant= for collection {self.name!r} (tenant_required), got none")
-        if tenant is not None:
-            if not isinstance(tenant, str) or not tenant:
-                raise InvalidInputError(f"expected tenant as a non-empty str, got {tenant!r}")
-            check_text(tenant, "a tenant")
-        filt = compile_filter(where)
-        if query is not None:
-            if not isinstance(query, str) or not query.strip():
-                raise InvalidInputError(f"expected a non-empty query text, got {query!r}")
-            check_text(query, "a query text")
-        qvec = None
-        if mode != "text":
-            if vector is not None:
-                qvec = ingest.check_query_vector(vector, dims=self.dims)
-            else:
-                qvec = ingest.check_query_vector(self.embedder.embed([query])[0], dims=self.dims)  # type: ignore[list-item]
-        return searching.Request(
-            mode=mode, k=k, vector=qvec, text=query, oversample=oversample, ef_search=ef_search,
-            exact=bool(exact), filter=filt, tenant=tenant,
+        return searching.make_request(
+            dims=self.dims, name=self.name, tenant_required=self.info.tenant_required,
+            embed=lambda text: self.embedder.embed([text])[0], query=query, vector=vector, k=k, mode=mode,
+            oversample=oversample, ef_search=ef_search, exact=exact, where=where, tenant=tenant,
         )  # fmt: skip
 
     def _reload(self) -> None:

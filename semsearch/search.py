@@ -12,8 +12,8 @@ estimate a filter's selectivity, choose the index or an exact scan, and fuse.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +22,11 @@ from psycopg import sql
 from psycopg.adapt import PyFormat
 from psycopg.types.json import Jsonb
 
-from semsearch import statements
-from semsearch.filters import Filter
+from semsearch import ingest, statements
+from semsearch.errors import InvalidInputError
+from semsearch.filters import Filter, compile_filter
 from semsearch.results import Hit, SearchResult
+from semsearch.values import check_text
 
 if TYPE_CHECKING:
     import psycopg
@@ -93,6 +95,79 @@ class Plan:
     #: the direct two-stage statement: when it returns fewer than ``k`` rows, the exact one decides
     fallback: sql.SQL | sql.Composed | None = None
     k: int = 0
+
+
+def make_request(
+    *,
+    dims: int,
+    name: str,
+    tenant_required: bool,
+    embed: Callable[[str], np.ndarray],
+    query: str | None,
+    vector: Any,
+    k: int,
+    mode: str,
+    oversample: float | None,
+    ef_search: int | None,
+    exact: bool,
+    where: Mapping[str, Any] | None,
+    tenant: str | None,
+) -> Request:
+    """Check a search's arguments (before any round trip) and embed its query text if needed."""
+    if mode not in ("vector", "text", "hybrid"):
+        raise InvalidInputError(f"expected mode 'vector', 'text' or 'hybrid', got {mode!r}")
+    if mode != "vector" and (query is None or (vector is not None and mode == "text")):
+        raise InvalidInputError(
+            f"expected a query text for mode={mode!r}, got {'none' if query is None else 'a vector too'}"
+        )
+    if mode == "vector" and (query is None) == (vector is None):
+        raise InvalidInputError(
+            "expected exactly one of a query text or vector=, got " + ("both" if query is not None else "neither")
+        )
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
+        raise InvalidInputError(f"expected k between 1 and 10000, got {k!r}")
+    if oversample is not None and (
+        isinstance(oversample, bool) or not isinstance(oversample, (int, float)) or not 1 <= oversample <= 1000
+    ):
+        raise InvalidInputError(f"expected oversample between 1 and 1000, got {oversample!r}")
+    if ef_search is not None and (
+        isinstance(ef_search, bool) or not isinstance(ef_search, int) or not 1 <= ef_search <= 1000
+    ):
+        raise InvalidInputError(f"expected ef_search between 1 and 1000, got {ef_search!r}")
+    if tenant is None and tenant_required:
+        raise InvalidInputError(f"expected tenant= for collection {name!r} (tenant_required), got none")
+    if tenant is not None:
+        if not isinstance(tenant, str) or not tenant:
+            raise InvalidInputError(f"expected tenant as a non-empty str, got {tenant!r}")
+        check_text(tenant, "a tenant")
+    filt = compile_filter(where)
+    if query is not None:
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError(f"expected a non-empty query text, got {query!r}")
+        check_text(query, "a query text")
+    qvec = None
+    if mode != "text":
+        given = vector if vector is not None else embed(query)  # type: ignore[arg-type]
+        qvec = ingest.check_query_vector(given, dims=dims)
+    return Request(
+        mode=mode, k=k, vector=qvec, text=query, oversample=oversample, ef_search=ef_search,
+        exact=bool(exact), filter=filt, tenant=tenant,
+    )  # fmt: skip
+
+
+def with_fusion(
+    request: Request, fusion: str | None, vector_weight: float | None, text_weight: float | None
+) -> Request:
+    if (fusion, vector_weight, text_weight) == (None, None, None):
+        return request
+    if request.mode != "hybrid":
+        raise InvalidInputError(f"expected fusion and weights with mode='hybrid', got mode={request.mode!r}")
+    if fusion not in (None, "rrf", "blend"):
+        raise InvalidInputError(f"expected fusion 'rrf' or 'blend', got {fusion!r}")
+    for name, w in (("vector_weight", vector_weight), ("text_weight", text_weight)):
+        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1000):
+            raise InvalidInputError(f"expected {name} between 0 and 1000, got {w!r}")
+    return replace(request, fusion=fusion, vector_weight=vector_weight, text_weight=text_weight)
 
 
 def candidates(k: int, oversample: float) -> int:
