@@ -15,7 +15,7 @@ from psycopg import sql
 
 from semsearch import bm25, catalog, statements
 from semsearch.catalog import CollectionInfo
-from semsearch.embeddings import Embedder, default_dims
+from semsearch.embeddings import Embedder, check_dims, default_dims
 from semsearch.errors import ConfigurationError
 from semsearch.plans import Plan
 from semsearch.schema import BUILD_SETTINGS, Layout, check_name, settings_sql
@@ -65,6 +65,8 @@ def make_info(
         raise ConfigurationError(f"expected dims= for model {model!r}, got none")
     if isinstance(dims, bool) or not isinstance(dims, int):
         raise ConfigurationError(f"expected dims as an int, got {dims!r}")
+    # a built-in model must be able to produce them: refused here, not at the first ingest
+    check_dims(model, dims)
     if not isinstance(model, str) or not model.strip():
         raise ConfigurationError(f"expected model as a non-empty str, got {model!r}")
     check_text(model, "a model name")

@@ -209,6 +209,9 @@ def test_compression_plans_the_dims_do_not_allow(db, dims, compression, storage,
         ({"text_config": "english\x00"}, errors.InvalidInputError, "a text_config"),
         ({"text_config": "klingon"}, errors.ConfigurationError, "expected a text search configuration"),
         ({"model": "a\x00b"}, errors.InvalidInputError, "a model name"),
+        ({"model": "local", "dims": 300}, errors.ConfigurationError, r"embedder dims in \(64, 128, 256\), got 300"),
+        ({"model": "text-embedding-3-small", "dims": 2048}, errors.ConfigurationError, "at most 1536"),
+        ({"model": "text-embedding-ada-002", "dims": 256}, errors.ConfigurationError, "cannot be resized"),
     ],
 )
 def test_collection_settings_of_the_wrong_type_are_refused(db, settings, error, message):

@@ -6,7 +6,32 @@ from semsearch.embeddings.base import BatchedEmbedder, Embedder, normalize_rows
 from semsearch.errors import ConfigurationError
 
 LOCAL_ALIASES = ("local", "wordllama-l2-supercat")
+#: the local model's Matryoshka sizes
+LOCAL_DIMS = (64, 128, 256)
+#: output size of each OpenAI model when no ``dimensions`` is requested
 OPENAI_NATIVE_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+
+
+def check_dims(model: str, dims: int) -> None:
+    """Refuse a built-in model with dims it cannot produce (any other model is a label: any dims).
+
+    >>> check_dims("text-embedding-3-small", 512)
+    >>> check_dims("local", 300)
+    Traceback (most recent call last):
+    ...
+    semsearch.errors.ConfigurationError: expected local embedder dims in (64, 128, 256), got 300
+    """
+    if model in LOCAL_ALIASES:
+        if dims not in LOCAL_DIMS:
+            raise ConfigurationError(f"expected local embedder dims in {LOCAL_DIMS}, got {dims}")
+        return
+    native = OPENAI_NATIVE_DIMS.get(model)
+    if native is None:
+        return
+    resizable = model.startswith("text-embedding-3-")  # Matryoshka-trained: the API's dimensions= works
+    if dims > native or (not resizable and dims != native):
+        expected = f"at most {native}" if resizable else f"{native} (it cannot be resized)"
+        raise ConfigurationError(f"expected dims for {model} to be {expected}, got {dims}")
 
 
 def embedder_for(model: str, dims: int | None = None) -> Embedder:
@@ -40,4 +65,4 @@ def default_dims(model: str) -> int | None:
     return OPENAI_NATIVE_DIMS.get(model)
 
 
-__all__ = ["BatchedEmbedder", "Embedder", "default_dims", "embedder_for", "normalize_rows"]
+__all__ = ["BatchedEmbedder", "Embedder", "check_dims", "default_dims", "embedder_for", "normalize_rows"]

@@ -13,11 +13,12 @@ from importlib import resources
 
 import numpy as np
 
+from semsearch.embeddings import LOCAL_DIMS, check_dims
 from semsearch.embeddings.base import BatchedEmbedder
 from semsearch.errors import ConfigurationError
 
 MODEL_NAME = "wordllama-l2-supercat"
-SUPPORTED_DIMS = (64, 128, 256)
+SUPPORTED_DIMS = LOCAL_DIMS
 
 
 @lru_cache(maxsize=1)
@@ -73,8 +74,7 @@ class LocalEmbedder(BatchedEmbedder):
     max_batch_tokens = 10_000_000
 
     def __init__(self, dims: int = 256) -> None:
-        if dims not in SUPPORTED_DIMS:
-            raise ConfigurationError(f"expected local embedder dims in {SUPPORTED_DIMS}, got {dims}")
+        check_dims("local", dims)
         self.model = MODEL_NAME
         self.dims = dims
 

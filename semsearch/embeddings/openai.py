@@ -7,15 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from semsearch.embeddings import OPENAI_NATIVE_DIMS, check_dims
 from semsearch.embeddings.base import BatchedEmbedder, utf8_tokens_upper_bound
 from semsearch.errors import ConfigurationError, EmbeddingError
-
-#: output size of each known model when no ``dimensions`` is requested
-NATIVE_DIMS = {
-    "text-embedding-3-small": 1536,
-    "text-embedding-3-large": 3072,
-    "text-embedding-ada-002": 1536,
-}
 
 
 def _import_openai() -> Any:
@@ -56,17 +50,15 @@ class OpenAIEmbedder(BatchedEmbedder):
         timeout: float = 60.0,
     ) -> None:
         openai = _import_openai()
-        native = NATIVE_DIMS.get(model)
+        native = OPENAI_NATIVE_DIMS.get(model)
         if dims is None:
             if native is None:
                 raise ConfigurationError(f"expected dims for model {model!r}, whose native size is unknown; got none")
             dims = native
         if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
             raise ConfigurationError(f"expected dims to be a positive integer, got {dims!r}")
+        check_dims(model, dims)
         resizable = model.startswith("text-embedding-3-")
-        if native is not None and (dims > native or (not resizable and dims != native)):
-            expected = f"at most {native}" if resizable else f"{native} (it cannot be resized)"
-            raise ConfigurationError(f"expected dims for {model} to be {expected}, got {dims}")
         if client is not None and (api_key is not None or base_url is not None):
             raise ConfigurationError(
                 "expected either client or api_key/base_url, got both; configure the client instead"
