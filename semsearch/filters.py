@@ -149,6 +149,21 @@ def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
             into[key] = value
 
 
+def _operator_key(value: Any) -> str | None:
+    """The first ``$``-key anywhere inside a containment value (it would match nothing), or None."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, Mapping):
+            for key, inner in item.items():
+                if str(key).startswith("$"):
+                    return str(key)
+                todo.append(inner)
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+    return None
+
+
 def compile_filter(where: Mapping[str, Any] | None) -> Filter:
     """Check and compile a ``where=`` dict; raise :class:`InvalidInputError` on anything unknown."""
     if where is None:
@@ -172,6 +187,12 @@ def compile_filter(where: Mapping[str, Any] | None) -> Filter:
         path = _accessor(field)
         if not (isinstance(cond, Mapping) and any(str(k).startswith("$") for k in cond)):
             check_json(cond, f"the filter value of {field}")
+            nested = _operator_key(cond)
+            if nested is not None:
+                raise InvalidInputError(
+                    f"expected operators right under a field (dotted names for nesting, e.g. {{'{field}.x': "
+                    f"{{'$lt': 1}}}}), got {nested!r} inside the value of {field}"
+                )
             if cond is None:
                 preds.append(_is_null(path))
                 continue

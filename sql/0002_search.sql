@@ -2,8 +2,14 @@
 -- from it with format('%I') and call the per-collection functions that semsearch
 -- creates by DDL (semsearch/statements.py). No SQL text is read from a table.
 
+CREATE FUNCTION semsearch.fail(message text) RETURNS boolean
+LANGUAGE plpgsql
+AS $fn$ BEGIN RAISE EXCEPTION '%', message USING ERRCODE = '22023'; END $fn$;
+
 -- One jsonb for all filter parts. Only absent parts are dropped: a null *inside* the
 -- filter (where={"lang": None}) is kept and means what the filter language says.
+-- filter => is containment: an operator key ({"price": {"$lt": 200}}) would silently
+-- match nothing, so it is refused (filter_path/filter_vars, or where= from Python, have them).
 CREATE OR REPLACE FUNCTION semsearch.filter_spec(
     filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text
 ) RETURNS jsonb
@@ -13,6 +19,10 @@ RETURN (
     FROM jsonb_each(jsonb_build_object(
         'contains', filter, 'path', filter_path::text, 'vars', filter_vars, 'tenant', tenant)) e
     WHERE jsonb_typeof(e.value) <> 'null'
+      AND (e.key <> 'contains'
+           OR NOT jsonb_path_exists(e.value, 'strict $.** ? (@.type() == "object").keyvalue() ? (@.key starts with "$")')
+           OR semsearch.fail('expected filter => as plain containment (json values, no operators), got a $-key: '
+                             || 'use filter_path => and filter_vars =>, or where= from Python'))
 );
 
 -- A text changed by any writer loses its now-stale vector, unless the same statement set a
@@ -216,10 +226,6 @@ $fn$;
 
 DROP FUNCTION semsearch.hybrid_search(text, text, vector, integer, real, real, integer, integer, jsonb, jsonpath,
                                       jsonb, text);
-
-CREATE FUNCTION semsearch.fail(message text) RETURNS boolean
-LANGUAGE plpgsql
-AS $fn$ BEGIN RAISE EXCEPTION '%', message USING ERRCODE = '22023'; END $fn$;
 
 -- Text (BM25) and vector lists fused in SQL. fusion 'rrf': sum of weight / (rrf_k + rank);
 -- 'blend': sum of weight * score scaled to [0, 1] within its list (max-min), a row missing

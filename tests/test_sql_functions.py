@@ -115,3 +115,24 @@ def test_hybrid_mode_and_stop_words_from_python(col):
     assert len(empty) == 0 and not empty.complete
     assert col.search("barking dog", k=1, mode="hybrid").keys == ["dog"]
     assert np.isfinite(col.search("barking dog", k=4, mode="hybrid")[0].score)
+
+
+def test_sql_filter_refuses_operator_keys_instead_of_matching_nothing(db, col):
+    """0.1.0: filter => '{"price": {"$lt": 200}}' silently returned nothing."""
+    q = col.embedder.embed(["a cat"])[0]
+    with db.connection() as conn:
+        for stmt in (
+            'SELECT * FROM semsearch.search(\'docs\', %s, 2, filter => \'{"kind": {"$ne": "pet"}}\')',
+            "SELECT * FROM semsearch.hybrid_search('docs', 'cat', %s, 2, filter => '{\"a\": [{\"$in\": [1]}]}')",
+        ):
+            with pytest.raises(psycopg.errors.InvalidParameterValue, match="filter_path"):
+                conn.execute(stmt, [q])
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="no operators"):
+            conn.execute("SELECT * FROM semsearch.text_search('docs', 'cat', 2, '{\"$or\": []}')")
+        keys = [
+            r[0]
+            for r in conn.execute(
+                "SELECT key FROM semsearch.search('docs', %s, 2, filter => '{\"kind\": \"pet\"}')", [q]
+            )
+        ]
+    assert keys == ["cat", "dog"]

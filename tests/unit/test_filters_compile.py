@@ -90,3 +90,12 @@ def test_nulls_compile_into_the_path_not_containment_or_variables(where, contain
     """The contract the SQL side relies on: no null object field in contains, no null in vars."""
     f = compile_filter(where)
     assert (f.contains, f.path, f.vars) == (contains, path, variables)
+
+
+def test_an_operator_nested_in_a_plain_value_is_refused_not_matched_against():
+    """0.1.0 took {"a": {"b": {"$lt": 1}}} as containment of a literal "$lt" key: it matched nothing."""
+    with pytest.raises(errors.InvalidInputError, match=r"'\$lt' inside the value of a"):
+        compile_filter({"a": {"b": {"$lt": 1}}})
+    with pytest.raises(errors.InvalidInputError, match=r"'\$in' inside the value of tags"):
+        compile_filter({"tags": [{"x": {"$in": [1]}}]})
+    assert compile_filter({"a.b": {"$lt": 1}}).path == '$."a"."b" < $v0'
