@@ -419,7 +419,11 @@ class Collection:
             col.search(vector=q, k=5, exact=True, where={"year": {"$gte": 2000}})
             col.search("sleepy hollow", mode="hybrid", tenant="acme")
         """
-        request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
+        args = dict(
+            query=query, vector=vector, k=k, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact,
+            where=where, tenant=tenant,
+        )  # fmt: skip
+        request = self._request(**args)
         request = searching.with_fusion(request, fusion, vector_weight, text_weight)
         for attempt in (1, 2, 3):
             p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
@@ -444,7 +448,7 @@ class Collection:
                 raise CollectionNotFoundError(f"expected an existing collection, got {self.name!r} dropped")
             # migrate-model switched the name to another table (and maybe model): follow it
             self._reload()
-            request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
+            request = self._request(**args)
             request = searching.with_fusion(request, fusion, vector_weight, text_weight)
         return searching.hits(rows, request)
 
@@ -474,30 +478,25 @@ class Collection:
         """
         if mode == "hybrid":
             raise InvalidInputError("expected mode 'vector' or 'text' to explain, got 'hybrid' (explain each side)")
-        request = self._request(query, vector, k, mode, oversample, ef_search, exact, where, tenant)
+        args = dict(
+            query=query, vector=vector, k=k, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact,
+            where=where, tenant=tenant,
+        )  # fmt: skip
+        request = self._request(**args)
         with self.db.connection() as conn:
             return searching.explain(
                 conn, self.layout, self.info.oversample, self.info.ef_search, request, extra=settings or {}
             )
 
-    def _request(
-        self,
-        query: str | None,
-        vector: Any,
-        k: int,
-        mode: str,
-        oversample: float | None,
-        ef_search: int | None,
-        exact: bool,
-        where: Mapping[str, Any] | None,
-        tenant: str | None,
-    ) -> searching.Request:
+    def _request(self, **search: Any) -> searching.Request:
         """Check a search's arguments (before any round trip) and embed its query text if needed."""
         return searching.make_request(
-            dims=self.dims, name=self.name, tenant_required=self.info.tenant_required,
-            embed=lambda text: self.embedder.embed([text])[0], query=query, vector=vector, k=k, mode=mode,
-            oversample=oversample, ef_search=ef_search, exact=exact, where=where, tenant=tenant,
-        )  # fmt: skip
+            dims=self.dims,
+            name=self.name,
+            tenant_required=self.info.tenant_required,
+            embed=lambda text: self.embedder.embed([text])[0],
+            **search,
+        )
 
     def _reload(self) -> None:
         """Re-read the catalog row; an embedder made from the old model name is dropped."""
