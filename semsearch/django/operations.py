@@ -39,7 +39,7 @@ from semsearch import catalog, ddl
 from semsearch.catalog import CollectionInfo
 from semsearch.django.conf import SemsearchSettings
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, SchemaVersionError
-from semsearch.schema import BUILD_SETTINGS, check_name, settings_sql
+from semsearch.schema import check_name
 
 __all__ = ["AlterCollection", "CreateCollection", "DropCollection"]
 
@@ -254,35 +254,29 @@ def _read_info(editor: BaseDatabaseSchemaEditor, name: str) -> CollectionInfo:
 
 
 def _alter(editor: BaseDatabaseSchemaEditor, name: str, changes: dict[str, Any], *, concurrently: bool | None) -> None:
-    old = _read_info(editor, name)
-    new = ddl.replan(old, **changes)
-    if ddl.unchanged(old, new):  # the same index: only the catalog changes
-        _execute(editor, [ddl.oversample_statement(new)])
-        return
     atomic = editor.connection.in_atomic_block
     concurrent = not atomic if concurrently is None else concurrently
+    change = ddl.alter(_read_info(editor, name), concurrently=concurrent, **changes)
+    _execute(editor, change.catalog)
+    steps = change.index
+    if steps is None:
+        return
     if concurrent and atomic:
         raise ConfigurationError(
             f"expected a migration with atomic = False to build the index of {name!r} concurrently, got an "
             "atomic one: set atomic = False on the Migration, or pass concurrently=False"
         )
-    drop_next = ddl.drop_next_index_statement(new, concurrently=concurrent)
-    build = ddl.build_index_statement(new, concurrently=concurrent)
     alias = editor.connection.alias
     if not concurrent:
         # settings local to the transaction, like the build; atomic() is a savepoint in an atomic migration
         with transaction.atomic(using=alias):
-            _execute(
-                editor, [drop_next, *ddl.build_settings_statements(local=True), build, *ddl.swap_index_statements(new)]
-            )
+            _execute(editor, [*steps.prepare, *steps.build, *steps.swap])
         return
-    # a failed concurrent build leaves an invalid _hnsw_next behind: dropping it first makes a rerun start clean
-    _execute(editor, [drop_next])
-    saved = {k: (_fetch(editor, "SELECT current_setting(%s)", [k]) or ("",))[0] for k in BUILD_SETTINGS}
+    _execute(editor, steps.prepare)
     try:
-        _execute(editor, [*ddl.build_settings_statements(local=False), build])
+        _execute(editor, steps.build)
     finally:
         # the session is Django's connection: leave it as found
-        _execute(editor, settings_sql(saved, local=False))
+        _execute(editor, steps.restore)
     with transaction.atomic(using=alias):
-        _execute(editor, ddl.swap_index_statements(new))
+        _execute(editor, steps.swap)
