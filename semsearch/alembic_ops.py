@@ -31,7 +31,7 @@ from psycopg import sql
 
 from semsearch import catalog, ddl
 from semsearch.catalog import CollectionInfo
-from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, SchemaVersionError
+from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
 from semsearch.schema import SCHEMA, check_name
 
 __all__ = [
@@ -233,14 +233,8 @@ def _online(operations: Operations) -> bool:
     if operations.get_context().as_sql:
         return False
     bind = operations.get_bind()
-    version = None
-    if bind.execute(sa.text("SELECT to_regclass('semsearch.alembic_version') IS NOT NULL")).scalar():
-        version = bind.execute(sa.text("SELECT version_num FROM semsearch.alembic_version")).scalar()
-    if version != catalog.SCHEMA_HEAD:
-        raise SchemaVersionError(
-            f"expected semsearch schema {catalog.SCHEMA_HEAD}, got {version or 'none'}: "
-            "run `semsearch db upgrade` before your own migrations"
-        )
+    version = catalog.read_schema_version(lambda query: bind.execute(sa.text(query)).scalar())
+    catalog.check_schema_version(version, fix="run `semsearch db upgrade` before your own migrations")
     return True
 
 

@@ -19,7 +19,6 @@ from semsearch.errors import (
     CollectionNotFoundError,
     ConfigurationError,
     InvalidNameError,
-    SchemaVersionError,
 )
 from semsearch.schema import MAX_USER_NAME, check_name
 from semsearch.server import check_server, redact, resolve_url
@@ -51,10 +50,7 @@ def connect(
         current = schema_version(conn)
     if current != catalog.SCHEMA_HEAD:
         if not upgrade:
-            raise SchemaVersionError(
-                f"expected semsearch schema {catalog.SCHEMA_HEAD}, got {current or 'none'}: "
-                "run `semsearch db upgrade` (or connect(..., upgrade=True))"
-            )
+            catalog.check_schema_version(current, fix="run `semsearch db upgrade` (or connect(..., upgrade=True))")
         from semsearch import migrate  # alembic and SQLAlchemy only when there is a migration to run
 
         migrate.upgrade(url)

@@ -38,7 +38,7 @@ from psycopg import sql
 from semsearch import catalog, ddl
 from semsearch.catalog import CollectionInfo
 from semsearch.django.conf import SemsearchSettings
-from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, SchemaVersionError
+from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
 from semsearch.schema import check_name
 
 __all__ = ["AlterCollection", "CreateCollection", "DropCollection"]
@@ -210,13 +210,10 @@ def _fetch(editor: BaseDatabaseSchemaEditor, query: str, params: list[Any]) -> t
 
 def _exists(editor: BaseDatabaseSchemaEditor, name: str) -> bool:
     """Whether ``name`` exists, after checking semsearch's schema is current (the catalog's shape)."""
-    installed = _fetch(editor, "SELECT to_regclass('semsearch.alembic_version') IS NOT NULL", [])
-    version = installed and installed[0] and _fetch(editor, "SELECT version_num FROM semsearch.alembic_version", [])
-    if not version or version[0] != catalog.SCHEMA_HEAD:
-        raise SchemaVersionError(
-            f"expected semsearch schema {catalog.SCHEMA_HEAD}, got {version[0] if version else 'none'}: "
-            "run `python manage.py semsearch_upgrade` (or keep SEMSEARCH['UPGRADE_ON_MIGRATE'] on)"
-        )
+    version = catalog.read_schema_version(lambda query: (_fetch(editor, query, []) or (None,))[0])
+    catalog.check_schema_version(
+        version, fix="run `python manage.py semsearch_upgrade` (or keep SEMSEARCH['UPGRADE_ON_MIGRATE'] on)"
+    )
     return _fetch(editor, "SELECT 1 FROM semsearch.collections WHERE name = %s", [name]) is not None
 
 
