@@ -141,7 +141,6 @@ class ReplicaCluster:
             "wal_level": "replica",
             "max_wal_senders": "4",
             "hot_standby": "on",
-            "shared_buffers": "'32MB'",
             # a test cluster: crash safety costs time and buys nothing here
             "fsync": "off",
             "full_page_writes": "off",
