@@ -5,7 +5,8 @@ and gives the :class:`~semsearch.Database` a :class:`Router`. Searches, ``explai
 ``evaluate`` and ``sweep`` run through :meth:`Router.read`: on the next replica in turn
 (one small pool each), or on the primary when ``fresh=True``, when no replica is
 configured, or when the chosen one does not answer (refused, timed out, broken
-connection, a recovery conflict). A replica that failed is marked down and tried again
+connection, a recovery conflict), or does not know a table or function yet (DDL it has
+not replayed). A replica that failed is marked down and tried again
 after a back-off (1 s, doubling up to 30 s while it keeps failing). Every write, DDL
 statement and tune result goes through :meth:`Database.connection`, the primary.
 
@@ -17,6 +18,7 @@ load or with a paused or lagging standby): a caller that must see its own write 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -90,18 +92,23 @@ class _Replica:
             # a single connection first: a pool would retry a refused server until its timeout
             with psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, round(self.timeout))) as conn:
                 conn.execute("SELECT 1")
-            pool = ConnectionPool(
-                self.url,
-                min_size=1,
-                max_size=self.max_connections,
-                kwargs={"autocommit": True, "connect_timeout": max(1, round(self.timeout))},
-                configure=register_vector,
-                timeout=self.timeout,
-                open=False,
-                name=self.name,
-            )
+        except psycopg.Error as exc:
+            self._back_off(exc)
+            return
+        pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.max_connections,
+            kwargs={"autocommit": True, "connect_timeout": max(1, round(self.timeout))},
+            configure=register_vector,
+            timeout=self.timeout,
+            open=False,
+            name=self.name,
+        )
+        try:
             pool.open(wait=True, timeout=self.timeout)
         except psycopg.Error as exc:
+            pool.close(timeout=1.0)
             self._back_off(exc)
             return
         if self.failures:
@@ -135,11 +142,14 @@ class _Replica:
     def close(self) -> None:
         with self.lock:
             pool, self.pool = self.pool, None
+            self.retry_at = math.inf  # closed: never probed again
         if pool is not None:
             pool.close()
 
 
 _PRIMARY = "primary"
+#: what a replica lagging behind DDL (a collection just created) answers: the primary knows better
+_NOT_REPLAYED = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedObject, psycopg.errors.UndefinedFunction)
 
 
 class Router:
@@ -184,6 +194,8 @@ class Router:
                         result = fn(conn)
                 except psycopg.errors.QueryCanceled:
                     raise  # a statement timeout or a cancel: the primary would be asked the same
+                except _NOT_REPLAYED:
+                    pass  # a table or function the primary made and this replica has not replayed yet
                 except psycopg.OperationalError as exc:
                     # refused, timed out, closed under us, or canceled by a conflict with recovery
                     target.mark_down(pool, exc)

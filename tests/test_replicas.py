@@ -131,6 +131,18 @@ def test_a_stopped_replica_does_not_fail_searches_and_is_used_again_when_back(co
     assert col.db.replicas[0].up and col.db.replicas[0].failures == 0
 
 
+def test_a_collection_the_replica_has_not_replayed_yet_is_searched_on_the_primary(db, cluster, movies):
+    titles, _, vectors = movies
+    with replay_paused(cluster):
+        col = db.create_collection("not_replayed", dims=256, model="text-embedding-3-small", compression="halfvec")
+        col.add(keys=titles[:3], contents=titles[:3], embeddings=vectors[:3], metadata=[{"n": i} for i in range(3)])
+        assert col.search(vector=vectors[1], k=1).keys == [titles[1]]
+        assert col.search(vector=vectors[1], k=1, where=ANY_ROW).keys == [titles[1]]
+        assert col.explain(vector=vectors[1], k=1).plan
+        assert db.replicas[0].up and db.replicas[0].failures == 0
+    db.drop_collection("not_replayed")
+
+
 def test_a_replica_that_refuses_connections_leaves_searches_on_the_primary(cluster, movies):
     with semsearch.connect(cluster.primary_url, replicas=["postgresql://postgres@127.0.0.1:1/semsearch"]) as db:
         titles, _, vectors = movies
