@@ -8,9 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import Engine, ForeignKey, String, cast, create_engine, delete, event, insert, select, text, update
-from sqlalchemy.engine import URL
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import semsearch
@@ -58,12 +56,7 @@ class Counting:
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    p = conninfo_to_dict(db_url)
-    url = URL.create(
-        "postgresql+psycopg", username=p.get("user"), password=p.get("password"), port=p.get("port"),  # type: ignore[arg-type]
-        database=p.get("dbname"), query={"host": str(p["host"])},
-    )  # fmt: skip
-    eng = create_engine(url)
+    eng = create_engine(ss.engine_url(db_url))
     Base.metadata.create_all(eng)
     yield eng
     ss.close()  # semsearch's pools to this database, before db_url drops it

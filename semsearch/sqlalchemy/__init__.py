@@ -15,15 +15,25 @@ How rows are kept in sync: :mod:`semsearch.sqlalchemy.sync`; the table-valued
 function for Core queries: :func:`search_function`.
 """
 
-from semsearch.sqlalchemy.registry import Registration, close, register, registration_for, unregister
+from semsearch.sqlalchemy.registry import (
+    Registration,
+    close,
+    register,
+    registration_for,
+    registrations,
+    unregister,
+)
 from semsearch.sqlalchemy.search import search, search_function
 from semsearch.sqlalchemy.sync import reindex
+from semsearch.sqlalchemy.urls import engine_url
 
 __all__ = [
     "Registration",
     "close",
+    "engine_url",
     "register",
     "registration_for",
+    "registrations",
     "reindex",
     "search",
     "search_function",

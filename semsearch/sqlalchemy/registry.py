@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapper
 from semsearch import indexing
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
 from semsearch.schema import check_name
+from semsearch.sqlalchemy.urls import libpq_url
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection
@@ -101,8 +102,7 @@ class Registration:
         engine = bind.engine if isinstance(bind, Connection) else bind
         if engine.dialect.name != "postgresql":
             raise ConfigurationError(f"expected a postgresql engine for {self.label}, got {engine.dialect.name}")
-        # the libpq form of the engine's URL: the driver part (+psycopg) is SQLAlchemy's alone
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        url = libpq_url(engine.url)
         with _lock:
             if url not in _opened:
                 from semsearch.db import connect
@@ -227,6 +227,11 @@ def registration_for(model: type | Any) -> Registration:
     raise ConfigurationError(
         f"expected a class registered with semsearch ({', '.join(known) or 'none'}), got {model!r}"
     )
+
+
+def registrations() -> list[Registration]:
+    """Every registration, by label (what ``flask semsearch reindex`` goes through)."""
+    return sorted(_registry.values(), key=lambda r: r.label)
 
 
 def registered(cls: type) -> Registration | None:
