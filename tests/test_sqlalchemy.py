@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -191,6 +193,9 @@ def test_bulk_orm_statements_are_followed_and_reindex_repairs_core_writes(engine
         session.execute(delete(Article).where(Article.id == ids[3]))
         session.rollback()  # a rolled-back bulk delete changes nothing
         assert col.count() == 3
+        session.query(Article).filter(Article.id == ids[2]).delete()  # the legacy Query API: the same statement
+        session.commit()
+        assert sorted(col.search("x", k=10).keys) == sorted(map(str, [ids[0], ids[3]]))
         session.execute(delete(Article))
         session.commit()
         assert col.count() == 0
@@ -293,3 +298,24 @@ def test_register_refuses_what_it_cannot_index(engine: Engine) -> None:
         assert ss.registration_for(Article(title="x")).collection_name == "docs"
     finally:
         ss.unregister(Article)
+
+
+def test_the_readme_example_runs(db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("### SQLAlchemy (and Flask-SQLAlchemy)") :]
+    code = section[section.index("```python\n") + 10 : section.index("\n```\n")]
+    monkeypatch.setenv("SEMSEARCH_DATABASE_URL", db_url)
+    before = set(ss.registrations())
+    ns: dict[str, Any] = {}
+    try:
+        exec(compile(code, "README.md", "exec", dont_inherit=True), ns)  # the README example, as a user runs it
+    finally:
+        for reg in set(ss.registrations()) - before:
+            ss.unregister(reg.model)
+        if "db" in ns:
+            ns["db"].close()
+        if "engine" in ns:
+            ns["engine"].dispose()
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"\d\.\d{3} Brewing green tea", lines[0])
+    assert lines[2].startswith("[('Brewing green tea', 0.")  # the one English row, from the SQL join

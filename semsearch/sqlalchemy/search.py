@@ -42,7 +42,8 @@ def search(
     """The ``k`` instances of ``model`` best matching ``query``, best first, each with ``.semsearch_score``.
 
     The instances are loaded in one query through ``session``; rows deleted since
-    they were indexed are skipped. ``mode``: ``"vector"``, ``"text"`` or
+    they were indexed are skipped. The collection is created (empty) if no commit
+    made it yet. ``mode``: ``"vector"``, ``"text"`` or
     ``"hybrid"``; ``where`` filters on the registered metadata, ``tenant`` on the
     tenant; ``options`` go to :meth:`semsearch.Collection.search` (``exact``,
     ``oversample``, ``fusion``, ...).
@@ -52,7 +53,7 @@ def search(
         search(session, Article, "green tea", k=3, mode="hybrid", where={"lang": "en"})
     """
     reg = registration_for(model)
-    col = reg.collection(session.get_bind(mapper=reg.mapper), create=False)
+    col = reg.collection(session.get_bind(mapper=reg.mapper))
     result = col.search(query, k=k, mode=mode, where=where, tenant=tenant, **options)
     pks = []
     for hit in result:

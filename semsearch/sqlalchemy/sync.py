@@ -140,14 +140,15 @@ def reconcile(reg: Registration, bind: Engine | Connection, pks: Iterable[Any]) 
     pks = list(pks)
     try:
         (column,) = reg.mapper.primary_key
-        engine = bind.engine if isinstance(bind, Connection) else bind
         docs: dict[str, indexing.Document] = {}
-        with Session(engine) as reader:  # the committed rows, in a transaction of its own
+        # the committed rows: an engine lends a connection of its own; a connection the session was
+        # bound to (an outer transaction, as in test suites) is read as is, and left as it was
+        with Session(bind) as reader:
             for i in range(0, len(pks), 1000):
                 found: Iterable[Any] = reader.scalars(select(reg.model).where(column.in_(pks[i : i + 1000])))
                 docs.update((reg.key(obj), reg.document(obj)) for obj in found)
         gone = {str(pk) for pk in pks} - set(docs)
-        indexing.write(reg.collection(engine), docs, gone, defer=reg.defer, logger=logger, repair="reindex")
+        indexing.write(reg.collection(bind), docs, gone, defer=reg.defer, logger=logger, repair="reindex")
     # the rows are committed already: an error here must not fail the commit that saved them
     except Exception:
         logger.warning(
