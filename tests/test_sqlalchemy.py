@@ -190,6 +190,11 @@ def test_bulk_orm_statements_are_followed_and_reindex_repairs_core_writes(engine
         session.execute(update(Article), [{"id": ids[2], "title": "Patching an inner tube"}])  # bulk by pk
         session.commit()
         assert col.search("inner tube", k=1, mode="text").keys == [str(ids[2])]
+        seen = _statements(engine)
+        session.execute(update(Article).values(views=Article.views + 1))  # not indexed: nothing noted, read or written
+        session.execute(update(Article), [{"id": ids[2], "views": 7}])
+        session.commit()
+        assert [s.split()[0] for s in seen] == ["UPDATE", "UPDATE"]  # no read before, no read-back after
         session.execute(delete(Article).where(Article.id == ids[3]))
         session.rollback()  # a rolled-back bulk delete changes nothing
         assert col.count() == 3

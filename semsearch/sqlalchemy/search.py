@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-from pgvector.sqlalchemy import VECTOR
 from sqlalchemy import Boolean, Float, Integer, String, bindparam, cast, column, func, null, select
 from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
 from sqlalchemy.orm import Session
@@ -92,6 +91,9 @@ def search_function(
             .order_by(hits.c.score.desc())
         ).all()
     """
+    # imported when used: importing it teaches SQLAlchemy's reflection the vector types, process-wide
+    from pgvector.sqlalchemy import VECTOR
+
     spec = compile_filter(where)
     vector = np.asarray(query_vector, dtype=np.float32)
     args = [

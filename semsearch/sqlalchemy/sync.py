@@ -96,12 +96,16 @@ def _do_orm_execute(state: ORMExecuteState) -> None:
         if reg is None:
             return
         (column,) = reg.mapper.primary_key
-        noted = _noted(state.session, reg)
         params = state.parameters
         if isinstance(params, list) and params:  # ORM bulk UPDATE by primary key
             attr = reg.mapper.get_property_by_column(column).key
-            noted.pks.update(p[attr] for p in params if attr in p)
+            if _touches_index(reg, {k for p in params for k in p} - {attr}):
+                _noted(state.session, reg).pks.update(p[attr] for p in params if attr in p)
             return
+        # e.g. a view counter: an UPDATE of attributes that are not indexed costs nothing
+        if state.is_update and not _touches_index(reg, getattr(state.statement, "_values", None)):
+            return
+        noted = _noted(state.session, reg)
         where = state.statement.whereclause  # type: ignore[attr-defined]
         query = select(column) if where is None else select(column).where(where)
         # the rows it will touch, read in the app's transaction before it runs
@@ -112,6 +116,19 @@ def _do_orm_execute(state: ORMExecuteState) -> None:
             noted.pks.update(pks)
     except Exception:  # never break the app's statement
         logger.warning("could not note the rows of a bulk statement; `reindex` repairs it", exc_info=True)
+
+
+def _touches_index(reg: Registration, keys: Iterable[Any] | None) -> bool:
+    """Whether setting ``keys`` (names, attributes or columns; ``None``: unknown) may change a document."""
+    if reg.watched is None or keys is None:
+        return True
+    names = set()
+    for key in keys:
+        name = key if isinstance(key, str) else getattr(key, "key", None)
+        if not isinstance(name, str):
+            return True
+        names.add(name)
+    return bool(names & reg.watched) or not names <= set(reg.mapper.attrs.keys())
 
 
 def _after_commit(session: Session) -> None:
