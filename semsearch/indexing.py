@@ -128,7 +128,7 @@ def write(
             raise  # the rows themselves are wrong: storing them pending would fail the same way
         except Exception:
             logger.warning(
-                "embedding failed; %d row(s) of %s stored pending, `%s` (or backfill) embeds them",
+                "could not embed %d row(s) of %s now; stored pending, `%s` (or backfill) embeds them",
                 len(keys),
                 col.name,
                 repair,

@@ -154,7 +154,8 @@ def test_indexing_failures_never_break_the_commit_and_backfill_repairs(
         session.commit()  # the embedder raised in after_commit: the commit stands
         assert session.scalar(select(Article.title).where(Article.id == tea.id)) == "Brewing green tea"
     assert col.pending() == 1 and col.count() == 1
-    assert "stored pending" in caplog.text and "embedding service unreachable" in caplog.text
+    assert "could not embed 1 row(s) of articles now; stored pending" in caplog.text
+    assert "embedding service unreachable" in caplog.text
     embedder.down = False
     assert col.backfill().embedded == 1
     assert col.pending() == 0 and col.search("hot drink", k=1).keys == [str(tea.id)]
@@ -221,6 +222,19 @@ def test_bulk_orm_statements_are_followed_and_reindex_repairs_core_writes(engine
         assert (a.inserted, a.updated, a.unchanged, report.removed) == (0, 1, 2, 2)
         assert embedder.texts == ["Note 0\n\nchanged behind its back"]  # only the changed text is embedded
         assert sorted(col.search("x", k=10).keys) == [str(first + i) for i in range(3)]
+
+
+def test_a_session_joined_to_an_outer_transaction_is_indexed_from_it(engine: Engine, embedder: Counting) -> None:
+    # the test-suite pattern: the session commits a savepoint of a transaction the test rolls back
+    with engine.connect() as conn:
+        outer = conn.begin()
+        with Session(bind=conn, join_transaction_mode="create_savepoint") as session:
+            (tea,) = _add(session, "Brewing green tea")
+            session.commit()  # read back through the same connection: the row is there
+            assert collection(engine).search("tea", k=1).keys == [str(tea.id)]
+        outer.rollback()  # semsearch's write was its own transaction: the key stays, reindex removes it
+    with Session(engine) as session:
+        assert ss.reindex(session, Article).removed == 1 and collection(engine).count() == 0
 
 
 # --- searching ---------------------------------------------------------------------
