@@ -249,8 +249,10 @@ def test_autogenerate_sees_only_the_users_tables(migrate, engine):
             unfiltered = compare_metadata(
                 MigrationContext.configure(conn, opts={"include_schemas": True}), Base.metadata
             )
-        with warnings.catch_warnings(record=True) as reflected:
-            warnings.simplefilter("always", sa.exc.SAWarning)
+        with warnings.catch_warnings():
+            # SQLAlchemy reflects the pgvector columns and warns about their types (unless
+            # pgvector.sqlalchemy was imported by then): include_object alone hides the diffs only
+            warnings.simplefilter("ignore", sa.exc.SAWarning)
             only_objects = compare_metadata(
                 MigrationContext.configure(conn, opts={"include_schemas": True, "include_object": include_object}),
                 Base.metadata,
@@ -262,8 +264,6 @@ def test_autogenerate_sees_only_the_users_tables(migrate, engine):
             ),
             Base.metadata,
         )
-    # include_object alone hides the diffs, but SQLAlchemy still reflects pgvector types and warns
-    assert any("vector" in str(w.message) for w in reflected)
     removed = {f"{d[1].schema}.{d[1].name}" for d in unfiltered if d[0] == "remove_table"}
     assert {"semsearch.collections", "semsearch.col_movies", "semsearch.alembic_version"} <= removed
     assert only_objects == [] and with_names == []
