@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import psycopg
-from psycopg import sql
 from tqdm import tqdm
 
 from semsearch import ingest, statements
@@ -228,18 +227,17 @@ class Collection:
 
     def _is_empty(self) -> bool:
         with self.db.connection() as conn:
-            return conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(self.layout.table)).fetchone()[0]  # type: ignore[index]
+            return conn.execute(ingest.empty_statement(self.layout)).fetchone()[0]  # type: ignore[index]
 
     def _has_index(self) -> bool:
         with self.db.connection() as conn:
-            found = conn.execute("SELECT to_regclass(%s)", [f"semsearch.{self.layout.table_name}_hnsw"]).fetchone()
-        return found is not None and found[0] is not None
+            return conn.execute(ingest.index_exists_statement(self.layout)).fetchone()[0]  # type: ignore[index]
 
     @contextmanager
     def _index_deferred(self, *, progress: bool) -> Iterator[None]:
         """Drop the HNSW index for a load and build it once afterwards, even if the load fails."""
         with self.db.connection() as conn:
-            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(self.layout.index_name("hnsw", schema=True)))
+            conn.execute(ingest.drop_index_statement(self.layout))
         try:
             yield
         finally:
@@ -417,6 +415,9 @@ class Collection:
                     raise searching.unanswered(exc) from None
                 self.db.pool.check()
                 continue
+            except psycopg.errors.UndefinedObject:
+                # the SQL functions' "unknown collection": dropped since this handle read it
+                raise searching.dropped(self.name) from None
             if searching.answered(check, table, self.info.table_name):
                 if check is not None:
                     self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS

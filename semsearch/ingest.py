@@ -366,3 +366,20 @@ def delete_statement(layout: Layout) -> sql.Composed:
     return sql.SQL(
         'DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE key = ANY(%s) ORDER BY key COLLATE "C" FOR UPDATE)'
     ).format(t=layout.table)
+
+
+def empty_statement(layout: Layout) -> sql.Composed:
+    """Whether the table has no row (one boolean): a load into it is a bulk load."""
+    return sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(layout.table)
+
+
+def index_exists_statement(layout: Layout) -> sql.Composed:
+    """Whether the HNSW index exists (one boolean): a bulk load killed before its rebuild leaves none."""
+    return sql.SQL("SELECT to_regclass({}) IS NOT NULL").format(
+        sql.Literal(f"semsearch.{layout.table_name}_hnsw")  # a checked table name, as a value
+    )
+
+
+def drop_index_statement(layout: Layout) -> sql.Composed:
+    """Drop the HNSW index before a bulk load (built once afterwards)."""
+    return sql.SQL("DROP INDEX IF EXISTS {}").format(layout.index_name("hnsw", schema=True))

@@ -294,8 +294,17 @@ def answered(check: str | None, table: str | None, expected: str) -> bool:
     if check is None or table == expected:
         return True
     if table is None:
-        raise CollectionNotFoundError(f"expected an existing collection, got {check!r} dropped")
+        raise dropped(check)
     return False
+
+
+def dropped(name: str) -> CollectionNotFoundError:
+    """The handle's collection was dropped since it read its catalog row.
+
+    Found by the round trip's ``check``, or by the SQL functions (they go by name), whose
+    ``unknown collection`` error (UndefinedObject) a caller turns into this one.
+    """
+    return CollectionNotFoundError(f"expected an existing collection, got {name!r} dropped")
 
 
 def unanswered(exc: Exception) -> DatabaseError:

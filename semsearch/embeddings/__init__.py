@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from semsearch.embeddings.base import BatchedEmbedder, Embedder, normalize_rows
+from semsearch.embeddings.base import AsyncEmbedder, BatchedEmbedder, Embedder, aembed, normalize_rows
 from semsearch.errors import ConfigurationError
 
 LOCAL_ALIASES = ("local", "wordllama-l2-supercat")
@@ -65,4 +65,13 @@ def default_dims(model: str) -> int | None:
     return OPENAI_NATIVE_DIMS.get(model)
 
 
-__all__ = ["BatchedEmbedder", "Embedder", "check_dims", "default_dims", "embedder_for", "normalize_rows"]
+__all__ = [
+    "AsyncEmbedder",
+    "BatchedEmbedder",
+    "Embedder",
+    "aembed",
+    "check_dims",
+    "default_dims",
+    "embedder_for",
+    "normalize_rows",
+]
