@@ -302,3 +302,19 @@ async def test_an_openai_collection_embeds_on_the_async_client_with_the_sync_res
     assert answer(got) == answer(expected)
     # the sync calls went through OpenAI, the async ones through AsyncOpenAI (no thread)
     assert agents == ["OpenAI", "AsyncOpenAI", "OpenAI", "AsyncOpenAI", "AsyncOpenAI", "OpenAI"]
+
+
+async def test_searches_cancelled_mid_flight_leave_the_pool_serving(db_url, loaded, movies):
+    # a web client that goes away cancels its request's task, wherever the search was
+    _, full, _ = movies
+    async with await semsearch.aio.connect(db_url, max_connections=2) as adb:
+        acol = await adb.collection("m")
+        for ticks in range(6):
+            tasks = [asyncio.ensure_future(acol.search(vector=full[i], k=5, where={"even": True})) for i in range(8)]
+            for _ in range(ticks):
+                await asyncio.sleep(0)  # let them get as far as this many event-loop turns
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        got = await asyncio.gather(*(acol.search(vector=full[i], k=5) for i in range(8)))
+    assert [answer(r) for r in got] == [answer(loaded.search(vector=full[i], k=5)) for i in range(8)]
