@@ -231,7 +231,7 @@ class Collection:
 
     def _has_index(self) -> bool:
         with self.db.connection() as conn:
-            return conn.execute(ingest.index_exists_statement(self.layout)).fetchone()[0]  # type: ignore[index]
+            return conn.execute(*ingest.index_exists(self.layout)).fetchone()[0]  # type: ignore[index]
 
     @contextmanager
     def _index_deferred(self, *, progress: bool) -> Iterator[None]:

@@ -373,11 +373,9 @@ def empty_statement(layout: Layout) -> sql.Composed:
     return sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(layout.table)
 
 
-def index_exists_statement(layout: Layout) -> sql.Composed:
-    """Whether the HNSW index exists (one boolean): a bulk load killed before its rebuild leaves none."""
-    return sql.SQL("SELECT to_regclass({}) IS NOT NULL").format(
-        sql.Literal(f"semsearch.{layout.table_name}_hnsw")  # a checked table name, as a value
-    )
+def index_exists(layout: Layout) -> tuple[sql.SQL, list[str]]:
+    """A statement and its parameters: whether the HNSW index exists (a killed bulk load leaves none)."""
+    return sql.SQL("SELECT to_regclass(%s) IS NOT NULL"), [f"semsearch.{layout.table_name}_hnsw"]
 
 
 def drop_index_statement(layout: Layout) -> sql.Composed:

@@ -185,7 +185,7 @@ class AsyncCollection:
             # empty, or a bulk load killed before it built the index: (re)build it once at the end
             async with self.db.connection() as conn:
                 empty = (await (await conn.execute(ingest.empty_statement(self.layout))).fetchone())[0]  # type: ignore[index]
-                indexed = (await (await conn.execute(ingest.index_exists_statement(self.layout))).fetchone())[0]  # type: ignore[index]
+                indexed = (await (await conn.execute(*ingest.index_exists(self.layout))).fetchone())[0]  # type: ignore[index]
             bulk = bool(empty or not indexed)
         if bulk:
             async with self.db.connection() as conn:
