@@ -318,3 +318,19 @@ async def test_searches_cancelled_mid_flight_leave_the_pool_serving(db_url, load
             await asyncio.gather(*tasks, return_exceptions=True)
         got = await asyncio.gather(*(acol.search(vector=full[i], k=5) for i in range(8)))
     assert [answer(r) for r in got] == [answer(loaded.search(vector=full[i], k=5)) for i in range(8)]
+
+
+async def test_async_add_many_autotunes_a_bulk_load_as_sync_add_many_does(db, db_url):
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(1000, 64))
+    records = [{"key": f"r{i}", "content": f"row {i}", "embedding": v} for i, v in enumerate(vectors)]
+    sync_result = db.create_collection("s", dims=64, model="label", compression="mrl-bit:32").add_many(records)
+    async with await semsearch.aio.connect(db_url) as adb:
+        acol = await adb.create_collection("a", dims=64, model="label", compression="mrl-bit:32")
+        result = await acol.add_many(iter(records))
+        assert result.tuned is not None and sync_result.tuned is not None
+        assert result.tuned.oversample == sync_result.tuned.oversample
+        assert acol.info.oversample == db.collection("a").info.oversample == db.collection("s").info.oversample
+        assert answer(await acol.search(vector=vectors[5], k=10)) == answer(
+            db.collection("s").search(vector=vectors[5], k=10)
+        )
