@@ -132,17 +132,32 @@ def select_statement(name: str) -> sql.Composed:
     return _SELECT + sql.SQL(" WHERE name = {}").format(sql.Literal(check_name(name)))
 
 
+#: every collection's row (with its statements version), by name
+SELECT_ALL = _SELECT + sql.SQL(" ORDER BY name")
+#: whether a collection of this name (the one parameter) exists
+EXISTS = sql.SQL("SELECT 1 FROM semsearch.collections WHERE name = %s")
+
+
+def found(row: Mapping[Any, Any] | None, name: str) -> CollectionInfo:
+    """The row :func:`select_statement` read (as a mapping), checked; none: :class:`CollectionNotFoundError`."""
+    if row is None:
+        raise not_found(name)
+    return CollectionInfo.from_row(row)
+
+
+def not_found(name: str) -> CollectionNotFoundError:
+    """No collection of this name in the catalog."""
+    return CollectionNotFoundError(f"expected an existing collection, got unknown {name!r}")
+
+
 def read(conn: psycopg.Connection, name: str) -> CollectionInfo:
     """One collection's row; :class:`CollectionNotFoundError` when there is none."""
-    row = conn.cursor(row_factory=dict_row).execute(select_statement(name)).fetchone()
-    if row is None:
-        raise CollectionNotFoundError(f"expected an existing collection, got unknown {name!r}")
-    return CollectionInfo.from_row(row)
+    return found(conn.cursor(row_factory=dict_row).execute(select_statement(name)).fetchone(), name)
 
 
 def read_all(conn: psycopg.Connection) -> list[CollectionInfo]:
     """Every collection's row, by name."""
-    rows = conn.cursor(row_factory=dict_row).execute(_SELECT + sql.SQL(" ORDER BY name")).fetchall()
+    rows = conn.cursor(row_factory=dict_row).execute(SELECT_ALL).fetchall()
     return [CollectionInfo.from_row(r) for r in rows]
 
 

@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import psycopg
-from psycopg import sql
 from tqdm import tqdm
 
-from semsearch import catalog, ingest
+from semsearch import catalog, ingest, statements
 from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, embedder_for
-from semsearch.errors import CollectionNotFoundError, ConfigurationError, DatabaseError, InvalidInputError
+from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.results import SearchResult
 
 if TYPE_CHECKING:
@@ -83,7 +82,7 @@ class Collection:
     def count(self) -> int:
         """Rows stored."""
         with self.db.connection() as conn:
-            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(self.layout.table)).fetchone()
+            row = conn.execute(statements.count(self.layout)).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -125,11 +124,8 @@ class Collection:
     ) -> ingest.AddResult:
         """:meth:`add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert."""
         rows = ingest.check_rows(keys, contents, metadata, tenant)
-        if self.info.tenant_required and None in rows.tenants:
-            raise InvalidInputError(
-                f"expected a tenant for every row of collection {self.name!r} (tenant_required), "
-                f"got none at position {rows.tenants.index(None)}"
-            )
+        if self.info.tenant_required:
+            ingest.check_tenants_required(rows, self.name)
         if not rows.keys:
             return ingest.AddResult(0, 0, 0)
 
@@ -164,7 +160,7 @@ class Collection:
         try:
             return write()
         except psycopg.errors.ObjectNotInPrerequisiteState as exc:
-            if "switched out by migrate-model" not in str(exc):
+            if not ingest.switched(exc):
                 raise
             self._reload()
             return write()
@@ -173,10 +169,7 @@ class Collection:
         hashes = rows.hashes()
         with self.db.connection() as conn:
             known: dict[bytes, np.ndarray | None] = dict(ingest.stored_vectors(conn, self.layout, hashes))
-        todo: dict[bytes, str] = {}
-        for h, text in zip(hashes, rows.contents, strict=True):
-            if h not in known and h not in todo:
-                todo[h] = text
+        todo = ingest.to_embed(rows, hashes, known)
         if todo and not defer:
             known.update(zip(todo.keys(), self.embedder.embed(list(todo.values())), strict=True))
         vectors = [known.get(h) for h in hashes]
@@ -234,18 +227,17 @@ class Collection:
 
     def _is_empty(self) -> bool:
         with self.db.connection() as conn:
-            return conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(self.layout.table)).fetchone()[0]  # type: ignore[index]
+            return conn.execute(ingest.empty_statement(self.layout)).fetchone()[0]  # type: ignore[index]
 
     def _has_index(self) -> bool:
         with self.db.connection() as conn:
-            found = conn.execute("SELECT to_regclass(%s)", [f"semsearch.{self.layout.table_name}_hnsw"]).fetchone()
-        return found is not None and found[0] is not None
+            return conn.execute(*ingest.index_exists(self.layout)).fetchone()[0]  # type: ignore[index]
 
     @contextmanager
     def _index_deferred(self, *, progress: bool) -> Iterator[None]:
         """Drop the HNSW index for a load and build it once afterwards, even if the load fails."""
         with self.db.connection() as conn:
-            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(self.layout.index_name("hnsw", schema=True)))
+            conn.execute(ingest.drop_index_statement(self.layout))
         try:
             yield
         finally:
@@ -284,18 +276,7 @@ class Collection:
 
         def flush() -> None:
             nonlocal totals
-            has_vec = [r.get("embedding") is not None for r in batch]
-            if any(has_vec) and not all(has_vec):
-                raise InvalidInputError("expected every record of a batch to have an embedding, or none")
-            got = self._add(
-                [r.get("key") for r in batch],  # type: ignore[misc]
-                [r.get("content") for r in batch],  # type: ignore[misc]
-                np.asarray([r["embedding"] for r in batch]) if all(has_vec) else None,
-                [r.get("metadata") for r in batch],
-                [r.get("tenant") for r in batch],
-                defer=defer,
-                copy_first=bulk,
-            )
+            got = self._add(*ingest.batch_columns(batch), defer=defer, copy_first=bulk)
             totals += got
             bar.update(len(batch))
             batch.clear()
@@ -370,15 +351,10 @@ class Collection:
             col.delete(["doc1", 42])
         """
         keys_s = ingest.check_keys(keys)
-        # rows are locked in the same order (key, byte-wise) as add() locks them, so a delete
-        # and an upsert of overlapping keys wait for each other instead of deadlocking
-        stmt = sql.SQL(
-            'DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE key = ANY(%s) ORDER BY key COLLATE "C" FOR UPDATE)'
-        )
 
         def delete() -> int:
             with self.db.connection() as conn:
-                return conn.execute(stmt.format(t=self.layout.table), [keys_s]).rowcount
+                return conn.execute(ingest.delete_statement(self.layout), [keys_s]).rowcount
 
         return self._following_switches(delete)
 
@@ -432,26 +408,24 @@ class Collection:
         with self.db.router.pinned(fresh=fresh):
             for attempt in (1, 2, 3):
                 p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
-                # is this handle's catalog row still the name's? Checked in the same round trip: always
-                # when the SQL functions (which go by name) run, else at most once a second
-                check = self.name if (p.fallback is None or time.monotonic() > self._checked_until) else None
+                # is this handle's catalog row still the name's? Checked in the same round trip
+                check = searching.check_for(p, self.name, due=time.monotonic() > self._checked_until)
                 try:
                     rows, table = self.db.read(partial(searching.execute, p=p, check=check), fresh=fresh)
                 except psycopg.OperationalError as exc:
                     # connections the server closed (a restart, a failover, an idle timeout): a search
                     # only reads, so drop the dead ones from the pool and try once more
                     if attempt > 1:
-                        raise DatabaseError(
-                            f"expected the server to answer the search, got: {str(exc).strip()}"
-                        ) from None
+                        raise searching.unanswered(exc) from None
                     self.db.pool.check()
                     continue
-                if check is None or table == self.info.table_name:
+                except psycopg.errors.UndefinedObject:
+                    # the SQL functions' "unknown collection": dropped since this handle read it
+                    raise searching.dropped(self.name) from None
+                if searching.answered(check, table, self.info.table_name):
                     if check is not None:
                         self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
                     break
-                if table is None:
-                    raise CollectionNotFoundError(f"expected an existing collection, got {self.name!r} dropped")
                 # migrate-model switched the name to another table (and maybe model): follow it
                 self._reload(read=True)
                 request = self._request(**args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -17,8 +17,6 @@ from semsearch.collection import Collection
 from semsearch.config import Settings
 from semsearch.embeddings import Embedder
 from semsearch.errors import (
-    CollectionExistsError,
-    CollectionNotFoundError,
     ConfigurationError,
     InvalidNameError,
 )
@@ -54,6 +52,18 @@ def connect(
         db = semsearch.connect("postgresql://app@primary/app", replicas=["postgresql://app@replica-1/app"])
     """
     urls = replica_urls(Settings.from_env().replica_urls if replicas is None else replicas)
+    url = prepare(url, upgrade=upgrade)
+    pool = ConnectionPool(url, configure=register_vector, **pool_options(max_connections))
+    pool.open(wait=True, timeout=30)
+    return Database(url, pool, Router(urls, max_connections=max_connections))
+
+
+def prepare(url: str | None, *, upgrade: bool | None) -> str:
+    """The server's URL, once it answers with pgvector and semsearch's current schema (upgraded if asked).
+
+    Starts the embedded server when no URL is configured (see :func:`connect`); shared
+    by the sync and async APIs.
+    """
     url, embedded = resolve_url(url)
     if upgrade is None:
         upgrade = embedded
@@ -66,17 +76,25 @@ def connect(
         from semsearch import migrate  # alembic and SQLAlchemy only when there is a migration to run
 
         migrate.upgrade(url)
-    pool = ConnectionPool(
-        url,
-        min_size=1,
-        max_size=max_connections,
-        kwargs={"autocommit": True},
-        configure=register_vector,
-        open=False,
-        name="semsearch",
-    )
-    pool.open(wait=True, timeout=30)
-    return Database(url, pool, Router(urls, max_connections=max_connections))
+    return url
+
+
+def pool_options(max_connections: int) -> dict[str, Any]:
+    """The pool's settings (sync or async): autocommit connections, opened by the caller."""
+    return {
+        "min_size": 1,
+        "max_size": max_connections,
+        "kwargs": {"autocommit": True},
+        "open": False,
+        "name": "semsearch",
+    }
+
+
+def new_info(name: str, **settings: Any) -> CollectionInfo:
+    """A new collection's checked settings (see :meth:`Database.create_collection`); nothing is sent."""
+    if isinstance(name, str) and len(name) > MAX_USER_NAME:
+        raise InvalidNameError(f"expected a collection name of at most {MAX_USER_NAME} characters, got {len(name)}")
+    return ddl.make_info(name, **settings)
 
 
 class Database:
@@ -170,9 +188,7 @@ class Database:
             db.create_collection("movies", dims=1536, compression="bit", model="text-embedding-3-small")
             db.create_collection("docs", model="local", dims=256, compression="mrl-bit:256")
         """
-        if isinstance(name, str) and len(name) > MAX_USER_NAME:
-            raise InvalidNameError(f"expected a collection name of at most {MAX_USER_NAME} characters, got {len(name)}")
-        info = ddl.make_info(
+        info = new_info(
             name,
             dims=dims,
             model=model,
@@ -190,13 +206,12 @@ class Database:
         )
         # two creators of one name: the second waits for the lock, then finds the first one's row
         with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
-            exists = conn.execute("SELECT 1 FROM semsearch.collections WHERE name = %s", [name]).fetchone()
-            if exists:
-                raise CollectionExistsError(f"expected a new collection name, got existing {name!r}")
+            if conn.execute(catalog.EXISTS, [name]).fetchone():
+                raise ddl.exists_error(name)
             try:
-                conn.execute("SELECT %s::regconfig", [text_config])
+                conn.execute(ddl.TEXT_CONFIG_CHECK, [text_config])
             except psycopg.errors.UndefinedObject as exc:
-                raise ConfigurationError(f"expected a text search configuration, got {text_config!r}") from exc
+                raise ddl.unknown_text_config(text_config) from exc
             for stmt in ddl.create_statements(info):
                 conn.execute(stmt)
         return self.collection(name, embedder=embedder)
@@ -226,10 +241,10 @@ class Database:
         """Drop a collection's table and catalog row."""
         check_name(name)
         with self.connection() as conn, conn.transaction():
-            if conn.execute("SELECT 1 FROM semsearch.collections WHERE name = %s", [name]).fetchone() is None:
+            if conn.execute(catalog.EXISTS, [name]).fetchone() is None:
                 if missing_ok:
                     return
-                raise CollectionNotFoundError(f"expected an existing collection, got unknown {name!r}")
+                raise catalog.not_found(name)
             for stmt in ddl.drop_statements(name):
                 conn.execute(stmt)
 
@@ -331,11 +346,9 @@ def _ddl_lock(conn: psycopg.Connection, name: str) -> Iterator[None]:
     """One DDL change of a collection at a time: a second waits, then finds the first one's result."""
     # polled, not waited for: a statement waiting on the lock would hold a snapshot, and the
     # holder's CREATE INDEX CONCURRENTLY waits for every snapshot to end (a deadlock)
-    while not conn.execute("SELECT pg_try_advisory_lock(hashtext('semsearch.ddl'), hashtext(%s))", [name]).fetchone()[
-        0
-    ]:  # type: ignore[index]
-        time.sleep(0.2)
+    while not conn.execute(ddl.TRY_LOCK, [name]).fetchone()[0]:  # type: ignore[index]
+        time.sleep(ddl.LOCK_POLL_SECONDS)
     try:
         yield
     finally:
-        conn.execute("SELECT pg_advisory_unlock(hashtext('semsearch.ddl'), hashtext(%s))", [name])
+        conn.execute(ddl.UNLOCK, [name])

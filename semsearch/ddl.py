@@ -16,7 +16,7 @@ from psycopg import sql
 from semsearch import bm25, catalog, statements
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, check_dims, default_dims
-from semsearch.errors import ConfigurationError
+from semsearch.errors import CollectionExistsError, ConfigurationError
 from semsearch.plans import Plan
 from semsearch.schema import BUILD_SETTINGS, Layout, check_name, settings_sql
 from semsearch.values import check_text
@@ -144,6 +144,23 @@ def create_statements(info: CollectionInfo) -> list[sql.Composed]:
     stmts += statements.function_statements(layout, k1=info.bm25_k1, b=info.bm25_b)
     stmts.append(catalog.insert_statement(info))
     return stmts
+
+
+#: the text search configuration (the one parameter) exists; raises UndefinedObject if not
+TEXT_CONFIG_CHECK = sql.SQL("SELECT %s::regconfig")
+#: one DDL change of a collection (the name, the one parameter) at a time: polled, then released
+TRY_LOCK = sql.SQL("SELECT pg_try_advisory_lock(hashtext('semsearch.ddl'), hashtext(%s))")
+UNLOCK = sql.SQL("SELECT pg_advisory_unlock(hashtext('semsearch.ddl'), hashtext(%s))")
+#: how long a DDL change waits between two tries of :data:`TRY_LOCK`
+LOCK_POLL_SECONDS = 0.2
+
+
+def exists_error(name: str) -> CollectionExistsError:
+    return CollectionExistsError(f"expected a new collection name, got existing {name!r}")
+
+
+def unknown_text_config(text_config: str) -> ConfigurationError:
+    return ConfigurationError(f"expected a text search configuration, got {text_config!r}")
 
 
 def drop_statements(name: str) -> list[sql.Composed]:

@@ -7,7 +7,7 @@ transaction, so it lands whole or not at all.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -171,13 +171,63 @@ _KEEP_EMBEDDING = sql.SQL(
 )
 
 
-def _key_order(rows: Rows) -> list[int]:
+def key_order(rows: Rows) -> list[int]:
     # Python orders str by code point, which is the byte order of UTF-8: COLLATE "C"
     return sorted(range(len(rows.keys)), key=rows.keys.__getitem__)
 
 
 #: read by semsearch.reset_stale_embedding(): semsearch's own upsert in this transaction
 UPSERT_SETTING = sql.SQL("SELECT set_config('semsearch.upsert', 'on', true)")
+
+
+def stage_statements(layout: Layout) -> list[sql.SQL | sql.Composed]:
+    """Before a batch's COPY into :func:`stage`: the staging table made (once per connection) and emptied."""
+    return [
+        sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (key text, content text, metadata jsonb, tenant text, embedding {}) "
+            "ON COMMIT DELETE ROWS"
+        ).format(stage(layout), sql.SQL("vector({})").format(sql.Literal(layout.dims))),
+        sql.SQL("TRUNCATE {}").format(stage(layout)),
+        # this upsert sets each row's vector itself (the given one, the stored one for an
+        # unchanged text, or none): the stale-vector trigger is for other writers
+        UPSERT_SETTING,
+    ]
+
+
+def stage(layout: Layout) -> sql.Identifier:
+    """The temporary table a batch is copied into before the upsert."""
+    # one staging table per dimension: it lives as long as the pooled connection, and
+    # the next batch on that connection may be for a collection of another size
+    return sql.Identifier(f"_semsearch_stage_{int(layout.dims)}")
+
+
+def upsert_statement(layout: Layout) -> sql.Composed:
+    """The staged batch into the table, in key order; returns one row: (inserted, updated)."""
+    # xmax = 0 marks a freshly inserted tuple; the WHERE skips rows that did not change
+    return sql.SQL(
+        "WITH up AS ("
+        "INSERT INTO {t} AS t (key, content, metadata, tenant, embedding) "
+        'SELECT key, content, metadata, tenant, embedding FROM {s} ORDER BY key COLLATE "C" '
+        "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
+        "tenant = EXCLUDED.tenant, embedding = {keep}, updated_at = now() "
+        "WHERE (t.content, t.metadata, t.tenant, t.embedding) IS DISTINCT FROM "
+        "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.tenant, {keep}) "
+        "RETURNING (xmax = 0) AS ins) "
+        "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
+    ).format(t=layout.table, s=stage(layout), keep=_KEEP_EMBEDDING)
+
+
+#: what the upsert retries once (in a savepoint), then refuses with :func:`conflict_error`
+CONFLICTS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+
+def conflict_error(layout: Layout, rows: Rows, exc: Exception) -> WriteConflictError:
+    """The second deadlock (or serialization failure) of one batch's upsert."""
+    what = "deadlock" if isinstance(exc, psycopg.errors.DeadlockDetected) else "serialization failure"
+    return WriteConflictError(
+        f"expected to write {len(rows.keys)} rows to {layout.name!r}, got a {what} twice "
+        "from concurrent writers; nothing of the batch was written"
+    )
 
 
 def write(
@@ -193,45 +243,19 @@ def write(
     deadlocking. Should a deadlock still happen (a writer outside semsearch), the
     upsert runs once more in a savepoint, then raises :class:`WriteConflictError`.
     """
-    # one staging table per dimension: it lives as long as the pooled connection, and
-    # the next batch on that connection may be for a collection of another size
-    stage = sql.Identifier(f"_semsearch_stage_{int(layout.dims)}")
-    conn.execute(
-        sql.SQL(
-            "CREATE TEMP TABLE IF NOT EXISTS {} (key text, content text, metadata jsonb, tenant text, embedding {}) "
-            "ON COMMIT DELETE ROWS"
-        ).format(stage, sql.SQL("vector({})").format(sql.Literal(layout.dims)))
-    )
-    conn.execute(sql.SQL("TRUNCATE {}").format(stage))
-    # this upsert sets each row's vector itself (the given one, the stored one for an
-    # unchanged text, or none): the stale-vector trigger is for other writers
-    conn.execute(UPSERT_SETTING)
-    _copy(conn, stage, rows, vectors)
-    # xmax = 0 marks a freshly inserted tuple; the WHERE skips rows that did not change
-    upsert = sql.SQL(
-        "WITH up AS ("
-        "INSERT INTO {t} AS t (key, content, metadata, tenant, embedding) "
-        'SELECT key, content, metadata, tenant, embedding FROM {s} ORDER BY key COLLATE "C" '
-        "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
-        "tenant = EXCLUDED.tenant, embedding = {keep}, updated_at = now() "
-        "WHERE (t.content, t.metadata, t.tenant, t.embedding) IS DISTINCT FROM "
-        "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.tenant, {keep}) "
-        "RETURNING (xmax = 0) AS ins) "
-        "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
-    ).format(t=layout.table, s=stage, keep=_KEEP_EMBEDDING)
+    for stmt in stage_statements(layout):
+        conn.execute(stmt)
+    _copy(conn, stage(layout), rows, vectors)
+    upsert = upsert_statement(layout)
     for attempt in (1, 2):
         try:
             # a savepoint: a deadlock aborts only the upsert, whose locks it releases
             with conn.transaction():
                 got = conn.execute(upsert).fetchone()
             break
-        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+        except CONFLICTS as exc:
             if attempt == 2:
-                what = "deadlock" if isinstance(exc, psycopg.errors.DeadlockDetected) else "serialization failure"
-                raise WriteConflictError(
-                    f"expected to write {len(rows.keys)} rows to {layout.name!r}, got a {what} twice "
-                    "from concurrent writers; nothing of the batch was written"
-                ) from exc
+                raise conflict_error(layout, rows, exc) from exc
     assert got is not None
     return int(got[0]), int(got[1])
 
@@ -243,8 +267,25 @@ def copy_new(conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: Sequ
     :func:`write` then.
     """
     # in key order, like write(): a concurrent writer of the same new keys waits, then fails over
-    _copy(conn, layout.table, rows, vectors, order=_key_order(rows))
+    _copy(conn, layout.table, rows, vectors, order=key_order(rows))
     return len(rows.keys)
+
+
+#: the COPY's column types, in :func:`copy_statement`'s order
+COPY_TYPES = ["text", "text", "jsonb", "text", "vector"]
+
+
+def copy_statement(table: sql.Composable) -> sql.Composed:
+    """A binary COPY of rows (:func:`copy_records`) into ``table``."""
+    return sql.SQL("COPY {} (key, content, metadata, tenant, embedding) FROM STDIN WITH (FORMAT BINARY)").format(table)
+
+
+def copy_records(
+    rows: Rows, vectors: Sequence[np.ndarray | None], order: Sequence[int] | None = None
+) -> Iterator[tuple[Any, ...]]:
+    """The records :func:`copy_statement` takes, in ``order`` (default: the batch's)."""
+    for i in range(len(rows.keys)) if order is None else order:
+        yield (rows.keys[i], rows.contents[i], Jsonb(rows.metadata[i]), rows.tenants[i], vectors[i])
 
 
 def _copy(
@@ -254,25 +295,89 @@ def _copy(
     vectors: Sequence[np.ndarray | None],
     order: Sequence[int] | None = None,
 ) -> None:
-    copy_sql = sql.SQL("COPY {} (key, content, metadata, tenant, embedding) FROM STDIN WITH (FORMAT BINARY)")
-    with conn.cursor() as cur, cur.copy(copy_sql.format(table)) as copy:
-        copy.set_types(["text", "text", "jsonb", "text", "vector"])
-        for i in range(len(rows.keys)) if order is None else order:
-            copy.write_row((rows.keys[i], rows.contents[i], Jsonb(rows.metadata[i]), rows.tenants[i], vectors[i]))
+    with conn.cursor() as cur, cur.copy(copy_statement(table)) as copy:
+        copy.set_types(COPY_TYPES)
+        for record in copy_records(rows, vectors, order):
+            copy.write_row(record)
+
+
+def stored_vectors_statement(layout: Layout) -> sql.Composed:
+    """Vectors already stored for a list of content hashes (the one parameter): ``(hash, vector)`` rows."""
+    return sql.SQL(
+        "SELECT DISTINCT ON (content_hash) content_hash, embedding::vector FROM {} "
+        "WHERE content_hash = ANY(%s) AND embedding IS NOT NULL"
+    ).format(layout.table)
 
 
 def stored_vectors(conn: psycopg.Connection, layout: Layout, hashes: list[bytes]) -> dict[bytes, np.ndarray]:
     """Vectors already stored for these content hashes (same collection: same model and dims)."""
     if not hashes:
         return {}
-    found: dict[bytes, np.ndarray] = {}
-    cur = conn.execute(
-        sql.SQL(
-            "SELECT DISTINCT ON (content_hash) content_hash, embedding::vector FROM {} "
-            "WHERE content_hash = ANY(%s) AND embedding IS NOT NULL"
-        ).format(layout.table),
-        [list(set(hashes))],
+    rows = conn.execute(stored_vectors_statement(layout), [list(set(hashes))]).fetchall()
+    return known_vectors(rows)
+
+
+def known_vectors(found: Iterable[tuple[Any, Any]]) -> dict[bytes, np.ndarray]:
+    """The rows of :func:`stored_vectors_statement` as ``{hash: float32 vector}``."""
+    return {bytes(h): vec.to_numpy().astype(np.float32) for h, vec in found}
+
+
+def to_embed(rows: Rows, hashes: list[bytes], known: Mapping[bytes, Any]) -> dict[bytes, str]:
+    """The texts of a batch with no stored vector, once per distinct text."""
+    todo: dict[bytes, str] = {}
+    for h, text in zip(hashes, rows.contents, strict=True):
+        if h not in known and h not in todo:
+            todo[h] = text
+    return todo
+
+
+def check_tenants_required(rows: Rows, name: str) -> None:
+    """A collection made with ``tenant_required`` refuses a batch with a row without a tenant."""
+    if None in rows.tenants:
+        raise InvalidInputError(
+            f"expected a tenant for every row of collection {name!r} (tenant_required), "
+            f"got none at position {rows.tenants.index(None)}"
+        )
+
+
+def batch_columns(batch: Sequence[Mapping[str, Any]]) -> tuple[list[Any], list[Any], Any, list[Any], list[Any]]:
+    """``add_many`` records as ``add``'s columns: keys, contents, embeddings (or None), metadata, tenants."""
+    has_vec = [r.get("embedding") is not None for r in batch]
+    if any(has_vec) and not all(has_vec):
+        raise InvalidInputError("expected every record of a batch to have an embedding, or none")
+    return (
+        [r.get("key") for r in batch],
+        [r.get("content") for r in batch],
+        np.asarray([r["embedding"] for r in batch]) if all(has_vec) else None,
+        [r.get("metadata") for r in batch],
+        [r.get("tenant") for r in batch],
     )
-    for h, vec in cur:
-        found[bytes(h)] = vec.to_numpy().astype(np.float32)
-    return found
+
+
+def switched(exc: Exception) -> bool:
+    """Whether a write failed because migrate-model switched the collection to another table meanwhile."""
+    return isinstance(exc, psycopg.errors.ObjectNotInPrerequisiteState) and "switched out by migrate-model" in str(exc)
+
+
+def delete_statement(layout: Layout) -> sql.Composed:
+    """Delete rows by a list of keys (the one parameter); its rowcount is how many existed."""
+    # rows are locked in the same order (key, byte-wise) as add() locks them, so a delete
+    # and an upsert of overlapping keys wait for each other instead of deadlocking
+    return sql.SQL(
+        'DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE key = ANY(%s) ORDER BY key COLLATE "C" FOR UPDATE)'
+    ).format(t=layout.table)
+
+
+def empty_statement(layout: Layout) -> sql.Composed:
+    """Whether the table has no row (one boolean): a load into it is a bulk load."""
+    return sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(layout.table)
+
+
+def index_exists(layout: Layout) -> tuple[sql.SQL, list[str]]:
+    """A statement and its parameters: whether the HNSW index exists (a killed bulk load leaves none)."""
+    return sql.SQL("SELECT to_regclass(%s) IS NOT NULL"), [f"semsearch.{layout.table_name}_hnsw"]
+
+
+def drop_index_statement(layout: Layout) -> sql.Composed:
+    """Drop the HNSW index before a bulk load (built once afterwards)."""
+    return sql.SQL("DROP INDEX IF EXISTS {}").format(layout.index_name("hnsw", schema=True))

@@ -23,7 +23,7 @@ from psycopg.adapt import PyFormat
 from psycopg.types.json import Jsonb
 
 from semsearch import ingest, statements
-from semsearch.errors import InvalidInputError
+from semsearch.errors import CollectionNotFoundError, DatabaseError, InvalidInputError
 from semsearch.filters import Filter, compile_filter
 from semsearch.results import Hit, SearchResult
 from semsearch.values import check_text
@@ -97,12 +97,24 @@ class Plan:
     k: int = 0
 
 
-def make_request(
+def make_request(*, embed: Callable[[str], np.ndarray], **search: Any) -> Request:
+    """Check a search's arguments (before any round trip) and embed its query text if needed.
+
+    The arguments are :func:`check_request`'s; ``embed`` turns the query text into a vector
+    once every argument passed (the async API embeds between the two, see :func:`with_vector`).
+    """
+    request = check_request(**search)
+    if request.mode == "text":
+        return request
+    given = search["vector"] if search["vector"] is not None else embed(search["query"])
+    return with_vector(request, given, dims=search["dims"])
+
+
+def check_request(
     *,
     dims: int,
     name: str,
     tenant_required: bool,
-    embed: Callable[[str], np.ndarray],
     query: str | None,
     vector: Any,
     k: int,
@@ -113,7 +125,11 @@ def make_request(
     where: Mapping[str, Any] | None,
     tenant: str | None,
 ) -> Request:
-    """Check a search's arguments (before any round trip) and embed its query text if needed."""
+    """Check a search's arguments (before any round trip); the request has no vector yet.
+
+    A vector search (``mode`` not ``"text"``) needs :func:`with_vector` next: the given
+    vector, or the query text's embedding.
+    """
     if mode not in ("vector", "text", "hybrid"):
         raise InvalidInputError(f"expected mode 'vector', 'text' or 'hybrid', got {mode!r}")
     if mode != "vector" and (query is None or (vector is not None and mode == "text")):
@@ -145,14 +161,15 @@ def make_request(
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError(f"expected a non-empty query text, got {query!r}")
         check_text(query, "a query text")
-    qvec = None
-    if mode != "text":
-        given = vector if vector is not None else embed(query)  # type: ignore[arg-type]
-        qvec = ingest.check_query_vector(given, dims=dims)
     return Request(
-        mode=mode, k=k, vector=qvec, text=query, oversample=oversample, ef_search=ef_search,
+        mode=mode, k=k, text=query, oversample=oversample, ef_search=ef_search,
         exact=bool(exact), filter=filt, tenant=tenant,
     )  # fmt: skip
+
+
+def with_vector(request: Request, vector: Any, *, dims: int) -> Request:
+    """The request with its query vector (given or embedded), checked: ``dims`` unit-norm floats."""
+    return replace(request, vector=ingest.check_query_vector(vector, dims=dims))
 
 
 def with_fusion(
@@ -229,6 +246,72 @@ def plan(layout: Layout, name: str, oversample: float, info_ef: int | None, requ
     return Plan(_FUNCTION[request.mode], params, {})
 
 
+#: one statement of a round trip and its parameters
+Step = tuple[sql.SQL | sql.Composed, Any]
+
+
+def round_trip(p: Plan, check: str | None = None) -> list[Step]:
+    """What :func:`execute` (and the async API's) sends for a plan, pipelined, in one round trip.
+
+    The plan's settings, then, with ``check`` (a collection name), a read of the table the
+    catalog names for it, then the plan's statement (always last).
+    """
+    steps: list[Step] = [(_SET, [name, value]) for name, value in p.settings.items()]
+    if check is not None:
+        steps.append((_TABLE, [check]))
+    steps.append((p.statement, p.params))
+    return steps
+
+
+def fallback(p: Plan, rows: list[tuple[Any, ...]]) -> Step | None:
+    """The exact statement to run when the two-stage one returned fewer than ``k`` rows."""
+    if p.fallback is None or len(rows) >= p.k:
+        return None
+    # fewer than k from the index (dead tuples, a scan limit): the exact pass decides
+    return p.fallback, {"q": p.params["q"]}
+
+
+def checked_table(found: tuple[Any, ...] | None) -> str | None:
+    """The table the catalog names, from the ``check`` read of :func:`round_trip` (None: dropped)."""
+    return found[0] if found else None
+
+
+def check_for(p: Plan, name: str, *, due: bool) -> str | None:
+    """The collection name to check in the plan's round trip, or None.
+
+    Always when the SQL functions (which go by name) run, else when the handle's last
+    check is ``due`` (at most once a second).
+    """
+    return name if (p.fallback is None or due) else None
+
+
+def answered(check: str | None, table: str | None, expected: str) -> bool:
+    """Whether a round trip's rows are the handle's collection's (False: reload it and search again).
+
+    ``table`` is what the ``check`` read found: another table than the handle's
+    ``expected`` means migrate-model switched the name; none means the collection was dropped.
+    """
+    if check is None or table == expected:
+        return True
+    if table is None:
+        raise dropped(check)
+    return False
+
+
+def dropped(name: str) -> CollectionNotFoundError:
+    """The handle's collection was dropped since it read its catalog row.
+
+    Found by the round trip's ``check``, or by the SQL functions (they go by name), whose
+    ``unknown collection`` error (UndefinedObject) a caller turns into this one.
+    """
+    return CollectionNotFoundError(f"expected an existing collection, got {name!r} dropped")
+
+
+def unanswered(exc: Exception) -> DatabaseError:
+    """A search whose connection failed twice (the server restarted, failed over, timed out)."""
+    return DatabaseError(f"expected the server to answer the search, got: {str(exc).strip()}")
+
+
 def execute(conn: psycopg.Connection, p: Plan, *, check: str | None = None) -> tuple[list[tuple[Any, ...]], str | None]:
     """Run a plan: its settings and statement pipelined, one round trip; ``(rows, table)``.
 
@@ -239,21 +322,16 @@ def execute(conn: psycopg.Connection, p: Plan, *, check: str | None = None) -> t
     pipelines a read of the table the catalog names for it, returned as ``table`` (None
     when it is gone), so a caller holding an old catalog row finds out in the same round trip.
     """
-    if not p.settings and check is None:
-        return conn.execute(p.statement, p.params, prepare=True).fetchall(), None
+    steps = round_trip(p, check)
+    if len(steps) == 1:
+        return conn.execute(*steps[0], prepare=True).fetchall(), None
     with conn.pipeline():
-        for name, value in p.settings.items():
-            conn.execute(_SET, [name, value], prepare=True)
-        found = conn.execute(_TABLE, [check], prepare=True) if check is not None else None
-        cur = conn.execute(p.statement, p.params, prepare=True)
-    rows = cur.fetchall()
-    table = None
-    if found is not None:
-        row = found.fetchone()
-        table = row[0] if row else None
-    if p.fallback is not None and len(rows) < p.k:
-        # fewer than k from the index (dead tuples, a scan limit): the exact pass decides
-        rows = conn.execute(p.fallback, {"q": p.params["q"]}, prepare=True).fetchall()
+        curs = [conn.execute(stmt, params, prepare=True) for stmt, params in steps]
+    rows = curs[-1].fetchall()
+    table = checked_table(curs[-2].fetchone()) if check is not None else None
+    again = fallback(p, rows)
+    if again is not None:
+        rows = conn.execute(*again, prepare=True).fetchall()
     return rows, table
 
 

@@ -123,6 +123,11 @@ def matching(layout: Layout, *, where: sql.Composable) -> sql.Composed:
     return sql.SQL("SELECT 1 FROM {} WHERE embedding IS NOT NULL AND {}").format(layout.table, where)
 
 
+def count(layout: Layout) -> sql.Composed:
+    """Rows stored (embedded or pending)."""
+    return sql.SQL("SELECT count(*) FROM {}").format(layout.table)
+
+
 def spec_filter(spec: sql.Composable) -> sql.Composed:
     """The WHERE condition for a filter spec, the jsonb ``semsearch.filter_spec()`` builds.
 

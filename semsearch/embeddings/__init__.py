@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from semsearch.embeddings.base import BatchedEmbedder, Embedder, normalize_rows
+from semsearch.embeddings.base import AsyncEmbedder, BatchedEmbedder, Embedder, aembed, normalize_rows
 from semsearch.embeddings.models import MODELS, Model, lookup, names
 from semsearch.errors import ConfigurationError
 
@@ -60,9 +60,11 @@ def default_dims(model: str) -> int | None:
 
 __all__ = [
     "MODELS",
+    "AsyncEmbedder",
     "BatchedEmbedder",
     "Embedder",
     "Model",
+    "aembed",
     "check_dims",
     "default_dims",
     "embedder_for",

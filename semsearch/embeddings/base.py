@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
@@ -15,6 +16,9 @@ from semsearch.values import check_text
 @runtime_checkable
 class Embedder(Protocol):
     """Anything that turns texts into unit-norm float32 vectors.
+
+    It may also have ``async def aembed(texts)`` (see :class:`AsyncEmbedder`), which
+    ``semsearch.aio`` awaits instead of running ``embed`` in a worker thread.
 
     Example::
 
@@ -30,6 +34,43 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return a float32 array of shape ``(len(texts), dims)`` with unit-norm rows."""
         ...
+
+
+@runtime_checkable
+class AsyncEmbedder(Protocol):
+    """An :class:`Embedder` that can also embed without blocking an event loop (``semsearch.aio``).
+
+    Optional: ``semsearch.aio`` runs an embedder without ``aembed`` in a worker thread.
+    :class:`BatchedEmbedder` subclasses have it (OpenAI's through ``AsyncOpenAI``).
+
+    Example::
+
+        class Mine:
+            model, dims = "my-model", 384
+            def embed(self, texts): return my_encode(texts)
+            async def aembed(self, texts): return await my_async_encode(texts)
+    """
+
+    model: str
+    dims: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        """What :meth:`Embedder.embed` returns, awaited."""
+        ...
+
+
+async def aembed(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """``embedder.aembed(texts)`` when it has one, else ``embedder.embed(texts)`` in a worker thread.
+
+    Example::
+
+        vectors = await aembed(col.embedder, ["hello"])
+    """
+    if isinstance(embedder, AsyncEmbedder):
+        return await embedder.aembed(texts)
+    return await asyncio.to_thread(embedder.embed, texts)
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
@@ -99,22 +140,43 @@ class BatchedEmbedder(ABC):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed all texts, in batches, as unit-norm float32 rows."""
+        texts = self._checked(texts)
+        out = np.empty((len(texts), self.dims), dtype=np.float32)
+        done = 0
+        for batch in self.batches(texts):
+            done = self._put(out, done, batch, self.embed_batch(batch))
+        return out
+
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`embed` for asyncio: the same batches and checks, each batch by :meth:`aembed_batch`."""
+        texts = self._checked(texts)
+        out = np.empty((len(texts), self.dims), dtype=np.float32)
+        done = 0
+        for batch in self.batches(texts):
+            done = self._put(out, done, batch, await self.aembed_batch(batch))
+        return out
+
+    async def aembed_batch(self, texts: list[str]) -> np.ndarray:
+        """Embed one batch without blocking the event loop: by default :meth:`embed_batch` in a thread."""
+        return await asyncio.to_thread(self.embed_batch, texts)
+
+    def _checked(self, texts: Sequence[str]) -> list[str]:
         texts = list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise InvalidInputError(f"expected non-empty text, got {text!r} at position {i}")
             check_text(text, f"text at position {i}")
-        out = np.empty((len(texts), self.dims), dtype=np.float32)
-        done = 0
-        for batch in self.batches(texts):
-            got = np.asarray(self.embed_batch(batch), dtype=np.float32)
-            if got.shape != (len(batch), self.dims):
-                raise EmbeddingError(
-                    f"expected {len(batch)} vectors of {self.dims} dims from {self.model}, got shape {got.shape}"
-                )
-            try:
-                out[done : done + len(batch)] = normalize_rows(got)
-            except InvalidInputError as exc:
-                raise EmbeddingError(f"{self.model} returned an unusable vector: {exc}") from exc
-            done += len(batch)
-        return out
+        return texts
+
+    def _put(self, out: np.ndarray, done: int, batch: list[str], vectors: np.ndarray) -> int:
+        """Check one batch's vectors, store them normalised at ``done``; return the rows done after it."""
+        got = np.asarray(vectors, dtype=np.float32)
+        if got.shape != (len(batch), self.dims):
+            raise EmbeddingError(
+                f"expected {len(batch)} vectors of {self.dims} dims from {self.model}, got shape {got.shape}"
+            )
+        try:
+            out[done : done + len(batch)] = normalize_rows(got)
+        except InvalidInputError as exc:
+            raise EmbeddingError(f"{self.model} returned an unusable vector: {exc}") from exc
+        return done + len(batch)

@@ -28,6 +28,9 @@ class OpenAIEmbedder(BatchedEmbedder):
 
     ``max_retries`` and ``timeout`` apply to the client this class creates; a
     ``client`` you pass (``openai.OpenAI``, ``openai.AzureOpenAI``) is used as-is.
+    ``semsearch.aio`` awaits an ``openai.AsyncOpenAI`` client (made with the same
+    settings, or ``async_client=``); with only a ``client=`` given, it runs that one in
+    a worker thread.
 
     Example::
 
@@ -46,6 +49,7 @@ class OpenAIEmbedder(BatchedEmbedder):
         api_key: str | None = None,
         base_url: str | None = None,
         client: Any = None,
+        async_client: Any = None,
         max_retries: int = 5,
         timeout: float = 60.0,
     ) -> None:
@@ -69,6 +73,12 @@ class OpenAIEmbedder(BatchedEmbedder):
                 client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
             except openai.OpenAIError as exc:
                 raise ConfigurationError(f"could not create the openai client: {exc}") from exc
+            if async_client is None:
+                # the same settings for semsearch.aio; made now, it opens no connection until used
+                async_client = openai.AsyncOpenAI(
+                    api_key=client.api_key, base_url=client.base_url, max_retries=max_retries, timeout=timeout
+                )
+        self.async_client = async_client
         self.model = model
         self.dims = dims
         self.client = client
@@ -86,6 +96,20 @@ class OpenAIEmbedder(BatchedEmbedder):
             raise self._failure(exc, texts) from exc
         except json.JSONDecodeError as exc:
             # a 200 whose body claims json and is not (a proxy's page, a truncated reply)
+            raise EmbeddingError(f"expected a json reply from {self.model}, got {_snippet(exc.doc)}") from exc
+        return self._vectors(response, len(texts))
+
+    async def aembed_batch(self, texts: list[str]) -> np.ndarray:
+        """:meth:`embed_batch` on the ``AsyncOpenAI`` client (in a thread for a ``client=`` given without one)."""
+        if self.async_client is None:
+            return await super().aembed_batch(texts)
+        try:
+            response = await self.async_client.embeddings.create(
+                model=self.model, input=texts, encoding_format="float", **self._extra
+            )
+        except self._api_error as exc:
+            raise self._failure(exc, texts) from exc
+        except json.JSONDecodeError as exc:
             raise EmbeddingError(f"expected a json reply from {self.model}, got {_snippet(exc.doc)}") from exc
         return self._vectors(response, len(texts))
 

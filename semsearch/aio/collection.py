@@ -1,0 +1,331 @@
+"""An async collection: add, delete, count and search it on psycopg's ``AsyncConnection``.
+
+Each method checks its arguments with the sync API's checks (:mod:`semsearch.ingest`,
+:mod:`semsearch.search`) and sends the same composed statements; only embedding and
+the driver calls are awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import psycopg
+
+from semsearch import ingest, statements
+from semsearch import search as searching
+from semsearch.aio import writes
+from semsearch.aio.search import execute
+from semsearch.catalog import CollectionInfo
+from semsearch.collection import CATALOG_CHECK_SECONDS
+from semsearch.embeddings import Embedder, aembed, embedder_for
+from semsearch.errors import ConfigurationError
+from semsearch.results import SearchResult
+
+if TYPE_CHECKING:
+    from semsearch.aio.database import AsyncDatabase
+
+T = TypeVar("T")
+
+
+class AsyncCollection:
+    """Rows of text with their embeddings, searchable by meaning, for asyncio.
+
+    Get one from :meth:`AsyncDatabase.create_collection` or :meth:`AsyncDatabase.collection`;
+    its methods take the arguments of :class:`semsearch.Collection`'s and return the same.
+
+    Example::
+
+        col = await db.create_collection("docs", model="local", dims=256)
+        await col.add(keys=["a", "b"], contents=["cats purr", "dogs bark"])
+        (await col.search("kittens", k=1))[0].key     # 'a'
+    """
+
+    def __init__(self, db: AsyncDatabase, info: CollectionInfo, embedder: Embedder | None = None) -> None:
+        self.db = db
+        self.info = info
+        self.layout = info.layout
+        self._embedder = embedder
+        self._own_embedder = embedder is not None
+        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def dims(self) -> int:
+        return self.info.dims
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder for texts, made from the stored model name on first use."""
+        if self._embedder is None:
+            self._embedder = embedder_for(self.info.model, self.info.dims)
+        if self._embedder.dims != self.dims:
+            raise ConfigurationError(f"expected an embedder of {self.dims} dims, got {self._embedder.dims}")
+        return self._embedder
+
+    def __repr__(self) -> str:
+        return f"<AsyncCollection {self.name!r} {self.info.model} dims={self.dims} compression={self.info.compression}>"
+
+    async def count(self) -> int:
+        """Rows stored."""
+        async with self.db.connection() as conn:
+            row = await (await conn.execute(statements.count(self.layout))).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def add(
+        self,
+        keys: Sequence[str | int],
+        contents: Sequence[str],
+        *,
+        embeddings: Any = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        tenant: str | Sequence[str | None] | None = None,
+        defer: bool = False,
+    ) -> ingest.AddResult:
+        """Insert or update rows by key, in one transaction (see :meth:`semsearch.Collection.add`).
+
+        Example::
+
+            await col.add(keys=["m1"], contents=["Toy Story"], metadata=[{"year": 1995}])
+        """
+        return await self._add(keys, contents, embeddings, metadata, tenant, defer=defer, copy_first=False)
+
+    async def _add(
+        self,
+        keys: Sequence[str | int],
+        contents: Sequence[str],
+        embeddings: Any,
+        metadata: Sequence[Mapping[str, Any] | None] | None,
+        tenant: str | Sequence[str | None] | None,
+        *,
+        defer: bool,
+        copy_first: bool,
+    ) -> ingest.AddResult:
+        rows = ingest.check_rows(keys, contents, metadata, tenant)
+        if self.info.tenant_required:
+            ingest.check_tenants_required(rows, self.name)
+        if not rows.keys:
+            return ingest.AddResult(0, 0, 0)
+
+        async def embed_and_write() -> ingest.AddResult:
+            # run again in full after a model switch: the vectors must be the live model's
+            embedded = reused = 0
+            vectors: Sequence[np.ndarray | None]
+            if embeddings is not None:
+                vectors = list(ingest.check_vectors(embeddings, n=len(rows.keys), dims=self.dims))
+            else:
+                vectors, embedded, reused = await self._embed_missing(rows, defer=defer)
+            inserted, updated = await self._write(rows, vectors, copy_first=copy_first)
+            unchanged = len(rows.keys) - inserted - updated
+            return ingest.AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
+
+        return await self._following_switches(embed_and_write)
+
+    async def _write(
+        self, rows: ingest.Rows, vectors: Sequence[np.ndarray | None], *, copy_first: bool
+    ) -> tuple[int, int]:
+        async with self.db.connection() as conn, conn.transaction():
+            if copy_first:
+                # the table started empty: most batches are all new keys, which COPY takes directly
+                try:
+                    async with conn.transaction():
+                        return await writes.copy_new(conn, self.layout, rows, vectors), 0
+                except (psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback):
+                    pass  # a key already stored, or a deadlock with a writer outside semsearch: the upsert decides
+            return await writes.write(conn, self.layout, rows, vectors)
+
+    async def _following_switches(self, write: Callable[[], Awaitable[T]]) -> T:
+        """Run a write; if migrate-model switched this collection to another table meanwhile, reload and rerun it."""
+        try:
+            return await write()
+        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+            if not ingest.switched(exc):
+                raise
+            await self._reload()
+            return await write()
+
+    async def _embed_missing(self, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
+        hashes = rows.hashes()
+        async with self.db.connection() as conn:
+            known: dict[bytes, np.ndarray | None] = dict(await writes.stored_vectors(conn, self.layout, hashes))
+        todo = ingest.to_embed(rows, hashes, known)
+        if todo and not defer:
+            known.update(zip(todo.keys(), await aembed(self.embedder, list(todo.values())), strict=True))
+        vectors = [known.get(h) for h in hashes]
+        return vectors, 0 if defer else len(todo), len(hashes) - len(todo)
+
+    async def add_many(
+        self,
+        records: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 1000,
+        bulk: bool | None = None,
+        defer: bool = False,
+        autotune: bool = True,
+    ) -> ingest.AddResult:
+        """Stream records (an iterable or an async iterable) in batches; see :meth:`semsearch.Collection.add_many`.
+
+        Each batch is one transaction. ``bulk`` (default: when the collection is empty)
+        builds the HNSW index once after the load. The automatic tuning after a load runs
+        :func:`semsearch.tune.autotune` (the sync tuner: many exact searches) in a worker thread.
+
+        Example::
+
+            await col.add_many({"key": i, "content": t} for i, t in enumerate(texts))
+        """
+        if bulk is None:
+            # empty, or a bulk load killed before it built the index: (re)build it once at the end
+            async with self.db.connection() as conn:
+                empty = (await (await conn.execute(ingest.empty_statement(self.layout))).fetchone())[0]  # type: ignore[index]
+                indexed = (await (await conn.execute(*ingest.index_exists(self.layout))).fetchone())[0]  # type: ignore[index]
+            bulk = bool(empty or not indexed)
+        if bulk:
+            async with self.db.connection() as conn:
+                await conn.execute(ingest.drop_index_statement(self.layout))
+        try:
+            result = await self._add_stream(records, batch_size=batch_size, defer=defer, bulk=bulk)
+        finally:
+            if bulk:
+                await self.db.rebuild_index(self.info)
+        tuned = None
+        if autotune and result.inserted and not defer:
+            tuned = await asyncio.to_thread(_autotune, self.db.url, self.name, bulk)
+            if tuned is not None:
+                self.info = await self.db.info(self.name)
+                self.layout = self.info.layout
+        return replace(result, tuned=tuned)
+
+    async def _add_stream(
+        self,
+        records: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        batch_size: int,
+        defer: bool,
+        bulk: bool,
+    ) -> ingest.AddResult:
+        totals = ingest.AddResult(0, 0, 0)
+        batch: list[Mapping[str, Any]] = []
+
+        async def flush() -> None:
+            nonlocal totals
+            totals += await self._add(*ingest.batch_columns(batch), defer=defer, copy_first=bulk)
+            batch.clear()
+
+        if isinstance(records, AsyncIterable):
+            async for rec in records:
+                batch.append(rec)
+                if len(batch) >= batch_size:
+                    await flush()
+        else:
+            for rec in records:
+                batch.append(rec)
+                if len(batch) >= batch_size:
+                    await flush()
+        if batch:
+            await flush()
+        return totals
+
+    async def delete(self, keys: str | int | Iterable[str | int]) -> int:
+        """Delete rows by key (one key or a list of keys); return how many existed.
+
+        Example::
+
+            await col.delete(["doc1", 42])
+        """
+        keys_s = ingest.check_keys(keys)
+
+        async def delete() -> int:
+            async with self.db.connection() as conn:
+                return (await conn.execute(ingest.delete_statement(self.layout), [keys_s])).rowcount
+
+        return await self._following_switches(delete)
+
+    async def search(
+        self,
+        query: str | None = None,
+        *,
+        vector: Any = None,
+        k: int = 10,
+        mode: str = "vector",
+        oversample: float | None = None,
+        ef_search: int | None = None,
+        exact: bool = False,
+        where: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
+        fusion: str | None = None,
+        vector_weight: float | None = None,
+        text_weight: float | None = None,
+    ) -> SearchResult:
+        """The ``k`` rows best matching a text or a vector, in one round trip (see :meth:`semsearch.Collection.search`).
+
+        Example::
+
+            await col.search("a toddler movie about cats", k=5)
+            await col.search("sleepy hollow", mode="hybrid", tenant="acme", where={"year": {"$gte": 2000}})
+        """
+        args = dict(
+            query=query, vector=vector, k=k, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact,
+            where=where, tenant=tenant,
+        )  # fmt: skip
+        request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
+        for attempt in (1, 2, 3):
+            p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
+            check = searching.check_for(p, self.name, due=time.monotonic() > self._checked_until)
+            try:
+                async with self.db.connection() as conn:
+                    rows, table = await execute(conn, p, check=check)
+            except psycopg.OperationalError as exc:
+                # connections the server closed: drop the dead ones from the pool and try once more
+                if attempt > 1:
+                    raise searching.unanswered(exc) from None
+                await self.db.pool.check()
+                continue
+            except psycopg.errors.UndefinedObject:
+                # the SQL functions' "unknown collection": dropped since this handle read it
+                raise searching.dropped(self.name) from None
+            if searching.answered(check, table, self.info.table_name):
+                if check is not None:
+                    self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
+                break
+            # migrate-model switched the name to another table (and maybe model): follow it
+            await self._reload()
+            request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
+        return searching.hits(rows, request)
+
+    async def _request(self, **search: Any) -> searching.Request:
+        """The sync API's checks (before any round trip), then the query text embedded without blocking."""
+        request = searching.check_request(
+            dims=self.dims, name=self.name, tenant_required=self.info.tenant_required, **search
+        )
+        if request.mode == "text":
+            return request
+        given = search["vector"]
+        if given is None:
+            given = (await aembed(self.embedder, [search["query"]]))[0]
+        return searching.with_vector(request, given, dims=self.dims)
+
+    async def _reload(self) -> None:
+        """Re-read the catalog row; an embedder made from the old model name is dropped."""
+        fresh = await self.db.info(self.name)
+        changed = (fresh.model, fresh.dims) != (self.info.model, self.dims)
+        if self._embedder is not None and changed and not self._own_embedder:
+            self._embedder = None
+        self.info, self.layout = fresh, fresh.layout
+        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
+
+
+def _autotune(url: str, name: str, after_bulk_load: bool) -> Any:
+    """:func:`semsearch.tune.autotune` on a short-lived sync connection (run in a worker thread)."""
+    from semsearch.db import connect
+    from semsearch.tune import autotune
+
+    with connect(url, upgrade=False, max_connections=1) as db:
+        return autotune(db.collection(name), after_bulk_load=after_bulk_load)

@@ -1,0 +1,173 @@
+"""``semsearch.aio.connect`` and :class:`AsyncDatabase`: collections on psycopg's ``AsyncConnectionPool``.
+
+Everything a call sends is what the sync :class:`~semsearch.Database` sends: the
+statements come from :mod:`semsearch.ddl` and :mod:`semsearch.catalog`, only the
+driver calls are awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from pgvector.psycopg import register_vector_async
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from semsearch import catalog, ddl
+from semsearch.aio.collection import AsyncCollection
+from semsearch.catalog import CollectionInfo
+from semsearch.db import new_info, pool_options, prepare
+from semsearch.errors import ConfigurationError
+from semsearch.schema import check_name
+from semsearch.server import redact
+
+if TYPE_CHECKING:
+    from semsearch.embeddings import Embedder
+
+
+async def connect(
+    url: str | None = None,
+    *,
+    upgrade: bool | None = None,
+    max_connections: int = 4,
+) -> AsyncDatabase:
+    """Open semsearch on a Postgres server, for asyncio (FastAPI, aiohttp, ...).
+
+    The same URL resolution as :func:`semsearch.connect`: ``url``, else
+    ``SEMSEARCH_DATABASE_URL``, else the embedded server (started, or reused, once, in
+    a worker thread: it is a blocking start). Searches and writes then run on an
+    ``AsyncConnectionPool`` of ``max_connections``.
+
+    Example::
+
+        async with await semsearch.aio.connect() as db:
+            col = await db.collection("docs")
+            hits = await col.search("kittens", k=3)
+    """
+    url = await asyncio.to_thread(prepare, url, upgrade=upgrade)
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+        url, configure=register_vector_async, **pool_options(max_connections)
+    )
+    await pool.open(wait=True, timeout=30)
+    return AsyncDatabase(url, pool)
+
+
+class AsyncDatabase:
+    """A pool of async connections to one Postgres and the collections in it.
+
+    Example::
+
+        db = await semsearch.aio.connect()
+        col = await db.create_collection("docs", model="local", dims=256)
+        await db.close()
+    """
+
+    def __init__(self, url: str, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> None:
+        self._url = url
+        self.pool = pool
+
+    @property
+    def url(self) -> str:
+        """The connection URL (also of the embedded server)."""
+        return self._url
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled autocommit async connection with pgvector's types registered."""
+        async with self.pool.connection() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def __aenter__(self) -> AsyncDatabase:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<AsyncDatabase {redact(self._url)}>"
+
+    async def create_collection(
+        self, name: str, *, embedder: Embedder | None = None, **settings: Any
+    ) -> AsyncCollection:
+        """Create a collection; the arguments are :meth:`semsearch.Database.create_collection`'s.
+
+        Example::
+
+            col = await db.create_collection("docs", model="local", dims=256, compression="mrl-bit:256")
+        """
+        info = new_info(name, embedder=embedder, **settings)
+        # two creators of one name: the second waits for the lock, then finds the first one's row
+        async with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
+            if await (await conn.execute(catalog.EXISTS, [name])).fetchone():
+                raise ddl.exists_error(name)
+            try:
+                await conn.execute(ddl.TEXT_CONFIG_CHECK, [info.text_config])
+            except psycopg.errors.UndefinedObject as exc:
+                raise ddl.unknown_text_config(info.text_config) from exc
+            for stmt in ddl.create_statements(info):
+                await conn.execute(stmt)
+        return await self.collection(name, embedder=embedder)
+
+    async def info(self, name: str) -> CollectionInfo:
+        """One collection's catalog row (:class:`~semsearch.errors.CollectionNotFoundError` if none)."""
+        async with self.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            return catalog.found(await (await cur.execute(catalog.select_statement(name))).fetchone(), name)
+
+    async def collection(self, name: str, *, embedder: Embedder | None = None) -> AsyncCollection:
+        """Open an existing collection.
+
+        Example::
+
+            movies = await db.collection("movies")
+        """
+        info = await self.info(name)
+        if embedder is not None and embedder.dims != info.dims:
+            raise ConfigurationError(f"expected an embedder of {info.dims} dims for {name!r}, got {embedder.dims}")
+        return AsyncCollection(self, info, embedder)
+
+    async def collections(self) -> list[CollectionInfo]:
+        """Every collection's catalog row, by name."""
+        async with self.connection() as conn:
+            rows = await (await conn.cursor(row_factory=dict_row).execute(catalog.SELECT_ALL)).fetchall()
+        return [CollectionInfo.from_row(r) for r in rows]
+
+    async def drop_collection(self, name: str, *, missing_ok: bool = False) -> None:
+        """Drop a collection's table and catalog row."""
+        check_name(name)
+        async with self.connection() as conn, conn.transaction():
+            if await (await conn.execute(catalog.EXISTS, [name])).fetchone() is None:
+                if missing_ok:
+                    return
+                raise catalog.not_found(name)
+            for stmt in ddl.drop_statements(name):
+                await conn.execute(stmt)
+
+    async def rebuild_index(self, info: CollectionInfo) -> None:
+        """Build ``info``'s HNSW index next to the live one and swap it in, in one transaction.
+
+        What :meth:`semsearch.Database.replace_index` does with ``concurrently=False``
+        (after a bulk load): the build blocks writes, not searches.
+        """
+        steps = ddl.index_build(info, concurrently=False)
+        async with self.connection() as conn, _ddl_lock(conn, info.name), conn.transaction():
+            for stmt in [*steps.prepare, *steps.build, *steps.restore, *steps.swap]:
+                await conn.execute(stmt)
+
+
+@asynccontextmanager
+async def _ddl_lock(conn: psycopg.AsyncConnection[Any], name: str) -> AsyncIterator[None]:
+    """One DDL change of a collection at a time, as :func:`semsearch.db._ddl_lock` (polled, see there)."""
+    while not (await (await conn.execute(ddl.TRY_LOCK, [name])).fetchone())[0]:  # type: ignore[index]
+        await asyncio.sleep(ddl.LOCK_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        await conn.execute(ddl.UNLOCK, [name])

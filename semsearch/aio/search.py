@@ -1,0 +1,31 @@
+"""A search's round trip on an async connection: what :func:`semsearch.search.execute` sends, awaited.
+
+The statements, their order and the fallback come from :func:`semsearch.search.round_trip`
+and :func:`semsearch.search.fallback`: one pipelined round trip, prepared, the query
+vector in binary, as in the sync API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from semsearch import search as searching
+
+
+async def execute(
+    conn: psycopg.AsyncConnection[Any], p: searching.Plan, *, check: str | None = None
+) -> tuple[list[tuple[Any, ...]], str | None]:
+    """Run a plan in one round trip; ``(rows, table)`` as :func:`semsearch.search.execute` returns them."""
+    steps = searching.round_trip(p, check)
+    if len(steps) == 1:
+        return await (await conn.execute(*steps[0], prepare=True)).fetchall(), None
+    async with conn.pipeline():
+        curs = [await conn.execute(stmt, params, prepare=True) for stmt, params in steps]
+    rows = await curs[-1].fetchall()
+    table = searching.checked_table(await curs[-2].fetchone()) if check is not None else None
+    again = searching.fallback(p, rows)
+    if again is not None:
+        rows = await (await conn.execute(*again, prepare=True)).fetchall()
+    return rows, table
