@@ -59,6 +59,8 @@ def eval_(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
     """
     from semsearch.evaluate import evaluate, plot_sweep, sweep
 
+    if o["plot"] is not None:
+        _require_matplotlib()
     queries, sample = _queries(o["queries_file"], o["sample"])
     col = connect_db(ctx).collection(name)
     if o["plot"] is None and o["oversamples"] is None:
@@ -134,3 +136,11 @@ def tune(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
         click.echo(str(result))
     if not result.reached:
         click.echo(f"target recall {o['target']:g} not reached; stored the best found", err=True)
+
+
+def _require_matplotlib() -> None:
+    # checked before the sweep, which can take minutes, not after it
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        raise click.ClickException("--plot needs matplotlib: pip install 'semsearch[plot]'") from None
