@@ -12,7 +12,9 @@ the top level (containment, and None for missing or null), compiled into the
 jsonpath instead of containment, so the whole filter stays one jsonpath expression
 with bound variables. ``$not`` keeps exactly the rows its filter does not: a row
 whose field has another type than the value compared with is not matched by the
-comparison, so it is matched by its ``$not``.
+comparison, so it is matched by its ``$not``. One difference from containment, only
+with lists inside lists: under ``$and/$or/$not`` jsonpath's lax mode looks into a
+list held in a list, so ``{"t": ["a"]}`` there also matches a stored ``[["a"]]``.
 
 None (JSON null) means "no value", whether the field is absent or holds null:
 

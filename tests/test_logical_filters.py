@@ -268,6 +268,26 @@ def test_a_logical_filter_keeps_the_hnsw_index(db):
     assert 0 < estimate < 3000
     got = c.search(vector=x[0], k=10, where=wide)
     assert len(got) == 10 and all(h.metadata["b"] < 40 or h.metadata["lang"] != "es" for h in got)
+    # which path the SQL function took: HNSW scans counted in the searching transaction
+    narrow = {"b": 7, "$or": [{"lang": "es"}, {"$not": {"lang": "es"}}]}  # 30 rows: an exact scan of them
+    assert _hnsw_scans(db, x[0], wide) > 0
+    assert _hnsw_scans(db, x[0], wide, exact=True) == 0
+    assert _hnsw_scans(db, x[0], narrow) == 0
+    assert sorted(int(k) for k in c.search(vector=x[0], k=50, where=narrow).keys) == list(range(7, 3000, 100))
+
+
+def _hnsw_scans(db, vector, where, exact=False):
+    f = compile_filter(where)
+    scans = "SELECT pg_stat_get_xact_numscans('semsearch.col_lfi_hnsw'::regclass)"
+    # the backend's counts not yet reported: no report happens inside a transaction
+    with db.connection() as conn, conn.transaction():
+        before = conn.execute(scans).fetchone()[0]
+        conn.execute(
+            "SELECT * FROM semsearch.search('lfi', %s::vector, 10, exact => %s, filter => %s, filter_path => %s, "
+            "filter_vars => %s)",
+            [str(vector.tolist()), exact, Jsonb(f.contains) if f.contains else None, f.path, Jsonb(f.vars)],
+        ).fetchall()
+        return conn.execute(scans).fetchone()[0] - before
 
 
 @pytest.mark.parametrize(
