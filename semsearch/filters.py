@@ -5,6 +5,17 @@ use the GIN index on metadata. Operators build a jsonpath predicate whose
 values travel as bound variables, never as SQL or jsonpath text:
 ``$eq $ne $lt $lte $gt $gte $in $nin $contains $exists``.
 
+Filters combine with ``$and`` and ``$or`` (non-empty lists of filters) and ``$not``
+(one filter; also on a field: ``{"f": {"$not": {"$lt": 3}}}``), nested at most
+:data:`MAX_LOGICAL_DEPTH` levels. A plain value under them means what it means at
+the top level (containment, and None for missing or null), compiled into the
+jsonpath instead of containment, so the whole filter stays one jsonpath expression
+with bound variables. ``$not`` keeps exactly the rows its filter does not: a row
+whose field has another type than the value compared with is not matched by the
+comparison, so it is matched by its ``$not``. One difference from containment, only
+with lists inside lists: under ``$and/$or/$not`` jsonpath's lax mode looks into a
+list held in a list, so ``{"t": ["a"]}`` there also matches a stored ``[["a"]]``.
+
 None (JSON null) means "no value", whether the field is absent or holds null:
 
 - ``{"f": None}`` and ``{"f": {"$eq": None}}`` match rows where ``f`` is missing
@@ -33,7 +44,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +58,10 @@ _SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})*$")
 _COMPARE = {"$eq": "==", "$ne": "!=", "$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 OPERATORS = (*_COMPARE, "$in", "$nin", "$contains", "$exists")
+#: filters combined: ``{"$or": [filter, ...]}``, ``{"$and": [...]}``, ``{"$not": filter}``
+LOGICAL = ("$and", "$or", "$not")
+#: deepest nesting of $and / $or / $not
+MAX_LOGICAL_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -165,13 +180,18 @@ def _operator_key(value: Any) -> str | None:
 
 
 def compile_filter(where: Mapping[str, Any] | None) -> Filter:
-    """Check and compile a ``where=`` dict; raise :class:`InvalidInputError` on anything unknown."""
+    """Check and compile a ``where=`` dict; raise :class:`InvalidInputError` on anything unknown.
+
+    Example::
+
+        f = compile_filter({"$or": [{"lang": "es"}, {"year": {"$lt": 1950}}]})
+        f.contains   # None: under $or a plain value is a jsonpath predicate too
+        f.vars       # {"v0": "es", "v1": 1950}
+    """
     if where is None:
         return Filter(None, None, None)
     if not isinstance(where, Mapping):
         raise InvalidInputError(f"expected where= as a dict, got {type(where).__name__}")
-    contains: dict[str, Any] = {}
-    preds: list[str] = []
     variables: dict[str, Any] = {}
 
     def var(value: Any) -> str:
@@ -179,7 +199,22 @@ def compile_filter(where: Mapping[str, Any] | None) -> Filter:
         variables[name] = value
         return "$" + name
 
+    contains: dict[str, Any] = {}
+    path = _predicates(where, var, contains, 0)
+    return Filter(contains or None, path, variables or None)
+
+
+def _predicates(where: Mapping[str, Any], var: Callable[[Any], str], contains: dict | None, depth: int) -> str | None:
+    """The jsonpath predicates of ``where``, joined by ``&&``.
+
+    With ``contains`` (the top level), plain values are merged into it, for the GIN index;
+    without (under ``$and``, ``$or``, ``$not``), they become jsonpath predicates of the same meaning.
+    """
+    preds: list[str] = []
     for field, cond in where.items():
+        if field in LOGICAL:
+            preds.append(_logical(field, cond, var, depth))
+            continue
         if not isinstance(field, str) or not _FIELD.match(field):
             raise InvalidInputError(
                 f"expected a metadata field name of letters, digits and _ (dots for nesting), got {field!r}"
@@ -198,6 +233,9 @@ def compile_filter(where: Mapping[str, Any] | None) -> Filter:
                 continue
             null_fields: list[str] = []
             kept = _split_nulls(cond, field, null_fields)
+            if contains is None:
+                preds.append(_contained(path, cond, var, field))
+                continue
             preds.extend(_is_null(_accessor(f)) for f in null_fields)
             if kept != {} or cond == {}:
                 _merge(contains, _nest(field, kept))
@@ -231,6 +269,54 @@ def compile_filter(where: Mapping[str, Any] | None) -> Filter:
                 if not isinstance(value, bool):
                     raise InvalidInputError(f"expected true or false for {field} $exists, got {value!r}")
                 preds.append(f"exists({path})" if value else f"!exists({path})")
+            elif op == "$not":
+                if not (isinstance(value, Mapping) and value and all(str(k).startswith("$") for k in value)):
+                    raise InvalidInputError(f"expected an object of operators for {field} $not, got {value!r:.80}")
+                preds.append(_logical("$not", {field: value}, var, depth))
             else:
-                raise InvalidInputError(f"expected an operator in {', '.join(OPERATORS)}, got {op!r} on {field}")
-    return Filter(contains or None, " && ".join(preds) or None, variables or None)
+                raise InvalidInputError(
+                    f"expected an operator in {', '.join((*OPERATORS, '$not'))}, got {op!r} on {field}"
+                )
+    return " && ".join(preds) or None
+
+
+def _logical(op: str, value: Any, var: Callable[[Any], str], depth: int) -> str:
+    """``$and`` / ``$or`` of a list of filters, or ``$not`` of one, as one jsonpath predicate."""
+    if depth >= MAX_LOGICAL_DEPTH:
+        raise InvalidInputError(f"expected $and, $or and $not nested at most {MAX_LOGICAL_DEPTH} levels, got deeper")
+    if op == "$not":
+        if not isinstance(value, Mapping) or not value:
+            raise InvalidInputError(f"expected a non-empty object (a filter) for $not, got {value!r:.80}")
+        # a comparison of mismatched types is "unknown" in jsonpath, and !unknown is unknown: exists()
+        # makes the operand true or false first, so $not keeps exactly the rows the filter leaves out
+        return f"!exists($ ? ({_predicates(value, var, None, depth + 1)}))"
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(m, Mapping) and m for m in value):
+        raise InvalidInputError(f"expected a non-empty list of non-empty objects (filters) for {op}, got {value!r:.80}")
+    joiner = " && " if op == "$and" else " || "
+    return "(" + joiner.join(f"({_predicates(m, var, None, depth + 1)})" for m in value) + ")"
+
+
+def _contained(path: str, value: Any, var: Callable[[Any], str], field: str) -> str:
+    """A jsonpath predicate true where the value at ``path`` contains ``value`` as jsonb ``@>`` does,
+    with the null reading of the containment form (None: missing or null).
+
+    One difference, in a case only nested lists have: jsonpath's lax mode looks into a list held
+    inside a list, so ``{"t": ["a"]}`` here also matches a stored ``{"t": [["a"]]}``.
+    """
+    if value is None:
+        return _is_null(path)
+    if isinstance(value, Mapping):
+        preds = [f'{path}.type() == "object"'] if not value or any(v is not None for v in value.values()) else []
+        for key, item in value.items():
+            if not _SEGMENT.match(key):
+                raise InvalidInputError(
+                    f"expected field names of letters, digits and _ in {field} under $and/$or/$not, got {key!r}"
+                )
+            preds.append(_contained(f"{path}.{json.dumps(key)}", item, var, f"{field}.{key}"))
+        return "(" + " && ".join(preds) + ")"
+    if isinstance(value, (list, tuple)):
+        preds = [f'{path}.type() == "array"']
+        preds.extend(f"exists({path}[*] ? ({_contained('@', item, var, field)}))" for item in value)
+        return "(" + " && ".join(preds) + ")"
+    kind = "boolean" if isinstance(value, bool) else "string" if isinstance(value, str) else "number"
+    return f'({path}.type() == "{kind}" && {path} == {var(value)})'

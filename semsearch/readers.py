@@ -5,7 +5,7 @@ so a user can open the file at the line that stopped the run.
 
 Example::
 
-    rows = checked(read_jsonl(Path("notes.jsonl"), ("key", "content", "embedding")), 256, {})
+    rows = checked(read_jsonl(Path("notes.jsonl"), Fields()), 256, {})
     qrels = read_qrels(Path("cranqrel"), grades=CRANFIELD_GRADES)
 """
 
@@ -16,11 +16,13 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from semsearch import csv_types
 from semsearch.errors import InvalidInputError
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -50,10 +52,31 @@ def parse_json(text: str, where: str) -> Any:
         raise bad(where, f"expected JSON, got {exc}") from None
 
 
-# each row reader yields (where, key, content, metadata, embedding) with where = "file:line"
-def read_jsonl(path: Path, fields: tuple[str, str, str]) -> Iterator[tuple[Any, ...]]:
-    """Rows of a JSONL file; ``fields`` names the key, text and embedding fields."""
-    key_f, text_f, emb_f = fields
+@dataclass(frozen=True)
+class Fields:
+    """Which fields (JSONL) or columns (CSV) hold what; the rest is metadata.
+
+    ``tenant`` None: a tenant field is metadata like any other. ``infer_types``: CSV
+    cells as numbers, booleans and nulls where they look like them; ``types`` forces
+    a type per CSV column (:mod:`semsearch.csv_types`).
+
+    Example::
+
+        Fields(key="id", text="title", tenant="tenant", types={"year": "int"})
+    """
+
+    key: str = "key"
+    text: str = "content"
+    embedding: str = "embedding"
+    tenant: str | None = None
+    infer_types: bool = True
+    types: Mapping[str, str] = field(default_factory=dict)
+
+
+# each row reader yields (where, key, content, metadata, embedding, tenant) with where = "file:line"
+def read_jsonl(path: Path, fields: Fields) -> Iterator[tuple[Any, ...]]:
+    """Rows of a JSONL file; ``fields`` names the key, text, embedding and tenant fields."""
+    key_f, text_f, emb_f = fields.key, fields.text, fields.embedding
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
             where = f"{path}:{n}"
@@ -70,15 +93,16 @@ def read_jsonl(path: Path, fields: tuple[str, str, str]) -> Iterator[tuple[Any, 
                 if field not in obj:
                     raise bad(where, f"expected a {field!r} field, got fields {sorted(obj)}")
             key, content, emb = obj.pop(key_f), obj.pop(text_f), obj.pop(emb_f, None)
+            tenant = obj.pop(fields.tenant, None) if fields.tenant is not None else None
             meta = obj.pop("metadata", {})
             if not isinstance(meta, dict):
                 raise bad(where, f"expected 'metadata' to be an object, got {type(meta).__name__}")
-            yield where, key, content, {**obj, **meta}, emb
+            yield where, key, content, {**obj, **meta}, emb, tenant
 
 
-def read_csv(path: Path, fields: tuple[str, str, str]) -> Iterator[tuple[Any, ...]]:
-    """Rows of a CSV file with a header; other columns become metadata."""
-    key_f, text_f, emb_f = fields
+def read_csv(path: Path, fields: Fields) -> Iterator[tuple[Any, ...]]:
+    """Rows of a CSV file with a header; other columns become metadata, typed per ``fields``."""
+    key_f, text_f, emb_f = fields.key, fields.text, fields.embedding
     # utf-8-sig: spreadsheets often start their CSV exports with a byte-order mark
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f, strict=True)
@@ -86,15 +110,30 @@ def read_csv(path: Path, fields: tuple[str, str, str]) -> Iterator[tuple[Any, ..
             header = reader.fieldnames or []
             if key_f not in header or text_f not in header:
                 raise bad(f"{path}:1", f"expected columns {key_f!r} and {text_f!r}, got {header}")
+            unknown = sorted(set(fields.types) - set(header))
+            if unknown:
+                raise bad(f"{path}:1", f"expected --metadata-types columns of the header {header}, got {unknown}")
             for row in reader:
                 where = f"{path}:{reader.line_num}"
                 if None in row or None in row.values():
                     raise bad(where, f"expected {len(header)} cells, as many as the header")
                 key, content, emb = row.pop(key_f), row.pop(text_f), row.pop(emb_f, "")
-                yield where, key, content, row, parse_json(emb, where) if emb.strip() else None
+                tenant = row.pop(fields.tenant, "") if fields.tenant is not None else ""
+                meta = {name: _cell(cell, name, fields, where) for name, cell in row.items()}
+                yield where, key, content, meta, parse_json(emb, where) if emb.strip() else None, tenant or None
         except (csv.Error, UnicodeDecodeError) as exc:
             # line_num is where the last good record ended; the bad one starts after it
             raise bad(f"{path}:{reader.line_num + 1}", f"expected UTF-8 CSV, got {exc}") from None
+
+
+def _cell(cell: str, column: str, fields: Fields, where: str) -> Any:
+    kind = fields.types.get(column)
+    if kind is None:
+        return csv_types.infer(cell) if fields.infer_types else cell
+    try:
+        return csv_types.convert(cell, kind)
+    except ValueError as exc:
+        raise bad(where, f"column {column!r}: {exc}") from None
 
 
 def paragraphs(path: Path) -> list[tuple[int, str]]:
@@ -111,10 +150,10 @@ def paragraphs(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def read_text(path: Path, fields: tuple[str, str, str]) -> Iterator[tuple[Any, ...]]:
+def read_text(path: Path, fields: Fields) -> Iterator[tuple[Any, ...]]:
     """One row per paragraph, keyed ``<file as given>:<n>``."""
     for n, (line, para) in enumerate(paragraphs(path), 1):
-        yield f"{path}:{line}", f"{path}:{n}", para, {"file": str(path), "line": line}, None
+        yield f"{path}:{line}", f"{path}:{n}", para, {"file": str(path), "line": line}, None, None
 
 
 READERS = {"jsonl": read_jsonl, "csv": read_csv, "text": read_text}
@@ -133,7 +172,7 @@ def count_rows(path: Path, kind: str) -> int | None:
 def checked(rows: Iterator[tuple[Any, ...]], dims: int, seen: dict[str, str]) -> Iterator[dict]:
     """Check each row where it was read, so a bad one is reported by file and line."""
     first_has_vec: tuple[str, bool] | None = None
-    for where, key, content, meta, emb in rows:
+    for where, key, content, meta, emb, tenant in rows:
         if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
             raise bad(where, f"expected a non-empty string or integer key, got {key!r}")
         if str(key) in seen:
@@ -153,7 +192,9 @@ def checked(rows: Iterator[tuple[Any, ...]], dims: int, seen: dict[str, str]) ->
             ok = isinstance(emb, list) and len(emb) == dims and all(_finite(x) for x in emb)
             if not ok or not any(emb):
                 raise bad(where, f"expected an embedding of {dims} finite numbers, not all zero")
-        yield {"key": key, "content": content, "metadata": meta, "embedding": emb}
+        if tenant is not None and (not isinstance(tenant, str) or not tenant.strip()):
+            raise bad(where, f"expected the tenant to be a non-empty string or null, got {tenant!r:.60}")
+        yield {"key": key, "content": content, "metadata": meta, "embedding": emb, "tenant": tenant}
 
 
 def _finite(x: Any) -> bool:

@@ -82,12 +82,12 @@ def test_csv_and_text_with_the_local_model(run, tmp_path):
     run("ingest", "notes", text)
 
     cat = [json.loads(x) for x in run("search", "notes", "cute cat", "--json", "-k", 1).stdout.splitlines()]
-    assert cat[0]["key"] == "c1" and cat[0]["metadata"] == {"year": "1995"}
+    assert cat[0]["key"] == "c1" and cat[0]["metadata"] == {"year": 1995}  # CSV cells are typed
     backup = json.loads(run("search", "notes", "database backups", "--json").stdout.splitlines()[0])
     assert backup["key"] == f"{text}:2"
     assert backup["content"] == "Back up the database daily."
     assert backup["metadata"] == {"file": str(text), "line": 5}
-    filtered = run("search", "notes", "food", "--where", '{"year": "1995"}', "--json").stdout.splitlines()
+    filtered = run("search", "notes", "food", "--where", '{"year": 1995}', "--json").stdout.splitlines()
     assert sorted(json.loads(x)["key"] for x in filtered) == ["c1", "c3"]
 
     again = run("ingest", "notes", csv_file, text, "--key-field", "id", "--text-field", "title")
@@ -183,8 +183,8 @@ def test_every_command_has_an_example_in_its_help(run):
             yield from paths(command, [*prefix, name])
 
     found = list(paths(main, []))
-    assert len(found) == 17  # main, db and its 3, create, ingest, search, explain, grant, eval, tune, backfill,
-    # migrate-model, list, drop, demo
+    assert len(found) == 23  # main, db and its 3, create, ingest, search, explain, grant, eval, tune, backfill,
+    # migrate-model, list, drop, demo, alter, rebuild-index, delete, server and its 2
     for path in found:
         assert "Example:\n    semsearch" in run(*path, "--help").stdout, path
 

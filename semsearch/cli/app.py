@@ -18,11 +18,19 @@ from typing import Any
 
 import click
 
+from semsearch.collection import Collection
 from semsearch.db import Database, connect
 from semsearch.errors import SemsearchError
 from semsearch.server import check_server, resolve_url
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+#: ``--embedder module:factory`` for every command that embeds texts
+embedder_option = click.option(
+    "--embedder",
+    metavar="MODULE:FACTORY",
+    help="Embed texts with MODULE.FACTORY() (an Embedder) instead of the built-in model.",
+)
 
 
 class Group(click.Group):
@@ -57,6 +65,17 @@ def connect_db(ctx: click.Context) -> Database:
     db = connect(ctx.obj)
     ctx.call_on_close(db.close)
     return db
+
+
+def open_collection(ctx: click.Context, name: str, embedder: str | None = None) -> Collection:
+    """Collection ``name``, embedding with ``--embedder`` when given (checked against its dims)."""
+    db = connect_db(ctx)
+    col = db.collection(name)
+    if embedder is None:
+        return col
+    from semsearch.embeddings.factory import load_embedder
+
+    return db.collection(name, embedder=load_embedder(embedder, dims=col.dims))
 
 
 def server_url(ctx: click.Context) -> str:

@@ -1,4 +1,4 @@
-"""Collections: create, list, drop, grant."""
+"""Collections: create, alter, rebuild-index, list, drop, grant."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from typing import Any
 
 import click
 
-from semsearch.cli.app import connect_db, main, table
+from semsearch.catalog import CollectionInfo
+from semsearch.cli.app import connect_db, embedder_option, main, table
 from semsearch.collection import Collection
 
 
 @main.command()
 @click.argument("name")
-@click.option("--model", required=True, help='"local", an OpenAI model, or a label for your vectors.')
+@click.option("--model", help='"local", an OpenAI model, or a label for your vectors (or use --embedder).')
 @click.option("--dims", type=click.IntRange(1), help="Vector size (default: the model's).")
 @click.option(
     "--compression",
@@ -26,18 +27,73 @@ from semsearch.collection import Collection
 @click.option("--ef-construction", "hnsw_ef_construction", type=int, default=64, show_default=True)
 @click.option("--tenant-required", is_flag=True, help="Refuse writes and searches without a tenant.")
 @click.option("--no-autotune", "autotune", flag_value=False, default=True, help="Do not tune after bulk loads.")
+@embedder_option
 @click.pass_context
-def create(ctx: click.Context, name: str, **options: Any) -> None:
+def create(ctx: click.Context, name: str, embedder: str | None, **options: Any) -> None:
     """Create a collection.
 
     \b
     Example:
       semsearch create movies --model text-embedding-3-small --dims 1536 --compression bit
+      semsearch create notes --embedder mypkg.emb:make --compression halfvec
     """
-    info = connect_db(ctx).create_collection(name, **options).info
+    if options["model"] is None and embedder is None:
+        raise click.UsageError("expected --model or --embedder")
+    if embedder is not None:
+        from semsearch.embeddings.factory import load_embedder
+
+        options["embedder"] = load_embedder(embedder, dims=options["dims"])
+    _describe("created", connect_db(ctx).create_collection(name, **options).info)
+
+
+def _describe(verb: str, info: CollectionInfo) -> None:
     click.echo(
-        f"created {name}: {info.model}, {info.dims} dims, {info.storage} storage, compression {info.compression}"
+        f"{verb} {info.name}: {info.model}, {info.dims} dims, {info.storage} storage, "
+        f"compression {info.compression}, hnsw m={info.hnsw_m} ef_construction={info.hnsw_ef_construction}"
+        f", oversample {info.oversample:g}, autotune {'on' if info.autotune else 'off'}"
     )
+
+
+@main.command()
+@click.argument("name")
+@click.option("--compression", metavar="PLAN", help="A new plan: bit, halfvec, none, mrl:<d>, mrl-bit:<d>, funnels.")
+@click.option("--m", "hnsw_m", type=click.IntRange(2, 100), help="HNSW links per node.")
+@click.option("--ef-construction", "hnsw_ef_construction", type=click.IntRange(4, 1000))
+@click.option("--oversample", type=click.FloatRange(1, 1000), help="Candidates per wanted row for later searches.")
+@click.option("--autotune/--no-autotune", default=None, help="Tune after bulk loads (or not).")
+@click.option("--blocking", is_flag=True, help="Build the index without CONCURRENTLY (faster; blocks writes).")
+@click.pass_context
+def alter(ctx: click.Context, name: str, blocking: bool, **options: Any) -> None:
+    """Change a collection's compression, HNSW parameters, oversampling or autotune.
+
+    A changed index is built next to the live one, then swapped in; searches go on.
+
+    \b
+    Example:
+      semsearch alter movies --compression mrl:512
+      semsearch alter movies --oversample 3 --no-autotune
+    """
+    if all(v is None for v in options.values()):
+        raise click.UsageError(
+            "expected at least one change: --compression, --m, --ef-construction, --oversample, --autotune"
+        )
+    col = connect_db(ctx).alter_collection(name, concurrently=not blocking, **options)
+    _describe("altered", col.info)
+
+
+@main.command("rebuild-index")
+@click.argument("name")
+@click.option("--blocking", is_flag=True, help="Build without CONCURRENTLY (faster; blocks writes).")
+@click.pass_context
+def rebuild_index(ctx: click.Context, name: str, blocking: bool) -> None:
+    """Build the HNSW index again next to the live one and swap it in (e.g. after many deletes).
+
+    \b
+    Example:
+      semsearch rebuild-index movies
+    """
+    secs = connect_db(ctx).collection(name).rebuild_index(progress=False, concurrently=not blocking)
+    click.echo(f"rebuilt the hnsw index of {name} in {secs:.1f}s")
 
 
 @main.command()

@@ -1,4 +1,4 @@
-"""Rows: ingest, backfill."""
+"""Rows: ingest, delete, backfill."""
 
 from __future__ import annotations
 
@@ -7,10 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import click
+from psycopg import sql
 
-from semsearch.cli.app import FILE, connect_db, main
+from semsearch import csv_types
+from semsearch.cli.app import FILE, connect_db, embedder_option, main, open_collection
+from semsearch.collection import Collection
 from semsearch.ingest import AddResult
-from semsearch.readers import FORMATS, READERS, checked, count_rows
+from semsearch.readers import FORMATS, READERS, Fields, checked, count_rows, read_lines
+
+
+def _types(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, str]:
+    try:
+        return csv_types.parse_types(value) if value is not None else {}
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @main.command()
@@ -28,25 +38,46 @@ from semsearch.readers import FORMATS, READERS, checked, count_rows
 @click.option("--key-field", "key", default="key", show_default=True)
 @click.option("--text-field", "text", default="content", show_default=True)
 @click.option("--embedding-field", "embedding", default="embedding", show_default=True)
+@click.option(
+    "--tenant-field",
+    "tenant",
+    metavar="NAME",
+    help='The row\'s tenant  [default: "tenant" when the collection requires or has tenants, else none]',
+)
+@click.option(
+    "--metadata-types",
+    "types",
+    metavar="COL=TYPE,...",
+    callback=_types,
+    help="CSV: force column types (str, int, float, bool, json), e.g. year=int,ok=bool.",
+)
+@click.option("--no-infer-types", "infer_types", flag_value=False, default=True, help="CSV: keep cells as text.")
+@embedder_option
 @click.pass_context
-def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, **fields: Any) -> None:
+def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, embedder: str | None, **o: Any) -> None:
     """Add or update rows from JSONL, CSV or text files; unchanged texts are not re-embedded.
 
     JSONL: one object per line with the key and text fields, optional "metadata"
-    (an object) and embedding (a list of numbers); other fields join the metadata.
-    CSV: a header row; the key and text columns, an optional embedding column (a
-    JSON list); other columns become metadata. Text: one row per paragraph (blocks
-    separated by blank lines), keyed "<file as given>:<n>". A bad row stops the run
-    with its file and line; batches written before it stay, and a re-run skips them.
+    (an object), embedding (a list of numbers) and tenant; other fields join the
+    metadata. CSV: a header row; the key and text columns, optional embedding (a
+    JSON list) and tenant columns; other columns become metadata, with numbers,
+    true/false and empty cells (null) inferred per cell: 42 and 2.5 are numbers,
+    007 stays text (--metadata-types forces types, --no-infer-types keeps text).
+    Text: one row per paragraph (blocks separated by blank lines), keyed "<file as
+    given>:<n>". A bad row stops the run with its file and line; batches written
+    before it stay, and a re-run skips them.
 
     \b
     Example:
       semsearch ingest docs notes.jsonl handbook.txt
-      semsearch ingest movies movies.csv --key-field id --text-field title
+      semsearch ingest movies movies.csv --key-field id --text-field title --metadata-types year=int
+      semsearch ingest docs tickets.jsonl --tenant-field customer
     """
-    col = connect_db(ctx).collection(name)
-    batch_size = fields.pop("batch_size")
-    names = (fields["key"], fields["text"], fields["embedding"])
+    col = open_collection(ctx, name, embedder)
+    batch_size = o.pop("batch_size")
+    if o["tenant"] is None and _has_tenants(col):
+        o["tenant"] = "tenant"
+    names = Fields(**o)
     seen: dict[str, str] = {}
     totals = AddResult(0, 0, 0)
     start = time.perf_counter()
@@ -64,15 +95,51 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, **f
     )
 
 
+def _has_tenants(col: Collection) -> bool:
+    if col.info.tenant_required:
+        return True
+    with col.db.connection() as conn:
+        query = sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE tenant IS NOT NULL)").format(col.layout.table)
+        row = conn.execute(query).fetchone()
+    return bool(row and row[0])
+
+
+@main.command()
+@click.argument("name")
+@click.argument("keys", nargs=-1)
+@click.option("--from-file", type=FILE, help="More keys, one per line (blank lines skipped).")
+@click.pass_context
+def delete(ctx: click.Context, name: str, keys: tuple[str, ...], from_file: Path | None) -> None:
+    """Delete the rows with these KEYs (keys that do not exist are skipped).
+
+    \b
+    Example:
+      semsearch delete docs a1 a2
+      semsearch delete docs --from-file stale_keys.txt
+    """
+    wanted = list(dict.fromkeys([*keys, *(read_lines(from_file) if from_file is not None else [])]))
+    if not wanted:
+        raise click.UsageError("expected KEYs or --from-file")
+    n = connect_db(ctx).collection(name).delete(wanted)
+    click.echo(f"deleted {n} of {len(wanted)} key(s) from {name}")
+
+
 @main.command()
 @click.argument("name")
 @click.option("--batch-size", type=click.IntRange(1, 2048), default=256, show_default=True)
 @click.option("--limit", type=click.IntRange(1), help="Embed at most this many rows, then stop.")
 @click.option("--dry-run", is_flag=True, help="Only count pending rows and estimate tokens and cost.")
 @click.option("--retry-quarantined", is_flag=True, help="Also try the rows whose text the provider refused before.")
+@embedder_option
 @click.pass_context
 def backfill(
-    ctx: click.Context, name: str, batch_size: int, limit: int | None, dry_run: bool, retry_quarantined: bool
+    ctx: click.Context,
+    name: str,
+    batch_size: int,
+    limit: int | None,
+    dry_run: bool,
+    retry_quarantined: bool,
+    embedder: str | None,
 ) -> None:
     """Embed rows stored with defer=True, in resumable batches.
 
@@ -88,7 +155,7 @@ def backfill(
       semsearch backfill docs --batch-size 512
       semsearch backfill docs --retry-quarantined
     """
-    col = connect_db(ctx).collection(name)
+    col = open_collection(ctx, name, embedder)
     result = col.backfill(
         batch_size=batch_size,
         limit=limit,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from semsearch.cli.app import connect_db, main
+from semsearch.cli.app import connect_db, embedder_option, main
 
 
 @main.command("migrate-model")
@@ -20,6 +20,7 @@ from semsearch.cli.app import connect_db, main
 @click.option("--no-switch", is_flag=True, help="Build and compare only; switch by running again without it.")
 @click.option("--rollback", is_flag=True, help="Switch back to the collection the last migration replaced.")
 @click.option("--json", "as_json", is_flag=True)
+@embedder_option
 @click.pass_context
 def migrate_model(ctx: click.Context, name: str, rollback: bool, as_json: bool, **o: Any) -> None:
     """Re-embed a collection with another model or dims while searches go on, then switch.
@@ -31,6 +32,7 @@ def migrate_model(ctx: click.Context, name: str, rollback: bool, as_json: bool, 
     \b
     Example:
       semsearch migrate-model docs --model local --dims 256
+      semsearch migrate-model docs --embedder mypkg.emb:make
       semsearch migrate-model docs --rollback
     """
     from semsearch import model_migration
@@ -40,9 +42,15 @@ def migrate_model(ctx: click.Context, name: str, rollback: bool, as_json: bool, 
         model_migration.rollback(db, name)
         click.echo(f"{name} is back on the collection it replaced; the newer one is {name}__next")
         return
+    embedder = None
+    if o["embedder"] is not None:
+        from semsearch.embeddings.factory import load_embedder
+
+        embedder = load_embedder(o["embedder"], dims=o["dims"])
     report = model_migration.migrate_model(
         db,
         name,
+        embedder=embedder,
         model=o["model"],
         dims=o["dims"],
         compression=o["compression"],

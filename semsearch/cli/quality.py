@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from semsearch.cli.app import FILE, cell, connect_db, main, table
+from semsearch.cli.app import FILE, cell, embedder_option, main, open_collection, table
 from semsearch.readers import CRANFIELD_GRADES, load_vector, read_lines, read_qrels
 
 
@@ -43,8 +43,9 @@ def _oversamples(text: str) -> list[float]:
 @click.option("--oversamples", metavar="LIST", help="Sweep these factors, e.g. 1,2,4,8,16.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Sweep PNG to write.")
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object (per sweep point).")
+@embedder_option
 @click.pass_context
-def eval_(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
+def eval_(ctx: click.Context, name: str, as_json: bool, embedder: str | None, **o: Any) -> None:
     """Measure recall@K against exact search, latency, index size (and nDCG with --qrels).
 
     Queries are --queries (texts, one per line: the n-th is query id n in --qrels;
@@ -59,8 +60,10 @@ def eval_(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
     """
     from semsearch.evaluate import evaluate, plot_sweep, sweep
 
+    if o["plot"] is not None:
+        _require_matplotlib()
     queries, sample = _queries(o["queries_file"], o["sample"])
-    col = connect_db(ctx).collection(name)
+    col = open_collection(ctx, name, embedder)
     if o["plot"] is None and o["oversamples"] is None:
         grades = CRANFIELD_GRADES if o["cranfield_grades"] else None
         qrels = read_qrels(o["qrels"], grades=grades) if o["qrels"] else None
@@ -94,8 +97,9 @@ def eval_(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
 @click.option("--qrels", type=FILE, help="With --hybrid: judgments (TREC, 3-column or JSONL).")
 @click.option("--cranfield-grades", is_flag=True, help="qrels grade 1 is best, 4 least, -1 none.")
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
+@embedder_option
 @click.pass_context
-def tune(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
+def tune(ctx: click.Context, name: str, as_json: bool, embedder: str | None, **o: Any) -> None:
     """Find the smallest oversampling reaching --target recall@K and store it for searches
     (or, with --hybrid, the fusion and weights with the best nDCG@10 on judged queries).
 
@@ -108,7 +112,7 @@ def tune(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
         if o["queries_file"] is None or o["qrels"] is None:
             raise click.UsageError("expected --queries (texts, one per line) and --qrels with --hybrid")
         qrels = read_qrels(o["qrels"], grades=CRANFIELD_GRADES if o["cranfield_grades"] else None)
-        tuned = connect_db(ctx).collection(name).tune_hybrid(read_lines(o["queries_file"]), qrels)
+        tuned = open_collection(ctx, name, embedder).tune_hybrid(read_lines(o["queries_file"]), qrels)
         if as_json:
             click.echo(json.dumps(tuned.to_dict()))
         else:
@@ -117,7 +121,7 @@ def tune(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
             click.echo(str(tuned))
         return
     queries, sample = _queries(o["queries_file"], o["sample"])
-    col = connect_db(ctx).collection(name)
+    col = open_collection(ctx, name, embedder)
     result = col.tune(
         target_recall=o["target"],
         k=o["k"],
@@ -134,3 +138,11 @@ def tune(ctx: click.Context, name: str, as_json: bool, **o: Any) -> None:
         click.echo(str(result))
     if not result.reached:
         click.echo(f"target recall {o['target']:g} not reached; stored the best found", err=True)
+
+
+def _require_matplotlib() -> None:
+    # checked before the sweep, which can take minutes, not after it
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        raise click.ClickException("--plot needs matplotlib: pip install 'semsearch[plot]'") from None

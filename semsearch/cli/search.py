@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from semsearch.cli.app import FILE, connect_db, main, short, table
+from semsearch.cli.app import FILE, embedder_option, main, open_collection, short, table
 from semsearch.collection import Collection
 from semsearch.readers import bad, load_vector, parse_json
 
@@ -26,8 +26,14 @@ def _search_options(fn: Any) -> Any:
             ),
             click.option("--exact", is_flag=True, help="Scan every full vector instead of the index."),
             click.option("--oversample", type=click.FloatRange(1, 1000), help="Candidates per wanted row."),
-            click.option("--where", "where_json", metavar="JSON", help="Metadata filter, e.g. '{\"year\": 1995}'."),
+            click.option(
+                "--where",
+                "where_json",
+                metavar="JSON",
+                help="""Metadata filter, as Python's where=: '{"year": {"$gte": 1995}, "$or": [...]}'.""",
+            ),
             click.option("--tenant", help="Only this tenant's rows."),
+            embedder_option,
         ]
     ):
         fn = option(fn)
@@ -35,7 +41,7 @@ def _search_options(fn: Any) -> Any:
 
 
 def _search_call(ctx: click.Context, name: str, query: str | None, options: dict[str, Any]) -> tuple[Collection, dict]:
-    vector_file, where_json = options.pop("vector_file"), options.pop("where_json")
+    vector_file, where_json, embedder = options.pop("vector_file"), options.pop("where_json"), options.pop("embedder")
     if options["mode"] == "vector" and (query is None) == (vector_file is None):
         raise click.UsageError("expected a QUERY or --vector-file, not both or neither")
     if options["mode"] != "vector" and query is None:
@@ -46,7 +52,7 @@ def _search_call(ctx: click.Context, name: str, query: str | None, options: dict
         if not isinstance(where, dict):
             raise bad("--where", f"expected a JSON object, got {where_json!r}")
     vector = load_vector(vector_file) if vector_file is not None else None
-    return connect_db(ctx).collection(name), {"vector": vector, "where": where, **options}
+    return open_collection(ctx, name, embedder), {"vector": vector, "where": where, **options}
 
 
 @main.command()

@@ -49,7 +49,10 @@ def embedder_for(model: str, dims: int | None = None) -> Embedder:
         from semsearch.embeddings.openai import OpenAIEmbedder
 
         return OpenAIEmbedder(model=known.name, dims=dims)
-    raise ConfigurationError(f"expected a built-in model ({', '.join(names())}) or embedder=..., got model {model!r}")
+    raise ConfigurationError(
+        f"expected a built-in model ({', '.join(names())}) "
+        f"or embedder=... (--embedder module:factory on the command line), got model {model!r}"
+    )
 
 
 def default_dims(model: str) -> int | None:

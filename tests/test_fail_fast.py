@@ -1,0 +1,36 @@
+"""Mistakes reported before the work, not after it; no third-party warning breaks -W error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from semsearch.cli import main
+from semsearch.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_connect_works_under_w_error_without_xdg_runtime_dir(server_url):
+    # the embedded server of this test run (started by server_url), as a user's script finds it
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "SEMSEARCH_DATABASE_URL")}
+    env.update(SEMSEARCH_DATA_DIR=str(Settings.from_env().data_dir), PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", "import semsearch; semsearch.connect().close(); print('ok')"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0 and out.stdout == "ok\n", out.stderr
+
+
+def test_eval_plot_without_matplotlib_fails_before_the_sweep(db, monkeypatch, tmp_path):
+    db.create_collection("p", dims=4, model="label", compression="none")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    got = CliRunner().invoke(main, ["--url", db.url, "eval", "p", "--plot", str(tmp_path / "r.png")])
+    assert got.exit_code == 1
+    assert got.output == "Error: --plot needs matplotlib: pip install 'semsearch[plot]'\n"
+    assert not (tmp_path / "r.png").exists()
