@@ -17,7 +17,7 @@ from semsearch import bm25, catalog, statements
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, check_dims, default_dims
 from semsearch.errors import CollectionExistsError, ConfigurationError
-from semsearch.plans import Plan
+from semsearch.plans import Plan, default_plan
 from semsearch.schema import BUILD_SETTINGS, Layout, check_name, settings_sql
 from semsearch.values import check_text
 
@@ -76,7 +76,7 @@ def make_info(
         )
     check_text(text_config, "a text_config")
     if compression is None:
-        compression = "bit" if dims >= 1024 else "halfvec"
+        compression = default_plan(dims)
     if (
         not isinstance(hnsw_m, int)
         or not isinstance(hnsw_ef_construction, int)

@@ -11,6 +11,7 @@ import click
 from semsearch.catalog import CollectionInfo
 from semsearch.cli.app import connect_db, embedder_option, main, table
 from semsearch.collection import Collection
+from semsearch.plans import BIT_FROM_DIMS, plan_examples
 
 
 @main.command()
@@ -20,7 +21,7 @@ from semsearch.collection import Collection
 @click.option(
     "--compression",
     metavar="PLAN",
-    help="bit, halfvec, none, mrl:<d> or mrl-bit:<d> (default: bit from 1024 dims, else halfvec).",
+    help=f"{plan_examples()}, or a funnel such as bit->mrl:256 (default: bit from {BIT_FROM_DIMS} dims, else halfvec).",
 )
 @click.option("--storage", type=click.Choice(["vector", "halfvec"]), default="vector")
 @click.option("--m", "hnsw_m", type=int, default=16, show_default=True, help="HNSW links per node.")
@@ -56,7 +57,7 @@ def _describe(verb: str, info: CollectionInfo) -> None:
 
 @main.command()
 @click.argument("name")
-@click.option("--compression", metavar="PLAN", help="A new plan: bit, halfvec, none, mrl:<d>, mrl-bit:<d>, funnels.")
+@click.option("--compression", metavar="PLAN", help=f"A new plan: {plan_examples()}.")
 @click.option("--m", "hnsw_m", type=click.IntRange(2, 100), help="HNSW links per node.")
 @click.option("--ef-construction", "hnsw_ef_construction", type=click.IntRange(4, 1000))
 @click.option("--oversample", type=click.FloatRange(1, 1000), help="Candidates per wanted row for later searches.")
