@@ -1,0 +1,144 @@
+"""An existing table searched in place: triggers turn every writer's rows into pending work."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from psycopg import sql
+
+from semsearch import errors
+from semsearch.embeddings.local import LocalEmbedder
+
+PRODUCTS = """
+CREATE TABLE public.products (
+    id integer PRIMARY KEY,
+    name text,
+    description text,
+    price numeric,
+    in_stock boolean,
+    shop text,
+    sku text UNIQUE
+)
+"""
+ROWS = [
+    (1, "kettle", "an electric kettle that boils water fast", 30, True, "a"),
+    (2, "tent", "a two person tent for camping in the mountains", 120, True, "a"),
+    (3, "novel", "a detective novel set in victorian london", 9.5, False, "b"),
+]
+
+
+def _products(db, rows=ROWS) -> None:
+    with db.connection() as conn:
+        conn.execute(PRODUCTS)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO products (id, name, description, price, in_stock, shop) VALUES (%s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+
+
+def _stored(db, col) -> dict[str, tuple]:
+    """key -> (content, metadata, tenant, embedded?) as the collection holds it."""
+    with db.connection() as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT key, content, metadata, tenant, embedding IS NOT NULL FROM {}").format(col.layout.table)
+        ).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def _sync(db, **kw):
+    args = {"collection": "products", "key": "id", "text": "description", "metadata": ["price", "in_stock"],
+            "tenant": "shop", "model": "local", "dims": 64, "compression": "halfvec"} | kw  # fmt: skip
+    return db.sync_table("products", **args)
+
+
+def test_every_write_to_the_table_reaches_the_collection_as_pending_work(db):
+    _products(db)
+    col = _sync(db)
+    assert col.pending() == 3
+    assert _stored(db, col)["2"] == (ROWS[1][2], {"price": 120, "in_stock": True}, "a", False)
+    assert col.backfill().embedded == 3
+    assert col.search("boiling water", k=1).keys == ["1"]
+    with db.connection() as conn:
+        # raw SQL: an insert, a COPY, an update of a column that is not synced (nothing to do)
+        conn.execute("INSERT INTO products VALUES (4, 'map', 'a paper map of the alps', 12, true, 'b')")
+        with conn.cursor().copy("COPY products (id, description, price, shop) FROM STDIN") as copy:
+            copy.write_row((5, "a hiking backpack with many pockets", 80, "a"))
+            copy.write_row((6, None, 5, "a"))  # no text: not searchable, not in the collection
+        conn.execute("UPDATE products SET name = upper(name), sku = 'x' || id")
+        assert col.pending() == 2 and set(_stored(db, col)) == {"1", "2", "3", "4", "5"}
+        assert all(v[3] for k, v in _stored(db, col).items() if k in "123")  # untouched: vectors kept
+        # metadata change: written, text unchanged so the vector stays; a text change goes pending
+        conn.execute("UPDATE products SET price = 25 WHERE id = 1")
+        conn.execute("UPDATE products SET description = 'a tent for four people' WHERE id = 2")
+        assert _stored(db, col)["1"] == (ROWS[0][2], {"price": 25, "in_stock": True}, "a", True)
+        assert _stored(db, col)["2"][3] is False
+        # a key moves; a text set to NULL leaves; a row that gets a text arrives; deletes delete
+        conn.execute("UPDATE products SET id = 30 WHERE id = 3")
+        conn.execute("UPDATE products SET description = NULL WHERE id = 4")
+        conn.execute("UPDATE products SET description = 'a cheap pencil' WHERE id = 6")
+        conn.execute("DELETE FROM products WHERE id = 5")
+        assert set(_stored(db, col)) == {"1", "2", "30", "6"}
+        col.backfill()
+        assert col.search("a book about a murder in england", k=1).keys == ["30"]
+        assert col.search("kettle", k=5, where={"price": {"$gte": 20, "$lt": 26}}, tenant="a").keys == ["1"]
+        # one SQL statement joins the hits back to the table (the README's example)
+        q = LocalEmbedder(64).embed(["a cheap pencil"])[0]
+        joined = conn.execute(
+            "SELECT p.id, p.description, s.score FROM semsearch.search('products', %s::vector, 2) s "
+            "JOIN products p ON p.id::text = s.key ORDER BY s.score DESC",
+            [q.tolist()],
+        ).fetchall()
+        assert joined[0][:2] == (6, "a cheap pencil")
+        assert [str(r[0]) for r in joined] == col.search(vector=q, k=2).keys
+        conn.execute("TRUNCATE products")
+        assert _stored(db, col) == {}
+
+
+def test_sync_reuses_a_compatible_collection_and_unsync_removes_the_triggers(db):
+    _products(db)
+    col = _sync(db)
+    col.backfill()
+    assert [(s.collection, s.table, s.key, s.metadata, s.tenant) for s in db.synced_tables()] == [
+        ("products", "public.products", "id", ("price", "in_stock"), "shop")
+    ]
+    with pytest.raises(errors.ConfigurationError, match="expected dims=64 for existing collection 'products'"):
+        _sync(db, dims=128)
+    with pytest.raises(errors.ConfigurationError, match="unsync_table"):
+        db.drop_collection("products")
+    # a re-sync (here: other metadata) mirrors the table again; unchanged texts keep their vectors
+    col = _sync(db, metadata=["price"], tenant=None, model=None, dims=None, compression=None)
+    assert col.pending() == 0 and _stored(db, col)["1"] == (ROWS[0][2], {"price": 30}, None, True)
+    assert [s.metadata for s in db.synced_tables()] == [("price",)]
+    db.unsync_table("products")
+    assert db.synced_tables() == []
+    with db.connection() as conn:
+        conn.execute("INSERT INTO products (id, description) VALUES (7, 'not synced any more')")
+        assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'products'::regclass "
+                            "AND NOT tgisinternal").fetchone()[0] == 0  # fmt: skip
+    assert "7" not in _stored(db, col)
+    _sync(db)
+    db.unsync_table("public.products", drop_collection=True)
+    assert db.collections() == [] and db.synced_tables() == []
+
+
+def test_bad_sync_arguments_are_refused_before_anything_is_written(db):
+    _products(db)
+    bad = [
+        ({"key": ["id", "sku"]}, "composite keys are not supported"),
+        ({"key": "name"}, "expected key column 'name' unique on its own"),
+        ({"text": "nope"}, "got unknown 'nope'"),
+        ({"metadata": "price"}, "expected metadata= as a sequence of column names"),
+        ({"dims": 100}, "expected local embedder dims"),
+        ({"model": None}, "expected model="),
+    ]
+    for args, message in bad:
+        with pytest.raises(errors.ConfigurationError, match=message):
+            _sync(db, **args)
+    with pytest.raises(errors.ConfigurationError, match="expected an existing table, got 'nope'"):
+        db.sync_table("nope", collection="products", key="id", text="description", model="local")
+    assert db.collections() == [] and db.synced_tables() == []
+    _sync(db, key="sku")  # a UNIQUE column other than the primary key is a key too
+    with pytest.raises(errors.ConfigurationError, match="synced to collection 'products'"):
+        _sync(db, collection="other")
