@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -142,3 +143,90 @@ def test_bad_sync_arguments_are_refused_before_anything_is_written(db):
     _sync(db, key="sku")  # a UNIQUE column other than the primary key is a key too
     with pytest.raises(errors.ConfigurationError, match="synced to collection 'products'"):
         _sync(db, collection="other")
+
+
+@pytest.fixture
+def app_role(db):
+    """A role that may write the products table and owns a schema of its own; no rights on semsearch's tables."""
+    name = f"app_writer_{os.getpid()}"
+    ident = sql.Identifier(name)
+    with db.connection() as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+        conn.execute(sql.SQL("CREATE ROLE {}").format(ident))
+        conn.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(ident, ident))
+    yield name
+    with db.connection() as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(ident))
+        conn.execute(sql.SQL("DROP ROLE {}").format(ident))
+
+
+def _as(conn, role, stmt, params=None):
+    with conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+        return conn.execute(stmt, params)
+
+
+def test_a_writer_without_rights_on_semsearch_is_synced_and_cannot_abuse_the_triggers(db, app_role):
+    """The trigger functions are SECURITY DEFINER (owned here by a superuser): writes sync, nothing else runs."""
+    _products(db)
+    col = _sync(db)
+    role = sql.Identifier(app_role)
+    with db.connection() as conn:
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON products TO {}").format(role))
+        _as(conn, app_role, "INSERT INTO products (id, description, price, shop) VALUES (9, 'a red umbrella', 7, 'a')")
+        _as(conn, app_role, "UPDATE products SET description = 'a blue umbrella' WHERE id = 9")
+        _as(conn, app_role, "DELETE FROM products WHERE id = 1")
+        assert _stored(db, col)["9"] == ("a blue umbrella", {"price": 7, "in_stock": None}, "a", False)
+        assert "1" not in _stored(db, col)
+        # the collection's table itself stays out of reach
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            _as(conn, app_role, sql.SQL("INSERT INTO {} (key, content) VALUES ('x', 'y')").format(col.layout.table))
+        # even with USAGE on the schema, the functions cannot be attached to a table of its own
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA semsearch TO {}").format(role))
+        _as(conn, app_role, sql.SQL("CREATE TABLE {}.evil (LIKE public.products)").format(role))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for function"):
+            _as(conn, app_role, sql.SQL(
+                "CREATE TRIGGER t AFTER INSERT ON {}.evil REFERENCING NEW TABLE AS new_rows "
+                "FOR EACH STATEMENT EXECUTE FUNCTION semsearch.sync_products_ins()").format(role))  # fmt: skip
+        # functions and an operator in its own schema, first on its search_path, that would make it a
+        # superuser if the definer ran them: the fixed search_path leaves them alone
+        escalate = sql.SQL("ALTER ROLE {} SUPERUSER").format(role).as_string(conn)
+        for fn in ("jsonb_build_object(text, numeric, text, boolean)", "textne(text, text)", "upper(text)"):
+            name, _, args = fn.partition("(")
+            _as(conn, app_role, sql.SQL(
+                "CREATE FUNCTION {}.{}({} RETURNS {} LANGUAGE plpgsql AS $$BEGIN EXECUTE {}; RETURN NULL; END$$"
+            ).format(role, sql.Identifier(name), sql.SQL(args),
+                     sql.SQL("jsonb" if name == "jsonb_build_object" else "boolean" if name == "textne" else "text"),
+                     sql.Literal(escalate)))  # fmt: skip
+        _as(conn, app_role, sql.SQL(
+            "CREATE OPERATOR {}.= (LEFTARG = text, RIGHTARG = text, FUNCTION = {}.textne)").format(role, role))
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL ROLE {}").format(role))
+            conn.execute(sql.SQL("SET LOCAL search_path = {}, pg_catalog, public").format(role))
+            conn.execute("INSERT INTO products (id, description, price, shop) VALUES (10, 'a green hat', 3, 'b')")
+            conn.execute("UPDATE products SET price = 4 WHERE id = 10")
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [app_role]).fetchone()[0] is False
+        assert _stored(db, col)["10"] == ("a green hat", {"price": 4, "in_stock": None}, "b", False)
+        _as(conn, app_role, "TRUNCATE products")
+        assert _stored(db, col) == {}
+
+
+def test_column_types_the_definer_does_not_trust_are_refused_and_type_changes_stop_writes(db, app_role):
+    _products(db)
+    role = sql.Identifier(app_role)
+    with db.connection() as conn:
+        # a type its owner (not a superuser, not the syncing role) could give a cast to text or json
+        conn.execute("CREATE TYPE public.mood AS ENUM ('calm', 'angry')")
+        conn.execute(sql.SQL("ALTER TYPE public.mood OWNER TO {}").format(role))
+        conn.execute("ALTER TABLE products ADD COLUMN mood public.mood")
+    with pytest.raises(errors.ConfigurationError, match="expected column 'mood' of a type owned by a superuser"):
+        _sync(db, metadata=["mood"])
+    assert db.collections() == []
+    _sync(db)
+    with db.connection() as conn:
+        conn.execute("ALTER TABLE products ALTER COLUMN price TYPE public.mood USING NULL")
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="run sync_table"):
+            conn.execute("INSERT INTO products (id, description) VALUES (11, 'a lamp')")
+        conn.execute("ALTER TABLE products ALTER COLUMN price TYPE numeric USING 1")
+        conn.execute("INSERT INTO products (id, description) VALUES (11, 'a lamp')")
+    assert "11" in _stored(db, db.collection("products"))
