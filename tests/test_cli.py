@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -215,3 +216,21 @@ def test_explain_prints_the_statement_and_its_plan(run, tmp_path):
     assert "col_compass_bm25p" in text and "metadata @>" in text and "Execution Time" in text
     # explaining changed nothing
     assert "west" in run("search", "compass", "--vector-file", q, "-k", 1).stdout
+
+
+def test_sync_table_backfill_and_unsync_table(run, db_url):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA shop")
+        conn.execute("CREATE TABLE shop.items (sku text PRIMARY KEY, body text, price int, store text)")
+        conn.execute("INSERT INTO shop.items VALUES ('k1', 'a red kettle', 20, 'x'), ('k2', 'a green tent', 90, 'y')")
+    out = run("sync-table", "shop.items", "--collection", "items", "--key", "sku", "--text", "body",
+              "--metadata", "price", "--tenant", "store", "--model", "local", "--dims", "64").output  # fmt: skip
+    assert "synced shop.items to items: 2 rows pending" in out
+    assert "shop.items  items       sku  body  price     store" in run("synced-tables").output
+    assert "embedded 2 rows" in run("backfill", "items").output
+    hits = json.loads(run("search", "items", "kettle", "-k", "1", "--json", "--tenant", "x").output.splitlines()[0])
+    assert (hits["key"], hits["metadata"]) == ("k1", {"price": 20})
+    bad = run("sync-table", "shop.items", "--collection", "items", "--key", "body", "--text", "body", ok=False)
+    assert bad.exit_code == 1 and "expected key column 'body' unique on its own" in bad.output
+    assert "unsynced shop.items from items and dropped it" in run("unsync-table", "shop.items", "--drop-collection").output
+    assert "no synced tables" in run("synced-tables").output

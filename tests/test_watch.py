@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -116,29 +115,22 @@ def test_two_watchers_never_embed_a_row_twice(db_url):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_watching_process_exits_cleanly_on_a_signal(db_url, sig):
+def test_semsearch_backfill_watch_exits_cleanly_on_a_signal(db_url, sig):
     with semsearch.connect(db_url) as db:
         db.create_collection("d", model="local", dims=64, compression="halfvec")
-    script = textwrap.dedent(
-        f"""
-        import sys, semsearch
-        with semsearch.connect({db_url!r}) as db:
-            col = db.collection("d")
-            print("watching", flush=True)
-            print("embedded", col.backfill(watch=True, poll=3600).embedded, flush=True)
-        """
-    )
+    command = [sys.executable, "-m", "semsearch.cli", "--url", db_url, "backfill", "d", "--watch", "--poll", "3600"]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)  # fmt: skip
-    assert proc.stdout is not None and proc.stdout.readline() == "watching\n"
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None and proc.stderr.readline().startswith("watching d for pending rows")
     with semsearch.connect(db_url) as db:
         col = db.collection("d")
         col.add(keys=["a"], contents=["a row to embed"], defer=True)
         _eventually(lambda: col.pending() == 0)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=20)
-    assert (proc.returncode, out, err) == (0, "embedded 1\n", "")
+    assert proc.returncode == 0, err
+    assert out.startswith("embedded 1 rows in 1 batches") and out.endswith("; stopped\n")
+    assert "embedded 1 rows, 0 to quarantine" in err and "Traceback" not in err
 
 
 def test_watch_refuses_what_a_service_cannot_do(db):
