@@ -10,6 +10,7 @@ from psycopg import sql
 
 from semsearch import errors
 from semsearch.embeddings.local import LocalEmbedder
+from semsearch.model_migration import migrate_model
 
 PRODUCTS = """
 CREATE TABLE public.products (
@@ -230,3 +231,11 @@ def test_column_types_the_definer_does_not_trust_are_refused_and_type_changes_st
         conn.execute("ALTER TABLE products ALTER COLUMN price TYPE numeric USING 1")
         conn.execute("INSERT INTO products (id, description) VALUES (11, 'a lamp')")
     assert "11" in _stored(db, db.collection("products"))
+
+
+def test_a_synced_collection_is_not_migrated_to_another_model_under_its_triggers(db):
+    _products(db)
+    _sync(db)
+    with pytest.raises(errors.ConfigurationError, match="unsync_table, migrate, then sync_table again"):
+        migrate_model(db, "products", dims=128)
+    assert [c.name for c in db.collections()] == ["products"]
