@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -49,6 +51,13 @@ def _stored(db, col) -> dict[str, tuple]:
     return {r[0]: tuple(r[1:]) for r in rows}
 
 
+def _readme_sql() -> list[str]:
+    """The README's statements that join hits back to the products table."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```sql\n(.*?)```", readme, re.S) if "p.id::text = s.key" in b)
+    return [stmt.strip() for stmt in block.split(";") if stmt.strip()]
+
+
 def _sync(db, **kw):
     args = {"collection": "products", "key": "id", "text": "description", "metadata": ["price", "in_stock"],
             "tenant": "shop", "model": "local", "dims": 64, "compression": "halfvec"} | kw  # fmt: skip
@@ -85,15 +94,14 @@ def test_every_write_to_the_table_reaches_the_collection_as_pending_work(db):
         col.backfill()
         assert col.search("a book about a murder in england", k=1).keys == ["30"]
         assert col.search("kettle", k=5, where={"price": {"$gte": 20, "$lt": 26}}, tenant="a").keys == ["1"]
-        # one SQL statement joins the hits back to the table (the README's example)
+        # the README's statements join the hits back to the table: the same rows as the Python search
+        vector_sql, text_sql = _readme_sql()
         q = LocalEmbedder(64).embed(["a cheap pencil"])[0]
-        joined = conn.execute(
-            "SELECT p.id, p.description, s.score FROM semsearch.search('products', %s::vector, 2) s "
-            "JOIN products p ON p.id::text = s.key ORDER BY s.score DESC",
-            [q.tolist()],
-        ).fetchall()
-        assert joined[0][:2] == (6, "a cheap pencil")
-        assert [str(r[0]) for r in joined] == col.search(vector=q, k=2).keys
+        joined = conn.execute(vector_sql.replace(":q", "%(q)s::vector"), {"q": q.tolist()}).fetchall()
+        assert [str(r[0]) for r in joined] == col.search(vector=q, k=10, where={"in_stock": True}).keys
+        assert joined and all(r[0] in (1, 2) for r in joined)  # the rows in stock
+        joined = conn.execute(text_sql).fetchall()
+        assert [str(r[0]) for r in joined] == col.search("camping tent", k=10, mode="text").keys == ["2"]
         conn.execute("TRUNCATE products")
         assert _stored(db, col) == {}
 
