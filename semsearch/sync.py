@@ -103,9 +103,7 @@ def check_columns(key: Any, text: Any, metadata: Any, tenant: Any) -> tuple[str,
     ('id', 'body', ('price',), None)
     """
     if not isinstance(key, str) or not key:
-        raise ConfigurationError(
-            f"expected key= as one column name (composite keys are not supported), got {key!r}"
-        )
+        raise ConfigurationError(f"expected key= as one column name (composite keys are not supported), got {key!r}")
     if not isinstance(text, str) or not text:
         raise ConfigurationError(f"expected text= as one column name, got {text!r}")
     if isinstance(metadata, str) or not all(isinstance(m, str) and m for m in metadata):
@@ -266,7 +264,9 @@ class Statements:
                     "    RETURN NULL;\nEND\n$sync$"
                 ).format(fn=fn, check=check, body=body),
                 sql.SQL("REVOKE EXECUTE ON FUNCTION {}() FROM PUBLIC").format(fn),
-                sql.SQL("CREATE TRIGGER {name} AFTER {ev} ON {src} {ref}FOR EACH STATEMENT EXECUTE FUNCTION {fn}()").format(
+                sql.SQL(
+                    "CREATE TRIGGER {name} AFTER {ev} ON {src} {ref}FOR EACH STATEMENT EXECUTE FUNCTION {fn}()"
+                ).format(
                     name=sql.Identifier(f"semsearch_sync_{event}"),
                     ev=sql.SQL(EVENTS[event][0]),
                     src=self.source.ident,
@@ -374,7 +374,9 @@ def _check_compatible(
     wanted = {
         "model": LOCAL_MODEL if model == "local" else model,
         "dims": dims,
-        "compression": None if compression is None else str(Plan.parse(compression, dims=info.dims, storage=info.storage)),
+        "compression": None
+        if compression is None
+        else str(Plan.parse(compression, dims=info.dims, storage=info.storage)),
     }
     for field, value in wanted.items():
         if value is not None and value != getattr(info, field):

@@ -104,7 +104,9 @@ def _run(col: Collection, stop: threading.Event, *, batch_size: int, poll: float
                         totals[1] += done.batches
                         totals[2] += done.quarantined
                         if done.embedded or done.quarantined:
-                            log.info("%s: embedded %d rows, %d to quarantine", col.name, done.embedded, done.quarantined)
+                            log.info(
+                                "%s: embedded %d rows, %d to quarantine", col.name, done.embedded, done.quarantined
+                            )
                     except BackfillRunningError:
                         log.debug("%s: another backfill holds the collection; waiting", col.name)
                     totals[3] += 1

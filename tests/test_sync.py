@@ -207,8 +207,11 @@ def test_a_writer_without_rights_on_semsearch_is_synced_and_cannot_abuse_the_tri
             ).format(role, sql.Identifier(name), sql.SQL(args),
                      sql.SQL("jsonb" if name == "jsonb_build_object" else "boolean" if name == "textne" else "text"),
                      sql.Literal(escalate)))  # fmt: skip
-        _as(conn, app_role, sql.SQL(
-            "CREATE OPERATOR {}.= (LEFTARG = text, RIGHTARG = text, FUNCTION = {}.textne)").format(role, role))
+        _as(
+            conn,
+            app_role,
+            sql.SQL("CREATE OPERATOR {}.= (LEFTARG = text, RIGHTARG = text, FUNCTION = {}.textne)").format(role, role),
+        )
         with conn.transaction():
             conn.execute(sql.SQL("SET LOCAL ROLE {}").format(role))
             conn.execute(sql.SQL("SET LOCAL search_path = {}, pg_catalog, public").format(role))

@@ -73,7 +73,11 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, **f
 @click.option("--retry-quarantined", is_flag=True, help="Also try the rows whose text the provider refused before.")
 @click.option("--watch", is_flag=True, help="Then wait for new pending rows and embed them, until SIGINT/SIGTERM.")
 @click.option(
-    "--poll", type=click.FloatRange(0.1, 86400), default=60.0, show_default=True, help="With --watch: look anyway every N s."
+    "--poll",
+    type=click.FloatRange(0.1, 86400),
+    default=60.0,
+    show_default=True,
+    help="With --watch: look anyway every N s.",
 )
 @click.pass_context
 def backfill(

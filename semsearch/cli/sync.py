@@ -47,7 +47,9 @@ def sync_table(
         source, collection=collection, key=key, text=text, metadata=metadata, tenant=tenant,
         model=model, dims=dims, compression=compression,
     )  # fmt: skip
-    click.echo(f"synced {source} to {collection}: {col.pending():,} rows pending (run `semsearch backfill {collection}`)")
+    click.echo(
+        f"synced {source} to {collection}: {col.pending():,} rows pending (run `semsearch backfill {collection}`)"
+    )
 
 
 @main.command("unsync-table")
