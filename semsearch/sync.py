@@ -202,8 +202,10 @@ class Statements:
         return sql.SQL(
             "INSERT INTO {t} AS t (key, content, metadata, tenant) "
             'SELECT key, content, metadata, tenant FROM ({rows}) s WHERE {ok} ORDER BY key COLLATE "C" '
+            # a changed text loses its vector here, whatever the transaction set (semsearch.upsert)
             "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
-            "tenant = EXCLUDED.tenant, updated_at = pg_catalog.now() "
+            "tenant = EXCLUDED.tenant, updated_at = pg_catalog.now(), "
+            "embedding = CASE WHEN t.content = EXCLUDED.content THEN t.embedding END "
             "WHERE (t.content, t.metadata, t.tenant) IS DISTINCT FROM (EXCLUDED.content, EXCLUDED.metadata, "
             "EXCLUDED.tenant)"
         ).format(t=self.target, rows=rows, ok=self._searchable())

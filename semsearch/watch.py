@@ -15,8 +15,10 @@ by writing its vector, so a crash loses at most the batch in flight, and a secon
 watcher (or a one-off backfill) of the same collection waits on the backfill's
 advisory lock instead of paying for the same rows: it finds the lock taken, waits for
 the next notification, and takes over if the first one stops. A lost connection
-(server restart, ``pg_terminate_backend``) is logged and retried with backoff, up to
-30 seconds apart. ``stop`` (a :class:`threading.Event`) ends it between batches; with
+(server restart, ``pg_terminate_backend``) and a provider outage that outlasts the
+embedder's own retries (5xx, 429, network) are logged and retried with backoff, up to
+30 seconds apart; the rows wait, pending. A refusal of even a harmless control text
+(wrong model or dims) is raised: retrying cannot help. ``stop`` (a :class:`threading.Event`) ends it between batches; with
 none, SIGINT and SIGTERM set one.
 """
 
@@ -35,7 +37,7 @@ from psycopg import sql
 from psycopg_pool import PoolClosed, PoolTimeout
 
 from semsearch.backfill import BackfillResult, backfill
-from semsearch.errors import BackfillRunningError, ConfigurationError, DatabaseError
+from semsearch.errors import BackfillRunningError, ConfigurationError, DatabaseError, EmbeddingError
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection
@@ -90,8 +92,8 @@ def _signals(stop: threading.Event | None) -> Iterator[threading.Event]:
 
 def _run(col: Collection, stop: threading.Event, *, batch_size: int, poll: float, progress: bool) -> BackfillResult:
     started = time.perf_counter()
-    totals = [0, 0, 0, 0]  # embedded, batches, quarantined, rounds
-    backoff = 0.5
+    embedded = batches = quarantined = 0
+    backoff = outage = 0.5
     while not stop.is_set():
         try:
             with psycopg.connect(col.db.url, autocommit=True) as listen:
@@ -100,16 +102,24 @@ def _run(col: Collection, stop: threading.Event, *, batch_size: int, poll: float
                 while not stop.is_set():
                     try:
                         done = backfill(col, batch_size=batch_size, progress=progress, stop=stop)
-                        totals[0] += done.embedded
-                        totals[1] += done.batches
-                        totals[2] += done.quarantined
+                    except BackfillRunningError:
+                        log.debug("%s: another backfill holds the collection; waiting", col.name)
+                    except EmbeddingError as exc:
+                        if exc.refused_input:
+                            raise  # a harmless control text refused too: the model, dims or key are wrong
+                        # the provider is down or throttling past its retries: the rows stay pending
+                        log.warning("%s: embedding failed (%s); again in %.1f s", col.name, exc, outage)
+                        stop.wait(outage)
+                        outage = min(outage * 2, MAX_BACKOFF)
+                        continue
+                    else:
+                        outage = 0.5
+                        embedded, batches = embedded + done.embedded, batches + done.batches
+                        quarantined += done.quarantined
                         if done.embedded or done.quarantined:
                             log.info(
                                 "%s: embedded %d rows, %d to quarantine", col.name, done.embedded, done.quarantined
                             )
-                    except BackfillRunningError:
-                        log.debug("%s: another backfill holds the collection; waiting", col.name)
-                    totals[3] += 1
                     _wait(listen, col.name, poll=poll, stop=stop)
         except PoolClosed as exc:  # the Database was closed under it: nothing to come back to
             raise DatabaseError(f"expected the database of {col.name!r} open while watching, got it closed") from exc
@@ -120,12 +130,12 @@ def _run(col: Collection, stop: threading.Event, *, batch_size: int, poll: float
             backoff = min(backoff * 2, MAX_BACKOFF)
     return BackfillResult(
         pending=0,
-        embedded=totals[0],
-        batches=totals[1],
+        embedded=embedded,
+        batches=batches,
         est_tokens=0,
         est_cost_usd=None,
         seconds=time.perf_counter() - started,
-        quarantined=totals[2],
+        quarantined=quarantined,
     )
 
 

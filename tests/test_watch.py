@@ -151,3 +151,23 @@ def test_watch_refuses_what_a_service_cannot_do(db):
     thread.start()
     thread.join(10)
     assert "expected stop=" in str(failed[0])
+
+
+def test_a_provider_outage_leaves_rows_pending_until_it_ends(db):
+    from semsearch.embeddings.openai import OpenAIEmbedder
+    from tests.fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as server:
+        emb = OpenAIEmbedder(model="text-embedding-3-small", dims=64, base_url=server.base_url, api_key="k",
+                             max_retries=0)  # fmt: skip
+        col = db.create_collection("d", embedder=emb, compression="halfvec")
+        server.fail_always(status=503)
+        stop, thread, out = _watcher(col, poll=3600)
+        col.add(keys=["a"], contents=["a row"], defer=True)
+        _eventually(lambda: len(server.requests) >= 2)  # tried, failed, tried again: the watcher lives on
+        assert col.pending() == 1 and thread.is_alive()
+        server.fail_always(None)
+        _eventually(lambda: col.pending() == 0)
+        stop.set()
+        thread.join(10)
+        assert out[0].embedded == 1
