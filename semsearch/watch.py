@@ -18,8 +18,8 @@ the next notification, and takes over if the first one stops. A lost connection
 (server restart, ``pg_terminate_backend``) and a provider outage that outlasts the
 embedder's own retries (5xx, 429, network) are logged and retried with backoff, up to
 30 seconds apart; the rows wait, pending. A refusal of even a harmless control text
-(wrong model or dims) is raised: retrying cannot help. ``stop`` (a :class:`threading.Event`) ends it between batches; with
-none, SIGINT and SIGTERM set one.
+(wrong model or dims) is raised: retrying cannot help. ``stop`` (a
+:class:`threading.Event`) ends it between batches; with none, SIGINT and SIGTERM set one.
 """
 
 from __future__ import annotations
