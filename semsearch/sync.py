@@ -106,8 +106,8 @@ def check_columns(key: Any, text: Any, metadata: Any, tenant: Any) -> tuple[str,
         raise ConfigurationError(f"expected key= as one column name (composite keys are not supported), got {key!r}")
     if not isinstance(text, str) or not text:
         raise ConfigurationError(f"expected text= as one column name, got {text!r}")
-    if isinstance(metadata, str) or not all(isinstance(m, str) and m for m in metadata):
-        raise ConfigurationError(f"expected metadata= as a sequence of column names, got {metadata!r}")
+    if not isinstance(metadata, (list, tuple)) or not all(isinstance(m, str) and m for m in metadata):
+        raise ConfigurationError(f"expected metadata= as a list of column names, got {metadata!r}")
     meta = tuple(metadata)
     if len(set(meta)) != len(meta) or len(meta) > MAX_METADATA_COLUMNS:
         raise ConfigurationError(f"expected at most {MAX_METADATA_COLUMNS} distinct metadata columns, got {meta!r}")

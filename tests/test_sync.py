@@ -139,7 +139,8 @@ def test_bad_sync_arguments_are_refused_before_anything_is_written(db):
         ({"key": ["id", "sku"]}, "composite keys are not supported"),
         ({"key": "name"}, "expected key column 'name' unique on its own"),
         ({"text": "nope"}, "got unknown 'nope'"),
-        ({"metadata": "price"}, "expected metadata= as a sequence of column names"),
+        ({"metadata": "price"}, "expected metadata= as a list of column names"),
+        ({"metadata": None}, "expected metadata= as a list of column names"),
         ({"dims": 100}, "expected local embedder dims"),
         ({"model": None}, "expected model="),
     ]
