@@ -30,7 +30,9 @@ Example::
         return app
 
 The ``flask semsearch`` command group runs the ``semsearch`` CLI against the
-app's database: ``flask --app myapp semsearch db upgrade``, ``... semsearch list``.
+app's database: ``flask --app myapp semsearch db upgrade``, ``... semsearch list``;
+``flask semsearch reindex`` repairs the collections of Flask-SQLAlchemy models
+registered with :mod:`semsearch.sqlalchemy`.
 """
 
 from __future__ import annotations
@@ -220,5 +222,44 @@ def cli(ctx: click.Context) -> None:
 
 for _name, _command in semsearch_cli.commands.items():
     cli.add_command(_command, _name)
+
+
+@cli.command("reindex")
+@click.option("--model", "models", multiple=True, help="A registered class (name or module.Name); default: all.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True, help="Rows per batch.")
+@click.option("--progress/--no-progress", default=False, help="Show progress bars.")
+def reindex(models: tuple[str, ...], batch_size: int, progress: bool) -> None:
+    """Make the collections of models registered with semsearch.sqlalchemy match their tables.
+
+    Upserts every row (unchanged texts are not re-embedded), removes rows that are
+    gone, embeds pending rows: repairs what no session event reported (Core or raw
+    SQL writes, failed indexing). Uses the app's Flask-SQLAlchemy session.
+
+    \b
+    Example:
+      flask --app myapp semsearch reindex
+      flask --app myapp semsearch reindex --model Article --batch-size 1000
+    """
+    from semsearch.sqlalchemy import registrations
+    from semsearch.sqlalchemy import reindex as reindex_model
+
+    sqla = current_app.extensions.get("sqlalchemy")
+    if sqla is None:
+        raise click.UsageError("expected an app with Flask-SQLAlchemy (db.init_app(app)), got none")
+    chosen = [r for r in registrations() if not models or {r.model.__name__, r.label} & set(models)]
+    if not chosen:
+        known = ", ".join(r.model.__name__ for r in registrations()) or "none"
+        raise click.UsageError(f"expected a model registered with semsearch.sqlalchemy ({known}), got {models}")
+    try:
+        for reg in chosen:
+            report = reindex_model(sqla.session, reg.model, batch_size=batch_size, progress=progress)
+            a, backfilled = report.added, report.backfill.embedded if report.backfill is not None else 0
+            click.echo(
+                f"{reg.model.__name__} -> {report.collection}: {a.inserted} inserted, {a.updated} updated, "
+                f"{a.unchanged} unchanged, {report.removed} removed; {a.embedded} embedded, {backfilled} backfilled"
+            )
+    finally:
+        sqla.session.remove()
+
 
 __all__ = ["RequestDatabase", "SemSearch", "cli"]

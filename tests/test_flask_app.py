@@ -1,4 +1,5 @@
-"""The Flask extension, the example search page (test client and a real headless Chromium) and `flask semsearch`."""
+"""The Flask extension, the example page (a Flask-SQLAlchemy model kept searchable by semsearch.sqlalchemy;
+test client and a real headless Chromium) and `flask semsearch`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from semsearch.flask import SemSearch
 EXAMPLE = Path(__file__).parents[1] / "examples" / "flask_app" / "app.py"
 ROWS = 500  # enough for a real top result, small enough to load in about a second
 QUERY = "serialize an object to JSON"
+SOURDOUGH = "Feed the rye starter twice a day with equal weights of flour and water; it doubles in six hours."
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -44,6 +46,9 @@ def example_app(db_url: str) -> Iterator[Flask]:
     yield app
     # before the db_url fixture drops the database, which open connections would block
     example.semsearch.close(app)
+    with app.app_context():
+        example.db.session.remove()
+        example.db.engine.dispose()
 
 
 @pytest.fixture
@@ -58,7 +63,16 @@ def _stats(app: Flask) -> dict[str, int]:
 
 
 def _keys(html: str) -> list[str]:
+    """The titles of the articles a page lists, in its order."""
     return re.findall(r'<span class="key">([^<]*)</span>', html)
+
+
+def _titles(app: Flask, query: str, **options: object) -> list[str]:
+    from semsearch.sqlalchemy import search
+
+    example = _example()
+    with app.app_context():
+        return [a.title for a in search(example.db.session, example.Article, query, **options)]  # type: ignore[arg-type]
 
 
 # --- the extension -----------------------------------------------------------------
@@ -152,11 +166,11 @@ def test_page_modes_plan_timing_and_errors(example_app: Flask) -> None:
     hybrid = client.get("/", query_string={"q": QUERY, "mode": "hybrid"})
     assert hybrid.status_code == 200
     with example_app.app_context():
-        col = _example().semsearch.collection("stdlib_example")
-        assert col.count() == ROWS  # loaded once, on the first search
-        expected = col.search(QUERY, k=10, mode="hybrid")
-    assert _keys(hybrid.text) == expected.keys
-    assert expected.keys[0] == "json.dumps"
+        col = _example().semsearch.collection("articles")
+        assert col.count() == ROWS  # loaded once, on the first search, and indexed after its commit
+    expected = _titles(example_app, QUERY, k=10, mode="hybrid")
+    assert _keys(hybrid.text) == expected
+    assert expected[0] == "json.dumps"
     assert re.search(r'<span class="score"[^>]*>0\.\d{4}</span>', hybrid.text)
     assert re.search(r"10 of 10 results from 500 rows in \d+\.\d ms", hybrid.text)
     assert "fused by reciprocal rank" in hybrid.text and ">halfvec<" in hybrid.text
@@ -194,12 +208,53 @@ def test_flask_semsearch_cli_uses_the_app_database(example_app: Flask) -> None:
     assert example_app.test_client().get("/", query_string={"q": QUERY}).status_code == 200
     listed = runner.invoke(args=["semsearch", "list"])
     assert listed.exit_code == 0, listed.output
-    assert re.search(rf"stdlib_example\s+wordllama-l2-supercat\s+256\s+halfvec\s+{ROWS}", listed.output)
+    assert re.search(rf"articles\s+wordllama-l2-supercat\s+256\s+halfvec\s+{ROWS}", listed.output)
     assert runner.invoke(args=["semsearch", "db", "current"]).output.strip().endswith("(head)")
-    found = runner.invoke(args=["semsearch", "search", "stdlib_example", QUERY, "-k", "1"])
-    assert found.exit_code == 0 and re.search(r"^1 +0\.\d{4} +json\.", found.output, re.M)
+    found = runner.invoke(args=["semsearch", "search", "articles", QUERY, "-k", "1"])
+    assert found.exit_code == 0 and re.search(r"^1 +0\.\d{4} +\d+ ", found.output, re.M)  # keys are article ids
     missing = runner.invoke(args=["semsearch", "search", "nosuch", "x"])
     assert missing.exit_code == 1 and "unknown 'nosuch'" in missing.output
+
+    # writes that send no session events (raw SQL here): `flask semsearch reindex` repairs them
+    from sqlalchemy import text
+
+    example = _example()
+    with example_app.app_context():
+        session = example.db.session
+        first, second = session.scalars(text("SELECT id FROM articles ORDER BY id LIMIT 2")).all()
+        title = session.scalar(text("SELECT title FROM articles WHERE id = :i"), {"i": second})
+        session.execute(text("DELETE FROM articles WHERE id = :i"), {"i": first})
+        session.execute(text("UPDATE articles SET body = 'a pickled cucumber' WHERE id = :i"), {"i": second})
+        session.commit()
+    repaired = runner.invoke(args=["semsearch", "reindex", "--batch-size", "200"])
+    assert repaired.exit_code == 0, repaired.output
+    assert f"Article -> articles: 0 inserted, 1 updated, {ROWS - 2} unchanged, 1 removed; 1 embedded" in repaired.output
+    assert _titles(example_app, "pickled cucumber", k=1, mode="text") == [title]
+    unknown = runner.invoke(args=["semsearch", "reindex", "--model", "Nope"])
+    assert unknown.exit_code == 2 and "registered with semsearch.sqlalchemy (Article" in unknown.output
+
+
+# --- adding and deleting articles on the page --------------------------------------------
+
+
+def test_articles_added_and_deleted_on_the_page_are_searched_after_their_commit(example_app: Flask) -> None:
+    client = example_app.test_client()
+    added = client.post("/articles", data={"title": "Sourdough starter feeding", "body": SOURDOUGH})
+    assert added.status_code == 302
+    page = client.get(added.headers["Location"])
+    assert re.search(r"added article \d+", page.text)
+    assert _keys(page.text)[0] == "Sourdough starter feeding"
+    assert _titles(example_app, "how often do I feed my bread starter?", k=1) == ["Sourdough starter feeding"]
+    article_id = re.search(r'<li class="hit" data-id="(\d+)"', page.text).group(1)  # type: ignore[union-attr]
+
+    gone = client.post(f"/articles/{article_id}/delete", data={"q": "sourdough", "mode": "text"})
+    assert gone.status_code == 302
+    after = client.get(gone.headers["Location"])
+    assert f"deleted article {article_id}" in after.text and "Sourdough starter feeding" not in after.text
+    assert "Sourdough starter feeding" not in _titles(example_app, "how often do I feed my bread starter?", k=5)
+
+    bad = client.post("/articles", data={"title": "  ", "body": "no title"})
+    assert bad.status_code == 400 and "expected a title" in bad.text
 
 
 # --- a real browser ----------------------------------------------------------------
@@ -261,7 +316,9 @@ def test_search_page_in_headless_chromium(live_url: str, tmp_path: Path, monkeyp
         assert len(hits) == 10
         assert hits[0].find_element(By.CLASS_NAME, "key").text == "json.dumps"
         assert "Serialize" in hits[0].find_element(By.CLASS_NAME, "content").text
-        assert re.fullmatch(r"0\.\d{4}", hits[0].find_element(By.CLASS_NAME, "score").text)
+        assert re.fullmatch(
+            r"[01]\.\d{4}", hits[0].find_element(By.CLASS_NAME, "score").text
+        )  # blend: 1 = top of both lists
         assert re.search(r"in \d+\.\d ms", driver.find_element(By.ID, "timing").text)
         assert driver.find_element(By.ID, "plan-compression").text == "halfvec"
         assert "reciprocal rank" in driver.find_element(By.ID, "plan-strategy").text
@@ -270,5 +327,29 @@ def test_search_page_in_headless_chromium(live_url: str, tmp_path: Path, monkeyp
         shot = tmp_path / "search.png"
         assert driver.save_screenshot(str(shot))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+        # add an article through the page: committed, indexed after the commit, found by a search
+        driver.find_element(By.CSS_SELECTOR, "#add summary").click()
+        driver.find_element(By.ID, "add-title").send_keys("Sourdough starter feeding")
+        driver.find_element(By.ID, "add-body").send_keys(SOURDOUGH)
+        driver.find_element(By.ID, "add-go").click()
+        WebDriverWait(driver, 10).until(expected_conditions.presence_of_element_located((By.ID, "notice")))
+        assert re.fullmatch(r"added article \d+", driver.find_element(By.ID, "notice").text)
+        box = driver.find_element(By.ID, "q")
+        box.clear()
+        box.send_keys("how often do I feed my bread starter?")
+        Select(driver.find_element(By.ID, "mode")).select_by_value("vector")
+        driver.find_element(By.ID, "go").click()
+        WebDriverWait(driver, 10).until(expected_conditions.url_contains("mode=vector"))
+        first = driver.find_elements(By.CSS_SELECTOR, "#results .hit")[0]
+        assert first.find_element(By.CLASS_NAME, "key").text == "Sourdough starter feeding"
+        assert "rye starter" in first.find_element(By.CLASS_NAME, "content").text
+
+        # delete it from the results: the same search no longer finds it
+        first.find_element(By.CSS_SELECTOR, "form.delete button").click()
+        WebDriverWait(driver, 10).until(expected_conditions.text_to_be_present_in_element((By.ID, "notice"), "deleted"))
+        assert "mode=vector" in driver.current_url
+        titles = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#results .key")]
+        assert len(titles) == 10 and "Sourdough starter feeding" not in titles
     finally:
         driver.quit()

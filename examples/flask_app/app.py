@@ -1,11 +1,14 @@
-"""A search page over the Python standard library's docstrings, with semsearch's Flask extension.
+"""A search page over Python standard library docstrings kept as a Flask-SQLAlchemy model.
 
-Run it (the embedded Postgres and the local model need no setup)::
+``Article`` is an ordinary Flask-SQLAlchemy model registered with
+:mod:`semsearch.sqlalchemy`: every committed insert, update and delete is indexed
+after its commit, and a search returns ``Article`` instances. Run it (the embedded
+Postgres and the local model need no setup)::
 
     flask --app examples/flask_app/app.py run
 
-On its first search it creates the collection and loads a small corpus into it
-if it is empty. See README.md beside this file.
+On its first search it creates the table and loads a small corpus into it if it is
+empty. See README.md beside this file.
 """
 
 from __future__ import annotations
@@ -16,12 +19,19 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, redirect, render_template, request, url_for
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import String, Text, func, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from werkzeug.wrappers import Response
 
-from semsearch import Collection, CollectionInfo
+from semsearch import CollectionInfo
 from semsearch.demo import stdlib_corpus
-from semsearch.errors import CollectionNotFoundError, SemsearchError
+from semsearch.errors import SemsearchError
 from semsearch.flask import SemSearch
+from semsearch.server import resolve_url
+from semsearch.sqlalchemy import engine_url, register, registration_for
+from semsearch.sqlalchemy import search as semantic_search
 
 MODES = ("vector", "text", "hybrid")
 #: what a hit's score is in each mode (semsearch.Hit documents the same)
@@ -31,35 +41,66 @@ SCORE_MEANING = {
     "hybrid": "fused: BM25 and cosine, each scaled to [0, 1], weighted",
 }
 
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
 semsearch = SemSearch()
 
 
+class Article(db.Model):  # type: ignore[name-defined,misc]
+    """A docstring (or anything a user adds on the page): what the page searches."""
+
+    __tablename__ = "articles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    module: Mapped[str] = mapped_column(String(100), default="")
+
+
+# kept in the collection "articles" of the app's semsearch database, after each commit;
+# halfvec, as in `semsearch demo`: measured best recall and latency on this corpus
+register(
+    Article,
+    text=("title", "body"),
+    metadata=("module",),
+    db=lambda: semsearch.db,
+    model="local",
+    dims=256,
+    compression="halfvec",
+)
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """The example app; ``config`` overrides ``SEMSEARCH_*`` and ``SEARCH_*`` settings.
+    """The example app; ``config`` overrides ``SEMSEARCH_*``, ``SQLALCHEMY_*`` and ``SEARCH_*`` settings.
+
+    The model's table lives in semsearch's database unless ``SQLALCHEMY_DATABASE_URI`` says otherwise.
 
     Example::
 
         app = create_app({"SEMSEARCH_DATABASE_URL": "postgresql://localhost/app", "SEARCH_CORPUS_ROWS": 300})
     """
     app = Flask(__name__)
-    app.config.update(
-        SEARCH_COLLECTION="stdlib_example",
-        # small enough to load in a few seconds on the first search, big enough to be worth searching
-        SEARCH_CORPUS_ROWS=1000,
-    )
+    # small enough to load in a few seconds on the first search, big enough to be worth searching
+    app.config.update(SEARCH_CORPUS_ROWS=1000)
     app.config.update(config or {})
+    if "SQLALCHEMY_DATABASE_URI" not in app.config:
+        url, _ = resolve_url(app.config.get("SEMSEARCH_DATABASE_URL"))
+        app.config["SQLALCHEMY_DATABASE_URI"] = engine_url(url).render_as_string(hide_password=False)
     semsearch.init_app(app)
+    db.init_app(app)
     ready = threading.Event()
     loading = threading.Lock()
 
-    def docs() -> Collection:
-        """The collection, created and filled on first use (once, even with concurrent requests)."""
+    def ensure_corpus() -> None:
+        """The table and its corpus, made on first use (once, even with concurrent requests)."""
         if not ready.is_set():
             with loading:
                 if not ready.is_set():
-                    _ensure_corpus(app.config["SEARCH_COLLECTION"], app.config["SEARCH_CORPUS_ROWS"])
+                    _load_corpus(app.config["SEARCH_CORPUS_ROWS"])
                     ready.set()
-        return semsearch.collection(app.config["SEARCH_COLLECTION"])
 
     @app.get("/")
     def search() -> tuple[str, int]:
@@ -69,6 +110,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         exact = request.args.get("exact") == "on"
         page: dict[str, Any] = {"query": query, "mode": mode, "k": k_text, "exact": exact, "modes": MODES}
         page["score_meaning"] = SCORE_MEANING.get(mode, "")
+        page["notice"] = request.args.get("notice", "")
         if not query:
             return render_template("search.html", **page), 200
         try:
@@ -79,30 +121,50 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             # Postgres text cannot hold NUL; a hand-edited URL (%00) should get an answer, not a 500
             return render_template("search.html", error="expected a query without NUL characters", **page), 400
         try:
-            col = docs()
+            ensure_corpus()
             started = time.perf_counter()
-            # the time a user waits: embedding the query and the one SQL round trip
-            result = col.search(query, k=k, mode=mode, exact=exact)
+            # the time a user waits: embedding the query, the search, and loading the articles (one query)
+            articles = semantic_search(db.session, Article, query, k=k, mode=mode, exact=exact)
             page["took_ms"] = (time.perf_counter() - started) * 1000
+            col = registration_for(Article).collection()
         except SemsearchError as exc:
             # library errors say what was expected and what arrived: good enough to show as is
             return render_template("search.html", error=str(exc), **page), 400
-        page.update(result=result, plan=describe_plan(col.info, mode=mode, k=k, exact=exact), rows=col.count())
+        page.update(result=articles, k=k, plan=describe_plan(col.info, mode=mode, k=k, exact=exact), rows=col.count())
         return render_template("search.html", **page), 200
+
+    @app.post("/articles")
+    def add_article() -> Response | tuple[str, int]:
+        title, body = request.form.get("title", "").strip(), request.form.get("body", "").strip()
+        if not title or "\x00" in title + body:
+            page = {"query": "", "mode": "hybrid", "k": "10", "exact": False, "modes": MODES}
+            return render_template("search.html", error="expected a title (and no NUL characters)", **page), 400
+        ensure_corpus()
+        article = Article(title=title, body=body, module="added on the page")
+        db.session.add(article)
+        db.session.commit()  # semsearch.sqlalchemy indexes it once this commit is done
+        return redirect(url_for("search", q=title, notice=f"added article {article.id}"))
+
+    @app.post("/articles/<int:article_id>/delete")
+    def delete_article(article_id: int) -> Response:
+        article = db.session.get(Article, article_id)
+        if article is not None:
+            db.session.delete(article)
+            db.session.commit()  # and removes it from the collection after this one
+        back = {k: request.form[k] for k in ("q", "mode", "k") if request.form.get(k)}
+        return redirect(url_for("search", notice=f"deleted article {article_id}", **back))
 
     return app
 
 
-def _ensure_corpus(name: str, rows: int) -> None:
-    try:
-        col = semsearch.collection(name)
-    except CollectionNotFoundError:
-        # halfvec, as in `semsearch demo`: measured best recall and latency on this corpus
-        col = semsearch.db.create_collection(name, model="local", dims=256, compression="halfvec")
-    if col.count() == 0:
-        col.add_many(stdlib_corpus(rows=rows))
+def _load_corpus(rows: int) -> None:
+    db.create_all()
+    if not db.session.scalar(select(func.count()).select_from(Article)):
+        records = stdlib_corpus(rows=rows)
+        db.session.add_all(Article(title=r["key"], body=r["content"], module=r["metadata"]["module"]) for r in records)
+        db.session.commit()  # indexed in one batch after the commit
     # load the model now, so that the first search's time is the search's and not the model's (~0.8 s)
-    col.embedder.embed(["warm up"])
+    registration_for(Article).collection().embedder.embed(["warm up"])
 
 
 def describe_plan(info: CollectionInfo, *, mode: str, k: int, exact: bool) -> dict[str, str]:

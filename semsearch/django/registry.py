@@ -7,7 +7,6 @@ are keyed by ``str(pk)`` in the collection ``<app_label>_<model_name>``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
@@ -17,6 +16,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from semsearch import indexing
 from semsearch.collection import Collection
 from semsearch.django import client
 from semsearch.django.conf import SemsearchSettings
@@ -53,14 +53,12 @@ class Registration:
         source = self.queryset if self.queryset is not None else self.model._default_manager
         return source.all()
 
-    def document(self, obj: models.Model) -> tuple[str, dict[str, Any], str | None]:
+    def document(self, obj: models.Model) -> indexing.Document:
         """``(text, metadata, tenant)`` of one row, as stored in the collection."""
-        text = self.text(obj)
-        meta = self.metadata(obj) if self.metadata is not None else {}
-        # dates, decimals and uuids become strings, as Django's own JSON fields store them
-        meta = json.loads(json.dumps(meta, cls=DjangoJSONEncoder))
+        meta = self.metadata(obj) if self.metadata is not None else None
         tenant = self.tenant(obj) if self.tenant is not None else None
-        return ("" if text is None else str(text)), meta, (None if tenant in (None, "") else str(tenant))
+        # dates, decimals and uuids become strings, as Django's own JSON fields store them
+        return indexing.document(self.text(obj), meta, tenant, encoder=DjangoJSONEncoder)
 
     def collection(self, *, create: bool = False) -> Collection:
         """The model's collection; ``create=True`` makes it from ``SEMSEARCH`` settings when missing.
@@ -220,27 +218,12 @@ def _text_function(cls: type[models.Model], fields: Sequence[str] | None, text: 
             raise ConfigurationError(f"expected fields as a tuple of names, got the string {fields!r}")
         for name in fields:
             _field(cls, name, "fields")
-        names = tuple(fields)
-
-        def joined(obj: Any) -> str:
-            values = (getattr(obj, n) for n in names)
-            return "\n\n".join(str(v) for v in values if v is not None and str(v).strip())
-
-        return joined
+        return indexing.joined_text(fields)
     return _value_function(cls, text, "text")
 
 
 def _value_function(cls: type[models.Model], spec: Any, what: str) -> Callable[[Any], Any]:
-    if callable(spec):
-        return spec
-    if not isinstance(spec, str) or not hasattr(cls, spec):
-        raise ConfigurationError(f"expected {what} as a function or an attribute of {cls._meta.label}, got {spec!r}")
-
-    def value(obj: Any) -> Any:
-        got = getattr(obj, spec)
-        return got() if callable(got) else got
-
-    return value
+    return indexing.value_function(cls, spec, what, label=cls._meta.label)
 
 
 def _metadata_function(cls: type[models.Model], spec: Any) -> Callable[[Any], dict[str, Any]] | None:

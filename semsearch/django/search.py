@@ -19,11 +19,12 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from semsearch.django.registry import Registration, registration_for
+from semsearch.indexing import in_score_order
 from semsearch.results import SearchResult
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection
-    from semsearch.django.sync import IndexReport
+    from semsearch.indexing import IndexReport
 
 
 def semantic_search(
@@ -66,14 +67,7 @@ def instances(reg: Registration, result: SearchResult, *, queryset: models.Query
         except ValidationError:
             continue  # a key this model cannot have (written by other code): not one of its rows
     source = queryset if queryset is not None else reg.get_queryset()
-    found = {str(obj.pk): obj for obj in source.filter(pk__in=pks)}
-    out = []
-    for hit in result:
-        obj = found.get(hit.key)
-        if obj is not None:
-            obj.semsearch_score = hit.score
-            out.append(obj)
-    return out
+    return in_score_order(result, {str(obj.pk): obj for obj in source.filter(pk__in=pks)})
 
 
 class SemanticAccessor:

@@ -20,24 +20,19 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Collection as Sized
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
-from psycopg import sql
 
+from semsearch import indexing
 from semsearch.django.conf import SemsearchSettings
-from semsearch.errors import EmbeddingError
+from semsearch.indexing import IndexReport
 
 if TYPE_CHECKING:
-    from semsearch.backfill import BackfillResult
-    from semsearch.collection import Collection
     from semsearch.django.registry import Registration
-    from semsearch.ingest import AddResult
 
 logger = logging.getLogger("semsearch.django")
 
@@ -98,13 +93,9 @@ def reconcile(reg: Registration, pks: Sized[Any], *, using: str) -> None:
     try:
         rows = reg.get_queryset().using(using).filter(pk__in=list(pks))
         docs = {str(obj.pk): reg.document(obj) for obj in rows}
-        docs = {key: doc for key, doc in docs.items() if doc[0].strip()}
-        gone = sorted({str(pk) for pk in pks} - set(docs))
-        col = reg.collection(create=True)
-        if docs:
-            _add(col, docs, defer=SemsearchSettings.load().sync == "deferred")
-        if gone:
-            col.delete(gone)
+        gone = {str(pk) for pk in pks} - set(docs)
+        defer = SemsearchSettings.load().sync == "deferred"
+        indexing.write(reg.collection(create=True), docs, gone, defer=defer, logger=logger, repair="semsearch_backfill")
     # the rows are committed already: an error here must not fail the request that saved them
     except Exception:
         logger.exception(
@@ -113,31 +104,6 @@ def reconcile(reg: Registration, pks: Sized[Any], *, using: str) -> None:
             reg.label,
             reg.label,
         )
-
-
-def _add(col: Collection, docs: dict[str, tuple[str, dict[str, Any], str | None]], *, defer: bool) -> None:
-    keys = list(docs)
-    texts, metas, tenants = (list(x) for x in zip(*docs.values(), strict=True))
-    try:
-        col.add(keys, texts, metadata=metas, tenant=tenants, defer=defer)
-    except EmbeddingError:
-        logger.warning(
-            "embedding failed; %d row(s) of %s stored pending for semsearch_backfill",
-            len(keys),
-            col.name,
-            exc_info=True,
-        )
-        col.add(keys, texts, metadata=metas, tenant=tenants, defer=True)
-
-
-@dataclass(frozen=True)
-class IndexReport:
-    """What :func:`reindex` did to one collection."""
-
-    collection: str
-    added: AddResult
-    removed: int
-    backfill: BackfillResult | None
 
 
 def reindex(reg: Registration, *, batch_size: int = 500, progress: bool = False) -> IndexReport:
@@ -152,38 +118,13 @@ def reindex(reg: Registration, *, batch_size: int = 500, progress: bool = False)
     """
     col = reg.collection(create=True)
     rows = reg.get_queryset().order_by("pk")
-    seen: set[str] = set()
+    documents = ((str(obj.pk), reg.document(obj)) for obj in rows.iterator(chunk_size=batch_size))
 
-    def records() -> Iterator[dict[str, Any]]:
-        for obj in rows.iterator(chunk_size=batch_size):
-            text, meta, tenant = reg.document(obj)
-            if text.strip():
-                seen.add(str(obj.pk))
-                yield {"key": str(obj.pk), "content": text, "metadata": meta, "tenant": tenant}
-
-    added = col.add_many(records(), batch_size=batch_size, progress=progress, total=rows.count())
-    removed = _remove_others(reg, col, seen)
-    pending = col.backfill(batch_size=min(batch_size, 2048), progress=progress) if col.pending() else None
-    return IndexReport(col.name, added, removed, pending)
-
-
-def _remove_others(reg: Registration, col: Collection, seen: set[str]) -> int:
-    """Delete the collection's keys that are not rows of the queryset any more."""
-    with col.db.connection() as conn:
-        keys = [r[0] for r in conn.execute(sql.SQL("SELECT key FROM {}").format(col.layout.table))]
-    candidates = [k for k in keys if k not in seen]
-    removed = 0
-    for chunk in _chunks(candidates, 1000):
+    def alive(keys: list[str]) -> set[str]:
         pks = []
-        for key in chunk:
+        for key in keys:
             with contextlib.suppress(ValidationError):  # not a pk of this model at all: goes
                 pks.append(reg.model._meta.pk.to_python(key))
-        # rows saved since the scan began are kept: their own on_commit indexed them
-        alive = {str(obj.pk) for obj in reg.get_queryset().filter(pk__in=pks) if reg.document(obj)[0].strip()}
-        removed += col.delete([k for k in chunk if k not in alive])
-    return removed
+        return {str(obj.pk) for obj in reg.get_queryset().filter(pk__in=pks) if reg.document(obj)[0].strip()}
 
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+    return indexing.reindex(col, documents, alive=alive, total=rows.count(), batch_size=batch_size, progress=progress)
