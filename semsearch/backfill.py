@@ -22,6 +22,7 @@ quarantined.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -150,10 +151,12 @@ def backfill(
     dry_run: bool = False,
     limit: int | None = None,
     retry_quarantined: bool = False,
+    stop: threading.Event | None = None,
 ) -> BackfillResult:
     """Embed every pending row of ``col`` (see module docs); ``dry_run`` only estimates tokens and cost.
 
     ``retry_quarantined`` takes the rows in quarantine too; those refused again stay there.
+    ``stop`` ends the run between batches once set (:mod:`semsearch.watch`).
 
     Example::
 
@@ -199,7 +202,7 @@ def backfill(
         try:
             _forget_stale(conn, col)
             with tqdm(total=todo, unit="rows", disable=not progress, desc=f"embed {col.name}") as bar:
-                while taken < todo:
+                while taken < todo and not (stop is not None and stop.is_set()):
                     rows = conn.execute(select, [last_id, min(batch_size, todo - taken)]).fetchall()
                     if not rows:
                         break

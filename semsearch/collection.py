@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -320,17 +321,31 @@ class Collection:
         dry_run: bool = False,
         limit: int | None = None,
         retry_quarantined: bool = False,
+        watch: bool = False,
+        poll: float = 60.0,
+        stop: threading.Event | None = None,
     ) -> BackfillResult:
         """Embed pending rows in resumable batches (see :mod:`semsearch.backfill`).
 
         Rows whose text the provider refuses go to quarantine (:meth:`quarantined`)
         instead of failing every run; ``retry_quarantined=True`` tries them again.
+        ``watch=True`` runs as a service (:mod:`semsearch.watch`): after draining it waits
+        for new pending rows (LISTEN/NOTIFY, and every ``poll`` seconds), reconnects when
+        the server goes away, and returns the totals once ``stop`` is set (by default:
+        SIGINT or SIGTERM).
 
         Example::
 
             col.backfill(dry_run=True).est_cost_usd    # before paying for it
             col.backfill(progress=True)
+            col.backfill(watch=True)                   # until SIGTERM
         """
+        if watch:
+            if dry_run or limit is not None or retry_quarantined:
+                raise ConfigurationError("expected watch=True without dry_run, limit or retry_quarantined")
+            from semsearch.watch import watch as watching
+
+            return watching(self, batch_size=batch_size, poll=poll, stop=stop, progress=progress)
         from semsearch.backfill import backfill
 
         return backfill(

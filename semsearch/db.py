@@ -11,7 +11,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from semsearch import catalog, ddl
+from semsearch import catalog, ddl, sync
 from semsearch.catalog import CollectionInfo, schema_version
 from semsearch.collection import Collection
 from semsearch.config import Settings
@@ -238,13 +238,19 @@ class Database:
             return catalog.read_all(conn)
 
     def drop_collection(self, name: str, *, missing_ok: bool = False) -> None:
-        """Drop a collection's table and catalog row."""
+        """Drop a collection's table and catalog row (not one a table is synced to: unsync it first)."""
         check_name(name)
         with self.connection() as conn, conn.transaction():
             if conn.execute(catalog.EXISTS, [name]).fetchone() is None:
                 if missing_ok:
                     return
                 raise catalog.not_found(name)
+            synced = sync.find(conn, collection=name)
+            if synced is not None:
+                raise ConfigurationError(
+                    f"expected a collection no table is synced to, got {name!r} synced from {synced.table}: "
+                    "unsync_table(table, drop_collection=True) drops both"
+                )
             for stmt in ddl.drop_statements(name):
                 conn.execute(stmt)
 
@@ -286,6 +292,60 @@ class Database:
         if change.index is not None:
             self._run_index_build(change.new, change.index)
         return self.collection(name)
+
+    def sync_table(
+        self,
+        table: str,
+        *,
+        collection: str,
+        key: str,
+        text: str,
+        metadata: Sequence[str] = (),
+        tenant: str | None = None,
+        model: str | None = None,
+        dims: int | None = None,
+        compression: str | None = None,
+        embedder: Embedder | None = None,
+    ) -> Collection:
+        """Keep ``collection`` in step with an existing table, whoever writes it (raw SQL and COPY included).
+
+        Triggers on ``table`` turn every insert, update (of the synced columns), delete and
+        truncate into the collection's pending rows, and the rows already there are queued;
+        :meth:`Collection.backfill` (``watch=True`` as a service) embeds them. ``key``, ``text``
+        and ``tenant`` name columns (the key unique on its own; it becomes the hit's key as
+        text), ``metadata`` a sequence of columns stored by name. The collection is created
+        with ``model``/``dims``/``compression``/``embedder``, or reused if they match it (a
+        re-sync after a change of the table's columns). See :mod:`semsearch.sync`.
+
+        Example::
+
+            products = db.sync_table("public.products", collection="products", key="id",
+                                     text="description", metadata=["price", "category"], model="local")
+            products.backfill()
+            # SELECT p.*, s.score FROM semsearch.search('products', :q, 10) s JOIN products p ON p.id::text = s.key
+        """
+        return sync.sync_table(
+            self, table, collection=collection, key=key, text=text, metadata=metadata, tenant=tenant,
+            model=model, dims=dims, compression=compression, embedder=embedder,
+        )  # fmt: skip
+
+    def unsync_table(self, table: str, *, drop_collection: bool = False) -> sync.SyncedTable:
+        """Remove the triggers of a synced table (and its collection, with ``drop_collection``).
+
+        Example::
+
+            db.unsync_table("products", drop_collection=True)
+        """
+        return sync.unsync_table(self, table, drop_collection=drop_collection)
+
+    def synced_tables(self) -> list[sync.SyncedTable]:
+        """Every table synced to a collection, by collection name.
+
+        Example::
+
+            [s.table for s in db.synced_tables()]    # ['public.products']
+        """
+        return sync.synced_tables(self)
 
     def grant(self, role: str, collection: str, *, write: bool = False) -> None:
         """Grant ``role`` exactly what searching one collection needs (and writing it, with ``write``).

@@ -131,6 +131,7 @@ def create_statements(info: CollectionInfo) -> list[sql.Composed]:
         stmts.append(storage)
     stmts += layout.secondary_indexes_sql()
     stmts.append(layout.stale_trigger_sql())
+    stmts += layout.pending_trigger_sql()
     if info.tenant_required:
         # every writer, raw SQL included
         stmts.append(

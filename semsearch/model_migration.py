@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psycopg import sql
 
-from semsearch import ddl
+from semsearch import ddl, sync
 from semsearch.embeddings import Embedder, embedder_for
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, EmbeddingError
 
@@ -124,6 +124,14 @@ def migrate_model(
         print(report)          # overlap@10 and score shift, then switched
     """
     old = db.collection(name)
+    with db.connection() as conn:
+        synced = sync.find(conn, collection=name)
+    if synced is not None:
+        # its triggers write to the table the switch would retire
+        raise ConfigurationError(
+            f"expected a collection no table is synced to, got {name!r} synced from {synced.table}: "
+            "unsync_table, migrate, then sync_table again (it reuses the new collection)"
+        )
     if switch:
         # refuse before paying for embeddings that could not be switched in
         _require_absent(db, name + PREV)

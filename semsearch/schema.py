@@ -170,6 +170,20 @@ class Layout:
     def stale_trigger_name(self) -> sql.Identifier:
         return sql.Identifier(self.table_name + "_stale")
 
+    def pending_trigger_sql(self) -> list[sql.Composed]:
+        """Wake ``backfill --watch``: a statement leaving rows pending sends one ``pg_notify``.
+
+        The channel is ``semsearch_pending``, the payload the collection's name
+        (``semsearch.notify_pending``, migration 0004); any writer, raw SQL and synced tables included.
+        """
+        return [
+            sql.SQL(
+                "CREATE TRIGGER {} AFTER {} ON {} REFERENCING NEW TABLE AS new_rows "
+                "FOR EACH STATEMENT EXECUTE FUNCTION semsearch.notify_pending()"
+            ).format(sql.Identifier(name), sql.SQL(event), self.table)
+            for name, event in (("semsearch_pending_ins", "INSERT"), ("semsearch_pending_upd", "UPDATE"))
+        ]
+
     def secondary_indexes_sql(self) -> list[sql.Composed]:
         return [
             sql.SQL("CREATE INDEX {} ON {} (content_hash)").format(self.index_name("hash"), self.table),

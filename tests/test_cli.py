@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -183,8 +184,9 @@ def test_every_command_has_an_example_in_its_help(run):
             yield from paths(command, [*prefix, name])
 
     found = list(paths(main, []))
-    assert len(found) == 23  # main, db and its 3, create, ingest, search, explain, grant, eval, tune, backfill,
-    # migrate-model, list, drop, demo, alter, rebuild-index, delete, server and its 2
+    assert len(found) == 26  # main, db and its 3, create, ingest, search, explain, grant, eval, tune, backfill,
+    # migrate-model, list, drop, demo, alter, rebuild-index, delete, server and its 2, sync-table, unsync-table,
+    # synced-tables
     for path in found:
         assert "Example:\n    semsearch" in run(*path, "--help").stdout, path
 
@@ -215,3 +217,23 @@ def test_explain_prints_the_statement_and_its_plan(run, tmp_path):
     assert "col_compass_bm25p" in text and "metadata @>" in text and "Execution Time" in text
     # explaining changed nothing
     assert "west" in run("search", "compass", "--vector-file", q, "-k", 1).stdout
+
+
+def test_sync_table_backfill_and_unsync_table(run, db_url):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA shop")
+        conn.execute("CREATE TABLE shop.items (sku text PRIMARY KEY, body text, price int, store text)")
+        conn.execute("INSERT INTO shop.items VALUES ('k1', 'a red kettle', 20, 'x'), ('k2', 'a green tent', 90, 'y')")
+    out = run("sync-table", "shop.items", "--collection", "items", "--key", "sku", "--text", "body",
+              "--metadata", "price", "--tenant", "store", "--model", "local", "--dims", "64").output  # fmt: skip
+    assert "synced shop.items to items: 2 rows pending" in out
+    assert "shop.items  items       sku  body  price     store" in run("synced-tables").output
+    assert "embedded 2 rows" in run("backfill", "items").output
+    hits = json.loads(run("search", "items", "kettle", "-k", "1", "--json", "--tenant", "x").output.splitlines()[0])
+    assert (hits["key"], hits["metadata"]) == ("k1", {"price": 20})
+    bad = run("sync-table", "shop.items", "--collection", "items", "--key", "body", "--text", "body", ok=False)
+    assert bad.exit_code == 1 and "expected key column 'body' unique on its own" in bad.output
+    assert (
+        "unsynced shop.items from items and dropped it" in run("unsync-table", "shop.items", "--drop-collection").output
+    )
+    assert "no synced tables" in run("synced-tables").output

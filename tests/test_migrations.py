@@ -79,3 +79,22 @@ def test_quarantine_migration_down_to_0001_and_up_again(db_url):
     with semsearch.connect(db_url) as db:
         col = db.collection("c")
         assert col.quarantined() == [] and col.pending() == 0 and col.count() == 1
+
+
+def test_synced_tables_migration_down_to_0003_and_up_again(db_url):
+    """Down: the sources' triggers go (their writes keep working), so do the notify triggers; up: they return."""
+    with semsearch.connect(db_url) as db:
+        with db.connection() as conn:
+            conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+        db.sync_table("notes", collection="notes", key="id", text="body", dims=4, model="label", compression="none")
+    migrate.downgrade(db_url, "0003")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('semsearch.synced_tables')").fetchone()[0] is None
+        assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'semsearch_%'").fetchone()[0] == 0
+        conn.execute("INSERT INTO notes VALUES (1, 'written while not synced')")
+    migrate.upgrade(db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn, semsearch.connect(db_url) as db:
+        conn.execute("LISTEN semsearch_pending")
+        db.collection("notes").add(keys=["a"], contents=["pending"], defer=True)
+        assert [n.payload for n in conn.notifies(timeout=5, stop_after=1)] == ["notes"]
+        assert db.synced_tables() == []

@@ -48,5 +48,5 @@ def test_the_wheel_upgrades_a_database_and_runs_the_demo(tmp_path, db_url):
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert where.startswith(str(site))
-    assert "schema at 0003" in run("db", "upgrade")
+    assert "schema at 0004" in run("db", "upgrade")
     assert "summary: 200 rows" in run("demo", "--rows", "200")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,14 @@ def delete(ctx: click.Context, name: str, keys: tuple[str, ...], from_file: Path
 @click.option("--limit", type=click.IntRange(1), help="Embed at most this many rows, then stop.")
 @click.option("--dry-run", is_flag=True, help="Only count pending rows and estimate tokens and cost.")
 @click.option("--retry-quarantined", is_flag=True, help="Also try the rows whose text the provider refused before.")
+@click.option("--watch", is_flag=True, help="Then wait for new pending rows and embed them, until SIGINT/SIGTERM.")
+@click.option(
+    "--poll",
+    type=click.FloatRange(0.1, 86400),
+    default=60.0,
+    show_default=True,
+    help="With --watch: look anyway every N s.",
+)
 @embedder_option
 @click.pass_context
 def backfill(
@@ -140,6 +149,8 @@ def backfill(
     dry_run: bool,
     retry_quarantined: bool,
     embedder: str | None,
+    watch: bool,
+    poll: float,
 ) -> None:
     """Embed rows stored with defer=True, in resumable batches.
 
@@ -154,8 +165,17 @@ def backfill(
       semsearch backfill docs --dry-run
       semsearch backfill docs --batch-size 512
       semsearch backfill docs --retry-quarantined
+      semsearch backfill docs --watch          # a service: LISTEN/NOTIFY, reconnects, stops on SIGTERM
     """
     col = open_collection(ctx, name, embedder)
+    if watch:
+        if dry_run or limit or retry_quarantined:
+            raise click.UsageError("--watch takes no --dry-run, --limit or --retry-quarantined")
+        click.echo(f"watching {name} for pending rows (stop with Ctrl-C or SIGTERM)", err=True)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        done = col.backfill(watch=True, poll=poll, batch_size=batch_size)
+        click.echo(f"embedded {done.embedded:,} rows in {done.batches} batches over {done.seconds:,.0f}s; stopped")
+        return
     result = col.backfill(
         batch_size=batch_size,
         limit=limit,

@@ -1,0 +1,406 @@
+"""Search an existing table in place: triggers turn its writes into a collection's pending rows.
+
+``Database.sync_table("products", collection="products", key="id", text="description",
+metadata=["price"])`` installs four statement-level triggers on the source table (with
+transition tables: one statement per source statement, whatever its size, COPY included):
+
+- INSERT: the new rows are upserted into the collection without an embedding;
+- UPDATE: only rows whose key, text, metadata or tenant changed are written (an
+  update of other columns writes nothing); a changed key moves the row;
+- DELETE: the rows go; TRUNCATE: the collection is emptied.
+
+A row whose text is NULL (or, for a ``tenant_required`` collection, whose tenant is
+NULL) is not in the collection. The rows already in the table are queued by one
+``INSERT ... SELECT`` in the transaction that creates the triggers (the source is
+locked against writes meanwhile, so none is missed), and the collection mirrors the
+table from then on: its rows not in the table are deleted, unchanged texts keep their
+vectors. ``backfill`` (or ``backfill --watch``, woken by the collection's
+``semsearch_pending`` notifications) embeds them.
+
+Privileges: the trigger functions are ``SECURITY DEFINER``, owned by the role that ran
+``sync_table``, so any role that may write the source table, with no rights on
+semsearch's tables, keeps the collection in step; its writes would fail otherwise. To
+make that safe they are composed here with ``psycopg.sql`` (names quoted, no dynamic SQL,
+nothing read from a table), run with ``search_path = pg_catalog, pg_temp``, and
+``EXECUTE`` is revoked from ``PUBLIC``, so nobody else can attach them to another
+table. They convert column values with casts and ``to_jsonb``, which call the column
+types' output functions and casts as the definer: a column whose type (or element or
+base type) is owned by a role other than a superuser or the syncing role is refused,
+and each statement checks the columns still have the types they were synced with (an
+``ALTER TABLE ... TYPE`` makes the source's writes fail with a message to sync again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from semsearch import catalog
+from semsearch.catalog import CollectionInfo
+from semsearch.ddl import LOCAL_MODEL, make_info
+from semsearch.embeddings import Embedder
+from semsearch.errors import ConfigurationError
+from semsearch.plans import Plan
+from semsearch.schema import check_name
+
+if TYPE_CHECKING:
+    from semsearch.collection import Collection
+    from semsearch.db import Database
+
+#: statement trigger events and the transition tables their functions read
+EVENTS = {
+    "ins": ("INSERT", "REFERENCING NEW TABLE AS new_rows "),
+    "upd": ("UPDATE", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "),
+    "del": ("DELETE", "REFERENCING OLD TABLE AS old_rows "),
+    "tru": ("TRUNCATE", ""),
+}
+#: jsonb_build_object takes at most 100 arguments
+MAX_METADATA_COLUMNS = 50
+
+
+@dataclass(frozen=True)
+class SyncedTable:
+    """A table whose rows reach a collection by triggers (:meth:`Database.sync_table`).
+
+    Example::
+
+        db.synced_tables()
+        # [SyncedTable(collection='products', table='public.products', key='id', text='description',
+        #              metadata=('price', 'category'), tenant=None)]
+    """
+
+    collection: str
+    table: str
+    key: str
+    text: str
+    metadata: tuple[str, ...] = ()
+    tenant: str | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """The source table as the catalog knows it, checked: names and the types to pin."""
+
+    oid: int
+    schema: str
+    name: str
+    #: column -> qualified type name, for every synced column
+    types: dict[str, str]
+
+    @property
+    def ident(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+
+def check_columns(key: Any, text: Any, metadata: Any, tenant: Any) -> tuple[str, str, tuple[str, ...], str | None]:
+    """The column arguments as names, before anything is looked up.
+
+    >>> check_columns("id", "body", ["price"], None)
+    ('id', 'body', ('price',), None)
+    """
+    if not isinstance(key, str) or not key:
+        raise ConfigurationError(f"expected key= as one column name (composite keys are not supported), got {key!r}")
+    if not isinstance(text, str) or not text:
+        raise ConfigurationError(f"expected text= as one column name, got {text!r}")
+    if not isinstance(metadata, (list, tuple)) or not all(isinstance(m, str) and m for m in metadata):
+        raise ConfigurationError(f"expected metadata= as a list of column names, got {metadata!r}")
+    meta = tuple(metadata)
+    if len(set(meta)) != len(meta) or len(meta) > MAX_METADATA_COLUMNS:
+        raise ConfigurationError(f"expected at most {MAX_METADATA_COLUMNS} distinct metadata columns, got {meta!r}")
+    if tenant is not None and (not isinstance(tenant, str) or not tenant):
+        raise ConfigurationError(f"expected tenant= as a column name or none, got {tenant!r}")
+    return key, text, meta, tenant
+
+
+def resolve(conn: psycopg.Connection, table: str, columns: Sequence[str], key: str) -> Source:
+    """Find the table and check every column: exists, of a trusted type; the key unique on its own."""
+    if not isinstance(table, str) or not table:
+        raise ConfigurationError(f"expected a table name (schema-qualified or not), got {table!r}")
+    try:
+        row = conn.execute(
+            "SELECT c.oid::int, n.nspname, c.relname, c.relkind FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+            [table],
+        ).fetchone()
+    except psycopg.errors.InvalidName as exc:
+        raise ConfigurationError(f"expected a table name (schema-qualified or not), got {table!r}") from exc
+    if row is None or row[3] not in ("r", "p"):
+        raise ConfigurationError(f"expected an existing table, got {table!r}")
+    oid, schema, name = row[0], row[1], row[2]
+    if schema == "semsearch":
+        raise ConfigurationError(f"expected a table outside schema semsearch, got {table!r}")
+    found = conn.execute(
+        # a type is trusted when a superuser or the syncing role owns it (and its element and base type):
+        # the definer runs its output function and casts
+        "SELECT a.attname, quote_ident(tn.nspname) || '.' || quote_ident(t.typname), t.typtype, "
+        "  (SELECT bool_and(r.rolsuper OR r.oid = current_user::regrole) FROM pg_type x JOIN pg_roles r "
+        "   ON r.oid = x.typowner WHERE x.oid IN (t.oid, t.typelem, t.typbasetype)) "
+        "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace "
+        "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attname = ANY(%s)",
+        [oid, list(columns)],
+    ).fetchall()
+    types = {r[0]: r for r in found}
+    for col in columns:
+        if col not in types:
+            raise ConfigurationError(f"expected a column of {schema}.{name}, got unknown {col!r}")
+        _, tname, kind, trusted = types[col]
+        if kind in ("c", "p") or not trusted:
+            raise ConfigurationError(
+                f"expected column {col!r} of a type owned by a superuser or by you (its output runs with the "
+                f"sync's rights), got {tname}"
+            )
+    unique = conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = i.indkey[0] WHERE i.indrelid = %s AND i.indisunique AND i.indnkeyatts = 1 "
+        "AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = %s)",
+        [oid, key],
+    ).fetchone()
+    if not unique or not unique[0]:
+        raise ConfigurationError(
+            f"expected key column {key!r} unique on its own (a primary key or UNIQUE of that one column), got none"
+        )
+    return Source(oid, schema, name, {c: types[c][1] for c in columns})
+
+
+def function_name(collection: str, event: str) -> sql.Identifier:
+    return sql.Identifier("semsearch", f"sync_{collection}_{event}")
+
+
+class Statements:
+    """Everything one sync runs, composed from checked names (nothing touches the database)."""
+
+    def __init__(self, info: CollectionInfo, source: Source, spec: SyncedTable) -> None:
+        self.info, self.source, self.spec = info, source, spec
+        self.target = info.layout.table
+
+    def rows(self, src: sql.Composable) -> sql.Composed:
+        """The collection's (key, content, metadata, tenant) of the rows in ``src`` (aliased r)."""
+        s = self.spec
+        col = lambda c: sql.SQL("r.{}").format(sql.Identifier(c))  # noqa: E731
+        meta = (
+            sql.SQL("pg_catalog.jsonb_build_object({})").format(
+                sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(m), col(m)) for m in s.metadata)
+            )
+            if s.metadata
+            else sql.SQL("'{}'::jsonb")
+        )
+        tenant = sql.SQL("({})::text").format(col(s.tenant)) if s.tenant else sql.SQL("NULL::text")
+        return sql.SQL(
+            "SELECT ({k})::text AS key, ({t})::text AS content, {m} AS metadata, {n} AS tenant "
+            "FROM {src} r WHERE {k} IS NOT NULL"
+        ).format(k=col(s.key), t=col(s.text), m=meta, n=tenant, src=src)
+
+    def _searchable(self) -> sql.SQL:
+        return sql.SQL("content IS NOT NULL" + (" AND tenant IS NOT NULL" if self.info.tenant_required else ""))
+
+    def upsert(self, rows: sql.Composable) -> sql.Composed:
+        """Write ``rows`` pending, in key order like ``ingest.write`` (writers of one key wait, never deadlock)."""
+        return sql.SQL(
+            "INSERT INTO {t} AS t (key, content, metadata, tenant) "
+            'SELECT key, content, metadata, tenant FROM ({rows}) s WHERE {ok} ORDER BY key COLLATE "C" '
+            # a changed text loses its vector here, whatever the transaction set (semsearch.upsert)
+            "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
+            "tenant = EXCLUDED.tenant, updated_at = pg_catalog.now(), "
+            "embedding = CASE WHEN t.content = EXCLUDED.content THEN t.embedding END "
+            "WHERE (t.content, t.metadata, t.tenant) IS DISTINCT FROM (EXCLUDED.content, EXCLUDED.metadata, "
+            "EXCLUDED.tenant)"
+        ).format(t=self.target, rows=rows, ok=self._searchable())
+
+    def queue(self) -> list[sql.Composed]:
+        """Mirror the table now: rows not in it go, the others are upserted (unchanged ones keep their vector)."""
+        rows = self.rows(self.source.ident)
+        return [
+            sql.SQL("DELETE FROM {t} x WHERE NOT EXISTS (SELECT FROM ({rows}) s WHERE s.key = x.key AND {ok})").format(
+                t=self.target, rows=rows, ok=self._searchable()
+            ),
+            self.upsert(rows),
+        ]
+
+    def _check_types(self) -> sql.Composed:
+        types = self.source.types
+        return sql.SQL(
+            "IF ARRAY(SELECT a.atttypid::regtype FROM unnest({names}::name[]) WITH ORDINALITY c(n, i) "
+            "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = TG_RELID AND a.attname = c.n "
+            "AND NOT a.attisdropped ORDER BY c.i) IS DISTINCT FROM {types}::regtype[] THEN "
+            "RAISE EXCEPTION 'expected the synced columns of % with the names and types they were synced with, "
+            "got a change: run sync_table(%, collection => %) again', TG_RELID::regclass, "
+            "pg_catalog.quote_literal(TG_RELID::regclass::text), pg_catalog.quote_literal({coll}) "
+            "USING ERRCODE = '55000'; END IF;"
+        ).format(
+            names=sql.Literal(list(types)),
+            types=sql.Literal(list(types.values())),
+            coll=sql.Literal(self.info.name),
+        )
+
+    def bodies(self) -> dict[str, sql.Composable]:
+        remove = sql.SQL("DELETE FROM {t} x WHERE x.key IN ({keys});")
+        new_keys = sql.SQL("SELECT key FROM ({}) s WHERE {}").format(self.rows(sql.SQL("new_rows")), self._searchable())
+        old_keys = sql.SQL("SELECT key FROM ({}) s").format(self.rows(sql.SQL("old_rows")))
+        return {
+            "ins": sql.SQL("{};").format(self.upsert(self.rows(sql.SQL("new_rows")))),
+            # keys that left (moved, or text now NULL) go; rows whose synced values changed are written
+            "upd": sql.SQL("{}\n    {};").format(
+                remove.format(t=self.target, keys=sql.SQL("{} EXCEPT {}").format(old_keys, new_keys)),
+                self.upsert(
+                    sql.SQL("{} EXCEPT {}").format(self.rows(sql.SQL("new_rows")), self.rows(sql.SQL("old_rows")))
+                ),
+            ),
+            "del": remove.format(t=self.target, keys=old_keys),
+            "tru": sql.SQL("TRUNCATE {};").format(self.target),
+        }
+
+    def create(self) -> list[sql.Composed]:
+        """Functions (owned by the caller, EXECUTE revoked from PUBLIC) and triggers on the source."""
+        stmts: list[sql.Composed] = []
+        for event, body in self.bodies().items():
+            fn = function_name(self.info.name, event)
+            check = self._check_types() if event != "tru" else sql.SQL("")
+            stmts += [
+                sql.SQL(
+                    "CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql "
+                    "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $sync$\nBEGIN\n    {check}\n    {body}\n"
+                    "    RETURN NULL;\nEND\n$sync$"
+                ).format(fn=fn, check=check, body=body),
+                sql.SQL("REVOKE EXECUTE ON FUNCTION {}() FROM PUBLIC").format(fn),
+                sql.SQL(
+                    "CREATE TRIGGER {name} AFTER {ev} ON {src} {ref}FOR EACH STATEMENT EXECUTE FUNCTION {fn}()"
+                ).format(
+                    name=sql.Identifier(f"semsearch_sync_{event}"),
+                    ev=sql.SQL(EVENTS[event][0]),
+                    src=self.source.ident,
+                    ref=sql.SQL(EVENTS[event][1]),
+                    fn=fn,
+                ),
+            ]
+        return stmts
+
+    def record(self) -> sql.Composed:
+        s = self.spec
+        return sql.SQL(
+            "INSERT INTO semsearch.synced_tables (collection, source, key_column, text_column, metadata_columns, "
+            "tenant_column) VALUES ({}, {}::oid::regclass, {}, {}, {}, {})"
+        ).format(*map(sql.Literal, (s.collection, self.source.oid, s.key, s.text, list(s.metadata), s.tenant)))
+
+
+def drop_statements(collection: str) -> list[sql.Composed]:
+    """Remove a sync: its functions, and with them (CASCADE) the triggers on the source, and its record."""
+    return [
+        *(sql.SQL("DROP FUNCTION IF EXISTS {}() CASCADE").format(function_name(collection, e)) for e in EVENTS),
+        sql.SQL("DELETE FROM semsearch.synced_tables WHERE collection = {}").format(sql.Literal(collection)),
+    ]
+
+
+def read_all(conn: psycopg.Connection) -> list[SyncedTable]:
+    rows = conn.execute(
+        # schema-qualified whatever the search_path; a dropped table shows as the OID it had
+        "SELECT s.collection, coalesce(format('%I.%I', n.nspname, c.relname), s.source::oid::text), s.key_column, "
+        "s.text_column, s.metadata_columns, s.tenant_column FROM semsearch.synced_tables s "
+        "LEFT JOIN pg_class c ON c.oid = s.source LEFT JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "ORDER BY s.collection"
+    ).fetchall()
+    return [SyncedTable(r[0], r[1], r[2], r[3], tuple(r[4]), r[5]) for r in rows]
+
+
+def find(conn: psycopg.Connection, *, collection: str | None = None, table: str | None = None) -> SyncedTable | None:
+    """The sync of a collection, or of a table (by name; a dropped table by the OID it shows as)."""
+    for s in read_all(conn):
+        if collection is not None and s.collection == collection:
+            return s
+        if table is not None:
+            got = conn.execute(
+                "SELECT to_regclass(%s) = %s::regclass OR %s = %s", [table, s.table, table, s.table]
+            ).fetchone()
+            if got and got[0]:
+                return s
+    return None
+
+
+def sync_table(
+    db: Database,
+    table: str,
+    *,
+    collection: str,
+    key: str,
+    text: str,
+    metadata: Sequence[str] = (),
+    tenant: str | None = None,
+    model: str | None = None,
+    dims: int | None = None,
+    compression: str | None = None,
+    embedder: Embedder | None = None,
+) -> Collection:
+    """See :meth:`Database.sync_table`; every check runs before anything is written."""
+    key, text, meta, tenant = check_columns(key, text, metadata, tenant)
+    check_name(collection)
+    columns = list(dict.fromkeys([key, text, *meta, *([tenant] if tenant else [])]))
+    with db.connection() as conn:
+        source = resolve(conn, table, columns, key)
+        by_table = find(conn, table=str(source.oid))
+        if by_table is not None and by_table.collection != collection:
+            raise ConfigurationError(
+                f"expected {table!r} not synced yet, got it synced to collection {by_table.collection!r}: "
+                "unsync_table it first"
+            )
+        by_name = find(conn, collection=collection)
+        if by_name is not None and by_table is None:
+            raise ConfigurationError(
+                f"expected collection {collection!r} free, got it synced from {by_name.table}: unsync_table that first"
+            )
+        exists = conn.execute("SELECT 1 FROM semsearch.collections WHERE name = %s", [collection]).fetchone()
+        if exists:
+            _check_compatible(catalog.read(conn, collection), model=model, dims=dims, compression=compression,
+                              embedder=embedder)  # fmt: skip
+        else:
+            make_info(collection, model=model, dims=dims, compression=compression, embedder=embedder)
+    if not exists:
+        db.create_collection(collection, model=model, dims=dims, compression=compression, embedder=embedder)
+    spec = SyncedTable(collection, f"{source.schema}.{source.name}", key, text, meta, tenant)
+    with db.connection() as conn, conn.transaction():
+        # no write to the source between the first copy and the triggers: none is missed
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(source.ident))
+        stmts = Statements(catalog.read(conn, collection), source, spec)
+        for stmt in [*drop_statements(collection), *stmts.create(), stmts.record(), *stmts.queue()]:
+            conn.execute(stmt)
+    return db.collection(collection, embedder=embedder)
+
+
+def _check_compatible(
+    info: CollectionInfo, *, model: str | None, dims: int | None, compression: str | None, embedder: Embedder | None
+) -> None:
+    if embedder is not None:
+        model, dims = model or embedder.model, dims or embedder.dims
+    wanted = {
+        "model": LOCAL_MODEL if model == "local" else model,
+        "dims": dims,
+        "compression": None
+        if compression is None
+        else str(Plan.parse(compression, dims=info.dims, storage=info.storage)),
+    }
+    for field, value in wanted.items():
+        if value is not None and value != getattr(info, field):
+            raise ConfigurationError(
+                f"expected {field}={getattr(info, field)!r} for existing collection {info.name!r}, got {value!r}"
+            )
+
+
+def unsync_table(db: Database, table: str, *, drop_collection: bool = False) -> SyncedTable:
+    """See :meth:`Database.unsync_table`."""
+    with db.connection() as conn, conn.transaction():
+        found = find(conn, table=table)
+        if found is None:
+            raise ConfigurationError(f"expected a synced table, got {table!r} (see synced_tables())")
+        for stmt in drop_statements(found.collection):
+            conn.execute(stmt)
+        if drop_collection:
+            conn.execute("SELECT semsearch.drop_collection(%s)", [found.collection])
+    return found
+
+
+def synced_tables(db: Database) -> list[SyncedTable]:
+    """See :meth:`Database.synced_tables`."""
+    with db.connection() as conn:
+        return read_all(conn)
