@@ -40,8 +40,8 @@ from semsearch import bm25, migrate
 from semsearch.config import Settings
 from semsearch.embedded import embedded_url
 from semsearch.evaluate import ndcg
+from semsearch.layout import Layout
 from semsearch.plans import Plan
-from semsearch.schema import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 DIMS = 256  # a realistic row: the collection has an embedding column (left NULL here, as with defer=True)

@@ -18,8 +18,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from semsearch.errors import CollectionNotFoundError, ConfigurationError, SchemaVersionError
+from semsearch.layout import Layout, check_name
 from semsearch.plans import Plan
-from semsearch.schema import Layout, check_name
 from semsearch.statements import STATEMENTS_VERSION
 
 #: the newest migration of semsearch's own schema (``migrate.head()`` reads it from alembic;

@@ -11,7 +11,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from semsearch import catalog, ddl, sync
+from semsearch import catalog, ddl, table_sync
 from semsearch.catalog import CollectionInfo, schema_version
 from semsearch.collection import Collection
 from semsearch.config import Settings
@@ -20,8 +20,8 @@ from semsearch.errors import (
     ConfigurationError,
     InvalidNameError,
 )
+from semsearch.layout import MAX_USER_NAME, check_name
 from semsearch.replicas import ReplicaStatus, Router, replica_urls
-from semsearch.schema import MAX_USER_NAME, check_name
 from semsearch.server import check_server, redact, resolve_url
 
 T = TypeVar("T")
@@ -245,7 +245,7 @@ class Database:
                 if missing_ok:
                     return
                 raise catalog.not_found(name)
-            synced = sync.find(conn, collection=name)
+            synced = table_sync.find(conn, collection=name)
             if synced is not None:
                 raise ConfigurationError(
                     f"expected a collection no table is synced to, got {name!r} synced from {synced.table}: "
@@ -315,7 +315,7 @@ class Database:
         and ``tenant`` name columns (the key unique on its own; it becomes the hit's key as
         text), ``metadata`` a sequence of columns stored by name. The collection is created
         with ``model``/``dims``/``compression``/``embedder``, or reused if they match it (a
-        re-sync after a change of the table's columns). See :mod:`semsearch.sync`.
+        re-sync after a change of the table's columns). See :mod:`semsearch.table_sync`.
 
         Example::
 
@@ -324,28 +324,28 @@ class Database:
             products.backfill()
             # SELECT p.*, s.score FROM semsearch.search('products', :q, 10) s JOIN products p ON p.id::text = s.key
         """
-        return sync.sync_table(
+        return table_sync.sync_table(
             self, table, collection=collection, key=key, text=text, metadata=metadata, tenant=tenant,
             model=model, dims=dims, compression=compression, embedder=embedder,
         )  # fmt: skip
 
-    def unsync_table(self, table: str, *, drop_collection: bool = False) -> sync.SyncedTable:
+    def unsync_table(self, table: str, *, drop_collection: bool = False) -> table_sync.SyncedTable:
         """Remove the triggers of a synced table (and its collection, with ``drop_collection``).
 
         Example::
 
             db.unsync_table("products", drop_collection=True)
         """
-        return sync.unsync_table(self, table, drop_collection=drop_collection)
+        return table_sync.unsync_table(self, table, drop_collection=drop_collection)
 
-    def synced_tables(self) -> list[sync.SyncedTable]:
+    def synced_tables(self) -> list[table_sync.SyncedTable]:
         """Every table synced to a collection, by collection name.
 
         Example::
 
             [s.table for s in db.synced_tables()]    # ['public.products']
         """
-        return sync.synced_tables(self)
+        return table_sync.synced_tables(self)
 
     def grant(self, role: str, collection: str, *, write: bool = False) -> None:
         """Grant ``role`` exactly what searching one collection needs (and writing it, with ``write``).

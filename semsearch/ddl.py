@@ -17,8 +17,8 @@ from semsearch import bm25, catalog, statements
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, check_dims, default_dims
 from semsearch.errors import CollectionExistsError, ConfigurationError
+from semsearch.layout import BUILD_SETTINGS, Layout, check_name, settings_sql
 from semsearch.plans import Plan, default_plan
-from semsearch.schema import BUILD_SETTINGS, Layout, check_name, settings_sql
 from semsearch.values import check_text
 
 LOCAL_MODEL = "wordllama-l2-supercat"

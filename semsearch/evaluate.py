@@ -24,9 +24,9 @@ from psycopg import sql
 
 from semsearch import ingest
 from semsearch.errors import InvalidInputError
+from semsearch.layout import SCHEMA
 from semsearch.readers import Qrels, read_qrels
 from semsearch.results import SearchResult
-from semsearch.schema import SCHEMA
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection

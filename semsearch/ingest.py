@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from semsearch.embeddings.base import normalize_rows
 from semsearch.errors import InvalidInputError, WriteConflictError
-from semsearch.schema import Layout
+from semsearch.layout import Layout
 from semsearch.values import check_json, check_text
 
 if TYPE_CHECKING:

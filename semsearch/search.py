@@ -31,7 +31,7 @@ from semsearch.values import check_text
 if TYPE_CHECKING:
     import psycopg
 
-    from semsearch.schema import Layout
+    from semsearch.layout import Layout
 
 #: HNSW's default ef_search, the floor of the automatic one
 EF_FLOOR = 40

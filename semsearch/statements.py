@@ -1,4 +1,4 @@
-"""The search statements: composed from a collection's :class:`~semsearch.schema.Layout`.
+"""The search statements: composed from a collection's :class:`~semsearch.layout.Layout`.
 
 Every statement a search runs is built here, with ``psycopg.sql``, from the
 catalog's data (plan, dims, storage, table). Nothing is stored as SQL text and
@@ -24,7 +24,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from semsearch import bm25
-from semsearch.schema import SCHEMA, Layout
+from semsearch.layout import SCHEMA, Layout
 
 #: bump when a statement below changes: the catalog records, per collection, the version
 #: its SQL functions were created with, and migrations re-create them from this module

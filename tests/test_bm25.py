@@ -25,7 +25,7 @@ from psycopg import sql
 import semsearch
 from semsearch import bm25, statements
 from semsearch.evaluate import ndcg
-from semsearch.schema import Layout
+from semsearch.layout import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))

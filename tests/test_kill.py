@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from semsearch import model_migration
+from semsearch import model_switch
 from semsearch.demo import stdlib_corpus
 from semsearch.embeddings import embedder_for
 
@@ -198,7 +198,7 @@ N_DOCS = 2000
 
 MIGRATE = """
     import sys, semsearch
-    from semsearch.model_migration import migrate_model
+    from semsearch.model_switch import migrate_model
     with semsearch.connect(sys.argv[1]) as db:
         migrate_model(db, "docs", model="local", dims=128, batch_size=4, sample=10, k=5)
 """
@@ -224,7 +224,7 @@ def test_migrate_model_killed_during_its_backfill_then_run_again_switches_with_e
         assert N_DOCS // 4 <= len(before) < N_DOCS
     # killed before the switch: the collection is still the old one, searchable
     assert db.collection("docs").dims == 64 and len(db.collection("docs").search("read a tar archive", k=3)) == 3
-    report = model_migration.migrate_model(db, "docs", model="local", dims=128, sample=10, k=5)
+    report = model_switch.migrate_model(db, "docs", model="local", dims=128, sample=10, k=5)
     assert report.switched and (report.old_dims, report.new_dims, report.rows) == (64, 128, N_DOCS)
     live = db.collection("docs")
     # the resumed shadow itself was switched in, and its embedded rows kept

@@ -12,7 +12,7 @@ from psycopg import sql
 
 from semsearch import errors
 from semsearch.embeddings.local import LocalEmbedder
-from semsearch.model_migration import migrate_model
+from semsearch.model_switch import migrate_model
 
 PRODUCTS = """
 CREATE TABLE public.products (

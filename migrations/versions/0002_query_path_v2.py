@@ -54,8 +54,8 @@ def _run(stmt: sql.Composable) -> None:
 def rebuild_functions() -> None:
     """(Re)create every collection's functions from this library's statements."""
     from semsearch import bm25
+    from semsearch.layout import Layout
     from semsearch.plans import Plan
-    from semsearch.schema import Layout
     from semsearch.statements import STATEMENTS_VERSION, function_statements
 
     for name, table_name, dims, storage, compression, text_config in _collections():

@@ -25,7 +25,7 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-#: the statement-level triggers that wake watchers, on every collection table (semsearch/schema.py makes the same)
+#: the statement-level triggers that wake watchers, on every collection table (semsearch/layout.py makes the same)
 NOTIFY_TRIGGERS = {"semsearch_pending_ins": "INSERT", "semsearch_pending_upd": "UPDATE"}
 #: the per-sync functions (semsearch/sync.py), dropped with CASCADE: their triggers go with them
 SYNC_EVENTS = ("ins", "upd", "del", "tru")

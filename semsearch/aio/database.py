@@ -22,7 +22,7 @@ from semsearch.aio.collection import AsyncCollection
 from semsearch.catalog import CollectionInfo
 from semsearch.db import new_info, pool_options, prepare
 from semsearch.errors import ConfigurationError
-from semsearch.schema import check_name
+from semsearch.layout import check_name
 from semsearch.server import redact
 
 if TYPE_CHECKING:

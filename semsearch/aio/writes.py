@@ -13,7 +13,7 @@ import numpy as np
 import psycopg
 
 from semsearch import ingest
-from semsearch.schema import Layout
+from semsearch.layout import Layout
 
 
 async def write(

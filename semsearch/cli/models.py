@@ -35,11 +35,11 @@ def migrate_model(ctx: click.Context, name: str, rollback: bool, as_json: bool, 
       semsearch migrate-model docs --embedder mypkg.emb:make
       semsearch migrate-model docs --rollback
     """
-    from semsearch import model_migration
+    from semsearch import model_switch
 
     db = connect_db(ctx)
     if rollback:
-        model_migration.rollback(db, name)
+        model_switch.rollback(db, name)
         click.echo(f"{name} is back on the collection it replaced; the newer one is {name}__next")
         return
     embedder = None
@@ -47,7 +47,7 @@ def migrate_model(ctx: click.Context, name: str, rollback: bool, as_json: bool, 
         from semsearch.embeddings.factory import load_embedder
 
         embedder = load_embedder(o["embedder"], dims=o["dims"])
-    report = model_migration.migrate_model(
+    report = model_switch.migrate_model(
         db,
         name,
         embedder=embedder,

@@ -39,7 +39,7 @@ from semsearch import catalog, ddl
 from semsearch.catalog import CollectionInfo
 from semsearch.django.conf import SemsearchSettings
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
-from semsearch.schema import check_name
+from semsearch.layout import check_name
 
 __all__ = ["AlterCollection", "CreateCollection", "DropCollection"]
 

@@ -21,7 +21,7 @@ from semsearch.collection import Collection
 from semsearch.django import client
 from semsearch.django.conf import SemsearchSettings
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
-from semsearch.schema import check_name
+from semsearch.layout import check_name
 
 M = TypeVar("M", bound=type[models.Model])
 _registry: dict[type[models.Model], Registration] = {}

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapper
 
 from semsearch import indexing
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
-from semsearch.schema import check_name
+from semsearch.layout import check_name
 from semsearch.sqlalchemy.urls import libpq_url
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ import semsearch
 MODULES = sorted(
     m.name
     for m in pkgutil.walk_packages(semsearch.__path__, "semsearch.")
-    if not m.name.startswith(("semsearch.django", "semsearch.migrations"))
+    # alembic_ops: the deprecated alias of semsearch.alembic (it warns on import)
+    if not m.name.startswith(("semsearch.django", "semsearch.migrations", "semsearch.alembic_ops"))
 )
 
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from psycopg import sql
 
-from semsearch import errors, model_migration
+from semsearch import errors, model_switch
 from semsearch.cli import main
 from semsearch.demo import stdlib_corpus
 
@@ -35,16 +35,16 @@ def test_64_to_256_dims_with_searches_and_writes_during_the_build(db, docs):
     thread.start()
     try:
         # a write between the build and the switch is carried over by the switch
-        original = model_migration._compare
+        original = model_switch._compare
 
         def compare_then_write(old, new, **kw):
             old.add(keys=["late"], contents=["a row written while the migration ran"])
             return original(old, new, **kw)
 
-        model_migration._compare = compare_then_write
-        report = model_migration.migrate_model(db, "docs", model="local", dims=256, sample=20, k=5)
+        model_switch._compare = compare_then_write
+        report = model_switch.migrate_model(db, "docs", model="local", dims=256, sample=20, k=5)
     finally:
-        model_migration._compare = original
+        model_switch._compare = original
         stop.set()
         thread.join()
     assert seen and all(n == 3 for n in seen)
@@ -54,7 +54,7 @@ def test_64_to_256_dims_with_searches_and_writes_during_the_build(db, docs):
     assert live.dims == 256 and live.count() == 601 and live.pending() == 0
     assert live.search("a row written while the migration ran", k=1).keys == ["late"]
     assert db.collection("docs__prev").dims == 64
-    model_migration.rollback(db, "docs")
+    model_switch.rollback(db, "docs")
     assert (
         db.collection("docs").dims == 64
         and db.collection("docs").search("parse a date from a string", k=5).keys == before
@@ -79,9 +79,9 @@ def test_cli_no_switch_then_switch_then_rollback(db, db_url, docs):
 
 
 def test_resume_refuses_a_shadow_for_another_model(db, docs):
-    model_migration.migrate_model(db, "docs", dims=128, switch=False, sample=5)
+    model_switch.migrate_model(db, "docs", dims=128, switch=False, sample=5)
     with pytest.raises(errors.ConfigurationError, match="expected 'docs__next' to be a migration to"):
-        model_migration.migrate_model(db, "docs", dims=256, sample=5)
+        model_switch.migrate_model(db, "docs", dims=256, sample=5)
 
 
 def test_a_text_the_new_model_refuses_stops_the_switch_and_is_listed(db):
@@ -95,13 +95,13 @@ def test_a_text_the_new_model_refuses_stops_the_switch_and_is_listed(db):
         server.refused[texts[7]] = "this text is refused"
         emb = OpenAIEmbedder(dims=256, base_url=server.base_url, api_key="k", max_retries=0)
         with pytest.raises(errors.EmbeddingError, match=r"got 1 refused \('7'; see 'docs__next'.quarantined\(\)\)"):
-            model_migration.migrate_model(db, "docs", embedder=emb, sample=5)
+            model_switch.migrate_model(db, "docs", embedder=emb, sample=5)
         assert db.collection("docs").dims == 64  # still the old collection
         assert [k for k, _ in db.collection("docs__next").quarantined()] == ["7"]
         # the text is fixed in the shadow's source; the rerun resumes and switches
         server.refused.clear()
         col.add(keys=[7], contents=["note 7, rewritten"])
-        report = model_migration.migrate_model(db, "docs", embedder=emb, sample=5)
+        report = model_switch.migrate_model(db, "docs", embedder=emb, sample=5)
     assert report.switched and db.collection("docs").dims == 256 and db.collection("docs").pending() == 0
 
 
@@ -110,7 +110,7 @@ def test_a_handle_opened_before_the_switch_writes_and_searches_the_live_collecti
     old model (with equal dims: overlap 0.0 with the right answer, no error)."""
     stale = db.collection("docs")
     stale.search("read a tar archive", k=3)  # its embedder is made: the old model
-    model_migration.migrate_model(db, "docs", model="local", dims=128, sample=10, k=5)
+    model_switch.migrate_model(db, "docs", model="local", dims=128, sample=10, k=5)
     fresh = db.collection("docs")
     assert fresh.dims == 128
     got = stale.add(["late"], ["a row written through a handle opened before the switch"])
@@ -129,7 +129,7 @@ def test_a_handle_opened_before_the_switch_writes_and_searches_the_live_collecti
         stale.search(query, k=5, where={"module": "datetime"}).keys
         == fresh.search(query, k=5, where={"module": "datetime"}).keys
     )
-    model_migration.rollback(db, "docs")
+    model_switch.rollback(db, "docs")
     assert db.collection("docs").add(["after"], ["a row after the rollback"]).inserted == 1
 
 
@@ -154,7 +154,7 @@ def test_no_acknowledged_write_is_lost_across_the_switch(db, docs):
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        model_migration.migrate_model(db, "docs", model="local", dims=128, sample=10, k=5)
+        model_switch.migrate_model(db, "docs", model="local", dims=128, sample=10, k=5)
         time.sleep(0.3)  # writes after the switch too
     finally:
         stop.set()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psycopg import sql
 
-from semsearch import ddl, sync
+from semsearch import ddl, table_sync
 from semsearch.embeddings import Embedder, embedder_for
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, EmbeddingError
 
@@ -125,7 +125,7 @@ def migrate_model(
     """
     old = db.collection(name)
     with db.connection() as conn:
-        synced = sync.find(conn, collection=name)
+        synced = table_sync.find(conn, collection=name)
     if synced is not None:
         # its triggers write to the table the switch would retire
         raise ConfigurationError(

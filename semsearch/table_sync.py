@@ -44,8 +44,8 @@ from semsearch.catalog import CollectionInfo
 from semsearch.ddl import LOCAL_MODEL, make_info
 from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError
+from semsearch.layout import check_name
 from semsearch.plans import Plan
-from semsearch.schema import check_name
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection

@@ -22,7 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 import semsearch.migrate
 from semsearch import ddl, errors
 from semsearch import statements as search_statements
-from semsearch.alembic_ops import (
+from semsearch.alembic import (
     AlterCollectionOp,
     CreateCollectionOp,
     DropCollectionOp,
@@ -36,8 +36,8 @@ ODD_MODEL = "odd :label %s 100% ?x $1 \\:y"
 
 ENV_PY = """
 from alembic import context
-import semsearch.alembic_ops  # noqa: F401
-from semsearch.alembic_ops import include_name, include_object
+import semsearch.alembic  # noqa: F401
+from semsearch.alembic import include_name, include_object
 
 if context.is_offline_mode():
     context.configure(url="postgresql+psycopg://", literal_binds=True, dialect_opts={"paramstyle": "named"})
@@ -69,7 +69,7 @@ MIGRATIONS = {
         op.alter_collection("movies", compression="mrl:256", hnsw_m=12, old={"compression": "bit", "hnsw_m": 16})
         """,
         """
-        from semsearch.alembic_ops import AlterCollectionOp
+        from semsearch.alembic import AlterCollectionOp
         change = AlterCollectionOp("movies", compression="mrl:256", hnsw_m=12, old={"compression": "bit", "hnsw_m": 16})
         op.invoke(change.reverse())
         """,
@@ -297,3 +297,13 @@ def test_reverses_and_errors(tmp_path, migrate, engine, db_url):
     semsearch.migrate.downgrade(db_url)
     with engine.connect() as conn, pytest.raises(errors.SchemaVersionError, match="semsearch db upgrade"):
         Operations(MigrationContext.configure(conn)).drop_collection("movies")
+
+
+def test_the_0_1_0_module_name_still_works_and_says_where_it_moved():
+    import importlib
+    import sys
+
+    sys.modules.pop("semsearch.alembic_ops", None)
+    with pytest.warns(DeprecationWarning, match="semsearch.alembic_ops is now semsearch.alembic"):
+        old = importlib.import_module("semsearch.alembic_ops")
+    assert old.include_object is include_object and old.AlterCollectionOp is AlterCollectionOp
