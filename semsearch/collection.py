@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, ingest, statements
+from semsearch import catalog, ingest, statements, writes
 from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, embedder_for
 from semsearch.errors import ConfigurationError, InvalidInputError
+from semsearch.measuring import Measuring
 from semsearch.results import SearchResult
 
 if TYPE_CHECKING:
@@ -33,7 +31,7 @@ T = TypeVar("T")
 CATALOG_CHECK_SECONDS = 1.0
 
 
-class Collection:
+class Collection(Measuring):
     """Rows of text with their embeddings, searchable by meaning.
 
     Get one from :meth:`Database.create_collection` or :meth:`Database.collection`.
@@ -110,71 +108,7 @@ class Collection:
             col.add(keys=["m1"], contents=["Toy Story"], embeddings=vecs, metadata=[{"year": 1995}])
             col.add(keys=["t1"], contents=["invoice 42"], tenant="acme")   # one tenant for the batch
         """
-        return self._add(keys, contents, embeddings, metadata, tenant, defer=defer, copy_first=False)
-
-    def _add(
-        self,
-        keys: Sequence[str | int],
-        contents: Sequence[str],
-        embeddings: Any,
-        metadata: Sequence[Mapping[str, Any] | None] | None,
-        tenant: str | Sequence[str | None] | None,
-        *,
-        defer: bool,
-        copy_first: bool,
-    ) -> ingest.AddResult:
-        """:meth:`add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert."""
-        rows = ingest.check_rows(keys, contents, metadata, tenant)
-        if self.info.tenant_required:
-            ingest.check_tenants_required(rows, self.name)
-        if not rows.keys:
-            return ingest.AddResult(0, 0, 0)
-
-        def embed_and_write() -> ingest.AddResult:
-            # run again in full after a model switch: the vectors must be the live model's
-            embedded = reused = 0
-            vectors: Sequence[np.ndarray | None]
-            if embeddings is not None:
-                vectors = list(ingest.check_vectors(embeddings, n=len(rows.keys), dims=self.dims))
-            else:
-                vectors, embedded, reused = self._embed_missing(rows, defer=defer)
-            inserted, updated = self._write(rows, vectors, copy_first=copy_first)
-            unchanged = len(rows.keys) - inserted - updated
-            return ingest.AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
-
-        return self._following_switches(embed_and_write)
-
-    def _write(self, rows: ingest.Rows, vectors: Sequence[np.ndarray | None], *, copy_first: bool) -> tuple[int, int]:
-        with self.db.connection() as conn, conn.transaction():
-            if copy_first:
-                # the table started empty: most batches are all new keys, which COPY takes directly
-                try:
-                    with conn.transaction():
-                        return ingest.copy_new(conn, self.layout, rows, vectors), 0
-                except (psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback):
-                    pass  # a key already stored, or a deadlock with a writer outside semsearch: the upsert decides
-            inserted, updated = ingest.write(conn, self.layout, rows, vectors)
-        return inserted, updated
-
-    def _following_switches(self, write: Callable[[], T]) -> T:
-        """Run a write; if migrate-model switched this collection to another table meanwhile, reload and rerun it."""
-        try:
-            return write()
-        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
-            if not ingest.switched(exc):
-                raise
-            self._reload()
-            return write()
-
-    def _embed_missing(self, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
-        hashes = rows.hashes()
-        with self.db.connection() as conn:
-            known: dict[bytes, np.ndarray | None] = dict(ingest.stored_vectors(conn, self.layout, hashes))
-        todo = ingest.to_embed(rows, hashes, known)
-        if todo and not defer:
-            known.update(zip(todo.keys(), self.embedder.embed(list(todo.values())), strict=True))
-        vectors = [known.get(h) for h in hashes]
-        return vectors, 0 if defer else len(todo), len(hashes) - len(todo)
+        return writes.add(self, keys, contents, embeddings, metadata, tenant, defer=defer, copy_first=False)
 
     def add_many(
         self,
@@ -205,45 +139,10 @@ class Collection:
 
             col.add_many(({"key": i, "content": t} for i, t in enumerate(texts)), progress=True)
         """
-        if bulk is None:
-            # empty, or a bulk load killed before it built the index: (re)build it once at the end
-            bulk = self._is_empty() or not self._has_index()
-        stream = partial(self._add_stream, records, batch_size=batch_size, progress=progress, total=total, defer=defer)
-        if not bulk:
-            result = stream(bulk=False)
-        else:
-            with self._index_deferred(progress=progress):
-                result = stream(bulk=True)
-        tuned = None
-        if autotune and result.inserted and not defer:
-            from semsearch.tune import autotune as run_autotune
-
-            tuned = run_autotune(self, after_bulk_load=bulk)
-            if tuned is not None:
-                self.info = tuned_info = self.db.collection(self.name).info
-                self.layout = tuned_info.layout
-                if progress:
-                    tqdm.write(f"autotune: {tuned}")
-        return replace(result, tuned=tuned)
-
-    def _is_empty(self) -> bool:
-        with self.db.connection() as conn:
-            return conn.execute(ingest.empty_statement(self.layout)).fetchone()[0]  # type: ignore[index]
-
-    def _has_index(self) -> bool:
-        with self.db.connection() as conn:
-            return conn.execute(*ingest.index_exists(self.layout)).fetchone()[0]  # type: ignore[index]
-
-    @contextmanager
-    def _index_deferred(self, *, progress: bool) -> Iterator[None]:
-        """Drop the HNSW index for a load and build it once afterwards, even if the load fails."""
-        with self.db.connection() as conn:
-            conn.execute(ingest.drop_index_statement(self.layout))
-        try:
-            yield
-        finally:
-            # the table was just loaded: a plain (parallel) build, which blocks writes but not searches
-            self.rebuild_index(progress=progress, concurrently=False)
+        return writes.add_many(
+            self, records, batch_size=batch_size, progress=progress, total=total, bulk=bulk, defer=defer,
+            autotune=autotune,
+        )  # fmt: skip
 
     def rebuild_index(self, *, progress: bool = False, concurrently: bool = True) -> float:
         """(Re)build the HNSW index on the compressed copy next to the live one and swap it in; return seconds.
@@ -260,38 +159,6 @@ class Collection:
             tqdm.write(f"building the hnsw index of {self.name} ...")
         self.db.replace_index(self.info, concurrently=concurrently)
         return time.perf_counter() - started
-
-    def _add_stream(
-        self,
-        records: Iterable[Mapping[str, Any]],
-        *,
-        batch_size: int,
-        progress: bool,
-        total: int | None,
-        defer: bool = False,
-        bulk: bool = False,
-    ) -> ingest.AddResult:
-        totals = ingest.AddResult(0, 0, 0)
-        bar = tqdm(total=total, unit="rows", disable=not progress, desc=f"ingest {self.name}")
-        batch: list[Mapping[str, Any]] = []
-
-        def flush() -> None:
-            nonlocal totals
-            got = self._add(*ingest.batch_columns(batch), defer=defer, copy_first=bulk)
-            totals += got
-            bar.update(len(batch))
-            batch.clear()
-
-        try:
-            for rec in records:
-                batch.append(rec)
-                if len(batch) >= batch_size:
-                    flush()
-            if batch:
-                flush()
-        finally:
-            bar.close()
-        return totals
 
     def pending(self) -> int:
         """Rows stored with ``defer=True`` that still wait for an embedding (not those in quarantine)."""
@@ -365,13 +232,7 @@ class Collection:
             col.delete("doc1")            # one key, not the keys "d", "o", "c", "1"
             col.delete(["doc1", 42])
         """
-        keys_s = ingest.check_keys(keys)
-
-        def delete() -> int:
-            with self.db.connection() as conn:
-                return conn.execute(ingest.delete_statement(self.layout), [keys_s]).rowcount
-
-        return self._following_switches(delete)
+        return writes.delete(self, keys)
 
     def search(
         self,
@@ -505,117 +366,3 @@ class Collection:
             self._embedder = None
         self.info, self.layout = info, info.layout
         self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
-
-    def evaluate(
-        self,
-        queries: Any = None,
-        *,
-        sample: int | None = None,
-        k: int = 10,
-        qrels: Any = None,
-        oversample: float | None = None,
-        ef_search: int | None = None,
-        repeat: int = 3,
-        seed: int = 0,
-        measure_build: bool = False,
-    ) -> EvalReport:
-        """Measure recall@k against exact search, latency and size.
-
-        See :func:`semsearch.evaluate.evaluate` for the arguments.
-
-        Example::
-
-            print(col.evaluate(sample=200))                   # recall, p50/p95 ms, qps, sizes
-            col.evaluate(["what is lift?"], qrels="qrels.trec").ndcg_at_10
-        """
-        from semsearch.evaluate import evaluate
-
-        return evaluate(
-            self,
-            queries,
-            sample=sample,
-            k=k,
-            qrels=qrels,
-            oversample=oversample,
-            ef_search=ef_search,
-            repeat=repeat,
-            seed=seed,
-            measure_build=measure_build,
-        )
-
-    def sweep(
-        self,
-        queries: Any = None,
-        *,
-        sample: int | None = None,
-        oversamples: Sequence[float] = (1, 2, 4, 8, 16, 32),
-        k: int = 10,
-        ef_search: int | None = None,
-        repeat: int = 3,
-        seed: int = 0,
-    ) -> list[EvalReport]:
-        """Recall and latency at each oversampling factor; see :func:`semsearch.evaluate.sweep`.
-
-        Example::
-
-            from semsearch.evaluate import plot_sweep
-            plot_sweep(col.sweep(sample=200, oversamples=[1, 2, 4, 8]), "recall.png")
-        """
-        from semsearch.evaluate import sweep
-
-        return sweep(
-            self, queries, sample=sample, oversamples=oversamples, k=k, ef_search=ef_search, repeat=repeat, seed=seed
-        )
-
-    def tune_hybrid(self, queries: Any, qrels: Any) -> HybridTuneResult:
-        """Pick the hybrid fusion and weights with the best nDCG@10 on judged queries and store them.
-
-        See :func:`semsearch.fusion.tune_hybrid`; later hybrid searches (and
-        ``semsearch.hybrid_search()``) use the stored setting.
-
-        Example::
-
-            col.tune_hybrid(queries, "cranqrel").best      # FusionPoint('blend', 0.35, 0.65, 0.41)
-        """
-        from semsearch.fusion import tune_hybrid
-
-        return tune_hybrid(self, queries, qrels)
-
-    def tune(
-        self,
-        *,
-        target_recall: float = 0.99,
-        k: int = 10,
-        sample: int = 200,
-        queries: Any = None,
-        max_oversample: float = 64.0,
-        seed: int = 0,
-    ) -> TuneResult:
-        """Find and store the smallest oversampling reaching ``target_recall``.
-
-        Searches that give no ``oversample=`` / ``ef_search=`` use the tuned values;
-        see :func:`semsearch.tune.tune` for how it searches.
-
-        Example::
-
-            result = col.tune(target_recall=0.99, k=10)
-            result.reached, result.oversample, col.info.oversample   # True, 3.2, 3.2
-        """
-        from semsearch.tune import tune
-
-        return tune(
-            self,
-            target_recall=target_recall,
-            k=k,
-            sample=sample,
-            queries=queries,
-            max_oversample=max_oversample,
-            seed=seed,
-        )
-
-
-# for annotations only: the methods import evaluate / tune when called, not with every collection
-if TYPE_CHECKING:
-    from semsearch.evaluate import EvalReport
-    from semsearch.fusion import HybridTuneResult
-    from semsearch.tune import TuneResult

@@ -1,0 +1,199 @@
+"""A collection's write path: check, embed only what is new, write each batch in one transaction.
+
+:class:`~semsearch.collection.Collection`'s ``add``, ``add_many`` and ``delete`` come
+here; the statements are :mod:`semsearch.ingest`'s. A write that meets a collection
+switched to another table by ``migrate-model`` reloads the handle and runs again in
+full (its vectors must be the live model's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import psycopg
+from tqdm import tqdm
+
+from semsearch import ingest
+
+if TYPE_CHECKING:
+    from semsearch.collection import Collection
+
+T = TypeVar("T")
+
+
+def add(
+    col: Collection,
+    keys: Sequence[str | int],
+    contents: Sequence[str],
+    embeddings: Any,
+    metadata: Sequence[Mapping[str, Any] | None] | None,
+    tenant: str | Sequence[str | None] | None,
+    *,
+    defer: bool,
+    copy_first: bool,
+) -> ingest.AddResult:
+    """:meth:`Collection.add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert."""
+    rows = ingest.check_rows(keys, contents, metadata, tenant)
+    if col.info.tenant_required:
+        ingest.check_tenants_required(rows, col.name)
+    if not rows.keys:
+        return ingest.AddResult(0, 0, 0)
+
+    def embed_and_write() -> ingest.AddResult:
+        # run again in full after a model switch: the vectors must be the live model's
+        embedded = reused = 0
+        vectors: Sequence[np.ndarray | None]
+        if embeddings is not None:
+            vectors = list(ingest.check_vectors(embeddings, n=len(rows.keys), dims=col.dims))
+        else:
+            vectors, embedded, reused = embed_missing(col, rows, defer=defer)
+        inserted, updated = write(col, rows, vectors, copy_first=copy_first)
+        unchanged = len(rows.keys) - inserted - updated
+        return ingest.AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
+
+    return following_switches(col, embed_and_write)
+
+
+def write(
+    col: Collection, rows: ingest.Rows, vectors: Sequence[np.ndarray | None], *, copy_first: bool
+) -> tuple[int, int]:
+    """Write one checked batch in one transaction; ``(inserted, updated)``."""
+    with col.db.connection() as conn, conn.transaction():
+        if copy_first:
+            # the table started empty: most batches are all new keys, which COPY takes directly
+            try:
+                with conn.transaction():
+                    return ingest.copy_new(conn, col.layout, rows, vectors), 0
+            except (psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback):
+                pass  # a key already stored, or a deadlock with a writer outside semsearch: the upsert decides
+        inserted, updated = ingest.write(conn, col.layout, rows, vectors)
+    return inserted, updated
+
+
+def following_switches(col: Collection, write: Callable[[], T]) -> T:
+    """Run a write; if migrate-model switched the collection to another table meanwhile, reload and rerun it."""
+    try:
+        return write()
+    except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+        if not ingest.switched(exc):
+            raise
+        col._reload()
+        return write()
+
+
+def embed_missing(col: Collection, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
+    """The batch's vectors: stored ones reused by content hash, the rest embedded (or left None with ``defer``)."""
+    hashes = rows.hashes()
+    with col.db.connection() as conn:
+        known: dict[bytes, np.ndarray | None] = dict(ingest.stored_vectors(conn, col.layout, hashes))
+    todo = ingest.to_embed(rows, hashes, known)
+    if todo and not defer:
+        known.update(zip(todo.keys(), col.embedder.embed(list(todo.values())), strict=True))
+    vectors = [known.get(h) for h in hashes]
+    return vectors, 0 if defer else len(todo), len(hashes) - len(todo)
+
+
+def add_many(
+    col: Collection,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    batch_size: int,
+    progress: bool,
+    total: int | None,
+    bulk: bool | None,
+    defer: bool,
+    autotune: bool,
+) -> ingest.AddResult:
+    """:meth:`Collection.add_many`: batches, the bulk-load index build, then autotune."""
+    if bulk is None:
+        # empty, or a bulk load killed before it built the index: (re)build it once at the end
+        bulk = is_empty(col) or not has_index(col)
+    stream = partial(add_stream, col, records, batch_size=batch_size, progress=progress, total=total, defer=defer)
+    if not bulk:
+        result = stream(bulk=False)
+    else:
+        with index_deferred(col, progress=progress):
+            result = stream(bulk=True)
+    tuned = None
+    if autotune and result.inserted and not defer:
+        from semsearch.tune import autotune as run_autotune
+
+        tuned = run_autotune(col, after_bulk_load=bulk)
+        if tuned is not None:
+            col.info = tuned_info = col.db.collection(col.name).info
+            col.layout = tuned_info.layout
+            if progress:
+                tqdm.write(f"autotune: {tuned}")
+    return replace(result, tuned=tuned)
+
+
+def is_empty(col: Collection) -> bool:
+    with col.db.connection() as conn:
+        return conn.execute(ingest.empty_statement(col.layout)).fetchone()[0]  # type: ignore[index]
+
+
+def has_index(col: Collection) -> bool:
+    with col.db.connection() as conn:
+        return conn.execute(*ingest.index_exists(col.layout)).fetchone()[0]  # type: ignore[index]
+
+
+@contextmanager
+def index_deferred(col: Collection, *, progress: bool) -> Iterator[None]:
+    """Drop the HNSW index for a load and build it once afterwards, even if the load fails."""
+    with col.db.connection() as conn:
+        conn.execute(ingest.drop_index_statement(col.layout))
+    try:
+        yield
+    finally:
+        # the table was just loaded: a plain (parallel) build, which blocks writes but not searches
+        col.rebuild_index(progress=progress, concurrently=False)
+
+
+def add_stream(
+    col: Collection,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    batch_size: int,
+    progress: bool,
+    total: int | None,
+    defer: bool = False,
+    bulk: bool = False,
+) -> ingest.AddResult:
+    """Add ``records`` in batches of ``batch_size``, one transaction each; the summed result."""
+    totals = ingest.AddResult(0, 0, 0)
+    bar = tqdm(total=total, unit="rows", disable=not progress, desc=f"ingest {col.name}")
+    batch: list[Mapping[str, Any]] = []
+
+    def flush() -> None:
+        nonlocal totals
+        got = add(col, *ingest.batch_columns(batch), defer=defer, copy_first=bulk)
+        totals += got
+        bar.update(len(batch))
+        batch.clear()
+
+    try:
+        for rec in records:
+            batch.append(rec)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
+    finally:
+        bar.close()
+    return totals
+
+
+def delete(col: Collection, keys: str | int | Iterable[str | int]) -> int:
+    """:meth:`Collection.delete`: the rows with these keys; how many existed."""
+    keys_s = ingest.check_keys(keys)
+
+    def run() -> int:
+        with col.db.connection() as conn:
+            return conn.execute(ingest.delete_statement(col.layout), [keys_s]).rowcount
+
+    return following_switches(col, run)
