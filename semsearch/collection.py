@@ -125,9 +125,10 @@ class Collection:
     ) -> ingest.AddResult:
         """:meth:`add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert."""
         rows = ingest.check_rows(keys, contents, metadata, tenant)
-        if self.info.tenant_required and None in rows.tenants:
+        if (self.info.tenant_required or self.layout.distributed_by == "tenant") and None in rows.tenants:
+            why = "tenant_required" if self.info.tenant_required else "distributed by tenant"
             raise InvalidInputError(
-                f"expected a tenant for every row of collection {self.name!r} (tenant_required), "
+                f"expected a tenant for every row of collection {self.name!r} ({why}), "
                 f"got none at position {rows.tenants.index(None)}"
             )
         if not rows.keys:
@@ -375,6 +376,9 @@ class Collection:
         stmt = sql.SQL(
             'DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE key = ANY(%s) ORDER BY key COLLATE "C" FOR UPDATE)'
         )
+        if self.layout.distributed_by is not None:
+            # Citus locks rows across shards only in a router query: each shard deletes its own keys
+            stmt = sql.SQL("DELETE FROM {t} WHERE key = ANY(%s)")
 
         def delete() -> int:
             with self.db.connection() as conn:

@@ -10,7 +10,9 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from semsearch import catalog, ddl
+from psycopg import sql
+
+from semsearch import catalog, ddl, distributed
 from semsearch.catalog import CollectionInfo, schema_version
 from semsearch.collection import Collection
 from semsearch.embeddings import Embedder
@@ -124,6 +126,7 @@ class Database:
         tenant_required: bool = False,
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
+        distribute_by: str | None = None,
     ) -> Collection:
         """Create a collection (its table, HNSW index on the compressed copy, catalog row).
 
@@ -137,6 +140,8 @@ class Database:
         ``tenant_required`` refuses writes and searches without ``tenant=`` (Python, CLI and
         the SQL functions; the table refuses rows without one from any writer).
         ``bm25_k1``/``bm25_b``: BM25's parameters for ``mode="text"`` and hybrid.
+        ``distribute_by`` (``"key"`` or ``"tenant"``, on a Citus coordinator) shards the
+        table over the workers: see :meth:`distribute_collection`.
 
         Example::
 
@@ -161,6 +166,8 @@ class Database:
             bm25_k1=bm25_k1,
             bm25_b=bm25_b,
         )
+        if distribute_by is not None:
+            info = distributed.distributed_info(info, distribute_by)
         # two creators of one name: the second waits for the lock, then finds the first one's row
         with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
             exists = conn.execute("SELECT 1 FROM semsearch.collections WHERE name = %s", [name]).fetchone()
@@ -170,9 +177,44 @@ class Database:
                 conn.execute("SELECT %s::regconfig", [text_config])
             except psycopg.errors.UndefinedObject as exc:
                 raise ConfigurationError(f"expected a text search configuration, got {text_config!r}") from exc
-            for stmt in ddl.create_statements(info):
+            if info.distributed_by is not None:
+                distributed.check_citus(conn)
+            for stmt in ddl.create_statements(info) if info.distributed_by is None else distributed.create_statements(info):
                 conn.execute(stmt)
         return self.collection(name, embedder=embedder)
+
+    def distribute_collection(self, name: str, *, by: str = "key") -> Collection:
+        """Shard a collection's table over a Citus cluster's workers (run on the coordinator).
+
+        ``by="key"`` spreads rows evenly and every search asks every shard.
+        ``by="tenant"`` keeps each tenant's rows on one shard, so a search with
+        ``tenant=`` runs on one worker; keys are then unique per tenant and every row
+        needs a tenant. The rows move to the shards in one transaction (writes wait).
+        Text search ranks by ``ts_rank`` instead of BM25 once distributed (see
+        :mod:`semsearch.distributed` and README, "Scaling out").
+
+        Example::
+
+            db.distribute_collection("docs", by="key")
+            db.distribute_collection("tickets", by="tenant")
+        """
+        old = self._info(name)
+        new = distributed.distributed_info(old, by)
+        if old.distributed_by is not None:
+            raise ConfigurationError(f"expected a collection on one server, got {name!r} distributed by {old.distributed_by}")
+        with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
+            distributed.check_citus(conn)
+            if by == "tenant":
+                missing = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {} WHERE tenant IS NULL").format(old.layout.table)
+                ).fetchone()
+                if missing and missing[0]:
+                    raise ConfigurationError(
+                        f"expected a tenant on every row of {name!r} to distribute by tenant, got {missing[0]} without"
+                    )
+            for stmt in distributed.distribute_statements(old, new):
+                conn.execute(stmt)
+        return self.collection(name)
 
     def _info(self, name: str) -> CollectionInfo:
         with self.connection() as conn:
@@ -290,6 +332,8 @@ class Database:
                     for stmt in ddl.reset_build_settings_statements():
                         conn.execute(stmt)
                 with conn.transaction():
+                    if info.distributed_by is not None:
+                        conn.execute(distributed.SEQUENTIAL)
                     for stmt in ddl.swap_index_statements(info, replan=replan):
                         conn.execute(stmt)
             else:

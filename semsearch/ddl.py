@@ -169,7 +169,7 @@ def replan(
             f"expected the same funnel stages ({before or 'none'}), got {after or 'none'}: they are stored columns "
             "and changing them rewrites the table; build a new collection with migrate-model instead"
         )
-    return make_info(
+    new = make_info(
         info.name,
         dims=info.dims,
         model=info.model,
@@ -186,6 +186,7 @@ def replan(
         bm25_k1=info.bm25_k1,
         bm25_b=info.bm25_b,
     )
+    return replace(new, distributed_by=info.distributed_by)
 
 
 def build_index_statement(info: CollectionInfo, *, concurrently: bool) -> sql.Composed:

@@ -205,20 +205,32 @@ def write(
     conn.execute(sql.SQL("TRUNCATE {}").format(stage))
     # this upsert sets each row's vector itself (the given one, the stored one for an
     # unchanged text, or none): the stale-vector trigger is for other writers
-    conn.execute(UPSERT_SETTING)
+    if layout.distributed_by is None:
+        conn.execute(UPSERT_SETTING)
+    else:
+        # the stale-vector trigger runs on the workers: the setting must reach them
+        conn.execute("SET LOCAL citus.propagate_set_commands = 'local'")
+        conn.execute("SET LOCAL semsearch.upsert = 'on'")
     _copy(conn, stage, rows, vectors)
     # xmax = 0 marks a freshly inserted tuple; the WHERE skips rows that did not change
     upsert = sql.SQL(
         "WITH up AS ("
         "INSERT INTO {t} AS t (key, content, metadata, tenant, embedding) "
         'SELECT key, content, metadata, tenant, embedding FROM {s} ORDER BY key COLLATE "C" '
-        "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
-        "tenant = EXCLUDED.tenant, embedding = {keep}, updated_at = now() "
+        "ON CONFLICT ({unique}) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
+        "{tenant}embedding = {keep}, updated_at = EXCLUDED.updated_at "
         "WHERE (t.content, t.metadata, t.tenant, t.embedding) IS DISTINCT FROM "
         "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.tenant, {keep}) "
         "RETURNING (xmax = 0) AS ins) "
         "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
-    ).format(t=layout.table, s=stage, keep=_KEEP_EMBEDDING)
+    ).format(
+        t=layout.table,
+        s=stage,
+        keep=_KEEP_EMBEDDING,
+        unique=layout.unique_key,
+        # a key is stored once per tenant there, and Citus refuses to update a distribution column
+        tenant=sql.SQL("" if layout.distributed_by == "tenant" else "tenant = EXCLUDED.tenant, "),
+    )
     for attempt in (1, 2):
         try:
             # a savepoint: a deadlock aborts only the upsert, whose locks it releases
