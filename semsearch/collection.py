@@ -235,7 +235,7 @@ class Collection:
 
     def _is_empty(self) -> bool:
         with self.db.connection() as conn:
-            return conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(self.layout.table)).fetchone()[0]  # type: ignore[index]
+            return conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(self.layout.table)).fetchone()[0]  # type: ignore[index]
 
     def _has_index(self) -> bool:
         with self.db.connection() as conn:

@@ -339,6 +339,7 @@ class Database:
             else:
                 with conn.transaction():
                     for stmt in [
+                        *([distributed.SEQUENTIAL] if info.distributed_by is not None else []),
                         *ddl.build_settings_statements(local=True),
                         ddl.build_index_statement(info, concurrently=False),
                         *ddl.swap_index_statements(info, replan=replan),

