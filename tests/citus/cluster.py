@@ -98,7 +98,7 @@ def start(root: Path) -> str:
     env = {**os.environ, "SEMSEARCH_DATABASE_URL": url}
     # `semsearch db upgrade`, with this interpreter (the venv's script may import another checkout)
     cli = "import sys; from semsearch.cli import main; sys.exit(main())"
-    subprocess.run([sys.executable, "-c", cli, "db", "upgrade"], check=True, env=env)
+    subprocess.run([sys.executable, "-c", cli, "db", "upgrade"], check=True, env=env, stdout=sys.stderr)
     (root / "url").write_text(url)
     return url
 
