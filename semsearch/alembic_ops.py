@@ -275,7 +275,7 @@ def _build_and_swap(operations: Operations, info: CollectionInfo, *, concurrentl
     build = ddl.build_index_statement(info, concurrently=concurrently)
     if not concurrently:
         # local to the migration's transaction, like the build itself
-        _run(operations, [drop_next, *ddl.build_settings_statements(local=True), build])
+        _run(operations, [*ddl.distributed_prefix(info), drop_next, *ddl.build_settings_statements(local=True), build])
     else:
         context = operations.get_context()
         # autocommit_block() can only commit a transaction alembic began itself (it asserts otherwise)
@@ -294,4 +294,5 @@ def _build_and_swap(operations: Operations, info: CollectionInfo, *, concurrentl
             finally:
                 # the session is the user's migration connection: leave it as we found it
                 _run(operations, settings_sql(saved, local=False))
-    _run(operations, ddl.swap_index_statements(info, replan=replan))
+    swap = ddl.swap_index_statements(info, replan=replan)
+    _run(operations, swap if not concurrently else [*ddl.distributed_prefix(info), *swap])

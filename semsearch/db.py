@@ -165,9 +165,8 @@ class Database:
             tenant_required=tenant_required,
             bm25_k1=bm25_k1,
             bm25_b=bm25_b,
+            distribute_by=distribute_by,
         )
-        if distribute_by is not None:
-            info = distributed.distributed_info(info, distribute_by)
         # two creators of one name: the second waits for the lock, then finds the first one's row
         with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
             exists = conn.execute("SELECT 1 FROM semsearch.collections WHERE name = %s", [name]).fetchone()
@@ -179,7 +178,7 @@ class Database:
                 raise ConfigurationError(f"expected a text search configuration, got {text_config!r}") from exc
             if info.distributed_by is not None:
                 distributed.check_citus(conn)
-            for stmt in ddl.create_statements(info) if info.distributed_by is None else distributed.create_statements(info):
+            for stmt in ddl.create_statements(info):
                 conn.execute(stmt)
         return self.collection(name, embedder=embedder)
 
@@ -332,14 +331,12 @@ class Database:
                     for stmt in ddl.reset_build_settings_statements():
                         conn.execute(stmt)
                 with conn.transaction():
-                    if info.distributed_by is not None:
-                        conn.execute(distributed.SEQUENTIAL)
-                    for stmt in ddl.swap_index_statements(info, replan=replan):
+                    for stmt in [*ddl.distributed_prefix(info), *ddl.swap_index_statements(info, replan=replan)]:
                         conn.execute(stmt)
             else:
                 with conn.transaction():
                     for stmt in [
-                        *([distributed.SEQUENTIAL] if info.distributed_by is not None else []),
+                        *ddl.distributed_prefix(info),
                         *ddl.build_settings_statements(local=True),
                         ddl.build_index_statement(info, concurrently=False),
                         *ddl.swap_index_statements(info, replan=replan),

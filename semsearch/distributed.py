@@ -82,26 +82,19 @@ def distributed_info(info: CollectionInfo, by: str) -> CollectionInfo:
     return replace(info, distributed_by=check_by(by))
 
 
-def create_statements(info: CollectionInfo) -> list[sql.Composed]:
-    """A new distributed collection: what ``ddl.create_statements`` makes, then sharded (one transaction)."""
-    layout = info.layout
-    stmts: list[sql.Composed] = [*_SETTINGS, layout.create_table_sql()]
-    storage = layout.storage_sql()
-    if storage is not None:
-        stmts.append(storage)
-    stmts += layout.secondary_indexes_sql()
-    stmts.append(layout.stale_trigger_sql())
-    if info.tenant_required:
-        stmts.append(
-            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (tenant IS NOT NULL)").format(
-                layout.table, sql.Identifier(layout.table_name + "_tenant_required")
-            )
-        )
-    stmts.append(layout.hnsw_index_sql(m=info.hnsw_m, ef_construction=info.hnsw_ef_construction))
-    stmts.append(_distribute(info))
-    stmts += statements.function_statements(layout, k1=info.bm25_k1, b=info.bm25_b)
-    stmts.append(catalog.insert_statement(info))
-    return stmts
+def prefix(info: CollectionInfo) -> list[sql.Composed]:
+    """The settings a transaction that creates or distributes ``info``'s table starts with (none for a plain one)."""
+    if info.distributed_by is None:
+        return []
+    return [
+        # without Citus, say so in semsearch's words rather than "function create_distributed_table does not exist"
+        sql.SQL(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN "
+            "RAISE EXCEPTION 'expected a Citus coordinator to distribute a collection, got a server without the "
+            "citus extension' USING ERRCODE = '0A000'; END IF; END $$"
+        ),
+        *_SETTINGS,
+    ]
 
 
 def distribute_statements(old: CollectionInfo, new: CollectionInfo) -> list[sql.Composed]:
@@ -114,14 +107,14 @@ def distribute_statements(old: CollectionInfo, new: CollectionInfo) -> list[sql.
     layout = new.layout
     table = layout.table
     names = layout.table_name
-    stmts: list[sql.Composed] = [*_SETTINGS, *bm25.drop_statements(names)]
+    stmts: list[sql.Composed] = [*prefix(new), *bm25.drop_statements(names)]
     if new.distributed_by == "tenant":
         stmts.append(sql.SQL("ALTER TABLE {} ALTER COLUMN tenant SET NOT NULL").format(table))
     stmts += [
         sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, sql.Identifier(names + "_pkey")),
         sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, sql.Identifier(names + "_key_key")),
         sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(table, layout.unique_key),
-        _distribute(new),
+        distribute_statement(new),
         sql.SQL("SELECT truncate_local_data_after_distributing_table({})").format(
             sql.Literal(f"semsearch.{names}")
         ),
@@ -131,7 +124,8 @@ def distribute_statements(old: CollectionInfo, new: CollectionInfo) -> list[sql.
     return stmts
 
 
-def _distribute(info: CollectionInfo) -> sql.Composed:
+def distribute_statement(info: CollectionInfo) -> sql.Composed:
+    """``create_distributed_table`` for ``info``'s table by its ``distributed_by`` column."""
     return sql.SQL("SELECT create_distributed_table({}, {})").format(
         sql.Literal(f"semsearch.{info.layout.table_name}"), sql.Literal(info.distributed_by)
     )

@@ -59,7 +59,10 @@ def ann(
     ``k``) by a stored smaller copy before the full vectors decide.
     """
     middle = [layout.middle_column(d) for d in layout.plan.middle]
-    carried = sql.SQL(", ").join([sql.SQL("key, content, metadata, embedding"), *middle])
+    # distributed, the candidates come from every shard to the coordinator: only their identity
+    # travels (not 6 kB vectors), and the rescore runs on the shards, by key
+    ident = layout.unique_key if layout.distributed_by is not None else sql.SQL("key, content, metadata, embedding")
+    carried = sql.SQL(", ").join([ident, *middle])
     candidates_sql: sql.Composable = sql.SQL(
         "SELECT {carried} FROM {table} WHERE embedding IS NOT NULL AND {where} ORDER BY {col} {op} {qc} LIMIT {n}"
     ).format(
@@ -82,6 +85,14 @@ def ann(
             k=k,
             n=candidates,
         )
+    if layout.distributed_by is not None:
+        return sql.SQL(
+            "SELECT key, content, {score} AS score, metadata FROM {table} WHERE ({ident}) IN "
+            "(SELECT {ident} FROM ({cand}) c) AND {where} ORDER BY embedding <=> {q} LIMIT {k}"
+        ).format(
+            score=_score(layout, q), table=layout.table, ident=ident, cand=candidates_sql, where=where,
+            q=_query(layout, q), k=k,
+        )  # fmt: skip
     return sql.SQL(
         "SELECT key, content, {score} AS score, metadata FROM ({cand}) c ORDER BY embedding <=> {q} LIMIT {k}"
     ).format(score=_score(layout, q), cand=candidates_sql, q=_query(layout, q), k=k)

@@ -273,7 +273,14 @@ def _alter(editor: BaseDatabaseSchemaEditor, name: str, changes: dict[str, Any],
         # settings local to the transaction, like the build; atomic() is a savepoint in an atomic migration
         with transaction.atomic(using=alias):
             _execute(
-                editor, [drop_next, *ddl.build_settings_statements(local=True), build, *ddl.swap_index_statements(new)]
+                editor,
+                [
+                    *ddl.distributed_prefix(new),
+                    drop_next,
+                    *ddl.build_settings_statements(local=True),
+                    build,
+                    *ddl.swap_index_statements(new),
+                ],
             )
         return
     # a failed concurrent build leaves an invalid _hnsw_next behind: dropping it first makes a rerun start clean
@@ -285,4 +292,4 @@ def _alter(editor: BaseDatabaseSchemaEditor, name: str, changes: dict[str, Any],
         # the session is Django's connection: leave it as found
         _execute(editor, settings_sql(saved, local=False))
     with transaction.atomic(using=alias):
-        _execute(editor, ddl.swap_index_statements(new))
+        _execute(editor, [*ddl.distributed_prefix(new), *ddl.swap_index_statements(new)])

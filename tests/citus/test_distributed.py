@@ -195,3 +195,24 @@ def test_distribute_an_existing_collection_moves_its_rows(cdb: semsearch.Databas
     with pytest.raises(ConfigurationError, match="1 without"):
         cdb.distribute_collection(nulls, by="tenant")
     assert cdb.collection(nulls).info.distributed_by is None
+
+
+def test_a_reader_granted_a_distributed_collection_searches_it(
+    cdb: semsearch.Database, fresh: Callable[[str], str], citus_url: str
+) -> None:
+    col = cdb.create_collection(fresh("c"), dims=DIMS, model="vectors", distribute_by="key")
+    keys, texts, vecs, _ = _rows(50)
+    col.add(keys, texts, embeddings=vecs)
+    with psycopg.connect(citus_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS citus_reader")
+        conn.execute("CREATE ROLE citus_reader LOGIN")
+    try:
+        cdb.grant("citus_reader", col.name)
+        reader_url = psycopg.conninfo.make_conninfo(citus_url, user="citus_reader")
+        with semsearch.connect(reader_url) as reader:
+            assert reader.collection(col.name).search(vector=vecs[4], k=1)[0].key == "k4"
+            assert reader.collection(col.name).search("red bird", mode="text", k=3)
+    finally:
+        with psycopg.connect(citus_url, autocommit=True) as conn:
+            conn.execute("DROP OWNED BY citus_reader")
+            conn.execute("DROP ROLE citus_reader")
