@@ -31,8 +31,8 @@ from psycopg import sql
 
 from semsearch import catalog, ddl
 from semsearch.catalog import CollectionInfo
-from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, SchemaVersionError
-from semsearch.schema import BUILD_SETTINGS, SCHEMA, check_name, settings_sql
+from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
+from semsearch.schema import SCHEMA, check_name
 
 __all__ = [
     "AlterCollectionOp",
@@ -185,17 +185,15 @@ def _drop(operations: Operations, op: DropCollectionOp) -> None:
 
 @Operations.implementation_for(AlterCollectionOp)
 def _alter(operations: Operations, op: AlterCollectionOp) -> None:
-    old = _info(operations, op.name)
-    new = ddl.replan(old, **op.changes)
-    if ddl.unchanged(old, new):  # the same index: only the catalog changes
-        _run(operations, [ddl.oversample_statement(new)])
-    else:
-        _build_and_swap(operations, new, concurrently=op.concurrently, replan=True)
+    change = ddl.alter(_info(operations, op.name), concurrently=op.concurrently, **op.changes)
+    _run(operations, change.catalog)
+    if change.index is not None:
+        _run_index_build(operations, change.index)
 
 
 @Operations.implementation_for(RebuildCollectionIndexOp)
 def _rebuild(operations: Operations, op: RebuildCollectionIndexOp) -> None:
-    _build_and_swap(operations, _info(operations, op.name), concurrently=op.concurrently, replan=False)
+    _run_index_build(operations, ddl.index_build(_info(operations, op.name), concurrently=op.concurrently))
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
@@ -235,14 +233,8 @@ def _online(operations: Operations) -> bool:
     if operations.get_context().as_sql:
         return False
     bind = operations.get_bind()
-    version = None
-    if bind.execute(sa.text("SELECT to_regclass('semsearch.alembic_version') IS NOT NULL")).scalar():
-        version = bind.execute(sa.text("SELECT version_num FROM semsearch.alembic_version")).scalar()
-    if version != catalog.SCHEMA_HEAD:
-        raise SchemaVersionError(
-            f"expected semsearch schema {catalog.SCHEMA_HEAD}, got {version or 'none'}: "
-            "run `semsearch db upgrade` before your own migrations"
-        )
+    version = catalog.read_schema_version(lambda query: bind.execute(sa.text(query)).scalar())
+    catalog.check_schema_version(version, fix="run `semsearch db upgrade` before your own migrations")
     return True
 
 
@@ -269,30 +261,24 @@ def _run(operations: Operations, statements: Iterable[sql.Composable]) -> None:
         operations.execute(sa.DDL(stmt.as_string(None).replace("%", "%%")))
 
 
-def _build_and_swap(operations: Operations, info: CollectionInfo, *, concurrently: bool, replan: bool) -> None:
-    """Build ``info``'s index as ``_hnsw_next`` (concurrently: outside the transaction), then swap it in."""
-    drop_next = ddl.drop_next_index_statement(info, concurrently=concurrently)
-    build = ddl.build_index_statement(info, concurrently=concurrently)
-    if not concurrently:
+def _run_index_build(operations: Operations, steps: ddl.IndexBuild) -> None:
+    """Run :class:`ddl.IndexBuild` in a migration: concurrently, outside alembic's transaction."""
+    if not steps.concurrently:
         # local to the migration's transaction, like the build itself
-        _run(operations, [*ddl.distributed_prefix(info), drop_next, *ddl.build_settings_statements(local=True), build])
-    else:
-        context = operations.get_context()
-        # autocommit_block() can only commit a transaction alembic began itself (it asserts otherwise)
-        if operations.get_bind().in_transaction() and getattr(context, "_transaction", None) is None:
-            raise ConfigurationError(
-                "expected alembic to own the transaction (env.py: engine.connect(), not engine.begin()), "
-                "got an outer one: change env.py or pass concurrently=False"
-            )
-        with context.autocommit_block():
-            # a failed concurrent build leaves an invalid _hnsw_next behind: a rerun starts clean
-            _run(operations, [drop_next])
-            bind = operations.get_bind()
-            saved = {k: bind.execute(sa.text("SELECT current_setting(:k)"), {"k": k}).scalar() for k in BUILD_SETTINGS}
-            try:
-                _run(operations, [*ddl.build_settings_statements(local=False), build])
-            finally:
-                # the session is the user's migration connection: leave it as we found it
-                _run(operations, settings_sql(saved, local=False))
-    swap = ddl.swap_index_statements(info, replan=replan)
-    _run(operations, swap if not concurrently else [*ddl.distributed_prefix(info), *swap])
+        _run(operations, [*steps.prepare, *steps.build, *steps.swap])
+        return
+    context = operations.get_context()
+    # autocommit_block() can only commit a transaction alembic began itself (it asserts otherwise)
+    if operations.get_bind().in_transaction() and getattr(context, "_transaction", None) is None:
+        raise ConfigurationError(
+            "expected alembic to own the transaction (env.py: engine.connect(), not engine.begin()), "
+            "got an outer one: change env.py or pass concurrently=False"
+        )
+    with context.autocommit_block():
+        _run(operations, steps.prepare)
+        try:
+            _run(operations, steps.build)
+        finally:
+            # the session is the user's migration connection: leave it as we found it
+            _run(operations, steps.restore)
+    _run(operations, steps.swap)

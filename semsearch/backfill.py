@@ -31,13 +31,12 @@ import psycopg
 from psycopg import sql
 from tqdm import tqdm
 
+from semsearch.embeddings.models import lookup
 from semsearch.errors import BackfillRunningError, EmbeddingError, InvalidInputError
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection
 
-#: US dollars per million input tokens (OpenAI price list, 2024-2026)
-PRICES_PER_MILLION = {"text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13, "text-embedding-ada-002": 0.10}
 #: English text averages about 4 characters per token with OpenAI's tokenizers
 CHARS_PER_TOKEN = 4.0
 
@@ -183,7 +182,8 @@ def backfill(
     started = time.perf_counter()
     pending, chars = pending_stats(col, include_quarantined=retry_quarantined)
     est_tokens = int(chars / CHARS_PER_TOKEN)
-    price = PRICES_PER_MILLION.get(col.info.model)
+    model = lookup(col.info.model)
+    price = None if model is None else model.price_per_million
     est_cost = None if price is None else est_tokens * price / 1e6
     if dry_run:
         return BackfillResult(pending, 0, 0, est_tokens, est_cost, time.perf_counter() - started, dry_run=True)

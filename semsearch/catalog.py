@@ -8,7 +8,7 @@ runs is composed from it (:mod:`semsearch.statements`), never read from it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -103,13 +103,31 @@ _SELECT = sql.SQL("SELECT {}, statements_version FROM semsearch.collections").fo
 )
 
 
+def read_schema_version(fetch: Callable[[str], Any]) -> str | None:
+    """The applied semsearch migration (None: not installed), through any driver.
+
+    ``fetch(query)`` runs a query without parameters and returns its first value (or None).
+    """
+    if not fetch("SELECT to_regclass('semsearch.alembic_version') IS NOT NULL"):
+        return None
+    return fetch("SELECT version_num FROM semsearch.alembic_version")
+
+
 def schema_version(conn: psycopg.Connection) -> str | None:
     """The applied semsearch migration, or None when the schema is not installed."""
-    row = conn.execute("SELECT to_regclass('semsearch.alembic_version') IS NOT NULL").fetchone()
-    if not row or not row[0]:
-        return None
-    got = conn.execute("SELECT version_num FROM semsearch.alembic_version").fetchone()
-    return got[0] if got else None
+    return read_schema_version(lambda query: (conn.execute(query).fetchone() or (None,))[0])
+
+
+def check_schema_version(version: str | None, *, fix: str = "run `semsearch db upgrade`") -> None:
+    """Refuse a database whose semsearch schema is not the one this version of semsearch needs.
+
+    >>> check_schema_version("0001", fix="run `semsearch db upgrade`")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    semsearch.errors.SchemaVersionError: expected semsearch schema ..., got 0001: run `semsearch db upgrade`
+    """
+    if version != SCHEMA_HEAD:
+        raise SchemaVersionError(f"expected semsearch schema {SCHEMA_HEAD}, got {version or 'none'}: {fix}")
 
 
 def select_statement(name: str) -> sql.Composed:

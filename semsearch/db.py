@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
-
-from psycopg import sql
 
 from semsearch import catalog, ddl, distributed
 from semsearch.catalog import CollectionInfo, schema_version
@@ -21,7 +19,6 @@ from semsearch.errors import (
     CollectionNotFoundError,
     ConfigurationError,
     InvalidNameError,
-    SchemaVersionError,
 )
 from semsearch.schema import MAX_USER_NAME, check_name
 from semsearch.server import check_server, redact, resolve_url
@@ -53,10 +50,7 @@ def connect(
         current = schema_version(conn)
     if current != catalog.SCHEMA_HEAD:
         if not upgrade:
-            raise SchemaVersionError(
-                f"expected semsearch schema {catalog.SCHEMA_HEAD}, got {current or 'none'}: "
-                "run `semsearch db upgrade` (or connect(..., upgrade=True))"
-            )
+            catalog.check_schema_version(current, fix="run `semsearch db upgrade` (or connect(..., upgrade=True))")
         from semsearch import migrate  # alembic and SQLAlchemy only when there is a migration to run
 
         migrate.upgrade(url)
@@ -198,21 +192,8 @@ class Database:
             db.distribute_collection("tickets", by="tenant")
         """
         old = self._info(name)
-        new = distributed.distributed_info(old, by)
-        if old.distributed_by is not None:
-            raise ConfigurationError(f"expected a collection on one server, got {name!r} distributed by {old.distributed_by}")
         with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
-            distributed.check_citus(conn)
-            if by == "tenant":
-                missing = conn.execute(
-                    sql.SQL("SELECT count(*) FROM {} WHERE tenant IS NULL").format(old.layout.table)
-                ).fetchone()
-                if missing and missing[0]:
-                    raise ConfigurationError(
-                        f"expected a tenant on every row of {name!r} to distribute by tenant, got {missing[0]} without"
-                    )
-            for stmt in distributed.distribute_statements(old, new):
-                conn.execute(stmt)
+            distributed.distribute(conn, old, by)
         return self.collection(name)
 
     def _info(self, name: str) -> CollectionInfo:
@@ -269,21 +250,21 @@ class Database:
 
             db.alter_collection("movies", compression="mrl:512")
         """
-        old = self._info(name)
-        new = ddl.replan(
-            old,
+        change = ddl.alter(
+            self._info(name),
+            concurrently=concurrently,
+            autotune=autotune,
             compression=compression,
             hnsw_m=hnsw_m,
             hnsw_ef_construction=hnsw_ef_construction,
             oversample=oversample,
         )
-        with self.connection() as conn:
-            if autotune is not None:
-                conn.execute(catalog.update_statement(name, autotune=bool(autotune)))
-            if ddl.unchanged(old, new):
-                conn.execute(ddl.oversample_statement(new))
-        if not ddl.unchanged(old, new):
-            self.replace_index(new, concurrently=concurrently, replan=True)
+        if change.catalog:
+            with self.connection() as conn, conn.transaction():
+                for stmt in change.catalog:
+                    conn.execute(stmt)
+        if change.index is not None:
+            self._run_index_build(change.new, change.index)
         return self.collection(name)
 
     def grant(self, role: str, collection: str, *, write: bool = False) -> None:
@@ -319,29 +300,25 @@ class Database:
 
             db.replace_index(db.collection("movies").info)    # what rebuild_index() does
         """
-        with self.connection() as conn, _ddl_lock(conn, info.name):
-            conn.execute(ddl.drop_next_index_statement(info, concurrently=concurrently))
-            if concurrently:
-                # CREATE INDEX CONCURRENTLY runs outside a transaction: session settings, reset after
-                for stmt in ddl.build_settings_statements(local=False):
+        self._run_index_build(info, ddl.index_build(info, concurrently=concurrently, replan=replan))
+
+    def _run_index_build(self, info: CollectionInfo, steps: ddl.IndexBuild) -> None:
+        with (
+            self.connection() as conn,
+            _ddl_lock(conn, info.name),
+            nullcontext() if steps.concurrently else conn.transaction(),
+        ):
+            for stmt in steps.prepare:
+                conn.execute(stmt)
+            try:
+                for stmt in steps.build:
                     conn.execute(stmt)
-                try:
-                    conn.execute(ddl.build_index_statement(info, concurrently=True))
-                finally:
-                    for stmt in ddl.reset_build_settings_statements():
-                        conn.execute(stmt)
-                with conn.transaction():
-                    for stmt in [*ddl.distributed_prefix(info), *ddl.swap_index_statements(info, replan=replan)]:
-                        conn.execute(stmt)
-            else:
-                with conn.transaction():
-                    for stmt in [
-                        *ddl.distributed_prefix(info),
-                        *ddl.build_settings_statements(local=True),
-                        ddl.build_index_statement(info, concurrently=False),
-                        *ddl.swap_index_statements(info, replan=replan),
-                    ]:
-                        conn.execute(stmt)
+            finally:
+                for stmt in steps.restore:
+                    conn.execute(stmt)
+            with conn.transaction():
+                for stmt in steps.swap:
+                    conn.execute(stmt)
 
 
 @contextmanager

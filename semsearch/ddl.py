@@ -8,7 +8,7 @@ to be built, so any connection can execute them.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from psycopg import sql
@@ -201,38 +201,87 @@ def replan(
     return replace(new, distributed_by=info.distributed_by)
 
 
-def build_index_statement(info: CollectionInfo, *, concurrently: bool) -> sql.Composed:
-    """Build the HNSW index of ``info`` under the name ``<table>_hnsw_next`` (swap it in after)."""
-    return info.layout.hnsw_index_sql(
-        m=info.hnsw_m, ef_construction=info.hnsw_ef_construction, concurrently=concurrently, suffix="hnsw_next"
-    )
+@dataclass(frozen=True)
+class IndexBuild:
+    """Replacing a collection's HNSW index: the statements, in the order every frontend runs them.
+
+    ``Database.replace_index``, alembic's and Django's operations all execute this:
+    ``prepare``, then ``build``, then ``restore`` (always, even when the build fails),
+    then ``swap`` in one short transaction. ``concurrently`` (``CREATE INDEX
+    CONCURRENTLY``: writes and searches go on) runs ``prepare`` and ``build`` outside
+    any transaction with session settings that ``restore`` puts back as they were; else
+    all of it runs in one transaction with settings local to it (``restore`` is empty).
+
+    >>> steps = index_build(make_info("docs", model="local", compression="halfvec"), concurrently=True)
+    >>> len(steps.prepare), len(steps.build), len(steps.restore), steps.concurrently
+    (5, 1, 2, True)
+    """
+
+    concurrently: bool
+    #: drop a ``_hnsw_next`` left by a failed build (a rerun starts clean); the build's settings
+    prepare: list[sql.Composed]
+    #: build the index as ``<table>_hnsw_next``
+    build: list[sql.Composed]
+    #: the session's settings as they were before ``prepare``
+    restore: list[sql.Composed]
+    #: swap ``_hnsw_next`` in (and, on a new plan, the catalog row and SQL functions)
+    swap: list[sql.Composed]
 
 
-def drop_next_index_statement(info: CollectionInfo, *, concurrently: bool) -> sql.Composed:
-    """Drop a ``_hnsw_next`` left by a failed build, so a rerun starts clean."""
-    return sql.SQL("DROP INDEX {}IF EXISTS {}").format(
+def index_build(info: CollectionInfo, *, concurrently: bool, replan: bool = False) -> IndexBuild:
+    """The steps that build ``info``'s HNSW index next to the live one and swap it in (see :class:`IndexBuild`)."""
+    drop_next = sql.SQL("DROP INDEX {}IF EXISTS {}").format(
         sql.SQL("CONCURRENTLY " if concurrently else ""), info.layout.index_name("hnsw_next", schema=True)
     )
+    build = info.layout.hnsw_index_sql(
+        m=info.hnsw_m, ef_construction=info.hnsw_ef_construction, concurrently=concurrently, suffix="hnsw_next"
+    )
+    swap = swap_index_statements(info, replan=replan)
+    # a distributed collection's transaction changes shards, then re-creates functions, which Citus
+    # propagates to the workers: it must use one connection per node from its start
+    sequential = [distributed.SEQUENTIAL] if info.distributed_by is not None else []
+    if not concurrently:
+        return IndexBuild(
+            False, [*sequential, drop_next, *settings_sql(BUILD_SETTINGS, local=True)], [build], [], swap
+        )
+    swap = [*sequential, *swap]
+    # a session setting outlives the build: remember each in a placeholder setting, put it back after
+    save, restore = [], []
+    for name in BUILD_SETTINGS:
+        saved = sql.Literal(f"semsearch.saved_{name}")
+        save.append(sql.SQL("SELECT set_config({}, current_setting({}), false)").format(saved, sql.Literal(name)))
+        # missing (prepare failed before saving): NULL resets the setting to the session's default
+        restore.append(
+            sql.SQL("SELECT set_config({}, current_setting({}, true), false)").format(sql.Literal(name), saved)
+        )
+    return IndexBuild(True, [drop_next, *save, *settings_sql(BUILD_SETTINGS, local=False)], [build], restore, swap)
 
 
-def distributed_prefix(info: CollectionInfo) -> list[sql.Composed]:
-    """What a transaction that swaps a distributed collection's index must start with (nothing otherwise)."""
-    return [distributed.SEQUENTIAL] if info.distributed_by is not None else []
+@dataclass(frozen=True)
+class Alter:
+    """A change of a collection's settings, as every frontend runs it.
+
+    ``catalog`` (one transaction) when the index stays, else ``index``
+    (:class:`IndexBuild`, which swaps the catalog row with the index).
+    """
+
+    new: CollectionInfo
+    catalog: list[sql.Composed]
+    index: IndexBuild | None
 
 
-def build_settings_statements(*, local: bool) -> list[sql.Composed]:
-    """The settings every HNSW build runs with (see ``schema.BUILD_SETTINGS``)."""
-    return settings_sql(BUILD_SETTINGS, local=local)
+def alter(old: CollectionInfo, *, concurrently: bool, autotune: bool | None = None, **changes: Any) -> Alter:
+    """Plan a change of plan, HNSW parameters, oversampling or automatic tuning (checked, nothing run).
 
-
-def reset_build_settings_statements() -> list[sql.Composed]:
-    """Back to the server's defaults after a build that set them for the session."""
-    return [sql.SQL("RESET {}").format(sql.Identifier(k)) for k in BUILD_SETTINGS]
-
-
-def oversample_statement(info: CollectionInfo) -> sql.Composed:
-    """A change of oversampling alone: the catalog only, no index work."""
-    return catalog.update_statement(info.name, oversample=info.oversample)
+    >>> change = alter(make_info("docs", model="local", compression="halfvec"), concurrently=True, oversample=3)
+    >>> change.index is None, change.new.oversample
+    (True, 3.0)
+    """
+    new = replan(old, **changes)
+    steps = [] if autotune is None else [catalog.update_statement(old.name, autotune=bool(autotune))]
+    if unchanged(old, new):  # the same index: only the catalog changes
+        return Alter(new, [*steps, catalog.update_statement(new.name, oversample=new.oversample)], None)
+    return Alter(new, steps, index_build(new, concurrently=concurrently, replan=True))
 
 
 def swap_index_statements(info: CollectionInfo, *, replan: bool = True) -> list[sql.Composed]:

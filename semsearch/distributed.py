@@ -97,6 +97,24 @@ def prefix(info: CollectionInfo) -> list[sql.Composed]:
     ]
 
 
+def distribute(conn: psycopg.Connection, old: CollectionInfo, by: str) -> None:
+    """Distribute ``old``'s table by ``by`` in the caller's transaction, after checking it can be."""
+    new = distributed_info(old, by)
+    if old.distributed_by is not None:
+        raise ConfigurationError(
+            f"expected a collection on one server, got {old.name!r} distributed by {old.distributed_by}"
+        )
+    check_citus(conn)
+    if by == "tenant":
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE tenant IS NULL").format(old.layout.table)).fetchone()
+        if row and row[0]:
+            raise ConfigurationError(
+                f"expected a tenant on every row of {old.name!r} to distribute by tenant, got {row[0]} without"
+            )
+    for stmt in distribute_statements(old, new):
+        conn.execute(stmt)
+
+
 def distribute_statements(old: CollectionInfo, new: CollectionInfo) -> list[sql.Composed]:
     """Turn ``old``'s plain table into ``new``'s distributed one, rows included (one transaction).
 

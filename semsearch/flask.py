@@ -50,7 +50,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("semsearch.flask needs Flask: pip install 'semsearch[flask]'") from exc
 
-from semsearch.cli import _Group
+from semsearch.cli import Group
 from semsearch.cli import main as semsearch_cli
 from semsearch.collection import Collection
 from semsearch.db import Database, connect
@@ -202,7 +202,7 @@ def _return_connections(exc: BaseException | None) -> None:
         database.pool.putconn(conn)
 
 
-@click.group("semsearch", cls=_Group)
+@click.group("semsearch", cls=Group)
 @with_appcontext
 @click.pass_context
 def cli(ctx: click.Context) -> None:

@@ -1,15 +1,21 @@
-"""Compression plans and the one helper that writes their SQL expressions.
+"""Compression plans: one table of kinds, and the one helper that writes their SQL.
 
 A plan names the compressed copy of the full vector that the coarse HNSW pass
-searches. The database derives that copy from the full vector with the
-expression below, in the index *and* in the query: Postgres only uses an
-expression index when the query repeats the indexed expression exactly, so both
-come from :meth:`Plan.expression`.
+searches. The database derives that copy from the full vector with the kind's
+expression, in the index *and* in the query: Postgres only uses an expression
+index when the query repeats the indexed expression exactly, so both come from
+:meth:`Plan.expression`.
+
+Every fact about a kind (its expression, operator, operator class, HNSW limit,
+default oversampling) is one row of :data:`KINDS`; parsing, the SQL, the README's
+table (:func:`kinds_table`, checked by a test) and the CLI's help read it.
+Adding a kind is adding a row.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -23,7 +29,96 @@ MAX_HNSW_BIT_DIMS = 64000
 # what a vector / halfvec column can hold at all
 MAX_STORED_DIMS = 16000
 
-_PLAN = re.compile(r"^(bit|halfvec|none|mrl|mrl-bit)(?::(\d{1,5}))?$")
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of compressed copy: a row of :data:`KINDS`."""
+
+    name: str
+    #: the copy has its own size ``<kind>:<d>`` (a Matryoshka prefix) instead of the full ``D``
+    sized: bool
+    #: SQL template of the copy; ``{source}`` is the full vector (column or query), ``{d}`` the copy's dims
+    template: str
+    #: distance operator the index orders by (stored vectors are unit-norm: inner product ranks like cosine)
+    operator: str
+    #: HNSW operator class, by the full vectors' storage (``vector`` or ``halfvec``)
+    opclass: Callable[[str], str]
+    #: most dims pgvector's HNSW takes for the copy, by storage
+    hnsw_limit: Callable[[str], int]
+    #: candidates per wanted row before tuning, from the copy's dims
+    oversample: Callable[[int], float]
+    #: the error when the copy is larger than :attr:`hnsw_limit`
+    too_big: str = "expected at most {limit} dims for {kind}, got {size}"
+
+
+def _bits_oversample(dims: int) -> float:
+    # fewer bits rank more coarsely: 1,536 bits need ~16 candidates per row for recall@10 >= 0.99
+    # on real ada-002 vectors, 256 bits ~60 (tune() on 5,000 abstracts, local model)
+    return float(min(64.0, max(16.0, 16.0 * 1536 / dims)))
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind(
+            name="bit",
+            sized=False,
+            template="binary_quantize({source})::bit({d})",
+            operator="<~>",
+            opclass=lambda _: "bit_hamming_ops",
+            hnsw_limit=lambda _: MAX_HNSW_BIT_DIMS,
+            oversample=_bits_oversample,
+        ),
+        Kind(
+            name="mrl",
+            sized=True,
+            template="l2_normalize(subvector({source}, 1, {d}))::halfvec({d})",
+            operator="<#>",
+            opclass=lambda _: "halfvec_ip_ops",
+            hnsw_limit=lambda _: MAX_HNSW_HALFVEC_DIMS,
+            oversample=lambda _: 8.0,
+            too_big="expected mrl dims <= {limit} (halfvec hnsw limit), got {size}",
+        ),
+        Kind(
+            name="mrl-bit",
+            sized=True,
+            template="binary_quantize(subvector({source}, 1, {d}))::bit({d})",
+            operator="<~>",
+            opclass=lambda _: "bit_hamming_ops",
+            hnsw_limit=lambda _: MAX_HNSW_BIT_DIMS,
+            oversample=_bits_oversample,
+            too_big="expected mrl-bit dims <= {limit}, got {size}",
+        ),
+        Kind(
+            name="halfvec",
+            sized=False,
+            template="({source})::halfvec({d})",
+            operator="<#>",
+            opclass=lambda _: "halfvec_ip_ops",
+            hnsw_limit=lambda _: MAX_HNSW_HALFVEC_DIMS,
+            oversample=lambda _: 2.0,
+            too_big="expected at most {limit} dims for halfvec (hnsw limit), got {size}; use bit or mrl:<d>",
+        ),
+        Kind(
+            name="none",
+            sized=False,
+            template="{source}",
+            operator="<=>",
+            opclass=lambda storage: f"{storage}_cosine_ops",
+            hnsw_limit=lambda storage: MAX_HNSW_VECTOR_DIMS if storage == "vector" else MAX_HNSW_HALFVEC_DIMS,
+            oversample=lambda _: 1.0,
+            too_big="expected at most {limit} dims for an hnsw index on the full {storage}, got {size}; "
+            "use bit, halfvec or mrl:<d>",
+        ),
+    )
+}
+
+_PLAN = re.compile(r"^(" + "|".join(re.escape(k) for k in sorted(KINDS, key=len, reverse=True)) + r")(?::(\d{1,5}))?$")
+
+
+def plan_examples() -> str:
+    """The kinds as a user writes them: ``bit, mrl:<d>, mrl-bit:<d>, halfvec, none``."""
+    return ", ".join(f"{k.name}:<d>" if k.sized else k.name for k in KINDS.values())
 
 
 @dataclass(frozen=True)
@@ -42,6 +137,11 @@ class Plan:
     #: a funnel's middle stages: stored ``mrl:<d>`` copies that rescore the candidates before the full vectors
     middle: tuple[int, ...] = ()
 
+    @property
+    def spec(self) -> Kind:
+        """This plan's row of :data:`KINDS`."""
+        return KINDS[self.kind]
+
     @classmethod
     def parse(cls, text: str, *, dims: int, storage: str = "vector") -> Plan:
         """Parse and check a plan against the full dimension ``dims``.
@@ -49,102 +149,84 @@ class Plan:
         A funnel chains stages with ``->``: ``bit->mrl:256`` (or ``bit->mrl:256->full``)
         takes HNSW candidates on the bits, keeps the best quarter by a stored
         ``mrl:256`` copy, and rescores those on the full vectors.
+
+        >>> str(Plan.parse("bit->mrl:256->full", dims=1536))
+        'bit->mrl:256'
         """
         if isinstance(text, str) and "->" in text:
-            first, *rest = [part.strip() for part in text.split("->")]
-            if rest and rest[-1] == "full":
-                rest = rest[:-1]
-            coarse = cls.parse(first, dims=dims, storage=storage)
-            middle = []
-            for part in rest:
-                stage = cls.parse(part, dims=dims, storage=storage)
-                if stage.kind != "mrl" or stage.dims >= dims:
-                    raise CompressionPlanError(f"expected middle stages like mrl:<d> with d < {dims}, got {part!r}")
-                middle.append(stage.dims)
-            if not middle:
-                raise CompressionPlanError(f"expected a funnel like bit->mrl:256, got {text!r}")
-            return cls(coarse.kind, coarse.dims, tuple(middle))
+            return cls._parse_funnel(text, dims=dims, storage=storage)
         match = _PLAN.match(text.strip()) if isinstance(text, str) else None
         if not match:
-            raise CompressionPlanError(
-                f"expected a compression plan like bit, halfvec, none, mrl:<d> or mrl-bit:<d>, got {text!r}"
-            )
-        kind, arg = match.group(1), match.group(2)
-        if kind in ("mrl", "mrl-bit"):
-            if arg is None:
-                raise CompressionPlanError(f"expected {kind}:<dims>, got {text!r} without dims")
-            sub = int(arg)
-            if not 1 <= sub <= dims:
-                raise CompressionPlanError(f"expected {kind} dims between 1 and {dims}, got {sub}")
-            if kind == "mrl" and sub > MAX_HNSW_HALFVEC_DIMS:
-                raise CompressionPlanError(
-                    f"expected mrl dims <= {MAX_HNSW_HALFVEC_DIMS} (halfvec hnsw limit), got {sub}"
-                )
-            if kind == "mrl-bit" and sub > MAX_HNSW_BIT_DIMS:
-                raise CompressionPlanError(f"expected mrl-bit dims <= {MAX_HNSW_BIT_DIMS}, got {sub}")
-            return cls(kind, sub)
-        if arg is not None:
-            raise CompressionPlanError(f"expected {kind} without dims, got {text!r}")
-        if kind == "halfvec" and dims > MAX_HNSW_HALFVEC_DIMS:
-            raise CompressionPlanError(
-                f"expected at most {MAX_HNSW_HALFVEC_DIMS} dims for halfvec (hnsw limit), got {dims}; "
-                "use bit or mrl:<d>"
-            )
-        if kind == "none":
-            limit = MAX_HNSW_VECTOR_DIMS if storage == "vector" else MAX_HNSW_HALFVEC_DIMS
-            if dims > limit:
-                raise CompressionPlanError(
-                    f"expected at most {limit} dims for an hnsw index on the full {storage}, got {dims}; "
-                    "use bit, halfvec or mrl:<d>"
-                )
-        if kind == "bit" and dims > MAX_HNSW_BIT_DIMS:
-            raise CompressionPlanError(f"expected at most {MAX_HNSW_BIT_DIMS} dims for bit, got {dims}")
-        return cls(kind, dims)
+            raise CompressionPlanError(f"expected a compression plan like {plan_examples()}, got {text!r}")
+        kind, arg = KINDS[match.group(1)], match.group(2)
+        if kind.sized and arg is None:
+            raise CompressionPlanError(f"expected {kind.name}:<dims>, got {text!r} without dims")
+        if not kind.sized and arg is not None:
+            raise CompressionPlanError(f"expected {kind.name} without dims, got {text!r}")
+        size = int(arg) if arg is not None else dims
+        if kind.sized and not 1 <= size <= dims:
+            raise CompressionPlanError(f"expected {kind.name} dims between 1 and {dims}, got {size}")
+        limit = kind.hnsw_limit(storage)
+        if size > limit:
+            raise CompressionPlanError(kind.too_big.format(limit=limit, kind=kind.name, size=size, storage=storage))
+        return cls(kind.name, size)
+
+    @classmethod
+    def _parse_funnel(cls, text: str, *, dims: int, storage: str) -> Plan:
+        first, *rest = [part.strip() for part in text.split("->")]
+        if rest and rest[-1] == "full":
+            rest = rest[:-1]
+        coarse = cls.parse(first, dims=dims, storage=storage)
+        middle = []
+        for part in rest:
+            stage = cls.parse(part, dims=dims, storage=storage)
+            if stage.kind != "mrl" or stage.dims >= dims:
+                raise CompressionPlanError(f"expected middle stages like mrl:<d> with d < {dims}, got {part!r}")
+            middle.append(stage.dims)
+        if not middle:
+            raise CompressionPlanError(f"expected a funnel like bit->mrl:256, got {text!r}")
+        return cls(coarse.kind, coarse.dims, tuple(middle))
 
     def __str__(self) -> str:
-        head = f"{self.kind}:{self.dims}" if self.kind in ("mrl", "mrl-bit") else self.kind
+        head = f"{self.kind}:{self.dims}" if self.spec.sized else self.kind
         return head + "".join(f"->mrl:{d}" for d in self.middle)
 
     @property
     def default_oversample(self) -> float:
         """Candidates fetched per wanted row before the exact rescore (before tuning).
 
-        Fewer bits rank more coarsely: 1,536 bits need about 16 candidates per row for
-        recall@10 >= 0.99 on real ada-002 vectors, 256 bits about 60 (measured by tune()
-        on 5,000 abstracts with the local model), so bit plans scale with 1,536 / bits.
-
         >>> Plan("bit", 1536).default_oversample, Plan("mrl-bit", 512).default_oversample
         (16.0, 48.0)
         """
-        if self.kind in ("bit", "mrl-bit"):
-            base = float(min(64.0, max(16.0, 16.0 * 1536 / self.dims)))
-        else:
-            base = {"none": 1.0, "halfvec": 2.0, "mrl": 8.0}[self.kind]
         # a middle stage makes extra coarse candidates cheap: it reads only a small stored copy
-        return base * 4 ** len(self.middle)
+        return self.spec.oversample(self.dims) * 4 ** len(self.middle)
 
     def expression(self, source: sql.Composable, *, dims: int, storage: str) -> sql.Composable:
         """The compressed copy of ``source`` (the column, or the query parameter)."""
-        d = sql.Literal(self.dims)
-        if self.kind == "none":
-            return source
-        if self.kind == "halfvec":
-            return sql.SQL("({})::halfvec({})").format(source, d)
-        if self.kind == "bit":
-            return sql.SQL("binary_quantize({})::bit({})").format(source, d)
-        if self.kind == "mrl":
-            return sql.SQL("l2_normalize(subvector({}, 1, {}))::halfvec({})").format(source, d, d)
-        return sql.SQL("binary_quantize(subvector({}, 1, {}))::bit({})").format(source, d, d)
+        return sql.SQL(self.spec.template).format(source=source, d=sql.Literal(self.dims))
 
     def operator(self) -> sql.SQL:
         """The distance operator the index orders by."""
-        # stored vectors are unit-norm, so inner product ranks exactly like cosine, cheaper
-        return sql.SQL({"bit": "<~>", "mrl-bit": "<~>", "none": "<=>"}.get(self.kind, "<#>"))
+        return sql.SQL(self.spec.operator)
 
     def opclass(self, storage: str) -> sql.SQL:
         """The HNSW operator class for :meth:`expression`."""
-        if self.kind in ("bit", "mrl-bit"):
-            return sql.SQL("bit_hamming_ops")
-        if self.kind == "none":
-            return sql.SQL({"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops"}[storage])
-        return sql.SQL("halfvec_ip_ops")
+        return sql.SQL(self.spec.opclass(storage))
+
+
+def kinds_table() -> str:
+    """The README's table of kinds, made from :data:`KINDS` (a test keeps the README equal to it)."""
+    lines = [
+        "| compression | compressed copy (derived in SQL from `embedding`) | index | dims allowed |",
+        "|---|---|---|---|",
+    ]
+    for kind in KINDS.values():
+        size = "d" if kind.sized else "D"
+        copy = kind.template.format(source="embedding", d=size)
+        limits = sorted({kind.hnsw_limit("vector"), kind.hnsw_limit("halfvec")})
+        limit = " (vector) / ".join(f"{n:,}" for n in limits) + (" (halfvec)" if len(limits) > 1 else "")
+        opclasses = sorted({kind.opclass("vector"), kind.opclass("halfvec")})
+        name = f"{kind.name}:<d>" if kind.sized else kind.name
+        lines.append(f"| `{name}` | `{copy}` | {', '.join(f'`{o}`' for o in opclasses)} | {size} ≤ {limit} |")
+    lines.append("| funnel, e.g. `bit->mrl:256` | coarse on bits, then a stored `mrl:256` column, then full | | |")
+    return "\n".join(lines)

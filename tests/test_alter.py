@@ -50,3 +50,32 @@ def test_bad_alter_changes_nothing(db):
     assert db.collection("m").info.compression == "bit"
     with pytest.raises(errors.CollectionNotFoundError):
         db.alter_collection("nope", compression="bit")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_concurrent_build_leaves_the_session_settings_as_it_found_them(db, fail):
+    """The steps every frontend runs (ddl.index_build) put the session's build settings back, failed or not."""
+    import psycopg
+    from psycopg import sql
+
+    from semsearch import ddl
+
+    col = db.create_collection("m", dims=8, model="label", compression="bit")
+    col.add(keys=[1, 2], contents=["a", "b"], embeddings=np.eye(8)[:2])
+    steps = ddl.index_build(col.info, concurrently=True)
+    build = [sql.SQL("SELECT 1 / 0")] if fail else steps.build
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        conn.execute("SET maintenance_work_mem = '77MB'")
+        for stmt in steps.prepare:
+            conn.execute(stmt)
+        assert conn.execute("SHOW maintenance_work_mem").fetchone()[0] == "512MB"
+        try:
+            for stmt in build:
+                conn.execute(stmt)
+        except psycopg.errors.DivisionByZero:
+            assert fail
+        finally:
+            for stmt in steps.restore:
+                conn.execute(stmt)
+        assert conn.execute("SHOW maintenance_work_mem").fetchone()[0] == "77MB"
+        assert conn.execute("SHOW min_parallel_table_scan_size").fetchone()[0] == "8MB"

@@ -18,7 +18,7 @@ from semsearch import migrate
 from semsearch.catalog import schema_version
 from semsearch.db import Database, connect
 from semsearch.django.conf import SemsearchSettings
-from semsearch.embeddings import LOCAL_ALIASES, OPENAI_NATIVE_DIMS, Embedder, embedder_for
+from semsearch.embeddings import Embedder, embedder_for, models
 from semsearch.errors import ConfigurationError, SchemaVersionError
 from semsearch.server import check_server, redact
 
@@ -77,7 +77,7 @@ def _make_embedder(conf: SemsearchSettings) -> Embedder:
     try:
         factory = import_string(conf.embedder)
     except ImportError as exc:
-        builtins = ", ".join((*LOCAL_ALIASES, *OPENAI_NATIVE_DIMS))
+        builtins = ", ".join(models.names())
         raise ConfigurationError(
             f"expected SEMSEARCH['EMBEDDER'] as a built-in model ({builtins}) or a dotted path to an "
             f"embedder factory, got {conf.embedder!r} ({exc})"

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from semsearch.embeddings import LOCAL_ALIASES, OPENAI_NATIVE_DIMS
+from semsearch.embeddings import lookup
 from semsearch.errors import ConfigurationError
 
 SYNC_MODES = ("immediate", "deferred")
@@ -96,7 +96,7 @@ class SemsearchSettings:
     @property
     def builtin_model(self) -> bool:
         """Whether ``EMBEDDER`` names a built-in model rather than a factory."""
-        return self.embedder in LOCAL_ALIASES or self.embedder in OPENAI_NATIVE_DIMS
+        return lookup(self.embedder) is not None
 
     def url(self) -> str:
         """The server semsearch uses: ``URL``, or the connection parameters of ``DATABASE``."""

@@ -38,8 +38,8 @@ from psycopg import sql
 from semsearch import catalog, ddl
 from semsearch.catalog import CollectionInfo
 from semsearch.django.conf import SemsearchSettings
-from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, SchemaVersionError
-from semsearch.schema import BUILD_SETTINGS, check_name, settings_sql
+from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
+from semsearch.schema import check_name
 
 __all__ = ["AlterCollection", "CreateCollection", "DropCollection"]
 
@@ -210,13 +210,10 @@ def _fetch(editor: BaseDatabaseSchemaEditor, query: str, params: list[Any]) -> t
 
 def _exists(editor: BaseDatabaseSchemaEditor, name: str) -> bool:
     """Whether ``name`` exists, after checking semsearch's schema is current (the catalog's shape)."""
-    installed = _fetch(editor, "SELECT to_regclass('semsearch.alembic_version') IS NOT NULL", [])
-    version = installed and installed[0] and _fetch(editor, "SELECT version_num FROM semsearch.alembic_version", [])
-    if not version or version[0] != catalog.SCHEMA_HEAD:
-        raise SchemaVersionError(
-            f"expected semsearch schema {catalog.SCHEMA_HEAD}, got {version[0] if version else 'none'}: "
-            "run `python manage.py semsearch_upgrade` (or keep SEMSEARCH['UPGRADE_ON_MIGRATE'] on)"
-        )
+    version = catalog.read_schema_version(lambda query: (_fetch(editor, query, []) or (None,))[0])
+    catalog.check_schema_version(
+        version, fix="run `python manage.py semsearch_upgrade` (or keep SEMSEARCH['UPGRADE_ON_MIGRATE'] on)"
+    )
     return _fetch(editor, "SELECT 1 FROM semsearch.collections WHERE name = %s", [name]) is not None
 
 
@@ -254,42 +251,29 @@ def _read_info(editor: BaseDatabaseSchemaEditor, name: str) -> CollectionInfo:
 
 
 def _alter(editor: BaseDatabaseSchemaEditor, name: str, changes: dict[str, Any], *, concurrently: bool | None) -> None:
-    old = _read_info(editor, name)
-    new = ddl.replan(old, **changes)
-    if ddl.unchanged(old, new):  # the same index: only the catalog changes
-        _execute(editor, [ddl.oversample_statement(new)])
-        return
     atomic = editor.connection.in_atomic_block
     concurrent = not atomic if concurrently is None else concurrently
+    change = ddl.alter(_read_info(editor, name), concurrently=concurrent, **changes)
+    _execute(editor, change.catalog)
+    steps = change.index
+    if steps is None:
+        return
     if concurrent and atomic:
         raise ConfigurationError(
             f"expected a migration with atomic = False to build the index of {name!r} concurrently, got an "
             "atomic one: set atomic = False on the Migration, or pass concurrently=False"
         )
-    drop_next = ddl.drop_next_index_statement(new, concurrently=concurrent)
-    build = ddl.build_index_statement(new, concurrently=concurrent)
     alias = editor.connection.alias
     if not concurrent:
         # settings local to the transaction, like the build; atomic() is a savepoint in an atomic migration
         with transaction.atomic(using=alias):
-            _execute(
-                editor,
-                [
-                    *ddl.distributed_prefix(new),
-                    drop_next,
-                    *ddl.build_settings_statements(local=True),
-                    build,
-                    *ddl.swap_index_statements(new),
-                ],
-            )
+            _execute(editor, [*steps.prepare, *steps.build, *steps.swap])
         return
-    # a failed concurrent build leaves an invalid _hnsw_next behind: dropping it first makes a rerun start clean
-    _execute(editor, [drop_next])
-    saved = {k: (_fetch(editor, "SELECT current_setting(%s)", [k]) or ("",))[0] for k in BUILD_SETTINGS}
+    _execute(editor, steps.prepare)
     try:
-        _execute(editor, [*ddl.build_settings_statements(local=False), build])
+        _execute(editor, steps.build)
     finally:
         # the session is Django's connection: leave it as found
-        _execute(editor, settings_sql(saved, local=False))
+        _execute(editor, steps.restore)
     with transaction.atomic(using=alias):
-        _execute(editor, [*ddl.distributed_prefix(new), *ddl.swap_index_statements(new)])
+        _execute(editor, steps.swap)

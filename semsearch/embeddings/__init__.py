@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from semsearch.embeddings.base import BatchedEmbedder, Embedder, normalize_rows
+from semsearch.embeddings.models import MODELS, Model, lookup, names
 from semsearch.errors import ConfigurationError
 
-LOCAL_ALIASES = ("local", "wordllama-l2-supercat")
+_LOCAL = next(m for m in MODELS if m.provider == "local")
+#: names of the local model
+LOCAL_ALIASES = (_LOCAL.name, *_LOCAL.aliases)
 #: the local model's Matryoshka sizes
-LOCAL_DIMS = (64, 128, 256)
+LOCAL_DIMS = _LOCAL.dims_allowed or ()
 #: output size of each OpenAI model when no ``dimensions`` is requested
-OPENAI_NATIVE_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+OPENAI_NATIVE_DIMS = {m.name: m.native_dims for m in MODELS if m.provider == "openai"}
 
 
 def check_dims(model: str, dims: int) -> None:
@@ -21,17 +24,10 @@ def check_dims(model: str, dims: int) -> None:
     ...
     semsearch.errors.ConfigurationError: expected local embedder dims in (64, 128, 256), got 300
     """
-    if model in LOCAL_ALIASES:
-        if dims not in LOCAL_DIMS:
-            raise ConfigurationError(f"expected local embedder dims in {LOCAL_DIMS}, got {dims}")
-        return
-    native = OPENAI_NATIVE_DIMS.get(model)
-    if native is None:
-        return
-    resizable = model.startswith("text-embedding-3-")  # Matryoshka-trained: the API's dimensions= works
-    if dims > native or (not resizable and dims != native):
-        expected = f"at most {native}" if resizable else f"{native} (it cannot be resized)"
-        raise ConfigurationError(f"expected dims for {model} to be {expected}, got {dims}")
+    known = lookup(model)
+    problem = known.check(dims) if known is not None else None
+    if problem is not None:
+        raise ConfigurationError(f"{problem}, got {dims}")
 
 
 def embedder_for(model: str, dims: int | None = None) -> Embedder:
@@ -44,25 +40,32 @@ def embedder_for(model: str, dims: int | None = None) -> Embedder:
 
         embedder_for("local", 256).embed(["hello"]).shape   # (1, 256)
     """
-    if model in LOCAL_ALIASES:
+    known = lookup(model)
+    if known is not None and known.provider == "local":
         from semsearch.embeddings.local import LocalEmbedder
 
-        return LocalEmbedder(dims=dims or 256)
-    if model in OPENAI_NATIVE_DIMS:
+        return LocalEmbedder(dims=dims or known.native_dims)
+    if known is not None and known.provider == "openai":
         from semsearch.embeddings.openai import OpenAIEmbedder
 
-        return OpenAIEmbedder(model=model, dims=dims)
-    raise ConfigurationError(
-        f"expected a built-in model ({', '.join(LOCAL_ALIASES + tuple(OPENAI_NATIVE_DIMS))}) "
-        f"or embedder=..., got model {model!r}"
-    )
+        return OpenAIEmbedder(model=known.name, dims=dims)
+    raise ConfigurationError(f"expected a built-in model ({', '.join(names())}) or embedder=..., got model {model!r}")
 
 
 def default_dims(model: str) -> int | None:
     """The natural dimension of a built-in model, if known."""
-    if model in LOCAL_ALIASES:
-        return 256
-    return OPENAI_NATIVE_DIMS.get(model)
+    known = lookup(model)
+    return None if known is None else known.native_dims
 
 
-__all__ = ["BatchedEmbedder", "Embedder", "check_dims", "default_dims", "embedder_for", "normalize_rows"]
+__all__ = [
+    "MODELS",
+    "BatchedEmbedder",
+    "Embedder",
+    "Model",
+    "check_dims",
+    "default_dims",
+    "embedder_for",
+    "lookup",
+    "normalize_rows",
+]

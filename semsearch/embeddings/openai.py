@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from semsearch.embeddings import OPENAI_NATIVE_DIMS, check_dims
+from semsearch.embeddings import check_dims, lookup
 from semsearch.embeddings.base import BatchedEmbedder, utf8_tokens_upper_bound
 from semsearch.errors import ConfigurationError, EmbeddingError
 
@@ -50,7 +50,8 @@ class OpenAIEmbedder(BatchedEmbedder):
         timeout: float = 60.0,
     ) -> None:
         openai = _import_openai()
-        native = OPENAI_NATIVE_DIMS.get(model)
+        known = lookup(model)
+        native = known.native_dims if known is not None and known.provider == "openai" else None
         if dims is None:
             if native is None:
                 raise ConfigurationError(f"expected dims for model {model!r}, whose native size is unknown; got none")
@@ -58,7 +59,7 @@ class OpenAIEmbedder(BatchedEmbedder):
         if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
             raise ConfigurationError(f"expected dims to be a positive integer, got {dims!r}")
         check_dims(model, dims)
-        resizable = model.startswith("text-embedding-3-")
+        resizable = known is not None and known.resizable
         if client is not None and (api_key is not None or base_url is not None):
             raise ConfigurationError(
                 "expected either client or api_key/base_url, got both; configure the client instead"

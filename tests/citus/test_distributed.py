@@ -216,3 +216,42 @@ def test_a_reader_granted_a_distributed_collection_searches_it(
         with psycopg.connect(citus_url, autocommit=True) as conn:
             conn.execute("DROP OWNED BY citus_reader")
             conn.execute("DROP ROLE citus_reader")
+
+
+def test_the_cli_creates_and_distributes_collections(cdb: semsearch.Database, fresh: Callable[[str], str]) -> None:
+    from click.testing import CliRunner
+
+    from semsearch.cli import main
+
+    made, later = fresh("cli"), fresh("later")
+    runner = CliRunner()
+    got = runner.invoke(main, ["--url", cdb.url, "create", made, "--model", "vectors", "--dims", "8", "--distribute-by", "tenant"])
+    assert got.exit_code == 0, got.output
+    assert cdb.collection(made).info.distributed_by == "tenant"
+    runner.invoke(main, ["--url", cdb.url, "create", later, "--model", "vectors", "--dims", "8"])
+    got = runner.invoke(main, ["--url", cdb.url, "distribute", later, "--by", "key"])
+    assert (got.exit_code, got.output) == (0, f"distributed {later} by key\n")
+    assert cdb.collection(later).info.distributed_by == "key"
+
+
+def test_alembic_creates_and_alters_a_distributed_collection(cdb: semsearch.Database, fresh: Callable[[str], str]) -> None:
+    import sqlalchemy as sa
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    import semsearch.alembic_ops  # noqa: F401  (registers op.create_collection & co.)
+
+    name = fresh("alembic")
+    engine = sa.create_engine(cdb.url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.begin() as conn:
+            op = Operations(MigrationContext.configure(conn))
+            op.create_collection(name, model="vectors", dims=DIMS, compression="halfvec", distribute_by="tenant")
+            op.alter_collection(name, compression="bit", concurrently=False)
+    finally:
+        engine.dispose()
+    col = cdb.collection(name)
+    assert (col.info.distributed_by, col.info.compression) == ("tenant", "bit")
+    keys, texts, vecs, tenants = _rows(20)
+    col.add(keys, texts, embeddings=vecs, tenant=tenants)
+    assert col.search(vector=vecs[3], k=1, tenant=tenants[3])[0].key == "k3"

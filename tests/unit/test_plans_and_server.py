@@ -53,3 +53,23 @@ def test_funnel_plan_parsing():
     for bad in ["bit->", "bit->bit", "bit->mrl:1536", "bit->halfvec", "mrl:4000->mrl:256"]:
         with pytest.raises(errors.CompressionPlanError):
             Plan.parse(bad, dims=1536)
+
+
+def test_the_readme_table_of_kinds_is_made_from_plans_kinds():
+    from pathlib import Path
+
+    from semsearch.plans import kinds_table
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert kinds_table() in readme
+
+
+@pytest.mark.parametrize("kind", ["bit", "mrl:64", "mrl-bit:64", "halfvec", "none"])
+def test_every_kind_parses_prints_back_and_has_sql(kind):
+    from psycopg import sql
+
+    plan = Plan.parse(kind, dims=256)
+    assert str(plan) == kind
+    text = sql.Composed([plan.expression(sql.SQL("e"), dims=256, storage="vector")]).as_string(None)
+    assert "e" in text and plan.default_oversample >= 1
+    assert plan.opclass("vector").as_string(None).endswith("_ops")
