@@ -33,9 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT / "tests" / "citus"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "citus"))
 
 import benchdata
 import cluster
@@ -43,6 +42,7 @@ import numpy as np
 
 import semsearch
 
+ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 4
 TENANTS = 8
 K = 10
@@ -60,7 +60,9 @@ def _load(col: semsearch.Collection, base: np.ndarray, texts: list[str]) -> floa
     return time.perf_counter() - started
 
 
-def _run(col: semsearch.Collection, queries: np.ndarray, tenants: list[str | None]) -> tuple[list[float], float, list[list[str]]]:
+def _run(
+    col: semsearch.Collection, queries: np.ndarray, tenants: list[str | None]
+) -> tuple[list[float], float, list[list[str]]]:
     """Every query once, 4 threads; (per-query ms, queries/s, keys)."""
 
     def one(i: int) -> tuple[float, list[str]]:
@@ -108,7 +110,10 @@ def main() -> None:
         single = single_db.create_collection("bench_citus", **opts)
         fanout = cluster_db.create_collection("bench_citus", distribute_by="key", **opts)
         routed = cluster_db.create_collection("bench_citus_t", distribute_by="tenant", **opts)
-        load = {name: _load(col, vs.base, vs.texts) for name, col in (("single", single), ("fan-out", fanout), ("tenant", routed))}
+        load = {
+            name: _load(col, vs.base, vs.texts)
+            for name, col in (("single", single), ("fan-out", fanout), ("tenant", routed))
+        }
         tuned = single.tune(sample=100)
         for col in (fanout, routed):
             cluster_db.alter_collection(col.name, oversample=tuned.oversample)
@@ -133,7 +138,8 @@ def main() -> None:
                 recall.setdefault(name, _recall(keys, queries, vs.base, tenants))
         load_avg = os.getloadavg()
         result = {
-            "data": f"Jeopardy {len(vs.base)} rows (ada-002, 1536 dims), {len(queries)} held-out queries, {TENANTS} tenants",
+            "data": f"Jeopardy {len(vs.base)} rows (ada-002, 1536 dims), {len(queries)} held-out queries, "
+            f"{TENANTS} tenants",
             "plan": f"bit + exact rescore, oversample {tuned.oversample:g} (tuned on the single node, copied)",
             "clients": CLIENTS,
             "rounds": args.rounds,

@@ -241,9 +241,7 @@ def index_build(info: CollectionInfo, *, concurrently: bool, replan: bool = Fals
     # propagates to the workers: it must use one connection per node from its start
     sequential = [distributed.SEQUENTIAL] if info.distributed_by is not None else []
     if not concurrently:
-        return IndexBuild(
-            False, [*sequential, drop_next, *settings_sql(BUILD_SETTINGS, local=True)], [build], [], swap
-        )
+        return IndexBuild(False, [*sequential, drop_next, *settings_sql(BUILD_SETTINGS, local=True)], [build], [], swap)
     swap = [*sequential, *swap]
     # a session setting outlives the build: remember each in a placeholder setting, put it back after
     save, restore = [], []

@@ -41,11 +41,11 @@ from semsearch.errors import ConfigurationError
 BY = ("key", "tenant")
 #: a transaction that changes shards and then (re)creates functions, which Citus propagates to the
 #: workers, must use one connection per node from its start
-SEQUENTIAL = sql.SQL("SET LOCAL citus.multi_shard_modify_mode = 'sequential'")
+SEQUENTIAL = sql.SQL("SET LOCAL citus.multi_shard_modify_mode = 'sequential'").format()
 #: every statement below runs in one transaction that starts with these
 _SETTINGS = [
     # the stale-vector trigger (a row-level BEFORE trigger that only edits NEW) goes to every shard
-    sql.SQL("SET LOCAL citus.enable_unsafe_triggers = on"),
+    sql.SQL("SET LOCAL citus.enable_unsafe_triggers = on").format(),
     SEQUENTIAL,
 ]
 
@@ -92,7 +92,7 @@ def prefix(info: CollectionInfo) -> list[sql.Composed]:
             "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN "
             "RAISE EXCEPTION 'expected a Citus coordinator to distribute a collection, got a server without the "
             "citus extension' USING ERRCODE = '0A000'; END IF; END $$"
-        ),
+        ).format(),
         *_SETTINGS,
     ]
 
@@ -133,9 +133,7 @@ def distribute_statements(old: CollectionInfo, new: CollectionInfo) -> list[sql.
         sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, sql.Identifier(names + "_key_key")),
         sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(table, layout.unique_key),
         distribute_statement(new),
-        sql.SQL("SELECT truncate_local_data_after_distributing_table({})").format(
-            sql.Literal(f"semsearch.{names}")
-        ),
+        sql.SQL("SELECT truncate_local_data_after_distributing_table({})").format(sql.Literal(f"semsearch.{names}")),
         *statements.function_statements(layout, k1=new.bm25_k1, b=new.bm25_b),
         catalog.update_statement(new.name, distributed_by=new.distributed_by),
     ]

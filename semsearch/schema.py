@@ -135,7 +135,9 @@ class Layout:
         ).format(
             table=self.table,
             ids=ids,
-            pk=sql.SQL("") if self.distributed_by is None else sql.SQL(",\n    PRIMARY KEY ({})").format(self.unique_key),
+            pk=sql.SQL("")
+            if self.distributed_by is None
+            else sql.SQL(",\n    PRIMARY KEY ({})").format(self.unique_key),
             vtype=self.vector_type,
             tsv=bm25.tsv_expression(self.text_config),
             middle=sql.SQL("").join(

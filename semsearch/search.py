@@ -268,7 +268,9 @@ def set_local(name: str, value: str) -> sql.Composed:
     return sql.SQL("SET LOCAL {} = {}").format(sql.SQL(name), sql.Literal(value))
 
 
-def _execute_distributed(conn: psycopg.Connection, p: Plan, check: str | None) -> tuple[list[tuple[Any, ...]], str | None]:
+def _execute_distributed(
+    conn: psycopg.Connection, p: Plan, check: str | None
+) -> tuple[list[tuple[Any, ...]], str | None]:
     """:func:`execute` on a Citus distributed collection: a transaction whose SET LOCALs reach the workers."""
     with conn.transaction():
         conn.execute(_PROPAGATE)

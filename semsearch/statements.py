@@ -181,18 +181,20 @@ def _distributed_functions(layout: Layout) -> list[sql.Composed]:
     """
     p = [sql.SQL(f"${i}") for i in range(1, 6)]
 
-    def body(stmt: sql.Composable, routed_stmt: sql.Composable, using: str, spec: str, settings: bool) -> str:
-        sets = sql.SQL(
-            "SET LOCAL citus.propagate_set_commands = 'local'; "
-            "EXECUTE format('SET LOCAL hnsw.ef_search = %s', coalesce(current_setting('hnsw.ef_search', true), '40')::int); "
-            "EXECUTE format('SET LOCAL hnsw.iterative_scan = %L', "
-            "coalesce(current_setting('hnsw.iterative_scan', true), 'off')); "
-        )
+    sets = sql.SQL(
+        "SET LOCAL citus.propagate_set_commands = 'local'; "
+        "EXECUTE format('SET LOCAL hnsw.ef_search = %s', "
+        "coalesce(current_setting('hnsw.ef_search', true), '40')::int); "
+        "EXECUTE format('SET LOCAL hnsw.iterative_scan = %L', "
+        "coalesce(current_setting('hnsw.iterative_scan', true), 'off')); "
+    )
+
+    def body(stmt: sql.Composable, routed_stmt: sql.Composable, using: str, settings: bool) -> str:
         run = sql.SQL("RETURN QUERY EXECUTE {} USING {};").format(sql.Literal(stmt.as_string(None)), sql.SQL(using))
         if layout.distributed_by == "tenant":
-            run = sql.SQL("IF {spec} ? 'tenant' THEN RETURN QUERY EXECUTE {r} USING {using}, {spec} ->> 'tenant'; ELSE {run} END IF;").format(
-                spec=sql.SQL(spec), r=sql.Literal(routed_stmt.as_string(None)), using=sql.SQL(using), run=run
-            )
+            run = sql.SQL(
+                "IF spec ? 'tenant' THEN RETURN QUERY EXECUTE {r} USING {using}, spec ->> 'tenant'; ELSE {run} END IF;"
+            ).format(r=sql.Literal(routed_stmt.as_string(None)), using=sql.SQL(using), run=run)
         return sql.SQL("BEGIN {}{} END").format(sets if settings else sql.SQL(""), run).as_string(None)
 
     ann_where = spec_filter(p[3])
@@ -202,14 +204,14 @@ def _distributed_functions(layout: Layout) -> list[sql.Composed]:
         ("_ann", "query vector, k integer, candidates integer, spec jsonb",
          body(ann(layout, q=p[0], k=p[1], candidates=p[2], where=ann_where),
               ann(layout, q=p[0], k=p[1], candidates=p[2], where=routed(layout, ann_where, p[4])),
-              "query, k, candidates, spec", "spec", True)),
+              "query, k, candidates, spec", True)),
         ("_exact", "query vector, k integer, spec jsonb",
          body(exact(layout, q=p[0], k=p[1], where=exact_where),
-              exact(layout, q=p[0], k=p[1], where=routed(layout, exact_where, p[3])), "query, k, spec", "spec", False)),
+              exact(layout, q=p[0], k=p[1], where=routed(layout, exact_where, p[3])), "query, k, spec", False)),
         ("_text", "query_text text, k integer, spec jsonb",
          body(text(layout, query=sql.SQL("$1::text"), k=p[1], where=text_where),
               text(layout, query=sql.SQL("$1::text"), k=p[1], where=routed(layout, text_where, p[3])),
-              "query_text, k, spec", "spec", False)),
+              "query_text, k, spec", False)),
     ]  # fmt: skip
     # VOLATILE: SET LOCAL is refused in a STABLE function
     return [

@@ -25,7 +25,9 @@ DATA_CACHE = Path(os.environ.get("SEMSEARCH_DATA_CACHE", "~/.cache/semsearch")).
 def citus_url() -> str:
     url = os.environ.get("SEMSEARCH_CITUS_URL")
     if not url:
-        pytest.exit("tests/citus needs a Citus cluster: run `make test-citus` (SEMSEARCH_CITUS_URL unset)", returncode=3)
+        pytest.exit(
+            "tests/citus needs a Citus cluster: run `make test-citus` (SEMSEARCH_CITUS_URL unset)", returncode=3
+        )
     return url
 
 

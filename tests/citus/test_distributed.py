@@ -56,10 +56,11 @@ def test_a_distributed_collection_has_shards_on_both_workers_each_with_its_index
 def test_add_upsert_delete_and_bulk_load_by_key(cdb: semsearch.Database, fresh: Callable[[str], str]) -> None:
     col = cdb.create_collection(fresh("c"), dims=DIMS, model="vectors", compression="halfvec", distribute_by="key")
     keys, texts, vecs, _ = _rows(300)
-    got = col.add_many(
-        ({"key": k, "content": t, "embedding": v, "metadata": {"i": i}} for i, (k, t, v) in enumerate(zip(keys, texts, vecs, strict=True))),
-        bulk=True, autotune=False,
-    )  # fmt: skip
+    records = [
+        {"key": k, "content": t, "embedding": v, "metadata": {"i": i}}
+        for i, (k, t, v) in enumerate(zip(keys, texts, vecs, strict=True))
+    ]
+    got = col.add_many(records, bulk=True, autotune=False)
     assert (got.inserted, got.updated) == (300, 0)
     again = col.add(keys[:10], [t + " again" for t in texts[:10]], embeddings=vecs[:10])
     same = col.add(keys[10:20], texts[10:20], embeddings=vecs[10:20], metadata=[{"i": i} for i in range(10, 20)])
@@ -109,7 +110,9 @@ def test_deferred_rows_are_embedded_by_backfill(cdb: semsearch.Database, fresh: 
     # a text changed by raw SQL loses its stale vector on the worker; semsearch's own upsert keeps it
     with psycopg.connect(cdb.url, autocommit=True) as conn:
         stale = conn.execute(
-            f"UPDATE semsearch.{col.layout.table_name} SET content = 'edited' WHERE key = 'a' RETURNING embedding IS NULL"  # noqa: S608
+            psycopg.sql.SQL("UPDATE {} SET content = 'edited' WHERE key = 'a' RETURNING embedding IS NULL").format(
+                col.layout.table
+            )
         ).fetchone()
     assert stale == (True,)
     assert col.backfill().embedded == 1
@@ -130,17 +133,22 @@ def test_every_search_mode_from_python_equals_the_sql_functions(
     col.add(keys, texts, embeddings=vecs, tenant=tenants, metadata=[{"colour": t.split()[0]} for t in texts])
     q = np.random.default_rng(5).normal(size=DIMS).astype(np.float32)
     exact = [h.key for h in col.search(vector=q, k=10, exact=True)]
-    truth = [keys[i] for i in np.argsort(-(vecs / np.linalg.norm(vecs, axis=1, keepdims=True)) @ (q / np.linalg.norm(q)))[:10]]
+    truth = [
+        keys[i]
+        for i in np.argsort(-(vecs / np.linalg.norm(vecs, axis=1, keepdims=True)) @ (q / np.linalg.norm(q)))[:10]
+    ]
     assert exact == truth
     assert [h.key for h in col.search(vector=q, k=10)] == exact
     n = col.name
     cases = [
         (dict(vector=q), "SELECT key FROM semsearch.search(%s, %s, 10)", [n, q]),
         (dict(vector=q, exact=True), "SELECT key FROM semsearch.search(%s, %s, 10, exact => true)", [n, q]),
-        (dict(vector=q, where={"colour": "red"}), """SELECT key FROM semsearch.search(%s, %s, 10, filter => '{"colour": "red"}')""", [n, q]),
+        (dict(vector=q, where={"colour": "red"}),
+         """SELECT key FROM semsearch.search(%s, %s, 10, filter => '{"colour": "red"}')""", [n, q]),
         (dict(vector=q, tenant="t2"), "SELECT key FROM semsearch.search(%s, %s, 10, tenant => 't2')", [n, q]),
         (dict(query="blue bird", mode="text"), "SELECT key FROM semsearch.text_search(%s, 'blue bird', 10)", [n]),
-        (dict(query="blue bird", vector=q, mode="hybrid"), "SELECT key FROM semsearch.hybrid_search(%s, 'blue bird', %s, 10)", [n, q]),
+        (dict(query="blue bird", vector=q, mode="hybrid"),
+         "SELECT key FROM semsearch.hybrid_search(%s, 'blue bird', %s, 10)", [n, q]),
     ]  # fmt: skip
     for kwargs, query, args in cases:
         got = [h.key for h in col.search(k=10, **kwargs)]  # type: ignore[arg-type]
@@ -173,7 +181,9 @@ def test_evaluate_tune_and_alter_a_distributed_collection(cdb: semsearch.Databas
     tuned = col.tune(sample=20, target_recall=0.95)
     assert tuned.recall >= 0.95
     for concurrently in (True, False):
-        col = cdb.alter_collection(col.name, compression="bit" if concurrently else "halfvec", concurrently=concurrently)
+        col = cdb.alter_collection(
+            col.name, compression="bit" if concurrently else "halfvec", concurrently=concurrently
+        )
         assert col.info.distributed_by == "key"
         assert col.search(vector=vecs[7], k=1)[0].key == "k7"
     assert col.info.compression == "halfvec"
@@ -225,7 +235,9 @@ def test_the_cli_creates_and_distributes_collections(cdb: semsearch.Database, fr
 
     made, later = fresh("cli"), fresh("later")
     runner = CliRunner()
-    got = runner.invoke(main, ["--url", cdb.url, "create", made, "--model", "vectors", "--dims", "8", "--distribute-by", "tenant"])
+    got = runner.invoke(
+        main, ["--url", cdb.url, "create", made, "--model", "vectors", "--dims", "8", "--distribute-by", "tenant"]
+    )
     assert got.exit_code == 0, got.output
     assert cdb.collection(made).info.distributed_by == "tenant"
     runner.invoke(main, ["--url", cdb.url, "create", later, "--model", "vectors", "--dims", "8"])
@@ -234,7 +246,9 @@ def test_the_cli_creates_and_distributes_collections(cdb: semsearch.Database, fr
     assert cdb.collection(later).info.distributed_by == "key"
 
 
-def test_alembic_creates_and_alters_a_distributed_collection(cdb: semsearch.Database, fresh: Callable[[str], str]) -> None:
+def test_alembic_creates_and_alters_a_distributed_collection(
+    cdb: semsearch.Database, fresh: Callable[[str], str]
+) -> None:
     import sqlalchemy as sa
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext

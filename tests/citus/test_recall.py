@@ -16,9 +16,14 @@ def test_distributed_search_agrees_with_one_node_on_jeopardy(
     keys = [f"j{i}" for i in range(len(base))]
     # the single node is a plain table on the coordinator; both use the default plan (bit + rescore)
     one = cdb.create_collection(fresh("one"), dims=1536, model="text-embedding-ada-002", autotune=False)
-    many = cdb.create_collection(fresh("many"), dims=1536, model="text-embedding-ada-002", autotune=False, distribute_by="key")
+    many = cdb.create_collection(
+        fresh("many"), dims=1536, model="text-embedding-ada-002", autotune=False, distribute_by="key"
+    )
     for col in (one, many):
-        col.add_many(({"key": k, "content": t, "embedding": v} for k, t, v in zip(keys, texts, base, strict=True)), autotune=False)
+        col.add_many(
+            ({"key": k, "content": t, "embedding": v} for k, t, v in zip(keys, texts, base, strict=True)),
+            autotune=False,
+        )
     truth = np.argsort(-(queries @ base.T), axis=1)[:, :10]
     agree = recall = 0.0
     for q, best in zip(queries, truth, strict=True):
