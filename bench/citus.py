@@ -11,7 +11,9 @@ single node and copied to the others:
 
 - ``single``: plain table on the embedded server, ``col.search(vector=q, k=10)``
 - ``single+tenant``: the same table, ``tenant=`` (rows spread over 8 tenants)
-- ``cluster fan-out``: distributed by key, every search asks all 32 shards
+- ``cluster fan-out``: distributed by key, every search asks all 32 shards (Citus' default)
+- ``cluster fan-out, 4 shards``: the same with ``citus.shard_count = 4`` (set through the
+  connection URL's ``options``), i.e. one shard per worker core
 - ``cluster tenant``: distributed by tenant, ``tenant=`` routes a search to one shard
 
 Each round runs every contender in turn (the first rotating) with 4 client threads
@@ -103,25 +105,27 @@ def main() -> None:
     try:
         single_db = semsearch.connect(max_connections=CLIENTS)
         cluster_db = semsearch.connect(url, max_connections=CLIENTS)
+        few_db = semsearch.connect(url + "?options=-c%20citus.shard_count%3D4", max_connections=CLIENTS)
+        names_ = ("bench_citus", "bench_citus_t", "bench_citus_4")
         for d in (single_db, cluster_db):
-            d.drop_collection("bench_citus", missing_ok=True)
-            d.drop_collection("bench_citus_t", missing_ok=True)
+            for n in names_:
+                d.drop_collection(n, missing_ok=True)
         opts: dict[str, Any] = {"dims": 1536, "model": "text-embedding-ada-002", "autotune": False}
         single = single_db.create_collection("bench_citus", **opts)
         fanout = cluster_db.create_collection("bench_citus", distribute_by="key", **opts)
         routed = cluster_db.create_collection("bench_citus_t", distribute_by="tenant", **opts)
-        load = {
-            name: _load(col, vs.base, vs.texts)
-            for name, col in (("single", single), ("fan-out", fanout), ("tenant", routed))
-        }
+        few = few_db.create_collection("bench_citus_4", distribute_by="key", **opts)
+        made = (("single", single), ("fan-out", fanout), ("tenant", routed), ("fan-out, 4 shards", few))
+        load = {name: _load(col, vs.base, vs.texts) for name, col in made}
         tuned = single.tune(sample=100)
-        for col in (fanout, routed):
+        for col in (fanout, routed, few):
             cluster_db.alter_collection(col.name, oversample=tuned.oversample)
         contenders = {
             "single": (single_db.collection("bench_citus"), none),
             "single+tenant": (single_db.collection("bench_citus"), spread),
             "cluster fan-out": (cluster_db.collection("bench_citus"), none),
             "cluster tenant": (cluster_db.collection("bench_citus_t"), spread),
+            "cluster fan-out, 4 shards": (few_db.collection("bench_citus_4"), none),
         }
         for col, tenants in contenders.values():  # warm caches and connections
             _run(col, queries, tenants)
@@ -143,7 +147,7 @@ def main() -> None:
             "plan": f"bit + exact rescore, oversample {tuned.oversample:g} (tuned on the single node, copied)",
             "clients": CLIENTS,
             "rounds": args.rounds,
-            "shards": 32,
+            "shards": {"default": 32, "fan-out, 4 shards": 4},
             "load_seconds": {k: round(v, 1) for k, v in load.items()},
             "load_average_after": [round(x, 2) for x in load_avg],
             "results": {
@@ -160,8 +164,9 @@ def main() -> None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result["results"], indent=2))
         for d in (single_db, cluster_db):
-            d.drop_collection("bench_citus", missing_ok=True)
-            d.drop_collection("bench_citus_t", missing_ok=True)
+            for n in names_:
+                d.drop_collection(n, missing_ok=True)
+        for d in (single_db, cluster_db, few_db):
             d.close()
     finally:
         cluster.stop(root / "cluster")

@@ -183,8 +183,8 @@ def test_every_command_has_an_example_in_its_help(run):
             yield from paths(command, [*prefix, name])
 
     found = list(paths(main, []))
-    assert len(found) == 17  # main, db and its 3, create, ingest, search, explain, grant, eval, tune, backfill,
-    # migrate-model, list, drop, demo
+    assert len(found) == 18  # main, db and its 3, create, ingest, search, explain, grant, eval, tune, backfill,
+    # migrate-model, list, drop, demo, distribute
     for path in found:
         assert "Example:\n    semsearch" in run(*path, "--help").stdout, path
 

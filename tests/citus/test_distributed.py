@@ -13,6 +13,7 @@ from pgvector.psycopg import register_vector
 import semsearch
 from semsearch import search as searching
 from semsearch.errors import ConfigurationError, InvalidInputError
+from semsearch.model_migration import migrate_model
 
 DIMS = 64
 
@@ -200,6 +201,8 @@ def test_distribute_an_existing_collection_moves_its_rows(cdb: semsearch.Databas
     assert [h.key for h in col.search(vector=vecs[0], k=5)] == before
     with pytest.raises(ConfigurationError, match="distributed by tenant"):
         cdb.distribute_collection(name, by="key")
+    with pytest.raises(ConfigurationError, match="one server for migrate-model"):
+        migrate_model(cdb, name, model="vectors", dims=DIMS)
     nulls = fresh("n")
     cdb.create_collection(nulls, dims=DIMS, model="vectors").add(["a"], ["no tenant"], embeddings=vecs[:1])
     with pytest.raises(ConfigurationError, match="1 without"):
