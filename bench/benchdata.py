@@ -224,11 +224,3 @@ def cranfield(root: Path | None = None) -> dict[str, Any]:
         if 1 <= grade <= 4:
             qrels.setdefault(qn, {})[doc] = float(5 - grade)
     return {"doc_ids": doc_ids, "doc_texts": doc_texts, "queries": queries, "qrels": qrels}
-
-
-def ndcg_at(ranked: list[str], gains: dict[str, float], k: int = 10) -> float:
-    """nDCG@k with linear gains and log2 discounts (trec_eval's ndcg_cut)."""
-    dcg = sum(gains.get(d, 0.0) / np.log2(i + 2) for i, d in enumerate(ranked[:k]))
-    ideal = sorted(gains.values(), reverse=True)[:k]
-    idcg = sum(g / np.log2(i + 2) for i, g in enumerate(ideal))
-    return float(dcg / idcg) if idcg > 0 else 0.0

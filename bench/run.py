@@ -34,6 +34,7 @@ import report
 from tqdm import tqdm
 
 import semsearch
+from semsearch.evaluate import ndcg
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES: dict[str, dict[str, Any]] = {
@@ -309,7 +310,7 @@ def bench_cranfield(url: str) -> dict[str, Any]:
             keys = [h.key for h in hits]
             found.append([ids.index(k) for k in keys])
             if i + 1 in c["qrels"]:
-                nd.append(benchdata.ndcg_at(keys, c["qrels"][i + 1]))
+                nd.append(ndcg(keys, c["qrels"][i + 1], 10))
         res["plans"][label] = {
             "ndcg_at_10": round(float(np.mean(nd)), 4),
             "recall_at_10_vs_exact": round(hz.recall_at(found, truth), 4),

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 from tqdm import tqdm
 
-from semsearch import ingest
+from semsearch import catalog, ingest
 from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, embedder_for
@@ -401,6 +401,7 @@ class Collection:
         fusion: str | None = None,
         vector_weight: float | None = None,
         text_weight: float | None = None,
+        fresh: bool = False,
     ) -> SearchResult:
         """The ``k`` rows best matching a text or a vector, best first, in one SQL statement.
 
@@ -416,6 +417,8 @@ class Collection:
         ``where`` filters on metadata (see :mod:`semsearch.filters`); ``tenant``
         keeps one tenant's rows. Filtered searches still return ``k`` rows whenever
         ``k`` rows match.
+        With read replicas (``connect(replicas=...)``) a search runs on one of them and sees
+        a write only once the replica has replayed it; ``fresh=True`` reads the primary.
 
         Example::
 
@@ -429,31 +432,34 @@ class Collection:
         )  # fmt: skip
         request = self._request(**args)
         request = searching.with_fusion(request, fusion, vector_weight, text_weight)
-        for attempt in (1, 2, 3):
-            p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
-            # is this handle's catalog row still the name's? Checked in the same round trip: always
-            # when the SQL functions (which go by name) run, else at most once a second
-            check = self.name if (p.fallback is None or time.monotonic() > self._checked_until) else None
-            try:
-                with self.db.connection() as conn:
-                    rows, table = searching.execute(conn, p, check=check)
-            except psycopg.OperationalError as exc:
-                # connections the server closed (a restart, a failover, an idle timeout): a search
-                # only reads, so drop the dead ones from the pool and try once more
-                if attempt > 1:
-                    raise DatabaseError(f"expected the server to answer the search, got: {str(exc).strip()}") from None
-                self.db.pool.check()
-                continue
-            if check is None or table == self.info.table_name:
-                if check is not None:
-                    self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
-                break
-            if table is None:
-                raise CollectionNotFoundError(f"expected an existing collection, got {self.name!r} dropped")
-            # migrate-model switched the name to another table (and maybe model): follow it
-            self._reload()
-            request = self._request(**args)
-            request = searching.with_fusion(request, fusion, vector_weight, text_weight)
+        # one server for the whole search: its catalog check and a reload read where its statement runs
+        with self.db.router.pinned(fresh=fresh):
+            for attempt in (1, 2, 3):
+                p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
+                # is this handle's catalog row still the name's? Checked in the same round trip: always
+                # when the SQL functions (which go by name) run, else at most once a second
+                check = self.name if (p.fallback is None or time.monotonic() > self._checked_until) else None
+                try:
+                    rows, table = self.db.read(partial(searching.execute, p=p, check=check), fresh=fresh)
+                except psycopg.OperationalError as exc:
+                    # connections the server closed (a restart, a failover, an idle timeout): a search
+                    # only reads, so drop the dead ones from the pool and try once more
+                    if attempt > 1:
+                        raise DatabaseError(
+                            f"expected the server to answer the search, got: {str(exc).strip()}"
+                        ) from None
+                    self.db.pool.check()
+                    continue
+                if check is None or table == self.info.table_name:
+                    if check is not None:
+                        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
+                    break
+                if table is None:
+                    raise CollectionNotFoundError(f"expected an existing collection, got {self.name!r} dropped")
+                # migrate-model switched the name to another table (and maybe model): follow it
+                self._reload(read=True)
+                request = self._request(**args)
+                request = searching.with_fusion(request, fusion, vector_weight, text_weight)
         return searching.hits(rows, request)
 
     def explain(
@@ -469,11 +475,13 @@ class Collection:
         where: Mapping[str, Any] | None = None,
         tenant: str | None = None,
         settings: Mapping[str, str] | None = None,
+        fresh: bool = False,
     ) -> searching.Explained:
         """The SQL a search runs, its settings and ``EXPLAIN (ANALYZE, BUFFERS)`` of it (nothing is changed).
 
         ``settings`` adds ``SET LOCAL`` planner settings for this explain only, e.g.
         ``{"enable_seqscan": "off"}`` to see whether the index *can* serve the query.
+        It runs where the search would (a read replica, or the primary with ``fresh=True``).
 
         Example::
 
@@ -487,10 +495,12 @@ class Collection:
             where=where, tenant=tenant,
         )  # fmt: skip
         request = self._request(**args)
-        with self.db.connection() as conn:
-            return searching.explain(
-                conn, self.layout, self.info.oversample, self.info.ef_search, request, extra=settings or {}
-            )
+
+        def run(conn: psycopg.Connection) -> searching.Explained:
+            info = self.info
+            return searching.explain(conn, self.layout, info.oversample, info.ef_search, request, extra=settings or {})
+
+        return self.db.read(run, fresh=fresh)
 
     def _request(self, **search: Any) -> searching.Request:
         """Check a search's arguments (before any round trip) and embed its query text if needed."""
@@ -502,13 +512,13 @@ class Collection:
             **search,
         )
 
-    def _reload(self) -> None:
-        """Re-read the catalog row; an embedder made from the old model name is dropped."""
-        fresh = self.db.collection(self.name)
-        changed = (fresh.info.model, fresh.dims) != (self.info.model, self.dims)
+    def _reload(self, *, read: bool = False) -> None:
+        """Re-read the catalog row (``read``: where searches read); an embedder made from the old model is dropped."""
+        info = self.db.read(partial(catalog.read, name=self.name)) if read else self.db.collection(self.name).info
+        changed = (info.model, info.dims) != (self.info.model, self.dims)
         if self._embedder is not None and changed and not self._own_embedder:
             self._embedder = None
-        self.info, self.layout = fresh.info, fresh.layout
+        self.info, self.layout = info, info.layout
         self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
 
     def evaluate(

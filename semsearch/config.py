@@ -15,7 +15,8 @@ class Settings:
 
     ``SEMSEARCH_DATABASE_URL``: any Postgres >= 14 with pgvector >= 0.7; unset means
     the embedded server. ``SEMSEARCH_DATA_DIR``: where the embedded server keeps
-    its data (default: the user's data directory).
+    its data (default: the user's data directory). ``SEMSEARCH_REPLICA_URLS``: read
+    replicas for searches, comma-separated (see :mod:`semsearch.replicas`).
 
     Example::
 
@@ -25,10 +26,12 @@ class Settings:
 
     database_url: str | None
     data_dir: Path
+    replica_urls: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
         """Read the settings from ``os.environ`` now."""
         url = os.environ.get("SEMSEARCH_DATABASE_URL") or None
         data_dir = os.environ.get("SEMSEARCH_DATA_DIR") or platformdirs.user_data_dir("semsearch")
-        return cls(database_url=url, data_dir=Path(data_dir).expanduser())
+        replicas = tuple(u.strip() for u in os.environ.get("SEMSEARCH_REPLICA_URLS", "").split(",") if u.strip())
+        return cls(database_url=url, data_dir=Path(data_dir).expanduser(), replica_urls=replicas)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from typing import TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -13,6 +14,7 @@ from psycopg_pool import ConnectionPool
 from semsearch import catalog, ddl, distributed
 from semsearch.catalog import CollectionInfo, schema_version
 from semsearch.collection import Collection
+from semsearch.config import Settings
 from semsearch.embeddings import Embedder
 from semsearch.errors import (
     CollectionExistsError,
@@ -20,8 +22,11 @@ from semsearch.errors import (
     ConfigurationError,
     InvalidNameError,
 )
+from semsearch.replicas import ReplicaStatus, Router, replica_urls
 from semsearch.schema import MAX_USER_NAME, check_name
 from semsearch.server import check_server, redact, resolve_url
+
+T = TypeVar("T")
 
 
 def connect(
@@ -29,6 +34,7 @@ def connect(
     *,
     upgrade: bool | None = None,
     max_connections: int = 4,
+    replicas: Sequence[str] | None = None,
 ) -> Database:
     """Open semsearch on a Postgres server.
 
@@ -37,11 +43,17 @@ def connect(
     other server the schema must be current (``semsearch db upgrade``) unless
     ``upgrade=True``.
 
+    ``replicas`` (default: ``SEMSEARCH_REPLICA_URLS``, comma-separated) are streaming
+    standbys of this server: searches, ``explain``, ``evaluate`` and ``sweep`` run on
+    them in turn, everything else on the primary (see :mod:`semsearch.replicas`).
+
     Example::
 
         db = semsearch.connect()                                  # embedded
         db = semsearch.connect("postgresql://app@db.internal/app")
+        db = semsearch.connect("postgresql://app@primary/app", replicas=["postgresql://app@replica-1/app"])
     """
+    urls = replica_urls(Settings.from_env().replica_urls if replicas is None else replicas)
     url, embedded = resolve_url(url)
     if upgrade is None:
         upgrade = embedded
@@ -64,7 +76,7 @@ def connect(
         name="semsearch",
     )
     pool.open(wait=True, timeout=30)
-    return Database(url, pool)
+    return Database(url, pool, Router(urls, max_connections=max_connections))
 
 
 class Database:
@@ -76,9 +88,11 @@ class Database:
             col = db.create_collection("movies", dims=1536, compression="bit")
     """
 
-    def __init__(self, url: str, pool: ConnectionPool) -> None:
+    def __init__(self, url: str, pool: ConnectionPool, router: Router | None = None) -> None:
         self._url = url
         self.pool = pool
+        #: where searches run: read replicas in turn, or this pool (see :mod:`semsearch.replicas`)
+        self.router = router if router is not None else Router(())
 
     @property
     def url(self) -> str:
@@ -91,7 +105,24 @@ class Database:
         with self.pool.connection() as conn:
             yield conn
 
+    def read(self, fn: Callable[[psycopg.Connection], T], *, fresh: bool = False) -> T:
+        """``fn(conn)`` on the next read replica, or on the primary (``fresh``, none configured, none answering).
+
+        ``fn`` must only read (after a replica fails it runs again on the primary).
+
+        Example::
+
+            db.read(lambda conn: conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+        """
+        return self.router.read(fn, primary=self.connection, fresh=fresh)
+
+    @property
+    def replicas(self) -> tuple[ReplicaStatus, ...]:
+        """The read replicas and what the router knows of them (up, reads answered, failures)."""
+        return self.router.replicas
+
     def close(self) -> None:
+        self.router.close()
         self.pool.close()
 
     def __enter__(self) -> Database:

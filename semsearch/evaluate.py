@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import psycopg
 from psycopg import sql
 
 from semsearch import ingest
@@ -157,7 +158,8 @@ def _sample(col: Collection, n: int, seed: int) -> tuple[list[str], np.ndarray]:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidInputError(f"expected sample= as a positive int, got {n!r}")
     table = col.layout.table
-    with col.db.connection() as conn:
+
+    def read(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
         # rows stored with defer=True have no vector yet: they can be neither query nor answer
         ids = conn.execute(
             sql.SQL("SELECT array_agg(id ORDER BY id) FILTER (WHERE embedding IS NOT NULL), count(*) FROM {}").format(
@@ -171,13 +173,16 @@ def _sample(col: Collection, n: int, seed: int) -> tuple[list[str], np.ndarray]:
             raise InvalidInputError(f"expected embedded rows to sample in {col.name!r}, got {got}")
         rng = np.random.default_rng(seed)
         chosen = sorted(rng.choice(all_ids, size=min(n, len(all_ids)), replace=False).tolist())
-        rows = conn.execute(
+        return conn.execute(
             # an edit since the first query may have reset a vector (the stale trigger): skip that row
             sql.SQL(
                 "SELECT key, embedding::vector FROM {} WHERE id = ANY(%s) AND embedding IS NOT NULL ORDER BY id"
             ).format(table),
             [chosen],
         ).fetchall()
+
+    # where searches read (a replica in turn, the primary inside a fresh pin)
+    rows = col.db.read(read)
     if not rows:
         raise InvalidInputError(f"expected embedded rows to sample in {col.name!r}, got none left after edits")
     return [r[0] for r in rows], np.stack([r[1].to_numpy().astype(np.float32) for r in rows])
@@ -269,10 +274,11 @@ class Workload:
 
 def catalog_settings(col: Collection) -> tuple[float, int | None]:
     """The collection's stored (oversample, ef_search), read fresh rather than from ``col.info``."""
-    with col.db.connection() as conn:
-        row = conn.execute(
+    row = col.db.read(
+        lambda conn: conn.execute(
             "SELECT oversample, ef_search FROM semsearch.collections WHERE name = %s", [col.name]
         ).fetchone()
+    )
     assert row is not None
     # real (float4) in the catalog: 1.3 comes back as 1.2999999523
     return round(float(row[0]), 4), row[1]
@@ -280,8 +286,8 @@ def catalog_settings(col: Collection) -> tuple[float, int | None]:
 
 def sizes(col: Collection) -> tuple[int, int, int]:
     """(HNSW index, table with TOAST and indexes, all indexes) in bytes."""
-    with col.db.connection() as conn:
-        row = conn.execute(
+    row = col.db.read(
+        lambda conn: conn.execute(
             "SELECT pg_total_relation_size(t.oid), pg_indexes_size(t.oid), "
             "coalesce((SELECT pg_relation_size(i.oid) FROM pg_class i "
             "WHERE i.relnamespace = t.relnamespace AND i.relname = %s), 0) "
@@ -289,6 +295,7 @@ def sizes(col: Collection) -> tuple[int, int, int]:
             "WHERE n.nspname = %s AND t.relname = %s",
             [col.layout.table_name + "_hnsw", SCHEMA, col.layout.table_name],
         ).fetchone()
+    )
     assert row is not None
     return int(row[2]), int(row[0]), int(row[1])
 
@@ -363,17 +370,18 @@ def evaluate(
     built = col.rebuild_index() if measure_build else None
     if isinstance(qrels, (str, Path)):
         qrels = read_qrels(qrels)
-    w = Workload(col, *query_vectors(col, queries, sample=sample, seed=seed), k=k)
-    stored = catalog_settings(col)
-    used = (float(oversample) if oversample is not None else stored[0], ef_search or stored[1])
-    run = w.run(oversample=oversample, ef_search=ef_search, repeat=repeat)
-    report = _report(col, w, run, *used)
-    extra: dict[str, Any] = {"index_build_seconds": built}
-    if qrels is not None:
-        settings = {"oversample": oversample, "ef_search": ef_search}
-        nd, r100, judged = _relevance(col, w, run.results, qrels, settings)
-        extra.update(ndcg_at_10=nd, recall_at_100=r100, judged_queries=judged)
-    return EvalReport(**{**report.to_dict(), **extra})
+    with col.db.router.pinned():  # one server: the exact and the approximate answers from the same data
+        w = Workload(col, *query_vectors(col, queries, sample=sample, seed=seed), k=k)
+        stored = catalog_settings(col)
+        used = (float(oversample) if oversample is not None else stored[0], ef_search or stored[1])
+        run = w.run(oversample=oversample, ef_search=ef_search, repeat=repeat)
+        report = _report(col, w, run, *used)
+        extra: dict[str, Any] = {"index_build_seconds": built}
+        if qrels is not None:
+            settings = {"oversample": oversample, "ef_search": ef_search}
+            nd, r100, judged = _relevance(col, w, run.results, qrels, settings)
+            extra.update(ndcg_at_10=nd, recall_at_100=r100, judged_queries=judged)
+        return EvalReport(**{**report.to_dict(), **extra})
 
 
 def sweep(
@@ -398,9 +406,12 @@ def sweep(
     """
     if not oversamples:
         raise InvalidInputError("expected at least one oversampling factor, got none")
-    w = Workload(col, *query_vectors(col, queries, sample=sample, seed=seed), k=k)
-    ef = ef_search or catalog_settings(col)[1]
-    return [_report(col, w, w.run(oversample=f, ef_search=ef_search, repeat=repeat), float(f), ef) for f in oversamples]
+    with col.db.router.pinned():  # one server: the exact and the approximate answers from the same data
+        w = Workload(col, *query_vectors(col, queries, sample=sample, seed=seed), k=k)
+        ef = ef_search or catalog_settings(col)[1]
+        return [
+            _report(col, w, w.run(oversample=f, ef_search=ef_search, repeat=repeat), float(f), ef) for f in oversamples
+        ]
 
 
 def plot_sweep(reports: Sequence[EvalReport], path: str | Path) -> Path:

@@ -54,6 +54,7 @@ from semsearch.cli import Group
 from semsearch.cli import main as semsearch_cli
 from semsearch.collection import Collection
 from semsearch.db import Database, connect
+from semsearch.replicas import Router
 
 EXTENSION_KEY = "semsearch"
 _G_CONNECTIONS = "_semsearch_connections"
@@ -74,8 +75,8 @@ class RequestDatabase(Database):
                 conn.execute("SELECT 1")
     """
 
-    def __init__(self, url: str, pool: ConnectionPool, app: Flask) -> None:
-        super().__init__(url, pool)
+    def __init__(self, url: str, pool: ConnectionPool, app: Flask, router: Router | None = None) -> None:
+        super().__init__(url, pool, router)
         self.app = app
 
     @contextmanager
@@ -109,7 +110,7 @@ class _State:
                     url = self.app.config["SEMSEARCH_DATABASE_URL"]
                     size = int(self.app.config["SEMSEARCH_MAX_CONNECTIONS"])
                     plain = connect(url, max_connections=size)
-                    self.database = RequestDatabase(plain.url, plain.pool, self.app)
+                    self.database = RequestDatabase(plain.url, plain.pool, self.app, plain.router)
                     atexit.register(self.close)
                 database = self.database
         return database

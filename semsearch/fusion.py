@@ -108,36 +108,39 @@ def tune_hybrid(
         raise InvalidInputError(
             f"expected fusions in {FUSIONS} and text shares in [0, 1], got {fusions}, {text_shares}"
         )
-    vectors = col.embedder.embed([text for _, text in judged])
+    with col.db.router.pinned(fresh=True):  # measured where the result is stored (replicas may lag)
+        vectors = col.embedder.embed([text for _, text in judged])
 
-    def mean_ndcg(**search: Any) -> float:
-        scores = [
-            ndcg(col.search(text, vector=v, k=10, **search).keys, qrels[qid], 10)
-            for (qid, text), v in zip(judged, np.asarray(vectors), strict=True)
-        ]
-        return float(np.mean(scores))
-
-    def point(fusion: str, share: float) -> FusionPoint:
-        wv, wt = round(1 - share, 4), round(share, 4)
-        return FusionPoint(fusion, wv, wt, mean_ndcg(mode="hybrid", fusion=fusion, vector_weight=wv, text_weight=wt))
-
-    tried = tuple(point(f, w) for f in fusions for w in text_shares)
-    best = max(tried, key=lambda p: p.ndcg_at_10)
-    default = point(DEFAULT_FUSION, DEFAULT_TEXT_SHARE)
-    text_alone = float(np.mean([ndcg(col.search(t, k=10, mode="text").keys, qrels[q], 10) for q, t in judged]))
-    vector_alone = float(
-        np.mean(
-            [
-                ndcg(col.search(vector=v, k=10).keys, qrels[qid], 10)
-                for (qid, _), v in zip(judged, np.asarray(vectors), strict=True)
+        def mean_ndcg(**search: Any) -> float:
+            scores = [
+                ndcg(col.search(text, vector=v, k=10, **search).keys, qrels[qid], 10)
+                for (qid, text), v in zip(judged, np.asarray(vectors), strict=True)
             ]
+            return float(np.mean(scores))
+
+        def point(fusion: str, share: float) -> FusionPoint:
+            wv, wt = round(1 - share, 4), round(share, 4)
+            return FusionPoint(
+                fusion, wv, wt, mean_ndcg(mode="hybrid", fusion=fusion, vector_weight=wv, text_weight=wt)
+            )
+
+        tried = tuple(point(f, w) for f in fusions for w in text_shares)
+        best = max(tried, key=lambda p: p.ndcg_at_10)
+        default = point(DEFAULT_FUSION, DEFAULT_TEXT_SHARE)
+        text_alone = float(np.mean([ndcg(col.search(t, k=10, mode="text").keys, qrels[q], 10) for q, t in judged]))
+        vector_alone = float(
+            np.mean(
+                [
+                    ndcg(col.search(vector=v, k=10).keys, qrels[qid], 10)
+                    for (qid, _), v in zip(judged, np.asarray(vectors), strict=True)
+                ]
+            )
         )
-    )
-    stored = {
-        "fusion": best.fusion, "vector_weight": best.vector_weight, "text_weight": best.text_weight,
-        "ndcg_at_10": round(best.ndcg_at_10, 4), "queries": len(judged),
-        "tuned_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }  # fmt: skip
+        stored = {
+            "fusion": best.fusion, "vector_weight": best.vector_weight, "text_weight": best.text_weight,
+            "ndcg_at_10": round(best.ndcg_at_10, 4), "queries": len(judged),
+            "tuned_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }  # fmt: skip
     with col.db.connection() as conn:
         conn.execute(catalog.update_statement(col.name, hybrid=stored))
     col.info = col.db.collection(col.name).info

@@ -177,35 +177,36 @@ def tune(
         raise InvalidInputError(f"expected max_oversample between 1 and 1000, got {max_oversample!r}")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
         raise InvalidInputError(f"expected k between 1 and 10000, got {k!r}")
-    previous = catalog_settings(col)
-    picked = query_vectors(col, queries, sample=None if queries is not None else sample, seed=seed)
-    # sampled rows are left out of their own answers: recall as for queries never seen
-    w = Workload(col, *picked, k=k, exclude_self=queries is None)
-    search = _Search(w, target_recall)
-    most = max(k, math.floor(k * max_oversample))
-    auto = search.smallest(k, most, lambda c: None)
-    # a wider ef_search pays only if it reaches the target with fewer candidates than the
-    # automatic one needed: probe it at the largest count that fell short before searching below
-    short = [c for (c, ef), p in search.points.items() if ef is None and p.recall < target_recall]
-    wide = None
-    if short and search.measure(max(short), _wide_ef(max(short))).recall >= target_recall:
-        wide = search.smallest(k, max(short), _wide_ef)
-    if auto and (not wide or wide.p50_ms >= WIDE_EF_MARGIN * auto.p50_ms):
-        best: TunePoint | None = auto
-    else:
-        best = wide
-    reached = best is not None
-    if best is None:
-        best = max(search.points.values(), key=lambda p: (p.recall, -p.p50_ms))
-    result = TuneResult(
-        collection=col.name, target=target_recall, k=k, reached=reached,
-        oversample=round(best.oversample, 4), ef_search=best.ef_search, candidates=best.candidates,
-        recall=best.recall, p50_ms=best.p50_ms, queries=len(w.ids), rows=col.count(),
-        previous_oversample=previous[0], previous_ef_search=previous[1],
-        tried=tuple(sorted(search.points.values(), key=lambda p: (p.ef_search or 0, p.candidates))),
-    )  # fmt: skip
-    _store(col, best, result)
-    return result
+    with col.db.router.pinned(fresh=True):  # measured where the data and the result live (replicas may lag)
+        previous = catalog_settings(col)
+        picked = query_vectors(col, queries, sample=None if queries is not None else sample, seed=seed)
+        # sampled rows are left out of their own answers: recall as for queries never seen
+        w = Workload(col, *picked, k=k, exclude_self=queries is None)
+        search = _Search(w, target_recall)
+        most = max(k, math.floor(k * max_oversample))
+        auto = search.smallest(k, most, lambda c: None)
+        # a wider ef_search pays only if it reaches the target with fewer candidates than the
+        # automatic one needed: probe it at the largest count that fell short before searching below
+        short = [c for (c, ef), p in search.points.items() if ef is None and p.recall < target_recall]
+        wide = None
+        if short and search.measure(max(short), _wide_ef(max(short))).recall >= target_recall:
+            wide = search.smallest(k, max(short), _wide_ef)
+        if auto and (not wide or wide.p50_ms >= WIDE_EF_MARGIN * auto.p50_ms):
+            best: TunePoint | None = auto
+        else:
+            best = wide
+        reached = best is not None
+        if best is None:
+            best = max(search.points.values(), key=lambda p: (p.recall, -p.p50_ms))
+        result = TuneResult(
+            collection=col.name, target=target_recall, k=k, reached=reached,
+            oversample=round(best.oversample, 4), ef_search=best.ef_search, candidates=best.candidates,
+            recall=best.recall, p50_ms=best.p50_ms, queries=len(w.ids), rows=col.count(),
+            previous_oversample=previous[0], previous_ef_search=previous[1],
+            tried=tuple(sorted(search.points.values(), key=lambda p: (p.ef_search or 0, p.candidates))),
+        )  # fmt: skip
+        _store(col, best, result)
+        return result
 
 
 def _store(col: Collection, best: TunePoint, result: TuneResult) -> None:

@@ -12,6 +12,9 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 
+# the primary + streaming standby fixture (replica_cluster), started only by the tests that ask for it
+pytest_plugins = ["tests.replica_cluster"]
+
 
 @pytest.fixture(scope="session")
 def movies() -> tuple[list[str], np.ndarray, np.ndarray]:
