@@ -3,9 +3,10 @@
 A distributed collection keeps one table per shard on the workers, each with its own
 HNSW index on the compressed copy, text and metadata indexes and stale-vector trigger
 (Citus creates them on every shard). A search fans out: every shard's coarse pass
-returns its nearest candidates, the coordinator keeps the best and rescores them
-exactly. Distributed by ``tenant``, a search with ``tenant=`` runs on that tenant's
-shard only.
+returns the keys of its nearest candidates, the coordinator keeps the best n, each shard
+rescores its own by the full vectors and returns its top k, and the coordinator merges
+them (:func:`semsearch.statements.ann`). Distributed by ``tenant``, a search with
+``tenant=`` runs on that tenant's shard only.
 
 What changes against one server (README, "Scaling out"):
 
