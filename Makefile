@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit lint bench bench-full clean browser
+.PHONY: demo test test-unit test-citus lint bench bench-full clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,20 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# Citus (distributed Postgres) on a real cluster: Citus is built from ../shared/citus/ into the
+# embedded server (cached in CITUS_BUILD; not vendored here), a coordinator and two workers run
+# on 127.0.0.1 for tests/citus/ only, and are stopped whatever the tests' outcome.
+CITUS_SRC ?= ../shared/citus
+CITUS_BUILD ?= $(HOME)/.cache/semsearch/citus-build
+
+test-citus: $(STAMP)
+	bash $(CITUS_SRC)/build.sh "$$($(BIN)/python tests/citus/cluster.py pg-config)" $(CITUS_BUILD)
+	@dir=$$(mktemp -d) && chmod 755 $$dir && \
+	if url=$$($(BIN)/python tests/citus/cluster.py start $$dir/cluster); then \
+	  SEMSEARCH_CITUS_URL=$$url $(BIN)/python -m pytest tests/citus; rc=$$?; \
+	else rc=1; fi; \
+	$(BIN)/python tests/citus/cluster.py stop $$dir/cluster; rm -rf $$dir; exit $$rc
 
 # the fast lane: no Postgres at all (the URL points nowhere on purpose), docstring examples included
 test-unit: $(STAMP)

@@ -75,6 +75,13 @@ def _held(col: Collection, alias: str) -> sql.Composed:
     The entry must postdate the collection's catalog row: a dropped and re-created
     collection (same table name) does not inherit the entries of the old one.
     """
+    if col.layout.distributed_by is not None:
+        # Citus joins a distributed table with a local one only through an uncorrelated subquery
+        return sql.SQL(
+            "({a}.key, {a}.content_hash) IN (SELECT q.key, q.content_hash FROM semsearch.quarantine q "
+            "WHERE q.table_name = {name} "
+            "AND q.at >= (SELECT c.created_at FROM semsearch.collections c WHERE c.table_name = {name}))"
+        ).format(name=sql.Literal(col.layout.table_name), a=sql.Identifier(alias))
     return sql.SQL(
         "EXISTS (SELECT FROM semsearch.quarantine q WHERE q.table_name = {name} AND q.key = {a}.key "
         "AND q.content_hash = {a}.content_hash "
@@ -101,6 +108,13 @@ def quarantined(col: Collection) -> list[tuple[str, str]]:
         "SELECT p.key, q.reason FROM {t} p JOIN semsearch.quarantine q ON q.table_name = {name} AND q.key = p.key "
         "WHERE p.embedding IS NULL AND {held} ORDER BY p.key"
     ).format(t=col.layout.table, name=sql.Literal(col.layout.table_name), held=_held(col, "p"))
+    if col.layout.distributed_by is not None:
+        stmt = sql.SQL(
+            "SELECT q.key, q.reason FROM semsearch.quarantine q WHERE q.table_name = {name} "
+            "AND q.at >= (SELECT c.created_at FROM semsearch.collections c WHERE c.table_name = {name}) "
+            "AND (q.key, q.content_hash) IN (SELECT p.key, p.content_hash FROM {t} p WHERE p.embedding IS NULL) "
+            "ORDER BY q.key"
+        ).format(t=col.layout.table, name=sql.Literal(col.layout.table_name))
     with col.db.connection() as conn:
         return [(r[0], r[1]) for r in conn.execute(stmt).fetchall()]
 
@@ -211,7 +225,10 @@ def backfill(
                     if done:
                         ids, hashes, vectors = [r[0] for r, _ in done], [r[3] for r, _ in done], [v for _, v in done]
                         with conn.transaction():
-                            conn.execute(lock_rows, [ids])
+                            # Citus takes row locks (FOR UPDATE) only on one shard: a distributed
+                            # collection's update locks its rows itself, and Citus detects deadlocks
+                            if col.layout.distributed_by is None:
+                                conn.execute(lock_rows, [ids])
                             embedded += conn.execute(update, [ids, hashes, vectors]).rowcount
                         if retry_quarantined:
                             _release(conn, col, [r[1] for r, _ in done])
@@ -247,6 +264,14 @@ def _release(conn: psycopg.Connection, col: Collection, keys: list[str]) -> None
 
 def _forget_stale(conn: psycopg.Connection, col: Collection) -> None:
     """Drop entries that no longer hold: the row is gone, embedded, or its text changed."""
+    if col.layout.distributed_by is not None:
+        conn.execute(
+            sql.SQL(
+                "DELETE FROM semsearch.quarantine d WHERE d.table_name = {name} AND (d.key, d.content_hash) NOT IN "
+                "(SELECT p.key, p.content_hash FROM {t} p WHERE p.embedding IS NULL)"
+            ).format(name=sql.Literal(col.layout.table_name), t=col.layout.table)
+        )
+        return
     conn.execute(
         sql.SQL(
             "DELETE FROM semsearch.quarantine d WHERE d.table_name = {name} "

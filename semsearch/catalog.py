@@ -24,7 +24,7 @@ from semsearch.statements import STATEMENTS_VERSION
 
 #: the newest migration of semsearch's own schema (``migrate.head()`` reads it from alembic;
 #: a test keeps the two equal, so connecting needs no alembic import)
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,8 @@ class CollectionInfo:
     bm25_b: float = 0.75
     #: hybrid fusion chosen by tune_hybrid(): {"fusion": "rrf" | "blend", "vector_weight": w, ...}
     hybrid: dict[str, Any] | None = None
+    #: the Citus distribution column ("key" or "tenant"); None: a plain table on one server
+    distributed_by: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> CollectionInfo:
@@ -91,6 +93,7 @@ class CollectionInfo:
             plan=plan,
             text_config=self.text_config,
             table_name=self.table_name,
+            distributed_by=self.distributed_by,
         )
 
 

@@ -11,7 +11,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from semsearch import catalog, ddl, table_sync
+from semsearch import catalog, ddl, distributed, table_sync
 from semsearch.catalog import CollectionInfo, schema_version
 from semsearch.collection import Collection
 from semsearch.config import Settings
@@ -169,6 +169,7 @@ class Database:
         tenant_required: bool = False,
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
+        distribute_by: str | None = None,
     ) -> Collection:
         """Create a collection (its table, HNSW index on the compressed copy, catalog row).
 
@@ -182,6 +183,8 @@ class Database:
         ``tenant_required`` refuses writes and searches without ``tenant=`` (Python, CLI and
         the SQL functions; the table refuses rows without one from any writer).
         ``bm25_k1``/``bm25_b``: BM25's parameters for ``mode="text"`` and hybrid.
+        ``distribute_by`` (``"key"`` or ``"tenant"``, on a Citus coordinator) shards the
+        table over the workers: see :meth:`distribute_collection`.
 
         Example::
 
@@ -203,6 +206,7 @@ class Database:
             tenant_required=tenant_required,
             bm25_k1=bm25_k1,
             bm25_b=bm25_b,
+            distribute_by=distribute_by,
         )
         # two creators of one name: the second waits for the lock, then finds the first one's row
         with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
@@ -212,9 +216,31 @@ class Database:
                 conn.execute(ddl.TEXT_CONFIG_CHECK, [text_config])
             except psycopg.errors.UndefinedObject as exc:
                 raise ddl.unknown_text_config(text_config) from exc
+            if info.distributed_by is not None:
+                distributed.check_citus(conn)
             for stmt in ddl.create_statements(info):
                 conn.execute(stmt)
         return self.collection(name, embedder=embedder)
+
+    def distribute_collection(self, name: str, *, by: str = "key") -> Collection:
+        """Shard a collection's table over a Citus cluster's workers (run on the coordinator).
+
+        ``by="key"`` spreads rows evenly and every search asks every shard.
+        ``by="tenant"`` keeps each tenant's rows on one shard, so a search with
+        ``tenant=`` runs on one worker; keys are then unique per tenant and every row
+        needs a tenant. The rows move to the shards in one transaction (writes wait).
+        Text search ranks by ``ts_rank`` instead of BM25 once distributed (see
+        :mod:`semsearch.distributed` and README, "Scaling out").
+
+        Example::
+
+            db.distribute_collection("docs", by="key")
+            db.distribute_collection("tickets", by="tenant")
+        """
+        old = self._info(name)
+        with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
+            distributed.distribute(conn, old, by)
+        return self.collection(name)
 
     def _info(self, name: str) -> CollectionInfo:
         with self.connection() as conn:

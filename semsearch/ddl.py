@@ -13,7 +13,7 @@ from typing import Any
 
 from psycopg import sql
 
-from semsearch import bm25, catalog, statements
+from semsearch import bm25, catalog, distributed, statements
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, check_dims, default_dims
 from semsearch.errors import CollectionExistsError, ConfigurationError
@@ -41,8 +41,12 @@ def make_info(
     tenant_required: bool = False,
     bm25_k1: float = bm25.K1,
     bm25_b: float = bm25.B,
+    distribute_by: str | None = None,
 ) -> CollectionInfo:
     """Check a collection's settings and fill in defaults; nothing touches the database.
+
+    ``distribute_by`` (``"key"`` or ``"tenant"``) makes it a Citus distributed table
+    (see :mod:`semsearch.distributed`).
 
     Example::
 
@@ -113,6 +117,7 @@ def make_info(
         tenant_required=bool(tenant_required),
         bm25_k1=_bm25_param("bm25_k1", bm25_k1, 0.0, 10.0),
         bm25_b=_bm25_param("bm25_b", bm25_b, 0.0, 1.0),
+        distributed_by=None if distribute_by is None else distributed.check_by(distribute_by),
     )
 
 
@@ -123,9 +128,13 @@ def _bm25_param(name: str, value: Any, lo: float, hi: float) -> float:
 
 
 def create_statements(info: CollectionInfo) -> list[sql.Composed]:
-    """Table, storage, indexes and catalog row of a new collection (run in one transaction)."""
+    """Table, storage, indexes and catalog row of a new collection (run in one transaction).
+
+    A distributed one (``info.distributed_by``) is sharded before its functions are made,
+    and has no BM25 statistics (see :mod:`semsearch.distributed`).
+    """
     layout = info.layout
-    stmts: list[sql.Composed] = [layout.create_table_sql()]
+    stmts: list[sql.Composed] = [*distributed.prefix(info), layout.create_table_sql()]
     storage = layout.storage_sql()
     if storage is not None:
         stmts.append(storage)
@@ -140,8 +149,11 @@ def create_statements(info: CollectionInfo) -> list[sql.Composed]:
             )
         )
     stmts.append(layout.hnsw_index_sql(m=info.hnsw_m, ef_construction=info.hnsw_ef_construction))
-    # BM25 statistics, kept exact by triggers from the first row on
-    stmts += bm25.create_statements(layout.table_name)
+    if info.distributed_by is None:
+        # BM25 statistics, kept exact by triggers from the first row on
+        stmts += bm25.create_statements(layout.table_name)
+    else:
+        stmts.append(distributed.distribute_statement(info))
     stmts += statements.function_statements(layout, k1=info.bm25_k1, b=info.bm25_b)
     stmts.append(catalog.insert_statement(info))
     return stmts
@@ -187,7 +199,7 @@ def replan(
             f"expected the same funnel stages ({before or 'none'}), got {after or 'none'}: they are stored columns "
             "and changing them rewrites the table; build a new collection with migrate-model instead"
         )
-    return make_info(
+    new = make_info(
         info.name,
         dims=info.dims,
         model=info.model,
@@ -204,6 +216,7 @@ def replan(
         bm25_k1=info.bm25_k1,
         bm25_b=info.bm25_b,
     )
+    return replace(new, distributed_by=info.distributed_by)
 
 
 @dataclass(frozen=True)
@@ -242,8 +255,12 @@ def index_build(info: CollectionInfo, *, concurrently: bool, replan: bool = Fals
         m=info.hnsw_m, ef_construction=info.hnsw_ef_construction, concurrently=concurrently, suffix="hnsw_next"
     )
     swap = swap_index_statements(info, replan=replan)
+    # a distributed collection's transaction changes shards, then re-creates functions, which Citus
+    # propagates to the workers: it must use one connection per node from its start
+    sequential = [distributed.SEQUENTIAL] if info.distributed_by is not None else []
     if not concurrently:
-        return IndexBuild(False, [drop_next, *settings_sql(BUILD_SETTINGS, local=True)], [build], [], swap)
+        return IndexBuild(False, [*sequential, drop_next, *settings_sql(BUILD_SETTINGS, local=True)], [build], [], swap)
+    swap = [*sequential, *swap]
     # a session setting outlives the build: remember each in a placeholder setting, put it back after
     save, restore = [], []
     for name in BUILD_SETTINGS:
@@ -343,9 +360,11 @@ def grant_statements(info: CollectionInfo, role: str, *, write: bool = False) ->
     stmts = [
         sql.SQL("GRANT USAGE ON SCHEMA semsearch TO {}").format(who),
         sql.SQL("GRANT SELECT ON semsearch.alembic_version, semsearch.collections, {} TO {}").format(table, who),
-        # text search reads the BM25 statistics; the triggers that write them run as their owner
-        sql.SQL("GRANT SELECT ON {} TO {}").format(stats, who),
     ]
+    if info.distributed_by is None:
+        # text search reads the BM25 statistics; the triggers that write them run as their owner
+        # (a distributed collection has none: it ranks by ts_rank)
+        stmts.append(sql.SQL("GRANT SELECT ON {} TO {}").format(stats, who))
     if write:
         stmts += [
             sql.SQL("GRANT INSERT, UPDATE, DELETE ON {} TO {}").format(table, who),

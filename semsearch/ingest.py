@@ -22,6 +22,7 @@ from semsearch.layout import Layout
 from semsearch.values import check_json, check_text
 
 if TYPE_CHECKING:
+    from semsearch.catalog import CollectionInfo
     from semsearch.tune import TuneResult
 
 
@@ -190,8 +191,15 @@ def stage_statements(layout: Layout) -> list[sql.SQL | sql.Composed]:
         sql.SQL("TRUNCATE {}").format(stage(layout)),
         # this upsert sets each row's vector itself (the given one, the stored one for an
         # unchanged text, or none): the stale-vector trigger is for other writers
-        UPSERT_SETTING,
+        *([UPSERT_SETTING] if layout.distributed_by is None else _UPSERT_ON_WORKERS),
     ]
+
+
+#: on Citus the stale-vector trigger runs on the workers: the setting must reach them (SET LOCAL, propagated)
+_UPSERT_ON_WORKERS = [
+    sql.SQL("SET LOCAL citus.propagate_set_commands = 'local'"),
+    sql.SQL("SET LOCAL semsearch.upsert = 'on'"),
+]
 
 
 def stage(layout: Layout) -> sql.Identifier:
@@ -208,13 +216,20 @@ def upsert_statement(layout: Layout) -> sql.Composed:
         "WITH up AS ("
         "INSERT INTO {t} AS t (key, content, metadata, tenant, embedding) "
         'SELECT key, content, metadata, tenant, embedding FROM {s} ORDER BY key COLLATE "C" '
-        "ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
-        "tenant = EXCLUDED.tenant, embedding = {keep}, updated_at = now() "
+        "ON CONFLICT ({unique}) DO UPDATE SET content = EXCLUDED.content, metadata = EXCLUDED.metadata, "
+        "{tenant}embedding = {keep}, updated_at = EXCLUDED.updated_at "
         "WHERE (t.content, t.metadata, t.tenant, t.embedding) IS DISTINCT FROM "
         "(EXCLUDED.content, EXCLUDED.metadata, EXCLUDED.tenant, {keep}) "
         "RETURNING (xmax = 0) AS ins) "
         "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up"
-    ).format(t=layout.table, s=stage(layout), keep=_KEEP_EMBEDDING)
+    ).format(
+        t=layout.table,
+        s=stage(layout),
+        keep=_KEEP_EMBEDDING,
+        unique=layout.unique_key,
+        # distributed by tenant a key is stored once per tenant, and Citus refuses to update a distribution column
+        tenant=sql.SQL("" if layout.distributed_by == "tenant" else "tenant = EXCLUDED.tenant, "),
+    )
 
 
 #: what the upsert retries once (in a savepoint), then refuses with :func:`conflict_error`
@@ -331,13 +346,21 @@ def to_embed(rows: Rows, hashes: list[bytes], known: Mapping[bytes, Any]) -> dic
     return todo
 
 
-def check_tenants_required(rows: Rows, name: str) -> None:
-    """A collection made with ``tenant_required`` refuses a batch with a row without a tenant."""
+def check_tenants_required(rows: Rows, name: str, *, why: str = "tenant_required") -> None:
+    """A collection made with ``tenant_required`` (or distributed by tenant) refuses a row without a tenant."""
     if None in rows.tenants:
         raise InvalidInputError(
-            f"expected a tenant for every row of collection {name!r} (tenant_required), "
+            f"expected a tenant for every row of collection {name!r} ({why}), "
             f"got none at position {rows.tenants.index(None)}"
         )
+
+
+def check_tenants(rows: Rows, info: CollectionInfo) -> None:
+    """The rows of one batch have a tenant each, where the collection needs one."""
+    if info.tenant_required:
+        check_tenants_required(rows, info.name)
+    elif info.distributed_by == "tenant":
+        check_tenants_required(rows, info.name, why="distributed by tenant")
 
 
 def batch_columns(batch: Sequence[Mapping[str, Any]]) -> tuple[list[Any], list[Any], Any, list[Any], list[Any]]:
@@ -361,6 +384,10 @@ def switched(exc: Exception) -> bool:
 
 def delete_statement(layout: Layout) -> sql.Composed:
     """Delete rows by a list of keys (the one parameter); its rowcount is how many existed."""
+    if layout.distributed_by is not None:
+        # Citus locks rows across shards only in a router query: each shard deletes its own keys
+        # (and detects distributed deadlocks itself)
+        return sql.SQL("DELETE FROM {t} WHERE key = ANY(%s)").format(t=layout.table)
     # rows are locked in the same order (key, byte-wise) as add() locks them, so a delete
     # and an upsert of overlapping keys wait for each other instead of deadlocking
     return sql.SQL(
@@ -370,7 +397,8 @@ def delete_statement(layout: Layout) -> sql.Composed:
 
 def empty_statement(layout: Layout) -> sql.Composed:
     """Whether the table has no row (one boolean): a load into it is a bulk load."""
-    return sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(layout.table)
+    # a select list, not an empty one: Citus refuses an empty target list
+    return sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(layout.table)
 
 
 def index_exists(layout: Layout) -> tuple[sql.SQL, list[str]]:

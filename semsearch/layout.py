@@ -74,12 +74,16 @@ class Layout:
     text_config: str = "english"
     #: the collection's table in schema semsearch; "col_<name>" unless a model migration made a new one
     table_name: str = ""
+    #: the Citus distribution column ("key" or "tenant"), None for a plain table (see semsearch.distributed)
+    distributed_by: str | None = None
 
     def __post_init__(self) -> None:
         if not self.table_name:
             object.__setattr__(self, "table_name", "col_" + check_name(self.name))
         elif not re.match(r"^col_[a-z0-9_]{1,48}$", self.table_name):
             raise InvalidNameError(f"expected a table name col_<name>, got {self.table_name!r}")
+        if self.distributed_by not in (None, "key", "tenant"):
+            raise ConfigurationError(f"expected distributed_by 'key', 'tenant' or none, got {self.distributed_by!r}")
         if self.storage not in STORAGES:
             raise ConfigurationError(f"expected storage in {STORAGES}, got {self.storage!r}")
         if not isinstance(self.dims, int) or not 1 <= self.dims <= MAX_STORED_DIMS:
@@ -100,22 +104,40 @@ class Layout:
         name = f"{self.table_name}_{suffix}"
         return sql.Identifier(SCHEMA, name) if schema else sql.Identifier(name)
 
+    @property
+    def unique_key(self) -> sql.Composable:
+        """What identifies a row: ``key``, or ``tenant, key`` on a table distributed by tenant.
+
+        Citus needs the distribution column in every unique constraint, so a collection
+        distributed by tenant holds each key once per tenant.
+        """
+        return sql.SQL("tenant, key" if self.distributed_by == "tenant" else "key")
+
     def create_table_sql(self) -> sql.Composed:
-        # the content hash is derived by the database, so re-embedding checks cannot drift
+        # the content hash is derived by the database, so re-embedding checks cannot drift.
+        # Distributed (Citus), the unique constraints must hold the distribution column: id is
+        # then a plain identity column and the primary key is the row's key (per tenant)
+        if self.distributed_by is None:
+            ids = sql.SQL("id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    key text NOT NULL UNIQUE,")
+        else:
+            ids = sql.SQL("id bigint GENERATED ALWAYS AS IDENTITY,\n    key text NOT NULL,")
         return sql.SQL(
             """CREATE TABLE {table} (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    key text NOT NULL UNIQUE,
+    {ids}
     content text NOT NULL,
     metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb,
     content_hash bytea GENERATED ALWAYS AS (semsearch.content_hash(content)) STORED,
     embedding {vtype},  -- NULL while the row waits for the embedder (add(defer=True), backfill)
     tenant text,
     tsv tsvector GENERATED ALWAYS AS ({tsv}) STORED,{middle}
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(){pk}
 )"""
         ).format(
             table=self.table,
+            ids=ids,
+            pk=sql.SQL("")
+            if self.distributed_by is None
+            else sql.SQL(",\n    PRIMARY KEY ({})").format(self.unique_key),
             vtype=self.vector_type,
             tsv=bm25.tsv_expression(self.text_config),
             middle=sql.SQL("").join(

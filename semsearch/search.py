@@ -95,6 +95,8 @@ class Plan:
     #: the direct two-stage statement: when it returns fewer than ``k`` rows, the exact one decides
     fallback: sql.SQL | sql.Composed | None = None
     k: int = 0
+    #: a Citus distributed collection: settings go to the workers as SET LOCAL, in a transaction
+    distributed: bool = False
 
 
 def make_request(*, embed: Callable[[str], np.ndarray], **search: Any) -> Request:
@@ -218,6 +220,14 @@ def direct(layout: Layout, k: int, n: int | None) -> sql.SQL:
 
 def plan(layout: Layout, name: str, oversample: float, info_ef: int | None, request: Request) -> Plan:
     """Choose the statement for ``request`` on a collection with these stored settings."""
+    if layout.distributed_by is not None:
+        return replace(_plan(layout, name, oversample, info_ef, request), distributed=True)
+    return _plan(layout, name, oversample, info_ef, request)
+
+
+def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, request: Request) -> Plan:
+    if layout.distributed_by == "tenant" and request.tenant is not None and request.mode == "vector":
+        return _routed(layout, oversample, info_ef, request)
     if request.mode == "vector" and not request.filtered:
         params: dict[str, Any] = {"q": request.vector}
         exact = direct(layout, request.k, None)
@@ -312,6 +322,50 @@ def unanswered(exc: Exception) -> DatabaseError:
     return DatabaseError(f"expected the server to answer the search, got: {str(exc).strip()}")
 
 
+def _routed(layout: Layout, oversample: float, info_ef: int | None, request: Request) -> Plan:
+    """A tenant's vector search on a collection distributed by tenant: one shard's statement.
+
+    ``tenant = %(tenant)s`` lets Citus route it to the shard of that tenant; the filter
+    goes along as the same spec the SQL functions take.
+    """
+    where = statements.routed(layout, statements.spec_filter(sql.Placeholder("spec")), sql.Placeholder("tenant"))
+    params: dict[str, Any] = {"q": request.vector, "tenant": request.tenant, "spec": Jsonb(_spec(request))}
+    k = sql.Literal(request.k)
+    exact = statements.exact(layout, q=Q, k=k, where=where)
+    if request.exact:
+        return Plan(exact, params, {})
+    n = candidates(request.k, request.oversample or oversample)
+    stmt = statements.ann(layout, q=Q, k=k, candidates=sql.Literal(n), where=where)
+    settings = {"hnsw.ef_search": str(ef_search(request, info_ef, n)), "hnsw.iterative_scan": "relaxed_order"}
+    return Plan(stmt, params, settings, fallback=exact, k=request.k)
+
+
+#: Citus sends SET LOCAL commands to the workers when asked to (session settings stay on the coordinator)
+_PROPAGATE = sql.SQL("SET LOCAL citus.propagate_set_commands = 'local'")
+
+
+def set_local(name: str, value: str) -> sql.Composed:
+    """``SET LOCAL name = 'value'`` for a setting semsearch names itself (SET takes no parameters)."""
+    if name not in ("hnsw.ef_search", "hnsw.iterative_scan", "semsearch.upsert"):
+        raise ValueError(f"expected a setting semsearch sets, got {name!r}")
+    return sql.SQL("SET LOCAL {} = {}").format(sql.SQL(name), sql.Literal(value))
+
+
+def _execute_distributed(
+    conn: psycopg.Connection, p: Plan, check: str | None
+) -> tuple[list[tuple[Any, ...]], str | None]:
+    """:func:`execute` on a Citus distributed collection: a transaction whose SET LOCALs reach the workers."""
+    with conn.transaction():
+        conn.execute(_PROPAGATE)
+        for name, value in p.settings.items():
+            conn.execute(set_local(name, value))
+        found = conn.execute(_TABLE, [check]).fetchone() if check is not None else None
+        rows = conn.execute(p.statement, p.params).fetchall()
+        if p.fallback is not None and len(rows) < p.k:
+            rows = conn.execute(p.fallback, p.params).fetchall()
+    return rows, (found[0] if found else None)
+
+
 def execute(conn: psycopg.Connection, p: Plan, *, check: str | None = None) -> tuple[list[tuple[Any, ...]], str | None]:
     """Run a plan: its settings and statement pipelined, one round trip; ``(rows, table)``.
 
@@ -322,6 +376,8 @@ def execute(conn: psycopg.Connection, p: Plan, *, check: str | None = None) -> t
     pipelines a read of the table the catalog names for it, returned as ``table`` (None
     when it is gone), so a caller holding an old catalog row finds out in the same round trip.
     """
+    if p.distributed:
+        return _execute_distributed(conn, p, check)
     steps = round_trip(p, check)
     if len(steps) == 1:
         return conn.execute(*steps[0], prepare=True).fetchall(), None
@@ -380,7 +436,9 @@ def explain(
     settings = dict(p.settings)
     statement: sql.SQL | sql.Composed = p.statement
     params: dict[str, Any] = {"q": request.vector}
-    if request.mode != "vector" or request.filtered:
+    if layout.distributed_by == "tenant" and request.tenant is not None and request.mode == "vector":
+        params = p.params  # routed to the tenant's shard (see _routed)
+    elif request.mode != "vector" or request.filtered:
         spec = statements.spec_filter(sql.Literal(Jsonb(_spec(request))))
         k = sql.Literal(request.k)
         if request.mode == "text":
@@ -396,6 +454,10 @@ def explain(
             settings = {"hnsw.ef_search": str(ef_search(request, info_ef, n)), "hnsw.iterative_scan": "relaxed_order"}
     text = statement.as_string(conn)
     with conn.transaction(force_rollback=True):
+        if p.distributed:
+            conn.execute(_PROPAGATE)
+            for name, value in settings.items():
+                conn.execute(set_local(name, value))
         for name, value in {**settings, **(extra or {})}.items():
             conn.execute("SELECT set_config(%s, %s, true)", [name, value])
         rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, SUMMARY) {}").format(statement), params).fetchall()

@@ -59,7 +59,10 @@ def ann(
     ``k``) by a stored smaller copy before the full vectors decide.
     """
     middle = [layout.middle_column(d) for d in layout.plan.middle]
-    carried = sql.SQL(", ").join([sql.SQL("key, content, metadata, embedding"), *middle])
+    # distributed, the candidates come from every shard to the coordinator: only their identity
+    # travels (not 6 kB vectors), and the rescore runs on the shards, by key
+    ident = layout.unique_key if layout.distributed_by is not None else sql.SQL("key, content, metadata, embedding")
+    carried = sql.SQL(", ").join([ident, *middle])
     candidates_sql: sql.Composable = sql.SQL(
         "SELECT {carried} FROM {table} WHERE embedding IS NOT NULL AND {where} ORDER BY {col} {op} {qc} LIMIT {n}"
     ).format(
@@ -82,6 +85,14 @@ def ann(
             k=k,
             n=candidates,
         )
+    if layout.distributed_by is not None:
+        return sql.SQL(
+            "SELECT key, content, {score} AS score, metadata FROM {table} WHERE ({ident}) IN "
+            "(SELECT {ident} FROM ({cand}) c) AND {where} ORDER BY embedding <=> {q} LIMIT {k}"
+        ).format(
+            score=_score(layout, q), table=layout.table, ident=ident, cand=candidates_sql, where=where,
+            q=_query(layout, q), k=k,
+        )  # fmt: skip
     return sql.SQL(
         "SELECT key, content, {score} AS score, metadata FROM ({cand}) c ORDER BY embedding <=> {q} LIMIT {k}"
     ).format(score=_score(layout, q), cand=candidates_sql, q=_query(layout, q), k=k)
@@ -108,8 +119,16 @@ def text(
     """Full-text search ranked by BM25 over the statistics :mod:`semsearch.bm25` keeps.
 
     Rows with any of the query's lexemes; ``where=None`` (no filter) picks the top k from
-    the postings alone, before reading any row.
+    the postings alone, before reading any row. A distributed collection keeps no BM25
+    statistics (their triggers would write across nodes): it ranks by ``ts_rank``,
+    each shard its own top k, merged by the coordinator.
     """
+    if layout.distributed_by is not None:
+        words = sql.SQL("semsearch.any_words({}::regconfig, {})").format(sql.Literal(layout.text_config), query)
+        return sql.SQL(
+            "SELECT key, content, ts_rank(tsv, {words})::float8 AS score, metadata FROM {table} "
+            "WHERE tsv @@ {words} AND {where} ORDER BY score DESC, key LIMIT {k}"
+        ).format(words=words, table=layout.table, where=where if where is not None else TRUE, k=k)
     return bm25.search_statement(
         layout.table_name,
         layout.text_config,
@@ -147,6 +166,65 @@ def spec_filter(spec: sql.Composable) -> sql.Composed:
 def function_name(layout: Layout, suffix: str) -> sql.Identifier:
     """``semsearch.<table>_ann`` and friends: one per statement above, made by DDL."""
     return sql.Identifier(SCHEMA, layout.table_name + suffix)
+
+
+def routed(layout: Layout, where: sql.Composable, tenant: sql.Composable) -> sql.Composed:
+    """``where`` and ``tenant = <tenant>``: on a table distributed by tenant Citus sends the query to one shard."""
+    return sql.SQL("tenant = {} AND {}").format(tenant, where)
+
+
+def _distributed_functions(layout: Layout) -> list[sql.Composed]:
+    """The per-collection functions of a Citus distributed collection.
+
+    Their statements run by ``EXECUTE ... USING``: Citus refuses the same statements as
+    static PL/pgSQL queries once called from ``semsearch.search()`` ("could not determine
+    data type of parameter $1"). The text is fixed here, at DDL time, like the static
+    functions'. ``hnsw.ef_search`` and ``hnsw.iterative_scan`` set by ``semsearch.search()``
+    reach the workers as ``SET LOCAL`` with ``citus.propagate_set_commands = 'local'``,
+    which Citus honours inside a transaction block only (Python searches run in one).
+    On a table distributed by tenant, a search with a tenant goes to that tenant's shard.
+    """
+    p = [sql.SQL(f"${i}") for i in range(1, 6)]
+
+    sets = sql.SQL(
+        "SET LOCAL citus.propagate_set_commands = 'local'; "
+        "EXECUTE format('SET LOCAL hnsw.ef_search = %s', "
+        "coalesce(current_setting('hnsw.ef_search', true), '40')::int); "
+        "EXECUTE format('SET LOCAL hnsw.iterative_scan = %L', "
+        "coalesce(current_setting('hnsw.iterative_scan', true), 'off')); "
+    )
+
+    def body(stmt: sql.Composable, routed_stmt: sql.Composable, using: str, settings: bool) -> str:
+        run = sql.SQL("RETURN QUERY EXECUTE {} USING {};").format(sql.Literal(stmt.as_string(None)), sql.SQL(using))
+        if layout.distributed_by == "tenant":
+            run = sql.SQL(
+                "IF spec ? 'tenant' THEN RETURN QUERY EXECUTE {r} USING {using}, spec ->> 'tenant'; ELSE {run} END IF;"
+            ).format(r=sql.Literal(routed_stmt.as_string(None)), using=sql.SQL(using), run=run)
+        return sql.SQL("BEGIN {}{} END").format(sets if settings else sql.SQL(""), run).as_string(None)
+
+    ann_where = spec_filter(p[3])
+    exact_where = spec_filter(p[2])
+    text_where = spec_filter(p[2])
+    bodies = [
+        ("_ann", "query vector, k integer, candidates integer, spec jsonb",
+         body(ann(layout, q=p[0], k=p[1], candidates=p[2], where=ann_where),
+              ann(layout, q=p[0], k=p[1], candidates=p[2], where=routed(layout, ann_where, p[4])),
+              "query, k, candidates, spec", True)),
+        ("_exact", "query vector, k integer, spec jsonb",
+         body(exact(layout, q=p[0], k=p[1], where=exact_where),
+              exact(layout, q=p[0], k=p[1], where=routed(layout, exact_where, p[3])), "query, k, spec", False)),
+        ("_text", "query_text text, k integer, spec jsonb",
+         body(text(layout, query=sql.SQL("$1::text"), k=p[1], where=text_where),
+              text(layout, query=sql.SQL("$1::text"), k=p[1], where=routed(layout, text_where, p[3])),
+              "query_text, k, spec", False)),
+    ]  # fmt: skip
+    # VOLATILE: SET LOCAL is refused in a STABLE function
+    return [
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION {name}({args}) RETURNS SETOF semsearch.hit LANGUAGE plpgsql VOLATILE AS {body}"
+        ).format(name=function_name(layout, suffix), args=sql.SQL(args), body=sql.Literal(text_))
+        for suffix, args, text_ in bodies
+    ]
 
 
 def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.B) -> list[sql.Composed]:
@@ -193,6 +271,8 @@ def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.
     )
     # EXPLAIN takes no parameters in a static statement: the text is fixed here, at DDL time
     explain = sql.SQL("EXPLAIN (FORMAT JSON) {}").format(matching(layout, where=spec_filter(p[0])))
+    if layout.distributed_by is not None:
+        out = _distributed_functions(layout)
     out.append(
         sql.SQL("CREATE OR REPLACE FUNCTION {name}(spec jsonb) RETURNS float8 LANGUAGE plpgsql AS {body}").format(
             name=function_name(layout, "_matching"),

@@ -39,8 +39,7 @@ def add(
 ) -> ingest.AddResult:
     """:meth:`Collection.add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert."""
     rows = ingest.check_rows(keys, contents, metadata, tenant)
-    if col.info.tenant_required:
-        ingest.check_tenants_required(rows, col.name)
+    ingest.check_tenants(rows, col.info)
     if not rows.keys:
         return ingest.AddResult(0, 0, 0)
 

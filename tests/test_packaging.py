@@ -10,6 +10,8 @@ from pathlib import Path
 
 import psycopg
 
+from semsearch.catalog import SCHEMA_HEAD
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,5 +50,5 @@ def test_the_wheel_upgrades_a_database_and_runs_the_demo(tmp_path, db_url):
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert where.startswith(str(site))
-    assert "schema at 0004" in run("db", "upgrade")
+    assert f"schema at {SCHEMA_HEAD}" in run("db", "upgrade")
     assert "summary: 200 rows" in run("demo", "--rows", "200")

@@ -110,8 +110,7 @@ class AsyncCollection:
         copy_first: bool,
     ) -> ingest.AddResult:
         rows = ingest.check_rows(keys, contents, metadata, tenant)
-        if self.info.tenant_required:
-            ingest.check_tenants_required(rows, self.name)
+        ingest.check_tenants(rows, self.info)
         if not rows.keys:
             return ingest.AddResult(0, 0, 0)
 

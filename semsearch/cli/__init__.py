@@ -11,7 +11,18 @@ Example::
     main(["search", "docs", "rotate the logs"])
 """
 
-from semsearch.cli import collections, data, db, demo, models, quality, search, server, sync  # noqa: F401  (they register)
+from semsearch.cli import (  # noqa: F401  (they register)
+    collections,
+    data,
+    db,
+    demo,
+    distribute,
+    models,
+    quality,
+    search,
+    server,
+    sync,
+)
 from semsearch.cli.app import Group, main
 
 __all__ = ["Group", "main"]

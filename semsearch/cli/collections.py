@@ -28,6 +28,11 @@ from semsearch.plans import BIT_FROM_DIMS, plan_examples
 @click.option("--ef-construction", "hnsw_ef_construction", type=int, default=64, show_default=True)
 @click.option("--tenant-required", is_flag=True, help="Refuse writes and searches without a tenant.")
 @click.option("--no-autotune", "autotune", flag_value=False, default=True, help="Do not tune after bulk loads.")
+@click.option(
+    "--distribute-by",
+    type=click.Choice(["key", "tenant"]),
+    help="On a Citus coordinator: shard the table over the workers (see `semsearch distribute`).",
+)
 @embedder_option
 @click.pass_context
 def create(ctx: click.Context, name: str, embedder: str | None, **options: Any) -> None:
