@@ -32,13 +32,15 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 # Citus (distributed Postgres) on a real cluster: Citus is built from ../shared/citus/ into the
-# embedded server (cached in CITUS_BUILD; not vendored here), a coordinator and two workers run
-# on 127.0.0.1 for tests/citus/ only, and are stopped whatever the tests' outcome.
+# embedded server (cached under CITUS_CACHE; not vendored here), a coordinator and two workers run
+# on 127.0.0.1 for tests/citus/ only, and are stopped whatever the tests' outcome. A build is
+# configured for one pg_config (its install goes there), so the cache is one build per server.
 CITUS_SRC ?= ../shared/citus
-CITUS_BUILD ?= $(HOME)/.cache/semsearch/citus-build
+CITUS_CACHE ?= $(HOME)/.cache/semsearch
 
 test-citus: $(STAMP)
-	bash $(CITUS_SRC)/build.sh "$$($(BIN)/python tests/citus/cluster.py pg-config)" $(CITUS_BUILD)
+	@pgc=$$($(BIN)/python tests/citus/cluster.py pg-config) && \
+	bash $(CITUS_SRC)/build.sh "$$pgc" "$(CITUS_CACHE)/citus-build-$$(printf %s "$$pgc" | sha1sum | cut -c1-12)"
 	@dir=$$(mktemp -d) && chmod 755 $$dir && \
 	if url=$$($(BIN)/python tests/citus/cluster.py start $$dir/cluster); then \
 	  SEMSEARCH_CITUS_URL=$$url $(BIN)/python -m pytest tests/citus; rc=$$?; \

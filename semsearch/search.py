@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
 
 #: HNSW's default ef_search, the floor of the automatic one
 EF_FLOOR = 40
+#: a search's limits, checked before any round trip (the SQL functions in sql/ check the same
+#: numbers; tests/test_sql_functions.py keeps them equal)
+MAX_K = 10000
+MAX_OVERSAMPLE = 1000
 MAX_EF = 1000
 MAX_CANDIDATES = 10000
 NO_FILTER = Filter(None, None, None)
@@ -142,16 +147,18 @@ def check_request(
         raise InvalidInputError(
             "expected exactly one of a query text or vector=, got " + ("both" if query is not None else "neither")
         )
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
-        raise InvalidInputError(f"expected k between 1 and 10000, got {k!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InvalidInputError(f"expected k between 1 and {MAX_K}, got {k!r}")
     if oversample is not None and (
-        isinstance(oversample, bool) or not isinstance(oversample, (int, float)) or not 1 <= oversample <= 1000
+        isinstance(oversample, bool)
+        or not isinstance(oversample, (int, float))
+        or not 1 <= oversample <= MAX_OVERSAMPLE
     ):
-        raise InvalidInputError(f"expected oversample between 1 and 1000, got {oversample!r}")
+        raise InvalidInputError(f"expected oversample between 1 and {MAX_OVERSAMPLE}, got {oversample!r}")
     if ef_search is not None and (
-        isinstance(ef_search, bool) or not isinstance(ef_search, int) or not 1 <= ef_search <= 1000
+        isinstance(ef_search, bool) or not isinstance(ef_search, int) or not 1 <= ef_search <= MAX_EF
     ):
-        raise InvalidInputError(f"expected ef_search between 1 and 1000, got {ef_search!r}")
+        raise InvalidInputError(f"expected ef_search between 1 and {MAX_EF}, got {ef_search!r}")
     if tenant is None and tenant_required:
         raise InvalidInputError(f"expected tenant= for collection {name!r} (tenant_required), got none")
     if tenant is not None:
@@ -264,9 +271,15 @@ def round_trip(p: Plan, check: str | None = None) -> list[Step]:
     """What :func:`execute` (and the async API's) sends for a plan, pipelined, in one round trip.
 
     The plan's settings, then, with ``check`` (a collection name), a read of the table the
-    catalog names for it, then the plan's statement (always last).
+    catalog names for it, then the plan's statement (always last). On a Citus distributed
+    collection the settings are ``SET LOCAL``s that Citus propagates to the workers (a
+    session setting stays on the coordinator), so the caller runs them in a transaction.
     """
-    steps: list[Step] = [(_SET, [name, value]) for name, value in p.settings.items()]
+    steps: list[Step]
+    if p.distributed:
+        steps = [(_PROPAGATE, None), *((set_local(name, value), None) for name, value in p.settings.items())]
+    else:
+        steps = [(_SET, [name, value]) for name, value in p.settings.items()]
     if check is not None:
         steps.append((_TABLE, [check]))
     steps.append((p.statement, p.params))
@@ -278,7 +291,7 @@ def fallback(p: Plan, rows: list[tuple[Any, ...]]) -> Step | None:
     if p.fallback is None or len(rows) >= p.k:
         return None
     # fewer than k from the index (dead tuples, a scan limit): the exact pass decides
-    return p.fallback, {"q": p.params["q"]}
+    return p.fallback, p.params
 
 
 def checked_table(found: tuple[Any, ...] | None) -> str | None:
@@ -351,21 +364,6 @@ def set_local(name: str, value: str) -> sql.Composed:
     return sql.SQL("SET LOCAL {} = {}").format(sql.SQL(name), sql.Literal(value))
 
 
-def _execute_distributed(
-    conn: psycopg.Connection, p: Plan, check: str | None
-) -> tuple[list[tuple[Any, ...]], str | None]:
-    """:func:`execute` on a Citus distributed collection: a transaction whose SET LOCALs reach the workers."""
-    with conn.transaction():
-        conn.execute(_PROPAGATE)
-        for name, value in p.settings.items():
-            conn.execute(set_local(name, value))
-        found = conn.execute(_TABLE, [check]).fetchone() if check is not None else None
-        rows = conn.execute(p.statement, p.params).fetchall()
-        if p.fallback is not None and len(rows) < p.k:
-            rows = conn.execute(p.fallback, p.params).fetchall()
-    return rows, (found[0] if found else None)
-
-
 def execute(conn: psycopg.Connection, p: Plan, *, check: str | None = None) -> tuple[list[tuple[Any, ...]], str | None]:
     """Run a plan: its settings and statement pipelined, one round trip; ``(rows, table)``.
 
@@ -376,18 +374,19 @@ def execute(conn: psycopg.Connection, p: Plan, *, check: str | None = None) -> t
     pipelines a read of the table the catalog names for it, returned as ``table`` (None
     when it is gone), so a caller holding an old catalog row finds out in the same round trip.
     """
-    if p.distributed:
-        return _execute_distributed(conn, p, check)
     steps = round_trip(p, check)
-    if len(steps) == 1:
-        return conn.execute(*steps[0], prepare=True).fetchall(), None
-    with conn.pipeline():
-        curs = [conn.execute(stmt, params, prepare=True) for stmt, params in steps]
-    rows = curs[-1].fetchall()
-    table = checked_table(curs[-2].fetchone()) if check is not None else None
-    again = fallback(p, rows)
-    if again is not None:
-        rows = conn.execute(*again, prepare=True).fetchall()
+    # Citus: the SET LOCALs and the statement in one transaction, planned each time
+    prepare = not p.distributed
+    with conn.transaction() if p.distributed else nullcontext():
+        if len(steps) == 1:
+            return conn.execute(*steps[0], prepare=prepare).fetchall(), None
+        with conn.pipeline():
+            curs = [conn.execute(stmt, params, prepare=prepare) for stmt, params in steps]
+        rows = curs[-1].fetchall()
+        table = checked_table(curs[-2].fetchone()) if check is not None else None
+        again = fallback(p, rows)
+        if again is not None:
+            rows = conn.execute(*again, prepare=prepare).fetchall()
     return rows, table
 
 

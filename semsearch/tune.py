@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb
 from semsearch import catalog
 from semsearch.errors import InvalidInputError
 from semsearch.evaluate import Workload, catalog_settings, query_vectors
+from semsearch.search import EF_FLOOR, MAX_EF, MAX_K
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection
@@ -33,8 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: semsearch.search() runs HNSW with ef_search = max(this, candidates) when none is stored
-AUTO_EF_FLOOR = 40
-MAX_EF = 1000
+AUTO_EF_FLOOR = EF_FLOOR
 #: the wider ef_search tried per candidate count: a multiple of the automatic one
 WIDE_EF_FACTOR = 4
 #: a wider ef_search must beat the automatic one's p50 by this much to be chosen (timing noise)
@@ -175,8 +175,8 @@ def tune(
         raise InvalidInputError(f"expected target_recall in (0, 1], got {target_recall!r}")
     if not 1 <= max_oversample <= 1000:
         raise InvalidInputError(f"expected max_oversample between 1 and 1000, got {max_oversample!r}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
-        raise InvalidInputError(f"expected k between 1 and 10000, got {k!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InvalidInputError(f"expected k between 1 and {MAX_K}, got {k!r}")
     with col.db.router.pinned(fresh=True):  # measured where the data and the result live (replicas may lag)
         previous = catalog_settings(col)
         picked = query_vectors(col, queries, sample=None if queries is not None else sample, seed=seed)

@@ -11,6 +11,8 @@ import pytest
 from pgvector import Vector
 from psycopg import sql
 
+from semsearch import errors
+
 
 @pytest.fixture
 def col(db):
@@ -136,3 +138,23 @@ def test_sql_filter_refuses_operator_keys_instead_of_matching_nothing(db, col):
             )
         ]
     assert keys == ["cat", "dog"]
+
+
+@pytest.mark.parametrize(
+    ("argument", "limit"),
+    [("k", "MAX_K"), ("oversample", "MAX_OVERSAMPLE"), ("ef_search", "MAX_EF")],
+)
+def test_the_sql_functions_take_exactly_the_limits_python_takes(db, col, argument, limit):
+    from semsearch import search as searching
+
+    biggest = getattr(searching, limit)
+    q = np.eye(64, dtype=np.float32)[0]
+    query = sql.SQL("SELECT count(*) FROM semsearch.search('docs', %s, {k}{arg} => %s)").format(
+        k=sql.SQL("" if argument == "k" else "k => 1, "), arg=sql.Identifier(argument)
+    )
+    with db.connection() as conn:
+        conn.execute(query, [Vector(q), biggest])
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match=f"expected {argument} between 1 and {biggest}"):
+            conn.execute(query, [Vector(q), biggest + 1])
+    with pytest.raises(errors.InvalidInputError, match=f"expected {argument} between 1 and {biggest}"):
+        col.search(vector=q, **{argument: biggest + 1})

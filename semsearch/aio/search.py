@@ -7,6 +7,7 @@ vector in binary, as in the sync API.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import psycopg
@@ -19,13 +20,16 @@ async def execute(
 ) -> tuple[list[tuple[Any, ...]], str | None]:
     """Run a plan in one round trip; ``(rows, table)`` as :func:`semsearch.search.execute` returns them."""
     steps = searching.round_trip(p, check)
-    if len(steps) == 1:
-        return await (await conn.execute(*steps[0], prepare=True)).fetchall(), None
-    async with conn.pipeline():
-        curs = [await conn.execute(stmt, params, prepare=True) for stmt, params in steps]
-    rows = await curs[-1].fetchall()
-    table = searching.checked_table(await curs[-2].fetchone()) if check is not None else None
-    again = searching.fallback(p, rows)
-    if again is not None:
-        rows = await (await conn.execute(*again, prepare=True)).fetchall()
+    # Citus: the SET LOCALs and the statement in one transaction, planned each time
+    prepare = not p.distributed
+    async with conn.transaction() if p.distributed else nullcontext():
+        if len(steps) == 1:
+            return await (await conn.execute(*steps[0], prepare=prepare)).fetchall(), None
+        async with conn.pipeline():
+            curs = [await conn.execute(stmt, params, prepare=prepare) for stmt, params in steps]
+        rows = await curs[-1].fetchall()
+        table = searching.checked_table(await curs[-2].fetchone()) if check is not None else None
+        again = searching.fallback(p, rows)
+        if again is not None:
+            rows = await (await conn.execute(*again, prepare=prepare)).fetchall()
     return rows, table

@@ -10,6 +10,7 @@ import click
 
 from semsearch.cli.app import FILE, cell, embedder_option, main, open_collection, table
 from semsearch.readers import CRANFIELD_GRADES, load_vector, read_lines, read_qrels
+from semsearch.search import MAX_K
 
 
 def _queries(path: Path | None, sample: int | None) -> tuple[Any, int | None]:
@@ -35,7 +36,7 @@ def _oversamples(text: str) -> list[float]:
 @click.argument("name")
 @click.option("--queries", "queries_file", type=FILE, help="Texts, one per line, or a .npy array.")
 @click.option("--sample", type=click.IntRange(1), help="Stored rows as queries  [default: 200]")
-@click.option("-k", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@click.option("-k", type=click.IntRange(1, MAX_K), default=10, show_default=True)
 @click.option("--qrels", type=FILE, help="Judgments (TREC, 3-column or JSONL): nDCG@10, recall@100.")
 @click.option("--cranfield-grades", is_flag=True, help="qrels grade 1 is best, 4 least, -1 none.")
 @click.option("--oversample", type=click.FloatRange(1, 1000), help="Default: the catalog's.")
@@ -89,7 +90,7 @@ def eval_(ctx: click.Context, name: str, as_json: bool, embedder: str | None, **
 @main.command()
 @click.argument("name")
 @click.option("--target", type=click.FloatRange(0, 1, min_open=True), default=0.99, show_default=True)
-@click.option("-k", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@click.option("-k", type=click.IntRange(1, MAX_K), default=10, show_default=True)
 @click.option("--sample", type=click.IntRange(1), help="Stored rows as queries  [default: 200]")
 @click.option("--queries", "queries_file", type=FILE, help="Texts, one per line, or a .npy array.")
 @click.option("--max-oversample", type=click.FloatRange(1, 1000), default=64.0, show_default=True)

@@ -11,6 +11,7 @@ import click
 from semsearch.cli.app import FILE, embedder_option, main, open_collection, short, table
 from semsearch.collection import Collection
 from semsearch.readers import bad, load_vector, parse_json
+from semsearch.search import MAX_K
 
 
 def _search_options(fn: Any) -> Any:
@@ -20,7 +21,7 @@ def _search_options(fn: Any) -> Any:
             click.argument("name"),
             click.argument("query", required=False),
             click.option("--vector-file", type=FILE, help="Query vector: a JSON list or a .npy file."),
-            click.option("-k", type=click.IntRange(1, 10_000), default=10, show_default=True),
+            click.option("-k", type=click.IntRange(1, MAX_K), default=10, show_default=True),
             click.option(
                 "--mode", type=click.Choice(["vector", "text", "hybrid"]), default="vector", show_default=True
             ),

@@ -9,11 +9,11 @@ import numpy as np
 import psycopg
 import pytest
 from pgvector.psycopg import register_vector
-from semsearch.model_migration import migrate_model
 
 import semsearch
 from semsearch import search as searching
 from semsearch.errors import ConfigurationError, InvalidInputError
+from semsearch.model_switch import migrate_model
 
 DIMS = 64
 
@@ -256,7 +256,7 @@ def test_alembic_creates_and_alters_a_distributed_collection(
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
 
-    import semsearch.alembic_ops  # noqa: F401  (registers op.create_collection & co.)
+    import semsearch.alembic  # noqa: F401  (registers op.create_collection & co.)
 
     name = fresh("alembic")
     engine = sa.create_engine(cdb.url.replace("postgresql://", "postgresql+psycopg://", 1))
