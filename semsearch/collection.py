@@ -14,8 +14,9 @@ from tqdm import tqdm
 from semsearch import catalog, ingest, statements, writes
 from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
-from semsearch.embeddings import Embedder, embedder_for
+from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError, InvalidInputError
+from semsearch.handle import CATALOG_CHECK_SECONDS, Handle
 from semsearch.measuring import Measuring
 from semsearch.results import SearchResult
 
@@ -27,11 +28,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-#: how long a handle trusts its catalog row before a search re-reads it (in the same round trip)
-CATALOG_CHECK_SECONDS = 1.0
-
-
-class Collection(Measuring):
+class Collection(Handle, Measuring):
     """Rows of text with their embeddings, searchable by meaning.
 
     Get one from :meth:`Database.create_collection` or :meth:`Database.collection`.
@@ -44,32 +41,8 @@ class Collection(Measuring):
     """
 
     def __init__(self, db: Database, info: CollectionInfo, embedder: Embedder | None = None) -> None:
+        super().__init__(info, embedder)
         self.db = db
-        self.info = info
-        self.layout = info.layout
-        self._embedder = embedder
-        self._own_embedder = embedder is not None
-        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def dims(self) -> int:
-        return self.info.dims
-
-    @property
-    def embedder(self) -> Embedder:
-        """The embedder for texts, made from the stored model name on first use."""
-        if self._embedder is None:
-            self._embedder = embedder_for(self.info.model, self.info.dims)
-        if self._embedder.dims != self.dims:
-            raise ConfigurationError(f"expected an embedder of {self.dims} dims, got {self._embedder.dims}")
-        return self._embedder
-
-    def __repr__(self) -> str:
-        return f"<Collection {self.name!r} {self.info.model} dims={self.dims} compression={self.info.compression}>"
 
     def __len__(self) -> int:
         return self.count()
@@ -360,9 +333,4 @@ class Collection(Measuring):
 
     def _reload(self, *, read: bool = False) -> None:
         """Re-read the catalog row (``read``: where searches read); an embedder made from the old model is dropped."""
-        info = self.db.read(partial(catalog.read, name=self.name)) if read else self.db.collection(self.name).info
-        changed = (info.model, info.dims) != (self.info.model, self.dims)
-        if self._embedder is not None and changed and not self._own_embedder:
-            self._embedder = None
-        self.info, self.layout = info, info.layout
-        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
+        self._adopt(self.db.read(partial(catalog.read, name=self.name)) if read else self.db.collection(self.name).info)

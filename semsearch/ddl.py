@@ -140,7 +140,10 @@ def create_statements(info: CollectionInfo) -> list[sql.Composed]:
         stmts.append(storage)
     stmts += layout.secondary_indexes_sql()
     stmts.append(layout.stale_trigger_sql())
-    stmts += layout.pending_trigger_sql()
+    if info.distributed_by is None:
+        # on Citus they would run on the workers, where no catalog says which collection a shard is
+        # and no watcher listens: a watcher of a distributed collection polls
+        stmts += layout.pending_trigger_sql()
     if info.tenant_required:
         # every writer, raw SQL included
         stmts.append(

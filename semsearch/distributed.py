@@ -126,7 +126,7 @@ def distribute_statements(old: CollectionInfo, new: CollectionInfo) -> list[sql.
     layout = new.layout
     table = layout.table
     names = layout.table_name
-    stmts: list[sql.Composed] = [*prefix(new), *bm25.drop_statements(names)]
+    stmts: list[sql.Composed] = [*prefix(new), *bm25.drop_statements(names), *layout.drop_pending_trigger_sql()]
     if new.distributed_by == "tenant":
         stmts.append(sql.SQL("ALTER TABLE {} ALTER COLUMN tenant SET NOT NULL").format(table))
     stmts += [

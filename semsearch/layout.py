@@ -36,6 +36,9 @@ def settings_sql(settings: dict[str, Any], *, local: bool) -> list[sql.Composed]
     ]
 
 
+#: the statement triggers that wake ``backfill --watch`` (see :meth:`Layout.pending_trigger_sql`)
+PENDING_TRIGGERS = (("semsearch_pending_ins", "INSERT"), ("semsearch_pending_upd", "UPDATE"))
+
 # 48 leaves room in Postgres' 63-byte identifiers for "col_" and index suffixes; users get 40
 # (MAX_USER_NAME) so that internal names like "<name>__next" fit too
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
@@ -203,7 +206,14 @@ class Layout:
                 "CREATE TRIGGER {} AFTER {} ON {} REFERENCING NEW TABLE AS new_rows "
                 "FOR EACH STATEMENT EXECUTE FUNCTION semsearch.notify_pending()"
             ).format(sql.Identifier(name), sql.SQL(event), self.table)
-            for name, event in (("semsearch_pending_ins", "INSERT"), ("semsearch_pending_upd", "UPDATE"))
+            for name, event in PENDING_TRIGGERS
+        ]
+
+    def drop_pending_trigger_sql(self) -> list[sql.Composed]:
+        """Remove :meth:`pending_trigger_sql`'s triggers (a distributed table's would run on the workers)."""
+        return [
+            sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(name), self.table)
+            for name, _ in PENDING_TRIGGERS
         ]
 
     def secondary_indexes_sql(self) -> list[sql.Composed]:

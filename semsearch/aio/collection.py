@@ -21,9 +21,8 @@ from semsearch import search as searching
 from semsearch.aio import writes
 from semsearch.aio.search import execute
 from semsearch.catalog import CollectionInfo
-from semsearch.collection import CATALOG_CHECK_SECONDS
-from semsearch.embeddings import Embedder, aembed, embedder_for
-from semsearch.errors import ConfigurationError
+from semsearch.embeddings import Embedder, aembed
+from semsearch.handle import CATALOG_CHECK_SECONDS, Handle
 from semsearch.results import SearchResult
 
 if TYPE_CHECKING:
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class AsyncCollection:
+class AsyncCollection(Handle):
     """Rows of text with their embeddings, searchable by meaning, for asyncio.
 
     Get one from :meth:`AsyncDatabase.create_collection` or :meth:`AsyncDatabase.collection`;
@@ -46,32 +45,8 @@ class AsyncCollection:
     """
 
     def __init__(self, db: AsyncDatabase, info: CollectionInfo, embedder: Embedder | None = None) -> None:
+        super().__init__(info, embedder)
         self.db = db
-        self.info = info
-        self.layout = info.layout
-        self._embedder = embedder
-        self._own_embedder = embedder is not None
-        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def dims(self) -> int:
-        return self.info.dims
-
-    @property
-    def embedder(self) -> Embedder:
-        """The embedder for texts, made from the stored model name on first use."""
-        if self._embedder is None:
-            self._embedder = embedder_for(self.info.model, self.info.dims)
-        if self._embedder.dims != self.dims:
-            raise ConfigurationError(f"expected an embedder of {self.dims} dims, got {self._embedder.dims}")
-        return self._embedder
-
-    def __repr__(self) -> str:
-        return f"<AsyncCollection {self.name!r} {self.info.model} dims={self.dims} compression={self.info.compression}>"
 
     async def count(self) -> int:
         """Rows stored."""
@@ -313,12 +288,7 @@ class AsyncCollection:
 
     async def _reload(self) -> None:
         """Re-read the catalog row; an embedder made from the old model name is dropped."""
-        fresh = await self.db.info(self.name)
-        changed = (fresh.model, fresh.dims) != (self.info.model, self.dims)
-        if self._embedder is not None and changed and not self._own_embedder:
-            self._embedder = None
-        self.info, self.layout = fresh, fresh.layout
-        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
+        self._adopt(await self.db.info(self.name))
 
 
 def _autotune(url: str, name: str, after_bulk_load: bool) -> Any:
