@@ -239,6 +239,12 @@ class Database:
         """
         old = self._info(name)
         with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
+            synced = table_sync.find(conn, collection=name)
+            if synced is not None:
+                raise ConfigurationError(
+                    f"expected a collection no table is synced to, got {name!r} synced from {synced.table}: "
+                    "its triggers' writes are not tested through Citus"
+                )
             distributed.distribute(conn, old, by)
         return self.collection(name)
 

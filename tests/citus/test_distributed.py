@@ -210,6 +210,28 @@ def test_distribute_an_existing_collection_moves_its_rows(cdb: semsearch.Databas
     assert cdb.collection(nulls).info.distributed_by is None
 
 
+def test_a_synced_table_and_a_distributed_collection_do_not_meet(
+    cdb: semsearch.Database, fresh: Callable[[str], str]
+) -> None:
+    synced, table = fresh("s"), fresh("src")
+    name = psycopg.sql.Identifier(table)
+    with cdb.connection() as conn:
+        conn.execute(psycopg.sql.SQL("DROP TABLE IF EXISTS {}").format(name))
+        conn.execute(psycopg.sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, body text)").format(name))
+    try:
+        cdb.sync_table(table, collection=synced, key="id", text="body", model="vectors", dims=DIMS)
+        with pytest.raises(ConfigurationError, match="synced from"):
+            cdb.distribute_collection(synced, by="key")
+        cdb.unsync_table(table, drop_collection=True)
+        spread = fresh("d")
+        cdb.create_collection(spread, dims=DIMS, model="vectors", distribute_by="key")
+        with pytest.raises(ConfigurationError, match="distributed by key"):
+            cdb.sync_table(table, collection=spread, key="id", text="body")
+    finally:
+        with cdb.connection() as conn:
+            conn.execute(psycopg.sql.SQL("DROP TABLE IF EXISTS {}").format(name))
+
+
 def test_a_reader_granted_a_distributed_collection_searches_it(
     cdb: semsearch.Database, fresh: Callable[[str], str], citus_url: str
 ) -> None:
