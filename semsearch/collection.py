@@ -12,6 +12,7 @@ import psycopg
 from tqdm import tqdm
 
 from semsearch import catalog, ingest, statements, writes
+from semsearch import explain as explaining
 from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder
@@ -295,7 +296,7 @@ class Collection(Handle, Measuring):
         tenant: str | None = None,
         settings: Mapping[str, str] | None = None,
         fresh: bool = False,
-    ) -> searching.Explained:
+    ) -> explaining.Explained:
         """The SQL a search runs, its settings and ``EXPLAIN (ANALYZE, BUFFERS)`` of it (nothing is changed).
 
         ``settings`` adds ``SET LOCAL`` planner settings for this explain only, e.g.
@@ -315,9 +316,9 @@ class Collection(Handle, Measuring):
         )  # fmt: skip
         request = self._request(**args)
 
-        def run(conn: psycopg.Connection) -> searching.Explained:
+        def run(conn: psycopg.Connection) -> explaining.Explained:
             info = self.info
-            return searching.explain(conn, self.layout, info.oversample, info.ef_search, request, extra=settings or {})
+            return explaining.explain(conn, self.layout, info.oversample, info.ef_search, request, extra=settings or {})
 
         return self.db.read(run, fresh=fresh)
 

@@ -277,7 +277,7 @@ def round_trip(p: Plan, check: str | None = None) -> list[Step]:
     """
     steps: list[Step]
     if p.distributed:
-        steps = [(_PROPAGATE, None), *((set_local(name, value), None) for name, value in p.settings.items())]
+        steps = [(PROPAGATE, None), *((set_local(name, value), None) for name, value in p.settings.items())]
     else:
         steps = [(_SET, [name, value]) for name, value in p.settings.items()]
     if check is not None:
@@ -342,7 +342,7 @@ def _routed(layout: Layout, oversample: float, info_ef: int | None, request: Req
     goes along as the same spec the SQL functions take.
     """
     where = statements.routed(layout, statements.spec_filter(sql.Placeholder("spec")), sql.Placeholder("tenant"))
-    params: dict[str, Any] = {"q": request.vector, "tenant": request.tenant, "spec": Jsonb(_spec(request))}
+    params: dict[str, Any] = {"q": request.vector, "tenant": request.tenant, "spec": Jsonb(spec(request))}
     k = sql.Literal(request.k)
     exact = statements.exact(layout, q=Q, k=k, where=where)
     if request.exact:
@@ -354,7 +354,7 @@ def _routed(layout: Layout, oversample: float, info_ef: int | None, request: Req
 
 
 #: Citus sends SET LOCAL commands to the workers when asked to (session settings stay on the coordinator)
-_PROPAGATE = sql.SQL("SET LOCAL citus.propagate_set_commands = 'local'")
+PROPAGATE = sql.SQL("SET LOCAL citus.propagate_set_commands = 'local'")
 
 
 def set_local(name: str, value: str) -> sql.Composed:
@@ -399,71 +399,7 @@ def hits(rows: list[tuple[Any, ...]], request: Request) -> SearchResult:
     )
 
 
-@dataclass(frozen=True)
-class Explained:
-    """What a search runs: its SQL, the settings it sets, and ``EXPLAIN (ANALYZE, BUFFERS)`` of it.
-
-    Example::
-
-        print(col.explain(vector=q, k=10))     # the statement, then the plan with timings
-    """
-
-    sql: str
-    settings: Mapping[str, str]
-    plan: str
-
-    def __str__(self) -> str:
-        sets = "".join(f"SET LOCAL {k} = {v};\n" for k, v in self.settings.items())
-        return f"{sets}{self.sql};\n\n{self.plan}"
-
-
-def explain(
-    conn: psycopg.Connection,
-    layout: Layout,
-    oversample: float,
-    info_ef: int | None,
-    request: Request,
-    *,
-    extra: Mapping[str, str] | None = None,
-) -> Explained:
-    """EXPLAIN (ANALYZE, BUFFERS) of the statement ``request`` runs, with its settings, rolled back.
-
-    Filtered, text and hybrid searches run inside the SQL functions: explained here is
-    the per-collection statement they call, with the filter inline.
-    """
-    p = plan(layout, "", oversample, info_ef, request)
-    settings = dict(p.settings)
-    statement: sql.SQL | sql.Composed = p.statement
-    params: dict[str, Any] = {"q": request.vector}
-    if layout.distributed_by == "tenant" and request.tenant is not None and request.mode == "vector":
-        params = p.params  # routed to the tenant's shard (see _routed)
-    elif request.mode != "vector" or request.filtered:
-        spec = statements.spec_filter(sql.Literal(Jsonb(_spec(request))))
-        k = sql.Literal(request.k)
-        if request.mode == "text":
-            statement, params = (
-                statements.text(layout, query=sql.Placeholder("text"), k=k, where=spec),
-                {"text": request.text},
-            )
-        elif request.exact:
-            statement = statements.exact(layout, q=Q, k=k, where=spec)
-        else:
-            n = candidates(request.k, request.oversample or oversample)
-            statement = statements.ann(layout, q=Q, k=k, candidates=sql.Literal(n), where=spec)
-            settings = {"hnsw.ef_search": str(ef_search(request, info_ef, n)), "hnsw.iterative_scan": "relaxed_order"}
-    text = statement.as_string(conn)
-    with conn.transaction(force_rollback=True):
-        if p.distributed:
-            conn.execute(_PROPAGATE)
-            for name, value in settings.items():
-                conn.execute(set_local(name, value))
-        for name, value in {**settings, **(extra or {})}.items():
-            conn.execute("SELECT set_config(%s, %s, true)", [name, value])
-        rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, SUMMARY) {}").format(statement), params).fetchall()
-    return Explained(sql=text, settings=settings, plan="\n".join(r[0] for r in rows))
-
-
-def _spec(request: Request) -> dict[str, Any] | None:
+def spec(request: Request) -> dict[str, Any] | None:
     f = request.filter
     parts = {"contains": f.contains, "path": f.path, "vars": f.vars, "tenant": request.tenant}
     return {k: v for k, v in parts.items() if v is not None} or None

@@ -1,0 +1,89 @@
+"""See what a search runs: its statement, its settings, and ``EXPLAIN (ANALYZE, BUFFERS)`` of it.
+
+:meth:`Collection.explain` and ``semsearch explain`` come here; the statement is the one
+:func:`semsearch.search.plan` chooses (for the SQL functions' searches, the per-collection
+statement they call, with the filter inline), run and rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from semsearch import search as searching
+from semsearch import statements
+
+if TYPE_CHECKING:
+    from semsearch.layout import Layout
+
+
+@dataclass(frozen=True)
+class Explained:
+    """What a search runs: its SQL, the settings it sets, and ``EXPLAIN (ANALYZE, BUFFERS)`` of it.
+
+    Example::
+
+        print(col.explain(vector=q, k=10))     # the statement, then the plan with timings
+    """
+
+    sql: str
+    settings: Mapping[str, str]
+    plan: str
+
+    def __str__(self) -> str:
+        sets = "".join(f"SET LOCAL {k} = {v};\n" for k, v in self.settings.items())
+        return f"{sets}{self.sql};\n\n{self.plan}"
+
+
+def explain(
+    conn: psycopg.Connection,
+    layout: Layout,
+    oversample: float,
+    info_ef: int | None,
+    request: searching.Request,
+    *,
+    extra: Mapping[str, str] | None = None,
+) -> Explained:
+    """EXPLAIN (ANALYZE, BUFFERS) of the statement ``request`` runs, with its settings, rolled back.
+
+    Filtered, text and hybrid searches run inside the SQL functions: explained here is
+    the per-collection statement they call, with the filter inline.
+    """
+    p = searching.plan(layout, "", oversample, info_ef, request)
+    settings = dict(p.settings)
+    statement: sql.SQL | sql.Composed = p.statement
+    params: dict[str, Any] = {"q": request.vector}
+    if layout.distributed_by == "tenant" and request.tenant is not None and request.mode == "vector":
+        params = p.params  # routed to the tenant's shard (see search._routed)
+    elif request.mode != "vector" or request.filtered:
+        spec = statements.spec_filter(sql.Literal(Jsonb(searching.spec(request))))
+        k = sql.Literal(request.k)
+        if request.mode == "text":
+            statement, params = (
+                statements.text(layout, query=sql.Placeholder("text"), k=k, where=spec),
+                {"text": request.text},
+            )
+        elif request.exact:
+            statement = statements.exact(layout, q=searching.Q, k=k, where=spec)
+        else:
+            n = searching.candidates(request.k, request.oversample or oversample)
+            statement = statements.ann(layout, q=searching.Q, k=k, candidates=sql.Literal(n), where=spec)
+            settings = {
+                "hnsw.ef_search": str(searching.ef_search(request, info_ef, n)),
+                "hnsw.iterative_scan": "relaxed_order",
+            }
+    text = statement.as_string(conn)
+    with conn.transaction(force_rollback=True):
+        if p.distributed:
+            conn.execute(searching.PROPAGATE)
+            for name, value in settings.items():
+                conn.execute(searching.set_local(name, value))
+        for name, value in {**settings, **(extra or {})}.items():
+            conn.execute("SELECT set_config(%s, %s, true)", [name, value])
+        rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, SUMMARY) {}").format(statement), params).fetchall()
+    return Explained(sql=text, settings=settings, plan="\n".join(r[0] for r in rows))
