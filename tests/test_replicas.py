@@ -84,6 +84,29 @@ def test_a_write_reaches_the_replica_after_catch_up_and_fresh_reads_the_primary(
     assert col.db.replicas[0].up and col.db.replicas[0].reads >= 2
 
 
+def test_the_cli_searches_the_replica_and_fresh_reads_the_primary(col, cluster, movies, tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from semsearch.cli import main
+
+    monkeypatch.setenv("SEMSEARCH_REPLICA_URLS", cluster.standby_url)
+    with replay_paused(cluster):
+        key, v = _add_last(col, movies)
+        query = tmp_path / "q.json"
+        query.write_text(json.dumps([float(x) for x in v]))
+
+        def top(*extra: str) -> str:
+            args = ["--url", cluster.primary_url, "search", col.name, "--vector-file", str(query), "-k", "1"]
+            out = CliRunner().invoke(main, [*args, "--json", *extra])
+            assert out.exit_code == 0, out.output
+            return json.loads(out.output.splitlines()[0])["key"]
+
+        assert top() != key  # the replica has not replayed the write
+        assert top("--fresh") == key
+
+
 def test_explain_and_evaluation_read_the_replica_and_tune_reads_and_writes_the_primary(col, cluster, movies):
     with replay_paused(cluster):
         _, v = _add_last(col, movies)

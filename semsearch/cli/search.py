@@ -34,6 +34,9 @@ def _search_options(fn: Any) -> Any:
                 help="""Metadata filter, as Python's where=: '{"year": {"$gte": 1995}, "$or": [...]}'.""",
             ),
             click.option("--tenant", help="Only this tenant's rows."),
+            click.option(
+                "--fresh", is_flag=True, help="Read the primary, not a read replica (SEMSEARCH_REPLICA_URLS)."
+            ),
             embedder_option,
         ]
     ):

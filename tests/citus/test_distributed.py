@@ -294,3 +294,33 @@ def test_alembic_creates_and_alters_a_distributed_collection(
     keys, texts, vecs, tenants = _rows(20)
     col.add(keys, texts, embeddings=vecs, tenant=tenants)
     assert col.search(vector=vecs[3], k=1, tenant=tenants[3])[0].key == "k3"
+
+
+def test_the_async_api_searches_a_distributed_collection_with_its_settings_on_the_workers(
+    cdb: semsearch.Database, fresh: Callable[[str], str]
+) -> None:
+    import asyncio
+
+    import semsearch.aio
+    from semsearch.aio.search import execute as aexecute
+
+    name = fresh("c")
+    col = cdb.create_collection(name, dims=DIMS, model="vectors", distribute_by="key")
+    keys, texts, vectors, _ = _rows(300)
+    col.add(keys, texts, embeddings=vectors)
+    probe = searching.Plan(
+        statement=psycopg.sql.SQL("SELECT DISTINCT current_setting('hnsw.ef_search') FROM {}").format(col.layout.table),
+        params={}, settings={"hnsw.ef_search": "77"}, distributed=True,
+    )  # fmt: skip
+
+    async def run() -> tuple[list[tuple[str, ...]], list[list[str]]]:
+        async with await semsearch.aio.connect(cdb.url) as adb:
+            async with adb.connection() as conn:
+                rows, _ = await aexecute(conn, probe)
+            acol = await adb.collection(name)
+            found = [(await acol.search(vector=v, k=10)).keys for v in vectors[:5]]
+        return rows, found
+
+    rows, found = asyncio.run(run())
+    assert rows == [("77",)]
+    assert found == [col.search(vector=v, k=10).keys for v in vectors[:5]]
