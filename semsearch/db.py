@@ -5,24 +5,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from semsearch import catalog, ddl, distributed, table_sync
-from semsearch.catalog import CollectionInfo, schema_version
+from semsearch import catalog, ddl, distributed, server, table_sync
+from semsearch.catalog import CollectionInfo
 from semsearch.collection import Collection
 from semsearch.config import Settings
 from semsearch.embeddings import Embedder
 from semsearch.errors import (
     ConfigurationError,
-    InvalidNameError,
 )
-from semsearch.layout import MAX_USER_NAME, check_name
+from semsearch.layout import check_name
 from semsearch.replicas import ReplicaStatus, Router, replica_urls
-from semsearch.server import check_server, redact, resolve_url
+from semsearch.server import redact
 
 T = TypeVar("T")
 
@@ -52,49 +51,10 @@ def connect(
         db = semsearch.connect("postgresql://app@primary/app", replicas=["postgresql://app@replica-1/app"])
     """
     urls = replica_urls(Settings.from_env().replica_urls if replicas is None else replicas)
-    url = prepare(url, upgrade=upgrade)
-    pool = ConnectionPool(url, configure=register_vector, **pool_options(max_connections))
+    url = server.prepare(url, upgrade=upgrade)
+    pool = ConnectionPool(url, configure=register_vector, **server.pool_options(max_connections))
     pool.open(wait=True, timeout=30)
     return Database(url, pool, Router(urls, max_connections=max_connections))
-
-
-def prepare(url: str | None, *, upgrade: bool | None) -> str:
-    """The server's URL, once it answers with pgvector and semsearch's current schema (upgraded if asked).
-
-    Starts the embedded server when no URL is configured (see :func:`connect`); shared
-    by the sync and async APIs.
-    """
-    url, embedded = resolve_url(url)
-    if upgrade is None:
-        upgrade = embedded
-    check_server(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        current = schema_version(conn)
-    if current != catalog.SCHEMA_HEAD:
-        if not upgrade:
-            catalog.check_schema_version(current, fix="run `semsearch db upgrade` (or connect(..., upgrade=True))")
-        from semsearch import migrate  # alembic and SQLAlchemy only when there is a migration to run
-
-        migrate.upgrade(url)
-    return url
-
-
-def pool_options(max_connections: int) -> dict[str, Any]:
-    """The pool's settings (sync or async): autocommit connections, opened by the caller."""
-    return {
-        "min_size": 1,
-        "max_size": max_connections,
-        "kwargs": {"autocommit": True},
-        "open": False,
-        "name": "semsearch",
-    }
-
-
-def new_info(name: str, **settings: Any) -> CollectionInfo:
-    """A new collection's checked settings (see :meth:`Database.create_collection`); nothing is sent."""
-    if isinstance(name, str) and len(name) > MAX_USER_NAME:
-        raise InvalidNameError(f"expected a collection name of at most {MAX_USER_NAME} characters, got {len(name)}")
-    return ddl.make_info(name, **settings)
 
 
 class Database:
@@ -191,7 +151,7 @@ class Database:
             db.create_collection("movies", dims=1536, compression="bit", model="text-embedding-3-small")
             db.create_collection("docs", model="local", dims=256, compression="mrl-bit:256")
         """
-        info = new_info(
+        info = ddl.new_info(
             name,
             dims=dims,
             model=model,

@@ -16,8 +16,8 @@ from psycopg import sql
 from semsearch import bm25, catalog, distributed, statements
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, check_dims, default_dims
-from semsearch.errors import CollectionExistsError, ConfigurationError
-from semsearch.layout import BUILD_SETTINGS, Layout, check_name, settings_sql
+from semsearch.errors import CollectionExistsError, ConfigurationError, InvalidNameError
+from semsearch.layout import BUILD_SETTINGS, MAX_USER_NAME, Layout, check_name, settings_sql
 from semsearch.plans import Plan, default_plan
 from semsearch.values import check_text
 
@@ -377,3 +377,10 @@ def grant_statements(info: CollectionInfo, role: str, *, write: bool = False) ->
             sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON semsearch.quarantine TO {}").format(who),
         ]
     return stmts
+
+
+def new_info(name: str, **settings: Any) -> CollectionInfo:
+    """A new collection's checked settings (see :meth:`Database.create_collection`); nothing is sent."""
+    if isinstance(name, str) and len(name) > MAX_USER_NAME:
+        raise InvalidNameError(f"expected a collection name of at most {MAX_USER_NAME} characters, got {len(name)}")
+    return make_info(name, **settings)

@@ -12,29 +12,21 @@ Example::
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import psycopg
-from psycopg import sql
 
-from semsearch import ingest
 from semsearch.errors import InvalidInputError
 from semsearch.layout import SCHEMA
 from semsearch.readers import Qrels, read_qrels
 from semsearch.results import SearchResult
+from semsearch.workload import Run, Workload, catalog_settings, query_vectors
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection
-
-#: searches run untimed before timing: the first ones read the index and heap from disk
-WARMUP = 20
-#: scores this close to the exact k-th score count as found: tied rows have no order
-TIE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -117,171 +109,6 @@ def ndcg(ranked: Sequence[str], gains: Mapping[str, float], at: int = 10) -> flo
     ideal = sorted((g for g in gains.values() if g > 0), reverse=True)[:at]
     idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
     return dcg / idcg if idcg > 0 else 0.0
-
-
-def recall_vs_exact(approx: SearchResult, exact: SearchResult) -> float:
-    """Share of the exact top-k that ``approx`` found; ties with the exact k-th score count."""
-    if not exact.hits:
-        return 1.0
-    truth, kth = set(exact.keys), exact.hits[-1].score
-    found = sum(1 for h in approx.hits if h.key in truth or h.score >= kth - TIE)
-    return min(found, len(exact.hits)) / len(exact.hits)
-
-
-def query_vectors(col: Collection, queries: Any, *, sample: int | None, seed: int) -> tuple[list[str], np.ndarray]:
-    """(query ids, unit-norm vectors) from texts, vectors, an {id: query} dict or a sample."""
-    if (queries is None) == (sample is None):
-        got = "both" if sample is not None else "neither"
-        raise InvalidInputError(f"expected queries= or sample=, got {got}")
-    if sample is not None:
-        return _sample(col, sample, seed)
-    if isinstance(queries, Mapping):
-        ids, items = [str(q) for q in queries], list(queries.values())
-    else:
-        items = list(queries)
-        ids = [str(i) for i in range(1, len(items) + 1)]  # qrels number queries from 1
-    if len(items) == 0:
-        raise InvalidInputError("expected at least one query, got none")
-    if all(isinstance(q, str) for q in items):
-        # embedded once, before any timing: evaluation measures the database, not the model
-        texts = [str(q) for q in items]
-        if not all(t.strip() for t in texts):
-            raise InvalidInputError("expected non-empty query texts, got an empty one")
-        return ids, ingest.check_vectors(col.embedder.embed(texts), n=len(texts), dims=col.dims)
-    arr = np.asarray(items, dtype=np.float64)
-    if arr.ndim == 1 and arr.shape[0] == col.dims:
-        arr, ids = arr.reshape(1, -1), ids[:1]
-    return ids, ingest.check_vectors(arr, n=len(ids), dims=col.dims)
-
-
-def _sample(col: Collection, n: int, seed: int) -> tuple[list[str], np.ndarray]:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InvalidInputError(f"expected sample= as a positive int, got {n!r}")
-    table = col.layout.table
-
-    def read(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
-        # rows stored with defer=True have no vector yet: they can be neither query nor answer
-        ids = conn.execute(
-            sql.SQL("SELECT array_agg(id ORDER BY id) FILTER (WHERE embedding IS NOT NULL), count(*) FROM {}").format(
-                table
-            )
-        )
-        all_ids, rows_total = ids.fetchone()  # type: ignore[misc]
-        all_ids = all_ids or []
-        if not all_ids:
-            got = "an empty collection" if not rows_total else f"none of {rows_total} row(s) embedded yet (backfill)"
-            raise InvalidInputError(f"expected embedded rows to sample in {col.name!r}, got {got}")
-        rng = np.random.default_rng(seed)
-        chosen = sorted(rng.choice(all_ids, size=min(n, len(all_ids)), replace=False).tolist())
-        return conn.execute(
-            # an edit since the first query may have reset a vector (the stale trigger): skip that row
-            sql.SQL(
-                "SELECT key, embedding::vector FROM {} WHERE id = ANY(%s) AND embedding IS NOT NULL ORDER BY id"
-            ).format(table),
-            [chosen],
-        ).fetchall()
-
-    # where searches read (a replica in turn, the primary inside a fresh pin)
-    rows = col.db.read(read)
-    if not rows:
-        raise InvalidInputError(f"expected embedded rows to sample in {col.name!r}, got none left after edits")
-    return [r[0] for r in rows], np.stack([r[1].to_numpy().astype(np.float32) for r in rows])
-
-
-@dataclass(frozen=True)
-class Run:
-    """One timed pass of the queries at one setting (used by :func:`sweep` and tuning)."""
-
-    results: list[SearchResult]
-    ms: list[float]
-    recall: float
-
-    @property
-    def p50_ms(self) -> float:
-        return float(np.percentile(self.ms, 50))
-
-    @property
-    def p95_ms(self) -> float:
-        return float(np.percentile(self.ms, 95))
-
-    @property
-    def qps(self) -> float:
-        return 1000 * len(self.ms) / max(sum(self.ms), 1e-9)
-
-
-class Workload:
-    """Query vectors with their exact answers, to time the approximate path against.
-
-    ``exclude_self=True`` (for stored rows sampled as queries): each query's own row is
-    left out of both answers, so recall is measured as for a query the collection has
-    never seen, where a row that finds itself would flatter it by about 1/k.
-
-    Example::
-
-        w = Workload(col, *query_vectors(col, None, sample=100, seed=0), k=10)
-        w.run(oversample=4, ef_search=None).recall
-    """
-
-    def __init__(
-        self, col: Collection, ids: list[str], vectors: np.ndarray, *, k: int, exclude_self: bool = False
-    ) -> None:
-        self.col, self.ids, self.vectors, self.k = col, ids, vectors, k
-        self.exclude_self = exclude_self
-        self.exact, self.exact_ms = self._timed(lambda v: col.search(vector=v, k=self._fetch, exact=True))
-        self._warm = False
-
-    @property
-    def _fetch(self) -> int:
-        return self.k + 1 if self.exclude_self else self.k
-
-    def _answer(self, i: int, result: SearchResult) -> SearchResult:
-        if not self.exclude_self:
-            return result
-        others = tuple(h for h in result.hits if h.key != self.ids[i])[: self.k]
-        return SearchResult(hits=others, k=self.k, exact=result.exact)
-
-    def _timed(self, search: Any) -> tuple[list[SearchResult], list[float]]:
-        results, ms = [], []
-        for i, v in enumerate(self.vectors):
-            started = time.perf_counter()
-            result = search(v)
-            ms.append((time.perf_counter() - started) * 1000)
-            results.append(self._answer(i, result))
-        return results, ms
-
-    def run(self, *, oversample: float | None, ef_search: int | None, repeat: int = 1) -> Run:
-        """Search every query ``repeat`` times at these settings (None: the catalog's)."""
-
-        over = oversample
-        if self.exclude_self:
-            # one more row is fetched, with the candidates a k-row search at this setting takes
-            over = (oversample if oversample is not None else catalog_settings(self.col)[0]) * self.k / self._fetch
-            over = max(1.0, over)
-
-        def search(v: np.ndarray) -> SearchResult:
-            return self.col.search(vector=v, k=self._fetch, oversample=over, ef_search=ef_search)
-
-        if not self._warm:
-            for v in self.vectors[:WARMUP]:
-                search(v)
-            self._warm = True
-        results, ms = self._timed(search)
-        for _ in range(repeat - 1):
-            ms += self._timed(search)[1]
-        recall = float(np.mean([recall_vs_exact(a, e) for a, e in zip(results, self.exact, strict=True)]))
-        return Run(results, ms, recall)
-
-
-def catalog_settings(col: Collection) -> tuple[float, int | None]:
-    """The collection's stored (oversample, ef_search), read fresh rather than from ``col.info``."""
-    row = col.db.read(
-        lambda conn: conn.execute(
-            "SELECT oversample, ef_search FROM semsearch.collections WHERE name = %s", [col.name]
-        ).fetchone()
-    )
-    assert row is not None
-    # real (float4) in the catalog: 1.3 comes back as 1.2999999523
-    return round(float(row[0]), 4), row[1]
 
 
 def sizes(col: Collection) -> tuple[int, int, int]:

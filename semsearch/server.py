@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from semsearch import catalog
 from semsearch.config import Settings
 from semsearch.errors import DatabaseError, ExtensionMissingError
 
@@ -65,3 +68,35 @@ def check_server(url: str) -> None:
             "(https://github.com/pgvector/pgvector#installation, e.g. apt install postgresql-NN-pgvector, "
             "or the pgvector/pgvector docker image) or unset SEMSEARCH_DATABASE_URL to use the embedded server"
         )
+
+
+def prepare(url: str | None, *, upgrade: bool | None) -> str:
+    """The server's URL, once it answers with pgvector and semsearch's current schema (upgraded if asked).
+
+    Starts the embedded server when no URL is configured (see :func:`connect`); shared
+    by the sync and async APIs.
+    """
+    url, embedded = resolve_url(url)
+    if upgrade is None:
+        upgrade = embedded
+    check_server(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        current = catalog.schema_version(conn)
+    if current != catalog.SCHEMA_HEAD:
+        if not upgrade:
+            catalog.check_schema_version(current, fix="run `semsearch db upgrade` (or connect(..., upgrade=True))")
+        from semsearch import migrate  # alembic and SQLAlchemy only when there is a migration to run
+
+        migrate.upgrade(url)
+    return url
+
+
+def pool_options(max_connections: int) -> dict[str, Any]:
+    """The pool's settings (sync or async): autocommit connections, opened by the caller."""
+    return {
+        "min_size": 1,
+        "max_size": max_connections,
+        "kwargs": {"autocommit": True},
+        "open": False,
+        "name": "semsearch",
+    }

@@ -25,8 +25,8 @@ from psycopg.types.json import Jsonb
 
 from semsearch import catalog
 from semsearch.errors import InvalidInputError
-from semsearch.evaluate import Workload, catalog_settings, query_vectors
 from semsearch.search import EF_FLOOR, MAX_EF, MAX_K
+from semsearch.workload import Workload, catalog_settings, query_vectors
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection

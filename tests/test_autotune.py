@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import pytest
 
-from semsearch.evaluate import Workload
 from semsearch.ingest import check_vectors
+from semsearch.workload import Workload
 
 
 def _held_out_recall(col, queries) -> float:

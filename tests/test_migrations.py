@@ -8,7 +8,7 @@ import pytest
 
 import semsearch
 from semsearch import errors, migrate
-from semsearch.db import schema_version
+from semsearch.catalog import schema_version
 
 
 def test_up_down_up(db_url):

@@ -151,7 +151,7 @@ def test_evaluate_and_tune_sample_only_embedded_rows(db):
     # deferred rows wait for an embedder (none exists for a "label" model): their embedding is null
     col.add(keys=[f"p{i}" for i in range(30)], contents=[f"pending {i}" for i in range(30)], defer=True)
     assert col.pending() == 30
-    from semsearch.evaluate import query_vectors
+    from semsearch.workload import query_vectors
 
     ids, vectors = query_vectors(col, None, sample=60, seed=0)
     assert sorted(ids) == sorted(f"e{i}" for i in range(30)) and vectors.shape == (30, 4)

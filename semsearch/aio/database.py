@@ -20,10 +20,10 @@ from psycopg_pool import AsyncConnectionPool
 from semsearch import catalog, ddl
 from semsearch.aio.collection import AsyncCollection
 from semsearch.catalog import CollectionInfo
-from semsearch.db import new_info, pool_options, prepare
+from semsearch.ddl import new_info
 from semsearch.errors import ConfigurationError
 from semsearch.layout import check_name
-from semsearch.server import redact
+from semsearch.server import pool_options, prepare, redact
 
 if TYPE_CHECKING:
     from semsearch.embeddings import Embedder
