@@ -41,3 +41,24 @@ def cranfield() -> tuple[dict[str, str], list[str]]:
         docs = {d["id"]: d.get("W") or d.get("T", "") for d in records(f.read())}
     queries = [q["W"] for q in records((DATA / "cranfield" / "cran.qry").read_text())]
     return {k: v for k, v in docs.items() if v}, queries
+
+
+@pytest.fixture
+def run(db_url):
+    """``run("search", "docs", "q")``: the ``semsearch`` command on the test database, in-process.
+
+    ``ok=False`` expects a failure; no traceback may reach the user either way.
+    """
+    from click.testing import CliRunner
+
+    from semsearch.cli import main
+
+    runner = CliRunner()
+
+    def invoke(*args, input=None, ok=True):
+        result = runner.invoke(main, ["--url", db_url, *map(str, args)], input=input, prog_name="semsearch")
+        assert (result.exit_code == 0) == ok, result.output
+        assert "Traceback" not in result.output
+        return result
+
+    return invoke

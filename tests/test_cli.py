@@ -6,8 +6,6 @@ import json
 
 import numpy as np
 import psycopg
-import pytest
-from click.testing import CliRunner
 
 from semsearch import migrate
 from semsearch.cli import main
@@ -15,20 +13,6 @@ from semsearch.cli import main
 # 4-dim toy vectors: each key points along its own axis, so a query vector's
 # nearest key is known without any model
 TOY = {"north": [1, 0, 0, 0], "east": [0, 1, 0, 0], "south": [0, 0, 1, 0], "west": [0, 0, 0.1, 1]}
-
-
-@pytest.fixture
-def run(db_url):
-    runner = CliRunner()
-
-    def invoke(*args, input=None, ok=True):
-        result = runner.invoke(main, ["--url", db_url, *map(str, args)], input=input, prog_name="semsearch")
-        if ok:
-            assert result.exit_code == 0, result.output
-        assert "Traceback" not in result.output
-        return result
-
-    return invoke
 
 
 def test_jsonl_with_embeddings_then_vector_search(run, tmp_path):

@@ -52,22 +52,6 @@ NOT_CALLABLE = 3
 
 
 @pytest.fixture
-def run(db_url):
-    runner = CliRunner()
-
-    def invoke(*args, ok=True):
-        result = runner.invoke(main, ["--url", db_url, *map(str, args)], prog_name="semsearch")
-        if ok:
-            assert result.exit_code == 0, result.output
-        else:
-            assert result.exit_code != 0, result.output
-        assert "Traceback" not in result.output
-        return result
-
-    return invoke
-
-
-@pytest.fixture
 def embedders(tmp_path, monkeypatch):
     (tmp_path / "my_embedders.py").write_text(EMBEDDER_MODULE)
     (tmp_path / "raises_on_import.py").write_text("raise ImportError('needs torch')\n")

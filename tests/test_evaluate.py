@@ -7,9 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from semsearch.cli import main
 from semsearch.errors import InvalidInputError
 from semsearch.evaluate import evaluate, ndcg, plot_sweep, sweep
 from semsearch.readers import CRANFIELD_GRADES, read_qrels
@@ -147,19 +145,6 @@ def test_tune_stores_the_best_when_the_target_is_out_of_reach(db, movies):
     assert not result.reached and result.candidates <= 7
     assert result.recall == max(p.recall for p in result.tried) < 1.0
     assert _catalog(db, "movies")[2]["reached"] is False
-
-
-@pytest.fixture
-def run(db_url):
-    runner = CliRunner()
-
-    def invoke(*args, ok=True):
-        result = runner.invoke(main, ["--url", db_url, *map(str, args)], prog_name="semsearch")
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return invoke
 
 
 def test_cli_eval_sweep_plot_and_tune(db, movies, run, tmp_path):

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import socket
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import httpx
@@ -16,8 +13,8 @@ import pytest
 import uvicorn
 
 import semsearch
+from tests.examples import load_example
 
-EXAMPLE = Path(__file__).parents[1] / "examples" / "fastapi_app" / "app.py"
 DOCS = {
     "cat": "cats purr and nap in the sun",
     "dog": "dogs bark at the mail carrier",
@@ -45,15 +42,7 @@ def anyio_backend() -> str:
 
 
 def _example() -> ModuleType:
-    # examples/ is not a package; pydantic resolves the app's annotations through sys.modules[__name__]
-    name = "semsearch_fastapi_example"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_example("fastapi_app/app.py", "semsearch_fastapi_example")
 
 
 @pytest.fixture

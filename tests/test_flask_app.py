@@ -18,8 +18,8 @@ from werkzeug.serving import make_server
 
 import semsearch
 from semsearch.flask import SemSearch
+from tests.examples import load_example
 
-EXAMPLE = Path(__file__).parents[1] / "examples" / "flask_app" / "app.py"
 ROWS = 500  # enough for a real top result, small enough to load in about a second
 QUERY = "serialize an object to JSON"
 SOURDOUGH = "Feed the rye starter twice a day with equal weights of flour and water; it doubles in six hours."
@@ -28,15 +28,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 def _example() -> ModuleType:
-    # examples/ is not a package; Flask finds the templates through sys.modules[__name__]
-    name = "semsearch_flask_example"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_example("flask_app/app.py", "semsearch_flask_example")
 
 
 @pytest.fixture
