@@ -28,8 +28,11 @@ browser:
 	  fi; \
 	fi
 
+# Two processes by default (2 cores): every test has its own database, named per process;
+# a file's tests stay on one process so module fixtures are built once. TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Citus (distributed Postgres) on a real cluster: Citus is built from ../shared/citus/ into the
 # embedded server (cached under CITUS_CACHE; not vendored here), a coordinator and two workers run

@@ -68,7 +68,8 @@ def test_a_watcher_embeds_rows_written_by_raw_sql_and_survives_losing_its_connec
             assert col.search("a crime book", k=1).keys == ["3"]
             # the server drops every connection of the watcher: it reconnects, listens again, drains
             conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'semsearch_watcher'"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'semsearch_watcher' "
+                "AND datname = current_database()"
             )
             conn.execute("INSERT INTO products VALUES (4, 'a paper map of the alps')")
             _eventually(lambda: col.pending() == 0)
