@@ -3,12 +3,15 @@
 ``postgresql_noproc`` is used because ``postgresql_proc`` runs ``pg_ctl``, which
 refuses to run as root (CI does). The server is found (and the embedded one started)
 only when a test asks for a database: ``tests/unit/`` runs with no Postgres at all.
-The template database gets semsearch's migrations once; each test gets a fresh clone.
+The template database gets semsearch's migrations once; each test gets a fresh clone,
+and ``module_db`` is one clone shared by a module's tests (for read-only tests over a
+collection that takes seconds to build).
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +20,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql import factories
+from pytest_postgresql.janitor import DatabaseJanitor
 
 import semsearch
 from semsearch.config import Settings
@@ -83,3 +87,19 @@ def db(db_url: str) -> Iterator[semsearch.Database]:
         yield database
     finally:
         database.close()
+
+
+@pytest.fixture(scope="module")
+def module_db(server_url: str, postgresql_server: Any, request: pytest.FixtureRequest) -> Iterator[semsearch.Database]:
+    """semsearch connected to a fresh database shared by the tests of one module (build once, only read)."""
+    name = f"{postgresql_server.dbname}_m{zlib.crc32(request.module.__name__.encode()):08x}"
+    janitor = DatabaseJanitor(
+        user=postgresql_server.user, host=postgresql_server.host, port=postgresql_server.port,
+        password=postgresql_server.password, dbname=name, template_dbname=postgresql_server.template_dbname,
+    )  # fmt: skip
+    with janitor:
+        database = semsearch.connect(make_conninfo(server_url, dbname=name))
+        try:
+            yield database
+        finally:
+            database.close()

@@ -366,12 +366,12 @@ def test_concurrent_writers_keep_statistics_exact(db_url, db, cran, slots):
     texts = cran["doc_texts"]
     pool = [f"k{i}" for i in range(60)]
     errors: list[BaseException] = []
-    retries = Counter[str]()
 
     def work(seed: int) -> None:
         rng = random.Random(seed)
         fresh = itertools.count()
-        with psycopg.connect(db_url) as conn:
+        # deadlocks are expected (and retried): found after 50 ms rather than the default second
+        with psycopg.connect(db_url, options="-c deadlock_timeout=50ms") as conn:
             for _ in range(40):
                 while True:
                     try:
@@ -405,7 +405,7 @@ def test_concurrent_writers_keep_statistics_exact(db_url, db, cran, slots):
                                 time.sleep(rng.random() * 0.005)
                         break
                     except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-                        retries[str(seed)] += 1
+                        pass  # the two writers deadlocked: the transaction is retried, as an app would
                     except BaseException as exc:
                         errors.append(exc)
                         return
@@ -416,7 +416,6 @@ def test_concurrent_writers_keep_statistics_exact(db_url, db, cran, slots):
     for t in threads:
         t.join()
     assert not errors, errors
-    print(f"slots={slots} retries after deadlocks: {dict(retries)}")
     with db.connection() as conn:
         _assert_stats_exact(conn, col.layout)
         used = conn.execute(
@@ -451,7 +450,6 @@ def test_ndcg_on_cranfield_beats_ts_rank(db, cran):
             got["bm25"].append(ndcg([k for k, _ in _search(conn, lay, q)], gains))
             got["ts_rank"].append(ndcg([r[0] for r in conn.execute(ts_rank, [q])], gains))
     mean = {k: sum(v) / len(v) for k, v in got.items()}
-    print(f"nDCG@10 over {len(got['bm25'])} queries: {mean}")
     assert len(got["bm25"]) == 225
-    assert 0.35 < mean["bm25"] < 0.5
-    assert mean["bm25"] > mean["ts_rank"] + 0.03
+    assert 0.35 < mean["bm25"] < 0.5, mean
+    assert mean["bm25"] > mean["ts_rank"] + 0.03, mean

@@ -49,9 +49,8 @@ def test_bit_recall_grows_with_oversampling(db, movies, tmp_path):
     col = _movies(db, movies)
     curve = sweep(col, sample=62, k=5, oversamples=[1, 2, 4, 8], repeat=1)
     recalls = [r.recall for r in curve]
-    print("movies bit recall@5 at oversample 1/2/4/8:", recalls, [r.p50_ms for r in curve])
-    assert recalls[0] < 1.0  # 1536 sign bits alone misorder the real vectors' neighbours
-    assert recalls[-1] >= recalls[0]
+    assert recalls[0] < 1.0, recalls  # 1536 sign bits alone misorder the real vectors' neighbours
+    assert recalls[-1] >= recalls[0], recalls
     assert [r.candidates for r in curve] == [5, 10, 20, 40]
     assert plot_sweep(curve, tmp_path / "curve.png").read_bytes().startswith(PNG)
     # the same queries at the same settings measure the same recall: HNSW search is deterministic
@@ -67,8 +66,7 @@ def test_sizes_and_bit_index_smaller_than_full(db, movies):
         assert r.index_bytes > 0 and r.table_bytes > r.index_bytes and r.indexes_bytes >= r.index_bytes
         assert r.bytes_per_row == r.table_bytes / 62
         assert r.index_build_seconds is not None and r.index_build_seconds > 0
-    print({p: (r.index_bytes, r.table_bytes) for p, r in reports.items()})
-    assert reports["bit"].index_bytes < reports["none"].index_bytes
+    assert reports["bit"].index_bytes < reports["none"].index_bytes, {p: r.index_bytes for p, r in reports.items()}
 
 
 def test_qrels_formats(tmp_path):

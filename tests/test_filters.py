@@ -18,8 +18,10 @@ def clustered():
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.fixture
-def col(db, clustered):
+@pytest.fixture(scope="module")
+def col(module_db, clustered):
+    """6,000 rows, built once: every test here only searches."""
+    db = module_db
     c = db.create_collection("f", dims=DIMS, model="label", compression="halfvec")
     meta = [{"bucket": i % 1000, "lang": ["es", "en"][i % 2], "tags": ["kids"] if i % 7 == 0 else []} for i in range(N)]
     tenants = ["acme" if i % 500 == 0 else "other" for i in range(N)]
@@ -93,9 +95,9 @@ def test_injection_in_filter_values_is_just_data(col, clustered):
     assert col.count() == N
 
 
-@pytest.fixture
-def nulls(db):
-    c = db.create_collection("n", dims=4, model="label", compression="none")
+@pytest.fixture(scope="module")
+def nulls(module_db):
+    c = module_db.create_collection("n", dims=4, model="label", compression="none")
     rows = {
         "missing": {},
         "null": {"lang": None},

@@ -44,9 +44,10 @@ def vectors():
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.fixture
-def col(db, vectors):
-    c = db.create_collection("lf", dims=8, model="label", compression="halfvec")
+@pytest.fixture(scope="module")
+def col(module_db, vectors):
+    """240 rows, built once: the tests using it only search."""
+    c = module_db.create_collection("lf", dims=8, model="label", compression="halfvec")
     c.add(keys=list(ROWS), contents=[f"row {k}" for k in ROWS], embeddings=vectors, metadata=list(ROWS.values()))
     return c
 
@@ -229,10 +230,10 @@ def test_a_leaf_means_the_same_at_the_top_and_under_and_or_not(col, vectors, lea
     assert set(col.search(vector=vectors[0], k=N, where={"$not": leaf}, exact=True).keys) == set(ROWS) - top
 
 
-def test_the_sql_functions_take_the_compiled_filter_as_path_and_vars(col, vectors, db):
+def test_the_sql_functions_take_the_compiled_filter_as_path_and_vars(col, vectors):
     where = {"$or": [{"lang": "es"}, {"n": {"$lt": 10}}], "tags": ["a"]}
     f = compile_filter(where)
-    with db.connection() as conn:
+    with col.db.connection() as conn:
         rows = conn.execute(
             "SELECT key FROM semsearch.search('lf', %s::vector, %s, filter => %s, filter_path => %s, "
             "filter_vars => %s)",
@@ -241,8 +242,8 @@ def test_the_sql_functions_take_the_compiled_filter_as_path_and_vars(col, vector
     assert {r[0] for r in rows} == _want(where)
 
 
-def test_the_sql_filter_argument_still_refuses_operators(col, vectors, db):
-    with db.connection() as conn, pytest.raises(psycopg.Error, match=r"got a \$-key: use filter_path"):
+def test_the_sql_filter_argument_still_refuses_operators(col, vectors):
+    with col.db.connection() as conn, pytest.raises(psycopg.Error, match=r"got a \$-key: use filter_path"):
         conn.execute(
             "SELECT key FROM semsearch.search('lf', %s::vector, 5, filter => %s)",
             [vectors[0].tolist(), Jsonb({"$or": [{"lang": "es"}]})],
