@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -332,3 +333,4 @@ def test_server_status_and_stop_on_a_data_dir_of_its_own(monkeypatch):
         assert again.output == f"embedded server not running (data dir {data_dir})\n"
     finally:
         stop_embedded(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)

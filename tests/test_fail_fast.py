@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from semsearch.cli import main
-from semsearch.config import Settings
+from tests.plugin_postgres import server_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_connect_works_under_w_error_without_xdg_runtime_dir(server_url):
     # the embedded server of this test run (started by server_url), as a user's script finds it
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "SEMSEARCH_DATABASE_URL")}
-    env.update(SEMSEARCH_DATA_DIR=str(Settings.from_env().data_dir), PYTHONPATH=str(ROOT))
+    env.update(SEMSEARCH_DATA_DIR=str(server_data_dir()), PYTHONPATH=str(ROOT))
     out = subprocess.run(
         [sys.executable, "-W", "error", "-c", "import semsearch; semsearch.connect().close(); print('ok')"],
         env=env, capture_output=True, text=True, timeout=120,
