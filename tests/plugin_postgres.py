@@ -38,7 +38,7 @@ def server_data_dir() -> Path:
 
 
 #: a server that holds only throwaway test databases need not survive a power cut: with these
-#: off, a test's CREATE DATABASE and commits wait for no disk (the suite runs ~15% faster)
+#: off, a test's CREATE DATABASE and commits wait for no disk (the suite ran 11% faster, interleaved runs)
 THROWAWAY = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
