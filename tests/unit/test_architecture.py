@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import pkgutil
 from pathlib import Path
 
@@ -36,7 +37,15 @@ def test_no_module_outgrows_400_lines_by_much():
     assert {name: n for name, n in sizes.items() if n > 420} == {}
 
 
-def test_the_map_names_only_modules_that_exist():
-    for public in ("server.resolve_url", "embedded.embedded_url", "config.Settings", "demo.stdlib_corpus"):
-        module, name = public.split(".")
-        assert hasattr(__import__(f"semsearch.{module}", fromlist=[name]), name), public
+def test_the_public_names_on_the_page_exist():
+    public = [
+        "server.resolve_url", "embedded.embedded_url", "config.Settings", "demo.stdlib_corpus",
+        "filters.compile_filter", "evaluate.evaluate", "evaluate.sweep", "evaluate.plot_sweep", "evaluate.ndcg",
+        "readers.read_qrels", "embeddings.local.LocalEmbedder", "embeddings.openai.OpenAIEmbedder",
+    ]  # fmt: skip
+    for name in public:
+        module, attr = name.rsplit(".", 1)
+        assert f"{name}`" in MAP or f"`{attr}`" in MAP, name
+        assert hasattr(importlib.import_module(f"semsearch.{module}"), attr), name
+    for attr in semsearch.__all__:
+        assert f"`{attr}`" in MAP, attr
