@@ -100,6 +100,7 @@ class CollectionInfo:
             text_config=self.text_config,
             table_name=self.table_name,
             distributed_by=self.distributed_by,
+            tenant_setting=self.tenant_setting,
         )
 
 

@@ -8,9 +8,13 @@ to be built, so any connection can execute them.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from semsearch import bm25, catalog, distributed, statements
@@ -384,3 +388,16 @@ def new_info(name: str, **settings: Any) -> CollectionInfo:
     if isinstance(name, str) and len(name) > MAX_USER_NAME:
         raise InvalidNameError(f"expected a collection name of at most {MAX_USER_NAME} characters, got {len(name)}")
     return make_info(name, **settings)
+
+
+@contextmanager
+def ddl_lock(conn: psycopg.Connection, name: str) -> Iterator[None]:
+    """One DDL change of a collection at a time: a second waits, then finds the first one's result."""
+    # polled, not waited for: a statement waiting on the lock would hold a snapshot, and the
+    # holder's CREATE INDEX CONCURRENTLY waits for every snapshot to end (a deadlock)
+    while not conn.execute(TRY_LOCK, [name]).fetchone()[0]:  # type: ignore[index]
+        time.sleep(LOCK_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        conn.execute(UNLOCK, [name])

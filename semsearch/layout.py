@@ -79,6 +79,9 @@ class Layout:
     table_name: str = ""
     #: the Citus distribution column ("key" or "tenant"), None for a plain table (see semsearch.distributed)
     distributed_by: str | None = None
+    #: the setting naming a session's tenant when the collection's tenants are isolated (row-level
+    #: security on the table and its BM25 statistics, kept per tenant); None: not isolated
+    tenant_setting: str | None = None
 
     def __post_init__(self) -> None:
         if not self.table_name:

@@ -27,6 +27,34 @@ END
 $$;
 DROP FUNCTION semsearch.pin_search_paths();
 
+-- 0002's definition
+CREATE OR REPLACE FUNCTION semsearch.collection_for_search(collection text, tenant text, k integer)
+RETURNS semsearch.collections
+LANGUAGE plpgsql STABLE
+AS $fn$
+DECLARE
+    c semsearch.collections;
+BEGIN
+    IF k IS NULL OR k < 1 OR k > 10000 THEN
+        RAISE EXCEPTION 'expected k between 1 and 10000, got %', k USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO c FROM semsearch.collections WHERE name = collection;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown collection %', quote_literal(collection) USING ERRCODE = '42704';
+    END IF;
+    IF c.statements_version IS DISTINCT FROM 2 THEN
+        RAISE EXCEPTION 'expected collection % at statements version 2, got %: run `semsearch db upgrade`',
+            quote_literal(collection), c.statements_version USING ERRCODE = '55000';
+    END IF;
+    IF c.tenant_required AND tenant IS NULL THEN
+        RAISE EXCEPTION 'expected a tenant for collection % (created with tenant_required), got none',
+            quote_literal(collection) USING ERRCODE = '22023';
+    END IF;
+    RETURN c;
+END
+$fn$;
+
+
 DROP POLICY quarantine_writer ON semsearch.quarantine;
 ALTER TABLE semsearch.quarantine DISABLE ROW LEVEL SECURITY;
 DROP POLICY collections_drop ON semsearch.collections;

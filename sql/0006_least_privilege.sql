@@ -58,6 +58,35 @@ ALTER TABLE semsearch.quarantine ENABLE ROW LEVEL SECURITY;
 CREATE POLICY quarantine_writer ON semsearch.quarantine FOR ALL
     USING (semsearch.may('INSERT', table_name)) WITH CHECK (semsearch.may('INSERT', table_name));
 
+-- The catalog row a search needs, checked (0002's, and a session's tenant setting counts as its tenant).
+CREATE OR REPLACE FUNCTION semsearch.collection_for_search(collection text, tenant text, k integer)
+RETURNS semsearch.collections
+LANGUAGE plpgsql STABLE
+AS $fn$
+DECLARE
+    c semsearch.collections;
+BEGIN
+    IF k IS NULL OR k < 1 OR k > 10000 THEN
+        RAISE EXCEPTION 'expected k between 1 and 10000, got %', k USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO c FROM semsearch.collections WHERE name = collection;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown collection %', quote_literal(collection) USING ERRCODE = '42704';
+    END IF;
+    IF c.statements_version IS DISTINCT FROM 2 THEN
+        RAISE EXCEPTION 'expected collection % at statements version 2, got %: run `semsearch db upgrade`',
+            quote_literal(collection), c.statements_version USING ERRCODE = '55000';
+    END IF;
+    -- with isolated tenants (Database.isolate_tenants) the session's setting names the tenant
+    IF c.tenant_required AND tenant IS NULL
+       AND coalesce(current_setting(c.tenant_setting, true), '') = '' THEN
+        RAISE EXCEPTION 'expected a tenant for collection % (created with tenant_required), got none',
+            quote_literal(collection) USING ERRCODE = '22023';
+    END IF;
+    RETURN c;
+END
+$fn$;
+
 -- Every function in schema semsearch without a pinned search_path gets one: pg_catalog first, then
 -- the schema pgvector is installed in (its types, operators and functions), then pg_temp. Nothing a
 -- caller puts on its own path (a schema named after the role, say) can shadow what they call.

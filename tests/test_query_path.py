@@ -53,8 +53,11 @@ def test_a_writer_of_the_catalog_cannot_change_what_another_roles_search_runs(db
     before = col.search(vector=full[3], k=5).keys
     with db.connection() as conn:
         # every semsearch table, the new collection's included (its catalog row is visible only so)
-        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA semsearch TO {}").format(
-            sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA semsearch TO {}").format(
+                sql.Identifier(role)
+            )
+        )
         # 0.1.0's attack: the SQL text a search executed lived in the catalog. It is gone.
         with pytest.raises(psycopg.errors.UndefinedColumn):
             _as(conn, role, "UPDATE semsearch.collections SET ann_sql = 'x'")
