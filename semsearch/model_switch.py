@@ -16,13 +16,13 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from psycopg import sql
 
-from semsearch import ddl, table_sync
+from semsearch import ddl, table_sync, tenants
 from semsearch.embeddings import Embedder, embedder_for, lookup
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, EmbeddingError
 from semsearch.layout import SCHEMA
@@ -299,6 +299,10 @@ def _switch(db: Database, old: Collection, new: Collection) -> None:
                 )
         _rename(conn, name, name + PREV)
         _rename(conn, new.name, name)
+        if old.info.tenant_setting is not None:
+            # the new table is isolated before anyone can read it: policies, per-tenant statistics
+            for stmt in tenants.isolate_statements(replace(new.info, name=name), old.info.tenant_setting):
+                conn.execute(stmt)
         _refuse_writes(conn, old, name)
 
 

@@ -196,3 +196,26 @@ def test_the_readmes_tenant_recipe_runs(db, db_url, reader):
         assert [r[0] for r in conn.execute("SELECT key FROM semsearch.text_search('docs', 'invoice launch', 10)")] == [
             "a1"
         ]
+
+
+def test_a_model_switch_keeps_the_tenants_apart(db, db_url, reader):
+    """migrate-model builds a new table: it is isolated in the switch's own transaction."""
+    from semsearch import model_switch
+
+    col = db.create_collection("t", model="local", dims=128, compression="none")
+    rng = np.random.default_rng(3)
+    for t in ("acme", "globex"):
+        col.add([f"{t}-{i}" for i in range(10)], _texts(t, 10, rng), tenant=t)
+    db.isolate_tenants("t")
+    model_switch.migrate_model(db, "t", dims=64, sample=5)
+    col = db.collection("t")
+    assert (col.info.dims, col.info.tenant_setting) == (64, "app.tenant")
+    db.grant(reader, "t")
+    with _session(db_url, reader, "globex") as conn:
+        table = bm25.Names(col.info.table_name)
+        assert conn.execute(
+            sql.SQL("SELECT DISTINCT tenant FROM {}").format(sql.Identifier("semsearch", col.info.table_name))
+        ).fetchall() == [("globex",)]
+        for side in (table.postings, table.df, table.stats):
+            got = conn.execute(sql.SQL("SELECT DISTINCT tenant FROM {}").format(table.ident(side))).fetchall()
+            assert got == [("globex",)], side
