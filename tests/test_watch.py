@@ -10,8 +10,8 @@ import threading
 import time
 from collections.abc import Callable
 
-import pytest
 import psycopg
+import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
