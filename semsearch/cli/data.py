@@ -61,9 +61,10 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
     JSONL: one object per line with the key and text fields, optional "metadata"
     (an object), embedding (a list of numbers) and tenant; other fields join the
     metadata. CSV: a header row; the key and text columns, optional embedding (a
-    JSON list) and tenant columns; other columns become metadata, with numbers,
-    true/false and empty cells (null) inferred per cell: 42 and 2.5 are numbers,
-    007 stays text (--metadata-types forces types, --no-infer-types keeps text).
+    JSON list) and tenant columns; other columns become metadata, typed per column
+    from all its cells: a column of 42 and 2.5 is numbers, of true/false booleans;
+    one cell like 007 or n/a keeps the whole column text; empty cells are null
+    (--metadata-types forces types, --no-infer-types keeps text).
     Text: one row per paragraph (blocks separated by blank lines), keyed "<file as
     given>:<n>". A bad row stops the run with its file and line; batches written
     before it stay, and a re-run skips them.
