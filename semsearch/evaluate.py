@@ -182,7 +182,7 @@ def evaluate(
     which counts like any other exact neighbour. Latency is per search
     call (p50/p95 over ``repeat`` passes, after a warm-up). ``qrels`` (a dict or a
     file for :func:`~semsearch.readers.read_qrels`) adds nDCG@10 and recall@100 of
-    the judged relevant docs. ``measure_build=True`` rebuilds the HNSW index first
+    the judged relevant docs; it needs ``queries`` (sampled rows are no judged queries). ``measure_build=True`` rebuilds the HNSW index first
     and reports its build time. The ground truth is one exact search (a full scan)
     per query: on millions of rows that, not the timed searches, takes the time.
 
@@ -194,6 +194,9 @@ def evaluate(
     """
     if not isinstance(repeat, int) or repeat < 1:
         raise InvalidInputError(f"expected repeat >= 1, got {repeat!r}")
+    if qrels is not None and queries is None:
+        # a sampled row's id is its key, which qrels would take for a query id
+        raise InvalidInputError("expected queries with qrels (their ids are the judged query ids), got sampled rows")
     built = col.rebuild_index() if measure_build else None
     if isinstance(qrels, (str, Path)):
         qrels = read_qrels(qrels)
@@ -251,6 +254,18 @@ def plot_sweep(reports: Sequence[EvalReport], path: str | Path) -> Path:
 
         plot_sweep(sweep(col, sample=200), "recall.png")
     """
+    out = Path(path)
+    sweep_figure(reports).savefig(out, format="png", dpi=100)
+    return out
+
+
+def sweep_figure(reports: Sequence[EvalReport]) -> Any:
+    """The matplotlib ``Figure`` :func:`plot_sweep` writes (for a notebook, or to draw more on it).
+
+    Example::
+
+        fig = sweep_figure(sweep(col, sample=200)); fig.savefig("recall.svg")
+    """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -264,6 +279,10 @@ def plot_sweep(reports: Sequence[EvalReport], path: str | Path) -> Path:
     recalls = [r.recall for r in reports]
     by_factor.plot([r.oversample for r in reports], recalls, marker="o")
     by_factor.set(xscale="log", xlabel="oversample (candidates / k)", ylabel=f"recall@{reports[0].k}")
+    # the factors themselves as ticks, plainly: a log axis labels its minor ticks "2×10^0"
+    factors = sorted({r.oversample for r in reports})
+    by_factor.set_xticks(factors, labels=[f"{f:g}" for f in factors])
+    by_factor.set_xticks([], minor=True)
     by_latency.plot([r.p50_ms for r in reports], recalls, marker="o")
     by_latency.set(xlabel="p50 latency per search (ms)", ylabel=f"recall@{reports[0].k}")
     for r in reports:
@@ -273,6 +292,4 @@ def plot_sweep(reports: Sequence[EvalReport], path: str | Path) -> Path:
         ax.grid(True, alpha=0.3)
     first = reports[0]
     fig.suptitle(f"{first.collection}: {first.compression}, {first.rows:,} rows, {first.queries} queries")
-    out = Path(path)
-    fig.savefig(out, format="png", dpi=100)
-    return out
+    return fig

@@ -197,8 +197,13 @@ def count_rows(path: Path, kind: str) -> int | None:
     return lines if kind == "jsonl" else max(lines - 1, 0)
 
 
-def checked(rows: Iterator[tuple[Any, ...]], dims: int, seen: dict[str, str]) -> Iterator[dict]:
-    """Check each row where it was read, so a bad one is reported by file and line."""
+def checked(
+    rows: Iterator[tuple[Any, ...]], dims: int, seen: dict[str, str], *, required_tenant: tuple[str, str] | None = None
+) -> Iterator[dict]:
+    """Check each row where it was read, so a bad one is reported by file and line.
+
+    ``required_tenant``: (field, collection) when every row needs a tenant from that field.
+    """
     first_has_vec: tuple[str, bool] | None = None
     for where, key, content, meta, emb, tenant in rows:
         if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
@@ -222,6 +227,9 @@ def checked(rows: Iterator[tuple[Any, ...]], dims: int, seen: dict[str, str]) ->
                 raise bad(where, f"expected an embedding of {dims} finite numbers, not all zero")
         if tenant is not None and (not isinstance(tenant, str) or not tenant.strip()):
             raise bad(where, f"expected the tenant to be a non-empty string or null, got {tenant!r:.60}")
+        if tenant is None and required_tenant is not None:
+            field, collection = required_tenant
+            raise bad(where, f"expected a tenant (field {field!r}) on every row of collection {collection!r}, got none")
         yield {"key": key, "content": content, "metadata": meta, "embedding": emb, "tenant": tenant}
 
 

@@ -1,0 +1,141 @@
+"""What a newcomer tripped over: output that was wrong or misleading, one test per trap."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+import semsearch
+import semsearch.aio
+from semsearch.errors import DatabaseError, InvalidInputError
+from semsearch.evaluate import evaluate
+from semsearch.fusion import tune_hybrid
+
+
+def _toy(db: semsearch.Database, name: str = "toy", **options: object) -> semsearch.Collection:
+    col = db.create_collection(name, model="label", dims=4, compression="none", **options)
+    col.add(["a", "b"], ["red apple", "green pear"], embeddings=np.eye(4)[:2])
+    return col
+
+
+def test_eval_refuses_sampled_rows_judged_by_qrels(db, run, tmp_path):
+    # sampled rows' keys are no query ids: the README's own line printed nDCG@10 0.0016
+    col = _toy(db)
+    qrels = tmp_path / "qrels"
+    qrels.write_text("1 a 1\n2 b 1\n")
+    out = run("eval", "toy", "--sample", 2, "--qrels", qrels, ok=False)
+    assert "expected --queries with --qrels" in out.output
+    with pytest.raises(InvalidInputError, match="expected queries with qrels"):
+        evaluate(col, sample=2, qrels={"1": {"a": 1.0}})
+
+
+def test_tune_hybrid_compares_the_default_too(db):
+    col = db.create_collection("h", model="local", dims=64, compression="none")
+    docs = {"tea": "brewing green tea with water at 80 degrees", "bread": "baking sourdough bread at home",
+            "cat": "a kitten purring on the sofa", "rates": "interest rates rise as markets fall"}  # fmt: skip
+    col.add(list(docs), list(docs.values()))
+    queries = ["how to make tea", "a sleeping cat", "bake bread"]
+    qrels = {"1": {"tea": 1.0}, "2": {"cat": 1.0}, "3": {"bread": 1.0}}
+    result = tune_hybrid(col, queries, qrels, fusions=("rrf",), text_shares=(0.5,))
+    assert result.default in result.tried  # the setting searches use untuned is one of the candidates
+    assert (result.default.fusion, result.default.vector_weight, result.default.text_weight) == ("blend", 0.3, 0.7)
+    assert result.best.ndcg_at_10 >= result.default.ndcg_at_10
+
+
+def test_a_short_answer_says_when_rows_wait_for_backfill(db, run, tmp_path):
+    col = db.create_collection("later", model="label", dims=4, compression="none")
+    col.add(["a", "b", "c"], ["one", "two", "three"], defer=True)
+    q = tmp_path / "q.json"
+    q.write_text(json.dumps([1, 0, 0, 0]))
+    out = run("search", "later", "--vector-file", q, "-k", 10)
+    assert "only 0 of 10 requested rows exist; 3 more wait for an embedding: run `semsearch backfill later`" in (
+        out.stderr
+    )
+    _toy(db)
+    complete = run("search", "toy", "--vector-file", q, "-k", 5)
+    assert complete.stderr == "only 2 of 5 requested rows exist\n"  # no pending rows, no hint
+
+
+def test_delete_from_an_empty_file_deletes_nothing_and_says_so(db, run, tmp_path):
+    _toy(db)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    out = run("delete", "toy", "--from-file", empty)
+    assert out.stdout == f"deleted 0 of 0 key(s) from toy ({empty} holds no keys)\n"
+    assert "expected KEYs or --from-file" in run("delete", "toy", ok=False).output
+    assert db.collection("toy").count() == 2
+
+
+def test_ingest_without_a_tenant_names_the_file_and_line(db, run, tmp_path):
+    db.create_collection("tickets", model="label", dims=4, compression="none", tenant_required=True)
+    src = tmp_path / "tickets.jsonl"
+    src.write_text(
+        json.dumps({"key": "t1", "content": "printer jam", "embedding": [1, 0, 0, 0], "tenant": "acme"})
+        + "\n"
+        + json.dumps({"key": "t2", "content": "no tenant", "embedding": [0, 1, 0, 0]})
+        + "\n"
+    )
+    out = run("ingest", "tickets", src, ok=False)
+    assert f"{src}:2: expected a tenant (field 'tenant') on every row of collection 'tickets'" in out.output
+    assert "position" not in out.output
+    assert db.collection("tickets").count() == 0
+
+
+def test_writes_after_close_raise_database_error_as_searches_do(db_url):
+    db = semsearch.connect(db_url)
+    col = _toy(db)
+    db.close()
+    for call in (
+        lambda: col.add(["c"], ["blue plum"], embeddings=np.eye(4)[2:3]),
+        lambda: col.delete("a"),
+        lambda: col.search(vector=np.eye(4)[0]),
+    ):
+        with pytest.raises(DatabaseError, match="expected an open database, got it closed"):
+            call()
+
+    async def main() -> None:
+        adb = await semsearch.aio.connect(db_url)
+        acol = await adb.collection("toy")
+        await adb.close()
+        with pytest.raises(DatabaseError, match="expected an open database, got it closed"):
+            await acol.add(["c"], ["blue plum"], embeddings=np.eye(4)[2:3])
+
+    asyncio.run(main())
+
+
+def test_scores_and_settings_carry_no_float32_noise(db, run, tmp_path):
+    col = _toy(db)
+    hybrid = col.search("apple", vector=np.eye(4)[1], k=2, mode="hybrid")
+    assert [h.score for h in hybrid] == [0.7, 0.3]  # the weights are float4 in SQL: 0.30000001192092896
+    q = tmp_path / "q.json"
+    q.write_text(json.dumps([0, 1, 0, 0]))
+    out = run("search", "toy", "apple", "--mode", "hybrid", "--vector-file", q, "--json").stdout
+    cli = [json.loads(line) for line in out.splitlines()]
+    assert [h["score"] for h in cli] == [0.7, 0.3]
+    tuned = db.create_collection("tuned", model="label", dims=16, compression="bit", autotune=False)
+    rng = np.random.default_rng(0)
+    tuned.add([str(i) for i in range(300)], [f"row {i}" for i in range(300)], embeddings=rng.normal(size=(300, 16)))
+    result = tuned.tune(sample=20, target_recall=0.9)
+    for value in [result.oversample, *(p.oversample for p in result.tried)]:
+        assert repr(value) == str(np.float32(value)), value  # 5.2, not 5.199999809265137
+    assert repr(tuned.info.oversample) == str(np.float32(tuned.info.oversample))
+
+
+def test_explain_abbreviates_the_query_vector(db):
+    col = db.create_collection("wide", model="label", dims=64, compression="halfvec")
+    rng = np.random.default_rng(1)
+    col.add([str(i) for i in range(20)], [f"row {i}" for i in range(20)], embeddings=rng.normal(size=(20, 64)))
+    shown = str(col.explain(vector=rng.normal(size=64), k=3))
+    assert "64 values" in shown
+    assert max(len(line) for line in shown.splitlines()) < 400, shown
+
+
+def test_a_module_in_the_current_directory_is_not_imported_and_the_error_says_why(db, run, tmp_path, monkeypatch):
+    _toy(db)
+    (tmp_path / "myemb.py").write_text("def make():\n    raise AssertionError('never imported')\n")
+    monkeypatch.chdir(tmp_path)
+    out = run("search", "toy", "apple", "--embedder", "myemb:make", ok=False)
+    assert "PYTHONPATH=." in out.output
