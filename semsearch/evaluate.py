@@ -111,8 +111,27 @@ def ndcg(ranked: Sequence[str], gains: Mapping[str, float], at: int = 10) -> flo
     return dcg / idcg if idcg > 0 else 0.0
 
 
+#: a distributed table's sizes: its shards' on the workers (the coordinator's table is an empty shell)
+_SHARD_HNSW_BYTES = (
+    "SELECT coalesce(sum(pg_relation_size(i.indexrelid)), 0) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    "JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = '%s'::regclass AND a.amname = 'hnsw'"
+)
+_DISTRIBUTED_SIZES = (
+    "SELECT citus_total_relation_size(%(t)s::regclass), "
+    "citus_total_relation_size(%(t)s::regclass) - citus_table_size(%(t)s::regclass), "
+    "(SELECT coalesce(sum(result::bigint), 0) FROM run_command_on_shards(%(t)s::regclass, %(hnsw)s))"
+)
+
+
 def sizes(col: Collection) -> tuple[int, int, int]:
-    """(HNSW index, table with TOAST and indexes, all indexes) in bytes."""
+    """(HNSW index, table with TOAST and indexes, all indexes) in bytes; of all shards when distributed."""
+    if col.info.distributed_by is not None:
+        table = f"{SCHEMA}.{col.layout.table_name}"  # a regclass literal, sent as a parameter
+        row = col.db.read(
+            lambda conn: conn.execute(_DISTRIBUTED_SIZES, {"t": table, "hnsw": _SHARD_HNSW_BYTES}).fetchone()
+        )
+        assert row is not None
+        return int(row[2]), int(row[0]), int(row[1])
     row = col.db.read(
         lambda conn: conn.execute(
             "SELECT pg_total_relation_size(t.oid), pg_indexes_size(t.oid), "

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import numpy as np
 import pytest
 
 import semsearch
 import semsearch.aio
-from semsearch.errors import DatabaseError, InvalidInputError
+from semsearch.errors import DatabaseError, EmbeddingError, InvalidInputError
 from semsearch.evaluate import evaluate
 from semsearch.fusion import tune_hybrid
+from tests.examples import readme_python
 
 
 def _toy(db: semsearch.Database, name: str = "toy", **options: object) -> semsearch.Collection:
@@ -139,3 +141,46 @@ def test_a_module_in_the_current_directory_is_not_imported_and_the_error_says_wh
     monkeypatch.chdir(tmp_path)
     out = run("search", "toy", "apple", "--embedder", "myemb:make", ok=False)
     assert "PYTHONPATH=." in out.output
+
+
+def test_the_readme_async_example_leaves_the_users_collections_alone(db, db_url, monkeypatch, capsys):
+    # it began with drop_collection("notes"): a user's own "notes" was gone
+    mine = db.create_collection("notes", model="label", dims=4, compression="none")
+    mine.add(["n1"], ["my own note"], embeddings=np.eye(4)[:1])
+    monkeypatch.setenv("SEMSEARCH_DATABASE_URL", db_url)
+    code = compile(readme_python("### Async (FastAPI)"), "README.md", "exec")
+    for _ in range(2):  # and it runs again, on what its first run made
+        ns: dict[str, Any] = {}
+        exec(code, ns)
+        assert capsys.readouterr().out == "['cat', 'dog']\n1\n"
+    assert db.collection("notes").search(vector=np.eye(4)[0], k=1).keys == ["n1"]
+
+
+def test_the_readme_shows_how_rows_get_their_tenant(db_url, monkeypatch, capsys):
+    monkeypatch.setenv("SEMSEARCH_DATABASE_URL", db_url)
+    ns: dict[str, Any] = {}
+    try:
+        exec(compile(readme_python("### Tenants"), "README.md", "exec"), ns)
+    finally:
+        if "db" in ns:
+            ns["db"].close()
+    assert capsys.readouterr().out == "['t1', 't2']\n"
+
+
+class _Picky:
+    """A custom embedder that refuses one text as the README says: EmbeddingError with status 400."""
+
+    model, dims = "picky", 4
+
+    def embed(self, texts):
+        if "forbidden" in texts:
+            raise EmbeddingError("the provider refused a text", status=400)
+        return np.array([[1.0, len(t), 0, 0] for t in texts])
+
+
+def test_a_custom_embedder_refuses_a_text_into_quarantine(db):
+    col = db.create_collection("picky", embedder=_Picky(), compression="none")
+    col.add(["a", "b", "c"], ["fine", "forbidden", "also fine"], defer=True)
+    done = col.backfill(batch_size=3)
+    assert (done.embedded, done.quarantined) == (2, 1)
+    assert col.quarantined() == [("b", "the provider refused a text")]
