@@ -201,9 +201,10 @@ def evaluate(
     which counts like any other exact neighbour. Latency is per search
     call (p50/p95 over ``repeat`` passes, after a warm-up). ``qrels`` (a dict or a
     file for :func:`~semsearch.readers.read_qrels`) adds nDCG@10 and recall@100 of
-    the judged relevant docs; it needs ``queries`` (sampled rows are no judged queries). ``measure_build=True`` rebuilds the HNSW index first
-    and reports its build time. The ground truth is one exact search (a full scan)
-    per query: on millions of rows that, not the timed searches, takes the time.
+    the judged relevant docs; it needs ``queries`` (sampled rows are no judged queries).
+    ``measure_build=True`` rebuilds the HNSW index first and reports its build time. The
+    ground truth is one exact search (a full scan) per query: on millions of rows that,
+    not the timed searches, takes the time.
 
     Example::
 

@@ -127,7 +127,9 @@ def tune_hybrid(
             )
 
         # the default is one of the candidates, first, so that a setting is stored only if it beats it
-        settings = dict.fromkeys([(DEFAULT_FUSION, DEFAULT_TEXT_SHARE), *((f, w) for f in fusions for w in text_shares)])
+        settings = dict.fromkeys(
+            [(DEFAULT_FUSION, DEFAULT_TEXT_SHARE), *((f, w) for f in fusions for w in text_shares)]
+        )
         tried = tuple(point(f, w) for f, w in settings)
         default = tried[0]
         best = max(tried, key=lambda p: p.ndcg_at_10)

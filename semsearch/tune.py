@@ -103,7 +103,7 @@ def _oversample(candidates: int, k: int) -> float:
     x = np.float32(candidates / k)
     while math.ceil(float(x) * k) > candidates:
         x = np.nextafter(x, np.float32(0))
-    return float4(x)
+    return float4(float(x))
 
 
 def _wide_ef(candidates: int) -> int:

@@ -248,7 +248,9 @@ def test_flask_semsearch_cli_uses_the_app_database(example_app: Flask) -> None:
         first, second = session.scalars(text("SELECT id FROM flask_example_articles ORDER BY id LIMIT 2")).all()
         title = session.scalar(text("SELECT title FROM flask_example_articles WHERE id = :i"), {"i": second})
         session.execute(text("DELETE FROM flask_example_articles WHERE id = :i"), {"i": first})
-        session.execute(text("UPDATE flask_example_articles SET body = 'a pickled cucumber' WHERE id = :i"), {"i": second})
+        session.execute(
+            text("UPDATE flask_example_articles SET body = 'a pickled cucumber' WHERE id = :i"), {"i": second}
+        )
         session.commit()
     repaired = runner.invoke(args=["semsearch", "reindex", "--batch-size", "200"])
     assert repaired.exit_code == 0, repaired.output
