@@ -27,7 +27,7 @@ from semsearch import ingest, statements
 from semsearch.errors import CollectionNotFoundError, DatabaseError, InvalidInputError
 from semsearch.filters import Filter, compile_filter
 from semsearch.results import Hit, SearchResult
-from semsearch.values import check_text, float4
+from semsearch.values import check_text
 
 if TYPE_CHECKING:
     import psycopg
@@ -392,11 +392,8 @@ def execute(conn: psycopg.Connection, p: Plan, *, check: str | None = None) -> t
 
 def hits(rows: list[tuple[Any, ...]], request: Request) -> SearchResult:
     """Rows as a :class:`SearchResult`."""
-    # text and hybrid scores are computed with float4 parameters (BM25's k1 and b, the fusion
-    # weights): beyond float4's digits they are noise (a blend's 0.3 came back as 0.30000001192092896)
-    score = float if request.mode == "vector" else float4
     return SearchResult(
-        hits=tuple(Hit(key=r[0], content=r[1], score=score(r[2]), metadata=r[3]) for r in rows),
+        hits=tuple(Hit(key=r[0], content=r[1], score=float(r[2]), metadata=r[3]) for r in rows),
         k=request.k,
         exact=request.exact,
     )
