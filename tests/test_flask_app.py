@@ -209,7 +209,9 @@ def test_the_page_answers_after_the_readme_sqlalchemy_example_ran_in_the_same_da
     before = set(ss.registrations())
     ns: dict[str, Any] = {}
     try:
-        exec(compile(readme_python("### SQLAlchemy (and Flask-SQLAlchemy)"), "README.md", "exec"), ns)
+        exec(
+            compile(readme_python("### SQLAlchemy (and Flask-SQLAlchemy)"), "README.md", "exec", dont_inherit=True), ns
+        )
     finally:
         for reg in set(ss.registrations()) - before:
             ss.unregister(reg.model)

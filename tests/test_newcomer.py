@@ -143,7 +143,7 @@ def test_the_readme_async_example_leaves_the_users_collections_alone(db, db_url,
     mine = db.create_collection("notes", model="label", dims=4, compression="none")
     mine.add(["n1"], ["my own note"], embeddings=np.eye(4)[:1])
     monkeypatch.setenv("SEMSEARCH_DATABASE_URL", db_url)
-    code = compile(readme_python("### Async (FastAPI)"), "README.md", "exec")
+    code = compile(readme_python("### Async (FastAPI)"), "README.md", "exec", dont_inherit=True)
     for _ in range(2):  # and it runs again, on what its first run made
         ns: dict[str, Any] = {}
         exec(code, ns)
@@ -155,7 +155,7 @@ def test_the_readme_shows_how_rows_get_their_tenant(db_url, monkeypatch, capsys)
     monkeypatch.setenv("SEMSEARCH_DATABASE_URL", db_url)
     ns: dict[str, Any] = {}
     try:
-        exec(compile(readme_python("### Tenants"), "README.md", "exec"), ns)
+        exec(compile(readme_python("### Tenants"), "README.md", "exec", dont_inherit=True), ns)
     finally:
         if "db" in ns:
             ns["db"].close()
