@@ -21,6 +21,7 @@ from semsearch.errors import CollectionNotFoundError, ConfigurationError, Schema
 from semsearch.layout import Layout, check_name
 from semsearch.plans import Plan
 from semsearch.statements import STATEMENTS_VERSION
+from semsearch.values import float4
 
 #: the newest migration of semsearch's own schema (``migrate.head()`` reads it from alembic;
 #: a test keeps the two equal, so connecting needs no alembic import)
@@ -78,9 +79,9 @@ class CollectionInfo:
         values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
         # regconfig arrives as a driver-specific object; the info holds its name
         values["text_config"] = str(values["text_config"])
-        for name in ("bm25_k1", "bm25_b"):
+        for name in ("oversample", "bm25_k1", "bm25_b"):
             if name in values:
-                values[name] = round(float(values[name]), 4)  # real (float4): 1.2 is 1.2000000477
+                values[name] = float4(values[name])  # real: 1.2 is 1.2000000477 in binary
         info = cls(**values)
         check_tuning(info)
         try:

@@ -79,6 +79,8 @@ class Database:
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
         """A pooled autocommit connection with pgvector's types registered."""
+        if self.pool.closed:
+            raise server.closed()  # not the pool's PoolClosed: a user sees semsearch's errors only
         with self.pool.connection() as conn:
             yield conn
 

@@ -100,3 +100,8 @@ def pool_options(max_connections: int) -> dict[str, Any]:
         "open": False,
         "name": "semsearch",
     }
+
+
+def closed() -> DatabaseError:
+    """What every call on a closed ``Database`` (or ``AsyncDatabase``) raises, reads and writes alike."""
+    return DatabaseError("expected an open database, got it closed (close() was called)")

@@ -23,7 +23,7 @@ from semsearch.catalog import CollectionInfo
 from semsearch.ddl import new_info
 from semsearch.errors import ConfigurationError
 from semsearch.layout import check_name
-from semsearch.server import pool_options, prepare, redact
+from semsearch.server import closed, pool_options, prepare, redact
 
 if TYPE_CHECKING:
     from semsearch.embeddings import Embedder
@@ -78,6 +78,8 @@ class AsyncDatabase:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled autocommit async connection with pgvector's types registered."""
+        if self.pool.closed:
+            raise closed()  # not the pool's PoolClosed: a user sees semsearch's errors only
         async with self.pool.connection() as conn:
             yield conn
 
