@@ -175,6 +175,28 @@ def exists_error(name: str) -> CollectionExistsError:
     return CollectionExistsError(f"expected a new collection name, got existing {name!r}")
 
 
+#: every collection's name and table: what :func:`check_new` compares a new collection with
+TABLES = sql.SQL("SELECT name, table_name FROM semsearch.collections")
+
+
+def check_new(info: CollectionInfo, existing: list[tuple[str, str]]) -> None:
+    """Refuse a new collection whose name, tables or indexes another collection has (run before any DDL).
+
+    ``existing`` are :data:`TABLES`' rows. Relation names are ``<table>_<suffix>``, so
+    ``fz_hnsw``'s table would be ``fz``'s HNSW index (and ``fz``'s index, ``fz_hnsw``'s table).
+    """
+    if any(name == info.name for name, _ in existing):
+        raise exists_error(info.name)
+    mine = dict(Layout.relation_names(info.table_name))
+    for name, table in existing:
+        for relation, what in Layout.relation_names(table):
+            if relation in mine:
+                raise InvalidNameError(
+                    f"expected a collection name whose tables and indexes are free, got {info.name!r}: its "
+                    f"{mine[relation]} semsearch.{relation} is the {what} of collection {name!r}"
+                )
+
+
 def unknown_text_config(text_config: str) -> ConfigurationError:
     return ConfigurationError(f"expected a text search configuration, got {text_config!r}")
 

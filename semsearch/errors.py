@@ -15,7 +15,8 @@ Every error is a :class:`SemsearchError`, so one ``except`` catches them all::
     ├── CompressionPlanError    a compression plan the dimensions do not allow
     ├── EmbeddingError          the embedding provider failed or answered nonsense
     ├── BackfillRunningError    another backfill of the collection is running
-    └── WriteConflictError      concurrent writers of the same rows deadlocked, also on the retry
+    ├── WriteConflictError      concurrent writers of the same rows deadlocked, also on the retry
+    └── NotAwaitedError         a semsearch.aio call used without ``await`` or ``async with``
 
 Messages are lowercase and say what was expected and what arrived.
 """
@@ -90,3 +91,7 @@ class BackfillRunningError(SemsearchError):
 
 class WriteConflictError(SemsearchError):
     """A batch met a deadlock or serialization failure twice; nothing of it was written."""
+
+
+class NotAwaitedError(SemsearchError, AttributeError, TypeError):
+    """A ``semsearch.aio`` call used without ``await`` (or with ``with`` instead of ``async with``)."""

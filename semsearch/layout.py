@@ -107,6 +107,26 @@ class Layout:
         name = f"{self.table_name}_{suffix}"
         return sql.Identifier(SCHEMA, name) if schema else sql.Identifier(name)
 
+    @staticmethod
+    def relation_names(table_name: str) -> list[tuple[str, str]]:
+        """Every table, index and sequence a collection whose table is ``table_name`` makes or may make.
+
+        They share one namespace (schema semsearch) with every other collection's, so
+        ``fz_hnsw``'s table would be ``fz``'s HNSW index: see :func:`semsearch.ddl.check_new`.
+
+        >>> Layout.relation_names("col_fz")[:2]
+        [('col_fz', 'table'), ('col_fz_pkey', 'pkey index')]
+        """
+        indexes = ("pkey", "key_key", "hash", "tsv", "meta", "tenant", "hnsw", "hnsw_next")
+        bm25_tables = ("bm25p", "bm25d", "bm25s")
+        return [
+            (table_name, "table"),
+            *((f"{table_name}_{s}", f"{s} index") for s in indexes),
+            (f"{table_name}_id_seq", "id_seq sequence"),
+            *((f"{table_name}_{s}", f"{s} table") for s in bm25_tables),
+            *((f"{table_name}_{s}_pkey", f"{s}_pkey index") for s in bm25_tables),
+        ]
+
     @property
     def unique_key(self) -> sql.Composable:
         """What identifies a row: ``key``, or ``tenant, key`` on a table distributed by tenant.
