@@ -6,6 +6,7 @@ Every error is a :class:`SemsearchError`, so one ``except`` catches them all::
     ├── ConfigurationError      settings or arguments that cannot work together
     ├── DatabaseError           the server is unusable for semsearch
     │   ├── ExtensionMissingError   pgvector is not installed on the server
+    │   ├── ExtensionVersionError   pgvector is older than semsearch writes with (MIN_PGVECTOR)
     │   └── SchemaVersionError      semsearch's schema is missing or behind
     ├── CollectionError
     │   ├── CollectionNotFoundError
@@ -38,6 +39,10 @@ class DatabaseError(SemsearchError):
 
 class ExtensionMissingError(DatabaseError):
     """The pgvector extension is not available on the server."""
+
+
+class ExtensionVersionError(DatabaseError):
+    """The server's pgvector is older than ``semsearch.server.MIN_PGVECTOR``."""
 
 
 class SchemaVersionError(DatabaseError):

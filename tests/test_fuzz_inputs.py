@@ -192,17 +192,15 @@ def test_the_cli_refuses_a_clashing_collection_and_bad_vectors_in_one_line(run, 
 
 async def _misuse(db_url: str) -> list[str]:
     found = []
-    with pytest.raises(errors.NotAwaitedError) as info:
-        with semsearch.aio.connect(db_url):  # type: ignore[attr-defined]
-            pass
+    with pytest.raises(errors.NotAwaitedError) as info, semsearch.aio.connect(db_url):  # type: ignore[attr-defined]
+        pass
     found.append(str(info.value))
     with pytest.raises(errors.NotAwaitedError) as info:
         await semsearch.aio.connect(db_url).collection("fz")  # type: ignore[attr-defined]
     found.append(str(info.value))
     adb = await semsearch.aio.connect(db_url)
-    with pytest.raises(errors.NotAwaitedError) as info:
-        with adb:  # type: ignore[attr-defined]
-            pass
+    with pytest.raises(errors.NotAwaitedError) as info, adb:  # type: ignore[attr-defined]
+        pass
     found.append(str(info.value))
     with pytest.raises(errors.NotAwaitedError) as info:
         adb.collection("fz").search(vector=[1.0] * DIMS)  # type: ignore[attr-defined]

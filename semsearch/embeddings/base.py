@@ -111,8 +111,8 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
 
     >>> normalize_rows(np.array([[3.0, 4.0]])).tolist()
     [[0.6000000238418579, 0.800000011920929]]
-    >>> normalize_rows(np.array([[3e38, 4e38]])).tolist()
-    [[0.6000000238418579, 0.800000011920929]]
+    >>> normalize_rows(np.array([[1e38, 1e38, 1e38, 1e38]])).tolist()
+    [[0.5, 0.5, 0.5, 0.5]]
     """
     arr = np.asarray(as_numbers(vectors, "embeddings"), dtype=np.float64)
     if arr.ndim != 2:
