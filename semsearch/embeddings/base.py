@@ -105,31 +105,43 @@ def as_numbers(value: object, what: str) -> np.ndarray:
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     """Scale each row to unit length; refuse NaN, inf, all-zero rows and values no float32 holds.
 
-    Norms are taken in float64 after dividing by each row's largest value, so rows
-    of 1e38s (whose float32 norm overflows) and of 1e-45s (whose squares underflow)
-    keep their direction.
+    Rows whose float32 norm overflows (1e38s) or underflows (1e-45s) are normalised again
+    in float64 after dividing by their largest value, so they keep their direction.
 
     >>> normalize_rows(np.array([[3.0, 4.0]])).tolist()
     [[0.6000000238418579, 0.800000011920929]]
     >>> normalize_rows(np.array([[1e38, 1e38, 1e38, 1e38]])).tolist()
     [[0.5, 0.5, 0.5, 0.5]]
     """
-    arr = np.asarray(as_numbers(vectors, "embeddings"), dtype=np.float64)
+    arr = as_numbers(vectors, "embeddings")
     if arr.ndim != 2:
         raise InvalidInputError(f"expected a 2-d array of vectors, got {arr.ndim} dimension(s)")
-    bad = ~np.isfinite(arr).all(axis=1)
-    if bad.any():
-        raise InvalidInputError(f"expected finite values, got nan or inf in row {int(np.argmax(bad))}")
-    scale = np.abs(arr).max(axis=1, initial=0.0)
-    if (scale > FLOAT32_MAX).any():
-        row = int(np.argmax(scale > FLOAT32_MAX))
-        raise InvalidInputError(
-            f"expected values a float32 can hold (at most {FLOAT32_MAX:.2g} in size), got {scale[row]:g} in row {row}"
-        )
+    with np.errstate(over="ignore", under="ignore"):
+        # float32 is what is stored; converting once here keeps large batches cheap
+        arr32 = np.asarray(arr, dtype=np.float32)
+        bad = ~np.isfinite(arr32).all(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            if np.isfinite(arr[row]).all():
+                raise InvalidInputError(
+                    f"expected values a float32 can hold (at most {FLOAT32_MAX:.2g} in size), "
+                    f"got {np.abs(arr[row]).max():g} in row {row}"
+                )
+            raise InvalidInputError(f"expected finite values, got nan or inf in row {row}")
+        norms = np.linalg.norm(arr32, axis=1)
+    # overflowed (inf) or too small for its squares to stay normal float32s
+    redo = ~(norms >= 1e-18) | ~np.isfinite(norms)
+    if not redo.any():
+        return np.ascontiguousarray(arr32 / norms[:, None], dtype=np.float32)
+    out = arr32 / np.where(redo, 1, norms)[:, None]
+    rows = np.asarray(arr[redo], dtype=np.float64)
+    scale = np.abs(rows).max(axis=1)
     if (scale == 0).any():
-        raise InvalidInputError(f"expected non-zero vectors, got a zero vector in row {int(np.argmax(scale == 0))}")
-    scaled = arr / scale[:, None]
-    return np.ascontiguousarray(scaled / np.linalg.norm(scaled, axis=1, keepdims=True), dtype=np.float32)
+        zero = np.flatnonzero(redo)[int(np.argmax(scale == 0))]
+        raise InvalidInputError(f"expected non-zero vectors, got a zero vector in row {zero}")
+    rows /= scale[:, None]
+    out[redo] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def utf8_tokens_upper_bound(text: str) -> int:
