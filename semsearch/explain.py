@@ -65,7 +65,9 @@ def explain(
         k = sql.Literal(request.k)
         if request.mode == "text":
             statement, params = (
-                statements.text(layout, query=sql.Placeholder("text"), k=k, where=spec),
+                statements.text(
+                    layout, query=sql.Placeholder("text"), k=k, where=spec, tenant=sql.Literal(request.tenant)
+                ),
                 {"text": request.text},
             )
         elif request.exact:

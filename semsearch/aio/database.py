@@ -198,7 +198,7 @@ class AsyncDatabase:
 
 @asynccontextmanager
 async def _ddl_lock(conn: psycopg.AsyncConnection[Any], name: str) -> AsyncIterator[None]:
-    """One DDL change of a collection at a time, as :func:`semsearch.db._ddl_lock` (polled, see there)."""
+    """One DDL change of a collection at a time, as :func:`semsearch.ddl.ddl_lock` (polled, see there)."""
     while not (await (await conn.execute(ddl.TRY_LOCK, [name])).fetchone())[0]:  # type: ignore[index]
         await asyncio.sleep(ddl.LOCK_POLL_SECONDS)
     try:
