@@ -171,8 +171,7 @@ class Database:
         )
         # two creators of one name: the second waits for the lock, then finds the first one's row
         with self.connection() as conn, ddl.ddl_lock(conn, name), conn.transaction():
-            if conn.execute(catalog.EXISTS, [name]).fetchone():
-                raise ddl.exists_error(name)
+            ddl.check_new(info, conn.execute(ddl.TABLES).fetchall())
             try:
                 conn.execute(ddl.TEXT_CONFIG_CHECK, [text_config])
             except psycopg.errors.UndefinedObject as exc:

@@ -21,7 +21,7 @@ from semsearch import bm25, catalog, distributed, statements
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, check_dims, default_dims
 from semsearch.errors import CollectionExistsError, ConfigurationError, InvalidNameError
-from semsearch.layout import BUILD_SETTINGS, MAX_USER_NAME, Layout, check_name, settings_sql
+from semsearch.layout import BUILD_SETTINGS, MAX_USER_NAME, Layout, check_free, check_name, settings_sql
 from semsearch.plans import Plan, default_plan
 from semsearch.values import check_text
 
@@ -177,6 +177,20 @@ LOCK_POLL_SECONDS = 0.2
 
 def exists_error(name: str) -> CollectionExistsError:
     return CollectionExistsError(f"expected a new collection name, got existing {name!r}")
+
+
+#: every collection's name and table: what :func:`check_new` compares a new collection with
+TABLES = sql.SQL("SELECT name, table_name FROM semsearch.collections")
+
+
+def check_new(info: CollectionInfo, existing: list[tuple[str, str]]) -> None:
+    """Refuse a new collection whose name, or a table or index of which, another collection has (before any DDL).
+
+    ``existing`` are :data:`TABLES`' rows; see :func:`semsearch.layout.check_free`.
+    """
+    if any(name == info.name for name, _ in existing):
+        raise exists_error(info.name)
+    check_free(info.name, info.table_name, existing)
 
 
 def unknown_text_config(text_config: str) -> ConfigurationError:
