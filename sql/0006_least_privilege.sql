@@ -92,19 +92,36 @@ $fn$;
 CREATE FUNCTION semsearch.check_filter(filter_path jsonpath, filter_vars jsonb) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
+DECLARE
+    missing text;
 BEGIN
     IF filter_vars IS NOT NULL AND jsonb_typeof(filter_vars) <> 'object' THEN
         RAISE EXCEPTION 'expected filter_vars as a json object of the variables filter_path names, got %',
             jsonb_typeof(filter_vars) USING ERRCODE = '22023';
     END IF;
-    IF filter_path IS NOT NULL THEN
-        BEGIN
-            PERFORM jsonb_path_match('{}'::jsonb, filter_path, coalesce(filter_vars, '{}'::jsonb), true);
-        EXCEPTION WHEN undefined_object THEN
-            RAISE EXCEPTION 'expected filter_vars to define every $variable of filter_path, got %: %',
-                coalesce(filter_vars::text, 'none'), SQLERRM USING ERRCODE = '22023';
-        END;
+    IF filter_path IS NULL THEN
+        RETURN true;
     END IF;
+    -- every variable, also one in a filter no item reaches on an empty document (exists($.y ? (@ > $v))):
+    -- a jsonpath's text prints each as $"name", and escapes quotes inside strings
+    SELECT m[1] INTO missing
+    FROM regexp_matches(filter_path::text, '\$"((?:[^"\\]|\\.)*)"', 'g') AS m
+    WHERE NOT coalesce(filter_vars, '{}'::jsonb) ? m[1]
+    LIMIT 1;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'expected filter_vars to define every $variable of filter_path, got %: could not find jsonpath variable "%"',
+            coalesce(filter_vars::text, 'none'), missing USING ERRCODE = '22023';
+    END IF;
+    -- a path that is no predicate ('$.y') would match no row, silently
+    BEGIN
+        PERFORM jsonb_path_match('{}'::jsonb, filter_path, coalesce(filter_vars, '{}'::jsonb), false);
+    EXCEPTION
+        WHEN singleton_sql_json_item_required THEN
+            RAISE EXCEPTION 'expected filter_path as a predicate (true or false for each row), got %',
+                quote_literal(filter_path::text) USING ERRCODE = '22023';
+        WHEN others THEN
+            NULL;  -- e.g. a strict-mode path on the empty document: the rows decide
+    END;
     RETURN true;
 END
 $fn$;
