@@ -280,8 +280,9 @@ AS $fn$
     ),
     cfg AS (
         SELECT coalesce(fusion, c.hybrid ->> 'fusion', 'blend') AS fusion,
-               coalesce(vector_weight, (c.hybrid ->> 'vector_weight')::real, 0.3) AS wv,
-               coalesce(text_weight, (c.hybrid ->> 'text_weight')::real, 0.7) AS wt,
+               -- through numeric: a real 0.3 is 0.30000001192092896 as float8, and scores showed it
+               coalesce(vector_weight, (c.hybrid ->> 'vector_weight')::real, 0.3)::numeric::float8 AS wv,
+               coalesce(text_weight, (c.hybrid ->> 'text_weight')::real, 0.7)::numeric::float8 AS wt,
                -- each list is at most 10,000 rows (0.1.0 asked for k * 4 and failed from k = 2,501)
                least(10000, greatest(coalesce(candidates, 0), k * 4, 40)) AS n
         FROM (SELECT (SELECT hybrid FROM semsearch.collections WHERE name = collection) AS hybrid) c, checked
