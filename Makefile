@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-citus lint bench bench-full clean browser
+.PHONY: demo test test-unit test-citus lint bench bench-full clean browser schema
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ test-citus: $(STAMP)
 # the fast lane: no Postgres at all (the URL points nowhere on purpose), docstring examples included
 test-unit: $(STAMP)
 	SEMSEARCH_TEST_DATABASE_URL=postgresql://nobody@127.0.0.1:1/none $(BIN)/python -m pytest tests/unit
+
+# sql/schema.sql: the whole current schema, dumped from a throwaway database of the embedded server
+schema: $(STAMP)
+	$(BIN)/python tools/schema.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check semsearch migrations tests bench

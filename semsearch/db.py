@@ -10,7 +10,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from semsearch import catalog, ddl, distributed, server, table_sync, tenants
+from semsearch import catalog, ddl, distributed, locks, server, table_sync, tenants
 from semsearch.catalog import CollectionInfo
 from semsearch.collection import Collection
 from semsearch.config import Settings
@@ -170,7 +170,7 @@ class Database:
             distribute_by=distribute_by,
         )
         # two creators of one name: the second waits for the lock, then finds the first one's row
-        with self.connection() as conn, ddl.ddl_lock(conn, name), conn.transaction():
+        with self.connection() as conn, locks.ddl_lock(conn, name), conn.transaction():
             ddl.check_new(info, conn.execute(ddl.TABLES).fetchall())
             try:
                 conn.execute(ddl.TEXT_CONFIG_CHECK, [text_config])
@@ -198,7 +198,7 @@ class Database:
             db.distribute_collection("tickets", by="tenant")
         """
         old = self._info(name)
-        with self.connection() as conn, ddl.ddl_lock(conn, name), conn.transaction():
+        with self.connection() as conn, locks.ddl_lock(conn, name), conn.transaction():
             synced = table_sync.find(conn, collection=name)
             if synced is not None:
                 raise ConfigurationError(
@@ -372,7 +372,7 @@ class Database:
             # SET app.tenant = 'acme'    -- or conn.execute("SELECT set_config('app.tenant', %s, false)", [t])
         """
         info = self._info(collection)
-        with self.connection() as conn, ddl.ddl_lock(conn, info.name), conn.transaction():
+        with self.connection() as conn, locks.ddl_lock(conn, info.name), conn.transaction():
             for stmt in tenants.isolate_statements(info, setting):
                 conn.execute(stmt)
         return self.collection(collection)
@@ -395,7 +395,7 @@ class Database:
     def _run_index_build(self, info: CollectionInfo, steps: ddl.IndexBuild) -> None:
         with (
             self.connection() as conn,
-            ddl.ddl_lock(conn, info.name),
+            locks.ddl_lock(conn, info.name),
             nullcontext() if steps.concurrently else conn.transaction(),
         ):
             for stmt in steps.prepare:

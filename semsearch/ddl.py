@@ -8,16 +8,12 @@ to be built, so any connection can execute them.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-import psycopg
 from psycopg import sql
 
-from semsearch import bm25, catalog, distributed, statements
+from semsearch import bm25, catalog, distributed, generated
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, check_dims, default_dims
 from semsearch.errors import CollectionExistsError, ConfigurationError, InvalidNameError
@@ -161,18 +157,13 @@ def create_statements(info: CollectionInfo) -> list[sql.Composed]:
         stmts += bm25.create_statements(layout.table_name)
     else:
         stmts.append(distributed.distribute_statement(info))
-    stmts += statements.function_statements(layout, k1=info.bm25_k1, b=info.bm25_b)
+    stmts += generated.functions(info)
     stmts.append(catalog.insert_statement(info))
     return stmts
 
 
 #: the text search configuration (the one parameter) exists; raises UndefinedObject if not
 TEXT_CONFIG_CHECK = sql.SQL("SELECT %s::regconfig")
-#: one DDL change of a collection (the name, the one parameter) at a time: polled, then released
-TRY_LOCK = sql.SQL("SELECT pg_try_advisory_lock(hashtext('semsearch.ddl'), hashtext(%s))")
-UNLOCK = sql.SQL("SELECT pg_advisory_unlock(hashtext('semsearch.ddl'), hashtext(%s))")
-#: how long a DDL change waits between two tries of :data:`TRY_LOCK`
-LOCK_POLL_SECONDS = 0.2
 
 
 def exists_error(name: str) -> CollectionExistsError:
@@ -348,7 +339,7 @@ def swap_index_statements(info: CollectionInfo, *, replan: bool = True) -> list[
             ef_search=info.ef_search,
             tuned_rows=None,
         ),
-        *statements.function_statements(layout, k1=info.bm25_k1, b=info.bm25_b),
+        *generated.functions(info),
     ]
 
 
@@ -402,16 +393,3 @@ def new_info(name: str, **settings: Any) -> CollectionInfo:
     if isinstance(name, str) and len(name) > MAX_USER_NAME:
         raise InvalidNameError(f"expected a collection name of at most {MAX_USER_NAME} characters, got {len(name)}")
     return make_info(name, **settings)
-
-
-@contextmanager
-def ddl_lock(conn: psycopg.Connection, name: str) -> Iterator[None]:
-    """One DDL change of a collection at a time: a second waits, then finds the first one's result."""
-    # polled, not waited for: a statement waiting on the lock would hold a snapshot, and the
-    # holder's CREATE INDEX CONCURRENTLY waits for every snapshot to end (a deadlock)
-    while not conn.execute(TRY_LOCK, [name]).fetchone()[0]:  # type: ignore[index]
-        time.sleep(LOCK_POLL_SECONDS)
-    try:
-        yield
-    finally:
-        conn.execute(UNLOCK, [name])

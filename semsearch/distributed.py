@@ -34,7 +34,7 @@ from dataclasses import replace
 import psycopg
 from psycopg import sql
 
-from semsearch import bm25, catalog, statements
+from semsearch import bm25, catalog, generated
 from semsearch.catalog import CollectionInfo
 from semsearch.errors import ConfigurationError
 
@@ -135,7 +135,7 @@ def distribute_statements(old: CollectionInfo, new: CollectionInfo) -> list[sql.
         sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(table, layout.unique_key),
         distribute_statement(new),
         sql.SQL("SELECT truncate_local_data_after_distributing_table({})").format(sql.Literal(f"semsearch.{names}")),
-        *statements.function_statements(layout, k1=new.bm25_k1, b=new.bm25_b),
+        *generated.functions(new),
         catalog.update_statement(new.name, distributed_by=new.distributed_by),
     ]
     return stmts

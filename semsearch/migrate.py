@@ -5,11 +5,14 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from psycopg.conninfo import conninfo_to_dict
+
+from semsearch import generated
 
 VERSION_TABLE = "semsearch.alembic_version"
 
@@ -65,14 +68,21 @@ def _run(url: str, fn: str, revision: str) -> None:
         engine.dispose()
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring semsearch's schema up to ``revision``.
+def upgrade(url: str, revision: str = "head") -> list[str]:
+    """Bring semsearch's schema up to ``revision``; at the head, every collection's generated objects too.
+
+    Returns the collections whose functions and triggers were made again from this version's
+    code (:func:`semsearch.generated.regenerate`).
 
     Example::
 
         upgrade(db.url)
     """
     _run(url, "upgrade", revision)
+    if revision not in ("head", head()):
+        return []  # an older schema than this code's: its generated objects are the older code's business
+    with psycopg.connect(url, autocommit=True) as conn:
+        return generated.regenerate(conn)
 
 
 def downgrade(url: str, revision: str = "base") -> None:

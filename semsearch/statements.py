@@ -233,16 +233,14 @@ def _distributed_functions(layout: Layout) -> list[sql.Composed]:
     ]
 
 
-def function_statements(
-    layout: Layout, *, k1: float = bm25.K1, b: float = bm25.B, pin_search_path: bool = True
-) -> list[sql.Composed]:
+def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.B) -> list[sql.Composed]:
     """``CREATE OR REPLACE FUNCTION`` for the per-collection functions the SQL API calls.
 
     They hold the statements above as static SQL, so PL/pgSQL caches their plans; they
     are owned by whoever ran the DDL and their text lives in ``pg_proc``, which no
     writer of semsearch's tables can change. The last statement pins their
-    ``search_path`` (``semsearch.pin_search_paths()``, schema 0006; ``pin_search_path=False``
-    for a schema before it).
+    ``search_path`` (``semsearch.pin_search_paths()``, schema 0006). Made by
+    :func:`semsearch.generated.functions`, for every caller.
     """
     p = [sql.SQL(f"${i}") for i in range(1, 5)]
     bodies = [
@@ -297,8 +295,7 @@ def function_statements(
             ),
         )
     )
-    if pin_search_path:
-        out.append(PIN_SEARCH_PATHS)
+    out.append(PIN_SEARCH_PATHS)
     return out
 
 

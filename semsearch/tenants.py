@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from psycopg import sql
 
-from semsearch import bm25, statements
+from semsearch import bm25, generated
 from semsearch.catalog import CollectionInfo, update_statement
 from semsearch.errors import ConfigurationError
 
@@ -102,6 +102,5 @@ def isolate_statements(info: CollectionInfo, setting: str | None) -> list[sql.Co
         for side in sides[1:]:
             stmts += _policy(side, sql.SQL("tenant <> '' AND {}").format(mine))
     stmts.append(update_statement(info.name, tenant_setting=setting))
-    layout = replace(info, tenant_setting=setting).layout
-    stmts += statements.function_statements(layout, k1=info.bm25_k1, b=info.bm25_b)
+    stmts += generated.functions(replace(info, tenant_setting=setting))
     return stmts

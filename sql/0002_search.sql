@@ -202,7 +202,7 @@ BEGIN
 END
 $fn$;
 
--- the per-collection functions of one table (made by semsearch/statements.py and bm25.py), whatever their
+-- the per-collection functions of one table (made by semsearch/statements.py and semsearch/bm25/), whatever their
 -- signatures, and its BM25 statistics tables
 CREATE FUNCTION semsearch.drop_collection_functions(table_name text) RETURNS void
 LANGUAGE plpgsql
@@ -218,7 +218,7 @@ BEGIN
     LOOP
         EXECUTE format('DROP FUNCTION %s CASCADE', fn);
     END LOOP;
-    -- BM25 statistics (semsearch/bm25.py)
+    -- BM25 statistics (semsearch/bm25/)
     EXECUTE format('DROP TABLE IF EXISTS semsearch.%I, semsearch.%I, semsearch.%I',
                    table_name || '_bm25p', table_name || '_bm25d', table_name || '_bm25s');
 END

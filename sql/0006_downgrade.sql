@@ -182,6 +182,7 @@ AS $fn$
     LIMIT k
 $fn$;
 
+DROP FUNCTION semsearch.statements_version();
 DROP FUNCTION semsearch.check_hybrid(integer, real, real, integer, integer);
 DROP FUNCTION semsearch.check_filter(jsonpath, jsonb);
 

@@ -58,7 +58,13 @@ ALTER TABLE semsearch.quarantine ENABLE ROW LEVEL SECURITY;
 CREATE POLICY quarantine_writer ON semsearch.quarantine FOR ALL
     USING (semsearch.may('INSERT', table_name)) WITH CHECK (semsearch.may('INSERT', table_name));
 
--- The catalog row a search needs, checked (0002's, and a session's tenant setting counts as its tenant).
+-- The statements version of the library's code: made again from its one definition (Python's
+-- STATEMENTS_VERSION) by `semsearch db upgrade` after the migrations (semsearch/generated.py)
+CREATE FUNCTION semsearch.statements_version() RETURNS integer LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp RETURN 2;
+
+-- The catalog row a search needs, checked (0002's; the statements version from the function above,
+-- and a session's tenant setting counts as its tenant).
 CREATE OR REPLACE FUNCTION semsearch.collection_for_search(collection text, tenant text, k integer)
 RETURNS semsearch.collections
 LANGUAGE plpgsql STABLE
@@ -73,9 +79,9 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown collection %', quote_literal(collection) USING ERRCODE = '42704';
     END IF;
-    IF c.statements_version IS DISTINCT FROM 2 THEN
-        RAISE EXCEPTION 'expected collection % at statements version 2, got %: run `semsearch db upgrade`',
-            quote_literal(collection), c.statements_version USING ERRCODE = '55000';
+    IF c.statements_version IS DISTINCT FROM semsearch.statements_version() THEN
+        RAISE EXCEPTION 'expected collection % at statements version %, got %: run `semsearch db upgrade`',
+            quote_literal(collection), semsearch.statements_version(), c.statements_version USING ERRCODE = '55000';
     END IF;
     -- with isolated tenants (Database.isolate_tenants) the session's setting names the tenant
     IF c.tenant_required AND tenant IS NULL

@@ -4,18 +4,19 @@ The catalog's ``ann_sql``/``exact_sql``/``text_sql``/``count_sql`` columns (SQL 
 ``semsearch.search()`` ran with EXECUTE: whoever could write the table could make
 another role's search run anything) are replaced by per-collection functions, made
 by DDL from semsearch/statements.py, and a ``statements_version`` checked on read.
-Text search ranks by BM25: each collection gets its statistics tables (semsearch/bm25.py),
+Text search ranks by BM25: each collection gets its statistics tables (semsearch/bm25/),
 filled from its rows, and ``bm25_k1``/``bm25_b``/``hybrid`` settings. ``autotune`` and
 ``tuned_rows`` record the automatic tuning after bulk loads; ``tenant_required``
 refuses writes and searches without a tenant. The stale-vector
 trigger compares texts only (0.1.0's compared vectors in its WHEN clause, which made
 pg_dump's output fail to restore) and leaves semsearch's own upserts alone.
 
-Upgrade builds each existing collection's functions with the statements of the
+Each existing collection's functions and BM25 statistics are made after the migrations by
+``semsearch db upgrade`` (``semsearch.generated.regenerate``), from the statements of the
 library that runs it (they must equal what its Python searches run); a release that
-changes the statements bumps ``STATEMENTS_VERSION`` and ships a migration that calls
-:func:`rebuild_functions` again. Downgrade restores 0.1.0's columns, its templates
-(composed here exactly as 0.1.0 did, self-contained) and its function bodies.
+changes the statements bumps ``STATEMENTS_VERSION`` and ships no migration for it.
+Downgrade restores 0.1.0's columns, its templates (composed here exactly as 0.1.0 did,
+self-contained) and its function bodies.
 
 Revision ID: 0002
 Revises: 0001
@@ -51,45 +52,11 @@ def _run(stmt: sql.Composable) -> None:
     op.get_bind().exec_driver_sql(stmt.as_string(None).replace("%", "%%"))
 
 
-def rebuild_functions() -> None:
-    """(Re)create every collection's functions from this library's statements."""
-    from semsearch import bm25
-    from semsearch.layout import Layout
-    from semsearch.plans import Plan
-    from semsearch.statements import STATEMENTS_VERSION, function_statements
-
-    for name, table_name, dims, storage, compression, text_config in _collections():
-        plan = Plan.parse(compression, dims=dims, storage=storage)
-        layout = Layout(name, dims=dims, storage=storage, plan=plan, text_config=text_config, table_name=table_name)
-        k1, b = (
-            op.get_bind()
-            .exec_driver_sql(
-                sql.SQL("SELECT bm25_k1, bm25_b FROM semsearch.collections WHERE name = {}")
-                .format(sql.Literal(name))
-                .as_string(None)
-            )
-            .one()
-        )
-        if (
-            op.get_bind()
-            .exec_driver_sql(
-                sql.SQL("SELECT to_regclass({})").format(sql.Literal(f"semsearch.{table_name}_bm25p")).as_string(None)
-            )
-            .scalar()
-            is None
-        ):
-            # text search ranks by BM25 now: its statistics, from the rows already stored
-            for stmt in bm25.create_statements(table_name) + bm25.backfill_statements(table_name):
-                _run(stmt)
-        for stmt in function_statements(layout, k1=k1, b=b, pin_search_path=False):
-            _run(stmt)
-        _run(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(layout.stale_trigger_name, layout.table))
-        _run(layout.stale_trigger_sql())
-        _run(
-            sql.SQL("UPDATE semsearch.collections SET statements_version = {} WHERE name = {}").format(
-                sql.Literal(STATEMENTS_VERSION), sql.Literal(name)
-            )
-        )
+def _needs_generated_objects() -> None:
+    """Every collection's functions, BM25 statistics and triggers are made from the code that runs it:
+    ``semsearch db upgrade`` does it after the migrations (semsearch/generated.py) for each collection
+    whose ``statements_version`` is not the library's, so this frozen migration imports none of it."""
+    op.execute("UPDATE semsearch.collections SET statements_version = NULL")
 
 
 def upgrade() -> None:
@@ -110,7 +77,7 @@ def upgrade() -> None:
         "(data only: the statements are composed from it)'"
     )
     op.execute((SQL_DIR / "0002_search.sql").read_text())
-    rebuild_functions()
+    _needs_generated_objects()
 
 
 # --- downgrade: 0.1.0's templates, composed as 0.1.0's schema.py did ---------------------------

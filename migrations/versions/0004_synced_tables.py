@@ -2,7 +2,7 @@
 
 ``semsearch.synced_tables`` records each ``Database.sync_table``: the source table (a
 ``regclass``, so a rename follows) and the columns it feeds into which collection. The
-triggers and their functions on a source table are made by ``semsearch/sync.py``.
+triggers and their functions on a source table are made by ``semsearch/table_sync.py``.
 
 Every collection table gets two statement-level triggers that call
 ``semsearch.notify_pending()``: a statement that leaves rows waiting for an embedding
@@ -27,7 +27,7 @@ depends_on = None
 
 #: the statement-level triggers that wake watchers, on every collection table (semsearch/layout.py makes the same)
 NOTIFY_TRIGGERS = {"semsearch_pending_ins": "INSERT", "semsearch_pending_upd": "UPDATE"}
-#: the per-sync functions (semsearch/sync.py), dropped with CASCADE: their triggers go with them
+#: the per-sync functions (semsearch/table_sync.py), dropped with CASCADE: their triggers go with them
 SYNC_EVENTS = ("ins", "upd", "del", "tru")
 
 

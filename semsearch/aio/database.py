@@ -17,7 +17,7 @@ from pgvector.psycopg import register_vector_async
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from semsearch import catalog, ddl
+from semsearch import catalog, ddl, locks
 from semsearch.aio.collection import AsyncCollection
 from semsearch.aio.pending import Pending, awaitable
 from semsearch.catalog import CollectionInfo
@@ -200,10 +200,10 @@ class AsyncDatabase:
 
 @asynccontextmanager
 async def _ddl_lock(conn: psycopg.AsyncConnection[Any], name: str) -> AsyncIterator[None]:
-    """One DDL change of a collection at a time, as :func:`semsearch.ddl.ddl_lock` (polled, see there)."""
-    while not (await (await conn.execute(ddl.TRY_LOCK, [name])).fetchone())[0]:  # type: ignore[index]
-        await asyncio.sleep(ddl.LOCK_POLL_SECONDS)
+    """One DDL change of a collection at a time, as :func:`semsearch.locks.ddl_lock` (polled, see there)."""
+    while not (await (await conn.execute(locks.TRY_LOCK, [name])).fetchone())[0]:  # type: ignore[index]
+        await asyncio.sleep(locks.LOCK_POLL_SECONDS)
     try:
         yield
     finally:
-        await conn.execute(ddl.UNLOCK, [name])
+        await conn.execute(locks.UNLOCK, [name])

@@ -29,7 +29,7 @@ def search_statement(
     "k1": sql.Literal(1.2), "b": sql.Literal(0.75)}``; missing names keep their
     placeholder. ``where`` is an extra condition on the collection's row (its
     columns by bare name: ``metadata``, ``tenant``, ``id``...), e.g.
-    ``Layout.filter_clause("$3")``. Without ``where`` the top k are chosen from the
+    ``statements.spec_filter(sql.SQL("$3"))``. Without ``where`` the top k are chosen from the
     postings alone and only those k rows are read from the table; with it every
     matching row is joined first, so pass ``None`` rather than an always-true
     condition.

@@ -1,0 +1,36 @@
+"""One DDL change of a collection at a time: an advisory lock per collection name, polled."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+#: one DDL change of a collection (the name, the one parameter) at a time: polled, then released
+TRY_LOCK = sql.SQL("SELECT pg_try_advisory_lock(hashtext('semsearch.ddl'), hashtext(%s))")
+UNLOCK = sql.SQL("SELECT pg_advisory_unlock(hashtext('semsearch.ddl'), hashtext(%s))")
+#: how long a DDL change waits between two tries of :data:`TRY_LOCK`
+LOCK_POLL_SECONDS = 0.2
+
+
+@contextmanager
+def ddl_lock(conn: psycopg.Connection[Any], name: str) -> Iterator[None]:
+    """One DDL change of a collection at a time: a second waits, then finds the first one's result.
+
+    Example::
+
+        with ddl_lock(conn, "docs"), conn.transaction():
+            ...
+    """
+    # polled, not waited for: a statement waiting on the lock would hold a snapshot, and the
+    # holder's CREATE INDEX CONCURRENTLY waits for every snapshot to end (a deadlock)
+    while not conn.execute(TRY_LOCK, [name]).fetchone()[0]:  # type: ignore[index]
+        time.sleep(LOCK_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        conn.execute(UNLOCK, [name])
