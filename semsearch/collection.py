@@ -267,7 +267,7 @@ class Collection(Handle, Measuring):
                     # only reads, so drop the dead ones from the pool and try once more
                     if attempt > 1:
                         raise searching.unanswered(exc) from None
-                    self.db.pool.check()
+                    self.db.recover()  # the server answers again (or a DatabaseError now, not after a timeout)
                     continue
                 except psycopg.errors.UndefinedObject:
                     # the SQL functions' "unknown collection": dropped since this handle read it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import TypeVar
 
 import psycopg
@@ -51,10 +52,11 @@ def connect(
         db = semsearch.connect("postgresql://app@primary/app", replicas=["postgresql://app@replica-1/app"])
     """
     urls = replica_urls(Settings.from_env().replica_urls if replicas is None else replicas)
+    embedded = server.embedded_dir(url)
     url = server.prepare(url, upgrade=upgrade)
     pool = ConnectionPool(url, configure=register_vector, **server.pool_options(max_connections))
     pool.open(wait=True, timeout=30)
-    return Database(url, pool, Router(urls, max_connections=max_connections))
+    return Database(url, pool, Router(urls, max_connections=max_connections), embedded=embedded)
 
 
 class Database:
@@ -66,11 +68,15 @@ class Database:
             col = db.create_collection("movies", dims=1536, compression="bit")
     """
 
-    def __init__(self, url: str, pool: ConnectionPool, router: Router | None = None) -> None:
+    def __init__(
+        self, url: str, pool: ConnectionPool, router: Router | None = None, *, embedded: Path | None = None
+    ) -> None:
         self._url = url
         self.pool = pool
         #: where searches run: read replicas in turn, or this pool (see :mod:`semsearch.replicas`)
         self.router = router if router is not None else Router(())
+        #: whether a connection broke, and how to start the embedded server (``embedded``, its data dir) again
+        self.liveness = server.Liveness(url, embedded)
 
     @property
     def url(self) -> str:
@@ -79,9 +85,16 @@ class Database:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled autocommit connection with pgvector's types registered."""
-        with self.pool.connection() as conn:
+        """A pooled autocommit connection with pgvector's types registered (after one broke: see :meth:`recover`)."""
+        if self.liveness.lost:
+            self.recover()
+        with self.pool.connection() as conn, self.liveness.watch(conn):
             yield conn
+
+    def recover(self) -> None:
+        """Revive the server (embedded: start it; else DatabaseError now), drop dead connections: ``db.recover()``."""
+        self.liveness.revive()
+        self.pool.check()
 
     def read(self, fn: Callable[[psycopg.Connection], T], *, fresh: bool = False) -> T:
         """``fn(conn)`` on the next read replica, or on the primary (``fresh``, none configured, none answering).

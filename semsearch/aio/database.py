@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -23,7 +24,7 @@ from semsearch.catalog import CollectionInfo
 from semsearch.ddl import new_info
 from semsearch.errors import ConfigurationError
 from semsearch.layout import check_name
-from semsearch.server import pool_options, prepare, redact
+from semsearch.server import Liveness, embedded_dir, pool_options, prepare, redact
 
 if TYPE_CHECKING:
     from semsearch.embeddings import Embedder
@@ -48,12 +49,13 @@ async def connect(
             col = await db.collection("docs")
             hits = await col.search("kittens", k=3)
     """
+    embedded = embedded_dir(url)
     url = await asyncio.to_thread(prepare, url, upgrade=upgrade)
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
         url, configure=register_vector_async, **pool_options(max_connections)
     )
     await pool.open(wait=True, timeout=30)
-    return AsyncDatabase(url, pool)
+    return AsyncDatabase(url, pool, embedded=embedded)
 
 
 class AsyncDatabase:
@@ -66,9 +68,13 @@ class AsyncDatabase:
         await db.close()
     """
 
-    def __init__(self, url: str, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> None:
+    def __init__(
+        self, url: str, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], *, embedded: Path | None = None
+    ) -> None:
         self._url = url
         self.pool = pool
+        #: whether a connection broke, and how to start the embedded server (``embedded``, its data dir) again
+        self.liveness = Liveness(url, embedded)
 
     @property
     def url(self) -> str:
@@ -77,9 +83,26 @@ class AsyncDatabase:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A pooled autocommit async connection with pgvector's types registered."""
+        """A pooled autocommit async connection with pgvector's types registered (see :meth:`recover`)."""
+        if self.liveness.lost:
+            await self.recover()
         async with self.pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            except psycopg.OperationalError:
+                if conn.broken:
+                    await asyncio.to_thread(self.liveness.broke)
+                raise
+
+    async def recover(self) -> None:
+        """:meth:`semsearch.Database.recover`: the server answers (the embedded one started again), else DatabaseError.
+
+        Example::
+
+            await db.recover()
+        """
+        await asyncio.to_thread(self.liveness.revive)
+        await self.pool.check()
 
     async def close(self) -> None:
         await self.pool.close()
