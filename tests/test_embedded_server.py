@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -14,8 +16,10 @@ import pytest
 import semsearch
 from semsearch import aio
 from semsearch.config import Settings
-from semsearch.embedded import embedded_status, stop_embedded
+from semsearch.embedded import embedded_status, embedded_url, stop_embedded
 from semsearch.errors import DatabaseError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +119,32 @@ async def test_an_async_handle_of_the_stopped_embedded_server_starts_it_again(ow
         start = time.monotonic()
         assert [h.key for h in await col.search(vector=[1, 0, 0], k=1)] == ["a"]
         assert time.monotonic() - start < 10, "it waited for the pool's timeout"
+
+
+PROBE = '''
+def test_probe(db):
+    assert db.collections() == []
+'''
+
+
+def _test_run(tmp_path: Path, data_dir: Path, *args: str) -> None:
+    (tmp_path / "test_probe.py").write_text(PROBE)
+    env = {k: v for k, v in os.environ.items() if k not in ("SEMSEARCH_TEST_DATABASE_URL", "PYTEST_XDIST_WORKER")}
+    env.update(SEMSEARCH_TEST_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "tests.plugin_postgres", "-p", "no:cacheprovider", "-c", os.devnull,
+         "--rootdir", str(tmp_path), "-q", *args, str(tmp_path / "test_probe.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_test_run_stops_the_test_server_it_started_and_only_that(own_data_dir, tmp_path):
+    # this module's server as the runs' test server: it runs already (started by someone else), so it is left running
+    embedded_url(own_data_dir)
+    _test_run(tmp_path, own_data_dir, "-n", "0")
+    assert embedded_status(own_data_dir).running
+    stop_embedded(own_data_dir)
+    _test_run(tmp_path, own_data_dir, "-n", "2")  # the workers start it; the controller stops it after them
+    assert not embedded_status(own_data_dir).running
+    assert list(own_data_dir.glob("test-runs/*")) == []
