@@ -121,10 +121,10 @@ async def test_an_async_handle_of_the_stopped_embedded_server_starts_it_again(ow
         assert time.monotonic() - start < 10, "it waited for the pool's timeout"
 
 
-PROBE = '''
+PROBE = """
 def test_probe(db):
     assert db.collections() == []
-'''
+"""
 
 
 def _test_run(tmp_path: Path, data_dir: Path, *args: str) -> None:
