@@ -124,7 +124,8 @@ def server_url() -> str:
     if not url:
         from semsearch.embedded import embedded_url
 
-        url = embedded_url(server_data_dir(), database="postgres")
+        # the small profile: a test server holds tiny throwaway databases, beside other work on the machine
+        url = embedded_url(server_data_dir(), database="postgres", profile="small")
         _throwaway(url)
     try:
         with psycopg.connect(url, connect_timeout=5) as conn:

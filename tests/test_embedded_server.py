@@ -11,12 +11,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 import semsearch
 from semsearch import aio
 from semsearch.config import Settings
 from semsearch.embedded import embedded_status, embedded_url, stop_embedded
+from semsearch.embedded_tuning import TUNED, MiB, machine, server_settings
 from semsearch.errors import DatabaseError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +121,87 @@ async def test_an_async_handle_of_the_stopped_embedded_server_starts_it_again(ow
         start = time.monotonic()
         assert [h.key for h in await col.search(vector=[1, 0, 0], k=1)] == ["a"]
         assert time.monotonic() - start < 10, "it waited for the pool's timeout"
+
+
+def _server_settings(data_dir: Path) -> dict[str, tuple[int, str]]:
+    """Each tuned setting's value in bytes (or a count) and as shown."""
+    with psycopg.connect(embedded_status(data_dir, "postgres").url, autocommit=True) as conn:
+        return {
+            name: (conn.execute("SELECT pg_size_bytes(current_setting(%s))", [name]).fetchone()[0],
+                   conn.execute("SELECT current_setting(%s)", [name]).fetchone()[0])
+            for name in TUNED
+        }  # fmt: skip
+
+
+def _size(value: str) -> int:
+    return int(value[: -len("MB")]) * MiB if value.endswith("MB") else int(value)
+
+
+def _status(data_dir: Path) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SEMSEARCH_DATABASE_URL"}
+    out = subprocess.run(
+        [sys.executable, "-m", "semsearch.cli", "server", "status"],
+        env={**env, "SEMSEARCH_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_the_embedded_server_is_sized_for_the_machine_and_status_shows_it(own_server):
+    stop_embedded(own_server)
+    embedded_url(own_server)  # started: shared_buffers needs a start to take effect, so it restarts once
+    wanted = server_settings(*machine())
+    got = _server_settings(own_server)
+    assert {name: size for name, (size, _) in got.items()} == {name: _size(v) for name, v in wanted.items()}
+    lines = _status(own_server)
+    assert lines[4:] == [f"{name}: {shown} (sized for this machine)" for name, (_, shown) in got.items()]
+
+
+def test_a_data_dir_keeps_the_profile_it_was_tuned_with(own_server):
+    def sizes() -> dict[str, int]:
+        return {name: size for name, (size, _) in _server_settings(own_server).items()}
+
+    small = {name: _size(v) for name, v in server_settings(*machine(), profile="small").items()}
+    try:
+        stop_embedded(own_server)
+        embedded_url(own_server, profile="small")  # the test server's profile
+        assert sizes() == small
+        stop_embedded(own_server)
+        embedded_url(own_server)  # a script or `semsearch demo` on the test server does not grow it
+        assert sizes() == small
+    finally:
+        stop_embedded(own_server)
+        embedded_url(own_server, profile="default")
+    assert sizes() == {name: _size(v) for name, v in server_settings(*machine()).items()}
+
+
+def test_a_setting_you_made_is_left_alone(own_server):
+    embedded_url(own_server)
+    url = embedded_status(own_server, "postgres").url
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET maintenance_work_mem = '100MB'")
+    conf = own_server / "pgdata" / "postgresql.conf"
+    before = conf.read_text()
+    conf.write_text(before + "\nshared_buffers = '136MB'\n")  # over the value semsearch wrote with ALTER SYSTEM
+    try:
+        stop_embedded(own_server)
+        embedded_url(own_server)
+        got = _server_settings(own_server)
+        assert got["maintenance_work_mem"][0] == 100 * MiB
+        assert got["shared_buffers"][0] == 136 * MiB  # semsearch's ALTER SYSTEM value taken out, or it would win
+        lines = _status(own_server)
+        assert "maintenance_work_mem: 100MB (set by you: left alone)" in lines
+        assert "shared_buffers: 136MB (set by you: left alone)" in lines
+    finally:
+        conf.write_text(before)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM RESET maintenance_work_mem")
+    stop_embedded(own_server)
+    embedded_url(own_server)  # both are semsearch's again
+    assert {name: size for name, (size, _) in _server_settings(own_server).items()} == {
+        name: _size(v) for name, v in server_settings(*machine()).items()
+    }
 
 
 PROBE = """
