@@ -19,6 +19,7 @@ import psycopg
 from semsearch import ingest, statements
 from semsearch import search as searching
 from semsearch.aio import writes
+from semsearch.aio.pending import awaitable
 from semsearch.aio.search import execute
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, aembed
@@ -48,6 +49,7 @@ class AsyncCollection(Handle):
         super().__init__(info, embedder)
         self.db = db
 
+    @awaitable
     async def count(self) -> int:
         """Rows stored."""
         async with self.db.connection() as conn:
@@ -55,6 +57,7 @@ class AsyncCollection(Handle):
         assert row is not None
         return int(row[0])
 
+    @awaitable
     async def add(
         self,
         keys: Sequence[str | int],
@@ -136,6 +139,7 @@ class AsyncCollection(Handle):
         vectors = [known.get(h) for h in hashes]
         return vectors, 0 if defer else len(todo), len(hashes) - len(todo)
 
+    @awaitable
     async def add_many(
         self,
         records: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
@@ -207,6 +211,7 @@ class AsyncCollection(Handle):
             await flush()
         return totals
 
+    @awaitable
     async def delete(self, keys: str | int | Iterable[str | int]) -> int:
         """Delete rows by key (one key or a list of keys); return how many existed.
 
@@ -222,6 +227,7 @@ class AsyncCollection(Handle):
 
         return await self._following_switches(delete)
 
+    @awaitable
     async def search(
         self,
         query: str | None = None,
@@ -260,7 +266,7 @@ class AsyncCollection(Handle):
                 # connections the server closed: drop the dead ones from the pool and try once more
                 if attempt > 1:
                     raise searching.unanswered(exc) from None
-                await self.db.recover()  # the server answers again (or a DatabaseError now, not after a timeout)
+                await self.db.revive()  # the server answers again (or a DatabaseError now, not after a timeout)
                 continue
             except psycopg.errors.UndefinedObject:
                 # the SQL functions' "unknown collection": dropped since this handle read it
