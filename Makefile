@@ -34,14 +34,23 @@ TEST_WORKERS ?= 2
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-# Citus (distributed Postgres) on a real cluster: Citus is built from ../shared/citus/ into the
+# Citus (distributed Postgres) on a real cluster: Citus is built from CITUS_SRC into the
 # embedded server (cached under CITUS_CACHE; not vendored here), a coordinator and two workers run
 # on 127.0.0.1 for tests/citus/ only, and are stopped whatever the tests' outcome. A build is
 # configured for one pg_config (its install goes there), so the cache is one build per server.
+# CITUS_SRC: a directory with build.sh and the Citus source tarball (default ../shared/citus,
+# beside this checkout); from a clone elsewhere: make test-citus CITUS_SRC=/path/to/citus
 CITUS_SRC ?= ../shared/citus
 CITUS_CACHE ?= $(HOME)/.cache/semsearch
 
-test-citus: $(STAMP)
+.PHONY: citus-src
+citus-src:
+	@test -f "$(CITUS_SRC)/build.sh" || { echo "make test-citus builds Citus from its source: expected \
+	$(CITUS_SRC)/build.sh, got none; set CITUS_SRC to the directory holding build.sh and the Citus tarball \
+	(default ../shared/citus)" >&2; exit 2; }
+
+# citus-src first: a missing source is reported before anything is installed
+test-citus: citus-src $(STAMP)
 	@pgc=$$($(BIN)/python tests/citus/cluster.py pg-config) && \
 	bash $(CITUS_SRC)/build.sh "$$pgc" "$(CITUS_CACHE)/citus-build-$$(printf %s "$$pgc" | sha1sum | cut -c1-12)"
 	@dir=$$(mktemp -d) && chmod 755 $$dir && \

@@ -267,7 +267,8 @@ class Collection(Handle, Measuring):
                     # only reads, so drop the dead ones from the pool and try once more
                     if attempt > 1:
                         raise searching.unanswered(exc) from None
-                    self.db.pool.check()
+                    # the server answers again (or a DatabaseError now, not after the pool's timeout)
+                    self.db.liveness.revive(self.db.pool)
                     continue
                 except psycopg.errors.UndefinedObject:
                     # the SQL functions' "unknown collection": dropped since this handle read it

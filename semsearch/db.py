@@ -20,7 +20,7 @@ from semsearch.errors import (
 )
 from semsearch.layout import check_name
 from semsearch.replicas import ReplicaStatus, Router, replica_urls
-from semsearch.server import redact
+from semsearch.server import Liveness, redact
 
 T = TypeVar("T")
 
@@ -50,10 +50,11 @@ def connect(
         db = semsearch.connect("postgresql://app@primary/app", replicas=["postgresql://app@replica-1/app"])
     """
     urls = replica_urls(Settings.from_env().replica_urls if replicas is None else replicas)
+    embedded = server.embedded_dir(url)
     url = server.prepare(url, upgrade=upgrade)
     pool = ConnectionPool(url, configure=register_vector, **server.pool_options(max_connections))
     pool.open(wait=True, timeout=30)
-    return Database(url, pool, Router(urls, max_connections=max_connections))
+    return Database(url, pool, Router(urls, max_connections=max_connections), Liveness(url, embedded))
 
 
 class Database:
@@ -65,11 +66,16 @@ class Database:
             col = db.create_collection("movies", dims=1536, compression="bit")
     """
 
-    def __init__(self, url: str, pool: ConnectionPool, router: Router | None = None) -> None:
+    def __init__(
+        self, url: str, pool: ConnectionPool, router: Router | None = None, live: Liveness | None = None
+    ) -> None:
         self._url = url
         self.pool = pool
         #: where searches run: read replicas in turn, or this pool (see :mod:`semsearch.replicas`)
         self.router = router if router is not None else Router(())
+        #: whether a connection broke, and how to start the embedded server again (when ``url`` is its):
+        #: ``db.liveness.revive(db.pool)`` raises DatabaseError at once while the server does not answer
+        self.liveness = live if live is not None else Liveness(url, None)
 
     @property
     def url(self) -> str:
@@ -78,10 +84,12 @@ class Database:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled autocommit connection with pgvector's types registered."""
+        """A pooled autocommit connection with pgvector's types registered (after one broke, see :attr:`liveness`)."""
         if self.pool.closed:
             raise server.closed()  # not the pool's PoolClosed: a user sees semsearch's errors only
-        with self.pool.connection() as conn:
+        if self.liveness.lost:
+            self.liveness.revive(self.pool)
+        with self.pool.connection() as conn, self.liveness.watch(conn):
             yield conn
 
     def read(self, fn: Callable[[psycopg.Connection], T], *, fresh: bool = False) -> T:

@@ -15,7 +15,7 @@ from psycopg import sql
 
 from semsearch import bm25, catalog, distributed, generated
 from semsearch.catalog import CollectionInfo
-from semsearch.embeddings import Embedder, check_dims, default_dims
+from semsearch.embeddings import Embedder, check_dims, check_installed, default_dims
 from semsearch.errors import CollectionExistsError, ConfigurationError, InvalidNameError
 from semsearch.layout import BUILD_SETTINGS, MAX_USER_NAME, Layout, check_free, check_name, settings_sql
 from semsearch.plans import Plan, default_plan
@@ -392,4 +392,7 @@ def new_info(name: str, **settings: Any) -> CollectionInfo:
     """A new collection's checked settings (see :meth:`Database.create_collection`); nothing is sent."""
     if isinstance(name, str) and len(name) > MAX_USER_NAME:
         raise InvalidNameError(f"expected a collection name of at most {MAX_USER_NAME} characters, got {len(name)}")
-    return make_info(name, **settings)
+    info = make_info(name, **settings)
+    if settings.get("embedder") is None:
+        check_installed(info.model)  # the local model without its extra: refused now, not at the first embedding
+    return info

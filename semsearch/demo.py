@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from semsearch.db import Database
+from semsearch.embeddings import check_installed
 from semsearch.server import redact
 from semsearch.tune import autotune
 
@@ -200,6 +201,7 @@ def run_demo(
         with semsearch.connect() as db:
             run_demo(db, rows=1000)
     """
+    check_installed("local")  # before the demo's collection is dropped
     start = time.perf_counter()
     records = stdlib_corpus(rows)
     echo(f"corpus: {len(records)} docstrings from {len(MODULES)} stdlib modules ({time.perf_counter() - start:.1f}s)")

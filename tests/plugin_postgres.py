@@ -6,10 +6,15 @@ only when a test asks for a database: ``tests/unit/`` runs with no Postgres at a
 The template database gets semsearch's migrations once; each test gets a fresh clone,
 and ``module_db`` is one clone shared by a module's tests (for read-only tests over a
 collection that takes seconds to build).
+
+A run that started the embedded test server stops it when it ends (``pytest_sessionfinish``;
+with pytest-xdist in the controller, after every worker is done), unless another run on the
+same server is still going: the last one out stops it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 from collections.abc import Iterator
@@ -51,6 +56,63 @@ def _throwaway(url: str) -> None:
             conn.execute("SELECT pg_reload_conf()")
 
 
+#: ``config.stash``: whether this run found the embedded test server running, None when it does not manage one
+_FOUND_RUNNING = pytest.StashKey[bool | None]()
+
+
+def _sessions() -> Path:
+    """Where each run managing the embedded test server leaves its pid (``make test`` next to a single file's run)."""
+    return server_data_dir() / "test-runs"
+
+
+def _live_sessions(sessions: Path) -> list[Path]:
+    live = []
+    for path in sessions.glob("[0-9]*"):
+        try:
+            os.kill(int(path.name), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)  # a run that was killed
+            continue
+        except PermissionError:
+            pass  # another user's run
+        live.append(path)
+    return live
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    config.stash[_FOUND_RUNNING] = None
+    if hasattr(config, "workerinput") or os.environ.get("SEMSEARCH_TEST_DATABASE_URL"):
+        return  # an xdist worker (its controller decides), or a server the tests do not manage
+    from semsearch.embedded import embedded_status
+
+    sessions = _sessions()
+    sessions.mkdir(parents=True, exist_ok=True)
+    (sessions / str(os.getpid())).touch()
+    config.stash[_FOUND_RUNNING] = embedded_status(server_data_dir()).running
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    found_running = session.config.stash.get(_FOUND_RUNNING, None)
+    if found_running is None:
+        return
+    from semsearch.embedded import embedded_status, stop_embedded
+
+    sessions = _sessions()
+    (sessions / str(os.getpid())).unlink(missing_ok=True)
+    handed_over = sessions / "stop"  # a run that started the server ended while others still ran
+    if _live_sessions(sessions):
+        if not found_running:
+            handed_over.touch()
+        return
+    stop = not found_running or handed_over.exists()
+    handed_over.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        sessions.rmdir()
+    if stop and embedded_status(server_data_dir()).running:
+        stop_embedded(server_data_dir())
+
+
 @pytest.fixture(scope="session")
 def server_url() -> str:
     """The test server's URL; the whole run stops at once, with the reason, when it is unreachable.
@@ -62,7 +124,8 @@ def server_url() -> str:
     if not url:
         from semsearch.embedded import embedded_url
 
-        url = embedded_url(server_data_dir(), database="postgres")
+        # the small profile: a test server holds tiny throwaway databases, beside other work on the machine
+        url = embedded_url(server_data_dir(), database="postgres", profile="small")
         _throwaway(url)
     try:
         with psycopg.connect(url, connect_timeout=5) as conn:

@@ -12,6 +12,11 @@ Example::
     with ReplicaCluster.start(Path("/tmp/rc")) as cluster:
         cluster.wait_caught_up()
         cluster.standby_url
+
+To try read replicas by hand (README, "Read replicas")::
+
+    python tests/replica_cluster.py start /tmp/rc    # prints SEMSEARCH_DATABASE_URL=... SEMSEARCH_REPLICA_URLS=...
+    python tests/replica_cluster.py stop /tmp/rc     # stops both and deletes /tmp/rc
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -205,3 +211,24 @@ def replica_cluster() -> Iterator[ReplicaCluster]:
     # under the system temp directory, which the postgres user can traverse (pytest's is private)
     with ReplicaCluster.start(Path(tempfile.mkdtemp(prefix="semsearch-replicas-"))) as cluster:
         yield cluster
+
+
+def main(argv: list[str]) -> int:
+    """``start DIR``: a primary and a standby under DIR, their URLs printed as environment variables; ``stop DIR``."""
+    if len(argv) != 3 or argv[1] not in ("start", "stop"):
+        sys.stderr.write("usage: replica_cluster.py start|stop DIR\n")
+        return 2
+    base = Path(argv[2]).resolve()
+    if argv[1] == "stop":
+        ReplicaCluster(base).stop()
+        return 0
+    if base.exists() and any(base.iterdir()):
+        sys.stderr.write(f"expected an empty or new directory, got {base} with files in it\n")
+        return 2
+    cluster = ReplicaCluster.start(base)
+    sys.stdout.write(f"SEMSEARCH_DATABASE_URL={cluster.primary_url}\nSEMSEARCH_REPLICA_URLS={cluster.standby_url}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 import semsearch
 from semsearch.cli import main
 from semsearch.config import Settings
-from semsearch.embedded import embedded_status, embedded_url, stop_embedded
+from semsearch.embedded import embedded_settings, embedded_status, embedded_url, stop_embedded
 
 # a deterministic embedder a user could write: hashed words, 16 dims, unit norm
 EMBEDDER_MODULE = """
@@ -317,9 +317,11 @@ def test_server_status_and_stop_on_a_data_dir_of_its_own(monkeypatch):
         status = runner.invoke(main, ["server", "status"])
         pid = embedded_status(data_dir).pid
         assert status.exit_code == 0, status.output
+        tuned = "".join(f"{s.describe()}\n" for s in embedded_settings(data_dir))  # tests/test_embedded_server.py
         assert status.output == (
-            f"embedded server: running\ndata dir: {data_dir}\nurl: {url}\npid: {pid}\n"
+            f"embedded server: running\ndata dir: {data_dir}\nurl: {url}\npid: {pid}\n{tuned}"
         )  # fmt: skip
+        assert tuned.count("(sized for this machine)") == 4
         with semsearch.connect() as db:  # a session open while it stops: disconnected, not waited for
             assert db.url == url
             stop = runner.invoke(main, ["server", "stop"])

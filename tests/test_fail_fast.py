@@ -34,3 +34,40 @@ def test_eval_plot_without_matplotlib_fails_before_the_sweep(db, monkeypatch, tm
     assert got.exit_code == 1
     assert got.output == "Error: --plot needs matplotlib: pip install 'semsearch[plot]'\n"
     assert not (tmp_path / "r.png").exists()
+
+
+#: a launcher for which wordllama is not installed (``pip install semsearch`` without the ``local`` extra)
+NO_LOCAL = "import sys; sys.modules['wordllama'] = None; "
+
+
+def _without_local(*args: str, code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", NO_LOCAL + code, *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_local_model_without_its_extra_is_refused_when_the_collection_is_created(db_url, db):
+    code = (
+        "import semsearch, semsearch.errors\n"
+        "with semsearch.connect(sys.argv[1]) as db:\n"
+        "    try:\n"
+        "        db.create_collection('notes', model='local')\n"
+        "    except semsearch.errors.ConfigurationError as exc:\n"
+        "        print(exc)\n"
+    )
+    out = _without_local(db_url, code=code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (
+        "expected the wordllama package for model 'local', got none installed: pip install 'semsearch[local]'\n"
+    )
+    assert db.collections() == []  # nothing was created
+
+
+def test_the_demo_without_the_local_extra_says_which_extra_in_one_line(db_url):
+    code = "sys.argv[0] = 'semsearch'; from semsearch.cli import main; main()"
+    out = _without_local("--url", db_url, "demo", "--rows", "5", code=code)
+    assert out.returncode == 1
+    assert out.stderr == (
+        "Error: expected the wordllama package for model 'local', got none installed: pip install 'semsearch[local]'\n"
+    )

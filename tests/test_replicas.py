@@ -6,10 +6,15 @@ written on the primary exists there and not on the replica.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -230,3 +235,21 @@ def test_a_query_canceled_by_a_recovery_conflict_runs_again_on_the_primary(db, c
         with psycopg.connect(cluster.standby_url, autocommit=True) as conn:
             conn.execute("ALTER SYSTEM RESET max_standby_streaming_delay")
             conn.execute("SELECT pg_reload_conf()")
+
+
+def test_the_readme_recipe_starts_a_primary_and_a_replica_and_stops_them():
+    base = Path(tempfile.mkdtemp(prefix="semsearch-recipe-"))  # the postgres user must reach it: not tmp_path
+    script = Path(__file__).with_name("replica_cluster.py")
+    env = {**os.environ, "PYTHONPATH": str(script.parents[1])}
+    started = subprocess.run([sys.executable, script, "start", base], env=env, capture_output=True, text=True)
+    try:
+        assert started.returncode == 0, started.stderr
+        urls = dict(line.split("=", 1) for line in started.stdout.splitlines())
+        assert sorted(urls) == ["SEMSEARCH_DATABASE_URL", "SEMSEARCH_REPLICA_URLS"]
+        with semsearch.connect(urls["SEMSEARCH_DATABASE_URL"], replicas=[urls["SEMSEARCH_REPLICA_URLS"]]) as db:
+            assert db.read(lambda conn: conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]) is True
+            assert db.read(lambda conn: conn.execute("SELECT pg_is_in_recovery()").fetchone()[0], fresh=True) is False
+    finally:
+        stopped = subprocess.run([sys.executable, script, "stop", base], env=env, capture_output=True, text=True)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not base.exists()

@@ -266,7 +266,7 @@ class AsyncCollection(Handle):
                 # connections the server closed: drop the dead ones from the pool and try once more
                 if attempt > 1:
                     raise searching.unanswered(exc) from None
-                await self.db.pool.check()
+                await self.db.revive()  # the server answers again (or a DatabaseError now, not after a timeout)
                 continue
             except psycopg.errors.UndefinedObject:
                 # the SQL functions' "unknown collection": dropped since this handle read it

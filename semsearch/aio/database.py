@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
@@ -24,7 +25,7 @@ from semsearch.catalog import CollectionInfo
 from semsearch.ddl import new_info
 from semsearch.errors import ConfigurationError, NotAwaitedError
 from semsearch.layout import check_name
-from semsearch.server import closed, pool_options, prepare, redact
+from semsearch.server import Liveness, closed, embedded_dir, pool_options, prepare, redact
 
 if TYPE_CHECKING:
     from semsearch.embeddings import Embedder
@@ -54,12 +55,13 @@ def connect(
 
 
 async def _connect(url: str | None, upgrade: bool | None, max_connections: int) -> AsyncDatabase:
+    embedded = embedded_dir(url)
     url = await asyncio.to_thread(prepare, url, upgrade=upgrade)
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
         url, configure=register_vector_async, **pool_options(max_connections)
     )
     await pool.open(wait=True, timeout=30)
-    return AsyncDatabase(url, pool)
+    return AsyncDatabase(url, pool, embedded=embedded)
 
 
 class Connecting(Pending["AsyncDatabase"]):
@@ -89,9 +91,13 @@ class AsyncDatabase:
         await db.close()
     """
 
-    def __init__(self, url: str, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> None:
+    def __init__(
+        self, url: str, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], *, embedded: Path | None = None
+    ) -> None:
         self._url = url
         self.pool = pool
+        #: whether a connection broke, and how to start the embedded server (``embedded``, its data dir) again
+        self.liveness = Liveness(url, embedded)
 
     @property
     def url(self) -> str:
@@ -100,11 +106,30 @@ class AsyncDatabase:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A pooled autocommit async connection with pgvector's types registered."""
+        """A pooled autocommit async connection with pgvector's types registered (see :meth:`revive`)."""
         if self.pool.closed:
             raise closed()  # not the pool's PoolClosed: a user sees semsearch's errors only
+        if self.liveness.lost:
+            await self.revive()
         async with self.pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            except psycopg.OperationalError:
+                if conn.broken:
+                    await asyncio.to_thread(self.liveness.broke)
+                raise
+
+    async def revive(self) -> None:
+        """After a connection broke: the server answers (the embedded one started again), else DatabaseError at once.
+
+        Then the pool's dead connections are replaced (:attr:`semsearch.Database.liveness`'s ``revive``).
+
+        Example::
+
+            await db.revive()
+        """
+        await asyncio.to_thread(self.liveness.revive)
+        await self.pool.check()
 
     @awaitable
     async def close(self) -> None:

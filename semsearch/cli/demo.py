@@ -21,5 +21,7 @@ def demo(ctx: click.Context, rows: int | None) -> None:
       semsearch demo --rows 1000
     """
     from semsearch.demo import run_demo
+    from semsearch.embeddings import check_installed
 
+    check_installed("local")  # before the embedded server is started for nothing
     run_demo(connect_db(ctx), rows=rows, echo=click.echo)

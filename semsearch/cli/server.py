@@ -8,7 +8,7 @@ import click
 
 from semsearch.cli.app import main
 from semsearch.config import Settings
-from semsearch.embedded import embedded_status, stop_embedded
+from semsearch.embedded import embedded_settings, embedded_status, stop_embedded
 from semsearch.server import redact
 
 #: exit status of ``server status`` when the server is not running (as ``pg_ctl status``)
@@ -29,7 +29,11 @@ def server() -> None:
 @server.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Whether the embedded server runs (exit status 3 when not), its data dir, URL and pid.
+    """Whether the embedded server runs (exit status 3 when not), its data dir, URL, pid and memory settings.
+
+    The settings sized for this machine when the server started (shared_buffers,
+    effective_cache_size, maintenance_work_mem, max_parallel_maintenance_workers) show
+    who set them: semsearch, or you (left alone).
 
     \b
     Example:
@@ -42,6 +46,8 @@ def status(ctx: click.Context) -> None:
     if found.running:
         click.echo(f"url: {redact(found.url or '')}")
         click.echo(f"pid: {found.pid}")
+        for setting in embedded_settings(settings.data_dir):
+            click.echo(setting.describe())
     configured = ctx.find_root().obj or settings.database_url
     if configured:
         click.echo(f"commands use --url / SEMSEARCH_DATABASE_URL instead: {redact(configured)}")

