@@ -47,6 +47,7 @@ async def test_after_an_alter_old_handles_write_and_search_with_the_new_plan(db,
     async with await semsearch.aio.connect(db_url) as adb:
         writer, awriter = db.collection("docs"), await adb.collection("docs")
         reader, areader = db.collection("docs"), await adb.collection("docs")
+        deleter, adeleter = db.collection("docs"), await adb.collection("docs")
         db.alter_collection("docs", compression="halfvec")
         live = db.collection("docs")
         assert live.info.compression == "halfvec"
@@ -62,6 +63,9 @@ async def test_after_an_alter_old_handles_write_and_search_with_the_new_plan(db,
         assert (await areader.search(QUERY, k=5)).keys == expected and areader.info == live.info
         assert live.search("a row written by a handle made before the alter", k=1).keys == ["w1"]
         assert live.count() == 202
+        assert deleter.delete(["w1"]) == 1 and deleter.info == live.info
+        assert await adeleter.delete(["w2"]) == 1 and adeleter.info == live.info
+        assert live.count() == 200
 
 
 async def test_an_old_handle_rebuilds_the_index_the_catalog_defines(db, db_url, docs):
