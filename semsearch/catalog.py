@@ -21,10 +21,13 @@ from semsearch.errors import CollectionNotFoundError, ConfigurationError, Schema
 from semsearch.layout import Layout, check_name
 from semsearch.plans import Plan
 from semsearch.statements import STATEMENTS_VERSION
+from semsearch.values import float4
 
 #: the newest migration of semsearch's own schema (``migrate.head()`` reads it from alembic;
 #: a test keeps the two equal, so connecting needs no alembic import)
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
+#: the largest oversample, ef_search and fusion weight the catalog stores (its CHECKs say the same)
+MAX_STORED_OVERSAMPLE = 1000
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class CollectionInfo:
     hybrid: dict[str, Any] | None = None
     #: the Citus distribution column ("key" or "tenant"); None: a plain table on one server
     distributed_by: str | None = None
+    #: the setting that names a session's tenant once :meth:`Database.isolate_tenants` made the
+    #: collection's row-level security policies (None: no policies)
+    tenant_setting: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> CollectionInfo:
@@ -73,10 +79,11 @@ class CollectionInfo:
         values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
         # regconfig arrives as a driver-specific object; the info holds its name
         values["text_config"] = str(values["text_config"])
-        for name in ("bm25_k1", "bm25_b"):
+        for name in ("oversample", "bm25_k1", "bm25_b"):
             if name in values:
-                values[name] = round(float(values[name]), 4)  # real (float4): 1.2 is 1.2000000477
+                values[name] = float4(values[name])  # real: 1.2 is 1.2000000477 in binary
         info = cls(**values)
+        check_tuning(info)
         try:
             info.layout  # noqa: B018 - parses the plan, dims, storage and table name
         except ValueError as exc:
@@ -94,7 +101,39 @@ class CollectionInfo:
             text_config=self.text_config,
             table_name=self.table_name,
             distributed_by=self.distributed_by,
+            tenant_setting=self.tenant_setting,
         )
+
+
+def check_tuning(info: CollectionInfo) -> None:
+    """Refuse tuned values no search can use (the catalog's checks refuse them too, since 0006).
+
+    >>> check_tuning(CollectionInfo("m", "x", 8, "vector", "none", 16, 64, float("nan"), None, "english"))
+    Traceback (most recent call last):
+    ...
+    semsearch.errors.ConfigurationError: expected collection 'm' to store oversample between 1 and 1000, got nan: \
+retune it (col.tune()) or run `semsearch alter m --oversample N`
+    """
+    fix = f"retune it (col.tune()) or run `semsearch alter {info.name} --oversample N`"
+
+    def bad(column: str, expected: str, got: object) -> ConfigurationError:
+        return ConfigurationError(f"expected collection {info.name!r} to store {column} {expected}, got {got!r}: {fix}")
+
+    o = info.oversample
+    if isinstance(o, bool) or not isinstance(o, (int, float)) or not 1 <= o <= MAX_STORED_OVERSAMPLE:
+        raise bad("oversample", f"between 1 and {MAX_STORED_OVERSAMPLE}", o)
+    ef = info.ef_search
+    if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or not 1 <= ef <= MAX_STORED_OVERSAMPLE):
+        raise bad("ef_search", f"between 1 and {MAX_STORED_OVERSAMPLE} or none", ef)
+    h = info.hybrid
+    if h is None:
+        return
+    if not isinstance(h, dict) or h.get("fusion") not in ("rrf", "blend"):
+        raise bad("hybrid", "with fusion 'rrf' or 'blend'", h)
+    for weight in ("vector_weight", "text_weight"):
+        w = h.get(weight, 0)
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= MAX_STORED_OVERSAMPLE:
+            raise bad(f"hybrid {weight}", f"between 0 and {MAX_STORED_OVERSAMPLE}", w)
 
 
 COLUMNS = tuple(f.name for f in fields(CollectionInfo))

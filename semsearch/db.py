@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import TypeVar
@@ -11,7 +10,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from semsearch import catalog, ddl, distributed, server, table_sync
+from semsearch import catalog, ddl, distributed, server, table_sync, tenants
 from semsearch.catalog import CollectionInfo
 from semsearch.collection import Collection
 from semsearch.config import Settings
@@ -80,6 +79,8 @@ class Database:
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
         """A pooled autocommit connection with pgvector's types registered."""
+        if self.pool.closed:
+            raise server.closed()  # not the pool's PoolClosed: a user sees semsearch's errors only
         with self.pool.connection() as conn:
             yield conn
 
@@ -169,9 +170,8 @@ class Database:
             distribute_by=distribute_by,
         )
         # two creators of one name: the second waits for the lock, then finds the first one's row
-        with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
-            if conn.execute(catalog.EXISTS, [name]).fetchone():
-                raise ddl.exists_error(name)
+        with self.connection() as conn, ddl.ddl_lock(conn, name), conn.transaction():
+            ddl.check_new(info, conn.execute(ddl.TABLES).fetchall())
             try:
                 conn.execute(ddl.TEXT_CONFIG_CHECK, [text_config])
             except psycopg.errors.UndefinedObject as exc:
@@ -198,7 +198,7 @@ class Database:
             db.distribute_collection("tickets", by="tenant")
         """
         old = self._info(name)
-        with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
+        with self.connection() as conn, ddl.ddl_lock(conn, name), conn.transaction():
             synced = table_sync.find(conn, collection=name)
             if synced is not None:
                 raise ConfigurationError(
@@ -359,6 +359,24 @@ class Database:
             for stmt in ddl.grant_statements(info, role, write=write):
                 conn.execute(stmt)
 
+    def isolate_tenants(self, collection: str, *, setting: str | None = "app.tenant") -> Collection:
+        """Keep tenants apart in the database: a session sees only the tenant its ``setting`` names.
+
+        Row-level security on the collection's table and its BM25 statistics (kept per tenant from
+        now on); applies to every role but the owner, from Python and SQL alike. ``setting=None``
+        removes it. See :mod:`semsearch.tenants` and README, "Tenants".
+
+        Example::
+
+            db.isolate_tenants("docs")                 # then, per session or transaction:
+            # SET app.tenant = 'acme'    -- or conn.execute("SELECT set_config('app.tenant', %s, false)", [t])
+        """
+        info = self._info(collection)
+        with self.connection() as conn, ddl.ddl_lock(conn, info.name), conn.transaction():
+            for stmt in tenants.isolate_statements(info, setting):
+                conn.execute(stmt)
+        return self.collection(collection)
+
     def replace_index(self, info: CollectionInfo, *, concurrently: bool = True, replan: bool = False) -> None:
         """Build ``info``'s HNSW index next to the live one, then swap it in with the catalog and SQL functions.
 
@@ -377,7 +395,7 @@ class Database:
     def _run_index_build(self, info: CollectionInfo, steps: ddl.IndexBuild) -> None:
         with (
             self.connection() as conn,
-            _ddl_lock(conn, info.name),
+            ddl.ddl_lock(conn, info.name),
             nullcontext() if steps.concurrently else conn.transaction(),
         ):
             for stmt in steps.prepare:
@@ -391,16 +409,3 @@ class Database:
             with conn.transaction():
                 for stmt in steps.swap:
                     conn.execute(stmt)
-
-
-@contextmanager
-def _ddl_lock(conn: psycopg.Connection, name: str) -> Iterator[None]:
-    """One DDL change of a collection at a time: a second waits, then finds the first one's result."""
-    # polled, not waited for: a statement waiting on the lock would hold a snapshot, and the
-    # holder's CREATE INDEX CONCURRENTLY waits for every snapshot to end (a deadlock)
-    while not conn.execute(ddl.TRY_LOCK, [name]).fetchone()[0]:  # type: ignore[index]
-        time.sleep(ddl.LOCK_POLL_SECONDS)
-    try:
-        yield
-    finally:
-        conn.execute(ddl.UNLOCK, [name])

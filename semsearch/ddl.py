@@ -8,16 +8,20 @@ to be built, so any connection can execute them.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from semsearch import bm25, catalog, distributed, statements
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, check_dims, default_dims
 from semsearch.errors import CollectionExistsError, ConfigurationError, InvalidNameError
-from semsearch.layout import BUILD_SETTINGS, MAX_USER_NAME, Layout, check_name, settings_sql
+from semsearch.layout import BUILD_SETTINGS, MAX_USER_NAME, Layout, check_free, check_name, settings_sql
 from semsearch.plans import Plan, default_plan
 from semsearch.values import check_text
 
@@ -173,6 +177,20 @@ LOCK_POLL_SECONDS = 0.2
 
 def exists_error(name: str) -> CollectionExistsError:
     return CollectionExistsError(f"expected a new collection name, got existing {name!r}")
+
+
+#: every collection's name and table: what :func:`check_new` compares a new collection with
+TABLES = sql.SQL("SELECT name, table_name FROM semsearch.collections")
+
+
+def check_new(info: CollectionInfo, existing: list[tuple[str, str]]) -> None:
+    """Refuse a new collection whose name, or a table or index of which, another collection has (before any DDL).
+
+    ``existing`` are :data:`TABLES`' rows; see :func:`semsearch.layout.check_free`.
+    """
+    if any(name == info.name for name, _ in existing):
+        raise exists_error(info.name)
+    check_free(info.name, info.table_name, existing)
 
 
 def unknown_text_config(text_config: str) -> ConfigurationError:
@@ -384,3 +402,16 @@ def new_info(name: str, **settings: Any) -> CollectionInfo:
     if isinstance(name, str) and len(name) > MAX_USER_NAME:
         raise InvalidNameError(f"expected a collection name of at most {MAX_USER_NAME} characters, got {len(name)}")
     return make_info(name, **settings)
+
+
+@contextmanager
+def ddl_lock(conn: psycopg.Connection, name: str) -> Iterator[None]:
+    """One DDL change of a collection at a time: a second waits, then finds the first one's result."""
+    # polled, not waited for: a statement waiting on the lock would hold a snapshot, and the
+    # holder's CREATE INDEX CONCURRENTLY waits for every snapshot to end (a deadlock)
+    while not conn.execute(TRY_LOCK, [name]).fetchone()[0]:  # type: ignore[index]
+        time.sleep(LOCK_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        conn.execute(UNLOCK, [name])

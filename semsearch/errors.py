@@ -6,6 +6,7 @@ Every error is a :class:`SemsearchError`, so one ``except`` catches them all::
     ├── ConfigurationError      settings or arguments that cannot work together
     ├── DatabaseError           the server is unusable for semsearch
     │   ├── ExtensionMissingError   pgvector is not installed on the server
+    │   ├── ExtensionVersionError   pgvector is older than semsearch writes with (MIN_PGVECTOR)
     │   └── SchemaVersionError      semsearch's schema is missing or behind
     ├── CollectionError
     │   ├── CollectionNotFoundError
@@ -15,7 +16,8 @@ Every error is a :class:`SemsearchError`, so one ``except`` catches them all::
     ├── CompressionPlanError    a compression plan the dimensions do not allow
     ├── EmbeddingError          the embedding provider failed or answered nonsense
     ├── BackfillRunningError    another backfill of the collection is running
-    └── WriteConflictError      concurrent writers of the same rows deadlocked, also on the retry
+    ├── WriteConflictError      concurrent writers of the same rows deadlocked, also on the retry
+    └── NotAwaitedError         a semsearch.aio call used without ``await`` or ``async with``
 
 Messages are lowercase and say what was expected and what arrived.
 """
@@ -37,6 +39,10 @@ class DatabaseError(SemsearchError):
 
 class ExtensionMissingError(DatabaseError):
     """The pgvector extension is not available on the server."""
+
+
+class ExtensionVersionError(DatabaseError):
+    """The server's pgvector is older than ``semsearch.server.MIN_PGVECTOR``."""
 
 
 class SchemaVersionError(DatabaseError):
@@ -90,3 +96,7 @@ class BackfillRunningError(SemsearchError):
 
 class WriteConflictError(SemsearchError):
     """A batch met a deadlock or serialization failure twice; nothing of it was written."""
+
+
+class NotAwaitedError(SemsearchError, AttributeError, TypeError):
+    """A ``semsearch.aio`` call used without ``await`` (or with ``with`` instead of ``async with``)."""

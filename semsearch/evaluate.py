@@ -111,8 +111,27 @@ def ndcg(ranked: Sequence[str], gains: Mapping[str, float], at: int = 10) -> flo
     return dcg / idcg if idcg > 0 else 0.0
 
 
+#: a distributed table's sizes: its shards' on the workers (the coordinator's table is an empty shell)
+_SHARD_HNSW_BYTES = (
+    "SELECT coalesce(sum(pg_relation_size(i.indexrelid)), 0) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    "JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = '%s'::regclass AND a.amname = 'hnsw'"
+)
+_DISTRIBUTED_SIZES = (
+    "SELECT citus_total_relation_size(%(t)s::regclass), "
+    "citus_total_relation_size(%(t)s::regclass) - citus_table_size(%(t)s::regclass), "
+    "(SELECT coalesce(sum(result::bigint), 0) FROM run_command_on_shards(%(t)s::regclass, %(hnsw)s))"
+)
+
+
 def sizes(col: Collection) -> tuple[int, int, int]:
-    """(HNSW index, table with TOAST and indexes, all indexes) in bytes."""
+    """(HNSW index, table with TOAST and indexes, all indexes) in bytes; of all shards when distributed."""
+    if col.info.distributed_by is not None:
+        table = f"{SCHEMA}.{col.layout.table_name}"  # a regclass literal, sent as a parameter
+        row = col.db.read(
+            lambda conn: conn.execute(_DISTRIBUTED_SIZES, {"t": table, "hnsw": _SHARD_HNSW_BYTES}).fetchone()
+        )
+        assert row is not None
+        return int(row[2]), int(row[0]), int(row[1])
     row = col.db.read(
         lambda conn: conn.execute(
             "SELECT pg_total_relation_size(t.oid), pg_indexes_size(t.oid), "
@@ -182,9 +201,10 @@ def evaluate(
     which counts like any other exact neighbour. Latency is per search
     call (p50/p95 over ``repeat`` passes, after a warm-up). ``qrels`` (a dict or a
     file for :func:`~semsearch.readers.read_qrels`) adds nDCG@10 and recall@100 of
-    the judged relevant docs. ``measure_build=True`` rebuilds the HNSW index first
-    and reports its build time. The ground truth is one exact search (a full scan)
-    per query: on millions of rows that, not the timed searches, takes the time.
+    the judged relevant docs; it needs ``queries`` (sampled rows are no judged queries).
+    ``measure_build=True`` rebuilds the HNSW index first and reports its build time. The
+    ground truth is one exact search (a full scan) per query: on millions of rows that,
+    not the timed searches, takes the time.
 
     Example::
 
@@ -194,6 +214,9 @@ def evaluate(
     """
     if not isinstance(repeat, int) or repeat < 1:
         raise InvalidInputError(f"expected repeat >= 1, got {repeat!r}")
+    if qrels is not None and queries is None:
+        # a sampled row's id is its key, which qrels would take for a query id
+        raise InvalidInputError("expected queries with qrels (their ids are the judged query ids), got sampled rows")
     built = col.rebuild_index() if measure_build else None
     if isinstance(qrels, (str, Path)):
         qrels = read_qrels(qrels)
@@ -251,6 +274,18 @@ def plot_sweep(reports: Sequence[EvalReport], path: str | Path) -> Path:
 
         plot_sweep(sweep(col, sample=200), "recall.png")
     """
+    out = Path(path)
+    sweep_figure(reports).savefig(out, format="png", dpi=100)
+    return out
+
+
+def sweep_figure(reports: Sequence[EvalReport]) -> Any:
+    """The matplotlib ``Figure`` :func:`plot_sweep` writes (for a notebook, or to draw more on it).
+
+    Example::
+
+        fig = sweep_figure(sweep(col, sample=200)); fig.savefig("recall.svg")
+    """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -264,6 +299,10 @@ def plot_sweep(reports: Sequence[EvalReport], path: str | Path) -> Path:
     recalls = [r.recall for r in reports]
     by_factor.plot([r.oversample for r in reports], recalls, marker="o")
     by_factor.set(xscale="log", xlabel="oversample (candidates / k)", ylabel=f"recall@{reports[0].k}")
+    # the factors themselves as ticks, plainly: a log axis labels its minor ticks "2×10^0"
+    factors = sorted({r.oversample for r in reports})
+    by_factor.set_xticks(factors, labels=[f"{f:g}" for f in factors])
+    by_factor.set_xticks([], minor=True)
     by_latency.plot([r.p50_ms for r in reports], recalls, marker="o")
     by_latency.set(xlabel="p50 latency per search (ms)", ylabel=f"recall@{reports[0].k}")
     for r in reports:
@@ -273,6 +312,4 @@ def plot_sweep(reports: Sequence[EvalReport], path: str | Path) -> Path:
         ax.grid(True, alpha=0.3)
     first = reports[0]
     fig.suptitle(f"{first.collection}: {first.compression}, {first.rows:,} rows, {first.queries} queries")
-    out = Path(path)
-    fig.savefig(out, format="png", dpi=100)
-    return out
+    return fig

@@ -7,6 +7,7 @@ statement they call, with the filter inline), run and rolled back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,10 @@ from semsearch import statements
 
 if TYPE_CHECKING:
     from semsearch.layout import Layout
+
+#: the query vector (and its bits) as the plan spells them out, once per node that uses it
+_VECTOR = re.compile(r"'\[([^\]']*)\]'")
+_BITS = re.compile(r"'([01]{33,})'")
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,9 @@ def explain(
         k = sql.Literal(request.k)
         if request.mode == "text":
             statement, params = (
-                statements.text(layout, query=sql.Placeholder("text"), k=k, where=spec),
+                statements.text(
+                    layout, query=sql.Placeholder("text"), k=k, where=spec, tenant=sql.Literal(request.tenant)
+                ),
                 {"text": request.text},
             )
         elif request.exact:
@@ -86,4 +93,21 @@ def explain(
         for name, value in {**settings, **(extra or {})}.items():
             conn.execute("SELECT set_config(%s, %s, true)", [name, value])
         rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, SUMMARY) {}").format(statement), params).fetchall()
-    return Explained(sql=text, settings=settings, plan="\n".join(r[0] for r in rows))
+    return Explained(sql=text, settings=settings, plan=shorten("\n".join(r[0] for r in rows)))
+
+
+def shorten(plan: str) -> str:
+    """``plan`` with each query vector literal cut to its first values and its length.
+
+    >>> shorten("Order By: (embedding <=> '[0.1,0.2,0.3,0.4,0.5]'::vector(5))")
+    "Order By: (embedding <=> '[0.1,0.2,0.3,... 5 values]'::vector(5))"
+    """
+
+    def values(m: re.Match[str]) -> str:
+        parts = m.group(1).split(",")
+        return m.group(0) if len(parts) <= 4 else f"'[{','.join(parts[:3])},... {len(parts)} values]'"
+
+    def bits(m: re.Match[str]) -> str:
+        return f"'{m.group(1)[:16]}... {len(m.group(1))} bits'"
+
+    return _BITS.sub(bits, _VECTOR.sub(values, plan))

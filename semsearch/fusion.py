@@ -91,7 +91,9 @@ def tune_hybrid(
     ``queries``: texts (query ids 1, 2, ... in order, as qrels number them) or
     ``{query_id: text}``; ``qrels``: judgments (a dict or a file for
     :func:`~semsearch.readers.read_qrels`). Each setting runs every judged query through
-    ``semsearch.hybrid_search()``; the queries are embedded once.
+    ``semsearch.hybrid_search()``; the queries are embedded once. The default setting
+    (blend 0.3/0.7) is always among those compared: a tuned one is stored only when it
+    scores higher.
 
     Example::
 
@@ -124,9 +126,13 @@ def tune_hybrid(
                 fusion, wv, wt, mean_ndcg(mode="hybrid", fusion=fusion, vector_weight=wv, text_weight=wt)
             )
 
-        tried = tuple(point(f, w) for f in fusions for w in text_shares)
+        # the default is one of the candidates, first, so that a setting is stored only if it beats it
+        settings = dict.fromkeys(
+            [(DEFAULT_FUSION, DEFAULT_TEXT_SHARE), *((f, w) for f in fusions for w in text_shares)]
+        )
+        tried = tuple(point(f, w) for f, w in settings)
+        default = tried[0]
         best = max(tried, key=lambda p: p.ndcg_at_10)
-        default = point(DEFAULT_FUSION, DEFAULT_TEXT_SHARE)
         text_alone = float(np.mean([ndcg(col.search(t, k=10, mode="text").keys, qrels[q], 10) for q, t in judged]))
         vector_alone = float(
             np.mean(

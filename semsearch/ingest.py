@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from semsearch.embeddings.base import normalize_rows
+from semsearch.embeddings.base import as_numbers, normalize_rows
 from semsearch.errors import InvalidInputError, WriteConflictError
 from semsearch.layout import Layout
 from semsearch.values import check_json, check_text
@@ -85,6 +85,9 @@ def check_keys(keys: Any) -> list[str]:
     """Keys for a delete: one str or int key, or an iterable of them (duplicates allowed)."""
     if isinstance(keys, (str, int)):
         return [check_key(keys)]
+    if isinstance(keys, Mapping):
+        # iterating a dict gives its keys: delete({"a": 1}) would delete "a"
+        raise InvalidInputError(f"expected a key or a list of keys, got a {type(keys).__name__}")
     if isinstance(keys, (bytes, bytearray)) or not isinstance(keys, Iterable):
         raise InvalidInputError(f"expected a key or a list of keys, got {type(keys).__name__}")
     return [check_key(k, f" at position {i}") for i, k in enumerate(keys)]
@@ -146,12 +149,8 @@ def check_rows(
 
 
 def check_vectors(vectors: Any, *, n: int, dims: int) -> np.ndarray:
-    """Shape-check ``vectors`` as ``(n, dims)`` finite non-zero rows; return them unit-norm float32."""
-    try:
-        # float32 is what is stored; converting once here keeps large batches cheap
-        arr = np.asarray(vectors, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"expected an array of numbers, got {type(vectors).__name__}") from exc
+    """Shape-check ``vectors`` as ``(n, dims)`` finite non-zero rows of numbers; return them unit-norm float32."""
+    arr = as_numbers(vectors, "embeddings")
     if arr.ndim == 1 and n == 1:
         arr = arr.reshape(1, -1)
     if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] != dims:
@@ -160,11 +159,11 @@ def check_vectors(vectors: Any, *, n: int, dims: int) -> np.ndarray:
 
 
 def check_query_vector(vector: Any, *, dims: int) -> np.ndarray:
-    """One query vector as a unit-norm float32 array of ``dims`` values."""
-    arr = np.asarray(vector, dtype=np.float64)
+    """One query vector of ``dims`` numbers as a unit-norm float32 array."""
+    arr = as_numbers(vector, "a query vector")
     if arr.ndim != 1 or arr.shape[0] != dims:
         raise InvalidInputError(f"expected a query vector of {dims} dims, got shape {arr.shape}")
-    return check_vectors(arr.reshape(1, -1), n=1, dims=dims)[0]
+    return normalize_rows(arr.reshape(1, -1))[0]
 
 
 _KEEP_EMBEDDING = sql.SQL(

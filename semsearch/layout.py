@@ -60,6 +60,22 @@ def check_name(name: object) -> str:
     return name
 
 
+def check_free(name: str, table_name: str, existing: list[tuple[str, str]]) -> None:
+    """Raise unless a new collection's tables and indexes are free beside ``existing`` ``(name, table)`` ones.
+
+    Relation names are ``<table>_<suffix>`` in one schema, so ``fz_hnsw``'s table would be
+    ``fz``'s HNSW index, and ``fz``'s index ``fz_hnsw``'s table (see :meth:`Layout.relation_names`).
+    """
+    mine = dict(Layout.relation_names(table_name))
+    for other, table in existing:
+        for relation, what in Layout.relation_names(table):
+            if relation in mine:
+                raise InvalidNameError(
+                    f"expected a collection name whose tables and indexes are free, got {name!r}: its "
+                    f"{mine[relation]} semsearch.{relation} is the {what} of collection {other!r}"
+                )
+
+
 @dataclass(frozen=True)
 class Layout:
     """The physical shape of a collection: its table, vector type and plan.
@@ -79,6 +95,9 @@ class Layout:
     table_name: str = ""
     #: the Citus distribution column ("key" or "tenant"), None for a plain table (see semsearch.distributed)
     distributed_by: str | None = None
+    #: the setting naming a session's tenant when the collection's tenants are isolated (row-level
+    #: security on the table and its BM25 statistics, kept per tenant); None: not isolated
+    tenant_setting: str | None = None
 
     def __post_init__(self) -> None:
         if not self.table_name:
@@ -106,6 +125,26 @@ class Layout:
     def index_name(self, suffix: str, *, schema: bool = False) -> sql.Identifier:
         name = f"{self.table_name}_{suffix}"
         return sql.Identifier(SCHEMA, name) if schema else sql.Identifier(name)
+
+    @staticmethod
+    def relation_names(table_name: str) -> list[tuple[str, str]]:
+        """Every table, index and sequence a collection whose table is ``table_name`` makes or may make.
+
+        They share one namespace (schema semsearch) with every other collection's, so
+        ``fz_hnsw``'s table would be ``fz``'s HNSW index: see :func:`semsearch.ddl.check_new`.
+
+        >>> Layout.relation_names("col_fz")[:2]
+        [('col_fz', 'table'), ('col_fz_pkey', 'pkey index')]
+        """
+        indexes = ("pkey", "key_key", "hash", "tsv", "meta", "tenant", "hnsw", "hnsw_next")
+        bm25_tables = ("bm25p", "bm25d", "bm25s")
+        return [
+            (table_name, "table"),
+            *((f"{table_name}_{s}", f"{s} index") for s in indexes),
+            (f"{table_name}_id_seq", "id_seq sequence"),
+            *((f"{table_name}_{s}", f"{s} table") for s in bm25_tables),
+            *((f"{table_name}_{s}_pkey", f"{s}_pkey index") for s in bm25_tables),
+        ]
 
     @property
     def unique_key(self) -> sql.Composable:

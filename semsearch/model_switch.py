@@ -3,8 +3,10 @@
 1. a shadow collection ``<name>__next`` (its own table) gets every row's text,
    metadata and tenant, copied inside Postgres, and the new model embeds them
    with the resumable :mod:`semsearch.backfill` while searches keep using the
-   old collection;
-2. a comparison on sampled stored texts: overlap@k and the shift of the top score;
+   old collection (the shadow's table carries a comment naming its source, so a
+   collection that merely has the name ``<name>__next`` is never resumed and emptied);
+2. a comparison on sampled stored texts: overlap@k and the shift of the top score (it needs
+   the old model's embedder: ``old_embedder=`` for a model that is not built in, else skipped);
 3. the switch: one transaction, holding off writers to the old table only while
    it copies and embeds the rows changed since step 1, then swaps the catalog
    names (``<name>`` becomes the new table, ``<name>__prev`` the old one);
@@ -14,15 +16,16 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from psycopg import sql
 
-from semsearch import ddl, table_sync
-from semsearch.embeddings import Embedder, embedder_for
+from semsearch import ddl, table_sync, tenants
+from semsearch.embeddings import Embedder, embedder_for, lookup
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, EmbeddingError
+from semsearch.layout import SCHEMA
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection
@@ -39,6 +42,9 @@ class MigrationReport:
 
         MigrationReport(name="docs", old_model="wordllama-l2-supercat", old_dims=64, new_model=..., new_dims=256,
                         rows=4520, overlap_at_k=0.62, mean_top_score_shift=0.08, k=10, queries=50, switched=True)
+
+    ``overlap_at_k`` and ``mean_top_score_shift`` are None when the comparison was skipped;
+    ``note`` then says why.
     """
 
     name: str
@@ -47,21 +53,28 @@ class MigrationReport:
     new_model: str
     new_dims: int
     rows: int
-    overlap_at_k: float
-    mean_top_score_shift: float
+    overlap_at_k: float | None
+    mean_top_score_shift: float | None
     k: int
     queries: int
     switched: bool
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def __str__(self) -> str:
         state = "switched" if self.switched else "built, not switched (run again with switch)"
+        if self.overlap_at_k is None or self.mean_top_score_shift is None:
+            compared = self.note or "comparison skipped"
+        else:
+            compared = (
+                f"overlap@{self.k} {self.overlap_at_k:.2f}, top score shift {self.mean_top_score_shift:+.3f} "
+                f"on {self.queries} sampled texts"
+            )
         return (
             f"{self.name}: {self.old_model}/{self.old_dims} -> {self.new_model}/{self.new_dims}, {self.rows:,} rows; "
-            f"overlap@{self.k} {self.overlap_at_k:.2f}, top score shift {self.mean_top_score_shift:+.3f} "
-            f"on {self.queries} sampled texts; {state}"
+            f"{compared}; {state}"
         )
 
 
@@ -99,6 +112,54 @@ def _compare(old: Collection, new: Collection, *, sample: int, k: int) -> tuple[
     return float(np.mean(overlaps)) if overlaps else 0.0, float(np.mean(shifts)) if shifts else 0.0, len(texts)
 
 
+def _shadow_mark(old: Collection) -> str:
+    """The comment on a shadow's table: which collection (and table) it was built from."""
+    return f"semsearch migrate-model: shadow of {old.name!r} (table {old.layout.table_name})"
+
+
+def _mark_shadow(conn: Any, old: Collection, shadow_table: sql.Identifier) -> None:
+    # a comment only the table's owner can set (no schema change): written with the table, in its transaction
+    conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(shadow_table, sql.Literal(_shadow_mark(old))))
+
+
+_TABLE_OID = sql.SQL(
+    "(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = %s AND c.relname = %s)"
+)
+
+
+def _require_own_shadow(db: Database, old: Collection, shadow: Collection) -> None:
+    """Refuse a ``<name>__next`` that migrate-model did not build from ``old``: resuming empties it."""
+    with db.connection() as conn:
+        row = conn.execute(
+            sql.SQL("SELECT obj_description({}, 'pg_class')").format(_TABLE_OID),
+            [SCHEMA, shadow.layout.table_name],
+        ).fetchone()
+    if row is None or row[0] != _shadow_mark(old):
+        raise CollectionExistsError(
+            f"expected {shadow.name!r} to be the shadow migrate-model built for {old.name!r}, got a collection "
+            "it did not make: nothing was changed; move its rows to a collection of another name or drop it "
+            "yourself, then run again"
+        )
+
+
+def _comparison_embedder(old: Collection, given: Embedder | None) -> tuple[Embedder | None, str | None]:
+    """The old model's embedder for the comparison, or None and why it is skipped (decided before any embedding)."""
+    info = old.info
+    if given is not None:
+        if (given.model, given.dims) != (info.model, info.dims):
+            raise ConfigurationError(
+                f"expected an old embedder for {info.model}/{info.dims}, got {given.model}/{given.dims}"
+            )
+        return given, None
+    if lookup(info.model) is None:
+        return None, (
+            f"comparison skipped: the old model {info.model!r} is not built in; "
+            "pass old_embedder= (--old-embedder module:factory) to compare"
+        )
+    return embedder_for(info.model, info.dims), None
+
+
 def migrate_model(
     db: Database,
     name: str,
@@ -106,6 +167,7 @@ def migrate_model(
     model: str | None = None,
     dims: int | None = None,
     embedder: Embedder | None = None,
+    old_embedder: Embedder | None = None,
     compression: str | None = None,
     sample: int = 50,
     k: int = 10,
@@ -115,13 +177,19 @@ def migrate_model(
 ) -> MigrationReport:
     """Build ``name`` again with another model or dims, compare, and switch atomically.
 
-    Safe to interrupt and run again: an existing ``<name>__next`` with the same
-    model and dims is resumed (its finished embeddings are kept).
+    Safe to interrupt and run again: the ``<name>__next`` an earlier run built, with
+    the same model and dims, is resumed (its finished embeddings are kept); a
+    collection of that name it did not build is refused and left as it is.
+
+    The comparison searches the old collection with its own model: ``old_embedder``
+    for a model that is not built in (without it the comparison is skipped, and the
+    report's ``note`` says so).
 
     Example::
 
         report = migrate_model(db, "docs", model="local", dims=256, progress=True)
         print(report)          # overlap@10 and score shift, then switched
+        migrate_model(db, "notes", embedder=NewEmbedder(), old_embedder=OldEmbedder())
     """
     old = db.collection(name)
     with db.connection() as conn:
@@ -144,9 +212,13 @@ def migrate_model(
         _require_absent(db, name + PREV)
     if embedder is None:
         embedder = embedder_for(model or old.info.model, dims)
+    compare_with, note = _comparison_embedder(old, old_embedder)
+    if compare_with is not None:
+        old = db.collection(name, embedder=compare_with)
     shadow = name + NEXT
     try:
         new = db.collection(shadow)
+        _require_own_shadow(db, old, new)
         if (new.info.model, new.info.dims) != (embedder.model, embedder.dims):
             raise ConfigurationError(
                 f"expected {shadow!r} to be a migration to {embedder.model}/{embedder.dims}, "
@@ -170,11 +242,16 @@ def migrate_model(
         with db.connection() as conn, conn.transaction():
             for stmt in ddl.create_statements(info):
                 conn.execute(stmt)
+            _mark_shadow(conn, old, info.layout.table)
         new = db.collection(shadow, embedder=embedder)
     with db.connection() as conn, conn.transaction():
         _copy_changed(conn, old, new)
     new.backfill(batch_size=batch_size, progress=progress)
-    overlap, shift, queries = _compare(old, new, sample=sample, k=k)
+    overlap: float | None = None
+    shift: float | None = None
+    queries = 0
+    if compare_with is not None:
+        overlap, shift, queries = _compare(old, new, sample=sample, k=k)
     if switch:
         held = new.quarantined()
         if held:
@@ -197,6 +274,7 @@ def migrate_model(
         k=k,
         queries=queries,
         switched=switch,
+        note=note,
     )
 
 
@@ -221,6 +299,10 @@ def _switch(db: Database, old: Collection, new: Collection) -> None:
                 )
         _rename(conn, name, name + PREV)
         _rename(conn, new.name, name)
+        if old.info.tenant_setting is not None:
+            # the new table is isolated before anyone can read it: policies, per-tenant statistics
+            for stmt in tenants.isolate_statements(replace(new.info, name=name), old.info.tenant_setting):
+                conn.execute(stmt)
         _refuse_writes(conn, old, name)
 
 
@@ -239,8 +321,12 @@ def _accept_writes(conn: Any, col: Collection) -> None:
     conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(_switched_trigger(col), col.layout.table))
 
 
+def _switched_trigger_name(col: Collection) -> str:
+    return col.layout.table_name + "_switched"
+
+
 def _switched_trigger(col: Collection) -> sql.Identifier:
-    return sql.Identifier(col.layout.table_name + "_switched")
+    return sql.Identifier(_switched_trigger_name(col))
 
 
 def _rename(conn: Any, old_name: str, new_name: str) -> None:
@@ -268,6 +354,17 @@ def rollback(db: Database, name: str) -> None:
         raise CollectionNotFoundError(f"expected {name + PREV!r} from an earlier migration, got none")
     _require_absent(db, name + NEXT)
     live, prev = db.collection(name), db.collection(name + PREV)
+    with db.connection() as conn:
+        # the switch left its trigger on the table it switched out: the mark of a __prev it made
+        switched_out = conn.execute(
+            sql.SQL("SELECT 1 FROM pg_trigger WHERE tgrelid = {} AND tgname = %s").format(_TABLE_OID),
+            [SCHEMA, prev.layout.table_name, _switched_trigger_name(prev)],
+        ).fetchone()
+    if switched_out is None:
+        raise CollectionExistsError(
+            f"expected {prev.name!r} to be the collection migrate-model switched out of {name!r}, got one "
+            "it did not make: nothing was changed; it is not rolled back to"
+        )
     with db.connection() as conn, conn.transaction():
         _rename(conn, name, name + NEXT)
         _rename(conn, name + PREV, name)

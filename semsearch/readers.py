@@ -57,8 +57,8 @@ class Fields:
     """Which fields (JSONL) or columns (CSV) hold what; the rest is metadata.
 
     ``tenant`` None: a tenant field is metadata like any other. ``infer_types``: CSV
-    cells as numbers, booleans and nulls where they look like them; ``types`` forces
-    a type per CSV column (:mod:`semsearch.csv_types`).
+    columns as numbers, booleans and nulls where all their cells look like them; ``types``
+    forces a type per CSV column (:mod:`semsearch.csv_types`).
 
     Example::
 
@@ -101,37 +101,65 @@ def read_jsonl(path: Path, fields: Fields) -> Iterator[tuple[Any, ...]]:
 
 
 def read_csv(path: Path, fields: Fields) -> Iterator[tuple[Any, ...]]:
-    """Rows of a CSV file with a header; other columns become metadata, typed per ``fields``."""
+    """Rows of a CSV file with a header; other columns become metadata, typed per ``fields``.
+
+    Inferred types are decided per column (:func:`semsearch.csv_types.column_kind`), so
+    the file is read twice: once for the types, once for the rows.
+    """
     key_f, text_f, emb_f = fields.key, fields.text, fields.embedding
+    header = _csv_header(path)
+    if key_f not in header or text_f not in header:
+        raise bad(f"{path}:1", f"expected columns {key_f!r} and {text_f!r}, got {header}")
+    unknown = sorted(set(fields.types) - set(header))
+    if unknown:
+        raise bad(f"{path}:1", f"expected --metadata-types columns of the header {header}, got {unknown}")
+    special = {key_f, text_f, emb_f, fields.tenant}
+    kinds = dict(fields.types)
+    if fields.infer_types:
+        cells: dict[str, list[str]] = {c: [] for c in header if c not in special and c not in kinds}
+        for _, row in _csv_rows(path, len(header)):
+            for column, values in cells.items():
+                values.append(row[column])
+        kinds.update({column: csv_types.column_kind(values) for column, values in cells.items()})
+    for where, row in _csv_rows(path, len(header)):
+        key, content, emb = row.pop(key_f), row.pop(text_f), row.pop(emb_f, "")
+        tenant = row.pop(fields.tenant, "") if fields.tenant is not None else ""
+        meta = {name: _cell(cell, name, kinds, fields, where) for name, cell in row.items()}
+        yield where, key, content, meta, parse_json(emb, where) if emb.strip() else None, tenant or None
+
+
+def _csv_header(path: Path) -> list[str]:
     # utf-8-sig: spreadsheets often start their CSV exports with a byte-order mark
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f, strict=True)
         try:
-            header = reader.fieldnames or []
-            if key_f not in header or text_f not in header:
-                raise bad(f"{path}:1", f"expected columns {key_f!r} and {text_f!r}, got {header}")
-            unknown = sorted(set(fields.types) - set(header))
-            if unknown:
-                raise bad(f"{path}:1", f"expected --metadata-types columns of the header {header}, got {unknown}")
+            return list(reader.fieldnames or [])
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise bad(f"{path}:1", f"expected UTF-8 CSV, got {exc}") from None
+
+
+def _csv_rows(path: Path, width: int) -> Iterator[tuple[str, dict[str, str]]]:
+    """(``file:line``, row) of each record after the header, each with as many cells as the header."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f, strict=True)
+        try:
             for row in reader:
                 where = f"{path}:{reader.line_num}"
                 if None in row or None in row.values():
-                    raise bad(where, f"expected {len(header)} cells, as many as the header")
-                key, content, emb = row.pop(key_f), row.pop(text_f), row.pop(emb_f, "")
-                tenant = row.pop(fields.tenant, "") if fields.tenant is not None else ""
-                meta = {name: _cell(cell, name, fields, where) for name, cell in row.items()}
-                yield where, key, content, meta, parse_json(emb, where) if emb.strip() else None, tenant or None
+                    raise bad(where, f"expected {width} cells, as many as the header")
+                yield where, row
         except (csv.Error, UnicodeDecodeError) as exc:
             # line_num is where the last good record ended; the bad one starts after it
             raise bad(f"{path}:{reader.line_num + 1}", f"expected UTF-8 CSV, got {exc}") from None
 
 
-def _cell(cell: str, column: str, fields: Fields, where: str) -> Any:
-    kind = fields.types.get(column)
-    if kind is None:
-        return csv_types.infer(cell) if fields.infer_types else cell
+def _cell(cell: str, column: str, kinds: Mapping[str, str], fields: Fields, where: str) -> Any:
+    if not fields.infer_types and column not in fields.types:
+        return cell
+    if column not in fields.types:
+        return csv_types.inferred(cell, kinds[column])
     try:
-        return csv_types.convert(cell, kind)
+        return csv_types.convert(cell, kinds[column])
     except ValueError as exc:
         raise bad(where, f"column {column!r}: {exc}") from None
 
@@ -169,8 +197,13 @@ def count_rows(path: Path, kind: str) -> int | None:
     return lines if kind == "jsonl" else max(lines - 1, 0)
 
 
-def checked(rows: Iterator[tuple[Any, ...]], dims: int, seen: dict[str, str]) -> Iterator[dict]:
-    """Check each row where it was read, so a bad one is reported by file and line."""
+def checked(
+    rows: Iterator[tuple[Any, ...]], dims: int, seen: dict[str, str], *, required_tenant: tuple[str, str] | None = None
+) -> Iterator[dict]:
+    """Check each row where it was read, so a bad one is reported by file and line.
+
+    ``required_tenant``: (field, collection) when every row needs a tenant from that field.
+    """
     first_has_vec: tuple[str, bool] | None = None
     for where, key, content, meta, emb, tenant in rows:
         if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
@@ -194,6 +227,9 @@ def checked(rows: Iterator[tuple[Any, ...]], dims: int, seen: dict[str, str]) ->
                 raise bad(where, f"expected an embedding of {dims} finite numbers, not all zero")
         if tenant is not None and (not isinstance(tenant, str) or not tenant.strip()):
             raise bad(where, f"expected the tenant to be a non-empty string or null, got {tenant!r:.60}")
+        if tenant is None and required_tenant is not None:
+            field, collection = required_tenant
+            raise bad(where, f"expected a tenant (field {field!r}) on every row of collection {collection!r}, got none")
         yield {"key": key, "content": content, "metadata": meta, "embedding": emb, "tenant": tenant}
 
 

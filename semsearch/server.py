@@ -1,15 +1,18 @@
-"""The Postgres server: which URL, is it reachable with pgvector, and how to print its URL safely."""
+"""The Postgres server: which URL, is it reachable with a recent enough pgvector, and how to print its URL safely."""
 
 from __future__ import annotations
 
+import re
+import warnings
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from semsearch import catalog
 from semsearch.config import Settings
-from semsearch.errors import DatabaseError, ExtensionMissingError
+from semsearch.errors import DatabaseError, ExtensionMissingError, ExtensionVersionError
 
 
 def resolve_url(url: str | None = None) -> tuple[str, bool]:
@@ -47,17 +50,28 @@ def redact(url: str) -> str:
     return make_conninfo(url, password="***")  # noqa: S106 - the redaction mask, not a secret
 
 
+#: the oldest pgvector semsearch writes with: 0.8.2 fixed CVE-2026-3172, a buffer overflow in
+#: parallel HNSW index builds, which bulk loads and index rebuilds run (0.8.3/0.8.4 then fixed HNSW
+#: vacuum corruption; the embedded server and docker-compose.yml have 0.8.5)
+MIN_PGVECTOR = (0, 8, 2)
+#: pgvector's version as packaged on the server and as installed in the database, and whether the
+#: server only reads (a standby, or read-only transactions by default)
+EXTENSION = sql.SQL(
+    "SELECT default_version, installed_version, "
+    "pg_is_in_recovery() OR current_setting('transaction_read_only')::bool "
+    "FROM pg_available_extensions WHERE name = 'vector'"
+)
+
+
 def check_server(url: str) -> None:
-    """Raise :class:`DatabaseError` unless the server answers and offers pgvector."""
+    """Raise :class:`DatabaseError` unless the server answers and offers pgvector >= :data:`MIN_PGVECTOR`."""
     if redact(url) == "the database":
         # the driver's message would quote the string, password included
         raise DatabaseError("expected a postgresql:// URL or key=value connection string, got one that does not parse")
     failure = None
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-            row = conn.execute(
-                "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = 'vector'"
-            ).fetchone()
+            row = conn.execute(EXTENSION).fetchone()
     except psycopg.Error as exc:
         failure = str(exc).strip()
     if failure is not None:
@@ -68,6 +82,51 @@ def check_server(url: str) -> None:
             "(https://github.com/pgvector/pgvector#installation, e.g. apt install postgresql-NN-pgvector, "
             "or the pgvector/pgvector docker image) or unset SEMSEARCH_DATABASE_URL to use the embedded server"
         )
+    check_pgvector(row[0], row[1], read_only=bool(row[2]))
+
+
+def pgvector_version(text: str | None) -> tuple[int, int, int] | None:
+    """``"0.8.5"`` as ``(0, 8, 5)``; None for a version that does not read as numbers.
+
+    >>> pgvector_version("0.8.2"), pgvector_version("0.10"), pgvector_version("0.9.0-dev")
+    ((0, 8, 2), (0, 10, 0), (0, 9, 0))
+    >>> pgvector_version("dev") is None
+    True
+    """
+    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    if found is None:
+        return None
+    major, minor, patch = found.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+def check_pgvector(packaged: str | None, installed: str | None, *, read_only: bool = False) -> None:
+    """Refuse pgvector older than :data:`MIN_PGVECTOR` (``packaged``: the server's files; ``installed``:
+    the database's ``extversion``, None before ``CREATE EXTENSION``); on a read-only server, warn.
+
+    Example::
+
+        check_pgvector("0.8.5", "0.8.1")   # ExtensionVersionError: ... ALTER EXTENSION vector UPDATE
+    """
+    least = ".".join(map(str, MIN_PGVECTOR))
+    old_files = (pgvector_version(packaged) or (0,)) < MIN_PGVECTOR
+    if old_files:
+        got = packaged
+        fix = (
+            f"install pgvector >= {least} on the server (e.g. the pgvector/pgvector:0.8.5-pg18 image, or "
+            "apt install postgresql-NN-pgvector), then run ALTER EXTENSION vector UPDATE in each database"
+        )
+    elif installed is not None and (pgvector_version(installed) or (0,)) < MIN_PGVECTOR:
+        got, fix = installed, f"run ALTER EXTENSION vector UPDATE in this database (the server has {packaged})"
+    else:
+        return
+    message = (
+        f"expected pgvector >= {least}, got {got}: upgrade pgvector to >= {least} ({fix}); {least} fixed "
+        "CVE-2026-3172, a buffer overflow in the parallel HNSW index builds semsearch's bulk loads run"
+    )
+    if not read_only:
+        raise ExtensionVersionError(message)
+    warnings.warn(f"{message} (a read-only server: searching it is allowed)", UserWarning, stacklevel=5)
 
 
 def prepare(url: str | None, *, upgrade: bool | None) -> str:
@@ -100,3 +159,8 @@ def pool_options(max_connections: int) -> dict[str, Any]:
         "open": False,
         "name": "semsearch",
     }
+
+
+def closed() -> DatabaseError:
+    """What every call on a closed ``Database`` (or ``AsyncDatabase``) raises, reads and writes alike."""
+    return DatabaseError("expected an open database, got it closed (close() was called)")

@@ -115,8 +115,13 @@ def text(
     where: sql.Composable | None = None,
     k1: float = bm25.K1,
     b: float = bm25.B,
+    tenant: sql.Composable | None = None,
 ) -> sql.Composed:
     """Full-text search ranked by BM25 over the statistics :mod:`semsearch.bm25` keeps.
+
+    ``tenant`` (text, may be NULL) is the search's tenant: a collection with isolated tenants
+    keeps its statistics per tenant and ranks by that tenant's (by the sums over the tenants
+    the caller may see when NULL).
 
     Rows with any of the query's lexemes; ``where=None`` (no filter) picks the top k from
     the postings alone, before reading any row. A distributed collection keeps no BM25
@@ -134,6 +139,7 @@ def text(
         layout.text_config,
         where=where,
         params={"text": query, "k": k, "k1": sql.Literal(float(k1)), "b": sql.Literal(float(b))},
+        tenant=(tenant if tenant is not None else sql.SQL("NULL")) if layout.tenant_setting else None,
     )
 
 
@@ -227,12 +233,16 @@ def _distributed_functions(layout: Layout) -> list[sql.Composed]:
     ]
 
 
-def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.B) -> list[sql.Composed]:
+def function_statements(
+    layout: Layout, *, k1: float = bm25.K1, b: float = bm25.B, pin_search_path: bool = True
+) -> list[sql.Composed]:
     """``CREATE OR REPLACE FUNCTION`` for the per-collection functions the SQL API calls.
 
     They hold the statements above as static SQL, so PL/pgSQL caches their plans; they
     are owned by whoever ran the DDL and their text lives in ``pg_proc``, which no
-    writer of semsearch's tables can change.
+    writer of semsearch's tables can change. The last statement pins their
+    ``search_path`` (``semsearch.pin_search_paths()``, schema 0006; ``pin_search_path=False``
+    for a schema before it).
     """
     p = [sql.SQL(f"${i}") for i in range(1, 5)]
     bodies = [
@@ -253,6 +263,7 @@ def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.
         for suffix, args, stmt in bodies
     ]
     # no filter: the BM25 top k come from the postings alone; a filter joins every match first
+    tenant = sql.SQL("($3 ->> 'tenant')")
     out.append(
         sql.SQL(
             "CREATE OR REPLACE FUNCTION {name}(query_text text, k integer, spec jsonb) RETURNS SETOF semsearch.hit "
@@ -262,8 +273,8 @@ def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.
             body=sql.Literal(
                 sql.SQL("BEGIN IF $3 IS NULL THEN RETURN QUERY {}; ELSE RETURN QUERY {}; END IF; END")
                 .format(
-                    text(layout, query=query, k=p[1], k1=k1, b=b),
-                    text(layout, query=query, k=p[1], k1=k1, b=b, where=spec_filter(p[2])),
+                    text(layout, query=query, k=p[1], k1=k1, b=b, tenant=tenant),
+                    text(layout, query=query, k=p[1], k1=k1, b=b, where=spec_filter(p[2]), tenant=tenant),
                 )
                 .as_string(None)
             ),
@@ -286,4 +297,10 @@ def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.
             ),
         )
     )
+    if pin_search_path:
+        out.append(PIN_SEARCH_PATHS)
     return out
+
+
+#: pins the search_path of every function in schema semsearch that has none (the ones just made)
+PIN_SEARCH_PATHS = sql.Composed([sql.SQL("SELECT semsearch.pin_search_paths()")])

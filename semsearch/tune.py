@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb
 from semsearch import catalog
 from semsearch.errors import InvalidInputError
 from semsearch.search import EF_FLOOR, MAX_EF, MAX_K
+from semsearch.values import float4
 from semsearch.workload import Workload, catalog_settings, query_vectors
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def _oversample(candidates: int, k: int) -> float:
     x = np.float32(candidates / k)
     while math.ceil(float(x) * k) > candidates:
         x = np.nextafter(x, np.float32(0))
-    return float(x)
+    return float4(float(x))
 
 
 def _wide_ef(candidates: int) -> int:
@@ -200,7 +201,7 @@ def tune(
             best = max(search.points.values(), key=lambda p: (p.recall, -p.p50_ms))
         result = TuneResult(
             collection=col.name, target=target_recall, k=k, reached=reached,
-            oversample=round(best.oversample, 4), ef_search=best.ef_search, candidates=best.candidates,
+            oversample=best.oversample, ef_search=best.ef_search, candidates=best.candidates,
             recall=best.recall, p50_ms=best.p50_ms, queries=len(w.ids), rows=col.count(),
             previous_oversample=previous[0], previous_ef_search=previous[1],
             tried=tuple(sorted(search.points.values(), key=lambda p: (p.ef_search or 0, p.candidates))),
@@ -266,9 +267,9 @@ def autotune(col: Collection, *, after_bulk_load: bool = False) -> TuneResult | 
     started = time.perf_counter()
     result = tune(col, target_recall=0.99, k=10, sample=queries)
     if result.reached:
-        over = float(np.float32(min(1000.0, result.oversample * AUTOTUNE_MARGIN)))
+        over = float4(min(1000.0, result.oversample * AUTOTUNE_MARGIN))
         with col.db.connection() as conn:
             conn.execute(catalog.update_statement(col.name, oversample=over))
-        result = replace(result, oversample=round(over, 4), margin=AUTOTUNE_MARGIN)
+        result = replace(result, oversample=over, margin=AUTOTUNE_MARGIN)
     log.info("autotune of %s took %.1f s: %s", col.name, time.perf_counter() - started, result)
     return result

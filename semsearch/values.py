@@ -18,6 +18,8 @@ import json
 import math
 from typing import Any
 
+import numpy as np
+
 from semsearch.errors import InvalidInputError
 
 #: deepest nesting of dicts and lists accepted in metadata and filter values
@@ -90,3 +92,15 @@ def check_json(value: Any, what: str) -> None:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"expected {what} to be json-serialisable, got {exc}") from exc
+
+
+def float4(x: float) -> float:
+    """``x`` as a Postgres ``real`` (float4) holds it, as the shortest decimal that reads back the same.
+
+    A ``real`` read as a Python float shows float32's noise (0.3 is 0.30000001192092896);
+    this is the value a user gave, and still the same float4.
+
+    >>> float4(0.30000001192092896), float4(5.199999809265137), float4(1.6999999)
+    (0.3, 5.2, 1.6999999)
+    """
+    return float(str(np.float32(x)))

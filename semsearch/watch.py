@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 CHANNEL = "semsearch_pending"
 #: how often a wait looks at the stop event (seconds)
 TICK = 0.25
+#: drains woken by notifications start at least this far apart (seconds): any role may NOTIFY the
+#: channel, and a flood of them then costs at most 1/this cheap drains a second, not one each
+MIN_DRAIN_INTERVAL = 0.1
 MAX_BACKOFF = 30.0
 
 
@@ -100,6 +103,7 @@ def _run(col: Collection, stop: threading.Event, *, batch_size: int, poll: float
                 listen.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                 backoff = 0.5
                 while not stop.is_set():
+                    drained = time.monotonic()
                     try:
                         done = backfill(col, batch_size=batch_size, progress=progress, stop=stop)
                     except BackfillRunningError:
@@ -120,7 +124,7 @@ def _run(col: Collection, stop: threading.Event, *, batch_size: int, poll: float
                             log.info(
                                 "%s: embedded %d rows, %d to quarantine", col.name, done.embedded, done.quarantined
                             )
-                    _wait(listen, col.name, poll=poll, stop=stop)
+                    _wait(listen, col.name, poll=poll, stop=stop, not_before=drained + MIN_DRAIN_INTERVAL)
         except PoolClosed as exc:  # the Database was closed under it: nothing to come back to
             raise DatabaseError(f"expected the database of {col.name!r} open while watching, got it closed") from exc
         except (psycopg.OperationalError, PoolTimeout) as exc:
@@ -139,13 +143,20 @@ def _run(col: Collection, stop: threading.Event, *, batch_size: int, poll: float
     )
 
 
-def _wait(listen: psycopg.Connection, name: str, *, poll: float, stop: threading.Event) -> None:
-    """Until a notification for ``name`` (others are dropped), ``poll`` seconds, or ``stop``."""
+def _wait(listen: psycopg.Connection, name: str, *, poll: float, stop: threading.Event, not_before: float) -> None:
+    """Until a notification for ``name`` (others are dropped), ``poll`` seconds, or ``stop``.
+
+    Notifications carry no authority (any role can send one): one only brings the next drain
+    forward, never before ``not_before``, and every notification received by then is covered
+    by that drain, so they are consumed together.
+    """
     deadline = time.monotonic() + poll
     while not stop.is_set():
         left = deadline - time.monotonic()
         if left <= 0:
             return
-        for note in listen.notifies(timeout=min(TICK, left)):
-            if note.payload == name:
-                return
+        if any(note.payload == name for note in listen.notifies(timeout=min(TICK, left), stop_after=1)):
+            stop.wait(max(0.0, not_before - time.monotonic()))
+            for _ in listen.notifies(timeout=0):
+                pass  # received before the drain starts: the drain sees their rows
+            return

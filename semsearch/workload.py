@@ -19,6 +19,7 @@ from psycopg import sql
 from semsearch import ingest
 from semsearch.errors import InvalidInputError
 from semsearch.results import SearchResult
+from semsearch.values import float4
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection
@@ -190,5 +191,4 @@ def catalog_settings(col: Collection) -> tuple[float, int | None]:
         ).fetchone()
     )
     assert row is not None
-    # real (float4) in the catalog: 1.3 comes back as 1.2999999523
-    return round(float(row[0]), 4), row[1]
+    return float4(row[0]), row[1]  # real (float4) in the catalog: 1.3 comes back as 1.2999999523

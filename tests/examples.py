@@ -23,3 +23,10 @@ def load_example(relative: str, name: str) -> ModuleType:
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def readme_python(heading: str) -> str:
+    """The first Python block of the README section ``heading`` (e.g. ``"### Async (FastAPI)"``)."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme[readme.index(heading) :]
+    return section[section.index("```python\n") + 10 : section.index("\n```\n")]

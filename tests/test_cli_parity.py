@@ -124,14 +124,15 @@ c,third,"[0,0,1,0]",2010,.5,yes,0,1,000
 """
 
 
-def test_csv_metadata_is_typed_per_cell_by_default(run, db, tmp_path):
+def test_csv_metadata_is_typed_per_column_by_default(run, db, tmp_path):
     run("create", "c", "--model", "toy", "--dims", 4, "--compression", "none")
     (tmp_path / "c.csv").write_text(CSV.replace("0,1,000", '0,"1,000"'))
     run("ingest", "c", tmp_path / "c.csv")
     meta = {h.key: h.metadata for h in db.collection("c").search(vector=[1, 1, 1, 0], k=3)}
-    assert meta["a"] == {"year": 1995, "price": 9.5, "ok": True, "zip": "007", "note": "hello"}
-    assert meta["b"] == {"year": 2003, "price": -100.0, "ok": False, "zip": 12345, "note": None}
-    assert meta["c"] == {"year": 2010, "price": 0.5, "ok": "yes", "zip": 0, "note": "1,000"}
+    # one type per column: "yes" keeps ok text, "007" keeps zip text, in every row
+    assert meta["a"] == {"year": 1995, "price": 9.5, "ok": "true", "zip": "007", "note": "hello"}
+    assert meta["b"] == {"year": 2003, "price": -100.0, "ok": "FALSE", "zip": "12345", "note": None}
+    assert meta["c"] == {"year": 2010, "price": 0.5, "ok": "yes", "zip": "0", "note": "1,000"}
     # the issue's symptom: a numeric filter from the command line finds the rows
     (tmp_path / "q.json").write_text("[1, 1, 1, 0]")
     recent = run("search", "c", "--vector-file", tmp_path / "q.json", "--where", '{"year": {"$gte": 2000}}', "--json")

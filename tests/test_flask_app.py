@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -18,13 +19,15 @@ from werkzeug.serving import make_server
 
 import semsearch
 from semsearch.flask import SemSearch
-from tests.examples import load_example
+from tests.examples import load_example, readme_python
 
 ROWS = 500  # enough for a real top result, small enough to load in about a second
 QUERY = "serialize an object to JSON"
 SOURDOUGH = "Feed the rye starter twice a day with equal weights of flour and water; it doubles in six hours."
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+#: the example's table and collection: a name no README example uses, in the same default database
+TABLE = "flask_example_articles"
 
 
 def _example() -> ModuleType:
@@ -158,14 +161,16 @@ def test_page_modes_plan_timing_and_errors(example_app: Flask) -> None:
     hybrid = client.get("/", query_string={"q": QUERY, "mode": "hybrid"})
     assert hybrid.status_code == 200
     with example_app.app_context():
-        col = _example().semsearch.collection("articles")
+        col = _example().semsearch.collection(TABLE)
         assert col.count() == ROWS  # loaded once, on the first search, and indexed after its commit
     expected = _titles(example_app, QUERY, k=10, mode="hybrid")
     assert _keys(hybrid.text) == expected
     assert expected[0] == "json.dumps"
     assert re.search(r'<span class="score"[^>]*>0\.\d{4}</span>', hybrid.text)
     assert re.search(r"10 of 10 results from 500 rows in \d+\.\d ms", hybrid.text)
-    assert "fused by reciprocal rank" in hybrid.text and ">halfvec<" in hybrid.text
+    # untuned, hybrid search blends (the page said "reciprocal rank" while the hits were a blend)
+    assert "fused by a weighted blend of scores scaled to [0, 1] (blend: vector 0.3, text 0.7)" in hybrid.text
+    assert ">halfvec<" in hybrid.text
 
     strategies = {}
     for mode, exact in (("vector", ""), ("vector", "on"), ("text", "")):
@@ -193,6 +198,35 @@ def test_page_modes_plan_timing_and_errors(example_app: Flask) -> None:
 # --- flask semsearch ... ------------------------------------------------------------
 
 
+def test_the_page_answers_after_the_readme_sqlalchemy_example_ran_in_the_same_database(
+    example_app: Flask, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # a newcomer's order: the README first, then the example, both on the default database;
+    # the page answered 500 ("column articles.module does not exist") when both used "articles"
+    import semsearch.sqlalchemy as ss
+
+    monkeypatch.setenv("SEMSEARCH_DATABASE_URL", db_url)
+    before = set(ss.registrations())
+    ns: dict[str, Any] = {}
+    try:
+        exec(
+            compile(readme_python("### SQLAlchemy (and Flask-SQLAlchemy)"), "README.md", "exec", dont_inherit=True), ns
+        )
+    finally:
+        for reg in set(ss.registrations()) - before:
+            ss.unregister(reg.model)
+        if "db" in ns:
+            ns["db"].close()
+        if "engine" in ns:
+            ns["engine"].dispose()
+    assert "Brewing green tea" in capsys.readouterr().out
+    page = example_app.test_client().get("/", query_string={"q": QUERY, "mode": "vector"})
+    assert page.status_code == 200, page.text
+    assert _keys(page.text)[0] == "json.dumps"
+    with semsearch.connect(db_url) as other:
+        assert other.collection("articles").count() == 2  # the README's rows, untouched
+
+
 def test_flask_semsearch_cli_uses_the_app_database(example_app: Flask) -> None:
     runner = example_app.test_cli_runner()
     empty = runner.invoke(args=["semsearch", "list"])
@@ -200,9 +234,9 @@ def test_flask_semsearch_cli_uses_the_app_database(example_app: Flask) -> None:
     assert example_app.test_client().get("/", query_string={"q": QUERY}).status_code == 200
     listed = runner.invoke(args=["semsearch", "list"])
     assert listed.exit_code == 0, listed.output
-    assert re.search(rf"articles\s+wordllama-l2-supercat\s+256\s+halfvec\s+{ROWS}", listed.output)
+    assert re.search(rf"{TABLE}\s+wordllama-l2-supercat\s+256\s+halfvec\s+{ROWS}", listed.output)
     assert runner.invoke(args=["semsearch", "db", "current"]).output.strip().endswith("(head)")
-    found = runner.invoke(args=["semsearch", "search", "articles", QUERY, "-k", "1"])
+    found = runner.invoke(args=["semsearch", "search", TABLE, QUERY, "-k", "1"])
     assert found.exit_code == 0 and re.search(r"^1 +0\.\d{4} +\d+ ", found.output, re.M)  # keys are article ids
     missing = runner.invoke(args=["semsearch", "search", "nosuch", "x"])
     assert missing.exit_code == 1 and "unknown 'nosuch'" in missing.output
@@ -213,14 +247,16 @@ def test_flask_semsearch_cli_uses_the_app_database(example_app: Flask) -> None:
     example = _example()
     with example_app.app_context():
         session = example.db.session
-        first, second = session.scalars(text("SELECT id FROM articles ORDER BY id LIMIT 2")).all()
-        title = session.scalar(text("SELECT title FROM articles WHERE id = :i"), {"i": second})
-        session.execute(text("DELETE FROM articles WHERE id = :i"), {"i": first})
-        session.execute(text("UPDATE articles SET body = 'a pickled cucumber' WHERE id = :i"), {"i": second})
+        first, second = session.scalars(text("SELECT id FROM flask_example_articles ORDER BY id LIMIT 2")).all()
+        title = session.scalar(text("SELECT title FROM flask_example_articles WHERE id = :i"), {"i": second})
+        session.execute(text("DELETE FROM flask_example_articles WHERE id = :i"), {"i": first})
+        session.execute(
+            text("UPDATE flask_example_articles SET body = 'a pickled cucumber' WHERE id = :i"), {"i": second}
+        )
         session.commit()
     repaired = runner.invoke(args=["semsearch", "reindex", "--batch-size", "200"])
     assert repaired.exit_code == 0, repaired.output
-    assert f"Article -> articles: 0 inserted, 1 updated, {ROWS - 2} unchanged, 1 removed; 1 embedded" in repaired.output
+    assert f"Article -> {TABLE}: 0 inserted, 1 updated, {ROWS - 2} unchanged, 1 removed; 1 embedded" in repaired.output
     assert _titles(example_app, "pickled cucumber", k=1, mode="text") == [title]
     unknown = runner.invoke(args=["semsearch", "reindex", "--model", "Nope"])
     assert unknown.exit_code == 2 and "registered with semsearch.sqlalchemy (Article" in unknown.output
@@ -313,7 +349,7 @@ def test_search_page_in_headless_chromium(live_url: str, tmp_path: Path, monkeyp
         )  # blend: 1 = top of both lists
         assert re.search(r"in \d+\.\d ms", driver.find_element(By.ID, "timing").text)
         assert driver.find_element(By.ID, "plan-compression").text == "halfvec"
-        assert "reciprocal rank" in driver.find_element(By.ID, "plan-strategy").text
+        assert "weighted blend" in driver.find_element(By.ID, "plan-strategy").text
         assert driver.find_element(By.ID, "q").get_attribute("value") == QUERY
 
         shot = tmp_path / "search.png"

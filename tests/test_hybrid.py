@@ -83,3 +83,10 @@ def test_fusion_arguments_are_checked(db):
         col.search("apple", mode="text", fusion="rrf")
     with db.connection() as conn, pytest.raises(Exception, match="expected fusion 'rrf' or 'blend'"):
         conn.execute("SELECT * FROM semsearch.hybrid_search('h', 'apple', '[1,0,0,0]', 2, fusion => 'max')")
+
+
+def test_hybrid_scores_carry_no_float32_noise(db):
+    """The default weights 0.3/0.7 were reals: a blend score read 0.30000001192092896."""
+    col = db.create_collection("toy", model="label", dims=4, compression="none")
+    col.add(["a", "b"], ["red apple", "green pear"], embeddings=np.eye(4)[:2])
+    assert [h.score for h in col.search("apple", vector=np.eye(4)[1], k=2, mode="hybrid").hits] == [0.7, 0.3]

@@ -12,6 +12,8 @@ from psycopg import sql
 from semsearch import errors, model_switch
 from semsearch.cli import main
 from semsearch.demo import stdlib_corpus
+from semsearch.embeddings import BatchedEmbedder
+from semsearch.embeddings.local import LocalEmbedder
 
 
 @pytest.fixture
@@ -164,3 +166,101 @@ def test_no_acknowledged_write_is_lost_across_the_switch(db, docs):
     with db.connection() as conn:
         stored = {r[0] for r in conn.execute(sql.SQL("SELECT key FROM {}").format(live.layout.table))}
     assert set(acknowledged) <= stored and live.pending() == 0
+
+
+class Labelled(BatchedEmbedder):
+    """The real local model under a model name semsearch does not know, counting the texts it embeds."""
+
+    def __init__(self, model: str, dims: int) -> None:
+        self.inner = LocalEmbedder(dims)
+        self.model, self.dims = model, dims
+        self.seen = 0
+
+    def embed_batch(self, texts):
+        self.seen += len(texts)
+        return self.inner.embed_batch(texts)
+
+
+def counting_64() -> Labelled:
+    """An --embedder factory: the collection's old model."""
+    return Labelled("counting", 64)
+
+
+def counting_v2_128() -> Labelled:
+    """An --embedder factory: the new model."""
+    return Labelled("counting-v2", 128)
+
+
+def test_an_unrelated_collection_named_like_the_shadow_is_refused_and_kept(db, db_url):
+    """0.1.0 resumed a user's own 'lm__next' as its shadow: its row 'alien' was deleted and the
+    collection switched in under 'lm' (issue 21, item 4)."""
+    lm = db.create_collection("lm", model="local", dims=64, compression="halfvec")
+    lm.add(keys=["a", "b"], contents=["a note about rivers", "a note about lakes"])
+    mine = db.create_collection("lm__next", model="local", dims=128, compression="halfvec")
+    mine.add(keys=["alien"], contents=["a row of the user's own collection"])
+    with pytest.raises(errors.CollectionExistsError, match=r"expected 'lm__next' to be the shadow migrate-model"):
+        model_switch.migrate_model(db, "lm", dims=128, sample=2, k=2)
+    wrong = CliRunner().invoke(main, ["--url", db_url, "migrate-model", "lm", "--dims", "128"])
+    assert wrong.exit_code == 1 and "did not make" in wrong.output and "drop it" in wrong.output
+    # nothing was changed: the user's rows and both names are as they were
+    assert sorted(c.name for c in db.collections()) == ["lm", "lm__next"]
+    assert db.collection("lm").dims == 64 and db.collection("lm").count() == 2
+    with db.connection() as conn:
+        keys = [r[0] for r in conn.execute(sql.SQL("SELECT key FROM {}").format(mine.layout.table))]
+    assert keys == ["alien"]
+    # its own shadow, interrupted and resumed after a rollback, is still taken up
+    db.drop_collection("lm__next")
+    model_switch.migrate_model(db, "lm", dims=128, switch=False, sample=2, k=2)
+    assert model_switch.migrate_model(db, "lm", dims=128, sample=2, k=2).switched
+    model_switch.rollback(db, "lm")
+    db.drop_collection("lm__prev", missing_ok=True)
+    assert model_switch.migrate_model(db, "lm", dims=128, sample=2, k=2).switched
+
+
+def test_a_custom_old_model_is_compared_with_the_old_embedder_given(db, db_url):
+    """0.1.0 embedded every row, then failed in the comparison: 'expected a built-in model ...,
+    got model 'counting'' (issue 21, item 5)."""
+    old = Labelled("counting", 64)
+    col = db.create_collection("docs", embedder=old, compression="halfvec")
+    col.add_many(stdlib_corpus(rows=200))
+    new = Labelled("counting-v2", 128)
+    # a wrong old embedder is refused before anything is embedded
+    with pytest.raises(errors.ConfigurationError, match=r"expected an old embedder for counting/64, got other/64"):
+        model_switch.migrate_model(db, "docs", embedder=new, old_embedder=Labelled("other", 64), sample=10, k=5)
+    assert new.seen == 0 and [c.name for c in db.collections()] == ["docs"]
+    report = model_switch.migrate_model(db, "docs", embedder=new, old_embedder=old, sample=10, k=5)
+    assert report.switched and report.queries == 10 and 0 < report.overlap_at_k <= 1 and report.note is None
+    assert new.seen == 200 + 10 and db.collection("docs").dims == 128  # the rows, then the sampled texts
+    # the CLI takes it as --old-embedder module:factory
+    model_switch.rollback(db, "docs")
+    db.drop_collection("docs__next")
+    args = ["--embedder", f"{__name__}:counting_v2_128", "--old-embedder", f"{__name__}:counting_64", "-k", "3"]
+    got = CliRunner().invoke(main, ["--url", db_url, "migrate-model", "docs", *args, "--sample", "5", "--json"])
+    assert got.exit_code == 0, got.output
+    assert '"queries": 5' in got.output and '"note": null' in got.output
+
+
+def test_a_custom_old_model_without_its_embedder_switches_and_says_the_comparison_was_skipped(db):
+    col = db.create_collection("docs", embedder=Labelled("counting", 64), compression="halfvec")
+    col.add_many(stdlib_corpus(rows=100))
+    new = Labelled("counting-v2", 128)
+    report = model_switch.migrate_model(db, "docs", embedder=new, sample=10, k=5)
+    assert report.switched and new.seen == 100 and db.collection("docs").dims == 128
+    assert report.queries == 0 and report.overlap_at_k is None and report.mean_top_score_shift is None
+    assert report.note == (
+        "comparison skipped: the old model 'counting' is not built in; "
+        "pass old_embedder= (--old-embedder module:factory) to compare"
+    )
+    assert "comparison skipped" in str(report)
+
+
+def test_rollback_refuses_an_unrelated_collection_named_like_the_one_switched_out(db):
+    """0.1.0 swapped a user's own 'lm__prev' in under 'lm' and made 'lm' refuse every write."""
+    lm = db.create_collection("lm", model="local", dims=64, compression="halfvec")
+    lm.add(keys=["a"], contents=["a note about rivers"])
+    db.create_collection("lm__prev", model="local", dims=64, compression="halfvec").add(["alien"], ["user's own"])
+    with pytest.raises(errors.CollectionExistsError, match=r"expected 'lm__prev' to be the collection migrate-model"):
+        model_switch.rollback(db, "lm")
+    assert sorted(c.name for c in db.collections()) == ["lm", "lm__prev"]
+    assert db.collection("lm").add(["b"], ["a note about lakes"]).inserted == 1
+    assert db.collection("lm__prev").search("user's own", k=1).keys == ["alien"]

@@ -158,3 +158,39 @@ def test_the_sql_functions_take_exactly_the_limits_python_takes(db, col, argumen
             conn.execute(query, [Vector(q), biggest + 1])
     with pytest.raises(errors.InvalidInputError, match=f"expected {argument} between 1 and {biggest}"):
         col.search(vector=q, **{argument: biggest + 1})
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        # the audit's raw errors and wrong results from SQL callers (issue 21, item 9)
+        ("semsearch.search('docs', %(zero)s, 3)", "expected a query vector with a direction, got all zeros"),
+        ("semsearch.hybrid_search('docs', 'cat', %(zero)s, 3)", "expected a query vector with a direction"),
+        ("semsearch.search('docs', %(q)s, 3, filter_path => '$.y < $nope')", "expected filter_vars to define every"),
+        ("semsearch.text_search('docs', 'cat', 3, filter_path => '$.y < $nope')", "expected filter_vars to define"),
+        ("semsearch.search('docs', %(q)s, 3, filter_path => '$.y < $a', filter_vars => '[1]')", "as a json object"),
+        ("semsearch.hybrid_search('docs', 'cat', %(q)s, 3, rrf_k => -1, fusion => 'rrf')", "expected rrf_k between"),
+        ("semsearch.hybrid_search('docs', 'cat', %(q)s, 3, rrf_k => -61, fusion => 'rrf')", "expected rrf_k between"),
+        ("semsearch.hybrid_search('docs', 'cat', %(q)s, 3, vector_weight => 'NaN')", "expected vector_weight between"),
+        ("semsearch.hybrid_search('docs', 'cat', %(q)s, 3, text_weight => -1)", "expected text_weight between"),
+        ("semsearch.hybrid_search('docs', 'cat', %(q)s, 0)", "expected k between 1 and 10000, got 0"),
+        ("semsearch.hybrid_search('docs', 'cat', %(q)s, 10001)", "expected k between 1 and 10000, got 10001"),
+        ("semsearch.hybrid_search('docs', 'cat', %(q)s, 3, candidates => 0)", "expected candidates between"),
+    ],
+)
+def test_sql_callers_bad_arguments_are_refused_with_a_clear_message(db, col, call, message):
+    """Each got a raw error (division by zero, undefined jsonpath variable) or wrong rows (NaN scores) before 0006."""
+    q = np.eye(64, dtype=np.float32)[0]
+    with db.connection() as conn:
+        with pytest.raises(psycopg.errors.InvalidParameterValue) as got:
+            conn.execute(
+                sql.SQL("SELECT * FROM {}").format(sql.SQL(call)),  # the fixed strings above
+                {"q": Vector(q), "zero": Vector(np.zeros(64, dtype=np.float32))},
+            )
+        assert message in str(got.value)
+        # the filters that are fine still work
+        rows = conn.execute(
+            "SELECT key FROM semsearch.search('docs', %s, 4, filter_path => '$.kind == $k', filter_vars => %s)",
+            [Vector(q), '{"k": "pet"}'],
+        ).fetchall()
+        assert sorted(r[0] for r in rows) == ["cat", "dog"]

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
@@ -172,3 +173,48 @@ def test_a_provider_outage_leaves_rows_pending_until_it_ends(db):
         stop.set()
         thread.join(10)
         assert out[0].embedded == 1
+
+
+def test_spoofed_notifications_from_an_unrelated_role_are_harmless(db, db_url, monkeypatch):
+    """Any role may NOTIFY the watchers' channel: a flood embeds nothing, costs one drain, and the watcher goes on."""
+    import uuid
+
+    from semsearch import watch
+
+    drains: list[int] = []
+    real_backfill = watch.backfill
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        drains.append(1)
+        return real_backfill(*args, **kwargs)
+
+    monkeypatch.setattr(watch, "backfill", counting)
+    emb = CountingLocal(64)
+    col = db.create_collection("notes", embedder=emb, compression="none")
+    col.add(["a"], ["an electric kettle"])
+    stranger = f"ss_spoofer_{uuid.uuid4().hex[:8]}"
+    with db.connection() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(stranger)))
+    stop, thread, _ = _watcher(col, poll=3600)
+    try:
+        _eventually(lambda: len(drains) >= 1)
+        started = time.monotonic()
+        with psycopg.connect(make_conninfo(db_url, user=stranger), autocommit=True) as spoof:
+            # one transaction each: Postgres folds identical notifications of one transaction into one
+            for payload in ["notes"] * 500 + ["nope", "x" * 7000, "'; DROP TABLE x; --"] * 10:
+                spoof.execute("SELECT pg_notify('semsearch_pending', %s)", [payload])
+        flood = time.monotonic() - started
+        _eventually(lambda: len(drains) >= 2)
+        time.sleep(1.0)
+        # 530 notifications: drains at most every MIN_DRAIN_INTERVAL while they came, not one each
+        assert len(drains) <= 3 + flood / watch.MIN_DRAIN_INTERVAL < 530, (len(drains), flood)
+        assert emb.texts == ["an electric kettle"]  # nothing embedded for them
+        col.add(["b"], ["a camping tent"], defer=True)  # a real pending row is still picked up
+        _eventually(lambda: col.pending() == 0)
+        assert emb.texts == ["an electric kettle", "a camping tent"]
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        with db.connection() as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(stranger)))

@@ -38,8 +38,11 @@ MODES = ("vector", "text", "hybrid")
 SCORE_MEANING = {
     "vector": "cosine similarity of the full vectors",
     "text": "BM25 over the collection's statistics",
-    "hybrid": "fused: BM25 and cosine, each scaled to [0, 1], weighted",
+    "hybrid": "fused: BM25 and cosine, by the collection's fusion (below)",
 }
+#: how hybrid search fuses its lists until tune_hybrid stores another way (README, "Text and hybrid")
+DEFAULT_FUSION = {"fusion": "blend", "vector_weight": 0.3, "text_weight": 0.7}
+FUSION_MEANING = {"blend": "a weighted blend of scores scaled to [0, 1]", "rrf": "weighted reciprocal rank"}
 
 
 class Base(DeclarativeBase):
@@ -53,14 +56,16 @@ semsearch = SemSearch()
 class Article(db.Model):  # type: ignore[name-defined,misc]
     """A docstring (or anything a user adds on the page): what the page searches."""
 
-    __tablename__ = "articles"
+    # a name of its own: the README's examples make an "articles" table in the same default database
+    __tablename__ = "flask_example_articles"
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text, default="")
     module: Mapped[str] = mapped_column(String(100), default="")
 
 
-# kept in the collection "articles" of the app's semsearch database, after each commit;
+# kept in the collection "flask_example_articles" (named after the table) of the app's semsearch
+# database, after each commit;
 # halfvec, as in `semsearch demo`: measured best recall and latency on this corpus
 register(
     Article,
@@ -192,7 +197,12 @@ def describe_plan(info: CollectionInfo, *, mode: str, k: int, exact: bool) -> di
             "exact rescore on the full vectors"
         )
     if mode == "hybrid":
-        vector = f"hybrid: full-text top {wanted} + vector top {wanted} ({vector}), fused by reciprocal rank"
+        fusion = info.hybrid or DEFAULT_FUSION
+        how = (
+            f"{FUSION_MEANING[fusion['fusion']]} ({fusion['fusion']}: vector {fusion['vector_weight']:g}, "
+            f"text {fusion['text_weight']:g})"
+        )
+        vector = f"hybrid: full-text top {wanted} + vector top {wanted} ({vector}), fused by {how}"
     plan["strategy"] = vector
     return plan
 

@@ -81,7 +81,7 @@ def rebuild_functions() -> None:
             # text search ranks by BM25 now: its statistics, from the rows already stored
             for stmt in bm25.create_statements(table_name) + bm25.backfill_statements(table_name):
                 _run(stmt)
-        for stmt in function_statements(layout, k1=k1, b=b):
+        for stmt in function_statements(layout, k1=k1, b=b, pin_search_path=False):
             _run(stmt)
         _run(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(layout.stale_trigger_name, layout.table))
         _run(layout.stale_trigger_sql())

@@ -18,6 +18,7 @@ import psycopg
 from semsearch import catalog, ingest, statements
 from semsearch import search as searching
 from semsearch.aio import writes
+from semsearch.aio.pending import awaitable
 from semsearch.aio.search import execute
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, aembed
@@ -47,6 +48,7 @@ class AsyncCollection(Handle):
         super().__init__(info, embedder)
         self.db = db
 
+    @awaitable
     async def count(self) -> int:
         """Rows stored."""
         async with self.db.connection() as conn:
@@ -54,6 +56,7 @@ class AsyncCollection(Handle):
         assert row is not None
         return int(row[0])
 
+    @awaitable
     async def add(
         self,
         keys: Sequence[str | int],
@@ -141,6 +144,7 @@ class AsyncCollection(Handle):
         vectors = [known.get(h) for h in hashes]
         return vectors, 0 if defer else len(todo), len(hashes) - len(todo)
 
+    @awaitable
     async def add_many(
         self,
         records: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
@@ -212,6 +216,7 @@ class AsyncCollection(Handle):
             await flush()
         return totals
 
+    @awaitable
     async def delete(self, keys: str | int | Iterable[str | int]) -> int:
         """Delete rows by key (one key or a list of keys); return how many existed.
 
@@ -231,6 +236,7 @@ class AsyncCollection(Handle):
 
         return await self._following_catalog(delete)
 
+    @awaitable
     async def search(
         self,
         query: str | None = None,

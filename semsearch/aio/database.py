@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
 from pgvector.psycopg import register_vector_async
@@ -19,28 +19,30 @@ from psycopg_pool import AsyncConnectionPool
 
 from semsearch import catalog, ddl
 from semsearch.aio.collection import AsyncCollection
+from semsearch.aio.pending import Pending, awaitable
 from semsearch.catalog import CollectionInfo
 from semsearch.ddl import new_info
-from semsearch.errors import ConfigurationError
+from semsearch.errors import ConfigurationError, NotAwaitedError
 from semsearch.layout import check_name
-from semsearch.server import pool_options, prepare, redact
+from semsearch.server import closed, pool_options, prepare, redact
 
 if TYPE_CHECKING:
     from semsearch.embeddings import Embedder
 
 
-async def connect(
+def connect(
     url: str | None = None,
     *,
     upgrade: bool | None = None,
     max_connections: int = 4,
-) -> AsyncDatabase:
+) -> Connecting:
     """Open semsearch on a Postgres server, for asyncio (FastAPI, aiohttp, ...).
 
     The same URL resolution as :func:`semsearch.connect`: ``url``, else
     ``SEMSEARCH_DATABASE_URL``, else the embedded server (started, or reused, once, in
     a worker thread: it is a blocking start). Searches and writes then run on an
-    ``AsyncConnectionPool`` of ``max_connections``.
+    ``AsyncConnectionPool`` of ``max_connections``. Await it, or use it in ``async with``
+    (which closes the pool at the end).
 
     Example::
 
@@ -48,12 +50,33 @@ async def connect(
             col = await db.collection("docs")
             hits = await col.search("kittens", k=3)
     """
+    return Connecting(_connect(url, upgrade, max_connections), "semsearch.aio.connect(...)")
+
+
+async def _connect(url: str | None, upgrade: bool | None, max_connections: int) -> AsyncDatabase:
     url = await asyncio.to_thread(prepare, url, upgrade=upgrade)
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
         url, configure=register_vector_async, **pool_options(max_connections)
     )
     await pool.open(wait=True, timeout=30)
     return AsyncDatabase(url, pool)
+
+
+class Connecting(Pending["AsyncDatabase"]):
+    """:func:`connect` before it is awaited: ``await`` it, or ``async with`` it."""
+
+    _db: AsyncDatabase
+
+    async def __aenter__(self) -> AsyncDatabase:
+        self._db = await self
+        return self._db
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._db.close()
+
+    def __enter__(self) -> NoReturn:
+        self._coro.close()
+        raise NotAwaitedError(f"expected `async with {self._call}` or `await {self._call}`, got `with`")
 
 
 class AsyncDatabase:
@@ -78,9 +101,12 @@ class AsyncDatabase:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled autocommit async connection with pgvector's types registered."""
+        if self.pool.closed:
+            raise closed()  # not the pool's PoolClosed: a user sees semsearch's errors only
         async with self.pool.connection() as conn:
             yield conn
 
+    @awaitable
     async def close(self) -> None:
         await self.pool.close()
 
@@ -90,9 +116,16 @@ class AsyncDatabase:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def __enter__(self) -> NoReturn:
+        raise NotAwaitedError("expected `async with` on an AsyncDatabase, got `with`")
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
     def __repr__(self) -> str:
         return f"<AsyncDatabase {redact(self._url)}>"
 
+    @awaitable
     async def create_collection(
         self, name: str, *, embedder: Embedder | None = None, **settings: Any
     ) -> AsyncCollection:
@@ -105,8 +138,7 @@ class AsyncDatabase:
         info = new_info(name, embedder=embedder, **settings)
         # two creators of one name: the second waits for the lock, then finds the first one's row
         async with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
-            if await (await conn.execute(catalog.EXISTS, [name])).fetchone():
-                raise ddl.exists_error(name)
+            ddl.check_new(info, await (await conn.execute(ddl.TABLES)).fetchall())
             try:
                 await conn.execute(ddl.TEXT_CONFIG_CHECK, [info.text_config])
             except psycopg.errors.UndefinedObject as exc:
@@ -115,12 +147,14 @@ class AsyncDatabase:
                 await conn.execute(stmt)
         return await self.collection(name, embedder=embedder)
 
+    @awaitable
     async def info(self, name: str) -> CollectionInfo:
         """One collection's catalog row (:class:`~semsearch.errors.CollectionNotFoundError` if none)."""
         async with self.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             return catalog.found(await (await cur.execute(catalog.select_statement(name))).fetchone(), name)
 
+    @awaitable
     async def collection(self, name: str, *, embedder: Embedder | None = None) -> AsyncCollection:
         """Open an existing collection.
 
@@ -133,12 +167,14 @@ class AsyncDatabase:
             raise ConfigurationError(f"expected an embedder of {info.dims} dims for {name!r}, got {embedder.dims}")
         return AsyncCollection(self, info, embedder)
 
+    @awaitable
     async def collections(self) -> list[CollectionInfo]:
         """Every collection's catalog row, by name."""
         async with self.connection() as conn:
             rows = await (await conn.cursor(row_factory=dict_row).execute(catalog.SELECT_ALL)).fetchall()
         return [CollectionInfo.from_row(r) for r in rows]
 
+    @awaitable
     async def drop_collection(self, name: str, *, missing_ok: bool = False) -> None:
         """Drop a collection's table and catalog row."""
         check_name(name)
@@ -164,7 +200,7 @@ class AsyncDatabase:
 
 @asynccontextmanager
 async def _ddl_lock(conn: psycopg.AsyncConnection[Any], name: str) -> AsyncIterator[None]:
-    """One DDL change of a collection at a time, as :func:`semsearch.db._ddl_lock` (polled, see there)."""
+    """One DDL change of a collection at a time, as :func:`semsearch.ddl.ddl_lock` (polled, see there)."""
     while not (await (await conn.execute(ddl.TRY_LOCK, [name])).fetchone())[0]:  # type: ignore[index]
         await asyncio.sleep(ddl.LOCK_POLL_SECONDS)
     try:

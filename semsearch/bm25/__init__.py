@@ -83,8 +83,9 @@ from semsearch.bm25.statistics import (
     compact_statements,
     create_statements,
     drop_statements,
-    verify_statement,
+    reshape_statements,
 )
+from semsearch.bm25.verify import verify_statement
 
 __all__ = [
     "EVENTS",
@@ -99,6 +100,7 @@ __all__ = [
     "compact_statements",
     "create_statements",
     "drop_statements",
+    "reshape_statements",
     "search_statement",
     "tsv_expression",
     "verify_statement",

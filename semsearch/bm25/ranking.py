@@ -19,6 +19,7 @@ def search_statement(
     where: sql.Composable | None = None,
     schema: str = SCHEMA,
     params: Mapping[str, sql.Composable] | None = None,
+    tenant: sql.Composable | None = None,
 ) -> sql.Composed:
     """BM25 top-k of ``schema.table``: rows ``(key, content, score, metadata)``, best first, ties by id.
 
@@ -33,6 +34,11 @@ def search_statement(
     matching row is joined first, so pass ``None`` rather than an always-true
     condition.
 
+    ``tenant`` (a text expression, possibly NULL) is for statistics kept per tenant
+    (``create_statements(..., tenants=True)``): N, the average length and df are then
+    that tenant's, or the sums over every tenant the caller may see when it is NULL,
+    and only that tenant's postings are read.
+
     Example::
 
         stmt = search_statement("col_docs", "english", where=sql.SQL("tenant = %(tenant)s"))
@@ -44,6 +50,14 @@ def search_statement(
     p: dict[str, sql.Composable] = {name: sql.Placeholder(name) for name in PARAMS}
     p.update(params or {})
     n = Names(table, schema)
+
+    def of_tenant(column: str, joined: str = "AND") -> sql.Composable:
+        if tenant is None:
+            return sql.SQL("")
+        return sql.SQL(" {j} ({t}::text IS NULL OR {c} = {t}::text)").format(
+            j=sql.SQL(joined), t=tenant, c=sql.SQL(column)
+        )
+
     # per query lexeme: w = idf * (k1 + 1), and the denominator tf + k1 * (1 - b) + k1 * b / avgdl * dl
     scored = sql.SQL(
         """SELECT bp.id AS bm25_id,
@@ -55,12 +69,12 @@ def search_statement(
                d.lexeme
         FROM (SELECT lexeme, sum(df)::float8 AS df FROM {df}
               WHERE lexeme = ANY (ARRAY(
-                  SELECT q.lexeme COLLATE "C" FROM unnest(to_tsvector({cfg}::regconfig, {text}::text)) q))
+                  SELECT q.lexeme COLLATE "C" FROM unnest(to_tsvector({cfg}::regconfig, {text}::text)) q)){df_t}
               GROUP BY lexeme HAVING sum(df) > 0) d,
-             (SELECT sum(n)::float8 AS n, sum(total)::float8 AS total FROM {stats}) st
+             (SELECT sum(n)::float8 AS n, sum(total)::float8 AS total FROM {stats}{st_t}) st
     ) w CROSS JOIN LATERAL (
         -- OFFSET 0 keeps this a per-lexeme index range scan whatever the statistics say
-        SELECT p.id, p.tf, p.dl FROM {postings} p WHERE p.lexeme = w.lexeme OFFSET 0
+        SELECT p.id, p.tf, p.dl FROM {postings} p WHERE p.lexeme = w.lexeme{p_t} OFFSET 0
     ) bp
     GROUP BY bp.id"""
     ).format(
@@ -71,6 +85,9 @@ def search_statement(
         text=p["text"],
         stats=n.ident(n.stats),
         postings=n.ident(n.postings),
+        df_t=of_tenant("tenant"),
+        st_t=of_tenant("tenant", "WHERE"),
+        p_t=of_tenant("p.tenant"),
     )
     if where is None:
         return sql.SQL(

@@ -28,11 +28,23 @@ def _slot_block(slots: int) -> sql.Composed:
     ).format(last=sql.Literal(slots - 1), slots=sql.Literal(slots))
 
 
-def _count(n: Names, rows: sql.Composable, sign: str, postings: sql.Composable) -> sql.Composed:
-    """Apply the rows of query ``rows`` (id, tsv) to slot ``s``: N/total and df move by ``sign``,
-    and the CTE ``postings`` (over ``r``: id, tsv, dl) writes the postings, returning their lexemes."""
-    return sql.SQL(
-        """WITH r AS MATERIALIZED (SELECT a.id, a.tsv, {dl} AS dl FROM ({rows}) a),
+def _count(n: Names, rows: sql.Composable, sign: str, postings: sql.Composable, tenants: bool) -> sql.Composed:
+    """Apply the rows of query ``rows`` (id, tsv[, tenant]) to slot ``s``: N/total and df move by ``sign``,
+    and the CTE ``postings`` (over ``r``: id, tsv[, tenant], dl) writes the postings, returning their
+    lexemes (and tenants). With ``tenants`` every counter is per tenant ('' for rows without one)."""
+    if tenants:
+        template = """WITH r AS MATERIALIZED (SELECT a.id, a.tsv, a.tenant, {dl} AS dl FROM ({rows}) a),
+    st AS (
+        INSERT INTO {stats} AS t (tenant, slot, n, total)
+        SELECT coalesce(r.tenant, ''), s, {sign}count(*), {sign}coalesce(sum(r.dl), 0) FROM r GROUP BY 1
+        ON CONFLICT (tenant, slot) DO UPDATE SET n = t.n + excluded.n, total = t.total + excluded.total
+    ),
+    p AS ({postings})
+    INSERT INTO {df} AS t (lexeme, tenant, slot, df) SELECT p.lexeme, p.tenant, s, {sign}count(*) FROM p
+    GROUP BY p.lexeme, p.tenant
+    ON CONFLICT (lexeme, tenant, slot) DO UPDATE SET df = t.df + excluded.df;"""
+    else:
+        template = """WITH r AS MATERIALIZED (SELECT a.id, a.tsv, {dl} AS dl FROM ({rows}) a),
     st AS (
         INSERT INTO {stats} AS t (slot, n, total) SELECT s, {sign}count(*), {sign}coalesce(sum(r.dl), 0) FROM r
         ON CONFLICT (slot) DO UPDATE SET n = t.n + excluded.n, total = t.total + excluded.total
@@ -40,7 +52,7 @@ def _count(n: Names, rows: sql.Composable, sign: str, postings: sql.Composable) 
     p AS ({postings})
     INSERT INTO {df} AS t (lexeme, slot, df) SELECT p.lexeme, s, {sign}count(*) FROM p GROUP BY p.lexeme
     ON CONFLICT (lexeme, slot) DO UPDATE SET df = t.df + excluded.df;"""
-    ).format(
+    return sql.SQL(template).format(
         dl=document_length(sql.SQL("a.tsv")),
         rows=rows,
         stats=n.ident(n.stats),
@@ -50,21 +62,27 @@ def _count(n: Names, rows: sql.Composable, sign: str, postings: sql.Composable) 
     )
 
 
-def _add(n: Names, rows: sql.Composable) -> sql.Composed:
-    """Add postings, df and N/total of the rows of query ``rows`` (columns id, tsv) to slot ``s``."""
+def _add(n: Names, rows: sql.Composable, tenants: bool) -> sql.Composed:
+    """Add postings, df and N/total of the rows of query ``rows`` (columns id, tsv[, tenant]) to slot ``s``."""
     postings = sql.SQL(
         """
-        INSERT INTO {postings} (id, tf, dl, lexeme)
-        SELECT r.id, {tf}, r.dl, u.lexeme FROM r CROSS JOIN LATERAL unnest(r.tsv) u
+        INSERT INTO {postings} (id, tf, dl, lexeme{tcol})
+        SELECT r.id, {tf}, r.dl, u.lexeme{rt} FROM r CROSS JOIN LATERAL unnest(r.tsv) u
         ORDER BY u.lexeme COLLATE "C", r.id  -- in index order: each leaf page is visited once, not once per posting
-        RETURNING lexeme
+        RETURNING lexeme{ret}
     """
-    ).format(postings=n.ident(n.postings), tf=term_frequency(sql.SQL("u.positions")))
-    return _count(n, rows, "", postings)
+    ).format(
+        postings=n.ident(n.postings),
+        tf=term_frequency(sql.SQL("u.positions")),
+        tcol=sql.SQL(", tenant" if tenants else ""),
+        rt=sql.SQL(", r.tenant" if tenants else ""),
+        ret=sql.SQL(", coalesce(tenant, '') AS tenant" if tenants else ""),
+    )
+    return _count(n, rows, "", postings, tenants)
 
 
-def _remove(n: Names, rows: sql.Composable) -> sql.Composed:
-    """Remove the postings of the rows of query ``rows`` (id, tsv) and subtract them from slot ``s``."""
+def _remove(n: Names, rows: sql.Composable, tenants: bool) -> sql.Composed:
+    """Remove the postings of the rows of query ``rows`` (id, tsv[, tenant]) and subtract them from slot ``s``."""
     postings = sql.SQL(
         """
         -- one primary-key probe per posting, by tuple id: a join here was planned as a hash join over
@@ -74,10 +92,10 @@ def _remove(n: Names, rows: sql.Composable) -> sql.Composed:
             FROM (SELECT r.id, u.lexeme COLLATE "C" AS lexeme FROM r CROSS JOIN LATERAL unnest(r.tsv) u ORDER BY 2, 1) k
             CROSS JOIN LATERAL (SELECT q.ctid FROM {postings} q WHERE q.lexeme = k.lexeme AND q.id = k.id OFFSET 0) x
         ))
-        RETURNING p.lexeme
+        RETURNING p.lexeme{ret}
     """
-    ).format(postings=n.ident(n.postings))
-    return _count(n, rows, "-", postings)
+    ).format(postings=n.ident(n.postings), ret=sql.SQL(", coalesce(p.tenant, '') AS tenant" if tenants else ""))
+    return _count(n, rows, "-", postings, tenants)
 
 
 def _function(n: Names, event: str, body: sql.Composable) -> sql.Composed:
@@ -97,22 +115,26 @@ $bm25$"""
     ).format(fn=n.ident(n.fn(event)), body=body)
 
 
-def create_statements(table: str, *, schema: str = SCHEMA, slots: int = SLOTS) -> list[sql.Composed]:
-    """Side tables, trigger functions and triggers that keep BM25 statistics of ``schema.table`` exact.
-
-    Run them, then :func:`backfill_statements`, in one transaction. ``slots`` is how
-    many transactions can write statistics at once without waiting for each other.
-
-    Example::
-
-        for stmt in create_statements("col_docs") + backfill_statements("col_docs"):
-            conn.execute(stmt)
-    """
-    if not isinstance(slots, int) or not 1 <= slots <= 1024:
-        raise ValueError(f"expected 1 <= slots <= 1024, got {slots!r}")
+def table_statements(table: str, *, schema: str = SCHEMA, tenants: bool = False) -> list[sql.Composed]:
+    """The three side tables; with ``tenants`` each posting and counter also holds its row's tenant."""
     n = Names(table, schema)
-    tbl = n.ident(table)
-    stmts = [
+    if tenants:
+        return [
+            sql.SQL(
+                "CREATE TABLE {t} (id bigint NOT NULL, tf int NOT NULL, dl int NOT NULL, "
+                'lexeme text COLLATE "C" NOT NULL, tenant text, '
+                "CONSTRAINT {pk} PRIMARY KEY (lexeme, id) INCLUDE (tf, dl, tenant))"
+            ).format(t=n.ident(n.postings), pk=sql.Identifier(n.postings + "_pkey")),
+            sql.SQL(
+                'CREATE TABLE {t} (lexeme text COLLATE "C" NOT NULL, tenant text NOT NULL, slot int NOT NULL, '
+                "df bigint NOT NULL, CONSTRAINT {pk} PRIMARY KEY (lexeme, tenant, slot))"
+            ).format(t=n.ident(n.df), pk=sql.Identifier(n.df + "_pkey")),
+            sql.SQL(
+                "CREATE TABLE {t} (tenant text NOT NULL, slot int NOT NULL, n bigint NOT NULL, total bigint NOT NULL, "
+                "CONSTRAINT {pk} PRIMARY KEY (tenant, slot))"
+            ).format(t=n.ident(n.stats), pk=sql.Identifier(n.stats + "_pkey")),
+        ]
+    return [
         # id first: 8-byte alignment without padding; the heap row is 48 bytes for an 8-byte lexeme
         sql.SQL(
             "CREATE TABLE {t} (id bigint NOT NULL, tf int NOT NULL, dl int NOT NULL, "
@@ -128,18 +150,63 @@ def create_statements(table: str, *, schema: str = SCHEMA, slots: int = SLOTS) -
             "CONSTRAINT {pk} PRIMARY KEY (slot))"
         ).format(t=n.ident(n.stats), pk=sql.Identifier(n.stats + "_pkey")),
     ]
+
+
+def create_statements(
+    table: str, *, schema: str = SCHEMA, slots: int = SLOTS, tenants: bool = False
+) -> list[sql.Composed]:
+    """Side tables, trigger functions and triggers that keep BM25 statistics of ``schema.table`` exact.
+
+    Run them, then :func:`backfill_statements`, in one transaction. ``slots`` is how
+    many transactions can write statistics at once without waiting for each other;
+    ``tenants`` keeps every statistic per tenant (see :func:`search_statement`).
+
+    Example::
+
+        for stmt in create_statements("col_docs") + backfill_statements("col_docs"):
+            conn.execute(stmt)
+    """
+    return table_statements(table, schema=schema, tenants=tenants) + trigger_statements(
+        table, schema=schema, slots=slots, tenants=tenants
+    )
+
+
+def trigger_statements(
+    table: str, *, schema: str = SCHEMA, slots: int = SLOTS, tenants: bool = False
+) -> list[sql.Composed]:
+    """The trigger functions and triggers of :func:`create_statements` (side tables of the same shape exist)."""
+    if not isinstance(slots, int) or not 1 <= slots <= 1024:
+        raise ValueError(f"expected 1 <= slots <= 1024, got {slots!r}")
+    n = Names(table, schema)
+    tbl = n.ident(table)
+    stmts: list[sql.Composed] = []
     slot = _slot_block(slots)
     # an update is the removal of the old (id, tsv) pairs that are not among the new ones and the addition of
     # the new ones not among the old (id can change too: UPDATE ... SET id = DEFAULT). A FULL JOIN can only be a
     # hash or merge join, never a nested loop over two unindexed transition tables (quadratic: 220 s for 20k rows).
-    changed = sql.SQL(
-        "SELECT o.id AS old_id, o.tsv AS old_tsv, w.id AS new_id, w.tsv AS new_tsv "
-        "FROM old_rows o FULL JOIN new_rows w ON w.id = o.id WHERE o.tsv IS DISTINCT FROM w.tsv"
-    )
-    gone = sql.SQL("SELECT old_id AS id, old_tsv AS tsv FROM ({} OFFSET 0) ch WHERE old_id IS NOT NULL").format(changed)
-    came = sql.SQL("SELECT new_id AS id, new_tsv AS tsv FROM ({} OFFSET 0) ch WHERE new_id IS NOT NULL").format(changed)
+    if tenants:  # a row that moves to another tenant moves its counts too
+        changed = sql.SQL(
+            "SELECT o.id AS old_id, o.tsv AS old_tsv, o.tenant AS old_tenant, "
+            "w.id AS new_id, w.tsv AS new_tsv, w.tenant AS new_tenant "
+            "FROM old_rows o FULL JOIN new_rows w ON w.id = o.id "
+            "WHERE o.tsv IS DISTINCT FROM w.tsv OR o.tenant IS DISTINCT FROM w.tenant"
+        )
+        cols = (
+            "old_id AS id, old_tsv AS tsv, old_tenant AS tenant",
+            "new_id AS id, new_tsv AS tsv, new_tenant AS tenant",
+        )
+        rows = "SELECT id, tsv, tenant FROM {}"
+    else:
+        changed = sql.SQL(
+            "SELECT o.id AS old_id, o.tsv AS old_tsv, w.id AS new_id, w.tsv AS new_tsv "
+            "FROM old_rows o FULL JOIN new_rows w ON w.id = o.id WHERE o.tsv IS DISTINCT FROM w.tsv"
+        )
+        cols = ("old_id AS id, old_tsv AS tsv", "new_id AS id, new_tsv AS tsv")
+        rows = "SELECT id, tsv FROM {}"
+    gone = sql.SQL("SELECT {} FROM ({} OFFSET 0) ch WHERE old_id IS NOT NULL").format(sql.SQL(cols[0]), changed)
+    came = sql.SQL("SELECT {} FROM ({} OFFSET 0) ch WHERE new_id IS NOT NULL").format(sql.SQL(cols[1]), changed)
     bodies: dict[str, sql.Composable] = {
-        "insert": sql.SQL("{}\n    {}").format(slot, _add(n, sql.SQL("SELECT id, tsv FROM new_rows"))),
+        "insert": sql.SQL("{}\n    {}").format(slot, _add(n, sql.SQL(rows).format(sql.SQL("new_rows")), tenants)),
         # rows whose (id, tsv) is unchanged are skipped: metadata and embedding updates write nothing
         "update": sql.SQL(
             """IF NOT EXISTS ({changed}) THEN
@@ -148,8 +215,8 @@ def create_statements(table: str, *, schema: str = SCHEMA, slots: int = SLOTS) -
     {slot}
     {remove}
     {add}"""
-        ).format(changed=changed, slot=slot, remove=_remove(n, gone), add=_add(n, came)),
-        "delete": sql.SQL("{}\n    {}").format(slot, _remove(n, sql.SQL("SELECT id, tsv FROM old_rows"))),
+        ).format(changed=changed, slot=slot, remove=_remove(n, gone, tenants), add=_add(n, came, tenants)),
+        "delete": sql.SQL("{}\n    {}").format(slot, _remove(n, sql.SQL(rows).format(sql.SQL("old_rows")), tenants)),
         # TRUNCATE already holds the collection exclusively; counters of all slots go
         "truncate": sql.SQL("TRUNCATE {}, {}, {};").format(n.ident(n.postings), n.ident(n.df), n.ident(n.stats)),
     }
@@ -174,39 +241,93 @@ def create_statements(table: str, *, schema: str = SCHEMA, slots: int = SLOTS) -
     return stmts
 
 
-def backfill_statements(table: str, *, schema: str = SCHEMA) -> list[sql.Composed]:
+def reshape_statements(table: str, *, schema: str = SCHEMA, tenants: bool) -> list[sql.Composed]:
+    """Turn existing statistics into the per-tenant shape (``tenants``) or back, keeping the side tables
+    (and so their grants): columns and keys altered, triggers re-made, everything recounted.
+
+    Run in one transaction; writers of the collection wait until it commits.
+    """
+    n = Names(table, schema)
+    p, d, st = n.ident(n.postings), n.ident(n.df), n.ident(n.stats)
+    pk = {name: sql.Identifier(name + "_pkey") for name in (n.postings, n.df, n.stats)}
+    stmts = [sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(n.ident(table))]
+    stmts += [sql.SQL("DROP FUNCTION IF EXISTS {}() CASCADE").format(n.ident(n.fn(e))) for e in EVENTS]
+    stmts.append(sql.SQL("TRUNCATE {}, {}, {}").format(p, d, st))
+    if tenants:
+        stmts += [
+            sql.SQL("ALTER TABLE {} ADD COLUMN tenant text, DROP CONSTRAINT {}, "
+                    "ADD CONSTRAINT {} PRIMARY KEY (lexeme, id) INCLUDE (tf, dl, tenant)").format(
+                p, pk[n.postings], pk[n.postings]),
+            sql.SQL("ALTER TABLE {} ADD COLUMN tenant text NOT NULL, DROP CONSTRAINT {}, "
+                    "ADD CONSTRAINT {} PRIMARY KEY (lexeme, tenant, slot)").format(d, pk[n.df], pk[n.df]),
+            sql.SQL("ALTER TABLE {} ADD COLUMN tenant text NOT NULL, DROP CONSTRAINT {}, "
+                    "ADD CONSTRAINT {} PRIMARY KEY (tenant, slot)").format(st, pk[n.stats], pk[n.stats]),
+        ]  # fmt: skip
+    else:
+        stmts += [
+            sql.SQL("ALTER TABLE {} DROP COLUMN tenant, ADD CONSTRAINT {} PRIMARY KEY (lexeme, id) INCLUDE (tf, dl)")
+            .format(p, pk[n.postings]),
+            sql.SQL("ALTER TABLE {} DROP COLUMN tenant, ADD CONSTRAINT {} PRIMARY KEY (lexeme, slot)").format(
+                d, pk[n.df]),
+            sql.SQL("ALTER TABLE {} DROP COLUMN tenant, ADD CONSTRAINT {} PRIMARY KEY (slot)").format(
+                st, pk[n.stats]),
+        ]  # fmt: skip
+    return (
+        stmts
+        + trigger_statements(table, schema=schema, tenants=tenants)
+        + backfill_statements(table, schema=schema, tenants=tenants)
+    )
+
+
+def backfill_statements(table: str, *, schema: str = SCHEMA, tenants: bool = False) -> list[sql.Composed]:
     """(Re)build all statistics from the rows in the table: fills a new install, repairs a damaged one.
 
     Locks out writers (``SHARE`` mode) until the transaction ends; everything goes
-    to slot 0.
+    to slot 0. ``tenants``: the side tables have the per-tenant shape.
     """
     n = Names(table, schema)
     tbl = n.ident(table)
+    t = (lambda x: sql.SQL(x)) if tenants else (lambda x: sql.SQL(""))
     return [
         sql.SQL("LOCK TABLE {} IN SHARE MODE").format(tbl),
         sql.SQL("TRUNCATE {}, {}, {}").format(n.ident(n.postings), n.ident(n.df), n.ident(n.stats)),
         sql.SQL(
-            "INSERT INTO {p} (id, tf, dl, lexeme) SELECT r.id, {tf}, r.dl, u.lexeme "
-            "FROM (SELECT c.id, c.tsv, {dl} AS dl FROM {tbl} c) r CROSS JOIN LATERAL unnest(r.tsv) u "
+            "INSERT INTO {p} (id, tf, dl, lexeme{tc}) SELECT r.id, {tf}, r.dl, u.lexeme{rt} "
+            "FROM (SELECT c.id, c.tsv, c.tenant, {dl} AS dl FROM {tbl} c) r CROSS JOIN LATERAL unnest(r.tsv) u "
             'ORDER BY u.lexeme COLLATE "C", r.id'
         ).format(
             p=n.ident(n.postings),
             tf=term_frequency(sql.SQL("u.positions")),
             dl=document_length(sql.SQL("c.tsv")),
             tbl=tbl,
+            tc=t(", tenant"),
+            rt=t(", r.tenant"),
         ),
-        sql.SQL("INSERT INTO {d} (lexeme, slot, df) SELECT lexeme, 0, count(*) FROM {p} GROUP BY lexeme").format(
-            d=n.ident(n.df), p=n.ident(n.postings)
+        sql.SQL(
+            "INSERT INTO {d} (lexeme{tc}, slot, df) SELECT lexeme{gt}, 0, count(*) FROM {p} GROUP BY lexeme{g2}"
+        ).format(
+            d=n.ident(n.df),
+            p=n.ident(n.postings),
+            tc=t(", tenant"),
+            gt=t(", coalesce(tenant, '')"),
+            g2=t(", 2"),
         ),
-        sql.SQL("INSERT INTO {s} (slot, n, total) SELECT 0, count(*), coalesce(sum({dl}), 0) FROM {tbl} c").format(
-            s=n.ident(n.stats), dl=document_length(sql.SQL("c.tsv")), tbl=tbl
+        sql.SQL(
+            "INSERT INTO {s} ({tc}slot, n, total) SELECT {gt}0, count(*), coalesce(sum({dl}), 0) FROM {tbl} c{g}"
+        ).format(
+            s=n.ident(n.stats),
+            dl=document_length(sql.SQL("c.tsv")),
+            tbl=tbl,
+            tc=t("tenant, "),
+            gt=t("coalesce(c.tenant, ''), "),
+            g=t(" GROUP BY 1"),
         ),
         sql.SQL("ANALYZE {}").format(n.ident(n.postings)),
         sql.SQL("ANALYZE {}").format(n.ident(n.df)),
     ]
 
 
-def compact_statements(table: str, *, schema: str = SCHEMA) -> list[sql.Composed]:
+def compact_statements(table: str, *, schema: str = SCHEMA, tenants: bool = False) -> list[sql.Composed]:
     """Fold every slot's counters into slot 0 and drop zero df rows (one transaction; waits for writers).
 
     Optional upkeep: without it a lexeme has at most ``slots`` df rows, and lexemes
@@ -214,17 +335,20 @@ def compact_statements(table: str, *, schema: str = SCHEMA) -> list[sql.Composed
     """
     n = Names(table, schema)
     tbl = n.ident(table)
+    t = (lambda x: sql.SQL(x)) if tenants else (lambda x: sql.SQL(""))
     return [
         # SHARE ROW EXCLUSIVE: no concurrent writer of the collection, so no trigger holds a slot
         sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(tbl),
         sql.SQL(
-            "WITH gone AS (DELETE FROM {d} RETURNING lexeme, df) "
-            "INSERT INTO {d} (lexeme, slot, df) SELECT lexeme, 0, sum(df) FROM gone GROUP BY lexeme HAVING sum(df) <> 0"
-        ).format(d=n.ident(n.df)),
+            "WITH gone AS (DELETE FROM {d} RETURNING lexeme{tc}, df) "
+            "INSERT INTO {d} (lexeme{tc}, slot, df) SELECT lexeme{tc}, 0, sum(df) FROM gone GROUP BY lexeme{tc} "
+            "HAVING sum(df) <> 0"
+        ).format(d=n.ident(n.df), tc=t(", tenant")),
         sql.SQL(
-            "WITH gone AS (DELETE FROM {s} RETURNING n, total) "
-            "INSERT INTO {s} (slot, n, total) SELECT 0, coalesce(sum(n), 0), coalesce(sum(total), 0) FROM gone"
-        ).format(s=n.ident(n.stats)),
+            "WITH gone AS (DELETE FROM {s} RETURNING {tc}n, total) "
+            "INSERT INTO {s} ({tc}slot, n, total) SELECT {tc}0, coalesce(sum(n), 0), coalesce(sum(total), 0) "
+            "FROM gone{g}"
+        ).format(s=n.ident(n.stats), tc=t("tenant, "), g=t(" GROUP BY tenant")),
     ]
 
 
@@ -236,36 +360,3 @@ def drop_statements(table: str, *, schema: str = SCHEMA) -> list[sql.Composed]:
         sql.SQL("DROP TABLE IF EXISTS {}, {}, {}").format(n.ident(n.postings), n.ident(n.df), n.ident(n.stats))
     )
     return stmts
-
-
-def verify_statement(table: str, *, schema: str = SCHEMA) -> sql.Composed:
-    """Differences between the stored statistics and a recount from the table; no rows when exact.
-
-    Each row is ``(what, lexeme, id, stored, recounted)``.
-    """
-    n = Names(table, schema)
-    return sql.SQL(
-        """WITH r AS (SELECT c.id, c.tsv, {dl} AS dl FROM {tbl} c),
-recount AS (SELECT r.id, {tf} AS tf, r.dl, u.lexeme COLLATE "C" AS lexeme FROM r CROSS JOIN LATERAL unnest(r.tsv) u),
-p AS (SELECT 'posting'::text AS what, lexeme, id, format('%s/%s', s.tf, s.dl) AS stored,
-             format('%s/%s', c.tf, c.dl) AS recounted
-      FROM {p} s FULL JOIN recount c USING (lexeme, id)
-      WHERE s.tf IS DISTINCT FROM c.tf OR s.dl IS DISTINCT FROM c.dl),
-d AS (SELECT 'df'::text, lexeme, NULL::bigint, s.df::text, c.df::text
-      FROM (SELECT lexeme, sum(df) AS df FROM {d} GROUP BY lexeme HAVING sum(df) <> 0) s
-      FULL JOIN (SELECT lexeme, count(*)::numeric AS df FROM recount GROUP BY lexeme) c USING (lexeme)
-      WHERE s.df IS DISTINCT FROM c.df),
-st AS (SELECT 'n/total'::text, NULL::text, NULL::bigint, format('%s/%s', s.n, s.total),
-              format('%s/%s', c.n, c.total)
-       FROM (SELECT coalesce(sum(n), 0) AS n, coalesce(sum(total), 0) AS total FROM {s}) s,
-            (SELECT count(*)::numeric AS n, coalesce(sum(dl), 0)::numeric AS total FROM r) c
-       WHERE (s.n, s.total) IS DISTINCT FROM (c.n, c.total))
-SELECT * FROM p UNION ALL SELECT * FROM d UNION ALL SELECT * FROM st"""
-    ).format(
-        dl=document_length(sql.SQL("c.tsv")),
-        tbl=n.ident(table),
-        tf=term_frequency(sql.SQL("u.positions")),
-        p=n.ident(n.postings),
-        d=n.ident(n.df),
-        s=n.ident(n.stats),
-    )

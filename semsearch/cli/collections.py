@@ -119,6 +119,26 @@ def grant(ctx: click.Context, role: str, name: str, write: bool) -> None:
     click.echo(f"granted {role} {'search and write' if write else 'search'} on {name}")
 
 
+@main.command("isolate-tenants")
+@click.argument("name")
+@click.option("--setting", default="app.tenant", show_default=True, help="The setting a session names its tenant in.")
+@click.option("--off", is_flag=True, help="Remove the isolation.")
+@click.pass_context
+def isolate_tenants(ctx: click.Context, name: str, setting: str, off: bool) -> None:
+    """Keep tenants of collection NAME apart in the database (row-level security, per-tenant BM25).
+
+    Every role but the owner then sees only the tenant its session names
+    (SET app.tenant = 'acme'), in the rows and in the text statistics.
+
+    \b
+    Example:
+      semsearch isolate-tenants docs
+      semsearch isolate-tenants docs --off
+    """
+    connect_db(ctx).isolate_tenants(name, setting=None if off else setting)
+    click.echo(f"{name}: tenants shared" if off else f"{name}: tenants isolated by setting {setting}")
+
+
 @main.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per collection.")
 @click.pass_context

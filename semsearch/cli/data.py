@@ -61,9 +61,10 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
     JSONL: one object per line with the key and text fields, optional "metadata"
     (an object), embedding (a list of numbers) and tenant; other fields join the
     metadata. CSV: a header row; the key and text columns, optional embedding (a
-    JSON list) and tenant columns; other columns become metadata, with numbers,
-    true/false and empty cells (null) inferred per cell: 42 and 2.5 are numbers,
-    007 stays text (--metadata-types forces types, --no-infer-types keeps text).
+    JSON list) and tenant columns; other columns become metadata, typed per column
+    from all its cells: a column of 42 and 2.5 is numbers, of true/false booleans;
+    one cell like 007 or n/a keeps the whole column text; empty cells are null
+    (--metadata-types forces types, --no-infer-types keeps text).
     Text: one row per paragraph (blocks separated by blank lines), keyed "<file as
     given>:<n>". A bad row stops the run with its file and line; batches written
     before it stay, and a re-run skips them.
@@ -79,12 +80,13 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
     if o["tenant"] is None and _has_tenants(col):
         o["tenant"] = "tenant"
     names = Fields(**o)
+    required = (o["tenant"], name) if _needs_tenant(col) else None
     seen: dict[str, str] = {}
     totals = AddResult(0, 0, 0)
     start = time.perf_counter()
     for path in files:
         kind = FORMATS.get(path.suffix.lower(), "text") if fmt == "auto" else fmt
-        records = checked(READERS[kind](path, names), col.dims, seen)
+        records = checked(READERS[kind](path, names), col.dims, seen, required_tenant=required)
         got = col.add_many(records, batch_size=batch_size, progress=True, total=count_rows(path, kind))
         totals += got
     secs = time.perf_counter() - start
@@ -96,8 +98,12 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
     )
 
 
+def _needs_tenant(col: Collection) -> bool:
+    return col.info.tenant_required or col.info.distributed_by == "tenant"
+
+
 def _has_tenants(col: Collection) -> bool:
-    if col.info.tenant_required:
+    if _needs_tenant(col):
         return True
     with col.db.connection() as conn:
         query = sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE tenant IS NOT NULL)").format(col.layout.table)
@@ -118,11 +124,13 @@ def delete(ctx: click.Context, name: str, keys: tuple[str, ...], from_file: Path
       semsearch delete docs a1 a2
       semsearch delete docs --from-file stale_keys.txt
     """
-    wanted = list(dict.fromkeys([*keys, *(read_lines(from_file) if from_file is not None else [])]))
-    if not wanted:
+    if not keys and from_file is None:
         raise click.UsageError("expected KEYs or --from-file")
-    n = connect_db(ctx).collection(name).delete(wanted)
-    click.echo(f"deleted {n} of {len(wanted)} key(s) from {name}")
+    wanted = list(dict.fromkeys([*keys, *(read_lines(from_file) if from_file is not None else [])]))
+    col = connect_db(ctx).collection(name)  # an unknown collection is an error even with no keys
+    n = col.delete(wanted) if wanted else 0
+    empty = f" ({from_file} holds no keys)" if not wanted else ""
+    click.echo(f"deleted {n} of {len(wanted)} key(s) from {name}{empty}")
 
 
 @main.command()

@@ -21,6 +21,12 @@ from semsearch.cli.app import connect_db, embedder_option, main
 @click.option("--rollback", is_flag=True, help="Switch back to the collection the last migration replaced.")
 @click.option("--json", "as_json", is_flag=True)
 @embedder_option
+@click.option(
+    "--old-embedder",
+    metavar="MODULE:FACTORY",
+    help="The collection's current embedder, for the comparison when its model is not built in "
+    "(without it that comparison is skipped).",
+)
 @click.pass_context
 def migrate_model(ctx: click.Context, name: str, rollback: bool, as_json: bool, **o: Any) -> None:
     """Re-embed a collection with another model or dims while searches go on, then switch.
@@ -33,6 +39,7 @@ def migrate_model(ctx: click.Context, name: str, rollback: bool, as_json: bool, 
     Example:
       semsearch migrate-model docs --model local --dims 256
       semsearch migrate-model docs --embedder mypkg.emb:make
+      semsearch migrate-model notes --embedder mypkg.emb:v2 --old-embedder mypkg.emb:v1
       semsearch migrate-model docs --rollback
     """
     from semsearch import model_switch
@@ -42,15 +49,15 @@ def migrate_model(ctx: click.Context, name: str, rollback: bool, as_json: bool, 
         model_switch.rollback(db, name)
         click.echo(f"{name} is back on the collection it replaced; the newer one is {name}__next")
         return
-    embedder = None
-    if o["embedder"] is not None:
-        from semsearch.embeddings.factory import load_embedder
+    from semsearch.embeddings.factory import load_embedder
 
-        embedder = load_embedder(o["embedder"], dims=o["dims"])
+    embedder = None if o["embedder"] is None else load_embedder(o["embedder"], dims=o["dims"])
+    old_embedder = None if o["old_embedder"] is None else load_embedder(o["old_embedder"])
     report = model_switch.migrate_model(
         db,
         name,
         embedder=embedder,
+        old_embedder=old_embedder,
         model=o["model"],
         dims=o["dims"],
         compression=o["compression"],

@@ -50,7 +50,8 @@ def eval_(ctx: click.Context, name: str, as_json: bool, embedder: str | None, **
     """Measure recall@K against exact search, latency, index size (and nDCG with --qrels).
 
     Queries are --queries (texts, one per line: the n-th is query id n in --qrels;
-    or a .npy array) or --sample stored rows' own vectors (ids: their keys).
+    or a .npy array) or --sample stored rows' own vectors (no --qrels: they are no
+    judged queries).
     --plot or --oversamples sweeps the oversampling instead.
 
     \b
@@ -63,6 +64,8 @@ def eval_(ctx: click.Context, name: str, as_json: bool, embedder: str | None, **
 
     if o["plot"] is not None:
         _require_matplotlib()
+    if o["qrels"] is not None and o["queries_file"] is None:
+        raise click.UsageError("expected --queries with --qrels: sampled rows are no judged queries")
     queries, sample = _queries(o["queries_file"], o["sample"])
     col = open_collection(ctx, name, embedder)
     if o["plot"] is None and o["oversamples"] is None:

@@ -81,7 +81,10 @@ def search(ctx: click.Context, name: str, query: str | None, as_json: bool, **op
         rows = [(str(i), f"{h.score:.4f}", h.key, short(h.content)) for i, h in enumerate(result, 1)]
         table(("rank", "score", "key", "content"), rows)
     if not result.complete:
-        click.echo(f"only {len(result)} of {result.k} requested rows exist", err=True)
+        # rows stored with defer=True are invisible to a search until backfill embeds them
+        pending = col.pending()
+        hint = f"; {pending:,} more wait for an embedding: run `semsearch backfill {name}`" if pending else ""
+        click.echo(f"only {len(result)} of {result.k} requested rows exist{hint}", err=True)
 
 
 @main.command()

@@ -73,23 +73,75 @@ async def aembed(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
     return await asyncio.to_thread(embedder.embed, texts)
 
 
+#: the largest magnitude a float32 (what pgvector stores) holds
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def as_numbers(value: object, what: str) -> np.ndarray:
+    """``value`` as an array of real numbers (ints or floats, not bools, strings or complex).
+
+    >>> as_numbers([1, 2.5], "a vector").dtype
+    dtype('float64')
+    >>> as_numbers(["1"], "a vector")
+    Traceback (most recent call last):
+    semsearch.errors.InvalidInputError: expected a vector of numbers, got str values
+    """
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # lists of different lengths
+        raise InvalidInputError(f"expected {what} of numbers, got a ragged list") from exc
+    if arr.dtype.kind == "O":
+        # np.asarray turns None into nan and Decimal into float: name the first non-number instead
+        odd = [x for x in arr.flat if isinstance(x, bool) or not isinstance(x, (int, float, np.number))][:1]
+        if odd:
+            raise InvalidInputError(f"expected {what} of numbers, got a value of type {type(odd[0]).__name__}")
+        arr = arr.astype(np.float64)
+    if arr.dtype.kind not in "iuf":
+        kinds = {"b": "bool", "U": "str", "S": "bytes", "c": "complex"}
+        raise InvalidInputError(f"expected {what} of numbers, got {kinds.get(arr.dtype.kind, str(arr.dtype))} values")
+    return arr
+
+
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
-    """Scale each row to unit length; refuse NaN, inf and all-zero rows.
+    """Scale each row to unit length; refuse NaN, inf, all-zero rows and values no float32 holds.
+
+    Rows whose float32 norm overflows (1e38s) or underflows (1e-45s) are normalised again
+    in float64 after dividing by their largest value, so they keep their direction.
 
     >>> normalize_rows(np.array([[3.0, 4.0]])).tolist()
     [[0.6000000238418579, 0.800000011920929]]
+    >>> normalize_rows(np.array([[1e38, 1e38, 1e38, 1e38]])).tolist()
+    [[0.5, 0.5, 0.5, 0.5]]
     """
-    arr = np.asarray(vectors, dtype=np.float32)
+    arr = as_numbers(vectors, "embeddings")
     if arr.ndim != 2:
         raise InvalidInputError(f"expected a 2-d array of vectors, got {arr.ndim} dimension(s)")
-    bad = ~np.isfinite(arr).all(axis=1)
-    if bad.any():
-        raise InvalidInputError(f"expected finite values, got nan or inf in row {int(np.argmax(bad))}")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    zero = (norms[:, 0] == 0) | ~np.isfinite(norms[:, 0])
-    if zero.any():
-        raise InvalidInputError(f"expected non-zero vectors, got a zero vector in row {int(np.argmax(zero))}")
-    return np.ascontiguousarray(arr / norms, dtype=np.float32)
+    with np.errstate(over="ignore", under="ignore"):
+        # float32 is what is stored; converting once here keeps large batches cheap
+        arr32 = np.asarray(arr, dtype=np.float32)
+        bad = ~np.isfinite(arr32).all(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            if np.isfinite(arr[row]).all():
+                raise InvalidInputError(
+                    f"expected values a float32 can hold (at most {FLOAT32_MAX:.2g} in size), "
+                    f"got {np.abs(arr[row]).max():g} in row {row}"
+                )
+            raise InvalidInputError(f"expected finite values, got nan or inf in row {row}")
+        norms = np.linalg.norm(arr32, axis=1)
+    # overflowed (inf) or too small for its squares to stay normal float32s
+    redo = ~(norms >= 1e-18) | ~np.isfinite(norms)
+    if not redo.any():
+        return np.ascontiguousarray(arr32 / norms[:, None], dtype=np.float32)
+    out = arr32 / np.where(redo, 1, norms)[:, None]
+    rows = np.asarray(arr[redo], dtype=np.float64)
+    scale = np.abs(rows).max(axis=1)
+    if (scale == 0).any():
+        zero = np.flatnonzero(redo)[int(np.argmax(scale == 0))]
+        raise InvalidInputError(f"expected non-zero vectors, got a zero vector in row {zero}")
+    rows /= scale[:, None]
+    out[redo] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def utf8_tokens_upper_bound(text: str) -> int:

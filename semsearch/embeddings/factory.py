@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
+from pathlib import Path
 
 from semsearch.embeddings.base import Embedder
 from semsearch.errors import ConfigurationError
@@ -34,7 +36,8 @@ def load_embedder(spec: str, *, dims: int | None = None) -> Embedder:
     try:
         found: object = importlib.import_module(module_name)
     except Exception as exc:  # an ImportError, or whatever the module raised while importing
-        raise ConfigurationError(f"expected an importable module for --embedder {spec}, got {exc!r}") from None
+        hint = _cwd_hint(exc, module_name.split(".")[0])
+        raise ConfigurationError(f"expected an importable module for --embedder {spec}, got {exc!r}{hint}") from None
     for part in attr.split("."):
         if not hasattr(found, part):
             raise ConfigurationError(f"expected {module_name} to define {attr} for --embedder {spec}, got no {part}")
@@ -59,3 +62,15 @@ def load_embedder(spec: str, *, dims: int | None = None) -> Embedder:
     if dims is not None and got_dims != dims:
         raise ConfigurationError(f"expected an embedder of {dims} dims from {spec}, got {got_dims}")
     return embedder
+
+
+def _cwd_hint(exc: Exception, top: str) -> str:
+    """Why a module sitting in the current directory is not found: the command does not look there."""
+    here = Path.cwd()
+    if not isinstance(exc, ModuleNotFoundError) or exc.name != top:
+        return ""
+    if not ((here / f"{top}.py").is_file() or (here / top).is_dir()):
+        return ""
+    if any(Path(p or ".").resolve() == here.resolve() for p in sys.path):
+        return ""
+    return f" ({top} is in the current directory, which Python's path lacks: run with PYTHONPATH=.)"

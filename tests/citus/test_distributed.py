@@ -190,6 +190,22 @@ def test_evaluate_tune_and_alter_a_distributed_collection(cdb: semsearch.Databas
     assert col.info.compression == "halfvec"
 
 
+def test_evaluate_reports_the_sizes_of_the_shards(
+    cdb: semsearch.Database, fresh: Callable[[str], str], citus_url: str
+) -> None:
+    # not the coordinator's empty shell (it reported "hnsw index 16 kB ... 55 B/row")
+    col = cdb.create_collection(fresh("c"), dims=DIMS, model="vectors", compression="halfvec", distribute_by="key")
+    keys, texts, vecs, _ = _rows(600, seed=3)
+    col.add(keys, texts, embeddings=vecs)
+    report = col.evaluate(sample=10, repeat=1)
+    hnsw = "SELECT pg_relation_size(indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid " \
+           "JOIN pg_am a ON a.oid = c.relam WHERE indrelid = '%s'::regclass AND a.amname = 'hnsw'"  # fmt: skip
+    on_shards = sum(int(x) for x in _on_shards(citus_url, f"semsearch.{col.layout.table_name}", hnsw))
+    assert report.index_bytes == on_shards > 600 * DIMS * 2  # halfvec: 2 bytes a dim, at least
+    assert report.bytes_per_row > DIMS * 4  # the full vector alone is 4 bytes a dim
+    assert report.indexes_bytes > report.index_bytes
+
+
 def test_distribute_an_existing_collection_moves_its_rows(cdb: semsearch.Database, fresh: Callable[[str], str]) -> None:
     name = fresh("c")
     col = cdb.create_collection(name, dims=DIMS, model="vectors", compression="halfvec")

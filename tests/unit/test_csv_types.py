@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from semsearch.csv_types import convert, infer, parse_types
+from semsearch.csv_types import column_kind, convert, infer, parse_types
+from semsearch.readers import Fields, read_csv
 
 
 @pytest.mark.parametrize(
@@ -78,3 +79,30 @@ def test_parse_types():
     for bad in ("year", "year=date", "=int", ","):
         with pytest.raises(ValueError, match="expected column=type"):
             parse_types(bad)
+
+
+@pytest.mark.parametrize(
+    ("cells", "kind"),
+    [
+        (["02134", "90210", ""], "str"),  # one leading zero keeps the whole column text
+        (["1995", "2001", ""], "int"),
+        (["1", "2.5", "-0.1"], "float"),
+        (["true", "FALSE", ""], "bool"),
+        (["true", "1"], "str"),
+        (["42", "n/a"], "str"),
+        (["", ""], "str"),
+    ],
+)
+def test_inference_per_column(cells, kind):
+    assert column_kind(cells) == kind
+
+
+def test_a_csv_column_gets_one_type_whatever_its_cells_look_like(tmp_path):
+    src = tmp_path / "places.csv"
+    src.write_text("key,content,zip,pop,price,ok\na,Boston,02134,650000,1,true\nb,Beverly Hills,90210,,2.5,false\n")
+    rows = list(read_csv(src, Fields()))
+    assert [r[3] for r in rows] == [
+        {"zip": "02134", "pop": 650000, "price": 1.0, "ok": True},
+        {"zip": "90210", "pop": None, "price": 2.5, "ok": False},
+    ]
+    assert type(rows[0][3]["price"]) is float  # one JSON type per column: numbers compare alike
