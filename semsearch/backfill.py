@@ -183,6 +183,7 @@ def backfill(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise InvalidInputError(f"expected limit >= 0 or none, got {limit!r}")
     started = time.perf_counter()
+    col._reload()  # the table and model the catalog names now (a handle may predate a model switch)
     pending, chars = pending_stats(col, include_quarantined=retry_quarantined)
     est_tokens = int(chars / CHARS_PER_TOKEN)
     model = lookup(col.info.model)

@@ -8,7 +8,7 @@ runs is composed from it (:mod:`semsearch.statements`), never read from it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -176,8 +176,19 @@ def select_statement(name: str) -> sql.Composed:
 
 #: every collection's row (with its statements version), by name
 SELECT_ALL = _SELECT + sql.SQL(" ORDER BY name")
+#: one collection's row (the name is the one parameter): what a handle's writes and searches
+#: compare with the row they hold, in their own transaction or round trip (see :func:`checked`);
+#: composed once into plain text (a ``Composed`` is composed again at each execute)
+CHECK = sql.SQL(_SELECT.as_string(None) + " WHERE name = %s")
 #: whether a collection of this name (the one parameter) exists
 EXISTS = sql.SQL("SELECT 1 FROM semsearch.collections WHERE name = %s")
+
+
+def checked(values: Sequence[Any] | None) -> CollectionInfo | None:
+    """The row :data:`CHECK` read, as a tuple in its column order, checked (None: no such collection)."""
+    if values is None:
+        return None
+    return CollectionInfo.from_row(dict(zip((*COLUMNS, "statements_version"), values, strict=True)))
 
 
 def found(row: Mapping[Any, Any] | None, name: str) -> CollectionInfo:

@@ -17,7 +17,7 @@ from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError, InvalidInputError
-from semsearch.handle import CATALOG_CHECK_SECONDS, Handle
+from semsearch.handle import Handle, rereads
 from semsearch.measuring import Measuring
 from semsearch.results import SearchResult
 
@@ -131,6 +131,7 @@ class Collection(Handle, Measuring):
         started = time.perf_counter()
         if progress:
             tqdm.write(f"building the hnsw index of {self.name} ...")
+        self._reload()  # the index the catalog defines now, on the table it names now
         self.db.replace_index(self.info, concurrently=concurrently)
         return time.perf_counter() - started
 
@@ -259,9 +260,9 @@ class Collection(Handle, Measuring):
             for attempt in (1, 2, 3):
                 p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
                 # is this handle's catalog row still the name's? Checked in the same round trip
-                check = searching.check_for(p, self.name, due=time.monotonic() > self._checked_until)
+                check = searching.check_for(p, self.name, due=self._check_due)
                 try:
-                    rows, table = self.db.read(partial(searching.execute, p=p, check=check), fresh=fresh)
+                    rows, found = self.db.read(partial(searching.execute, p=p, check=check), fresh=fresh)
                 except psycopg.OperationalError as exc:
                     # connections the server closed (a restart, a failover, an idle timeout): a search
                     # only reads, so drop the dead ones from the pool and try once more
@@ -273,12 +274,14 @@ class Collection(Handle, Measuring):
                 except psycopg.errors.UndefinedObject:
                     # the SQL functions' "unknown collection": dropped since this handle read it
                     raise searching.dropped(self.name) from None
-                if searching.answered(check, table, self.info.table_name):
-                    if check is not None:
-                        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
-                    break
-                # migrate-model switched the name to another table (and maybe model): follow it
-                self._reload(read=True)
+                except psycopg.Error as exc:
+                    # made from a row changed meanwhile (a query vector of a switched model's dims)?
+                    if attempt > 2 or not rereads(exc) or not self._reload(read=True):
+                        raise
+                else:
+                    if self._answered(check, found):
+                        break
+                # the definition changed (migrate-model, alter, distribute): search again with the new one
                 request = self._request(**args)
                 request = searching.with_fusion(request, fusion, vector_weight, text_weight)
         return searching.hits(rows, request)
@@ -333,6 +336,12 @@ class Collection(Handle, Measuring):
             **search,
         )
 
-    def _reload(self, *, read: bool = False) -> None:
-        """Re-read the catalog row (``read``: where searches read); an embedder made from the old model is dropped."""
-        self._adopt(self.db.read(partial(catalog.read, name=self.name)) if read else self.db.collection(self.name).info)
+    def _reload(self, *, read: bool = False) -> bool:
+        """Re-read the catalog row (``read``: where searches read); whether the definition changed.
+
+        See :meth:`Handle._follow`: an embedder made from an old model is dropped.
+        """
+        if read:
+            return self._follow(self.db.read(partial(catalog.read, name=self.name)))
+        with self.db.connection() as conn:
+            return self._follow(catalog.read(conn, self.name))

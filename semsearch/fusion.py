@@ -149,5 +149,5 @@ def tune_hybrid(
         }  # fmt: skip
     with col.db.connection() as conn:
         conn.execute(catalog.update_statement(col.name, hybrid=stored))
-    col.info = col.db.collection(col.name).info
+    col._reload()
     return HybridTuneResult(col.name, len(judged), best, default, text_alone, vector_alone, tried)

@@ -376,11 +376,6 @@ def batch_columns(batch: Sequence[Mapping[str, Any]]) -> tuple[list[Any], list[A
     )
 
 
-def switched(exc: Exception) -> bool:
-    """Whether a write failed because migrate-model switched the collection to another table meanwhile."""
-    return isinstance(exc, psycopg.errors.ObjectNotInPrerequisiteState) and "switched out by migrate-model" in str(exc)
-
-
 def delete_statement(layout: Layout) -> sql.Composed:
     """Delete rows by a list of keys (the one parameter); its rowcount is how many existed."""
     if layout.distributed_by is not None:

@@ -23,7 +23,7 @@ from psycopg import sql
 from psycopg.adapt import PyFormat
 from psycopg.types.json import Jsonb
 
-from semsearch import ingest, statements
+from semsearch import catalog, ingest, statements
 from semsearch.errors import CollectionNotFoundError, DatabaseError, InvalidInputError
 from semsearch.filters import Filter, compile_filter
 from semsearch.results import Hit, SearchResult
@@ -45,7 +45,6 @@ MAX_CANDIDATES = 10000
 NO_FILTER = Filter(None, None, None)
 Q = sql.Placeholder("q", PyFormat.BINARY)
 _SET = sql.SQL("SELECT set_config(%s, %s, false)")
-_TABLE = sql.SQL("SELECT table_name FROM semsearch.collections WHERE name = %s")
 _FUNCTION: dict[str, sql.SQL] = {
     "vector": sql.SQL(
         "SELECT key, content, score, metadata FROM semsearch.search(collection => %(name)s, query => %(q)b, "
@@ -270,8 +269,8 @@ Step = tuple[sql.SQL | sql.Composed, Any]
 def round_trip(p: Plan, check: str | None = None) -> list[Step]:
     """What :func:`execute` (and the async API's) sends for a plan, pipelined, in one round trip.
 
-    The plan's settings, then, with ``check`` (a collection name), a read of the table the
-    catalog names for it, then the plan's statement (always last). On a Citus distributed
+    The plan's settings, then, with ``check`` (a collection name), a read of its catalog
+    row (:data:`catalog.CHECK`), then the plan's statement (always last). On a Citus distributed
     collection the settings are ``SET LOCAL``s that Citus propagates to the workers (a
     session setting stays on the coordinator), so the caller runs them in a transaction.
     """
@@ -281,7 +280,7 @@ def round_trip(p: Plan, check: str | None = None) -> list[Step]:
     else:
         steps = [(_SET, [name, value]) for name, value in p.settings.items()]
     if check is not None:
-        steps.append((_TABLE, [check]))
+        steps.append((catalog.CHECK, [check]))
     steps.append((p.statement, p.params))
     return steps
 
@@ -294,11 +293,6 @@ def fallback(p: Plan, rows: list[tuple[Any, ...]]) -> Step | None:
     return p.fallback, p.params
 
 
-def checked_table(found: tuple[Any, ...] | None) -> str | None:
-    """The table the catalog names, from the ``check`` read of :func:`round_trip` (None: dropped)."""
-    return found[0] if found else None
-
-
 def check_for(p: Plan, name: str, *, due: bool) -> str | None:
     """The collection name to check in the plan's round trip, or None.
 
@@ -306,19 +300,6 @@ def check_for(p: Plan, name: str, *, due: bool) -> str | None:
     check is ``due`` (at most once a second).
     """
     return name if (p.fallback is None or due) else None
-
-
-def answered(check: str | None, table: str | None, expected: str) -> bool:
-    """Whether a round trip's rows are the handle's collection's (False: reload it and search again).
-
-    ``table`` is what the ``check`` read found: another table than the handle's
-    ``expected`` means migrate-model switched the name; none means the collection was dropped.
-    """
-    if check is None or table == expected:
-        return True
-    if table is None:
-        raise dropped(check)
-    return False
 
 
 def dropped(name: str) -> CollectionNotFoundError:
@@ -364,15 +345,18 @@ def set_local(name: str, value: str) -> sql.Composed:
     return sql.SQL("SET LOCAL {} = {}").format(sql.SQL(name), sql.Literal(value))
 
 
-def execute(conn: psycopg.Connection, p: Plan, *, check: str | None = None) -> tuple[list[tuple[Any, ...]], str | None]:
-    """Run a plan: its settings and statement pipelined, one round trip; ``(rows, table)``.
+def execute(
+    conn: psycopg.Connection, p: Plan, *, check: str | None = None
+) -> tuple[list[tuple[Any, ...]], tuple[Any, ...] | None]:
+    """Run a plan: its settings and statement pipelined, one round trip; ``(rows, row)``.
 
     The settings are made for the session (measured: a pipelined transaction with
     ``SET LOCAL`` costs 0.16 ms more per search, the session setting 0.03 ms), so a
     connection from :meth:`Database.connection` may carry the last search's
     ``hnsw.ef_search``; each search sets what it needs. ``check`` (a collection name)
-    pipelines a read of the table the catalog names for it, returned as ``table`` (None
-    when it is gone), so a caller holding an old catalog row finds out in the same round trip.
+    pipelines a read of its catalog row, returned as ``row`` (values in the order of
+    :data:`catalog.CHECK`; None when it is gone), so a
+    caller holding an old row finds out in the same round trip (see :mod:`semsearch.handle`).
     """
     steps = round_trip(p, check)
     # Citus: the SET LOCALs and the statement in one transaction, planned each time
@@ -383,11 +367,11 @@ def execute(conn: psycopg.Connection, p: Plan, *, check: str | None = None) -> t
         with conn.pipeline():
             curs = [conn.execute(stmt, params, prepare=prepare) for stmt, params in steps]
         rows = curs[-1].fetchall()
-        table = checked_table(curs[-2].fetchone()) if check is not None else None
+        row = curs[-2].fetchone() if check is not None else None
         again = fallback(p, rows)
         if again is not None:
             rows = conn.execute(*again, prepare=prepare).fetchall()
-    return rows, table
+    return rows, row
 
 
 def hits(rows: list[tuple[Any, ...]], request: Request) -> SearchResult:

@@ -224,7 +224,7 @@ def _store(col: Collection, best: TunePoint, result: TuneResult) -> None:
             [best.oversample, best.ef_search, Jsonb(tuning), result.rows, col.name],
         )
     # Collection caches its catalog row; later reads of col.info must see the tuned values
-    col.info = col.db.collection(col.name).info
+    col._reload()
 
 
 #: automatic tuning: collections smaller than this keep their plan's default

@@ -1,9 +1,11 @@
 """A collection's write path: check, embed only what is new, write each batch in one transaction.
 
 :class:`~semsearch.collection.Collection`'s ``add``, ``add_many`` and ``delete`` come
-here; the statements are :mod:`semsearch.ingest`'s. A write that meets a collection
-switched to another table by ``migrate-model`` reloads the handle and runs again in
-full (its vectors must be the live model's).
+here; the statements are :mod:`semsearch.ingest`'s. Each write transaction first checks
+the handle's catalog row; a write that meets a changed definition (``migrate-model``
+switched the table, the table was distributed, ...) takes the new row and runs again in
+full: its vectors must be the live model's, its statements the new layout's (see
+:mod:`semsearch.handle`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from semsearch import ingest
+from semsearch import catalog, ingest
+from semsearch.handle import CatalogChanged, rereads
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection
@@ -39,12 +42,12 @@ def add(
 ) -> ingest.AddResult:
     """:meth:`Collection.add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert."""
     rows = ingest.check_rows(keys, contents, metadata, tenant)
-    ingest.check_tenants(rows, col.info)
     if not rows.keys:
         return ingest.AddResult(0, 0, 0)
 
     def embed_and_write() -> ingest.AddResult:
-        # run again in full after a model switch: the vectors must be the live model's
+        # run again in full after a change of definition: the vectors must be the live model's
+        ingest.check_tenants(rows, col.info)
         embedded = reused = 0
         vectors: Sequence[np.ndarray | None]
         if embeddings is not None:
@@ -55,7 +58,7 @@ def add(
         unchanged = len(rows.keys) - inserted - updated
         return ingest.AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
 
-    return following_switches(col, embed_and_write)
+    return following_catalog(col, embed_and_write)
 
 
 def write(
@@ -63,6 +66,7 @@ def write(
 ) -> tuple[int, int]:
     """Write one checked batch in one transaction; ``(inserted, updated)``."""
     with col.db.connection() as conn, conn.transaction():
+        col._check(conn.execute(catalog.CHECK, [col.name]).fetchone())
         if copy_first:
             # the table started empty: most batches are all new keys, which COPY takes directly
             try:
@@ -74,15 +78,22 @@ def write(
     return inserted, updated
 
 
-def following_switches(col: Collection, write: Callable[[], T]) -> T:
-    """Run a write; if migrate-model switched the collection to another table meanwhile, reload and rerun it."""
-    try:
-        return write()
-    except psycopg.errors.ObjectNotInPrerequisiteState as exc:
-        if not ingest.switched(exc):
-            raise
-        col._reload()
-        return write()
+def following_catalog(col: Collection, write: Callable[[], T]) -> T:
+    """Run a write; when the collection's definition changed under the handle, run it again with the new one.
+
+    The write's own check (first in its transaction) finds a change made before it; one
+    committed while it ran makes a statement fail (a refused write to a switched-out
+    table): the row is read again, and when it changed the write runs again.
+    """
+    for _ in (1, 2):
+        try:
+            return write()
+        except CatalogChanged:
+            pass
+        except Exception as exc:
+            if not rereads(exc) or not col._reload():
+                raise
+    return write()
 
 
 def embed_missing(col: Collection, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
@@ -109,6 +120,7 @@ def add_many(
     autotune: bool,
 ) -> ingest.AddResult:
     """:meth:`Collection.add_many`: batches, the bulk-load index build, then autotune."""
+    col._reload()  # the table the catalog names now: its index is dropped and built again
     if bulk is None:
         # empty, or a bulk load killed before it built the index: (re)build it once at the end
         bulk = is_empty(col) or not has_index(col)
@@ -124,8 +136,7 @@ def add_many(
 
         tuned = run_autotune(col, after_bulk_load=bulk)
         if tuned is not None:
-            col.info = tuned_info = col.db.collection(col.name).info
-            col.layout = tuned_info.layout
+            col._reload()
             if progress:
                 tqdm.write(f"autotune: {tuned}")
     return replace(result, tuned=tuned)
@@ -192,7 +203,11 @@ def delete(col: Collection, keys: str | int | Iterable[str | int]) -> int:
     keys_s = ingest.check_keys(keys)
 
     def run() -> int:
-        with col.db.connection() as conn:
-            return conn.execute(ingest.delete_statement(col.layout), [keys_s]).rowcount
+        # one round trip for the check and the delete; a changed definition rolls the delete back
+        with col.db.connection() as conn, conn.pipeline(), conn.transaction():
+            found = conn.execute(catalog.CHECK, [col.name])
+            deleted = conn.execute(ingest.delete_statement(col.layout), [keys_s])
+            col._check(found.fetchone())
+            return deleted.rowcount
 
-    return following_switches(col, run)
+    return following_catalog(col, run)

@@ -8,7 +8,6 @@ the driver calls are awaited.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,14 +15,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import psycopg
 
-from semsearch import ingest, statements
+from semsearch import catalog, ingest, statements
 from semsearch import search as searching
 from semsearch.aio import writes
 from semsearch.aio.pending import awaitable
 from semsearch.aio.search import execute
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, aembed
-from semsearch.handle import CATALOG_CHECK_SECONDS, Handle
+from semsearch.handle import CatalogChanged, Handle, rereads
 from semsearch.results import SearchResult
 
 if TYPE_CHECKING:
@@ -88,12 +87,12 @@ class AsyncCollection(Handle):
         copy_first: bool,
     ) -> ingest.AddResult:
         rows = ingest.check_rows(keys, contents, metadata, tenant)
-        ingest.check_tenants(rows, self.info)
         if not rows.keys:
             return ingest.AddResult(0, 0, 0)
 
         async def embed_and_write() -> ingest.AddResult:
-            # run again in full after a model switch: the vectors must be the live model's
+            # run again in full after a change of definition: the vectors must be the live model's
+            ingest.check_tenants(rows, self.info)
             embedded = reused = 0
             vectors: Sequence[np.ndarray | None]
             if embeddings is not None:
@@ -104,12 +103,13 @@ class AsyncCollection(Handle):
             unchanged = len(rows.keys) - inserted - updated
             return ingest.AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
 
-        return await self._following_switches(embed_and_write)
+        return await self._following_catalog(embed_and_write)
 
     async def _write(
         self, rows: ingest.Rows, vectors: Sequence[np.ndarray | None], *, copy_first: bool
     ) -> tuple[int, int]:
         async with self.db.connection() as conn, conn.transaction():
+            self._check(await (await conn.execute(catalog.CHECK, [self.name])).fetchone())
             if copy_first:
                 # the table started empty: most batches are all new keys, which COPY takes directly
                 try:
@@ -119,15 +119,20 @@ class AsyncCollection(Handle):
                     pass  # a key already stored, or a deadlock with a writer outside semsearch: the upsert decides
             return await writes.write(conn, self.layout, rows, vectors)
 
-    async def _following_switches(self, write: Callable[[], Awaitable[T]]) -> T:
-        """Run a write; if migrate-model switched this collection to another table meanwhile, reload and rerun it."""
-        try:
-            return await write()
-        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
-            if not ingest.switched(exc):
-                raise
-            await self._reload()
-            return await write()
+    async def _following_catalog(self, write: Callable[[], Awaitable[T]]) -> T:
+        """Run a write; when the definition changed under the handle, run it again with the new one.
+
+        See :func:`semsearch.writes.following_catalog`.
+        """
+        for _ in (1, 2):
+            try:
+                return await write()
+            except CatalogChanged:
+                pass
+            except Exception as exc:
+                if not rereads(exc) or not await self._reload():
+                    raise
+        return await write()
 
     async def _embed_missing(self, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
         hashes = rows.hashes()
@@ -159,6 +164,7 @@ class AsyncCollection(Handle):
 
             await col.add_many({"key": i, "content": t} for i, t in enumerate(texts))
         """
+        await self._reload()  # the table the catalog names now: its index is dropped and built again
         if bulk is None:
             # empty, or a bulk load killed before it built the index: (re)build it once at the end
             async with self.db.connection() as conn:
@@ -177,8 +183,7 @@ class AsyncCollection(Handle):
         if autotune and result.inserted and not defer:
             tuned = await asyncio.to_thread(_autotune, self.db.url, self.name, bulk)
             if tuned is not None:
-                self.info = await self.db.info(self.name)
-                self.layout = self.info.layout
+                await self._reload()
         return replace(result, tuned=tuned)
 
     async def _add_stream(
@@ -222,10 +227,14 @@ class AsyncCollection(Handle):
         keys_s = ingest.check_keys(keys)
 
         async def delete() -> int:
-            async with self.db.connection() as conn:
-                return (await conn.execute(ingest.delete_statement(self.layout), [keys_s])).rowcount
+            # one round trip for the check and the delete; a changed definition rolls the delete back
+            async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
+                found = await conn.execute(catalog.CHECK, [self.name])
+                deleted = await conn.execute(ingest.delete_statement(self.layout), [keys_s])
+                self._check(await found.fetchone())
+                return deleted.rowcount
 
-        return await self._following_switches(delete)
+        return await self._following_catalog(delete)
 
     @awaitable
     async def search(
@@ -258,10 +267,10 @@ class AsyncCollection(Handle):
         request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
         for attempt in (1, 2, 3):
             p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
-            check = searching.check_for(p, self.name, due=time.monotonic() > self._checked_until)
+            check = searching.check_for(p, self.name, due=self._check_due)
             try:
                 async with self.db.connection() as conn:
-                    rows, table = await execute(conn, p, check=check)
+                    rows, found = await execute(conn, p, check=check)
             except psycopg.OperationalError as exc:
                 # connections the server closed: drop the dead ones from the pool and try once more
                 if attempt > 1:
@@ -271,12 +280,14 @@ class AsyncCollection(Handle):
             except psycopg.errors.UndefinedObject:
                 # the SQL functions' "unknown collection": dropped since this handle read it
                 raise searching.dropped(self.name) from None
-            if searching.answered(check, table, self.info.table_name):
-                if check is not None:
-                    self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
-                break
-            # migrate-model switched the name to another table (and maybe model): follow it
-            await self._reload()
+            except psycopg.Error as exc:
+                # made from a row changed meanwhile (a query vector of a switched model's dims)?
+                if attempt > 2 or not rereads(exc) or not await self._reload():
+                    raise
+            else:
+                if self._answered(check, found):
+                    break
+            # the definition changed (migrate-model, alter, distribute): search again with the new one
             request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
         return searching.hits(rows, request)
 
@@ -292,9 +303,9 @@ class AsyncCollection(Handle):
             given = (await aembed(self.embedder, [search["query"]]))[0]
         return searching.with_vector(request, given, dims=self.dims)
 
-    async def _reload(self) -> None:
-        """Re-read the catalog row; an embedder made from the old model name is dropped."""
-        self._adopt(await self.db.info(self.name))
+    async def _reload(self) -> bool:
+        """Re-read the catalog row; whether the definition changed (see :meth:`Handle._follow`)."""
+        return self._follow(await self.db.info(self.name))
 
 
 def _autotune(url: str, name: str, after_bulk_load: bool) -> Any:

@@ -17,8 +17,8 @@ from semsearch import search as searching
 
 async def execute(
     conn: psycopg.AsyncConnection[Any], p: searching.Plan, *, check: str | None = None
-) -> tuple[list[tuple[Any, ...]], str | None]:
-    """Run a plan in one round trip; ``(rows, table)`` as :func:`semsearch.search.execute` returns them."""
+) -> tuple[list[tuple[Any, ...]], tuple[Any, ...] | None]:
+    """Run a plan in one round trip; ``(rows, row)`` as :func:`semsearch.search.execute` returns them."""
     steps = searching.round_trip(p, check)
     # Citus: the SET LOCALs and the statement in one transaction, planned each time
     prepare = not p.distributed
@@ -28,8 +28,8 @@ async def execute(
         async with conn.pipeline():
             curs = [await conn.execute(stmt, params, prepare=prepare) for stmt, params in steps]
         rows = await curs[-1].fetchall()
-        table = searching.checked_table(await curs[-2].fetchone()) if check is not None else None
+        row = await curs[-2].fetchone() if check is not None else None
         again = searching.fallback(p, rows)
         if again is not None:
             rows = await (await conn.execute(*again, prepare=prepare)).fetchall()
-    return rows, table
+    return rows, row

@@ -340,3 +340,46 @@ def test_the_async_api_searches_a_distributed_collection_with_its_settings_on_th
     rows, found = asyncio.run(run())
     assert rows == [("77",)]
     assert found == [col.search(vector=v, k=10).keys for v in vectors[:5]]
+
+
+def test_handles_made_before_a_distribution_by_tenant_write_and_search_the_distributed_table(
+    cdb: semsearch.Database, fresh: Callable[[str], str]
+) -> None:
+    """Before: an old handle's next add raised a raw ``InvalidColumnReference: there is no unique or
+    exclusion constraint matching the ON CONFLICT specification`` (its upsert named the plain table's
+    key; distributed by tenant, a key is unique per tenant)."""
+    import asyncio
+
+    import semsearch.aio
+
+    name = fresh("c")
+    col = cdb.create_collection(name, dims=DIMS, model="vectors", compression="halfvec")
+    keys, texts, vecs, tenants = _rows(130, seed=5)
+    col.add(keys[:100], texts[:100], embeddings=vecs[:100], tenant=tenants[:100])
+    writer, reader = cdb.collection(name), cdb.collection(name)
+
+    async def run() -> None:
+        async with await semsearch.aio.connect(cdb.url) as adb:
+            awriter, areader = await adb.collection(name), await adb.collection(name)
+            cdb.distribute_collection(name, by="tenant")
+            live = cdb.collection(name)
+            got = writer.add(keys[100:110], texts[100:110], embeddings=vecs[100:110], tenant=tenants[100:110])
+            assert got.inserted == 10 and writer.info == live.info
+            # a stored key under another tenant is another row now
+            assert (
+                writer.add([keys[0]], ["the same key, another tenant"], embeddings=vecs[120:121], tenant="t9").inserted
+                == 1
+            )
+            got = await awriter.add(keys[110:120], texts[110:120], embeddings=vecs[110:120], tenant=tenants[110:120])
+            assert got.inserted == 10 and awriter.info == live.info
+            assert live.count() == 121
+            for i in (3, 105, 115):
+                expected = live.search(vector=vecs[i], k=5, tenant=tenants[i]).keys
+                assert expected[0] == keys[i]
+                assert reader.search(vector=vecs[i], k=5, tenant=tenants[i]).keys == expected
+                assert (await areader.search(vector=vecs[i], k=5, tenant=tenants[i])).keys == expected
+            assert reader.info == areader.info == live.info
+            assert writer.delete([keys[105]]) == 1 and await awriter.delete([keys[115]]) == 1
+            assert live.count() == 119
+
+    asyncio.run(run())
