@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, ingest, statements, writes
+from semsearch import catalog, guards, ingest, statements, writes
 from semsearch import explain as explaining
 from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
@@ -257,30 +257,37 @@ class Collection(Handle, Measuring):
         # one server for the whole search: its catalog check and a reload read where its statement runs
         with self.db.router.pinned(fresh=fresh):
             for attempt in (1, 2, 3):
-                p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
-                # is this handle's catalog row still the name's? Checked in the same round trip
+                info, timeout = self.info, self.db.search_timeout
+                p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
+                # is this handle's catalog row still the name's, its index there? Checked in the same round trip
                 check = searching.check_for(p, self.name, due=time.monotonic() > self._checked_until)
                 try:
-                    rows, table = self.db.read(partial(searching.execute, p=p, check=check), fresh=fresh)
+                    rows, found = self.db.read(partial(searching.execute, p=p, check=check), fresh=fresh)
+                except psycopg.errors.QueryCanceled as exc:
+                    raise guards.timed_out(exc, timeout) from None
                 except psycopg.OperationalError as exc:
                     # connections the server closed (a restart, a failover, an idle timeout): a search
                     # only reads, so drop the dead ones from the pool and try once more
                     if attempt > 1:
-                        raise searching.unanswered(exc) from None
+                        raise guards.unanswered(exc) from None
                     self.db.pool.check()
                     continue
                 except psycopg.errors.UndefinedObject:
                     # the SQL functions' "unknown collection": dropped since this handle read it
-                    raise searching.dropped(self.name) from None
-                if searching.answered(check, table, self.info.table_name):
-                    if check is not None:
+                    raise guards.dropped(self.name) from None
+                if guards.answered(check, found, self.info.table_name):
+                    if found is not None:
                         self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
+                        self._indexed = found.indexed
                     break
                 # migrate-model switched the name to another table (and maybe model): follow it
                 self._reload(read=True)
                 request = self._request(**args)
                 request = searching.with_fusion(request, fusion, vector_weight, text_weight)
-        return searching.hits(rows, request)
+        result = searching.hits(rows, request, indexed=self._indexed)
+        if result.unindexed:
+            guards.warn_unindexed(self.name)
+        return result
 
     def explain(
         self,

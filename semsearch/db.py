@@ -14,11 +14,9 @@ from psycopg_pool import ConnectionPool
 from semsearch import catalog, ddl, distributed, server, table_sync
 from semsearch.catalog import CollectionInfo
 from semsearch.collection import Collection
-from semsearch.config import Settings
+from semsearch.config import FROM_ENV, FromEnv, Settings, check_search_timeout
 from semsearch.embeddings import Embedder
-from semsearch.errors import (
-    ConfigurationError,
-)
+from semsearch.errors import ConfigurationError
 from semsearch.layout import check_name
 from semsearch.replicas import ReplicaStatus, Router, replica_urls
 from semsearch.server import redact
@@ -32,6 +30,7 @@ def connect(
     upgrade: bool | None = None,
     max_connections: int = 4,
     replicas: Sequence[str] | None = None,
+    search_timeout: float | FromEnv | None = FROM_ENV,
 ) -> Database:
     """Open semsearch on a Postgres server.
 
@@ -43,6 +42,8 @@ def connect(
     ``replicas`` (default: ``SEMSEARCH_REPLICA_URLS``, comma-separated) are streaming
     standbys of this server: searches, ``explain``, ``evaluate`` and ``sweep`` run on
     them in turn, everything else on the primary (see :mod:`semsearch.replicas`).
+    ``search_timeout``: seconds one search statement may run before the server cancels it
+    (:class:`~semsearch.errors.SearchTimeoutError`); default ``SEMSEARCH_SEARCH_TIMEOUT``, else 30; None: no limit.
 
     Example::
 
@@ -51,10 +52,11 @@ def connect(
         db = semsearch.connect("postgresql://app@primary/app", replicas=["postgresql://app@replica-1/app"])
     """
     urls = replica_urls(Settings.from_env().replica_urls if replicas is None else replicas)
+    timeout = check_search_timeout(search_timeout)
     url = server.prepare(url, upgrade=upgrade)
     pool = ConnectionPool(url, configure=register_vector, **server.pool_options(max_connections))
     pool.open(wait=True, timeout=30)
-    return Database(url, pool, Router(urls, max_connections=max_connections))
+    return Database(url, pool, Router(urls, max_connections=max_connections), search_timeout=timeout)
 
 
 class Database:
@@ -66,9 +68,18 @@ class Database:
             col = db.create_collection("movies", dims=1536, compression="bit")
     """
 
-    def __init__(self, url: str, pool: ConnectionPool, router: Router | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool: ConnectionPool,
+        router: Router | None = None,
+        *,
+        search_timeout: float | FromEnv | None = FROM_ENV,
+    ) -> None:
         self._url = url
         self.pool = pool
+        #: seconds one search statement may run (None: no limit), see :func:`connect`
+        self.search_timeout = check_search_timeout(search_timeout)
         #: where searches run: read replicas in turn, or this pool (see :mod:`semsearch.replicas`)
         self.router = router if router is not None else Router(())
 

@@ -33,12 +33,13 @@ These compile into the jsonpath (``!exists($."f") || $."f".type() == "null"``),
 never into containment and never into a variable: so the compiled
 :class:`Filter` holds no null in ``contains`` object fields and none in ``vars``.
 
-Limits (the SQL functions' ``filter_path`` callers face the same numbers): at most
-:data:`MAX_IN_VALUES` values in ``$in`` / ``$nin``, :data:`MAX_BRANCHES` filters in one
-``$and`` / ``$or``, :data:`MAX_CONDITIONS` conditions in the whole filter (each field
-condition, and each item compared under ``$and/$or/$not``), a compiled jsonpath of at most
-:data:`MAX_PATH_CHARS` characters; values nested at most :data:`semsearch.values.MAX_DEPTH` levels; no nul characters or lone
-surrogates in keys or strings. Anything else raises :class:`InvalidInputError`
+Limits: at most :data:`MAX_IN_VALUES` values in ``$in`` / ``$nin``, :data:`MAX_BRANCHES`
+filters in one ``$and`` / ``$or``, :data:`MAX_CONDITIONS` conditions in the whole filter
+(each field condition, and each item compared under ``$and/$or/$not``), a compiled
+jsonpath of at most :data:`MAX_PATH_CHARS` characters (the one cap the SQL functions can
+hold a caller's own ``filter_path`` to); values nested at most
+:data:`semsearch.values.MAX_DEPTH` levels; no nul characters or lone surrogates in keys
+or strings. Anything else raises :class:`InvalidInputError`
 before the database is asked.
 """
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, embedder_for
 from semsearch.errors import ConfigurationError
@@ -20,7 +18,10 @@ class Handle:
         self.layout = info.layout
         self._embedder = embedder
         self._own_embedder = embedder is not None
-        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
+        # the first search checks the catalog row and the index (a killed build leaves none)
+        self._checked_until = 0.0
+        #: whether the last check found the HNSW index there and valid
+        self._indexed = True
 
     @property
     def name(self) -> str:
@@ -49,4 +50,4 @@ class Handle:
         if self._embedder is not None and changed and not self._own_embedder:
             self._embedder = None
         self.info, self.layout = info, info.layout
-        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
+        self._checked_until = 0.0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import psycopg
 
-from semsearch import ingest, statements
+from semsearch import guards, ingest, statements
 from semsearch import search as searching
 from semsearch.aio import writes
 from semsearch.aio.search import execute
@@ -251,28 +251,35 @@ class AsyncCollection(Handle):
         )  # fmt: skip
         request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
         for attempt in (1, 2, 3):
-            p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
+            info, timeout = self.info, self.db.search_timeout
+            p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
             check = searching.check_for(p, self.name, due=time.monotonic() > self._checked_until)
             try:
                 async with self.db.connection() as conn:
-                    rows, table = await execute(conn, p, check=check)
+                    rows, found = await execute(conn, p, check=check)
+            except psycopg.errors.QueryCanceled as exc:
+                raise guards.timed_out(exc, timeout) from None
             except psycopg.OperationalError as exc:
                 # connections the server closed: drop the dead ones from the pool and try once more
                 if attempt > 1:
-                    raise searching.unanswered(exc) from None
+                    raise guards.unanswered(exc) from None
                 await self.db.pool.check()
                 continue
             except psycopg.errors.UndefinedObject:
                 # the SQL functions' "unknown collection": dropped since this handle read it
-                raise searching.dropped(self.name) from None
-            if searching.answered(check, table, self.info.table_name):
-                if check is not None:
+                raise guards.dropped(self.name) from None
+            if guards.answered(check, found, self.info.table_name):
+                if found is not None:
                     self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
+                    self._indexed = found.indexed
                 break
             # migrate-model switched the name to another table (and maybe model): follow it
             await self._reload()
             request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
-        return searching.hits(rows, request)
+        result = searching.hits(rows, request, indexed=self._indexed)
+        if result.unindexed:
+            guards.warn_unindexed(self.name)
+        return result
 
     async def _request(self, **search: Any) -> searching.Request:
         """The sync API's checks (before any round trip), then the query text embedded without blocking."""

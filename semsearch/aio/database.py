@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from semsearch import catalog, ddl
 from semsearch.aio.collection import AsyncCollection
 from semsearch.catalog import CollectionInfo
+from semsearch.config import FROM_ENV, FromEnv, check_search_timeout
 from semsearch.ddl import new_info
 from semsearch.errors import ConfigurationError
 from semsearch.layout import check_name
@@ -34,13 +35,14 @@ async def connect(
     *,
     upgrade: bool | None = None,
     max_connections: int = 4,
+    search_timeout: float | FromEnv | None = FROM_ENV,
 ) -> AsyncDatabase:
     """Open semsearch on a Postgres server, for asyncio (FastAPI, aiohttp, ...).
 
     The same URL resolution as :func:`semsearch.connect`: ``url``, else
     ``SEMSEARCH_DATABASE_URL``, else the embedded server (started, or reused, once, in
     a worker thread: it is a blocking start). Searches and writes then run on an
-    ``AsyncConnectionPool`` of ``max_connections``.
+    ``AsyncConnectionPool`` of ``max_connections``; ``search_timeout`` is :func:`semsearch.connect`'s.
 
     Example::
 
@@ -48,12 +50,13 @@ async def connect(
             col = await db.collection("docs")
             hits = await col.search("kittens", k=3)
     """
+    timeout = check_search_timeout(search_timeout)
     url = await asyncio.to_thread(prepare, url, upgrade=upgrade)
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
         url, configure=register_vector_async, **pool_options(max_connections)
     )
     await pool.open(wait=True, timeout=30)
-    return AsyncDatabase(url, pool)
+    return AsyncDatabase(url, pool, search_timeout=timeout)
 
 
 class AsyncDatabase:
@@ -66,9 +69,17 @@ class AsyncDatabase:
         await db.close()
     """
 
-    def __init__(self, url: str, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]],
+        *,
+        search_timeout: float | FromEnv | None = FROM_ENV,
+    ) -> None:
         self._url = url
         self.pool = pool
+        #: seconds one search statement may run (None: no limit), see :func:`semsearch.connect`
+        self.search_timeout = check_search_timeout(search_timeout)
 
     @property
     def url(self) -> str:
