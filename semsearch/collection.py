@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, guards, ingest, statements, writes
+from semsearch import catalog, doctor, guards, ingest, statements, writes
 from semsearch import explain as explaining
 from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
+from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.handle import CATALOG_CHECK_SECONDS, Handle
@@ -81,7 +82,11 @@ class Collection(Handle, Measuring):
 
             col.add(keys=["m1"], contents=["Toy Story"], embeddings=vecs, metadata=[{"year": 1995}])
             col.add(keys=["t1"], contents=["invoice 42"], tenant="acme")   # one tenant for the batch
+
+        A collection left without its HNSW index by a killed bulk load or build gets it
+        back first (see :meth:`doctor`; checked at most every 10 s per handle).
         """
+        doctor.ensure_index(self)
         return writes.add(self, keys, contents, embeddings, metadata, tenant, defer=defer, copy_first=False)
 
     def add_many(
@@ -133,6 +138,22 @@ class Collection(Handle, Measuring):
             tqdm.write(f"building the hnsw index of {self.name} ...")
         self.db.replace_index(self.info, concurrently=concurrently)
         return time.perf_counter() - started
+
+    def doctor(self, *, repair: bool = False) -> DoctorReport:
+        """Check the HNSW index for what a killed bulk load or build leaves; ``repair`` fixes it.
+
+        A missing or invalid index is built next to the live one and swapped in (writes and
+        searches go on); a leftover ``_hnsw_next`` is dropped. Nothing is done while another
+        session builds or bulk-loads the collection (``report.busy``). See :mod:`semsearch.doctor`.
+
+        Example::
+
+            report = col.doctor()
+            if not report.healthy:
+                print(col.doctor(repair=True))    # docs: healthy - repaired: built col_docs_hnsw
+        """
+        found = doctor.diagnose(self)
+        return doctor.repair(self, found) if repair else found
 
     def pending(self) -> int:
         """Rows stored with ``defer=True`` that still wait for an embedding (not those in quarantine)."""

@@ -22,6 +22,8 @@ class Handle:
         self._checked_until = 0.0
         #: whether the last check found the HNSW index there and valid
         self._indexed = True
+        #: until when a write trusts the index it found healthy (see :mod:`semsearch.doctor`)
+        self._index_checked_until = 0.0
 
     @property
     def name(self) -> str:

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import psycopg
 
-from semsearch import guards, ingest, statements
+from semsearch import ddl, doctor, guards, ingest, statements
 from semsearch import search as searching
 from semsearch.aio import writes
 from semsearch.aio.search import execute
 from semsearch.catalog import CollectionInfo
+from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder, aembed
 from semsearch.handle import CATALOG_CHECK_SECONDS, Handle
 from semsearch.results import SearchResult
@@ -71,6 +72,7 @@ class AsyncCollection(Handle):
 
             await col.add(keys=["m1"], contents=["Toy Story"], metadata=[{"year": 1995}])
         """
+        await self._ensure_index()
         return await self._add(keys, contents, embeddings, metadata, tenant, defer=defer, copy_first=False)
 
     async def _add(
@@ -156,19 +158,24 @@ class AsyncCollection(Handle):
             await col.add_many({"key": i, "content": t} for i, t in enumerate(texts))
         """
         if bulk is None:
-            # empty, or a bulk load killed before it built the index: (re)build it once at the end
+            found = await self._diagnose()
             async with self.db.connection() as conn:
                 empty = (await (await conn.execute(ingest.empty_statement(self.layout))).fetchone())[0]  # type: ignore[index]
-                indexed = (await (await conn.execute(*ingest.index_exists(self.layout))).fetchone())[0]  # type: ignore[index]
-            bulk = bool(empty or not indexed)
-        if bulk:
-            async with self.db.connection() as conn:
-                await conn.execute(ingest.drop_index_statement(self.layout))
-        try:
-            result = await self._add_stream(records, batch_size=batch_size, defer=defer, bulk=bulk)
-        finally:
-            if bulk:
-                await self.db.rebuild_index(self.info)
+            # empty, or a bulk load killed before it built the index (no other one running): (re)build it at the end
+            bulk = bool(empty or not (found.valid or found.loading))
+        if not bulk:
+            await self._ensure_index()
+            result = await self._add_stream(records, batch_size=batch_size, defer=defer, bulk=False)
+        else:
+            # the load's mark (see semsearch.doctor.bulk_lock): its missing index is no crash to repair
+            async with await psycopg.AsyncConnection.connect(self.db.url, autocommit=True) as lock:
+                await lock.execute(doctor.BULK_LOCK, [self.name])
+                async with self.db.connection() as conn:
+                    await conn.execute(ingest.drop_index_statement(self.layout))
+                try:
+                    result = await self._add_stream(records, batch_size=batch_size, defer=defer, bulk=True)
+                finally:
+                    await self.db.rebuild_index(self.info)
         tuned = None
         if autotune and result.inserted and not defer:
             tuned = await asyncio.to_thread(_autotune, self.db.url, self.name, bulk)
@@ -280,6 +287,54 @@ class AsyncCollection(Handle):
         if result.unindexed:
             guards.warn_unindexed(self.name)
         return result
+
+    async def doctor(self, *, repair: bool = False) -> DoctorReport:
+        """Check the HNSW index for what a killed load or build leaves; ``repair`` fixes it.
+
+        As :meth:`semsearch.Collection.doctor`, except that a missing or invalid index is
+        built in one transaction (:meth:`AsyncDatabase.rebuild_index`: it blocks writes, not searches).
+
+        Example::
+
+            print(await col.doctor(repair=True))    # docs: healthy - repaired: built col_docs_hnsw
+        """
+        found = await self._diagnose()
+        return await self._repair(found) if repair else found
+
+    async def _diagnose(self) -> DoctorReport:
+        indexes_step, busy_step = doctor.inspect_steps(self.layout, self.name)
+        async with self.db.connection() as conn:
+            indexes = await (await conn.execute(*indexes_step)).fetchall()
+            busy = await (await conn.execute(*busy_step)).fetchone()
+        return doctor.report(self.layout, self.name, indexes, busy)  # type: ignore[arg-type]
+
+    async def _repair(self, found: DoctorReport) -> DoctorReport:
+        """:func:`semsearch.doctor.repair`, awaited."""
+        if found.healthy or found.busy:
+            return found
+        if not found.valid:
+            await self.db.rebuild_index(self.info)
+            return replace(await self._diagnose(), repaired=(f"built {found.table}_hnsw",))
+        async with self.db.connection() as conn:
+            # one try: a session holding the DDL lock is building, and its _hnsw_next is no leftover
+            if not (await (await conn.execute(ddl.TRY_LOCK, [self.name])).fetchone())[0]:  # type: ignore[index]
+                return replace(found, building=True)
+            try:
+                for stmt in doctor.drop_leftovers_steps(self.layout):
+                    await conn.execute(stmt)
+            finally:
+                await conn.execute(ddl.UNLOCK, [self.name])
+        return replace(await self._diagnose(), repaired=tuple(f"dropped {n}" for n in found.leftovers))
+
+    async def _ensure_index(self) -> None:
+        """:func:`semsearch.doctor.ensure_index`, awaited."""
+        if time.monotonic() < self._index_checked_until:
+            return
+        found = await self._diagnose()
+        if not found.healthy:
+            found = await self._repair(found)
+        if found.healthy:
+            self._index_checked_until = time.monotonic() + doctor.CHECK_SECONDS
 
     async def _request(self, **search: Any) -> searching.Request:
         """The sync API's checks (before any round trip), then the query text embedded without blocking."""
