@@ -22,6 +22,7 @@ not a crash. ``Collection.add``/``add_many``, ``Collection.doctor`` and
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -31,6 +32,7 @@ import psycopg
 from psycopg import sql
 
 from semsearch import ddl
+from semsearch.errors import DatabaseError, UnindexedWarning
 from semsearch.layout import Layout
 
 if TYPE_CHECKING:
@@ -145,7 +147,17 @@ def drop_leftovers_steps(layout: Layout) -> list[sql.Composed]:
 
 
 def repair(col: Collection, found: DoctorReport) -> DoctorReport:
-    """Fix what ``found`` says: build a missing or invalid index (concurrently), drop a leftover."""
+    """Fix what ``found`` says: build a missing or invalid index (concurrently), drop a leftover.
+
+    Only the table's owner can: another role gets a :class:`~semsearch.errors.DatabaseError`.
+    """
+    try:
+        return _repair(col, found)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise not_owner(found, exc) from None
+
+
+def _repair(col: Collection, found: DoctorReport) -> DoctorReport:
     if found.healthy or found.busy:
         return found
     if not (found.indexed and found.valid):
@@ -164,13 +176,29 @@ def repair(col: Collection, found: DoctorReport) -> DoctorReport:
     return replace(diagnose(col), repaired=tuple(f"dropped {name}" for name in found.leftovers))
 
 
+def not_owner(found: DoctorReport, exc: Exception) -> DatabaseError:
+    """A repair by a role that does not own the table (a writer may add rows, not build indexes)."""
+    return DatabaseError(
+        f"expected to run as the owner of {found.table} to repair its index, got: {str(exc).strip()}; "
+        f"run `semsearch doctor {found.name} --repair` as its owner"
+    )
+
+
+def unrepaired(found: DoctorReport, exc: DatabaseError) -> None:
+    """A write that could not repair the index goes on, and says so."""
+    warnings.warn(f"{'; '.join(found.problems)}, and it stays: {exc}", UnindexedWarning, stacklevel=4)
+
+
 def ensure_index(col: Collection) -> None:
     """Before a write: repair what a killed load or build left (checked at most every :data:`CHECK_SECONDS`)."""
     if time.monotonic() < col._index_checked_until:
         return
     found = diagnose(col)
     if not found.healthy:
-        found = repair(col, found)
+        try:
+            found = repair(col, found)
+        except DatabaseError as exc:
+            unrepaired(found, exc)
     if found.healthy:
         col._index_checked_until = time.monotonic() + CHECK_SECONDS
 

@@ -289,7 +289,7 @@ def round_trip(p: Plan, check: str | None = None) -> list[Step]:
         steps = [(PROPAGATE, None), *((set_local(name, value), None) for name, value in p.settings.items())]
     else:
         steps = [(_SET, [name, value]) for name, value in p.settings.items()]
-    steps = [*_limit(p), *steps]
+    steps += _limit(p)  # after Citus' PROPAGATE: the workers' statements have the limit too
     if check is not None:
         steps.append((guards.CHECK, [check]))
     steps.append((p.statement, p.params))
@@ -355,7 +355,7 @@ def set_local(name: str, value: str) -> sql.Composed:
 def execute(
     conn: psycopg.Connection, p: Plan, *, check: str | None = None
 ) -> tuple[list[tuple[Any, ...]], guards.Checked | None]:
-    """Run a plan: its settings and statement pipelined, one round trip; ``(rows, table)``.
+    """Run a plan: its settings and statement pipelined, one round trip; ``(rows, found)``.
 
     The settings are made for the session (measured: a pipelined transaction with
     ``SET LOCAL`` costs 0.16 ms more per search, the session setting 0.03 ms), so a
@@ -374,13 +374,13 @@ def execute(
         with conn.pipeline():
             curs = [conn.execute(stmt, params, prepare=prepare) for stmt, params in steps]
         rows = curs[-1].fetchall()
-        table = guards.checked(curs[-2].fetchone()) if check is not None else None
+        found = guards.checked(curs[-2].fetchone()) if check is not None else None
         again = fallback(p, rows)
         if again:
             with conn.pipeline():
                 curs = [conn.execute(stmt, params, prepare=prepare) for stmt, params in again]
             rows = curs[-1].fetchall()
-    return rows, table
+    return rows, found
 
 
 def hits(rows: list[tuple[Any, ...]], request: Request, *, indexed: bool = True) -> SearchResult:

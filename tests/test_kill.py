@@ -23,12 +23,14 @@ import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
+import semsearch
 import semsearch.aio
 from semsearch import model_switch
 from semsearch.demo import stdlib_corpus
 from semsearch.embeddings import embedder_for
-from semsearch.errors import UnindexedWarning
+from semsearch.errors import DatabaseError, UnindexedWarning
 from tests.plans import search_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,6 +215,32 @@ async def test_the_async_api_finds_and_repairs_a_killed_bulk_build_too(db, db_ur
         assert (await acol.doctor()).healthy
         assert not (await acol.search(vector=q, k=1)).unindexed
     assert "Index Scan using col_bulk_hnsw" in search_plan(col, q, k=10)
+
+
+def test_a_writer_that_may_not_build_the_index_still_writes_and_says_so(db, db_url):
+    col = db.create_collection("w", dims=8, model="label", compression="bit", autotune=False)
+    col.add([str(i) for i in range(8)], [f"r{i}" for i in range(8)], embeddings=np.eye(8))
+    with db.connection() as conn:
+        conn.execute("DROP INDEX semsearch.col_w_hnsw")  # the state a killed bulk load leaves (above)
+    role = f"semsearch_w_{os.getpid()}"
+    with db.connection() as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+    db.grant(role, "w", write=True)
+    try:
+        with semsearch.connect(make_conninfo(db_url, options=f"-c role={role}")) as as_writer:
+            writer = as_writer.collection("w")
+            # only the table's owner builds indexes: the write goes on, with a warning, not a driver error
+            with pytest.warns(UnindexedWarning, match="missing: no col_w_hnsw.*expected to run as the owner of col_w"):
+                assert writer.add(["new"], ["new"], embeddings=np.eye(8)[:1]).inserted == 1
+            with pytest.raises(DatabaseError, match="expected to run as the owner of col_w to repair its index"):
+                writer.doctor(repair=True)
+            assert not writer.doctor().indexed
+        assert col.doctor(repair=True).repaired == ("built col_w_hnsw",)
+    finally:
+        with db.connection() as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 # -- alter_collection: a concurrent index build ------------------------------------------

@@ -299,7 +299,12 @@ class AsyncCollection(Handle):
             print(await col.doctor(repair=True))    # docs: healthy - repaired: built col_docs_hnsw
         """
         found = await self._diagnose()
-        return await self._repair(found) if repair else found
+        if not repair:
+            return found
+        try:
+            return await self._repair(found)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise doctor.not_owner(found, exc) from None
 
     async def _diagnose(self) -> DoctorReport:
         indexes_step, busy_step = doctor.inspect_steps(self.layout, self.name)
@@ -332,7 +337,10 @@ class AsyncCollection(Handle):
             return
         found = await self._diagnose()
         if not found.healthy:
-            found = await self._repair(found)
+            try:
+                found = await self._repair(found)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                doctor.unrepaired(found, doctor.not_owner(found, exc))
         if found.healthy:
             self._index_checked_until = time.monotonic() + doctor.CHECK_SECONDS
 
