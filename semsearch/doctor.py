@@ -133,12 +133,14 @@ def report(layout: Layout, name: str, indexes: Sequence[tuple[Any, ...]], busy: 
 
 
 def diagnose(col: Collection) -> DoctorReport:
-    """The state of ``col``'s HNSW index (nothing is changed)."""
+    """The state of ``col``'s HNSW index (nothing is changed); the handle's searches learn it too."""
     with col.db.connection() as conn:
         (indexes_step, busy_step) = inspect_steps(col.layout, col.name)
         indexes = conn.execute(*indexes_step).fetchall()
         busy = conn.execute(*busy_step).fetchone()
-    return report(col.layout, col.name, indexes, busy)  # type: ignore[arg-type]
+    found = report(col.layout, col.name, indexes, busy)  # type: ignore[arg-type]
+    col._indexed = found.valid
+    return found
 
 
 def drop_leftovers_steps(layout: Layout) -> list[sql.Composed]:

@@ -185,7 +185,7 @@ def test_a_bulk_build_killed_is_found_by_searches_and_doctor_and_repaired(db, db
     assert found.problems[0].startswith("missing: no col_bulk_hnsw")
     if repair == "add":
         # a later add() notices and builds the index (concurrently) before it writes
-        assert col.add(keys=["new"], contents=["a new row"], embeddings=[q]).inserted == 1
+        assert col.add(keys=["new"], contents=["a new row"], embeddings=[-q]).inserted == 1
     elif repair == "doctor":
         assert col.doctor(repair=True).repaired == ("built col_bulk_hnsw",)
     else:
@@ -211,7 +211,7 @@ async def test_the_async_api_finds_and_repairs_a_killed_bulk_build_too(db, db_ur
         with pytest.warns(UnindexedWarning):
             assert (await acol.search(vector=q, k=1)).unindexed
         assert not (await acol.doctor()).indexed
-        assert (await acol.add(keys=["new"], contents=["a new row"], embeddings=[q])).inserted == 1
+        assert (await acol.add(keys=["new"], contents=["a new row"], embeddings=[-q])).inserted == 1
         assert (await acol.doctor()).healthy
         assert not (await acol.search(vector=q, k=1)).unindexed
     assert "Index Scan using col_bulk_hnsw" in search_plan(col, q, k=10)

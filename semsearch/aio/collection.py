@@ -311,7 +311,9 @@ class AsyncCollection(Handle):
         async with self.db.connection() as conn:
             indexes = await (await conn.execute(*indexes_step)).fetchall()
             busy = await (await conn.execute(*busy_step)).fetchone()
-        return doctor.report(self.layout, self.name, indexes, busy)  # type: ignore[arg-type]
+        found = doctor.report(self.layout, self.name, indexes, busy)  # type: ignore[arg-type]
+        self._indexed = found.valid  # what this handle's searches say until their next check
+        return found
 
     async def _repair(self, found: DoctorReport) -> DoctorReport:
         """:func:`semsearch.doctor.repair`, awaited."""
