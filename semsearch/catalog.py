@@ -137,9 +137,9 @@ retune it (col.tune()) or run `semsearch alter m --oversample N`
 
 
 COLUMNS = tuple(f.name for f in fields(CollectionInfo))
-_SELECT = sql.SQL("SELECT {}, statements_version FROM semsearch.collections").format(
-    sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-)
+#: a row's values, in the order :func:`checked` reads them
+ROW_VALUES = sql.SQL("{}, statements_version").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+_SELECT = sql.SQL("SELECT {} FROM semsearch.collections").format(ROW_VALUES)
 
 
 def read_schema_version(fetch: Callable[[str], Any]) -> str | None:

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, ingest, statements, writes
+from semsearch import catalog, doctor, guards, ingest, statements, writes
 from semsearch import explain as explaining
 from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
+from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.handle import Handle, rereads
@@ -81,7 +82,11 @@ class Collection(Handle, Measuring):
 
             col.add(keys=["m1"], contents=["Toy Story"], embeddings=vecs, metadata=[{"year": 1995}])
             col.add(keys=["t1"], contents=["invoice 42"], tenant="acme")   # one tenant for the batch
+
+        A collection left without its HNSW index by a killed bulk load or build gets it
+        back first (see :meth:`doctor`; checked at most every 10 s per handle).
         """
+        doctor.ensure_index(self)
         return writes.add(self, keys, contents, embeddings, metadata, tenant, defer=defer, copy_first=False)
 
     def add_many(
@@ -134,6 +139,22 @@ class Collection(Handle, Measuring):
         self._reload()  # the index the catalog defines now, on the table it names now
         self.db.replace_index(self.info, concurrently=concurrently)
         return time.perf_counter() - started
+
+    def doctor(self, *, repair: bool = False) -> DoctorReport:
+        """Check the HNSW index for what a killed bulk load or build leaves; ``repair`` fixes it.
+
+        A missing or invalid index is built next to the live one and swapped in (writes and
+        searches go on); a leftover ``_hnsw_next`` is dropped. Nothing is done while another
+        session builds or bulk-loads the collection (``report.busy``). See :mod:`semsearch.doctor`.
+
+        Example::
+
+            report = col.doctor()
+            if not report.healthy:
+                print(col.doctor(repair=True))    # docs: healthy - repaired: built col_docs_hnsw
+        """
+        found = doctor.diagnose(self)
+        return doctor.repair(self, found) if repair else found
 
     def pending(self) -> int:
         """Rows stored with ``defer=True`` that still wait for an embedding (not those in quarantine)."""
@@ -258,22 +279,25 @@ class Collection(Handle, Measuring):
         # one server for the whole search: its catalog check and a reload read where its statement runs
         with self.db.router.pinned(fresh=fresh):
             for attempt in (1, 2, 3):
-                p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
-                # is this handle's catalog row still the name's? Checked in the same round trip
+                info, timeout = self.info, self.db.search_timeout
+                p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
+                # is this handle's catalog row still the name's, its index there? Checked in the same round trip
                 check = searching.check_for(p, self.name, due=self._check_due)
                 try:
                     rows, found = self.db.read(partial(searching.execute, p=p, check=check), fresh=fresh)
+                except psycopg.errors.QueryCanceled as exc:
+                    raise guards.timed_out(exc, timeout) from None
                 except psycopg.OperationalError as exc:
                     # connections the server closed (a restart, a failover, an idle timeout): a search
                     # only reads, so drop the dead ones from the pool and try once more
                     if attempt > 1:
-                        raise searching.unanswered(exc) from None
+                        raise guards.unanswered(exc) from None
                     # the server answers again (or a DatabaseError now, not after the pool's timeout)
                     self.db.liveness.revive(self.db.pool)
                     continue
                 except psycopg.errors.UndefinedObject:
                     # the SQL functions' "unknown collection": dropped since this handle read it
-                    raise searching.dropped(self.name) from None
+                    raise guards.dropped(self.name) from None
                 except psycopg.Error as exc:
                     # made from a row changed meanwhile (a query vector of a switched model's dims)?
                     if attempt > 2 or not rereads(exc) or not self._reload(read=True):
@@ -284,7 +308,10 @@ class Collection(Handle, Measuring):
                 # the definition changed (migrate-model, alter, distribute): search again with the new one
                 request = self._request(**args)
                 request = searching.with_fusion(request, fusion, vector_weight, text_weight)
-        return searching.hits(rows, request)
+        result = searching.hits(rows, request, indexed=self._indexed)
+        if result.unindexed:
+            guards.warn_unindexed(self.name)
+        return result
 
     def explain(
         self,

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from semsearch import catalog, ddl, distributed, locks, server, table_sync, tenants
+from semsearch import catalog, changes, ddl, distributed, server, table_sync, tenants
 from semsearch.catalog import CollectionInfo
 from semsearch.collection import Collection
-from semsearch.config import Settings
+from semsearch.config import FROM_ENV, FromEnv, Settings, check_search_timeout
 from semsearch.embeddings import Embedder
-from semsearch.errors import (
-    ConfigurationError,
-)
+from semsearch.errors import ConfigurationError
 from semsearch.layout import check_name
 from semsearch.replicas import ReplicaStatus, Router, replica_urls
 from semsearch.server import Liveness, redact
@@ -31,6 +29,7 @@ def connect(
     upgrade: bool | None = None,
     max_connections: int = 4,
     replicas: Sequence[str] | None = None,
+    search_timeout: float | FromEnv | None = FROM_ENV,
 ) -> Database:
     """Open semsearch on a Postgres server.
 
@@ -42,6 +41,8 @@ def connect(
     ``replicas`` (default: ``SEMSEARCH_REPLICA_URLS``, comma-separated) are streaming
     standbys of this server: searches, ``explain``, ``evaluate`` and ``sweep`` run on
     them in turn, everything else on the primary (see :mod:`semsearch.replicas`).
+    ``search_timeout``: seconds one search statement may run before the server cancels it
+    (:class:`~semsearch.errors.SearchTimeoutError`); default ``SEMSEARCH_SEARCH_TIMEOUT``, else 30; None: no limit.
 
     Example::
 
@@ -50,11 +51,13 @@ def connect(
         db = semsearch.connect("postgresql://app@primary/app", replicas=["postgresql://app@replica-1/app"])
     """
     urls = replica_urls(Settings.from_env().replica_urls if replicas is None else replicas)
+    timeout = check_search_timeout(search_timeout)
     embedded = server.embedded_dir(url)
     url = server.prepare(url, upgrade=upgrade)
     pool = ConnectionPool(url, configure=register_vector, **server.pool_options(max_connections))
     pool.open(wait=True, timeout=30)
-    return Database(url, pool, Router(urls, max_connections=max_connections), Liveness(url, embedded))
+    router = Router(urls, max_connections=max_connections)
+    return Database(url, pool, router, Liveness(url, embedded), search_timeout=timeout)
 
 
 class Database:
@@ -67,10 +70,18 @@ class Database:
     """
 
     def __init__(
-        self, url: str, pool: ConnectionPool, router: Router | None = None, live: Liveness | None = None
+        self,
+        url: str,
+        pool: ConnectionPool,
+        router: Router | None = None,
+        live: Liveness | None = None,
+        *,
+        search_timeout: float | FromEnv | None = FROM_ENV,
     ) -> None:
         self._url = url
         self.pool = pool
+        #: seconds one search statement may run (None: no limit), see :func:`connect`
+        self.search_timeout = check_search_timeout(search_timeout)
         #: where searches run: read replicas in turn, or this pool (see :mod:`semsearch.replicas`)
         self.router = router if router is not None else Router(())
         #: whether a connection broke, and how to start the embedded server again (when ``url`` is its):
@@ -178,7 +189,7 @@ class Database:
             distribute_by=distribute_by,
         )
         # two creators of one name: the second waits for the lock, then finds the first one's row
-        with self.connection() as conn, locks.ddl_lock(conn, name), conn.transaction():
+        with self.connection() as conn, changes.ddl_lock(conn, name), conn.transaction():
             ddl.check_new(info, conn.execute(ddl.TABLES).fetchall())
             try:
                 conn.execute(ddl.TEXT_CONFIG_CHECK, [text_config])
@@ -206,7 +217,7 @@ class Database:
             db.distribute_collection("tickets", by="tenant")
         """
         old = self._info(name)
-        with self.connection() as conn, locks.ddl_lock(conn, name), conn.transaction():
+        with self.connection() as conn, changes.ddl_lock(conn, name), conn.transaction():
             synced = table_sync.find(conn, collection=name)
             if synced is not None:
                 raise ConfigurationError(
@@ -290,7 +301,8 @@ class Database:
                 for stmt in change.catalog:
                     conn.execute(stmt)
         if change.index is not None:
-            self._run_index_build(change.new, change.index)
+            with self.connection() as conn:
+                changes.run_index_build(conn, change.new.name, change.index)
         return self.collection(name)
 
     def sync_table(
@@ -380,7 +392,7 @@ class Database:
             # SET app.tenant = 'acme'    -- or conn.execute("SELECT set_config('app.tenant', %s, false)", [t])
         """
         info = self._info(collection)
-        with self.connection() as conn, locks.ddl_lock(conn, info.name), conn.transaction():
+        with self.connection() as conn, changes.ddl_lock(conn, info.name), conn.transaction():
             for stmt in tenants.isolate_statements(info, setting):
                 conn.execute(stmt)
         return self.collection(collection)
@@ -398,22 +410,5 @@ class Database:
 
             db.replace_index(db.collection("movies").info)    # what rebuild_index() does
         """
-        self._run_index_build(info, ddl.index_build(info, concurrently=concurrently, replan=replan))
-
-    def _run_index_build(self, info: CollectionInfo, steps: ddl.IndexBuild) -> None:
-        with (
-            self.connection() as conn,
-            locks.ddl_lock(conn, info.name),
-            nullcontext() if steps.concurrently else conn.transaction(),
-        ):
-            for stmt in steps.prepare:
-                conn.execute(stmt)
-            try:
-                for stmt in steps.build:
-                    conn.execute(stmt)
-            finally:
-                for stmt in steps.restore:
-                    conn.execute(stmt)
-            with conn.transaction():
-                for stmt in steps.swap:
-                    conn.execute(stmt)
+        with self.connection() as conn:
+            changes.run_index_build(conn, info.name, ddl.index_build(info, concurrently=concurrently, replan=replan))

@@ -16,10 +16,16 @@ Every error is a :class:`SemsearchError`, so one ``except`` catches them all::
     ├── CompressionPlanError    a compression plan the dimensions do not allow
     ├── EmbeddingError          the embedding provider failed or answered nonsense
     ├── BackfillRunningError    another backfill of the collection is running
+    ├── SearchTimeoutError      a search ran longer than its search_timeout (or was canceled)
     ├── WriteConflictError      concurrent writers of the same rows deadlocked, also on the retry
     └── NotAwaitedError         a semsearch.aio call used without ``await`` or ``async with``
 
 Messages are lowercase and say what was expected and what arrived.
+
+Warnings (not errors: the call did its work) are :class:`SemsearchWarning` subclasses::
+
+    SemsearchWarning
+    └── UnindexedWarning        a vector search scanned every row: no valid HNSW index
 """
 
 from __future__ import annotations
@@ -94,9 +100,21 @@ class BackfillRunningError(SemsearchError):
     """Another backfill of the same collection holds its lock."""
 
 
+class SearchTimeoutError(SemsearchError, TimeoutError):
+    """A search statement ran past ``search_timeout`` (or an operator canceled it); the server stopped it."""
+
+
 class WriteConflictError(SemsearchError):
     """A batch met a deadlock or serialization failure twice; nothing of it was written."""
 
 
 class NotAwaitedError(SemsearchError, AttributeError, TypeError):
     """A ``semsearch.aio`` call used without ``await`` (or with ``with`` instead of ``async with``)."""
+
+
+class SemsearchWarning(UserWarning):
+    """Base class of every semsearch warning."""
+
+
+class UnindexedWarning(SemsearchWarning):
+    """A vector search scanned every row: the collection has no valid HNSW index (see ``semsearch doctor``)."""

@@ -33,9 +33,13 @@ These compile into the jsonpath (``!exists($."f") || $."f".type() == "null"``),
 never into containment and never into a variable: so the compiled
 :class:`Filter` holds no null in ``contains`` object fields and none in ``vars``.
 
-Limits: at most :data:`MAX_IN_VALUES` values in ``$in`` / ``$nin``; values nested
-at most :data:`semsearch.values.MAX_DEPTH` levels; no nul characters or lone
-surrogates in keys or strings. Anything else raises :class:`InvalidInputError`
+Limits: at most :data:`MAX_IN_VALUES` values in ``$in`` / ``$nin``, :data:`MAX_BRANCHES`
+filters in one ``$and`` / ``$or``, :data:`MAX_CONDITIONS` conditions in the whole filter
+(each field condition, and each item compared under ``$and/$or/$not``), a compiled
+jsonpath of at most :data:`MAX_PATH_CHARS` characters (the one cap the SQL functions can
+hold a caller's own ``filter_path`` to); values nested at most
+:data:`semsearch.values.MAX_DEPTH` levels; no nul characters or lone surrogates in keys
+or strings. Anything else raises :class:`InvalidInputError`
 before the database is asked.
 """
 
@@ -44,7 +48,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +66,15 @@ OPERATORS = (*_COMPARE, "$in", "$nin", "$contains", "$exists")
 LOGICAL = ("$and", "$or", "$not")
 #: deepest nesting of $and / $or / $not
 MAX_LOGICAL_DEPTH = 16
+#: most filters in one ``$and`` or ``$or`` list. Each one is a term the jsonpath parser nests
+#: (20,000 exhaust its stack) and every row tested evaluates in turn: many values of one field
+#: belong in one ``$in`` (one variable), not in an ``$or`` of equalities
+MAX_BRANCHES = 256
+#: most conditions in one filter, all levels together (an ``$or`` of 1,000 equalities took 2.2 s
+#: per 10,000 rows filtered, linear in the conditions)
+MAX_CONDITIONS = 512
+#: longest compiled jsonpath: the one cap a SQL caller's own ``filter_path`` can be held to
+MAX_PATH_CHARS = 65536
 
 
 @dataclass(frozen=True)
@@ -179,6 +192,27 @@ def _operator_key(value: Any) -> str | None:
     return None
 
 
+class _Terms:
+    """The filter's variables (called with a value: its ``$name``) and its conditions, counted."""
+
+    def __init__(self) -> None:
+        self.variables: dict[str, Any] = {}
+        self.conditions = 0
+
+    def __call__(self, value: Any) -> str:
+        name = f"v{len(self.variables)}"
+        self.variables[name] = value
+        return "$" + name
+
+    def condition(self) -> None:
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise InvalidInputError(
+                f"expected at most {MAX_CONDITIONS} conditions in a filter, got more "
+                "(many values of one field go in one $in)"
+            )
+
+
 def compile_filter(where: Mapping[str, Any] | None) -> Filter:
     """Check and compile a ``where=`` dict; raise :class:`InvalidInputError` on anything unknown.
 
@@ -192,19 +226,15 @@ def compile_filter(where: Mapping[str, Any] | None) -> Filter:
         return Filter(None, None, None)
     if not isinstance(where, Mapping):
         raise InvalidInputError(f"expected where= as a dict, got {type(where).__name__}")
-    variables: dict[str, Any] = {}
-
-    def var(value: Any) -> str:
-        name = f"v{len(variables)}"
-        variables[name] = value
-        return "$" + name
-
+    var = _Terms()
     contains: dict[str, Any] = {}
     path = _predicates(where, var, contains, 0)
-    return Filter(contains or None, path, variables or None)
+    if path is not None and len(path) > MAX_PATH_CHARS:
+        raise InvalidInputError(f"expected a filter of at most {MAX_PATH_CHARS} characters compiled, got {len(path)}")
+    return Filter(contains or None, path, var.variables or None)
 
 
-def _predicates(where: Mapping[str, Any], var: Callable[[Any], str], contains: dict | None, depth: int) -> str | None:
+def _predicates(where: Mapping[str, Any], var: _Terms, contains: dict | None, depth: int) -> str | None:
     """The jsonpath predicates of ``where``, joined by ``&&``.
 
     With ``contains`` (the top level), plain values are merged into it, for the GIN index;
@@ -212,6 +242,7 @@ def _predicates(where: Mapping[str, Any], var: Callable[[Any], str], contains: d
     """
     preds: list[str] = []
     for field, cond in where.items():
+        var.condition()
         if field in LOGICAL:
             preds.append(_logical(field, cond, var, depth))
             continue
@@ -280,7 +311,7 @@ def _predicates(where: Mapping[str, Any], var: Callable[[Any], str], contains: d
     return " && ".join(preds) or None
 
 
-def _logical(op: str, value: Any, var: Callable[[Any], str], depth: int) -> str:
+def _logical(op: str, value: Any, var: _Terms, depth: int) -> str:
     """``$and`` / ``$or`` of a list of filters, or ``$not`` of one, as one jsonpath predicate."""
     if depth >= MAX_LOGICAL_DEPTH:
         raise InvalidInputError(f"expected $and, $or and $not nested at most {MAX_LOGICAL_DEPTH} levels, got deeper")
@@ -292,11 +323,15 @@ def _logical(op: str, value: Any, var: Callable[[Any], str], depth: int) -> str:
         return f"!exists($ ? ({_predicates(value, var, None, depth + 1)}))"
     if not isinstance(value, (list, tuple)) or not value or not all(isinstance(m, Mapping) and m for m in value):
         raise InvalidInputError(f"expected a non-empty list of non-empty objects (filters) for {op}, got {value!r:.80}")
+    if len(value) > MAX_BRANCHES:
+        raise InvalidInputError(
+            f"expected at most {MAX_BRANCHES} filters in one {op}, got {len(value)} (many values of one field: $in)"
+        )
     joiner = " && " if op == "$and" else " || "
     return "(" + joiner.join(f"({_predicates(m, var, None, depth + 1)})" for m in value) + ")"
 
 
-def _contained(path: str, value: Any, var: Callable[[Any], str], field: str) -> str:
+def _contained(path: str, value: Any, var: _Terms, field: str) -> str:
     """A jsonpath predicate true where the value at ``path`` contains ``value`` as jsonb ``@>`` does,
     with the null reading of the containment form (None: missing or null).
 
@@ -312,11 +347,14 @@ def _contained(path: str, value: Any, var: Callable[[Any], str], field: str) -> 
                 raise InvalidInputError(
                     f"expected field names of letters, digits and _ in {field} under $and/$or/$not, got {key!r}"
                 )
+            var.condition()
             preds.append(_contained(f"{path}.{json.dumps(key)}", item, var, f"{field}.{key}"))
         return "(" + " && ".join(preds) + ")"
     if isinstance(value, (list, tuple)):
         preds = [f'{path}.type() == "array"']
-        preds.extend(f"exists({path}[*] ? ({_contained('@', item, var, field)}))" for item in value)
+        for item in value:
+            var.condition()
+            preds.append(f"exists({path}[*] ? ({_contained('@', item, var, field)}))")
         return "(" + " && ".join(preds) + ")"
     kind = "boolean" if isinstance(value, bool) else "string" if isinstance(value, str) else "number"
     return f'({path}.type() == "{kind}" && {path} == {var(value)})'

@@ -5,22 +5,17 @@ semsearch generates per collection from the current code lives here and is made 
 function whoever asks: :func:`functions` (its SQL functions) for create, alter, distribute
 and tenant isolation, and :func:`regenerate_statements` (functions, triggers, the BM25
 statistics' triggers, or the statistics themselves when missing) for ``semsearch db upgrade``,
-which runs :func:`regenerate` after the migrations, for each collection whose
+which :func:`semsearch.migrate.regenerate` runs after the migrations, for each collection whose
 ``statements_version`` is not :data:`~semsearch.statements.STATEMENTS_VERSION`. A release that
-changes a statement bumps that number and ships no migration for it.
+changes a statement bumps that number and ships no migration for it. Statements only: no I/O.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 
-from semsearch import bm25, catalog, statements
+from semsearch import bm25, statements
 from semsearch.catalog import CollectionInfo
-from semsearch.locks import ddl_lock
 
 #: the statements version the SQL functions compare a catalog row with (``collection_for_search``),
 #: made from Python's one definition
@@ -71,25 +66,3 @@ def regenerate_statements(info: CollectionInfo, *, has_statistics: bool) -> list
         )
     )
     return stmts
-
-
-def regenerate(conn: psycopg.Connection[Any]) -> list[str]:
-    """Bring every collection's generated objects to this version's code; the names of those remade.
-
-    Run by :func:`semsearch.migrate.upgrade` after the migrations (as the schema's owner).
-    """
-    with conn.transaction():
-        conn.execute(VERSION_FUNCTION)
-    remade = []
-    rows = conn.cursor(row_factory=dict_row).execute(catalog.SELECT_ALL).fetchall()
-    for row in rows:
-        if row["statements_version"] == statements.STATEMENTS_VERSION:
-            continue
-        info = catalog.CollectionInfo.from_row({k: v for k, v in row.items() if k != "statements_version"})
-        names = bm25.Names(info.layout.table_name)
-        with ddl_lock(conn, info.name), conn.transaction():
-            found = conn.execute("SELECT to_regclass(%s)", [f"semsearch.{names.postings}"]).fetchone()
-            for stmt in regenerate_statements(info, has_statistics=found is not None and found[0] is not None):
-                conn.execute(stmt)
-        remade.append(info.name)
-    return remade

@@ -25,11 +25,10 @@ from typing import Any
 
 import psycopg
 
-from semsearch import catalog
+from semsearch import catalog, guards
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, embedder_for
 from semsearch.errors import CollectionError, ConfigurationError, InvalidInputError
-from semsearch.search import dropped
 
 #: how long a handle trusts its catalog row before a search re-reads it (in the same round trip)
 CATALOG_CHECK_SECONDS = 1.0
@@ -64,9 +63,14 @@ class Handle:
         self.layout = info.layout
         self._embedder = embedder
         self._own_embedder = embedder is not None
-        self._checked_until = time.monotonic() + CATALOG_CHECK_SECONDS
+        # the first search checks the catalog row and the index (a killed build leaves none)
+        self._checked_until = 0.0
         #: the values :data:`catalog.CHECK` last read: the same again needs no parsing
         self._seen: Any = None
+        #: whether the last check found the HNSW index there and valid
+        self._indexed = True
+        #: until when a write trusts the index it found healthy (see :mod:`semsearch.doctor`)
+        self._index_checked_until = 0.0
 
     @property
     def name(self) -> str:
@@ -101,7 +105,7 @@ class Handle:
         made again; a row that differs only in tuned values is taken all the same.
         """
         if info is None:
-            raise dropped(self.name)
+            raise guards.dropped(self.name)
         changed = definition(info) != definition(self.info)
         self._adopt(info)
         return changed
@@ -123,9 +127,15 @@ class Handle:
         if self._follow_found(found):
             raise CatalogChanged(f"expected the definition of {self.name!r} the handle read, got another one")
 
-    def _answered(self, check: str | None, found: Any) -> bool:
-        """Whether a search's rows answer it: unless its round trip's ``check`` found another definition."""
-        return check is None or not self._follow_found(found)
+    def _answered(self, check: str | None, found: guards.Checked | None) -> bool:
+        """Whether a search's rows answer it: unless its round trip's ``check`` found another definition.
+
+        The check also says whether the HNSW index is there and valid (see :mod:`semsearch.doctor`).
+        """
+        if check is None or found is None:
+            return True
+        self._indexed = found.indexed
+        return not self._follow_found(found.row)
 
     def _adopt(self, info: CollectionInfo) -> None:
         """Take a re-read catalog row; an embedder made from the old model is dropped (one given is kept)."""

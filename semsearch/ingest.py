@@ -395,11 +395,6 @@ def empty_statement(layout: Layout) -> sql.Composed:
     return sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(layout.table)
 
 
-def index_exists(layout: Layout) -> tuple[sql.SQL, list[str]]:
-    """A statement and its parameters: whether the HNSW index exists (a killed bulk load leaves none)."""
-    return sql.SQL("SELECT to_regclass(%s) IS NOT NULL"), [f"semsearch.{layout.table_name}_hnsw"]
-
-
 def drop_index_statement(layout: Layout) -> sql.Composed:
     """Drop the HNSW index before a bulk load (built once afterwards)."""
     return sql.SQL("DROP INDEX IF EXISTS {}").format(layout.index_name("hnsw", schema=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
@@ -11,8 +12,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
 
-from semsearch import generated
+from semsearch import bm25, catalog, generated, statements
+from semsearch.changes import ddl_lock
 
 VERSION_TABLE = "semsearch.alembic_version"
 
@@ -72,7 +75,7 @@ def upgrade(url: str, revision: str = "head") -> list[str]:
     """Bring semsearch's schema up to ``revision``; at the head, every collection's generated objects too.
 
     Returns the collections whose functions and triggers were made again from this version's
-    code (:func:`semsearch.generated.regenerate`).
+    code (:func:`regenerate`).
 
     Example::
 
@@ -82,9 +85,33 @@ def upgrade(url: str, revision: str = "head") -> list[str]:
     if revision not in ("head", head()):
         return []  # an older schema than this code's: its generated objects are the older code's business
     with psycopg.connect(url, autocommit=True) as conn:
-        return generated.regenerate(conn)
+        return regenerate(conn)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
     """Take semsearch's schema down to ``revision`` ("base" drops every collection)."""
     _run(url, "downgrade", revision)
+
+
+def regenerate(conn: psycopg.Connection[Any]) -> list[str]:
+    """Bring every collection's generated objects to this version's code; the names of those remade.
+
+    Run by :func:`upgrade` after the migrations (as the schema's owner); see :mod:`semsearch.generated`.
+    """
+    with conn.transaction():
+        conn.execute(generated.VERSION_FUNCTION)
+    remade = []
+    rows = conn.cursor(row_factory=dict_row).execute(catalog.SELECT_ALL).fetchall()
+    for row in rows:
+        if row["statements_version"] == statements.STATEMENTS_VERSION:
+            continue
+        info = catalog.CollectionInfo.from_row({k: v for k, v in row.items() if k != "statements_version"})
+        names = bm25.Names(info.layout.table_name)
+        with ddl_lock(conn, info.name), conn.transaction():
+            found = conn.execute("SELECT to_regclass(%s)", [f"semsearch.{names.postings}"]).fetchone()
+            for stmt in generated.regenerate_statements(
+                info, has_statistics=found is not None and found[0] is not None
+            ):
+                conn.execute(stmt)
+        remade.append(info.name)
+    return remade

@@ -34,7 +34,8 @@ class SearchResult(Sequence[Hit]):
 
     ``complete`` is False only when fewer than ``k`` rows exist (or match the
     filter): an approximate pass that came back short is re-run exactly before
-    this is decided.
+    this is decided. ``unindexed`` is True when a vector search found no valid HNSW
+    index and scanned every row (an :class:`~semsearch.errors.UnindexedWarning` says so too).
 
     Example::
 
@@ -47,6 +48,7 @@ class SearchResult(Sequence[Hit]):
     hits: tuple[Hit, ...]
     k: int
     exact: bool = False
+    unindexed: bool = False
 
     @property
     def complete(self) -> bool:

@@ -23,8 +23,8 @@ from psycopg import sql
 from psycopg.adapt import PyFormat
 from psycopg.types.json import Jsonb
 
-from semsearch import catalog, ingest, statements
-from semsearch.errors import CollectionNotFoundError, DatabaseError, InvalidInputError
+from semsearch import guards, ingest, statements
+from semsearch.errors import InvalidInputError
 from semsearch.filters import Filter, compile_filter
 from semsearch.results import Hit, SearchResult
 from semsearch.values import check_text
@@ -45,6 +45,8 @@ MAX_CANDIDATES = 10000
 NO_FILTER = Filter(None, None, None)
 Q = sql.Placeholder("q", PyFormat.BINARY)
 _SET = sql.SQL("SELECT set_config(%s, %s, false)")
+#: the search's time limit, local to its round trip's (implicit) transaction: never the session's
+_SET_LOCAL = sql.SQL("SELECT set_config(%s, %s, true)")
 _FUNCTION: dict[str, sql.SQL] = {
     "vector": sql.SQL(
         "SELECT key, content, score, metadata FROM semsearch.search(collection => %(name)s, query => %(q)b, "
@@ -101,6 +103,8 @@ class Plan:
     k: int = 0
     #: a Citus distributed collection: settings go to the workers as SET LOCAL, in a transaction
     distributed: bool = False
+    #: the statement's time limit (``statement_timeout``, local to the search), None: none
+    timeout_ms: int | None = None
 
 
 def make_request(*, embed: Callable[[str], np.ndarray], **search: Any) -> Request:
@@ -224,11 +228,16 @@ def direct(layout: Layout, k: int, n: int | None) -> sql.SQL:
     return sql.SQL(stmt.as_string(None))
 
 
-def plan(layout: Layout, name: str, oversample: float, info_ef: int | None, request: Request) -> Plan:
-    """Choose the statement for ``request`` on a collection with these stored settings."""
-    if layout.distributed_by is not None:
-        return replace(_plan(layout, name, oversample, info_ef, request), distributed=True)
-    return _plan(layout, name, oversample, info_ef, request)
+def plan(
+    layout: Layout, name: str, oversample: float, info_ef: int | None, request: Request, *, timeout: float | None = None
+) -> Plan:
+    """Choose the statement for ``request`` on a collection with these stored settings.
+
+    ``timeout`` (seconds, None: no limit) becomes the statement's ``statement_timeout``.
+    """
+    p = _plan(layout, name, oversample, info_ef, request)
+    ms = None if timeout is None else max(1, round(timeout * 1000))
+    return replace(p, distributed=layout.distributed_by is not None, timeout_ms=ms)
 
 
 def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, request: Request) -> Plan:
@@ -269,8 +278,9 @@ Step = tuple[sql.SQL | sql.Composed, Any]
 def round_trip(p: Plan, check: str | None = None) -> list[Step]:
     """What :func:`execute` (and the async API's) sends for a plan, pipelined, in one round trip.
 
-    The plan's settings, then, with ``check`` (a collection name), a read of its catalog
-    row (:data:`catalog.CHECK`), then the plan's statement (always last). On a Citus distributed
+    The plan's time limit and settings, then, with ``check`` (a collection name), a read of
+    its catalog row and its index's state (:data:`semsearch.guards.CHECK`),
+    then the plan's statement (always last). On a Citus distributed
     collection the settings are ``SET LOCAL``s that Citus propagates to the workers (a
     session setting stays on the coordinator), so the caller runs them in a transaction.
     """
@@ -279,18 +289,29 @@ def round_trip(p: Plan, check: str | None = None) -> list[Step]:
         steps = [(PROPAGATE, None), *((set_local(name, value), None) for name, value in p.settings.items())]
     else:
         steps = [(_SET, [name, value]) for name, value in p.settings.items()]
+    steps += _limit(p)  # after Citus' PROPAGATE: the workers' statements have the limit too
     if check is not None:
-        steps.append((catalog.CHECK, [check]))
+        steps.append((guards.CHECK, [check]))
     steps.append((p.statement, p.params))
     return steps
 
 
-def fallback(p: Plan, rows: list[tuple[Any, ...]]) -> Step | None:
-    """The exact statement to run when the two-stage one returned fewer than ``k`` rows."""
+def _limit(p: Plan) -> list[Step]:
+    """The plan's time limit: ``statement_timeout`` until its round trip's transaction ends."""
+    if p.timeout_ms is None:
+        return []
+    if p.distributed:
+        return [(set_local("statement_timeout", str(p.timeout_ms)), None)]
+    # pipelined, the statements up to the round trip's Sync are one implicit transaction
+    return [(_SET_LOCAL, ["statement_timeout", str(p.timeout_ms)])]
+
+
+def fallback(p: Plan, rows: list[tuple[Any, ...]]) -> list[Step]:
+    """The exact statement (after the time limit) to run when the two-stage one returned fewer than ``k`` rows."""
     if p.fallback is None or len(rows) >= p.k:
-        return None
+        return []
     # fewer than k from the index (dead tuples, a scan limit): the exact pass decides
-    return p.fallback, p.params
+    return [*_limit(p), (p.fallback, p.params)]
 
 
 def check_for(p: Plan, name: str, *, due: bool) -> str | None:
@@ -300,20 +321,6 @@ def check_for(p: Plan, name: str, *, due: bool) -> str | None:
     check is ``due`` (at most once a second).
     """
     return name if (p.fallback is None or due) else None
-
-
-def dropped(name: str) -> CollectionNotFoundError:
-    """The handle's collection was dropped since it read its catalog row.
-
-    Found by the round trip's ``check``, or by the SQL functions (they go by name), whose
-    ``unknown collection`` error (UndefinedObject) a caller turns into this one.
-    """
-    return CollectionNotFoundError(f"expected an existing collection, got {name!r} dropped")
-
-
-def unanswered(exc: Exception) -> DatabaseError:
-    """A search whose connection failed twice (the server restarted, failed over, timed out)."""
-    return DatabaseError(f"expected the server to answer the search, got: {str(exc).strip()}")
 
 
 def _routed(layout: Layout, oversample: float, info_ef: int | None, request: Request) -> Plan:
@@ -340,23 +347,23 @@ PROPAGATE = sql.SQL("SET LOCAL citus.propagate_set_commands = 'local'")
 
 def set_local(name: str, value: str) -> sql.Composed:
     """``SET LOCAL name = 'value'`` for a setting semsearch names itself (SET takes no parameters)."""
-    if name not in ("hnsw.ef_search", "hnsw.iterative_scan", "semsearch.upsert"):
+    if name not in ("hnsw.ef_search", "hnsw.iterative_scan", "semsearch.upsert", "statement_timeout"):
         raise ValueError(f"expected a setting semsearch sets, got {name!r}")
     return sql.SQL("SET LOCAL {} = {}").format(sql.SQL(name), sql.Literal(value))
 
 
 def execute(
     conn: psycopg.Connection, p: Plan, *, check: str | None = None
-) -> tuple[list[tuple[Any, ...]], tuple[Any, ...] | None]:
-    """Run a plan: its settings and statement pipelined, one round trip; ``(rows, row)``.
+) -> tuple[list[tuple[Any, ...]], guards.Checked | None]:
+    """Run a plan: its settings and statement pipelined, one round trip; ``(rows, found)``.
 
     The settings are made for the session (measured: a pipelined transaction with
     ``SET LOCAL`` costs 0.16 ms more per search, the session setting 0.03 ms), so a
     connection from :meth:`Database.connection` may carry the last search's
-    ``hnsw.ef_search``; each search sets what it needs. ``check`` (a collection name)
-    pipelines a read of its catalog row, returned as ``row`` (values in the order of
-    :data:`catalog.CHECK`; None when it is gone), so a
-    caller holding an old row finds out in the same round trip (see :mod:`semsearch.handle`).
+    ``hnsw.ef_search``; each search sets what it needs (its time limit is local to the round
+    trip). ``check`` (a collection name) pipelines a read of its catalog row and of its index's
+    state, returned as :class:`~semsearch.guards.Checked` (None without ``check``), so a caller
+    holding an old row finds out in the same round trip (see :mod:`semsearch.handle`).
     """
     steps = round_trip(p, check)
     # Citus: the SET LOCALs and the statement in one transaction, planned each time
@@ -367,19 +374,23 @@ def execute(
         with conn.pipeline():
             curs = [conn.execute(stmt, params, prepare=prepare) for stmt, params in steps]
         rows = curs[-1].fetchall()
-        row = curs[-2].fetchone() if check is not None else None
+        found = guards.checked(curs[-2].fetchone()) if check is not None else None
         again = fallback(p, rows)
-        if again is not None:
-            rows = conn.execute(*again, prepare=prepare).fetchall()
-    return rows, row
+        if again:
+            with conn.pipeline():
+                curs = [conn.execute(stmt, params, prepare=prepare) for stmt, params in again]
+            rows = curs[-1].fetchall()
+    return rows, found
 
 
-def hits(rows: list[tuple[Any, ...]], request: Request) -> SearchResult:
-    """Rows as a :class:`SearchResult`."""
+def hits(rows: list[tuple[Any, ...]], request: Request, *, indexed: bool = True) -> SearchResult:
+    """Rows as a :class:`SearchResult`; ``indexed``: the collection's HNSW index was there (else warned)."""
+    unindexed = guards.scans_unindexed(request.mode, request.exact, indexed)
     return SearchResult(
         hits=tuple(Hit(key=r[0], content=r[1], score=float(r[2]), metadata=r[3]) for r in rows),
         k=request.k,
         exact=request.exact,
+        unindexed=unindexed,
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, ingest
+from semsearch import catalog, doctor, ingest
 from semsearch.handle import CatalogChanged, rereads
 
 if TYPE_CHECKING:
@@ -122,8 +122,11 @@ def add_many(
     """:meth:`Collection.add_many`: batches, the bulk-load index build, then autotune."""
     col._reload()  # the table the catalog names now: its index is dropped and built again
     if bulk is None:
-        # empty, or a bulk load killed before it built the index: (re)build it once at the end
-        bulk = is_empty(col) or not has_index(col)
+        found = doctor.diagnose(col)
+        # empty, or a bulk load killed before it built the index (no other one running): (re)build it at the end
+        bulk = is_empty(col) or not (found.valid or found.loading)
+    if not bulk:
+        doctor.ensure_index(col)  # a leftover of a killed build, or bulk=False given on a missing index
     stream = partial(add_stream, col, records, batch_size=batch_size, progress=progress, total=total, defer=defer)
     if not bulk:
         result = stream(bulk=False)
@@ -147,21 +150,20 @@ def is_empty(col: Collection) -> bool:
         return conn.execute(ingest.empty_statement(col.layout)).fetchone()[0]  # type: ignore[index]
 
 
-def has_index(col: Collection) -> bool:
-    with col.db.connection() as conn:
-        return conn.execute(*ingest.index_exists(col.layout)).fetchone()[0]  # type: ignore[index]
-
-
 @contextmanager
 def index_deferred(col: Collection, *, progress: bool) -> Iterator[None]:
-    """Drop the HNSW index for a load and build it once afterwards, even if the load fails."""
-    with col.db.connection() as conn:
-        conn.execute(ingest.drop_index_statement(col.layout))
-    try:
-        yield
-    finally:
-        # the table was just loaded: a plain (parallel) build, which blocks writes but not searches
-        col.rebuild_index(progress=progress, concurrently=False)
+    """Drop the HNSW index for a load and build it once afterwards, even if the load fails.
+
+    The load holds :func:`semsearch.doctor.bulk_lock` meanwhile: the missing index is no crash to repair.
+    """
+    with doctor.bulk_lock(col):
+        with col.db.connection() as conn:
+            conn.execute(ingest.drop_index_statement(col.layout))
+        try:
+            yield
+        finally:
+            # the table was just loaded: a plain (parallel) build, which blocks writes but not searches
+            col.rebuild_index(progress=progress, concurrently=False)
 
 
 def add_stream(

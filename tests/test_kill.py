@@ -23,10 +23,15 @@ import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
+import semsearch
+import semsearch.aio
 from semsearch import model_switch
 from semsearch.demo import stdlib_corpus
 from semsearch.embeddings import embedder_for
+from semsearch.errors import DatabaseError, UnindexedWarning
+from tests.plans import search_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,7 +133,8 @@ def test_bulk_load_killed_then_run_again_has_every_row_and_a_used_index(db, db_u
         # what it leaves: the committed batches, no index (dropped for the load), so searches scan exactly
         assert _hnsw_indexes(conn, "col_bulk") == []
     records = bulk_records()
-    assert col.search(vector=records[123]["embedding"], k=1).keys == ["123"]
+    with pytest.warns(UnindexedWarning, match="scanned every row"):
+        assert col.search(vector=records[123]["embedding"], k=1).keys == ["123"]
     got = col.add_many(records)  # the documented resume: the same load again
     assert got.inserted + got.unchanged == N_BULK and got.updated == 0 and got.unchanged >= committed
     assert col.count() == N_BULK
@@ -145,6 +151,96 @@ def test_bulk_load_killed_then_run_again_has_every_row_and_a_used_index(db, db_u
     q = records[123]["embedding"]
     assert "Index Scan using col_bulk_hnsw" in col.explain(vector=q, k=10).plan
     assert col.search(vector=q, k=1).keys == ["123"]
+
+
+def _killed_during_the_bulk_build(db: Any, db_url: str) -> Any:
+    """The audit's case: every row committed, the load's index build killed; wait for its session to end."""
+    col = db.create_collection(
+        "bulk", dims=32, model="label", compression="bit", autotune=False, hnsw_m=8, hnsw_ef_construction=16
+    )
+    proc = _spawn(BULK_LOAD, db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        _kill_when(proc, lambda: _building(conn, "col_bulk", "CREATE INDEX"))
+        deadline = time.monotonic() + 60
+        # the killed client's server session finishes its CREATE INDEX, then rolls it back
+        while col.doctor().busy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _one(conn, "SELECT count(*) FROM semsearch.col_bulk") == N_BULK
+        assert _hnsw_indexes(conn, "col_bulk") == []
+    return col
+
+
+@pytest.mark.parametrize("repair", ["add", "doctor", "cli"])
+def test_a_bulk_build_killed_is_found_by_searches_and_doctor_and_repaired(db, db_url, run, repair):
+    col = _killed_during_the_bulk_build(db, db_url)
+    q = bulk_records()[123]["embedding"]
+    # searches say so (the handle of before the kill and a new one alike), and scan every row meanwhile
+    for handle in (col, db.collection("bulk")):
+        with pytest.warns(UnindexedWarning, match=r"'bulk' to have a valid hnsw index, got none.*doctor bulk --repair"):
+            got = handle.search(vector=q, k=1)
+        assert got.keys == ["123"] and got.unindexed
+    assert "Seq Scan" in search_plan(col, q, k=10) and "col_bulk_hnsw" not in search_plan(col, q, k=10)
+    found = col.doctor()
+    assert (found.healthy, found.indexed, found.busy, found.leftovers) == (False, False, False, ())
+    assert found.problems[0].startswith("missing: no col_bulk_hnsw")
+    if repair == "add":
+        # a later add() notices and builds the index (concurrently) before it writes
+        assert col.add(keys=["new"], contents=["a new row"], embeddings=[-q]).inserted == 1
+    elif repair == "doctor":
+        assert col.doctor(repair=True).repaired == ("built col_bulk_hnsw",)
+    else:
+        assert "missing: no col_bulk_hnsw" in run("doctor", "bulk", ok=False).output
+        assert "bulk: healthy - repaired: built col_bulk_hnsw" in run("doctor", "bulk", "--repair").output
+        assert run("doctor").output == "bulk: healthy\n"
+    assert col.doctor().healthy and col.doctor(repair=True).repaired == ()
+    with db.connection() as conn:
+        [(name, valid, definition)] = _hnsw_indexes(conn, "col_bulk")
+        assert (name, valid) == ("col_bulk_hnsw", True) and "binary_quantize" in definition
+    assert "Index Scan using col_bulk_hnsw" in search_plan(col, q, k=10)
+    got = db.collection("bulk").search(vector=q, k=1)  # no warning: warnings are errors in the tests
+    assert got.keys == ["123"] and not got.unindexed
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_async_api_finds_and_repairs_a_killed_bulk_build_too(db, db_url, anyio_backend):
+    col = _killed_during_the_bulk_build(db, db_url)
+    q = bulk_records()[123]["embedding"]
+    async with await semsearch.aio.connect(db_url) as adb:
+        acol = await adb.collection("bulk")
+        with pytest.warns(UnindexedWarning):
+            assert (await acol.search(vector=q, k=1)).unindexed
+        assert not (await acol.doctor()).indexed
+        assert (await acol.add(keys=["new"], contents=["a new row"], embeddings=[-q])).inserted == 1
+        assert (await acol.doctor()).healthy
+        assert not (await acol.search(vector=q, k=1)).unindexed
+    assert "Index Scan using col_bulk_hnsw" in search_plan(col, q, k=10)
+
+
+def test_a_writer_that_may_not_build_the_index_still_writes_and_says_so(db, db_url):
+    col = db.create_collection("w", dims=8, model="label", compression="bit", autotune=False)
+    col.add([str(i) for i in range(8)], [f"r{i}" for i in range(8)], embeddings=np.eye(8))
+    with db.connection() as conn:
+        conn.execute("DROP INDEX semsearch.col_w_hnsw")  # the state a killed bulk load leaves (above)
+    role = f"semsearch_w_{os.getpid()}"
+    with db.connection() as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+    db.grant(role, "w", write=True)
+    try:
+        with semsearch.connect(make_conninfo(db_url, options=f"-c role={role}")) as as_writer:
+            writer = as_writer.collection("w")
+            # only the table's owner builds indexes: the write goes on, with a warning, not a driver error
+            with pytest.warns(UnindexedWarning, match="missing: no col_w_hnsw.*expected to run as the owner of col_w"):
+                assert writer.add(["new"], ["new"], embeddings=np.eye(8)[:1]).inserted == 1
+            with pytest.raises(DatabaseError, match="expected to run as the owner of col_w to repair its index"):
+                writer.doctor(repair=True)
+            assert not writer.doctor().indexed
+        assert col.doctor(repair=True).repaired == ("built col_w_hnsw",)
+    finally:
+        with db.connection() as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 # -- alter_collection: a concurrent index build ------------------------------------------
@@ -180,6 +276,11 @@ def test_alter_killed_during_the_concurrent_build_then_run_again_leaves_one_inde
                 ("col_alt_hnsw", True),
                 ("col_alt_hnsw_next", False),
             ]
+            # doctor finds the leftover (once its session is gone) and drops it; the live index stays
+            found = col.doctor()
+            assert (found.indexed, found.valid, found.leftovers) == (True, True, ("col_alt_hnsw_next",))
+            assert col.doctor(repair=True).repaired == ("dropped col_alt_hnsw_next",)
+            assert _left_over(conn, "col_alt") == [] and col.doctor().healthy
     after = db.alter_collection("alt", compression="none")  # the documented resume: the same alter again
     assert after.info.compression == "none" and db.collection("alt").info.compression == "none"
     with db.connection() as conn:

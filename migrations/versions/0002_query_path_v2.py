@@ -12,7 +12,7 @@ trigger compares texts only (0.1.0's compared vectors in its WHEN clause, which 
 pg_dump's output fail to restore) and leaves semsearch's own upserts alone.
 
 Each existing collection's functions and BM25 statistics are made after the migrations by
-``semsearch db upgrade`` (``semsearch.generated.regenerate``), from the statements of the
+``semsearch db upgrade`` (``semsearch.migrate.regenerate``), from the statements of the
 library that runs it (they must equal what its Python searches run); a release that
 changes the statements bumps ``STATEMENTS_VERSION`` and ships no migration for it.
 Downgrade restores 0.1.0's columns, its templates (composed here exactly as 0.1.0 did,

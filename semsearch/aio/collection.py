@@ -8,6 +8,7 @@ the driver calls are awaited.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,12 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import psycopg
 
-from semsearch import catalog, ingest, statements
+from semsearch import catalog, changes, doctor, guards, ingest, statements
 from semsearch import search as searching
 from semsearch.aio import writes
 from semsearch.aio.pending import awaitable
 from semsearch.aio.search import execute
 from semsearch.catalog import CollectionInfo
+from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder, aembed
 from semsearch.handle import CatalogChanged, Handle, rereads
 from semsearch.results import SearchResult
@@ -73,6 +75,7 @@ class AsyncCollection(Handle):
 
             await col.add(keys=["m1"], contents=["Toy Story"], metadata=[{"year": 1995}])
         """
+        await self._ensure_index()
         return await self._add(keys, contents, embeddings, metadata, tenant, defer=defer, copy_first=False)
 
     async def _add(
@@ -166,19 +169,24 @@ class AsyncCollection(Handle):
         """
         await self._reload()  # the table the catalog names now: its index is dropped and built again
         if bulk is None:
-            # empty, or a bulk load killed before it built the index: (re)build it once at the end
+            found = await self._diagnose()
             async with self.db.connection() as conn:
                 empty = (await (await conn.execute(ingest.empty_statement(self.layout))).fetchone())[0]  # type: ignore[index]
-                indexed = (await (await conn.execute(*ingest.index_exists(self.layout))).fetchone())[0]  # type: ignore[index]
-            bulk = bool(empty or not indexed)
-        if bulk:
-            async with self.db.connection() as conn:
-                await conn.execute(ingest.drop_index_statement(self.layout))
-        try:
-            result = await self._add_stream(records, batch_size=batch_size, defer=defer, bulk=bulk)
-        finally:
-            if bulk:
-                await self.db.rebuild_index(self.info)
+            # empty, or a bulk load killed before it built the index (no other one running): (re)build it at the end
+            bulk = bool(empty or not (found.valid or found.loading))
+        if not bulk:
+            await self._ensure_index()
+            result = await self._add_stream(records, batch_size=batch_size, defer=defer, bulk=False)
+        else:
+            # the load's mark (see semsearch.doctor.bulk_lock): its missing index is no crash to repair
+            async with await psycopg.AsyncConnection.connect(self.db.url, autocommit=True) as lock:
+                await lock.execute(doctor.BULK_LOCK, [self.name])
+                async with self.db.connection() as conn:
+                    await conn.execute(ingest.drop_index_statement(self.layout))
+                try:
+                    result = await self._add_stream(records, batch_size=batch_size, defer=defer, bulk=True)
+                finally:
+                    await self.db.rebuild_index(self.info)
         tuned = None
         if autotune and result.inserted and not defer:
             tuned = await asyncio.to_thread(_autotune, self.db.url, self.name, bulk)
@@ -266,20 +274,23 @@ class AsyncCollection(Handle):
         )  # fmt: skip
         request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
         for attempt in (1, 2, 3):
-            p = searching.plan(self.layout, self.name, self.info.oversample, self.info.ef_search, request)
+            info, timeout = self.info, self.db.search_timeout
+            p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
             check = searching.check_for(p, self.name, due=self._check_due)
             try:
                 async with self.db.connection() as conn:
                     rows, found = await execute(conn, p, check=check)
+            except psycopg.errors.QueryCanceled as exc:
+                raise guards.timed_out(exc, timeout) from None
             except psycopg.OperationalError as exc:
                 # connections the server closed: drop the dead ones from the pool and try once more
                 if attempt > 1:
-                    raise searching.unanswered(exc) from None
+                    raise guards.unanswered(exc) from None
                 await self.db.revive()  # the server answers again (or a DatabaseError now, not after a timeout)
                 continue
             except psycopg.errors.UndefinedObject:
                 # the SQL functions' "unknown collection": dropped since this handle read it
-                raise searching.dropped(self.name) from None
+                raise guards.dropped(self.name) from None
             except psycopg.Error as exc:
                 # made from a row changed meanwhile (a query vector of a switched model's dims)?
                 if attempt > 2 or not rereads(exc) or not await self._reload():
@@ -289,7 +300,69 @@ class AsyncCollection(Handle):
                     break
             # the definition changed (migrate-model, alter, distribute): search again with the new one
             request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
-        return searching.hits(rows, request)
+        result = searching.hits(rows, request, indexed=self._indexed)
+        if result.unindexed:
+            guards.warn_unindexed(self.name)
+        return result
+
+    async def doctor(self, *, repair: bool = False) -> DoctorReport:
+        """Check the HNSW index for what a killed load or build leaves; ``repair`` fixes it.
+
+        As :meth:`semsearch.Collection.doctor`, except that a missing or invalid index is
+        built in one transaction (:meth:`AsyncDatabase.rebuild_index`: it blocks writes, not searches).
+
+        Example::
+
+            print(await col.doctor(repair=True))    # docs: healthy - repaired: built col_docs_hnsw
+        """
+        found = await self._diagnose()
+        if not repair:
+            return found
+        try:
+            return await self._repair(found)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise doctor.not_owner(found, exc) from None
+
+    async def _diagnose(self) -> DoctorReport:
+        await self._reload()  # judged by the catalog's row as it is now (see doctor.diagnose)
+        indexes_step, busy_step = doctor.inspect_steps(self.layout, self.name)
+        async with self.db.connection() as conn:
+            indexes = await (await conn.execute(*indexes_step)).fetchall()
+            busy = await (await conn.execute(*busy_step)).fetchone()
+        found = doctor.report(self.layout, self.name, indexes, busy)  # type: ignore[arg-type]
+        self._indexed = found.valid  # what this handle's searches say until their next check
+        return found
+
+    async def _repair(self, found: DoctorReport) -> DoctorReport:
+        """:func:`semsearch.doctor.repair`, awaited."""
+        if found.healthy or found.busy:
+            return found
+        if not found.valid:
+            await self.db.rebuild_index(self.info)
+            return replace(await self._diagnose(), repaired=(f"built {found.table}_hnsw",))
+        async with self.db.connection() as conn:
+            # one try: a session holding the DDL lock is building, and its _hnsw_next is no leftover
+            if not (await (await conn.execute(changes.TRY_LOCK, [self.name])).fetchone())[0]:  # type: ignore[index]
+                return replace(found, building=True)
+            try:
+                for stmt in doctor.drop_leftovers_steps(self.layout):
+                    await conn.execute(stmt)
+            finally:
+                await conn.execute(changes.UNLOCK, [self.name])
+        return replace(await self._diagnose(), repaired=tuple(f"dropped {n}" for n in found.leftovers))
+
+    async def _ensure_index(self) -> None:
+        """:func:`semsearch.doctor.ensure_index`, awaited."""
+        if time.monotonic() < self._index_checked_until:
+            return
+        found = await self._diagnose()
+        if not found.healthy:
+            try:
+                found = await self._repair(found)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                doctor.unrepaired(found, doctor.not_owner(found, exc))
+        if found.healthy:
+            self._index_checked_until = time.monotonic() + doctor.CHECK_SECONDS
 
     async def _request(self, **search: Any) -> searching.Request:
         """The sync API's checks (before any round trip), then the query text embedded without blocking."""

@@ -18,10 +18,11 @@ from pgvector.psycopg import register_vector_async
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from semsearch import catalog, ddl, locks
+from semsearch import catalog, changes, ddl
 from semsearch.aio.collection import AsyncCollection
 from semsearch.aio.pending import Pending, awaitable
 from semsearch.catalog import CollectionInfo
+from semsearch.config import FROM_ENV, FromEnv, check_search_timeout
 from semsearch.ddl import new_info
 from semsearch.errors import ConfigurationError, NotAwaitedError
 from semsearch.layout import check_name
@@ -36,14 +37,15 @@ def connect(
     *,
     upgrade: bool | None = None,
     max_connections: int = 4,
+    search_timeout: float | FromEnv | None = FROM_ENV,
 ) -> Connecting:
     """Open semsearch on a Postgres server, for asyncio (FastAPI, aiohttp, ...).
 
     The same URL resolution as :func:`semsearch.connect`: ``url``, else
     ``SEMSEARCH_DATABASE_URL``, else the embedded server (started, or reused, once, in
     a worker thread: it is a blocking start). Searches and writes then run on an
-    ``AsyncConnectionPool`` of ``max_connections``. Await it, or use it in ``async with``
-    (which closes the pool at the end).
+    ``AsyncConnectionPool`` of ``max_connections``; ``search_timeout`` is :func:`semsearch.connect`'s.
+    Await it, or use it in ``async with`` (which closes the pool at the end).
 
     Example::
 
@@ -51,17 +53,20 @@ def connect(
             col = await db.collection("docs")
             hits = await col.search("kittens", k=3)
     """
-    return Connecting(_connect(url, upgrade, max_connections), "semsearch.aio.connect(...)")
+    return Connecting(_connect(url, upgrade, max_connections, search_timeout), "semsearch.aio.connect(...)")
 
 
-async def _connect(url: str | None, upgrade: bool | None, max_connections: int) -> AsyncDatabase:
+async def _connect(
+    url: str | None, upgrade: bool | None, max_connections: int, search_timeout: float | FromEnv | None
+) -> AsyncDatabase:
+    timeout = check_search_timeout(search_timeout)
     embedded = embedded_dir(url)
     url = await asyncio.to_thread(prepare, url, upgrade=upgrade)
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
         url, configure=register_vector_async, **pool_options(max_connections)
     )
     await pool.open(wait=True, timeout=30)
-    return AsyncDatabase(url, pool, embedded=embedded)
+    return AsyncDatabase(url, pool, embedded=embedded, search_timeout=timeout)
 
 
 class Connecting(Pending["AsyncDatabase"]):
@@ -92,12 +97,19 @@ class AsyncDatabase:
     """
 
     def __init__(
-        self, url: str, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], *, embedded: Path | None = None
+        self,
+        url: str,
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]],
+        *,
+        embedded: Path | None = None,
+        search_timeout: float | FromEnv | None = FROM_ENV,
     ) -> None:
         self._url = url
         self.pool = pool
         #: whether a connection broke, and how to start the embedded server (``embedded``, its data dir) again
         self.liveness = Liveness(url, embedded)
+        #: seconds one search statement may run (None: no limit), see :func:`semsearch.connect`
+        self.search_timeout = check_search_timeout(search_timeout)
 
     @property
     def url(self) -> str:
@@ -225,10 +237,10 @@ class AsyncDatabase:
 
 @asynccontextmanager
 async def _ddl_lock(conn: psycopg.AsyncConnection[Any], name: str) -> AsyncIterator[None]:
-    """One DDL change of a collection at a time, as :func:`semsearch.locks.ddl_lock` (polled, see there)."""
-    while not (await (await conn.execute(locks.TRY_LOCK, [name])).fetchone())[0]:  # type: ignore[index]
-        await asyncio.sleep(locks.LOCK_POLL_SECONDS)
+    """One DDL change of a collection at a time, as :func:`semsearch.changes.ddl_lock` (polled, see there)."""
+    while not (await (await conn.execute(changes.TRY_LOCK, [name])).fetchone())[0]:  # type: ignore[index]
+        await asyncio.sleep(changes.LOCK_POLL_SECONDS)
     try:
         yield
     finally:
-        await conn.execute(locks.UNLOCK, [name])
+        await conn.execute(changes.UNLOCK, [name])

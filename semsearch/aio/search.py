@@ -12,13 +12,14 @@ from typing import Any
 
 import psycopg
 
+from semsearch import guards
 from semsearch import search as searching
 
 
 async def execute(
     conn: psycopg.AsyncConnection[Any], p: searching.Plan, *, check: str | None = None
-) -> tuple[list[tuple[Any, ...]], tuple[Any, ...] | None]:
-    """Run a plan in one round trip; ``(rows, row)`` as :func:`semsearch.search.execute` returns them."""
+) -> tuple[list[tuple[Any, ...]], guards.Checked | None]:
+    """Run a plan in one round trip; ``(rows, found)`` as :func:`semsearch.search.execute` returns them."""
     steps = searching.round_trip(p, check)
     # Citus: the SET LOCALs and the statement in one transaction, planned each time
     prepare = not p.distributed
@@ -28,8 +29,10 @@ async def execute(
         async with conn.pipeline():
             curs = [await conn.execute(stmt, params, prepare=prepare) for stmt, params in steps]
         rows = await curs[-1].fetchall()
-        row = await curs[-2].fetchone() if check is not None else None
+        found = guards.checked(await curs[-2].fetchone()) if check is not None else None
         again = searching.fallback(p, rows)
-        if again is not None:
-            rows = await (await conn.execute(*again, prepare=prepare)).fetchall()
-    return rows, row
+        if again:
+            async with conn.pipeline():
+                curs = [await conn.execute(stmt, params, prepare=prepare) for stmt, params in again]
+            rows = await curs[-1].fetchall()
+    return rows, found

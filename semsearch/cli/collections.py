@@ -1,4 +1,4 @@
-"""Collections: create, alter, rebuild-index, list, drop, grant."""
+"""Collections: create, alter, rebuild-index, doctor, list, drop, grant."""
 
 from __future__ import annotations
 
@@ -100,6 +100,32 @@ def rebuild_index(ctx: click.Context, name: str, blocking: bool) -> None:
     """
     secs = connect_db(ctx).collection(name).rebuild_index(progress=False, concurrently=not blocking)
     click.echo(f"rebuilt the hnsw index of {name} in {secs:.1f}s")
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--repair", is_flag=True, help="Build a missing or invalid index, drop a killed build's leftover.")
+@click.pass_context
+def doctor(ctx: click.Context, name: str | None, repair: bool) -> None:
+    """Check the HNSW index of collection NAME (or of every one) for what a killed load or build left.
+
+    A missing or invalid index makes searches scan every row. Exits with status 1 when a
+    problem stays (not repaired, or a build or bulk load is running).
+
+    \b
+    Example:
+      semsearch doctor movies
+      semsearch doctor movies --repair
+    """
+    db = connect_db(ctx)
+    names = [name] if name is not None else [info.name for info in db.collections()]
+    reports = [db.collection(n).doctor(repair=repair) for n in names]
+    for report in reports:
+        click.echo(str(report))
+    if not all(r.healthy for r in reports):
+        if not repair:
+            click.echo(f"run `semsearch doctor {name or ''} --repair`".replace("  ", " "), err=True)
+        ctx.exit(1)
 
 
 @main.command()

@@ -99,3 +99,42 @@ def test_an_operator_nested_in_a_plain_value_is_refused_not_matched_against():
     with pytest.raises(errors.InvalidInputError, match=r"'\$in' inside the value of tags"):
         compile_filter({"tags": [{"x": {"$in": [1]}}]})
     assert compile_filter({"a.b": {"$lt": 1}}).path == '$."a"."b" < $v0'
+
+
+def _deep(depth, leaf=None):
+    where: dict = leaf or {"n": 1}
+    for i in range(depth):
+        where = {"$or": [where]} if i % 2 else {"$not": where}
+    return where
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        # the audit's: 10,000 branches gave a raw "memory exhausted" from the jsonpath parser, 20,000
+        # "stack depth limit exceeded"; refused in Python, before a round trip
+        ({"$or": [{"n": {"$eq": i}} for i in range(10_000)]}, "at most 256 filters in one \\$or, got 10000"),
+        ({"$and": [{"n": i} for i in range(20_000)]}, "at most 256 filters in one \\$and, got 20000"),
+        ({"$or": [{"n": {"$eq": i}} for i in range(257)]}, "at most 256 filters in one \\$or, got 257"),
+        # under the branch cap per list, over the conditions cap in all
+        ({"$or": [{"$and": [{f"f{j}": i} for j in range(3)]} for i in range(200)]}, "at most 512 conditions"),
+        ({f"f{i}": {"$gt": i} for i in range(513)}, "at most 512 conditions"),
+        ({"$or": [{"tags": list(range(600))}]}, "at most 512 conditions"),
+        (_deep(17), "nested at most 16 levels"),
+        (_deep(100_000), "nested at most 16 levels"),
+        ({"$or": [{".".join(["f" * 63] * 4) + f".x{i}": 1} for i in range(256)]}, "at most 65536 characters compiled"),
+    ],
+)
+def test_oversized_filters_are_refused_before_the_database(where, message):
+    with pytest.raises(errors.InvalidInputError, match=message):
+        compile_filter(where)
+
+
+def test_filters_up_to_the_caps_compile():
+    from semsearch.filters import MAX_BRANCHES, MAX_CONDITIONS, MAX_LOGICAL_DEPTH, MAX_PATH_CHARS
+
+    assert (MAX_BRANCHES, MAX_CONDITIONS, MAX_LOGICAL_DEPTH, MAX_PATH_CHARS) == (256, 512, 16, 65536)
+    f = compile_filter({"$or": [{"n": i} for i in range(256)]})
+    assert len(f.vars) == 256 and f.path.count(" || ") == 255
+    assert len(compile_filter({f"f{i}": {"$gt": i} for i in range(512)}).vars) == 512
+    assert compile_filter(_deep(16)).path.count("$or") == 0

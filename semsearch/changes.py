@@ -1,14 +1,19 @@
-"""One DDL change of a collection at a time: an advisory lock per collection name, polled."""
+"""Running a collection's DDL changes: one at a time (an advisory lock per name, polled), index builds in steps.
+
+The statements come from :mod:`semsearch.ddl` (no I/O there); this module runs them on a connection.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from semsearch.ddl import IndexBuild
 
 #: one DDL change of a collection (the name, the one parameter) at a time: polled, then released
 TRY_LOCK = sql.SQL("SELECT pg_try_advisory_lock(hashtext('semsearch.ddl'), hashtext(%s))")
@@ -34,3 +39,25 @@ def ddl_lock(conn: psycopg.Connection[Any], name: str) -> Iterator[None]:
         yield
     finally:
         conn.execute(UNLOCK, [name])
+
+
+def run_index_build(conn: psycopg.Connection[Any], name: str, steps: IndexBuild) -> None:
+    """Run :func:`semsearch.ddl.index_build`'s steps for collection ``name``: build, restore settings, swap.
+
+    Example::
+
+        with db.connection() as conn:
+            run_index_build(conn, "movies", ddl.index_build(info, concurrently=True))
+    """
+    with ddl_lock(conn, name), nullcontext() if steps.concurrently else conn.transaction():
+        for stmt in steps.prepare:
+            conn.execute(stmt)
+        try:
+            for stmt in steps.build:
+                conn.execute(stmt)
+        finally:
+            for stmt in steps.restore:
+                conn.execute(stmt)
+        with conn.transaction():
+            for stmt in steps.swap:
+                conn.execute(stmt)
