@@ -232,3 +232,36 @@ def test_more_like_searches_by_a_stored_rows_vector_without_the_row(loaded, movi
     with pytest.raises(errors.InvalidInputError, match="expected an embedded row, got 'bus' waiting for an embed"):
         words.more_like("bus")
     assert words.more_like("cat", k=1).keys == ["dog"]
+
+
+# async: the same answers
+
+
+@pytest.mark.anyio
+async def test_the_async_calls_answer_as_the_sync_ones(db_url, loaded, movies, tmp_path):
+    titles, full, _ = movies
+    async with await semsearch.aio.connect(db_url, max_connections=1) as adb:
+        acol = await adb.collection("m")
+        assert await acol.get([titles[4], "nope", titles[1]]) == loaded.get([titles[4], "nope", titles[1]])
+        assert await acol.count(where={"even": True}, tenant="a") == loaded.count(where={"even": True}, tenant="a")
+        page = await acol.search(vector=full[2], k=4, offset=3, score_threshold=0.1)
+        assert page == loaded.search(vector=full[2], k=4, offset=3, score_threshold=0.1)
+        spec = {"k": 3, "where": {"even": False}, "offset": 1}
+        async with adb.connection() as aconn:
+            pg = aconn.pgconn
+        await acol.search_many(vectors=full[:5], **spec)
+        with traced(pg, tmp_path / "amany") as path:
+            many = await acol.search_many(vectors=full[:5], **spec)
+        assert round_trips(path) == 1
+        assert many == loaded.search_many(vectors=full[:5], **spec)
+        assert await acol.more_like(titles[9], k=4) == loaded.more_like(titles[9], k=4)
+        with pytest.raises(errors.InvalidInputError, match="expected a key stored in collection 'm', got 'nope'"):
+            await acol.more_like("nope")
+        with pytest.raises(errors.InvalidInputError, match="expected keys, a non-empty where="):
+            await acol.delete(where={})
+        with pytest.raises(errors.NotAwaitedError):
+            acol.get("x").key  # noqa: B018
+        assert await acol.delete(where={"i": {"$in": [1, 2, 3]}}) == 3
+        assert await acol.delete(titles[10]) == 1
+        assert loaded.count() == 58
+        assert await acol.delete(all_rows=True) == 58
