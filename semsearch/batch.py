@@ -119,7 +119,9 @@ def round_trip(plans: Sequence[searching.Plan], check: str | None) -> Batch:
     return steps, last, check_at
 
 
-def fallbacks(plans: Sequence[searching.Plan], results: list[list[tuple[Any, ...]]]) -> list[tuple[int, searching.Step]]:
+def fallbacks(
+    plans: Sequence[searching.Plan], results: list[list[tuple[Any, ...]]]
+) -> list[tuple[int, searching.Step]]:
     """The exact statements of the two-stage searches that came back short, by position."""
     found = [(i, searching.fallback(p, rows)) for i, (p, rows) in enumerate(zip(plans, results, strict=True))]
     return [(i, step) for i, step in found if step is not None]

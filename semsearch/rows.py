@@ -96,9 +96,7 @@ def count_statement(layout: Layout, *, where: Any, tenant: Any) -> tuple[sql.Com
     return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(layout.table, cond), params
 
 
-def delete_statement(
-    layout: Layout, *, where: Any, tenant: Any, all_rows: bool
-) -> tuple[sql.Composed, dict[str, Any]]:
+def delete_statement(layout: Layout, *, where: Any, tenant: Any, all_rows: bool) -> tuple[sql.Composed, dict[str, Any]]:
     """Delete the rows a filter keeps; refused without one unless ``all_rows``.
 
     An empty ``where={}`` is no filter: it would delete every row, so it is refused too.

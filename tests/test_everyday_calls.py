@@ -4,15 +4,21 @@ many queries in one round trip, "more like this"; from Python, async, SQL and th
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
+from psycopg import sql
 
 import semsearch
 import semsearch.aio
-from semsearch import errors
+import semsearch.filters
+from semsearch import errors, statements
 from semsearch.rows import Row
 from tests.test_aio import round_trips, traced
+from tests.test_least_privilege import _as, roles, two  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -265,3 +271,106 @@ async def test_the_async_calls_answer_as_the_sync_ones(db_url, loaded, movies, t
         assert await acol.delete(titles[10]) == 1
         assert loaded.count() == 58
         assert await acol.delete(all_rows=True) == 58
+
+
+# SQL functions (schema 0007)
+
+
+def _vec(v) -> str:
+    return "[" + ",".join(map(str, v)) + "]"
+
+
+def test_sql_get_count_and_more_like_answer_as_python(db, loaded, movies, words):
+    titles, full, _ = movies
+    with db.connection() as conn:
+        got = conn.execute("SELECT * FROM semsearch.get('m', ARRAY[%s, 'nope', %s])", [titles[4], titles[1]])
+        assert [Row(*r) for r in got] == loaded.get([titles[4], "nope", titles[1]])
+        assert conn.execute("SELECT * FROM semsearch.get('w', ARRAY['bus'])").fetchall() == [
+            ("bus", "buses carry people", {"kind": "thing"}, None, False)
+        ]
+        assert (
+            conn.execute("SELECT count(*) FROM semsearch.get('m', ARRAY[%s], tenant => 'b')", [titles[1]]).fetchone()[0]
+            == 0
+        )
+        count = "SELECT semsearch.count('m', filter => %s, filter_path => %s, filter_vars => %s, tenant => %s)"
+        for where, tenant in [(None, None), ({"even": True}, None), ({"i": {"$lt": 10}}, "b"),
+                              ({"$or": [{"i": 1}, {"i": {"$gte": 60}}]}, None)]:  # fmt: skip
+            f = semsearch.filters.compile_filter(where)
+            args = [json.dumps(f.contains) if f.contains else None, f.path, json.dumps(f.vars) if f.vars else None]
+            assert conn.execute(count, [*args, tenant]).fetchone()[0] == loaded.count(where=where, tenant=tenant)
+        for kwargs, sql_args in [({}, ""), ({"exact": True}, ", exact => true"),
+                                 ({"tenant": "a", "where": {"even": True}}, ", filter => '{\"even\": true}', tenant => 'a'")]:  # fmt: skip
+            rows = conn.execute(f"SELECT key, score FROM semsearch.more_like('m', %s, 5{sql_args})", [titles[7]])
+            expected = loaded.more_like(titles[7], k=5, **kwargs)
+            rows = rows.fetchall()
+            assert [r[0] for r in rows] == expected.keys, kwargs
+            assert [r[1] for r in rows] == pytest.approx([h.score for h in expected])
+        # pages, thresholds and many queries are SQL's own clauses on search()'s rows (see the README)
+        page = conn.execute(
+            "SELECT key FROM semsearch.search('m', %s::vector, 10) WHERE score >= %s OFFSET 5",
+            [_vec(full[3]), loaded.search(vector=full[3], k=10)[7].score],
+        ).fetchall()
+        assert [r[0] for r in page] == loaded.search(vector=full[3], k=5, offset=5).keys[:3]
+        many = conn.execute(
+            "SELECT q.i, h.key FROM unnest(%s::vector[]) WITH ORDINALITY q(v, i), "
+            "LATERAL semsearch.search('m', q.v, 3) h",
+            [[_vec(full[1]), _vec(full[2])]],
+        ).fetchall()
+        assert [[k for i, k in many if i == n] for n in (1, 2)] == [
+            r.keys for r in loaded.search_many(vectors=full[1:3], k=3)
+        ]
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        ("SELECT * FROM semsearch.get('nope', ARRAY['a'])", "unknown collection 'nope'"),
+        ("SELECT * FROM semsearch.get('m', NULL)", "expected keys as an array of at most 10000 keys, got null"),
+        ("SELECT semsearch.count('m', filter => '[1]')", "expected filter as a json object, got array"),
+        ("SELECT semsearch.count('m', filter => '{\"i\": {\"$lt\": 3}}')", "expected filter => as plain containment"),
+        ("SELECT semsearch.count('m', filter_path => '$.i < $v')", "expected filter_vars to define every"),
+        ("SELECT * FROM semsearch.more_like('m', 'nope')", "expected a key stored in collection 'm', got 'nope'"),
+        ("SELECT * FROM semsearch.more_like('w', 'bus')", "expected an embedded row, got 'bus' waiting for an"),
+        ("SELECT * FROM semsearch.more_like('m', 'x', 0)", "expected k between 1 and 10000, got 0"),
+    ],
+)
+def test_sql_callers_bad_arguments_are_refused_with_a_clear_message(db, loaded, words, call, message):
+    with db.connection() as conn, pytest.raises(psycopg.errors.Error, match=re.escape(message)) as caught:
+        conn.execute(call)
+    assert caught.value.sqlstate in ("22023", "42704")
+
+
+def test_the_sql_count_filters_as_python_search_does():
+    """semsearch.count() holds the condition of statements.spec_filter() (one filter language everywhere)."""
+    text = (Path(__file__).parents[1] / "sql" / "0007_everyday_calls.sql").read_text()
+    assert statements.spec_filter(sql.SQL("$1")).as_string(None) in text
+
+
+def test_sql_calls_run_as_the_caller_so_grants_and_catalog_rls_apply(db, db_url, two, roles, movies):
+    titles = movies[0]
+    with _as(db_url, roles["r1"]) as conn:
+        assert [r[0] for r in conn.execute("SELECT key FROM semsearch.get('a', ARRAY[%s])", [titles[0]])] == [titles[0]]
+        assert conn.execute("SELECT semsearch.count('a')").fetchone()[0] == 62
+        assert len(conn.execute("SELECT * FROM semsearch.more_like('a', %s, 3)", [titles[0]]).fetchall()) == 3
+        for call in ("SELECT * FROM semsearch.get('b', ARRAY['x'])", "SELECT semsearch.count('b')",
+                     "SELECT * FROM semsearch.more_like('b', 'x')"):  # fmt: skip
+            with pytest.raises(psycopg.errors.UndefinedObject, match="unknown collection 'b'"):
+                conn.execute(call)
+    with _as(db_url, roles["stranger"]) as conn, pytest.raises(psycopg.errors.UndefinedObject):
+        conn.execute("SELECT semsearch.count('a')")
+
+
+def test_migration_0007_goes_down_and_up_again(db_url):
+    from semsearch import migrate
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        migrate.downgrade(db_url, "0006")
+        assert (
+            conn.execute("SELECT to_regprocedure('semsearch.count(text, jsonb, jsonpath, jsonb, text)')").fetchone()[0]
+            is None
+        )
+        migrate.upgrade(db_url)
+        assert (
+            conn.execute("SELECT to_regprocedure('semsearch.count(text, jsonb, jsonpath, jsonb, text)')").fetchone()[0]
+            is not None
+        )
