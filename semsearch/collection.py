@@ -12,8 +12,8 @@ import psycopg
 from tqdm import tqdm
 
 from semsearch import catalog, ingest, paging, writes
-from semsearch import rows as stored
 from semsearch import explain as explaining
+from semsearch import rows as stored
 from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder

@@ -1,4 +1,4 @@
-"""What :class:`~semsearch.collection.Collection` looks up besides one search: rows by key, many queries, a row's neighbours.
+"""What :class:`~semsearch.collection.Collection` looks up besides one search: rows, many queries, neighbours.
 
 ``get`` sends :mod:`semsearch.rows`' statement; ``search_many`` checks and plans each
 query as ``search`` does and sends them all in one round trip (:mod:`semsearch.batch`);

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 import semsearch
 import semsearch.aio
@@ -18,7 +20,6 @@ import semsearch.filters
 from semsearch import errors, statements
 from semsearch.rows import Row
 from tests.test_aio import round_trips, traced
-from tests.test_least_privilege import _as, roles, two  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -298,8 +299,9 @@ def test_sql_get_count_and_more_like_answer_as_python(db, loaded, movies, words)
             f = semsearch.filters.compile_filter(where)
             args = [json.dumps(f.contains) if f.contains else None, f.path, json.dumps(f.vars) if f.vars else None]
             assert conn.execute(count, [*args, tenant]).fetchone()[0] == loaded.count(where=where, tenant=tenant)
+        even_a = ", filter => '{\"even\": true}', tenant => 'a'"
         for kwargs, sql_args in [({}, ""), ({"exact": True}, ", exact => true"),
-                                 ({"tenant": "a", "where": {"even": True}}, ", filter => '{\"even\": true}', tenant => 'a'")]:  # fmt: skip
+                                 ({"tenant": "a", "where": {"even": True}}, even_a)]:  # fmt: skip
             rows = conn.execute(f"SELECT key, score FROM semsearch.more_like('m', %s, 5{sql_args})", [titles[7]])
             expected = loaded.more_like(titles[7], k=5, **kwargs)
             rows = rows.fetchall()
@@ -346,18 +348,32 @@ def test_the_sql_count_filters_as_python_search_does():
     assert statements.spec_filter(sql.SQL("$1")).as_string(None) in text
 
 
-def test_sql_calls_run_as_the_caller_so_grants_and_catalog_rls_apply(db, db_url, two, roles, movies):
+@pytest.fixture
+def reader(db, loaded, words):
+    """A LOGIN role granted collection m (not w); dropped afterwards."""
+    role = f"ss_reader_{uuid.uuid4().hex[:8]}"
+    with db.connection() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    db.grant(role, "m")
+    yield role
+    with db.connection() as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_sql_calls_run_as_the_caller_so_grants_and_catalog_rls_apply(db_url, reader, movies):
     titles = movies[0]
-    with _as(db_url, roles["r1"]) as conn:
-        assert [r[0] for r in conn.execute("SELECT key FROM semsearch.get('a', ARRAY[%s])", [titles[0]])] == [titles[0]]
-        assert conn.execute("SELECT semsearch.count('a')").fetchone()[0] == 62
-        assert len(conn.execute("SELECT * FROM semsearch.more_like('a', %s, 3)", [titles[0]]).fetchall()) == 3
-        for call in ("SELECT * FROM semsearch.get('b', ARRAY['x'])", "SELECT semsearch.count('b')",
-                     "SELECT * FROM semsearch.more_like('b', 'x')"):  # fmt: skip
-            with pytest.raises(psycopg.errors.UndefinedObject, match="unknown collection 'b'"):
+    with psycopg.connect(make_conninfo(db_url, user=reader), autocommit=True) as conn:
+        assert [r[0] for r in conn.execute("SELECT key FROM semsearch.get('m', ARRAY[%s])", [titles[0]])] == [titles[0]]
+        assert conn.execute("SELECT semsearch.count('m')").fetchone()[0] == 62
+        assert len(conn.execute("SELECT * FROM semsearch.more_like('m', %s, 3)", [titles[0]]).fetchall()) == 3
+        for call in ("SELECT * FROM semsearch.get('w', ARRAY['cat'])", "SELECT semsearch.count('w')",
+                     "SELECT * FROM semsearch.more_like('w', 'cat')"):  # fmt: skip
+            with pytest.raises(psycopg.errors.UndefinedObject, match="unknown collection 'w'"):
                 conn.execute(call)
-    with _as(db_url, roles["stranger"]) as conn, pytest.raises(psycopg.errors.UndefinedObject):
-        conn.execute("SELECT semsearch.count('a')")
+        # a reader deletes nothing, by filter or otherwise
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM semsearch.col_m WHERE metadata @> '{\"even\": true}'")
 
 
 def test_migration_0007_goes_down_and_up_again(db_url):
@@ -374,3 +390,45 @@ def test_migration_0007_goes_down_and_up_again(db_url):
             conn.execute("SELECT to_regprocedure('semsearch.count(text, jsonb, jsonpath, jsonb, text)')").fetchone()[0]
             is not None
         )
+
+
+# the command line
+
+
+def test_cli_get_count_delete_by_filter(run, loaded, movies, words):
+    titles = movies[0]
+    got = run("get", "m", titles[3], "nope", titles[1], "--json")
+    rows = [json.loads(line) for line in got.stdout.splitlines()]
+    assert [Row(**r) for r in rows] == loaded.get([titles[3], titles[1]])
+    assert "1 of 3 key(s) not stored in m" in got.stderr
+    table = run("get", "w", "bus", "cat").stdout.splitlines()
+    assert table[0].split() == ["key", "tenant", "embedded", "content"]
+    assert table[1].split()[:2] == ["bus", "pending"] and table[2].split()[:2] == ["cat", "yes"]
+    assert run("count", "m").stdout == "62\n"
+    assert run("count", "m", "--where", '{"i": {"$lt": 10}}', "--tenant", "b").stdout == "4\n"
+    assert "expected keys, a non-empty where= or tenant=" in run("delete", "m", "--where", "{}", ok=False).output
+    assert "expected KEYs or --where/--tenant/--all, not both" in run("delete", "m", "k", "--all", ok=False).output
+    assert run("delete", "m", "--where", '{"i": {"$gte": 50}}', "--tenant", "a").stdout == "deleted 8 row(s) from m\n"
+    assert run("delete", "m", titles[0]).stdout == "deleted 1 of 1 key(s) from m\n"
+    assert run("delete", "m", "--all").stdout == "deleted 53 row(s) from m\n"
+    assert loaded.count() == 0
+
+
+def test_cli_pages_batches_and_more_like(run, words, tmp_path):
+    first = json.loads(run("search", "w", "pets", "-k", "1", "--json").stdout)
+    second = json.loads(run("search", "w", "pets", "-k", "1", "--offset", "1", "--json").stdout)
+    assert [first["key"], second["key"]] == words.search("pets", k=2).keys and second["rank"] == 2
+    high = words.search("pets", k=2)[0].score
+    out = run("search", "w", "pets", "-k", "2", "--min-score", high - 1e-6)
+    assert len(out.stdout.splitlines()) == 2 and f"only 1 of 2 rows score at least {high - 1e-6}" in out.stderr
+    queries = tmp_path / "q.txt"
+    queries.write_text("kittens\n\nfuel for cars\n")
+    got = [json.loads(line) for line in run("search", "w", "--batch", queries, "-k", "2", "--json").stdout.splitlines()]
+    assert [[h["key"] for h in got if h["query"] == n] for n in (1, 2)] == [
+        r.keys for r in words.search_many(["kittens", "fuel for cars"], k=2)
+    ]
+    assert "query 2:" in run("search", "w", "--batch", queries).stdout
+    assert "expected --batch alone" in run("search", "w", "cats", "--batch", queries, ok=False).output
+    like = [json.loads(line) for line in run("more-like", "w", "cat", "-k", "2", "--json").stdout.splitlines()]
+    assert [h["key"] for h in like] == words.more_like("cat", k=2).keys
+    assert "expected an embedded row, got 'bus'" in run("more-like", "w", "bus", ok=False).output

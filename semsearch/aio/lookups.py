@@ -61,7 +61,7 @@ class AsyncLookups:
         offset: int = 0,
         score_threshold: float | None = None,
     ) -> list[SearchResult]:
-        """One search per query text (or row of ``vectors``) in one round trip (see :meth:`semsearch.Collection.search_many`).
+        """One search per query text or vector, in one round trip (see :meth:`semsearch.Collection.search_many`).
 
         Example::
 
@@ -114,7 +114,7 @@ class AsyncLookups:
         offset: int = 0,
         score_threshold: float | None = None,
     ) -> SearchResult:
-        """The ``k`` rows nearest to the stored row ``key``, the row left out (see :meth:`semsearch.Collection.more_like`).
+        """The ``k`` rows nearest to the stored row ``key`` (see :meth:`semsearch.Collection.more_like`).
 
         Example::
 
