@@ -19,6 +19,7 @@ import semsearch.aio
 import semsearch.filters
 from semsearch import errors, statements
 from semsearch.rows import Row
+from tests.examples import readme_python
 from tests.test_aio import round_trips, traced
 
 
@@ -432,3 +433,15 @@ def test_cli_pages_batches_and_more_like(run, words, tmp_path):
     like = [json.loads(line) for line in run("more-like", "w", "cat", "-k", "2", "--json").stdout.splitlines()]
     assert [h["key"] for h in like] == words.more_like("cat", k=2).keys
     assert "expected an embedded row, got 'bus'" in run("more-like", "w", "bus", ok=False).output
+
+
+def test_the_readme_everyday_calls_example_runs_and_prints_what_it_says(db_url, monkeypatch, capsys):
+    monkeypatch.setenv("SEMSEARCH_DATABASE_URL", db_url)
+    text = readme_python("### Everyday calls")
+    code = compile(text, "README.md", "exec", dont_inherit=True)
+    for _ in range(2):  # and again, on what its first run made
+        exec(code, {})
+        printed = capsys.readouterr().out.splitlines()
+        expected = [line.split("# ", 1)[1].split(":")[0].split(";")[0] for line in text.splitlines()
+                    if line.startswith("print(")]  # fmt: skip
+        assert printed == expected
