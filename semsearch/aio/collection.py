@@ -236,6 +236,7 @@ class AsyncCollection(Handle, AsyncLookups):
             await col.delete(["doc1", 42])
             await col.delete(where={"year": {"$lt": 1990}})
         """
+        params: Any
         if keys is not None:
             if where is not None or tenant is not None or all_rows:
                 raise InvalidInputError("expected keys or where=/tenant=/all_rows=True to delete by, got both")

@@ -158,7 +158,7 @@ def delete(
         click.echo(f"deleted {n} row(s) from {name}")
         return
     if not keys and from_file is None:
-        raise click.UsageError("expected KEYs, --from-file, --where, --tenant or --all")
+        raise click.UsageError("expected KEYs or --from-file, or --where, --tenant or --all to delete by filter")
     wanted = list(dict.fromkeys([*keys, *(read_lines(from_file) if from_file is not None else [])]))
     col = connect_db(ctx).collection(name)  # an unknown collection is an error even with no keys
     n = col.delete(wanted) if wanted else 0
