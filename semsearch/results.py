@@ -33,8 +33,8 @@ class SearchResult(Sequence[Hit]):
     """The hits of one search, best first, and whether all ``k`` were found.
 
     ``complete`` is False only when fewer than ``k`` rows exist (or match the
-    filter): an approximate pass that came back short is re-run exactly before
-    this is decided.
+    filter, or score at least ``score_threshold``): an approximate pass that came
+    back short is re-run exactly before this is decided.
 
     Example::
 

@@ -17,8 +17,7 @@ from psycopg.conninfo import make_conninfo
 import semsearch
 import semsearch.aio
 import semsearch.filters
-from semsearch import errors, statements
-from semsearch.rows import Row
+from semsearch import Row, errors, statements
 from tests.examples import readme_python
 from tests.test_aio import round_trips, traced
 
