@@ -8,6 +8,7 @@ from semsearch.db import Database, connect
 from semsearch.embeddings import BatchedEmbedder, Embedder
 from semsearch.ingest import AddResult
 from semsearch.results import Hit, SearchResult
+from semsearch.rows import Row
 
 __all__ = [
     "AddResult",
@@ -17,6 +18,7 @@ __all__ = [
     "Database",
     "Embedder",
     "Hit",
+    "Row",
     "SearchResult",
     "connect",
 ]

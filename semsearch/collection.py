@@ -11,14 +11,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, doctor, guards, ingest, statements, writes
+from semsearch import catalog, doctor, guards, ingest, paging, writes
 from semsearch import explain as explaining
+from semsearch import rows as stored
 from semsearch import search as searching
 from semsearch.catalog import CollectionInfo
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.handle import Handle, rereads
+from semsearch.lookups import Lookups
 from semsearch.measuring import Measuring
 from semsearch.results import SearchResult
 
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Collection(Handle, Measuring):
+class Collection(Handle, Measuring, Lookups):
     """Rows of text with their embeddings, searchable by meaning.
 
     Get one from :meth:`Database.create_collection` or :meth:`Database.collection`.
@@ -53,10 +55,16 @@ class Collection(Handle, Measuring):
         # a collection is a handle: ``if col:`` must not run COUNT(*) through __len__
         return True
 
-    def count(self) -> int:
-        """Rows stored."""
+    def count(self, *, where: Mapping[str, Any] | None = None, tenant: str | None = None) -> int:
+        """Rows stored (embedded or pending); ``where`` and ``tenant`` count those a search's filter keeps.
+
+        Example::
+
+            col.count(where={"year": {"$gte": 2000}}, tenant="acme")
+        """
+        stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant)
         with self.db.connection() as conn:
-            row = conn.execute(statements.count(self.layout)).fetchone()
+            row = conn.execute(stmt, params).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -220,15 +228,26 @@ class Collection(Handle, Measuring):
             retry_quarantined=retry_quarantined,
         )
 
-    def delete(self, keys: str | int | Iterable[str | int]) -> int:
-        """Delete rows by key (one key or a list of keys); return how many existed.
+    def delete(
+        self,
+        keys: str | int | Iterable[str | int] | None = None,
+        *,
+        where: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
+        all_rows: bool = False,
+    ) -> int:
+        """Delete rows by key (one key or a list of keys), or every row a filter keeps; return how many.
+
+        ``where`` (a search's filter) and ``tenant`` delete by filter; without keys, a
+        non-empty filter or ``all_rows=True``, nothing is deleted and an error says so.
 
         Example::
 
             col.delete("doc1")            # one key, not the keys "d", "o", "c", "1"
             col.delete(["doc1", 42])
+            col.delete(where={"year": {"$lt": 1990}}, tenant="acme")
         """
-        return writes.delete(self, keys)
+        return writes.delete(self, stored.deletion(keys, where=where, tenant=tenant, all_rows=all_rows))
 
     def search(
         self,
@@ -245,6 +264,8 @@ class Collection(Handle, Measuring):
         fusion: str | None = None,
         vector_weight: float | None = None,
         text_weight: float | None = None,
+        offset: int = 0,
+        score_threshold: float | None = None,
         fresh: bool = False,
     ) -> SearchResult:
         """The ``k`` rows best matching a text or a vector, best first, in one SQL statement.
@@ -263,17 +284,30 @@ class Collection(Handle, Measuring):
         ``k`` rows match.
         With read replicas (``connect(replicas=...)``) a search runs on one of them and sees
         a write only once the replica has replayed it; ``fresh=True`` reads the primary.
+        ``offset`` skips the best rows (the next page: the search runs for ``k + offset``
+        rows, see :mod:`semsearch.paging`); ``score_threshold`` drops hits scored below it
+        (then ``complete`` is False when fewer than ``k`` reach it).
 
         Example::
 
             col.search("a toddler movie about cats", k=5)
             col.search(vector=q, k=5, exact=True, where={"year": {"$gte": 2000}})
             col.search("sleepy hollow", mode="hybrid", tenant="acme")
+            col.search("cats", k=10, offset=10, score_threshold=0.3)     # page 2, good matches only
         """
         args = dict(
-            query=query, vector=vector, k=k, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact,
+            query=query, vector=vector, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact,
             where=where, tenant=tenant,
         )  # fmt: skip
+        page = paging.check_page(k, offset, score_threshold)
+        return self._search(page, (fusion, vector_weight, text_weight), fresh=fresh, **args)
+
+    def _search(
+        self, page: paging.Page, fused: tuple[str | None, float | None, float | None], *, fresh: bool, **search: Any
+    ) -> SearchResult:
+        """One search for a page's rows, on one server, following a migrate-model switch."""
+        fusion, vector_weight, text_weight = fused
+        args = {**search, "k": page.fetch}
         request = self._request(**args)
         request = searching.with_fusion(request, fusion, vector_weight, text_weight)
         # one server for the whole search: its catalog check and a reload read where its statement runs
@@ -308,7 +342,7 @@ class Collection(Handle, Measuring):
                 # the definition changed (migrate-model, alter, distribute): search again with the new one
                 request = self._request(**args)
                 request = searching.with_fusion(request, fusion, vector_weight, text_weight)
-        result = searching.hits(rows, request, indexed=self._indexed)
+        result = page.cut(searching.hits(rows, request, indexed=self._indexed))
         if result.unindexed:
             guards.warn_unindexed(self.name)
         return result

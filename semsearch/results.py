@@ -33,9 +33,10 @@ class SearchResult(Sequence[Hit]):
     """The hits of one search, best first, and whether all ``k`` were found.
 
     ``complete`` is False only when fewer than ``k`` rows exist (or match the
-    filter): an approximate pass that came back short is re-run exactly before
-    this is decided. ``unindexed`` is True when a vector search found no valid HNSW
-    index and scanned every row (an :class:`~semsearch.errors.UnindexedWarning` says so too).
+    filter, or score at least ``score_threshold``): an approximate pass that came
+    back short is re-run exactly before this is decided. ``unindexed`` is True when a vector
+    search found no valid HNSW index and scanned every row (an
+    :class:`~semsearch.errors.UnindexedWarning` says so too).
 
     Example::
 

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from semsearch import catalog, doctor, ingest
 from semsearch.handle import CatalogChanged, rereads
+from semsearch.layout import Layout
 
 if TYPE_CHECKING:
     from semsearch.collection import Collection
@@ -200,15 +201,14 @@ def add_stream(
     return totals
 
 
-def delete(col: Collection, keys: str | int | Iterable[str | int]) -> int:
-    """:meth:`Collection.delete`: the rows with these keys; how many existed."""
-    keys_s = ingest.check_keys(keys)
+def delete(col: Collection, statement: Callable[[Layout], tuple[Any, Any]]) -> int:
+    """:meth:`Collection.delete`: the rows ``statement(layout)`` (a statement and its parameters) deletes; how many."""
 
     def run() -> int:
         # one round trip for the check and the delete; a changed definition rolls the delete back
         with col.db.connection() as conn, conn.pipeline(), conn.transaction():
             found = conn.execute(catalog.CHECK, [col.name])
-            deleted = conn.execute(ingest.delete_statement(col.layout), [keys_s])
+            deleted = conn.execute(*statement(col.layout))
             col._check(found.fetchone())
             return deleted.rowcount
 

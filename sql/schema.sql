@@ -8,6 +8,14 @@ CREATE TYPE semsearch.hit AS (
 	metadata jsonb
 );
 
+CREATE TYPE semsearch.stored_row AS (
+	key text,
+	content text,
+	metadata jsonb,
+	tenant text,
+	embedded boolean
+);
+
 CREATE AGGREGATE semsearch.tsquery_or_agg(tsquery) (
     SFUNC = tsquery_or,
     STYPE = tsquery
@@ -158,10 +166,45 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION semsearch.collection_named(collection text) RETURNS semsearch.collections
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    c semsearch.collections;
+BEGIN
+    SELECT * INTO c FROM semsearch.collections WHERE name = collection;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown collection %', quote_literal(collection) USING ERRCODE = '42704';
+    END IF;
+    RETURN c;
+END
+$$;
+
 CREATE FUNCTION semsearch.content_hash(content text) RETURNS bytea
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     RETURN sha256(convert_to(content, 'UTF8'::name));
+
+CREATE FUNCTION semsearch.count(collection text, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text) RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    c semsearch.collections := semsearch.collection_named(collection);
+    n bigint;
+BEGIN
+    IF filter IS NOT NULL AND jsonb_typeof(filter) <> 'object' THEN
+        RAISE EXCEPTION 'expected filter as a json object, got %', jsonb_typeof(filter) USING ERRCODE = '22023';
+    END IF;
+    EXECUTE format(
+        $q$SELECT count(*) FROM semsearch.%I WHERE (($1)::jsonb IS NULL OR ((NOT ($1)::jsonb ? 'contains' OR metadata @> (($1)::jsonb -> 'contains')) AND (NOT ($1)::jsonb ? 'path' OR jsonb_path_match(metadata, (($1)::jsonb ->> 'path')::jsonpath, coalesce(($1)::jsonb -> 'vars', '{}'::jsonb), true)) AND (NOT ($1)::jsonb ? 'tenant' OR tenant = (($1)::jsonb ->> 'tenant'))))$q$,
+        c.table_name) INTO n USING semsearch.filter_spec(filter, filter_path, filter_vars, tenant);
+    RETURN n;
+END
+$_$;
+
+COMMENT ON FUNCTION semsearch.count(collection text, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'rows a filter keeps, as search() takes it. Example: SELECT semsearch.count(''movies'', filter => ''{"lang": "es"}'');';
 
 CREATE FUNCTION semsearch.drop_collection(collection text) RETURNS boolean
     LANGUAGE plpgsql
@@ -212,6 +255,26 @@ CREATE FUNCTION semsearch.filter_spec(filter jsonb, filter_path jsonpath, filter
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     RETURN (SELECT NULLIF(COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb), '{}'::jsonb) AS "nullif" FROM jsonb_each(jsonb_build_object('contains', filter_spec.filter, 'path', (filter_spec.filter_path)::text, 'vars', filter_spec.filter_vars, 'tenant', filter_spec.tenant)) e(key, value) WHERE (semsearch.check_filter(filter_spec.filter_path, filter_spec.filter_vars) AND (jsonb_typeof(e.value) <> 'null'::text) AND ((e.key <> 'contains'::text) OR (NOT jsonb_path_exists(e.value, 'strict $.**?(@.type() == "object").keyvalue()?(@."key" starts with "$")'::jsonpath)) OR semsearch.fail(('expected filter => as plain containment (json values, no operators), got a $-key: '::text || 'use filter_path => and filter_vars =>, or where= from Python'::text)))));
+
+CREATE FUNCTION semsearch.get(collection text, keys text[], tenant text DEFAULT NULL::text) RETURNS SETOF semsearch.stored_row
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    c semsearch.collections := semsearch.collection_named(collection);
+BEGIN
+    IF keys IS NULL OR cardinality(keys) > 10000 THEN
+        RAISE EXCEPTION 'expected keys as an array of at most 10000 keys, got %',
+            coalesce(cardinality(keys)::text || ' keys', 'null') USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT key, content, metadata, tenant, embedding IS NOT NULL FROM semsearch.%I '
+        'WHERE key = ANY($1) AND ($2::text IS NULL OR tenant = $2) ORDER BY array_position($1, key), tenant',
+        c.table_name) USING keys, tenant;
+END
+$_$;
+
+COMMENT ON FUNCTION semsearch.get(collection text, keys text[], tenant text) IS 'the rows with these keys, in the order given; a key not stored is absent. Example: SELECT * FROM semsearch.get(''movies'', ARRAY[''m1'', ''m2'']);';
 
 CREATE FUNCTION semsearch.hybrid_search(collection text, query_text text, query public.vector, k integer DEFAULT 10, vector_weight real DEFAULT NULL::real, text_weight real DEFAULT NULL::real, rrf_k integer DEFAULT 60, candidates integer DEFAULT NULL::integer, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text, fusion text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
     LANGUAGE sql
@@ -264,6 +327,36 @@ CREATE FUNCTION semsearch.may(privilege text, table_name text) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     RETURN COALESCE(has_table_privilege((to_regclass(format('semsearch.%I'::text, table_name)))::oid, privilege), false);
+
+CREATE FUNCTION semsearch.more_like(collection text, key text, k integer DEFAULT 10, oversample real DEFAULT NULL::real, ef_search integer DEFAULT NULL::integer, exact boolean DEFAULT false, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    c semsearch.collections := semsearch.collection_for_search(collection, tenant, k);
+    q vector;
+    stored boolean;
+BEGIN
+    EXECUTE format('SELECT embedding::vector, true FROM semsearch.%I WHERE key = $1 AND ($2::text IS NULL OR tenant = $2) '
+                   'LIMIT 1', c.table_name) INTO q, stored USING $2, $10;
+    IF stored IS NULL THEN
+        RAISE EXCEPTION 'expected a key stored in collection %, got %', quote_literal(collection),
+            coalesce(quote_literal($2), 'null') USING ERRCODE = '22023';
+    END IF;
+    IF q IS NULL THEN
+        RAISE EXCEPTION 'expected an embedded row, got % waiting for an embedding: run `semsearch backfill %`',
+            quote_literal($2), collection USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+        SELECT h.key, h.content, h.score, h.metadata
+        FROM semsearch.search(collection, q, least(k + 1, 10000), oversample, ef_search, exact, filter, filter_path,
+                              filter_vars, tenant) h
+        WHERE h.key <> $2
+        LIMIT k;
+END
+$_$;
+
+COMMENT ON FUNCTION semsearch.more_like(collection text, key text, k integer, oversample real, ef_search integer, exact boolean, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'the k rows nearest to a stored row (by its full vector), the row itself left out; the options are search()''s. Example: SELECT * FROM semsearch.more_like(''movies'', ''m1'', 5);';
 
 CREATE FUNCTION semsearch.notify_pending() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER

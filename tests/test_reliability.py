@@ -49,7 +49,10 @@ def test_delete_of_a_list_still_deletes_each_key(col):
         (["d", "o\x00"], "nul"),
         (["d", "o\ud800"], "lone surrogate"),
         (b"doc1", "expected a key or a list of keys, got bytes"),
-        (None, "expected a key or a list of keys, got nonetype"),
+        (
+            None,
+            "expected keys, a non-empty where= or tenant= to delete by",
+        ),  # no keys: a filter, since delete by filter
     ],
 )
 def test_delete_checks_keys_before_deleting_anything(col, keys, message):

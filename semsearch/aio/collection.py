@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import psycopg
 
-from semsearch import catalog, changes, doctor, guards, ingest, statements
+from semsearch import catalog, changes, doctor, guards, ingest, paging
+from semsearch import rows as stored
 from semsearch import search as searching
 from semsearch.aio import writes
+from semsearch.aio.lookups import AsyncLookups
 from semsearch.aio.pending import awaitable
 from semsearch.aio.search import execute
 from semsearch.catalog import CollectionInfo
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class AsyncCollection(Handle):
+class AsyncCollection(Handle, AsyncLookups):
     """Rows of text with their embeddings, searchable by meaning, for asyncio.
 
     Get one from :meth:`AsyncDatabase.create_collection` or :meth:`AsyncDatabase.collection`;
@@ -51,10 +53,16 @@ class AsyncCollection(Handle):
         self.db = db
 
     @awaitable
-    async def count(self) -> int:
-        """Rows stored."""
+    async def count(self, *, where: Mapping[str, Any] | None = None, tenant: str | None = None) -> int:
+        """Rows stored; ``where`` and ``tenant`` count those a filter keeps (see :meth:`semsearch.Collection.count`).
+
+        Example::
+
+            await col.count(where={"year": {"$gte": 2000}})
+        """
+        stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant)
         async with self.db.connection() as conn:
-            row = await (await conn.execute(statements.count(self.layout))).fetchone()
+            row = await (await conn.execute(stmt, params)).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -225,20 +233,28 @@ class AsyncCollection(Handle):
         return totals
 
     @awaitable
-    async def delete(self, keys: str | int | Iterable[str | int]) -> int:
-        """Delete rows by key (one key or a list of keys); return how many existed.
+    async def delete(
+        self,
+        keys: str | int | Iterable[str | int] | None = None,
+        *,
+        where: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
+        all_rows: bool = False,
+    ) -> int:
+        """Delete rows by key, or every row a filter keeps; return how many (see :meth:`semsearch.Collection.delete`).
 
         Example::
 
             await col.delete(["doc1", 42])
+            await col.delete(where={"year": {"$lt": 1990}})
         """
-        keys_s = ingest.check_keys(keys)
+        statement = stored.deletion(keys, where=where, tenant=tenant, all_rows=all_rows)
 
         async def delete() -> int:
             # one round trip for the check and the delete; a changed definition rolls the delete back
             async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
                 found = await conn.execute(catalog.CHECK, [self.name])
-                deleted = await conn.execute(ingest.delete_statement(self.layout), [keys_s])
+                deleted = await conn.execute(*statement(self.layout))
                 self._check(await found.fetchone())
                 return deleted.rowcount
 
@@ -260,6 +276,8 @@ class AsyncCollection(Handle):
         fusion: str | None = None,
         vector_weight: float | None = None,
         text_weight: float | None = None,
+        offset: int = 0,
+        score_threshold: float | None = None,
     ) -> SearchResult:
         """The ``k`` rows best matching a text or a vector, in one round trip (see :meth:`semsearch.Collection.search`).
 
@@ -267,11 +285,21 @@ class AsyncCollection(Handle):
 
             await col.search("a toddler movie about cats", k=5)
             await col.search("sleepy hollow", mode="hybrid", tenant="acme", where={"year": {"$gte": 2000}})
+            await col.search("cats", k=10, offset=10, score_threshold=0.3)
         """
         args = dict(
-            query=query, vector=vector, k=k, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact,
+            query=query, vector=vector, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact,
             where=where, tenant=tenant,
         )  # fmt: skip
+        page = paging.check_page(k, offset, score_threshold)
+        return await self._search(page, (fusion, vector_weight, text_weight), **args)
+
+    async def _search(
+        self, page: paging.Page, fused: tuple[str | None, float | None, float | None], **search: Any
+    ) -> SearchResult:
+        """One search for a page's rows, following a migrate-model switch."""
+        fusion, vector_weight, text_weight = fused
+        args = {**search, "k": page.fetch}
         request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
         for attempt in (1, 2, 3):
             info, timeout = self.info, self.db.search_timeout
@@ -300,7 +328,7 @@ class AsyncCollection(Handle):
                     break
             # the definition changed (migrate-model, alter, distribute): search again with the new one
             request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
-        result = searching.hits(rows, request, indexed=self._indexed)
+        result = page.cut(searching.hits(rows, request, indexed=self._indexed))
         if result.unindexed:
             guards.warn_unindexed(self.name)
         return result

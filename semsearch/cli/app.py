@@ -21,6 +21,7 @@ import click
 from semsearch.collection import Collection
 from semsearch.db import Database, connect
 from semsearch.errors import SemsearchError
+from semsearch.readers import bad, parse_json
 from semsearch.server import check_server, resolve_url
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -76,6 +77,25 @@ def open_collection(ctx: click.Context, name: str, embedder: str | None = None) 
     from semsearch.embeddings.factory import load_embedder
 
     return db.collection(name, embedder=load_embedder(embedder, dims=col.dims))
+
+
+#: ``--where JSON``: a metadata filter, as Python's where=
+where_option = click.option(
+    "--where",
+    "where_json",
+    metavar="JSON",
+    help="""Metadata filter, as Python's where=: '{"year": {"$gte": 1995}, "$or": [...]}'.""",
+)
+
+
+def parse_where(where_json: str | None) -> dict[str, Any] | None:
+    """``--where``'s JSON object, or None when not given."""
+    if where_json is None:
+        return None
+    where = parse_json(where_json, "--where")
+    if not isinstance(where, dict):
+        raise bad("--where", f"expected a JSON object, got {where_json!r}")
+    return where
 
 
 def server_url(ctx: click.Context) -> str:

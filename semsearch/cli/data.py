@@ -1,9 +1,11 @@
-"""Rows: ingest, delete, backfill."""
+"""Rows: ingest, get, count, delete, backfill."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,17 @@ import click
 from psycopg import sql
 
 from semsearch import csv_types
-from semsearch.cli.app import FILE, connect_db, embedder_option, main, open_collection
+from semsearch.cli.app import (
+    FILE,
+    connect_db,
+    embedder_option,
+    main,
+    open_collection,
+    parse_where,
+    short,
+    table,
+    where_option,
+)
 from semsearch.collection import Collection
 from semsearch.ingest import AddResult
 from semsearch.readers import FORMATS, READERS, Fields, checked, count_rows, read_lines
@@ -115,22 +127,85 @@ def _has_tenants(col: Collection) -> bool:
 @click.argument("name")
 @click.argument("keys", nargs=-1)
 @click.option("--from-file", type=FILE, help="More keys, one per line (blank lines skipped).")
+@where_option
+@click.option("--tenant", help="With --where or alone: delete this tenant's rows (that match --where).")
+@click.option("--all", "all_rows", is_flag=True, help="Delete every row of the collection.")
 @click.pass_context
-def delete(ctx: click.Context, name: str, keys: tuple[str, ...], from_file: Path | None) -> None:
-    """Delete the rows with these KEYs (keys that do not exist are skipped).
+def delete(
+    ctx: click.Context,
+    name: str,
+    keys: tuple[str, ...],
+    from_file: Path | None,
+    where_json: str | None,
+    tenant: str | None,
+    all_rows: bool,
+) -> None:
+    """Delete the rows with these KEYs (keys that do not exist are skipped), or the rows --where keeps.
 
     \b
     Example:
       semsearch delete docs a1 a2
       semsearch delete docs --from-file stale_keys.txt
+      semsearch delete docs --where '{"year": {"$lt": 1990}}' --tenant acme
+      semsearch delete docs --all
     """
+    by_filter = where_json is not None or tenant is not None or all_rows
+    if by_filter:
+        if keys or from_file is not None:
+            raise click.UsageError("expected KEYs or --where/--tenant/--all, not both")
+        col = connect_db(ctx).collection(name)
+        n = col.delete(where=parse_where(where_json), tenant=tenant, all_rows=all_rows)
+        click.echo(f"deleted {n} row(s) from {name}")
+        return
     if not keys and from_file is None:
-        raise click.UsageError("expected KEYs or --from-file")
+        raise click.UsageError("expected KEYs or --from-file, or --where, --tenant or --all to delete by filter")
     wanted = list(dict.fromkeys([*keys, *(read_lines(from_file) if from_file is not None else [])]))
     col = connect_db(ctx).collection(name)  # an unknown collection is an error even with no keys
     n = col.delete(wanted) if wanted else 0
     empty = f" ({from_file} holds no keys)" if not wanted else ""
     click.echo(f"deleted {n} of {len(wanted)} key(s) from {name}{empty}")
+
+
+@main.command()
+@click.argument("name")
+@click.argument("keys", nargs=-1, required=True)
+@click.option("--tenant", help="Only this tenant's rows.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
+@click.pass_context
+def get(ctx: click.Context, name: str, keys: tuple[str, ...], tenant: str | None, as_json: bool) -> None:
+    """Print the stored rows with these KEYs, in the order given (keys not stored are left out).
+
+    \b
+    Example:
+      semsearch get docs a1 a2
+      semsearch get docs a1 --json
+    """
+    found = connect_db(ctx).collection(name).get(list(keys), tenant=tenant)
+    if as_json:
+        for row in found:
+            click.echo(json.dumps(asdict(row), ensure_ascii=False))
+    else:
+        cells = [(r.key, r.tenant or "", "yes" if r.embedded else "pending", short(r.content)) for r in found]
+        table(("key", "tenant", "embedded", "content"), cells)
+    missing = len(dict.fromkeys(keys)) - len({r.key for r in found})
+    if missing:
+        click.echo(f"{missing} of {len(dict.fromkeys(keys))} key(s) not stored in {name}", err=True)
+
+
+@main.command()
+@click.argument("name")
+@where_option
+@click.option("--tenant", help="Only this tenant's rows.")
+@click.pass_context
+def count(ctx: click.Context, name: str, where_json: str | None, tenant: str | None) -> None:
+    """Print how many rows are stored (embedded or pending), or how many --where and --tenant keep.
+
+    \b
+    Example:
+      semsearch count docs
+      semsearch count docs --where '{"lang": "es"}' --tenant acme
+    """
+    click.echo(str(connect_db(ctx).collection(name).count(where=parse_where(where_json), tenant=tenant)))
 
 
 @main.command()
