@@ -37,8 +37,17 @@ BEGIN
         RAISE EXCEPTION 'expected filter_vars as a json object of the variables filter_path names, got %',
             jsonb_typeof(filter_vars) USING ERRCODE = '22023';
     END IF;
+    -- the caps Python's where= has (semsearch.filters.MAX_IN_VALUES, MAX_PATH_CHARS)
+    IF filter_vars IS NOT NULL
+       AND jsonb_path_exists(filter_vars, 'strict $.* ? (@.type() == "array" && @.size() > 1000)') THEN
+        RAISE EXCEPTION 'expected at most 1000 values in one filter_vars list, got more' USING ERRCODE = '22023';
+    END IF;
     IF filter_path IS NULL THEN
         RETURN true;
+    END IF;
+    IF length(filter_path::text) > 65536 THEN
+        RAISE EXCEPTION 'expected a filter_path of at most 65536 characters, got %', length(filter_path::text)
+            USING ERRCODE = '22023';
     END IF;
     -- every variable, also one in a filter no item reaches on an empty document (exists($.y ? (@ > $v))):
     -- a jsonpath's text prints each as $"name", and escapes quotes inside strings

@@ -60,3 +60,20 @@ def test_a_filter_path_that_is_not_a_predicate_is_refused_not_an_empty_result(co
 )
 def test_predicates_pass_the_check(conn, path, keys):
     assert sorted(r[0] for r in conn.execute(CALLS["search"], [path])) == keys
+
+
+def test_sql_filters_have_pythons_caps(conn):
+    """The same limits as where= from Python (semsearch.filters): values per list, length of the jsonpath."""
+    from semsearch import filters
+
+    many = "[" + ",".join(map(str, range(filters.MAX_IN_VALUES + 1))) + "]"
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="at most 1000 values in one filter_vars list"):
+        conn.execute(
+            "SELECT * FROM semsearch.search('sq', '[1,1,1,1]'::vector, 2, filter_path => '$.y == $v', "
+            "filter_vars => jsonb_build_object('v', %s::jsonb))",
+            [many],
+        ).fetchall()
+    long_path = " || ".join(["$.y == 1"] * (filters.MAX_PATH_CHARS // 8))
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="expected a filter_path of at most 65536"):
+        conn.execute(CALLS["search"], [long_path]).fetchall()
+    assert filters.MAX_IN_VALUES == 1000 and filters.MAX_PATH_CHARS == 65536  # the numbers the SQL states
