@@ -7,6 +7,8 @@ from semsearch.collection import Collection
 from semsearch.db import Database, connect
 from semsearch.embeddings import BatchedEmbedder, Embedder
 from semsearch.ingest import AddResult
+from semsearch.model_switch import MigrationReport, migrate_model
+from semsearch.model_switch import rollback as rollback_model
 from semsearch.results import Hit, SearchResult
 from semsearch.rows import Row
 
@@ -18,8 +20,11 @@ __all__ = [
     "Database",
     "Embedder",
     "Hit",
+    "MigrationReport",
     "Row",
     "SearchResult",
     "connect",
+    "migrate_model",
+    "rollback_model",
 ]
 __version__ = version("semsearch")

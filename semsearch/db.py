@@ -101,7 +101,10 @@ class Database:
         if self.liveness.lost:
             self.liveness.revive(self.pool)
         with self.pool.connection() as conn, self.liveness.watch(conn):
-            yield conn
+            try:
+                yield conn
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise server.denied(exc) from exc
 
     def read(self, fn: Callable[[psycopg.Connection], T], *, fresh: bool = False) -> T:
         """``fn(conn)`` on the next read replica, or on the primary (``fresh``, none configured, none answering).

@@ -32,7 +32,7 @@ import psycopg
 from psycopg import sql
 
 from semsearch import changes, guards
-from semsearch.errors import DatabaseError, UnindexedWarning
+from semsearch.errors import DatabaseError, PermissionDeniedError, UnindexedWarning
 from semsearch.layout import Layout
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ def repair(col: Collection, found: DoctorReport) -> DoctorReport:
     """
     try:
         return _repair(col, found)
-    except psycopg.errors.InsufficientPrivilege as exc:
+    except (psycopg.errors.InsufficientPrivilege, PermissionDeniedError) as exc:
         raise not_owner(found, exc) from None
 
 

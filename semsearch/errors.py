@@ -5,6 +5,7 @@ Every error is a :class:`SemsearchError`, so one ``except`` catches them all::
     SemsearchError
     ├── ConfigurationError      settings or arguments that cannot work together
     ├── DatabaseError           the server is unusable for semsearch
+    │   ├── PermissionDeniedError   the role lacks the rights (ask the collection's owner for a grant)
     │   ├── ExtensionMissingError   pgvector is not installed on the server
     │   ├── ExtensionVersionError   pgvector is older than semsearch writes with (MIN_PGVECTOR)
     │   └── SchemaVersionError      semsearch's schema is missing or behind
@@ -41,6 +42,10 @@ class ConfigurationError(SemsearchError):
 
 class DatabaseError(SemsearchError):
     """The database server cannot be used for semsearch."""
+
+
+class PermissionDeniedError(DatabaseError, PermissionError):
+    """The role lacks a right the call needs (its owner grants it: ``semsearch grant ROLE NAME [--write]``)."""
 
 
 class ExtensionMissingError(DatabaseError):

@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from semsearch import catalog
 from semsearch.config import Settings
-from semsearch.errors import DatabaseError, ExtensionMissingError, ExtensionVersionError
+from semsearch.errors import DatabaseError, ExtensionMissingError, ExtensionVersionError, PermissionDeniedError
 
 
 def resolve_url(url: str | None = None) -> tuple[str, bool]:
@@ -244,3 +244,16 @@ def pool_options(max_connections: int) -> dict[str, Any]:
 def closed() -> DatabaseError:
     """What every call on a closed ``Database`` (or ``AsyncDatabase``) raises, reads and writes alike."""
     return DatabaseError("expected an open database, got it closed (close() was called)")
+
+
+def denied(exc: Exception) -> PermissionDeniedError:
+    """A statement the server refused for want of a privilege, as semsearch's error with the way out.
+
+    >>> str(denied(Exception("permission denied for table synced_tables")))  # doctest: +ELLIPSIS
+    "expected this role to hold the privileges the call needs, got: permission denied for table synced_tables: ..."
+    """
+    return PermissionDeniedError(
+        f"expected this role to hold the privileges the call needs, got: {str(exc).strip()}: "
+        "the owner of semsearch's schema grants them (semsearch grant ROLE COLLECTION [--write]; "
+        "create, alter and drop stay the owner's)"
+    )

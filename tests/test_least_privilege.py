@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 import semsearch
+import semsearch.aio
 from semsearch import errors
 
 
@@ -178,3 +179,27 @@ def test_catalog_values_are_checked_when_read(db, two):
         conn.execute("UPDATE semsearch.collections SET oversample = 'NaN' WHERE name = 'b'")
     with pytest.raises(errors.ConfigurationError, match="expected collection 'b' to store oversample between"):
         db.collection("b")
+
+
+def test_a_role_without_the_rights_gets_a_semsearch_error_that_says_what_to_do(db, db_url, two, roles, movies):
+    """Before: a writer's drop_collection read the raw 'permission denied for table synced_tables'."""
+    _, _, short = movies
+    with semsearch.connect(make_conninfo(db_url, user=roles["w1"])) as as_writer:
+        with pytest.raises(errors.PermissionDeniedError, match="permission denied") as got:
+            as_writer.drop_collection("a")
+        assert "create, alter and drop stay the owner's" in str(got.value)
+        assert isinstance(got.value, errors.DatabaseError) and isinstance(got.value, PermissionError)
+    with semsearch.connect(make_conninfo(db_url, user=roles["r1"])) as as_reader:
+        with pytest.raises(errors.PermissionDeniedError, match="semsearch grant ROLE COLLECTION"):
+            as_reader.collection("a").add(["nope"], ["nope"], embeddings=short[:1])
+    assert db.collection("a").count() == 62
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_async_api_says_so_too(db, db_url, two, roles, movies, anyio_backend):
+    _, _, short = movies
+    async with await semsearch.aio.connect(make_conninfo(db_url, user=roles["r1"])) as as_reader:
+        col = await as_reader.collection("a")
+        with pytest.raises(errors.PermissionDeniedError, match="permission denied"):
+            await col.add(["nope"], ["nope"], embeddings=short[:1])

@@ -264,3 +264,16 @@ def test_rollback_refuses_an_unrelated_collection_named_like_the_one_switched_ou
     assert sorted(c.name for c in db.collections()) == ["lm", "lm__prev"]
     assert db.collection("lm").add(["b"], ["a note about lakes"]).inserted == 1
     assert db.collection("lm__prev").search("user's own", k=1).keys == ["alien"]
+
+
+def test_model_migration_has_a_public_python_api(db):
+    """Before: semsearch.model_switch was internal and the CLI the only public route."""
+    import semsearch
+
+    col = db.create_collection("pub", model="local", dims=128, compression="none")
+    col.add(["a", "b", "c"], ["a cat on a mat", "a dog in the fog", "tax law"])
+    report = semsearch.migrate_model(db, "pub", dims=64, sample=3, k=2)
+    assert isinstance(report, semsearch.MigrationReport) and report.switched
+    assert db.collection("pub").dims == 64
+    semsearch.rollback_model(db, "pub")
+    assert db.collection("pub").dims == 128

@@ -157,7 +157,7 @@ def test_grant_gives_a_role_one_collection_to_search_or_write(db, db_url, movies
                 assert [r[0] for r in conn.execute("SELECT key FROM semsearch.search('docs', %s, 1)", [short[3]])] == [
                     titles[3]
                 ]
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with pytest.raises(errors.PermissionDeniedError, match="semsearch grant ROLE COLLECTION"):
                 col.add(["nope"], ["nope"], embeddings=short[:1])
             # another collection's catalog row is not even visible to it (row-level security, 0006)
             with pytest.raises(errors.CollectionNotFoundError):

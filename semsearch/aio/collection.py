@@ -26,6 +26,7 @@ from semsearch.aio.search import execute
 from semsearch.catalog import CollectionInfo
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder, aembed
+from semsearch.errors import PermissionDeniedError
 from semsearch.handle import CatalogChanged, Handle, rereads
 from semsearch.results import SearchResult
 
@@ -348,7 +349,7 @@ class AsyncCollection(Handle, AsyncLookups):
             return found
         try:
             return await self._repair(found)
-        except psycopg.errors.InsufficientPrivilege as exc:
+        except (psycopg.errors.InsufficientPrivilege, PermissionDeniedError) as exc:
             raise doctor.not_owner(found, exc) from None
 
     async def _diagnose(self) -> DoctorReport:
@@ -387,7 +388,7 @@ class AsyncCollection(Handle, AsyncLookups):
         if not found.healthy:
             try:
                 found = await self._repair(found)
-            except psycopg.errors.InsufficientPrivilege as exc:
+            except (psycopg.errors.InsufficientPrivilege, PermissionDeniedError) as exc:
                 doctor.unrepaired(found, doctor.not_owner(found, exc))
         if found.healthy:
             self._index_checked_until = time.monotonic() + doctor.CHECK_SECONDS

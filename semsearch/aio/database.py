@@ -26,7 +26,7 @@ from semsearch.config import FROM_ENV, FromEnv, check_search_timeout
 from semsearch.ddl import new_info
 from semsearch.errors import ConfigurationError, NotAwaitedError
 from semsearch.layout import check_name
-from semsearch.server import Liveness, closed, embedded_dir, pool_options, prepare, redact
+from semsearch.server import Liveness, closed, denied, embedded_dir, pool_options, prepare, redact
 
 if TYPE_CHECKING:
     from semsearch.embeddings import Embedder
@@ -126,6 +126,8 @@ class AsyncDatabase:
         async with self.pool.connection() as conn:
             try:
                 yield conn
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise denied(exc) from exc
             except psycopg.OperationalError:
                 if conn.broken:
                     await asyncio.to_thread(self.liveness.broke)
