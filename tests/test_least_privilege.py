@@ -189,9 +189,11 @@ def test_a_role_without_the_rights_gets_a_semsearch_error_that_says_what_to_do(d
             as_writer.drop_collection("a")
         assert "create, alter and drop stay the owner's" in str(got.value)
         assert isinstance(got.value, errors.DatabaseError) and isinstance(got.value, PermissionError)
-    with semsearch.connect(make_conninfo(db_url, user=roles["r1"])) as as_reader:
-        with pytest.raises(errors.PermissionDeniedError, match="semsearch grant ROLE COLLECTION"):
-            as_reader.collection("a").add(["nope"], ["nope"], embeddings=short[:1])
+    with (
+        semsearch.connect(make_conninfo(db_url, user=roles["r1"])) as as_reader,
+        pytest.raises(errors.PermissionDeniedError, match="semsearch grant ROLE COLLECTION"),
+    ):
+        as_reader.collection("a").add(["nope"], ["nope"], embeddings=short[:1])
     assert db.collection("a").count() == 62
 
 
