@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -34,9 +34,7 @@ from tqdm import tqdm
 
 from semsearch.embeddings.models import lookup
 from semsearch.errors import BackfillRunningError, EmbeddingError, InvalidInputError
-
-if TYPE_CHECKING:
-    from semsearch.collection import Collection
+from semsearch.faces import Stored
 
 #: English text averages about 4 characters per token with OpenAI's tokenizers
 CHARS_PER_TOKEN = 4.0
@@ -69,7 +67,7 @@ class BackfillResult:
 CONTROL_TEXT = "hello"
 
 
-def _held(col: Collection, alias: str) -> sql.Composed:
+def _held(col: Stored, alias: str) -> sql.Composed:
     """True for a row (``alias``) in quarantine: an entry for its key and its current text.
 
     The entry must postdate the collection's catalog row: a dropped and re-created
@@ -89,7 +87,7 @@ def _held(col: Collection, alias: str) -> sql.Composed:
     ).format(name=sql.Literal(col.layout.table_name), a=sql.Identifier(alias))
 
 
-def pending_stats(col: Collection, *, include_quarantined: bool = False) -> tuple[int, int]:
+def pending_stats(col: Stored, *, include_quarantined: bool = False) -> tuple[int, int]:
     """Rows waiting for an embedding (not those in quarantine), and their total characters."""
     where = sql.SQL("TRUE") if include_quarantined else sql.SQL("NOT {}").format(_held(col, "p"))
     with col.db.connection() as conn:
@@ -102,7 +100,7 @@ def pending_stats(col: Collection, *, include_quarantined: bool = False) -> tupl
     return int(row[0]), int(row[1])
 
 
-def quarantined(col: Collection) -> list[tuple[str, str]]:
+def quarantined(col: Stored) -> list[tuple[str, str]]:
     """``(key, reason)`` of the rows in quarantine, by key."""
     stmt = sql.SQL(
         "SELECT p.key, q.reason FROM {t} p JOIN semsearch.quarantine q ON q.table_name = {name} AND q.key = p.key "
@@ -122,7 +120,7 @@ def quarantined(col: Collection) -> list[tuple[str, str]]:
 class _Embedding:
     """Embeds a batch, or on a refusal its halves, down to the refused rows."""
 
-    def __init__(self, col: Collection) -> None:
+    def __init__(self, col: Stored) -> None:
         self.col = col
         self.control_ok: bool | None = None
 
@@ -158,7 +156,7 @@ class _Embedding:
 
 
 def backfill(
-    col: Collection,
+    col: Stored,
     *,
     batch_size: int = 256,
     progress: bool = False,
@@ -243,7 +241,7 @@ def backfill(
     )
 
 
-def _hold(conn: psycopg.Connection, col: Collection, refused: list[tuple[Any, str]]) -> int:
+def _hold(conn: psycopg.Connection, col: Stored, refused: list[tuple[Any, str]]) -> int:
     """Put refused rows in quarantine (again: a new reason and time); return how many."""
     if not refused:
         return 0
@@ -257,13 +255,13 @@ def _hold(conn: psycopg.Connection, col: Collection, refused: list[tuple[Any, st
     return len(refused)
 
 
-def _release(conn: psycopg.Connection, col: Collection, keys: list[str]) -> None:
+def _release(conn: psycopg.Connection, col: Stored, keys: list[str]) -> None:
     conn.execute(
         "DELETE FROM semsearch.quarantine WHERE table_name = %s AND key = ANY(%s)", [col.layout.table_name, keys]
     )
 
 
-def _forget_stale(conn: psycopg.Connection, col: Collection) -> None:
+def _forget_stale(conn: psycopg.Connection, col: Stored) -> None:
     """Drop entries that no longer hold: the row is gone, embedded, or its text changed."""
     if col.layout.distributed_by is not None:
         conn.execute(

@@ -1,4 +1,4 @@
-"""Running a collection's DDL changes: one at a time (an advisory lock per name, polled), index builds in steps.
+"""Running a collection's DDL changes: one at a time (an advisory lock per name, polled), index builds in steps, grants.
 
 The statements come from :mod:`semsearch.ddl` (no I/O there); this module runs them on a connection.
 """
@@ -13,7 +13,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from semsearch.ddl import IndexBuild
+from semsearch.catalog import CollectionInfo
+from semsearch.ddl import IndexBuild, grant_statements
+from semsearch.errors import ConfigurationError
 
 #: one DDL change of a collection (the name, the one parameter) at a time: polled, then released
 TRY_LOCK = sql.SQL("SELECT pg_try_advisory_lock(hashtext('semsearch.ddl'), hashtext(%s))")
@@ -61,3 +63,14 @@ def run_index_build(conn: psycopg.Connection[Any], name: str, steps: IndexBuild)
         with conn.transaction():
             for stmt in steps.swap:
                 conn.execute(stmt)
+
+
+def grant(conn: psycopg.Connection[Any], info: CollectionInfo, role: str, *, write: bool) -> None:
+    """Run :func:`semsearch.ddl.grant_statements` for an existing ``role`` (one transaction)."""
+    if not isinstance(role, str) or not role:
+        raise ConfigurationError(f"expected a role name, got {role!r}")
+    with conn.transaction():
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone() is None:
+            raise ConfigurationError(f"expected an existing role, got unknown {role!r}")
+        for stmt in grant_statements(info, role, write=write):
+            conn.execute(stmt)

@@ -19,6 +19,7 @@ from semsearch.catalog import CollectionInfo
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError, InvalidInputError
+from semsearch.faces import Connections
 from semsearch.handle import Handle, rereads
 from semsearch.lookups import Lookups
 from semsearch.measuring import Measuring
@@ -26,7 +27,6 @@ from semsearch.results import SearchResult
 
 if TYPE_CHECKING:
     from semsearch.backfill import BackfillResult
-    from semsearch.db import Database
 
 
 T = TypeVar("T")
@@ -44,7 +44,7 @@ class Collection(Handle, Measuring, Lookups):
         col.search("kittens", k=1)[0].key     # 'a'
     """
 
-    def __init__(self, db: Database, info: CollectionInfo, embedder: Embedder | None = None) -> None:
+    def __init__(self, db: Connections, info: CollectionInfo, embedder: Embedder | None = None) -> None:
         super().__init__(info, embedder)
         self.db = db
 

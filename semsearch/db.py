@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import TypeVar
 
 import psycopg
@@ -339,10 +340,13 @@ class Database:
             products.backfill()
             # SELECT p.*, s.score FROM semsearch.search('products', :q, 10) s JOIN products p ON p.id::text = s.key
         """
-        return table_sync.sync_table(
+        table_sync.sync_table(
             self, table, collection=collection, key=key, text=text, metadata=metadata, tenant=tenant,
             model=model, dims=dims, compression=compression, embedder=embedder,
+            create=partial(self.create_collection, collection, model=model, dims=dims, compression=compression,
+                           embedder=embedder),
         )  # fmt: skip
+        return self.collection(collection, embedder=embedder)
 
     def unsync_table(self, table: str, *, drop_collection: bool = False) -> table_sync.SyncedTable:
         """Remove the triggers of a synced table (and its collection, with ``drop_collection``).
@@ -374,13 +378,8 @@ class Database:
             db.grant("ingest_worker", "docs", write=True)
         """
         info = self._info(collection)
-        if not isinstance(role, str) or not role:
-            raise ConfigurationError(f"expected a role name, got {role!r}")
-        with self.connection() as conn, conn.transaction():
-            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone() is None:
-                raise ConfigurationError(f"expected an existing role, got unknown {role!r}")
-            for stmt in ddl.grant_statements(info, role, write=write):
-                conn.execute(stmt)
+        with self.connection() as conn:
+            changes.grant(conn, info, role, write=write)
 
     def isolate_tenants(self, collection: str, *, setting: str | None = "app.tenant") -> Collection:
         """Keep tenants apart in the database: a session sees only the tenant its ``setting`` names.

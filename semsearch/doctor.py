@@ -26,17 +26,15 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from semsearch import changes, guards
 from semsearch.errors import DatabaseError, PermissionDeniedError, UnindexedWarning
+from semsearch.faces import Stored
 from semsearch.layout import Layout
-
-if TYPE_CHECKING:
-    from semsearch.collection import Collection
 
 #: the table's HNSW indexes by name: valid (and ready), operator class
 INDEXES = sql.SQL(
@@ -142,7 +140,7 @@ def report(layout: Layout, name: str, indexes: Sequence[tuple[Any, ...]], busy: 
     return DoctorReport(name, layout.table_name, bool(live), valid, leftovers, bool(busy[0]), bool(busy[1]))
 
 
-def diagnose(col: Collection) -> DoctorReport:
+def diagnose(col: Stored) -> DoctorReport:
     """The state of ``col``'s HNSW index (nothing is changed); the handle's searches learn it too.
 
     Judged by the catalog's row as it is now: a handle's older row would take another plan's
@@ -163,7 +161,7 @@ def drop_leftovers_steps(layout: Layout) -> list[sql.Composed]:
     return [sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(layout.index_name("hnsw_next", schema=True))]
 
 
-def repair(col: Collection, found: DoctorReport) -> DoctorReport:
+def repair(col: Stored, found: DoctorReport) -> DoctorReport:
     """Fix what ``found`` says: build a missing or invalid index (concurrently), drop a leftover.
 
     Only the table's owner can: another role gets a :class:`~semsearch.errors.DatabaseError`.
@@ -174,7 +172,7 @@ def repair(col: Collection, found: DoctorReport) -> DoctorReport:
         raise not_owner(found, exc) from None
 
 
-def _repair(col: Collection, found: DoctorReport) -> DoctorReport:
+def _repair(col: Stored, found: DoctorReport) -> DoctorReport:
     if found.healthy or found.busy:
         return found
     if not (found.indexed and found.valid):
@@ -206,7 +204,7 @@ def unrepaired(found: DoctorReport, exc: DatabaseError) -> None:
     warnings.warn(f"{'; '.join(found.problems)}, and it stays: {exc}", UnindexedWarning, stacklevel=4)
 
 
-def ensure_index(col: Collection) -> None:
+def ensure_index(col: Stored) -> None:
     """Before a write: repair what a killed load or build left (checked at most every :data:`CHECK_SECONDS`)."""
     if time.monotonic() < col._index_checked_until:
         return
@@ -221,7 +219,7 @@ def ensure_index(col: Collection) -> None:
 
 
 @contextmanager
-def bulk_lock(col: Collection) -> Iterator[None]:
+def bulk_lock(col: Stored) -> Iterator[None]:
     """Mark a bulk load (its index dropped on purpose) for as long as it runs: no one repairs it meanwhile.
 
     A session lock on a connection of its own, outside the pool: it goes when the load

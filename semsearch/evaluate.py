@@ -15,18 +15,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from semsearch.errors import InvalidInputError
+from semsearch.faces import Searchable
 from semsearch.layout import SCHEMA
 from semsearch.readers import Qrels, read_qrels
 from semsearch.results import SearchResult
 from semsearch.workload import Run, Workload, catalog_settings, query_vectors
-
-if TYPE_CHECKING:
-    from semsearch.collection import Collection
 
 
 @dataclass(frozen=True)
@@ -123,7 +121,7 @@ _DISTRIBUTED_SIZES = (
 )
 
 
-def sizes(col: Collection) -> tuple[int, int, int]:
+def sizes(col: Searchable) -> tuple[int, int, int]:
     """(HNSW index, table with TOAST and indexes, all indexes) in bytes; of all shards when distributed."""
     if col.info.distributed_by is not None:
         table = f"{SCHEMA}.{col.layout.table_name}"  # a regclass literal, sent as a parameter
@@ -147,7 +145,7 @@ def sizes(col: Collection) -> tuple[int, int, int]:
 
 
 def _relevance(
-    col: Collection, w: Workload, top: list[SearchResult], qrels: Qrels, settings: dict[str, Any]
+    col: Searchable, w: Workload, top: list[SearchResult], qrels: Qrels, settings: dict[str, Any]
 ) -> tuple[float, float, int]:
     """(mean nDCG@10, mean recall@100, judged queries) over queries with a relevant judged doc."""
     ndcgs, recalls = [], []
@@ -166,7 +164,7 @@ def _relevance(
     return float(np.mean(ndcgs)), float(np.mean(recalls)), len(ndcgs)
 
 
-def _report(col: Collection, w: Workload, run: Run, oversample: float, ef: int | None) -> EvalReport:
+def _report(col: Searchable, w: Workload, run: Run, oversample: float, ef: int | None) -> EvalReport:
     index_bytes, table_bytes, indexes_bytes = sizes(col)
     rows = col.count()
     return EvalReport(
@@ -180,7 +178,7 @@ def _report(col: Collection, w: Workload, run: Run, oversample: float, ef: int |
 
 
 def evaluate(
-    col: Collection,
+    col: Searchable,
     queries: Any = None,
     *,
     sample: int | None = None,
@@ -235,7 +233,7 @@ def evaluate(
 
 
 def sweep(
-    col: Collection,
+    col: Searchable,
     queries: Any = None,
     *,
     sample: int | None = None,

@@ -16,17 +16,15 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from semsearch import catalog
 from semsearch.errors import InvalidInputError
 from semsearch.evaluate import ndcg
+from semsearch.faces import Searchable
 from semsearch.readers import Qrels, read_qrels
-
-if TYPE_CHECKING:
-    from semsearch.collection import Collection
 
 FUSIONS = ("blend", "rrf")
 #: the text list's share of the weight; the vector list gets the rest
@@ -79,7 +77,7 @@ class HybridTuneResult:
 
 
 def tune_hybrid(
-    col: Collection,
+    col: Searchable,
     queries: Sequence[str] | Mapping[str, str],
     qrels: Qrels | str | Path,
     *,

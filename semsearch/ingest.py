@@ -16,14 +16,13 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from semsearch.embeddings.base import as_numbers, normalize_rows
 from semsearch.errors import InvalidInputError, WriteConflictError
 from semsearch.layout import Layout
+from semsearch.results import TuneResult
 from semsearch.values import check_json, check_text
 
 if TYPE_CHECKING:
     from semsearch.catalog import CollectionInfo
-    from semsearch.tune import TuneResult
 
 
 @dataclass(frozen=True)
@@ -146,24 +145,6 @@ def check_rows(
         if t is not None:
             check_text(t, f"a tenant at position {i}")
     return Rows(keys_s, list(contents), meta, tenants)
-
-
-def check_vectors(vectors: Any, *, n: int, dims: int) -> np.ndarray:
-    """Shape-check ``vectors`` as ``(n, dims)`` finite non-zero rows of numbers; return them unit-norm float32."""
-    arr = as_numbers(vectors, "embeddings")
-    if arr.ndim == 1 and n == 1:
-        arr = arr.reshape(1, -1)
-    if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] != dims:
-        raise InvalidInputError(f"expected embeddings of shape ({n}, {dims}), got {arr.shape}")
-    return normalize_rows(arr)
-
-
-def check_query_vector(vector: Any, *, dims: int) -> np.ndarray:
-    """One query vector of ``dims`` numbers as a unit-norm float32 array."""
-    arr = as_numbers(vector, "a query vector")
-    if arr.ndim != 1 or arr.shape[0] != dims:
-        raise InvalidInputError(f"expected a query vector of {dims} dims, got shape {arr.shape}")
-    return normalize_rows(arr.reshape(1, -1))[0]
 
 
 _KEEP_EMBEDDING = sql.SQL(

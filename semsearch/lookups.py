@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import psycopg
 
 from semsearch import batch, guards, ingest, paging
 from semsearch import rows as stored
 from semsearch import search as searching
+from semsearch.faces import Searchable
 from semsearch.handle import rereads
 from semsearch.results import SearchResult
-
-if TYPE_CHECKING:
-    from semsearch.collection import Collection
 
 
 class Lookups:
@@ -158,5 +156,5 @@ class Lookups:
         )  # fmt: skip
 
 
-def _collection(obj: Lookups) -> Collection:
-    return cast("Collection", obj)
+def _collection(obj: Lookups) -> Searchable:
+    return cast(Searchable, obj)

@@ -1,19 +1,19 @@
 """What :class:`~semsearch.collection.Collection` measures and tunes: recall, latency, oversampling, fusion.
 
 Each method is a typed front for its module (:mod:`semsearch.evaluate`,
-:mod:`semsearch.tune`, :mod:`semsearch.fusion`), imported only when called.
+:mod:`semsearch.tune`, :mod:`semsearch.fusion`), which take the collection's
+:class:`~semsearch.faces.Searchable` face.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-if TYPE_CHECKING:
-    from semsearch.collection import Collection
-    from semsearch.evaluate import EvalReport
-    from semsearch.fusion import HybridTuneResult
-    from semsearch.tune import TuneResult
+from semsearch.evaluate import EvalReport, evaluate, sweep
+from semsearch.faces import Searchable
+from semsearch.fusion import HybridTuneResult, tune_hybrid
+from semsearch.tune import TuneResult, tune
 
 
 class Measuring:
@@ -41,7 +41,6 @@ class Measuring:
             print(col.evaluate(sample=200))                   # recall, p50/p95 ms, qps, sizes
             col.evaluate(["what is lift?"], qrels="qrels.trec").ndcg_at_10
         """
-        from semsearch.evaluate import evaluate
 
         return evaluate(
             _collection(self),
@@ -74,7 +73,6 @@ class Measuring:
             from semsearch.evaluate import plot_sweep
             plot_sweep(col.sweep(sample=200, oversamples=[1, 2, 4, 8]), "recall.png")
         """
-        from semsearch.evaluate import sweep
 
         return sweep(
             _collection(self),
@@ -97,7 +95,6 @@ class Measuring:
 
             col.tune_hybrid(queries, "cranqrel").best      # FusionPoint('blend', 0.35, 0.65, 0.41)
         """
-        from semsearch.fusion import tune_hybrid
 
         return tune_hybrid(_collection(self), queries, qrels)
 
@@ -121,7 +118,6 @@ class Measuring:
             result = col.tune(target_recall=0.99, k=10)
             result.reached, result.oversample, col.info.oversample   # True, 3.2, 3.2
         """
-        from semsearch.tune import tune
 
         return tune(
             _collection(self),
@@ -134,6 +130,6 @@ class Measuring:
         )
 
 
-def _collection(self: Measuring) -> Collection:
-    # only Collection inherits this mixin
-    return cast("Collection", self)
+def _collection(self: Measuring) -> Searchable:
+    # only Searchable inherits this mixin
+    return cast(Searchable, self)

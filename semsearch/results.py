@@ -1,9 +1,9 @@
-"""Search results: :class:`Hit` and :class:`SearchResult`."""
+"""Results: of a search (:class:`Hit`, :class:`SearchResult`) and of tuning (:class:`TuneResult`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, overload
 
 
@@ -71,3 +71,58 @@ class SearchResult(Sequence[Hit]):
     def __getitem__(self, i: slice) -> Sequence[Hit]: ...
     def __getitem__(self, i: int | slice) -> Hit | Sequence[Hit]:
         return self.hits[i]
+
+
+@dataclass(frozen=True)
+class TunePoint:
+    """One measured setting. ``ef_search`` None is automatic: max(40, candidates)."""
+
+    oversample: float
+    ef_search: int | None
+    candidates: int
+    recall: float
+    p50_ms: float
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What :func:`semsearch.tune.tune` chose and stored, what it measured there, and every point it tried.
+
+    Example::
+
+        result = col.tune(target_recall=0.95)
+        result.reached, result.oversample, result.recall, result.tried[0]
+    """
+
+    collection: str
+    target: float
+    k: int
+    reached: bool
+    oversample: float
+    ef_search: int | None
+    candidates: int
+    recall: float
+    p50_ms: float
+    queries: int
+    rows: int
+    previous_oversample: float
+    previous_ef_search: int | None
+    tried: tuple[TunePoint, ...]
+    #: the stored oversample is the measured one times this (automatic tuning's headroom)
+    margin: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        ef = "auto" if self.ef_search is None else self.ef_search
+        verdict = "reached" if self.reached else "NOT reached (stored the best found)"
+        if self.margin != 1.0:
+            verdict += f", stored x{self.margin:g}"
+        return (
+            f"{self.collection}: oversample {self.oversample:g} ({self.candidates} candidates), "
+            f"ef_search {ef}: recall@{self.k} {self.recall:.4f}, p50 {self.p50_ms:.2f} ms; "
+            f"target {self.target:g} {verdict}; {self.queries} queries, {self.rows:,} rows, "
+            f"{len(self.tried)} settings tried (was oversample {self.previous_oversample:g})"
+        )

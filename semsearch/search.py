@@ -23,7 +23,7 @@ from psycopg import sql
 from psycopg.adapt import PyFormat
 from psycopg.types.json import Jsonb
 
-from semsearch import guards, ingest, statements
+from semsearch import guards, statements, vectors
 from semsearch.errors import InvalidInputError
 from semsearch.filters import Filter, compile_filter
 from semsearch.results import Hit, SearchResult
@@ -181,7 +181,7 @@ def check_request(
 
 def with_vector(request: Request, vector: Any, *, dims: int) -> Request:
     """The request with its query vector (given or embedded), checked: ``dims`` unit-norm floats."""
-    return replace(request, vector=ingest.check_query_vector(vector, dims=dims))
+    return replace(request, vector=vectors.check_query_vector(vector, dims=dims))
 
 
 def with_fusion(

@@ -32,9 +32,9 @@ and each statement checks the columns still have the types they were synced with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -44,12 +44,9 @@ from semsearch.catalog import CollectionInfo
 from semsearch.ddl import LOCAL_MODEL, make_info
 from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError
+from semsearch.faces import Connections
 from semsearch.layout import check_name
 from semsearch.plans import Plan
-
-if TYPE_CHECKING:
-    from semsearch.collection import Collection
-    from semsearch.db import Database
 
 #: statement trigger events and the transition tables their functions read
 EVENTS = {
@@ -320,9 +317,10 @@ def find(conn: psycopg.Connection, *, collection: str | None = None, table: str 
 
 
 def sync_table(
-    db: Database,
+    db: Connections,
     table: str,
     *,
+    create: Callable[[], object],
     collection: str,
     key: str,
     text: str,
@@ -332,8 +330,11 @@ def sync_table(
     dims: int | None = None,
     compression: str | None = None,
     embedder: Embedder | None = None,
-) -> Collection:
-    """See :meth:`Database.sync_table`; every check runs before anything is written."""
+) -> None:
+    """See :meth:`Database.sync_table`; every check runs before anything is written.
+
+    ``create()`` makes the collection (with the model, dims and plan given) when it does not exist.
+    """
     key, text, meta, tenant = check_columns(key, text, metadata, tenant)
     check_name(collection)
     columns = list(dict.fromkeys([key, text, *meta, *([tenant] if tenant else [])]))
@@ -357,7 +358,7 @@ def sync_table(
         else:
             make_info(collection, model=model, dims=dims, compression=compression, embedder=embedder)
     if not exists:
-        db.create_collection(collection, model=model, dims=dims, compression=compression, embedder=embedder)
+        create()
     spec = SyncedTable(collection, f"{source.schema}.{source.name}", key, text, meta, tenant)
     with db.connection() as conn, conn.transaction():
         # no write to the source between the first copy and the triggers: none is missed
@@ -365,7 +366,6 @@ def sync_table(
         stmts = Statements(catalog.read(conn, collection), source, spec)
         for stmt in [*drop_statements(collection), *stmts.create(), stmts.record(), *stmts.queue()]:
             conn.execute(stmt)
-    return db.collection(collection, embedder=embedder)
 
 
 def _check_compatible(
@@ -392,7 +392,7 @@ def _check_compatible(
             )
 
 
-def unsync_table(db: Database, table: str, *, drop_collection: bool = False) -> SyncedTable:
+def unsync_table(db: Connections, table: str, *, drop_collection: bool = False) -> SyncedTable:
     """See :meth:`Database.unsync_table`."""
     with db.connection() as conn, conn.transaction():
         found = find(conn, table=table)
@@ -405,7 +405,7 @@ def unsync_table(db: Database, table: str, *, drop_collection: bool = False) -> 
     return found
 
 
-def synced_tables(db: Database) -> list[SyncedTable]:
+def synced_tables(db: Connections) -> list[SyncedTable]:
     """See :meth:`Database.synced_tables`."""
     with db.connection() as conn:
         return read_all(conn)

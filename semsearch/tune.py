@@ -17,20 +17,19 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from psycopg.types.json import Jsonb
 
 from semsearch import catalog
 from semsearch.errors import InvalidInputError
+from semsearch.faces import Searchable
+from semsearch.results import TunePoint, TuneResult
 from semsearch.search import EF_FLOOR, MAX_EF, MAX_K
 from semsearch.values import float4
 from semsearch.workload import Workload, catalog_settings, query_vectors
-
-if TYPE_CHECKING:
-    from semsearch.collection import Collection
 
 log = logging.getLogger(__name__)
 
@@ -40,61 +39,6 @@ AUTO_EF_FLOOR = EF_FLOOR
 WIDE_EF_FACTOR = 4
 #: a wider ef_search must beat the automatic one's p50 by this much to be chosen (timing noise)
 WIDE_EF_MARGIN = 0.9
-
-
-@dataclass(frozen=True)
-class TunePoint:
-    """One measured setting. ``ef_search`` None is automatic: max(40, candidates)."""
-
-    oversample: float
-    ef_search: int | None
-    candidates: int
-    recall: float
-    p50_ms: float
-
-
-@dataclass(frozen=True)
-class TuneResult:
-    """What :func:`tune` chose and stored, what it measured there, and every point it tried.
-
-    Example::
-
-        result = col.tune(target_recall=0.95)
-        result.reached, result.oversample, result.recall, result.tried[0]
-    """
-
-    collection: str
-    target: float
-    k: int
-    reached: bool
-    oversample: float
-    ef_search: int | None
-    candidates: int
-    recall: float
-    p50_ms: float
-    queries: int
-    rows: int
-    previous_oversample: float
-    previous_ef_search: int | None
-    tried: tuple[TunePoint, ...]
-    #: the stored oversample is the measured one times this (automatic tuning's headroom)
-    margin: float = 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The result as a JSON-ready dict."""
-        return asdict(self)
-
-    def __str__(self) -> str:
-        ef = "auto" if self.ef_search is None else self.ef_search
-        verdict = "reached" if self.reached else "NOT reached (stored the best found)"
-        if self.margin != 1.0:
-            verdict += f", stored x{self.margin:g}"
-        return (
-            f"{self.collection}: oversample {self.oversample:g} ({self.candidates} candidates), "
-            f"ef_search {ef}: recall@{self.k} {self.recall:.4f}, p50 {self.p50_ms:.2f} ms; "
-            f"target {self.target:g} {verdict}; {self.queries} queries, {self.rows:,} rows, "
-            f"{len(self.tried)} settings tried (was oversample {self.previous_oversample:g})"
-        )
 
 
 def _oversample(candidates: int, k: int) -> float:
@@ -145,7 +89,7 @@ class _Search:
 
 
 def tune(
-    col: Collection,
+    col: Searchable,
     *,
     target_recall: float = 0.99,
     k: int = 10,
@@ -210,7 +154,7 @@ def tune(
         return result
 
 
-def _store(col: Collection, best: TunePoint, result: TuneResult) -> None:
+def _store(col: Searchable, best: TunePoint, result: TuneResult) -> None:
     tuning = {
         "target": result.target, "k": result.k, "recall": result.recall, "reached": result.reached,
         "p50_ms": round(result.p50_ms, 3), "queries": result.queries, "rows": result.rows,
@@ -223,7 +167,7 @@ def _store(col: Collection, best: TunePoint, result: TuneResult) -> None:
             "WHERE name = %s",
             [best.oversample, best.ef_search, Jsonb(tuning), result.rows, col.name],
         )
-    # Collection caches its catalog row; later reads of col.info must see the tuned values
+    # Searchable caches its catalog row; later reads of col.info must see the tuned values
     col._reload()
 
 
@@ -242,7 +186,7 @@ AUTOTUNE_MIN_QUERIES = 20
 AUTOTUNE_MARGIN = 1.4
 
 
-def autotune(col: Collection, *, after_bulk_load: bool = False) -> TuneResult | None:
+def autotune(col: Searchable, *, after_bulk_load: bool = False) -> TuneResult | None:
     """Tune ``col`` for recall@10 >= 0.99 if it asks for it and needs it; None when it does not.
 
     It needs it after a bulk load, and when its embedded rows have grown

@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
@@ -38,9 +37,7 @@ from psycopg_pool import PoolClosed, PoolTimeout
 
 from semsearch.backfill import BackfillResult, backfill
 from semsearch.errors import BackfillRunningError, ConfigurationError, DatabaseError, EmbeddingError
-
-if TYPE_CHECKING:
-    from semsearch.collection import Collection
+from semsearch.faces import Stored
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +52,7 @@ MAX_BACKOFF = 30.0
 
 
 def watch(
-    col: Collection,
+    col: Stored,
     *,
     batch_size: int = 256,
     poll: float = 60.0,
@@ -93,7 +90,7 @@ def _signals(stop: threading.Event | None) -> Iterator[threading.Event]:
             signal.signal(s, handler)
 
 
-def _run(col: Collection, stop: threading.Event, *, batch_size: int, poll: float, progress: bool) -> BackfillResult:
+def _run(col: Stored, stop: threading.Event, *, batch_size: int, poll: float, progress: bool) -> BackfillResult:
     started = time.perf_counter()
     embedded = batches = quarantined = 0
     backoff = outage = 0.5

@@ -10,19 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg import sql
 
-from semsearch import ingest
+from semsearch import vectors
 from semsearch.errors import InvalidInputError
+from semsearch.faces import Searchable
 from semsearch.results import SearchResult
 from semsearch.values import float4
-
-if TYPE_CHECKING:
-    from semsearch.collection import Collection
 
 #: searches run untimed before timing: the first ones read the index and heap from disk
 WARMUP = 20
@@ -39,7 +37,7 @@ def recall_vs_exact(approx: SearchResult, exact: SearchResult) -> float:
     return min(found, len(exact.hits)) / len(exact.hits)
 
 
-def query_vectors(col: Collection, queries: Any, *, sample: int | None, seed: int) -> tuple[list[str], np.ndarray]:
+def query_vectors(col: Searchable, queries: Any, *, sample: int | None, seed: int) -> tuple[list[str], np.ndarray]:
     """(query ids, unit-norm vectors) from texts, vectors, an {id: query} dict or a sample."""
     if (queries is None) == (sample is None):
         got = "both" if sample is not None else "neither"
@@ -58,14 +56,14 @@ def query_vectors(col: Collection, queries: Any, *, sample: int | None, seed: in
         texts = [str(q) for q in items]
         if not all(t.strip() for t in texts):
             raise InvalidInputError("expected non-empty query texts, got an empty one")
-        return ids, ingest.check_vectors(col.embedder.embed(texts), n=len(texts), dims=col.dims)
+        return ids, vectors.check_vectors(col.embedder.embed(texts), n=len(texts), dims=col.dims)
     arr = np.asarray(items, dtype=np.float64)
     if arr.ndim == 1 and arr.shape[0] == col.dims:
         arr, ids = arr.reshape(1, -1), ids[:1]
-    return ids, ingest.check_vectors(arr, n=len(ids), dims=col.dims)
+    return ids, vectors.check_vectors(arr, n=len(ids), dims=col.dims)
 
 
-def _sample(col: Collection, n: int, seed: int) -> tuple[list[str], np.ndarray]:
+def _sample(col: Searchable, n: int, seed: int) -> tuple[list[str], np.ndarray]:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidInputError(f"expected sample= as a positive int, got {n!r}")
     table = col.layout.table
@@ -134,7 +132,7 @@ class Workload:
     """
 
     def __init__(
-        self, col: Collection, ids: list[str], vectors: np.ndarray, *, k: int, exclude_self: bool = False
+        self, col: Searchable, ids: list[str], vectors: np.ndarray, *, k: int, exclude_self: bool = False
     ) -> None:
         self.col, self.ids, self.vectors, self.k = col, ids, vectors, k
         self.exclude_self = exclude_self
@@ -183,7 +181,7 @@ class Workload:
         return Run(results, ms, recall)
 
 
-def catalog_settings(col: Collection) -> tuple[float, int | None]:
+def catalog_settings(col: Searchable) -> tuple[float, int | None]:
     """The collection's stored (oversample, ef_search), read fresh rather than from ``col.info``."""
     row = col.db.read(
         lambda conn: conn.execute(

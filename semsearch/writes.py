@@ -14,24 +14,23 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
 from tqdm import tqdm
 
 from semsearch import catalog, doctor, ingest
+from semsearch.faces import Searchable
 from semsearch.handle import CatalogChanged, rereads
 from semsearch.layout import Layout
-
-if TYPE_CHECKING:
-    from semsearch.collection import Collection
+from semsearch.vectors import check_vectors
 
 T = TypeVar("T")
 
 
 def add(
-    col: Collection,
+    col: Searchable,
     keys: Sequence[str | int],
     contents: Sequence[str],
     embeddings: Any,
@@ -52,7 +51,7 @@ def add(
         embedded = reused = 0
         vectors: Sequence[np.ndarray | None]
         if embeddings is not None:
-            vectors = list(ingest.check_vectors(embeddings, n=len(rows.keys), dims=col.dims))
+            vectors = list(check_vectors(embeddings, n=len(rows.keys), dims=col.dims))
         else:
             vectors, embedded, reused = embed_missing(col, rows, defer=defer)
         inserted, updated = write(col, rows, vectors, copy_first=copy_first)
@@ -63,7 +62,7 @@ def add(
 
 
 def write(
-    col: Collection, rows: ingest.Rows, vectors: Sequence[np.ndarray | None], *, copy_first: bool
+    col: Searchable, rows: ingest.Rows, vectors: Sequence[np.ndarray | None], *, copy_first: bool
 ) -> tuple[int, int]:
     """Write one checked batch in one transaction; ``(inserted, updated)``."""
     with col.db.connection() as conn, conn.transaction():
@@ -79,7 +78,7 @@ def write(
     return inserted, updated
 
 
-def following_catalog(col: Collection, write: Callable[[], T]) -> T:
+def following_catalog(col: Searchable, write: Callable[[], T]) -> T:
     """Run a write; when the collection's definition changed under the handle, run it again with the new one.
 
     The write's own check (first in its transaction) finds a change made before it; one
@@ -97,7 +96,7 @@ def following_catalog(col: Collection, write: Callable[[], T]) -> T:
     return write()
 
 
-def embed_missing(col: Collection, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
+def embed_missing(col: Searchable, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
     """The batch's vectors: stored ones reused by content hash, the rest embedded (or left None with ``defer``)."""
     hashes = rows.hashes()
     with col.db.connection() as conn:
@@ -110,7 +109,7 @@ def embed_missing(col: Collection, rows: ingest.Rows, *, defer: bool) -> tuple[l
 
 
 def add_many(
-    col: Collection,
+    col: Searchable,
     records: Iterable[Mapping[str, Any]],
     *,
     batch_size: int,
@@ -146,13 +145,13 @@ def add_many(
     return replace(result, tuned=tuned)
 
 
-def is_empty(col: Collection) -> bool:
+def is_empty(col: Searchable) -> bool:
     with col.db.connection() as conn:
         return conn.execute(ingest.empty_statement(col.layout)).fetchone()[0]  # type: ignore[index]
 
 
 @contextmanager
-def index_deferred(col: Collection, *, progress: bool) -> Iterator[None]:
+def index_deferred(col: Searchable, *, progress: bool) -> Iterator[None]:
     """Drop the HNSW index for a load and build it once afterwards, even if the load fails.
 
     The load holds :func:`semsearch.doctor.bulk_lock` meanwhile: the missing index is no crash to repair.
@@ -168,7 +167,7 @@ def index_deferred(col: Collection, *, progress: bool) -> Iterator[None]:
 
 
 def add_stream(
-    col: Collection,
+    col: Searchable,
     records: Iterable[Mapping[str, Any]],
     *,
     batch_size: int,
@@ -201,7 +200,7 @@ def add_stream(
     return totals
 
 
-def delete(col: Collection, statement: Callable[[Layout], tuple[Any, Any]]) -> int:
+def delete(col: Searchable, statement: Callable[[Layout], tuple[Any, Any]]) -> int:
     """:meth:`Collection.delete`: the rows ``statement(layout)`` (a statement and its parameters) deletes; how many."""
 
     def run() -> int:

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from semsearch.ingest import check_vectors
+from semsearch.vectors import check_vectors
 from semsearch.workload import Workload
 
 

@@ -12,7 +12,7 @@ from psycopg.conninfo import make_conninfo
 
 import semsearch
 from semsearch import errors
-from semsearch.ingest import check_query_vector
+from semsearch.vectors import check_query_vector
 
 PLANS = ["bit", "mrl:64", "mrl-bit:128", "halfvec", "none", "bit->mrl:64"]
 

@@ -29,6 +29,7 @@ from semsearch.embeddings import Embedder, aembed
 from semsearch.errors import PermissionDeniedError
 from semsearch.handle import CatalogChanged, Handle, rereads
 from semsearch.results import SearchResult
+from semsearch.vectors import check_vectors
 
 if TYPE_CHECKING:
     from semsearch.aio.database import AsyncDatabase
@@ -108,7 +109,7 @@ class AsyncCollection(Handle, AsyncLookups):
             embedded = reused = 0
             vectors: Sequence[np.ndarray | None]
             if embeddings is not None:
-                vectors = list(ingest.check_vectors(embeddings, n=len(rows.keys), dims=self.dims))
+                vectors = list(check_vectors(embeddings, n=len(rows.keys), dims=self.dims))
             else:
                 vectors, embedded, reused = await self._embed_missing(rows, defer=defer)
             inserted, updated = await self._write(rows, vectors, copy_first=copy_first)
