@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
@@ -20,6 +20,7 @@ from semsearch import catalog, changes, doctor, guards, ingest, paging
 from semsearch import rows as stored
 from semsearch import search as searching
 from semsearch.aio import writes
+from semsearch.aio.faces import Connections
 from semsearch.aio.lookups import AsyncLookups
 from semsearch.aio.pending import awaitable
 from semsearch.aio.search import execute
@@ -30,9 +31,6 @@ from semsearch.errors import PermissionDeniedError
 from semsearch.handle import CatalogChanged, Handle, rereads
 from semsearch.results import SearchResult
 from semsearch.vectors import check_vectors
-
-if TYPE_CHECKING:
-    from semsearch.aio.database import AsyncDatabase
 
 T = TypeVar("T")
 
@@ -50,7 +48,7 @@ class AsyncCollection(Handle, AsyncLookups):
         (await col.search("kittens", k=1))[0].key     # 'a'
     """
 
-    def __init__(self, db: AsyncDatabase, info: CollectionInfo, embedder: Embedder | None = None) -> None:
+    def __init__(self, db: Connections, info: CollectionInfo, embedder: Embedder | None = None) -> None:
         super().__init__(info, embedder)
         self.db = db
 

@@ -29,7 +29,11 @@ from semsearch.layout import check_name
 from semsearch.server import Liveness, closed, denied, embedded_dir, pool_options, prepare, redact
 
 if TYPE_CHECKING:
+    from semsearch.aio.faces import Lookable
     from semsearch.embeddings import Embedder
+
+    # what AsyncLookups' methods see of their collection (AsyncCollection(self, ...) below checks Connections)
+    _: type[Lookable] = AsyncCollection
 
 
 def connect(

@@ -7,7 +7,7 @@ The sync API's statements and checks (:mod:`semsearch.rows`, :mod:`semsearch.bat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import psycopg
 
@@ -15,13 +15,11 @@ from semsearch import batch, guards, ingest, paging
 from semsearch import rows as stored
 from semsearch import search as searching
 from semsearch.aio.batch import execute
+from semsearch.aio.faces import Lookable
 from semsearch.aio.pending import awaitable
 from semsearch.embeddings import aembed
 from semsearch.handle import rereads
 from semsearch.results import SearchResult
-
-if TYPE_CHECKING:
-    from semsearch.aio.collection import AsyncCollection
 
 
 class AsyncLookups:
@@ -144,5 +142,5 @@ class AsyncLookups:
         )  # fmt: skip
 
 
-def _collection(obj: AsyncLookups) -> AsyncCollection:
-    return cast("AsyncCollection", obj)
+def _collection(obj: AsyncLookups) -> Lookable:
+    return cast(Lookable, obj)  # a mixin of AsyncCollection, which has that face (checked there)

@@ -2,87 +2,28 @@
 
 Registering connects ``post_save`` / ``post_delete`` (see :mod:`semsearch.django.sync`)
 and adds ``Model.semsearch`` (see :mod:`semsearch.django.search`). A model's rows
-are keyed by ``str(pk)`` in the collection ``<app_label>_<model_name>``.
+are keyed by ``str(pk)`` in the collection ``<app_label>_<model_name>``. The registrations
+are kept in :mod:`semsearch.django.registration` (re-exported here), which sync and search read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from semsearch import indexing
-from semsearch.collection import Collection
-from semsearch.django import client
-from semsearch.django.conf import SemsearchSettings
-from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
+from semsearch.django import sync
+from semsearch.django.registration import Registration, is_registered, keep, registration_for, registrations
+from semsearch.django.search import SemanticAccessor
+from semsearch.errors import ConfigurationError
 from semsearch.layout import check_name
 
+__all__ = ["Registration", "register", "registration_for", "registrations"]
+
 M = TypeVar("M", bound=type[models.Model])
-_registry: dict[type[models.Model], Registration] = {}
-
-
-@dataclass(frozen=True, eq=False)
-class Registration:
-    """How one model is indexed: its collection, and functions giving a row's text, metadata and tenant.
-
-    Example::
-
-        reg = registration_for(Article)
-        reg.document(article)        # ('Green tea\\n\\nBrew it at 80 °C ...', {'lang': 'en'}, None)
-    """
-
-    model: type[models.Model]
-    collection_name: str
-    text: Callable[[Any], str]
-    metadata: Callable[[Any], dict[str, Any]] | None = None
-    tenant: Callable[[Any], Any] | None = None
-    queryset: Any = None
-
-    @property
-    def label(self) -> str:
-        return self.model._meta.label
-
-    def get_queryset(self) -> models.QuerySet[Any]:
-        """The rows that belong in the collection (``queryset=`` at registration, else all)."""
-        source = self.queryset if self.queryset is not None else self.model._default_manager
-        return source.all()
-
-    def document(self, obj: models.Model) -> indexing.Document:
-        """``(text, metadata, tenant)`` of one row, as stored in the collection."""
-        meta = self.metadata(obj) if self.metadata is not None else None
-        tenant = self.tenant(obj) if self.tenant is not None else None
-        # dates, decimals and uuids become strings, as Django's own JSON fields store them
-        return indexing.document(self.text(obj), meta, tenant, encoder=DjangoJSONEncoder)
-
-    def collection(self, *, create: bool = False) -> Collection:
-        """The model's collection; ``create=True`` makes it from ``SEMSEARCH`` settings when missing.
-
-        Example::
-
-            registration_for(Article).collection().count()
-        """
-        db, embedder = client.database(), client.embedder()
-        try:
-            return db.collection(self.collection_name, embedder=embedder)
-        except CollectionNotFoundError:
-            if not create:
-                raise CollectionNotFoundError(
-                    f"expected collection {self.collection_name!r} for {self.label}, got none: "
-                    "run `python manage.py semsearch_index` or add CreateCollection to a migration"
-                ) from None
-        compression = SemsearchSettings.load().compression
-        try:
-            return db.create_collection(self.collection_name, embedder=embedder, compression=compression)
-        except CollectionExistsError:  # another process created it meanwhile
-            return db.collection(self.collection_name, embedder=embedder)
-
-
 TextSpec = Callable[[Any], str] | str | None
 MetadataSpec = Callable[[Any], dict[str, Any]] | Sequence[str] | None
 TenantSpec = Callable[[Any], Any] | str | None
@@ -140,12 +81,8 @@ def register(
     def apply(cls: M) -> M:
         if not (isinstance(cls, type) and issubclass(cls, models.Model)):
             raise ConfigurationError(f"expected a django model class, got {cls!r}")
-        if cls in _registry:
+        if is_registered(cls):
             raise ConfigurationError(f"expected {cls._meta.label} to be registered once, got it twice")
-        # imported here: sync and search import this module
-        from semsearch.django import sync
-        from semsearch.django.search import SemanticAccessor
-
         # a registered parent's accessor is inherited: the subclass gets its own
         if hasattr(cls, "semsearch") and not isinstance(cls.semsearch, SemanticAccessor):
             raise ConfigurationError(f"expected no attribute 'semsearch' on {cls._meta.label}, got one")
@@ -159,43 +96,12 @@ def register(
             tenant=_value_function(cls, tenant, "tenant") if tenant is not None else None,
             queryset=queryset,
         )
-        _registry[cls] = reg
+        keep(reg)
         sync.connect_signals(reg)
         setattr(cls, "semsearch", SemanticAccessor(reg))  # noqa: B010 - a class attribute, on purpose
         return cls
 
     return apply(model) if model is not None else apply
-
-
-def registration_for(model: type[models.Model] | models.Model | str) -> Registration:
-    """The registration of a model class, an instance, or an ``"app_label.Model"`` label.
-
-    Example::
-
-        registration_for("articles.Article").collection_name     # 'articles_article'
-    """
-    cls: Any = model
-    if isinstance(model, str):
-        try:
-            cls = apps.get_model(model)
-        except (LookupError, ValueError):
-            cls = None  # not a model at all: reported below as not registered
-    elif isinstance(model, models.Model):
-        cls = type(model)
-    reg = _registry.get(cls)
-    if reg is None and getattr(getattr(cls, "_meta", None), "proxy", False):
-        reg = _registry.get(cls._meta.concrete_model)  # a proxy shares its model's rows and collection
-    if reg is None:
-        known = sorted(r.label for r in _registry.values())
-        raise ConfigurationError(
-            f"expected a model registered with semsearch ({', '.join(known) or 'none'}), got {model!r}"
-        )
-    return reg
-
-
-def registrations() -> list[Registration]:
-    """Every registration, by model label."""
-    return sorted(_registry.values(), key=lambda r: r.label)
 
 
 def _field(cls: type[models.Model], name: str, what: str) -> models.Field[Any, Any]:

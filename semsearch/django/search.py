@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from semsearch.django.registry import Registration, registration_for
+from semsearch.django.registration import Registration, registration_for
 from semsearch.indexing import in_score_order
 from semsearch.results import SearchResult
 

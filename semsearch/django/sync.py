@@ -32,7 +32,7 @@ from semsearch.django.conf import SemsearchSettings
 from semsearch.indexing import IndexReport
 
 if TYPE_CHECKING:
-    from semsearch.django.registry import Registration
+    from semsearch.django.registration import Registration
 
 logger = logging.getLogger("semsearch.django")
 

@@ -13,8 +13,8 @@ from importlib import resources
 
 import numpy as np
 
-from semsearch.embeddings import LOCAL_DIMS, check_dims, check_installed
 from semsearch.embeddings.base import BatchedEmbedder
+from semsearch.embeddings.models import LOCAL_DIMS, check_dims, check_installed
 from semsearch.errors import ConfigurationError
 
 MODEL_NAME = "wordllama-l2-supercat"

@@ -3,11 +3,17 @@
 ``check_dims``, ``embedder_for``, ``default_dims``, the embedders' own checks, the
 backfill cost estimate and the Django settings all read :data:`MODELS`. A model
 name that is not here is a label for a custom embedder (any dims).
+
+The checks of a model name and its dims live here too, so ``local`` and ``openai`` import
+them from here and never from the package (whose factory imports them, lazily).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+
+from semsearch.errors import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -68,3 +74,44 @@ def lookup(name: object) -> Model | None:
 def names() -> tuple[str, ...]:
     """Every name a built-in model answers to, for messages and help."""
     return tuple(_BY_NAME)
+
+
+_LOCAL = next(m for m in MODELS if m.provider == "local")
+#: names of the local model
+LOCAL_ALIASES = (_LOCAL.name, *_LOCAL.aliases)
+#: the local model's Matryoshka sizes
+LOCAL_DIMS = _LOCAL.dims_allowed or ()
+#: output size of each OpenAI model when no ``dimensions`` is requested
+OPENAI_NATIVE_DIMS = {m.name: m.native_dims for m in MODELS if m.provider == "openai"}
+
+
+def check_dims(model: str, dims: int) -> None:
+    """Refuse a built-in model with dims it cannot produce (any other model is a label: any dims).
+
+    >>> check_dims("text-embedding-3-small", 512)
+    >>> check_dims("local", 300)
+    Traceback (most recent call last):
+    ...
+    semsearch.errors.ConfigurationError: expected local embedder dims in (64, 128, 256), got 300
+    """
+    known = lookup(model)
+    problem = known.check(dims) if known is not None else None
+    if problem is not None:
+        raise ConfigurationError(f"{problem}, got {dims}")
+
+
+#: what the local model needs beyond semsearch's own dependencies, and how to get it
+LOCAL_EXTRA = "pip install 'semsearch[local]'"
+
+
+def check_installed(model: str) -> None:
+    """Refuse the local model when its package (the ``local`` extra) is missing; any other name passes.
+
+    Called before a collection is created, so the missing extra shows there and not at the
+    first embedding.
+
+    >>> check_installed("text-embedding-3-small")
+    """
+    known = lookup(model)
+    if known is not None and known.provider == "local" and importlib.util.find_spec("wordllama") is None:
+        raise ConfigurationError(f"expected the wordllama package for model 'local', got none installed: {LOCAL_EXTRA}")

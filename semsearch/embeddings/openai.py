@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from semsearch.embeddings import check_dims, lookup
 from semsearch.embeddings.base import BatchedEmbedder, utf8_tokens_upper_bound
+from semsearch.embeddings.models import check_dims, lookup
 from semsearch.errors import ConfigurationError, EmbeddingError
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.sql.expression import TableValuedAlias
 
 from semsearch.filters import compile_filter
 from semsearch.indexing import in_score_order
-from semsearch.sqlalchemy.registry import registration_for
+from semsearch.sqlalchemy.registration import registration_for
 
 
 def search(

@@ -29,7 +29,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from semsearch import indexing
 from semsearch.indexing import IndexReport
-from semsearch.sqlalchemy.registry import Registration, registered, registration_for
+from semsearch.sqlalchemy.registration import Registration, registered, registration_for
 
 logger = logging.getLogger("semsearch.sqlalchemy")
 #: most rows one ORM update/delete statement notes; beyond it, run :func:`reindex`
