@@ -10,7 +10,7 @@ from semsearch.ingest import AddResult
 from semsearch.model_switch import MigrationReport, migrate_model
 from semsearch.model_switch import rollback as rollback_model
 from semsearch.results import Hit, SearchResult
-from semsearch.rows import Row
+from semsearch.stored import Row
 
 __all__ = [
     "AddResult",

@@ -1,7 +1,7 @@
 """Many searches in one round trip: :meth:`Collection.search_many`.
 
 Each query is checked and planned exactly as :meth:`Collection.search` plans it
-(:func:`semsearch.search.plan`: the same statements, settings and fallbacks); the
+(:func:`semsearch.searching.plan`: the same statements, settings and fallbacks); the
 round trips of all of them are sent in one pipeline, behind one read of the
 collection's catalog row, and answered by one ``Sync``. Query texts are embedded in
 one call of the embedder. Only a two-stage search that came back short costs a second
@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from semsearch import guards
-from semsearch import search as searching
+from semsearch import guards, searching
 from semsearch.errors import InvalidInputError
 
 #: most queries one call takes (every one is a statement of the same pipeline)
@@ -44,7 +43,7 @@ def check_requests(
 ) -> tuple[list[searching.Request], list[tuple[int, str]]]:
     """Every query's request, checked before any round trip, and the ``(position, text)`` still to embed.
 
-    ``search`` holds :func:`semsearch.search.check_request`'s options but ``query`` and
+    ``search`` holds :func:`semsearch.searching.check_request`'s options but ``query`` and
     ``vector``; ``mode="hybrid"`` takes texts and, optionally, as many vectors.
     """
     mode = search.get("mode", "vector")
@@ -107,8 +106,8 @@ def _vectors(vectors: Any) -> list[Any]:
 Batch = tuple[list[searching.Step], list[int], int | None]
 
 
-def round_trip(plans: Sequence[searching.Plan], check: str | None) -> Batch:
-    """Every plan's steps (:func:`semsearch.search.round_trip`), the catalog ``check`` with the first."""
+def round_trip(plans: Sequence[searching.SearchPlan], check: str | None) -> Batch:
+    """Every plan's steps (:func:`semsearch.searching.round_trip`), the catalog ``check`` with the first."""
     steps: list[searching.Step] = []
     last, check_at = [], None
     for i, p in enumerate(plans):
@@ -121,7 +120,7 @@ def round_trip(plans: Sequence[searching.Plan], check: str | None) -> Batch:
 
 
 def fallbacks(
-    plans: Sequence[searching.Plan], results: list[list[tuple[Any, ...]]]
+    plans: Sequence[searching.SearchPlan], results: list[list[tuple[Any, ...]]]
 ) -> list[tuple[int, list[searching.Step]]]:
     """The exact statements (with their settings) of the two-stage searches that came back short, by position."""
     found = [(i, searching.fallback(p, rows)) for i, (p, rows) in enumerate(zip(plans, results, strict=True))]
@@ -129,7 +128,7 @@ def fallbacks(
 
 
 def execute(
-    conn: psycopg.Connection, plans: Sequence[searching.Plan], *, check: str | None
+    conn: psycopg.Connection, plans: Sequence[searching.SearchPlan], *, check: str | None
 ) -> tuple[list[list[tuple[Any, ...]]], guards.Checked | None]:
     """Run the plans in one pipeline (one round trip); ``(rows per plan, found)`` as :func:`search.execute`."""
     steps, last, check_at = round_trip(plans, check)

@@ -11,10 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, doctor, guards, ingest, paging, writes
-from semsearch import explain as explaining
-from semsearch import rows as stored
-from semsearch import search as searching
+from semsearch import catalog, doctor, explaining, guards, ingest, paging, searching, stored, writes
 from semsearch.catalog import CollectionInfo
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder

@@ -1,6 +1,6 @@
 """What a search's round trip checks besides its rows, and what its failures mean.
 
-:func:`semsearch.search.round_trip` pipelines :data:`CHECK` before the statement: the
+:func:`semsearch.searching.round_trip` pipelines :data:`CHECK` before the statement: the
 collection's catalog row (which a handle follows: an alter, a model switch, a drop; see
 :mod:`semsearch.handle`) and whether its table's HNSW index is there and valid (a bulk load
 or a build killed before it finished leaves none: searches then scan every row, and say so

@@ -1,6 +1,6 @@
 """What :class:`~semsearch.collection.Collection` looks up besides one search: rows, many queries, neighbours.
 
-``get`` sends :mod:`semsearch.rows`' statement; ``search_many`` checks and plans each
+``get`` sends :mod:`semsearch.stored`' statement; ``search_many`` checks and plans each
 query as ``search`` does and sends them all in one round trip (:mod:`semsearch.batch`);
 ``more_like`` reads a stored row's vector and searches with it, leaving the row out
 (:mod:`semsearch.paging`).
@@ -14,9 +14,7 @@ from typing import Any, cast
 
 import psycopg
 
-from semsearch import batch, guards, ingest, paging
-from semsearch import rows as stored
-from semsearch import search as searching
+from semsearch import batch, guards, ingest, paging, searching, stored
 from semsearch.faces import Searchable
 from semsearch.handle import rereads
 from semsearch.results import SearchResult
@@ -30,7 +28,7 @@ class Lookups:
     ) -> list[stored.Row]:
         """The stored rows with these keys, in the order asked; a key not stored is simply absent.
 
-        ``tenant`` keeps that tenant's rows only. Each :class:`~semsearch.rows.Row` says
+        ``tenant`` keeps that tenant's rows only. Each :class:`~semsearch.stored.Row` says
         whether it is ``embedded`` yet (a row added with ``defer=True`` is not, until backfill).
 
         Example::

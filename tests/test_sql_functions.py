@@ -145,7 +145,7 @@ def test_sql_filter_refuses_operator_keys_instead_of_matching_nothing(db, col):
     [("k", "MAX_K"), ("oversample", "MAX_OVERSAMPLE"), ("ef_search", "MAX_EF")],
 )
 def test_the_sql_functions_take_exactly_the_limits_python_takes(db, col, argument, limit):
-    from semsearch import search as searching
+    from semsearch import searching
 
     biggest = getattr(searching, limit)
     q = np.eye(64, dtype=np.float32)[0]

@@ -12,12 +12,11 @@ from typing import Any
 
 import psycopg
 
-from semsearch import batch, guards
-from semsearch import search as searching
+from semsearch import batch, guards, searching
 
 
 async def execute(
-    conn: psycopg.AsyncConnection[Any], plans: Sequence[searching.Plan], *, check: str | None
+    conn: psycopg.AsyncConnection[Any], plans: Sequence[searching.SearchPlan], *, check: str | None
 ) -> tuple[list[list[tuple[Any, ...]]], guards.Checked | None]:
     """Run the plans in one pipeline; ``(rows per plan, found)`` as :func:`semsearch.batch.execute` returns them."""
     steps, last, check_at = batch.round_trip(plans, check)

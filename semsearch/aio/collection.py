@@ -1,7 +1,7 @@
 """An async collection: add, delete, count and search it on psycopg's ``AsyncConnection``.
 
 Each method checks its arguments with the sync API's checks (:mod:`semsearch.ingest`,
-:mod:`semsearch.search`) and sends the same composed statements; only embedding and
+:mod:`semsearch.searching`) and sends the same composed statements; only embedding and
 the driver calls are awaited.
 """
 
@@ -16,9 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 import psycopg
 
-from semsearch import catalog, changes, doctor, guards, ingest, paging
-from semsearch import rows as stored
-from semsearch import search as searching
+from semsearch import catalog, changes, doctor, guards, ingest, paging, searching, stored
 from semsearch.aio import writes
 from semsearch.aio.faces import Connections
 from semsearch.aio.lookups import AsyncLookups

@@ -1,6 +1,6 @@
 """What :class:`~semsearch.aio.AsyncCollection` looks up besides one search, awaited.
 
-The sync API's statements and checks (:mod:`semsearch.rows`, :mod:`semsearch.batch`,
+The sync API's statements and checks (:mod:`semsearch.stored`, :mod:`semsearch.batch`,
 :mod:`semsearch.paging`); see :mod:`semsearch.lookups` for what each call does.
 """
 
@@ -11,9 +11,7 @@ from typing import Any, cast
 
 import psycopg
 
-from semsearch import batch, guards, ingest, paging
-from semsearch import rows as stored
-from semsearch import search as searching
+from semsearch import batch, guards, ingest, paging, searching, stored
 from semsearch.aio.batch import execute
 from semsearch.aio.faces import Lookable
 from semsearch.aio.pending import awaitable

@@ -1,7 +1,7 @@
-"""A search's round trip on an async connection: what :func:`semsearch.search.execute` sends, awaited.
+"""A search's round trip on an async connection: what :func:`semsearch.searching.execute` sends, awaited.
 
-The statements, their order and the fallback come from :func:`semsearch.search.round_trip`
-and :func:`semsearch.search.fallback`: one pipelined round trip, prepared, the query
+The statements, their order and the fallback come from :func:`semsearch.searching.round_trip`
+and :func:`semsearch.searching.fallback`: one pipelined round trip, prepared, the query
 vector in binary, as in the sync API.
 """
 
@@ -12,14 +12,13 @@ from typing import Any
 
 import psycopg
 
-from semsearch import guards
-from semsearch import search as searching
+from semsearch import guards, searching
 
 
 async def execute(
-    conn: psycopg.AsyncConnection[Any], p: searching.Plan, *, check: str | None = None
+    conn: psycopg.AsyncConnection[Any], p: searching.SearchPlan, *, check: str | None = None
 ) -> tuple[list[tuple[Any, ...]], guards.Checked | None]:
-    """Run a plan in one round trip; ``(rows, found)`` as :func:`semsearch.search.execute` returns them."""
+    """Run a plan in one round trip; ``(rows, found)`` as :func:`semsearch.searching.execute` returns them."""
     steps = searching.round_trip(p, check)
     # Citus: the SET LOCALs and the statement in one transaction, planned each time
     prepare = not p.distributed

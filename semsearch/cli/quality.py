@@ -10,7 +10,7 @@ import click
 
 from semsearch.cli.app import FILE, cell, embedder_option, main, open_collection, table
 from semsearch.readers import CRANFIELD_GRADES, load_vector, read_lines, read_qrels
-from semsearch.search import MAX_K
+from semsearch.searching import MAX_K
 
 
 def _queries(path: Path | None, sample: int | None) -> tuple[Any, int | None]:

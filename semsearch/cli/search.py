@@ -13,7 +13,7 @@ from semsearch.cli.app import FILE, embedder_option, main, open_collection, pars
 from semsearch.collection import Collection
 from semsearch.readers import load_vector, read_lines
 from semsearch.results import SearchResult
-from semsearch.search import MAX_K
+from semsearch.searching import MAX_K
 
 
 def _search_options(fn: Any) -> Any:

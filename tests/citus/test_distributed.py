@@ -11,7 +11,7 @@ import pytest
 from pgvector.psycopg import register_vector
 
 import semsearch
-from semsearch import search as searching
+from semsearch import searching
 from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.model_switch import migrate_model
 
@@ -164,7 +164,7 @@ def test_ef_search_reaches_the_workers(cdb: semsearch.Database, fresh: Callable[
     col = cdb.create_collection(fresh("c"), dims=DIMS, model="vectors", distribute_by="key")
     col.add(*_rows(50)[:2], embeddings=_rows(50)[2])
     # what each shard sees while a distributed plan runs: its settings go as SET LOCAL, propagated
-    probe = searching.Plan(
+    probe = searching.SearchPlan(
         statement=psycopg.sql.SQL("SELECT DISTINCT current_setting('hnsw.ef_search') FROM {}").format(col.layout.table),
         params={}, settings={"hnsw.ef_search": "123"}, distributed=True,
     )  # fmt: skip
@@ -324,7 +324,7 @@ def test_the_async_api_searches_a_distributed_collection_with_its_settings_on_th
     col = cdb.create_collection(name, dims=DIMS, model="vectors", distribute_by="key")
     keys, texts, vectors, _ = _rows(300)
     col.add(keys, texts, embeddings=vectors)
-    probe = searching.Plan(
+    probe = searching.SearchPlan(
         statement=psycopg.sql.SQL("SELECT DISTINCT current_setting('hnsw.ef_search') FROM {}").format(col.layout.table),
         params={}, settings={"hnsw.ef_search": "77"}, distributed=True,
     )  # fmt: skip

@@ -92,7 +92,7 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Plan:
+class SearchPlan:
     """The statement a request runs, its parameters and the settings it needs (made just before it, pipelined)."""
 
     statement: sql.SQL | sql.Composed
@@ -230,7 +230,7 @@ def direct(layout: Layout, k: int, n: int | None) -> sql.SQL:
 
 def plan(
     layout: Layout, name: str, oversample: float, info_ef: int | None, request: Request, *, timeout: float | None = None
-) -> Plan:
+) -> SearchPlan:
     """Choose the statement for ``request`` on a collection with these stored settings.
 
     ``timeout`` (seconds, None: no limit) becomes the statement's ``statement_timeout``.
@@ -240,17 +240,17 @@ def plan(
     return replace(p, distributed=layout.distributed_by is not None, timeout_ms=ms)
 
 
-def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, request: Request) -> Plan:
+def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, request: Request) -> SearchPlan:
     if layout.distributed_by == "tenant" and request.tenant is not None and request.mode == "vector":
         return _routed(layout, oversample, info_ef, request)
     if request.mode == "vector" and not request.filtered:
         params: dict[str, Any] = {"q": request.vector}
         exact = direct(layout, request.k, None)
         if request.exact:
-            return Plan(exact, params, {})
+            return SearchPlan(exact, params, {})
         n = candidates(request.k, request.oversample or oversample)
         ef = str(ef_search(request, info_ef, n))
-        return Plan(direct(layout, request.k, n), params, {"hnsw.ef_search": ef}, fallback=exact, k=request.k)
+        return SearchPlan(direct(layout, request.k, n), params, {"hnsw.ef_search": ef}, fallback=exact, k=request.k)
     f = request.filter
     params = {
         "name": name,
@@ -268,14 +268,14 @@ def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, req
         "wv": request.vector_weight,
         "wt": request.text_weight,
     }
-    return Plan(_FUNCTION[request.mode], params, {})
+    return SearchPlan(_FUNCTION[request.mode], params, {})
 
 
 #: one statement of a round trip and its parameters
 Step = tuple[sql.SQL | sql.Composed, Any]
 
 
-def round_trip(p: Plan, check: str | None = None) -> list[Step]:
+def round_trip(p: SearchPlan, check: str | None = None) -> list[Step]:
     """What :func:`execute` (and the async API's) sends for a plan, pipelined, in one round trip.
 
     The plan's time limit and settings, then, with ``check`` (a collection name), a read of
@@ -296,7 +296,7 @@ def round_trip(p: Plan, check: str | None = None) -> list[Step]:
     return steps
 
 
-def _limit(p: Plan) -> list[Step]:
+def _limit(p: SearchPlan) -> list[Step]:
     """The plan's time limit: ``statement_timeout`` until its round trip's transaction ends."""
     if p.timeout_ms is None:
         return []
@@ -306,7 +306,7 @@ def _limit(p: Plan) -> list[Step]:
     return [(_SET_LOCAL, ["statement_timeout", str(p.timeout_ms)])]
 
 
-def fallback(p: Plan, rows: list[tuple[Any, ...]]) -> list[Step]:
+def fallback(p: SearchPlan, rows: list[tuple[Any, ...]]) -> list[Step]:
     """The exact statement (after the time limit) to run when the two-stage one returned fewer than ``k`` rows."""
     if p.fallback is None or len(rows) >= p.k:
         return []
@@ -314,7 +314,7 @@ def fallback(p: Plan, rows: list[tuple[Any, ...]]) -> list[Step]:
     return [*_limit(p), (p.fallback, p.params)]
 
 
-def check_for(p: Plan, name: str, *, due: bool) -> str | None:
+def check_for(p: SearchPlan, name: str, *, due: bool) -> str | None:
     """The collection name to check in the plan's round trip, or None.
 
     Always when the SQL functions (which go by name) run, else when the handle's last
@@ -323,7 +323,7 @@ def check_for(p: Plan, name: str, *, due: bool) -> str | None:
     return name if (p.fallback is None or due) else None
 
 
-def _routed(layout: Layout, oversample: float, info_ef: int | None, request: Request) -> Plan:
+def _routed(layout: Layout, oversample: float, info_ef: int | None, request: Request) -> SearchPlan:
     """A tenant's vector search on a collection distributed by tenant: one shard's statement.
 
     ``tenant = %(tenant)s`` lets Citus route it to the shard of that tenant; the filter
@@ -334,11 +334,11 @@ def _routed(layout: Layout, oversample: float, info_ef: int | None, request: Req
     k = sql.Literal(request.k)
     exact = statements.exact(layout, q=Q, k=k, where=where)
     if request.exact:
-        return Plan(exact, params, {})
+        return SearchPlan(exact, params, {})
     n = candidates(request.k, request.oversample or oversample)
     stmt = statements.ann(layout, q=Q, k=k, candidates=sql.Literal(n), where=where)
     settings = {"hnsw.ef_search": str(ef_search(request, info_ef, n)), "hnsw.iterative_scan": "relaxed_order"}
-    return Plan(stmt, params, settings, fallback=exact, k=request.k)
+    return SearchPlan(stmt, params, settings, fallback=exact, k=request.k)
 
 
 #: Citus sends SET LOCAL commands to the workers when asked to (session settings stay on the coordinator)
@@ -353,7 +353,7 @@ def set_local(name: str, value: str) -> sql.Composed:
 
 
 def execute(
-    conn: psycopg.Connection, p: Plan, *, check: str | None = None
+    conn: psycopg.Connection, p: SearchPlan, *, check: str | None = None
 ) -> tuple[list[tuple[Any, ...]], guards.Checked | None]:
     """Run a plan: its settings and statement pipelined, one round trip; ``(rows, found)``.
 

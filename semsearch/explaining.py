@@ -1,7 +1,7 @@
 """See what a search runs: its statement, its settings, and ``EXPLAIN (ANALYZE, BUFFERS)`` of it.
 
 :meth:`Collection.explain` and ``semsearch explain`` come here; the statement is the one
-:func:`semsearch.search.plan` chooses (for the SQL functions' searches, the per-collection
+:func:`semsearch.searching.plan` chooses (for the SQL functions' searches, the per-collection
 statement they call, with the filter inline), run and rolled back.
 """
 
@@ -16,8 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from semsearch import search as searching
-from semsearch import statements
+from semsearch import searching, statements
 
 if TYPE_CHECKING:
     from semsearch.layout import Layout
