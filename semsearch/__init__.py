@@ -6,10 +6,9 @@ from semsearch.catalog import CollectionInfo
 from semsearch.collection import Collection
 from semsearch.db import Database, connect
 from semsearch.embeddings import BatchedEmbedder, Embedder
-from semsearch.ingest import AddResult
 from semsearch.model_switch import MigrationReport, migrate_model
 from semsearch.model_switch import rollback as rollback_model
-from semsearch.results import Hit, SearchResult
+from semsearch.results import AddResult, Hit, SearchResult
 from semsearch.stored import Row
 
 __all__ = [

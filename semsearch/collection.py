@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, doctor, explaining, guards, ingest, paging, searching, stored, writes
+from semsearch import catalog, doctor, explaining, guards, paging, searching, stored, writes
 from semsearch.catalog import CollectionInfo
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder
@@ -20,7 +20,7 @@ from semsearch.faces import Connections
 from semsearch.handle import Handle, rereads
 from semsearch.lookups import Lookups
 from semsearch.measuring import Measuring
-from semsearch.results import SearchResult
+from semsearch.results import AddResult, SearchResult
 
 if TYPE_CHECKING:
     from semsearch.backfill import BackfillResult
@@ -74,7 +74,7 @@ class Collection(Handle, Measuring, Lookups):
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
         tenant: str | Sequence[str | None] | None = None,
         defer: bool = False,
-    ) -> ingest.AddResult:
+    ) -> AddResult:
         """Insert or update rows by key, in one transaction.
 
         Without ``embeddings`` the collection's embedder embeds the texts, except
@@ -104,7 +104,7 @@ class Collection(Handle, Measuring, Lookups):
         bulk: bool | None = None,
         defer: bool = False,
         autotune: bool = True,
-    ) -> ingest.AddResult:
+    ) -> AddResult:
         """Stream ``{"key", "content", "metadata"?, "embedding"?, "tenant"?}`` records in batches.
 
         Each batch is one transaction: after a failure the committed batches stay,

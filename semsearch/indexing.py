@@ -32,8 +32,7 @@ from semsearch.errors import ConfigurationError, InvalidInputError
 if TYPE_CHECKING:
     from semsearch.backfill import BackfillResult
     from semsearch.collection import Collection
-    from semsearch.ingest import AddResult
-    from semsearch.results import SearchResult
+    from semsearch.results import AddResult, SearchResult
 
 #: ``(text, metadata, tenant)`` of one row, as stored in its collection
 Document = tuple[str, dict[str, Any], str | None]

@@ -18,7 +18,6 @@ from psycopg.types.json import Jsonb
 
 from semsearch.errors import InvalidInputError, WriteConflictError
 from semsearch.layout import Layout
-from semsearch.results import TuneResult
 from semsearch.values import check_json, check_text
 
 if TYPE_CHECKING:
@@ -37,38 +36,6 @@ class Rows:
     def hashes(self) -> list[bytes]:
         """SHA-256 of each content, as the table's generated ``content_hash`` computes it."""
         return [hashlib.sha256(c.encode("utf-8")).digest() for c in self.contents]
-
-
-@dataclass(frozen=True)
-class AddResult:
-    """What :meth:`Collection.add` did.
-
-    ``embedded`` texts went to the embedder; ``reused`` took the stored vector of
-    an identical text; ``unchanged`` rows were already stored exactly so.
-    """
-
-    inserted: int
-    updated: int
-    unchanged: int
-    embedded: int = 0
-    reused: int = 0
-    #: what the automatic tuning after this load chose (see :func:`semsearch.tune.autotune`), if it ran
-    tuned: TuneResult | None = None
-
-    def __add__(self, other: AddResult) -> AddResult:
-        """Counts of two loads together (the later tuning wins).
-
-        >>> (AddResult(1, 0, 2, embedded=1) + AddResult(3, 1, 0, reused=2)).inserted
-        4
-        """
-        return AddResult(
-            self.inserted + other.inserted,
-            self.updated + other.updated,
-            self.unchanged + other.unchanged,
-            embedded=self.embedded + other.embedded,
-            reused=self.reused + other.reused,
-            tuned=other.tuned or self.tuned,
-        )
 
 
 def check_key(key: Any, where: str = "") -> str:

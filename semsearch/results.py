@@ -1,4 +1,4 @@
-"""Results: of a search (:class:`Hit`, :class:`SearchResult`) and of tuning (:class:`TuneResult`)."""
+"""What calls return: a search (:class:`Hit`, :class:`SearchResult`), a write (:class:`AddResult`), a tune."""
 
 from __future__ import annotations
 
@@ -125,4 +125,36 @@ class TuneResult:
             f"ef_search {ef}: recall@{self.k} {self.recall:.4f}, p50 {self.p50_ms:.2f} ms; "
             f"target {self.target:g} {verdict}; {self.queries} queries, {self.rows:,} rows, "
             f"{len(self.tried)} settings tried (was oversample {self.previous_oversample:g})"
+        )
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What :meth:`Collection.add` did.
+
+    ``embedded`` texts went to the embedder; ``reused`` took the stored vector of
+    an identical text; ``unchanged`` rows were already stored exactly so.
+    """
+
+    inserted: int
+    updated: int
+    unchanged: int
+    embedded: int = 0
+    reused: int = 0
+    #: what the automatic tuning after this load chose (see :func:`semsearch.tune.autotune`), if it ran
+    tuned: TuneResult | None = None
+
+    def __add__(self, other: AddResult) -> AddResult:
+        """Counts of two loads together (the later tuning wins).
+
+        >>> (AddResult(1, 0, 2, embedded=1) + AddResult(3, 1, 0, reused=2)).inserted
+        4
+        """
+        return AddResult(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+            embedded=self.embedded + other.embedded,
+            reused=self.reused + other.reused,
+            tuned=other.tuned or self.tuned,
         )

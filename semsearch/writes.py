@@ -24,6 +24,7 @@ from semsearch import catalog, doctor, ingest
 from semsearch.faces import Searchable
 from semsearch.handle import CatalogChanged, rereads
 from semsearch.layout import Layout
+from semsearch.results import AddResult
 from semsearch.vectors import check_vectors
 
 T = TypeVar("T")
@@ -39,13 +40,13 @@ def add(
     *,
     defer: bool,
     copy_first: bool,
-) -> ingest.AddResult:
+) -> AddResult:
     """:meth:`Collection.add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert."""
     rows = ingest.check_rows(keys, contents, metadata, tenant)
     if not rows.keys:
-        return ingest.AddResult(0, 0, 0)
+        return AddResult(0, 0, 0)
 
-    def embed_and_write() -> ingest.AddResult:
+    def embed_and_write() -> AddResult:
         # run again in full after a change of definition: the vectors must be the live model's
         ingest.check_tenants(rows, col.info)
         embedded = reused = 0
@@ -56,7 +57,7 @@ def add(
             vectors, embedded, reused = embed_missing(col, rows, defer=defer)
         inserted, updated = write(col, rows, vectors, copy_first=copy_first)
         unchanged = len(rows.keys) - inserted - updated
-        return ingest.AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
+        return AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
 
     return following_catalog(col, embed_and_write)
 
@@ -118,7 +119,7 @@ def add_many(
     bulk: bool | None,
     defer: bool,
     autotune: bool,
-) -> ingest.AddResult:
+) -> AddResult:
     """:meth:`Collection.add_many`: batches, the bulk-load index build, then autotune."""
     col._reload()  # the table the catalog names now: its index is dropped and built again
     if bulk is None:
@@ -175,9 +176,9 @@ def add_stream(
     total: int | None,
     defer: bool = False,
     bulk: bool = False,
-) -> ingest.AddResult:
+) -> AddResult:
     """Add ``records`` in batches of ``batch_size``, one transaction each; the summed result."""
-    totals = ingest.AddResult(0, 0, 0)
+    totals = AddResult(0, 0, 0)
     bar = tqdm(total=total, unit="rows", disable=not progress, desc=f"ingest {col.name}")
     batch: list[Mapping[str, Any]] = []
 

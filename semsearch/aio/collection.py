@@ -27,7 +27,7 @@ from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder, aembed
 from semsearch.errors import PermissionDeniedError
 from semsearch.handle import CatalogChanged, Handle, rereads
-from semsearch.results import SearchResult
+from semsearch.results import AddResult, SearchResult
 from semsearch.vectors import check_vectors
 
 T = TypeVar("T")
@@ -74,7 +74,7 @@ class AsyncCollection(Handle, AsyncLookups):
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
         tenant: str | Sequence[str | None] | None = None,
         defer: bool = False,
-    ) -> ingest.AddResult:
+    ) -> AddResult:
         """Insert or update rows by key, in one transaction (see :meth:`semsearch.Collection.add`).
 
         Example::
@@ -94,12 +94,12 @@ class AsyncCollection(Handle, AsyncLookups):
         *,
         defer: bool,
         copy_first: bool,
-    ) -> ingest.AddResult:
+    ) -> AddResult:
         rows = ingest.check_rows(keys, contents, metadata, tenant)
         if not rows.keys:
-            return ingest.AddResult(0, 0, 0)
+            return AddResult(0, 0, 0)
 
-        async def embed_and_write() -> ingest.AddResult:
+        async def embed_and_write() -> AddResult:
             # run again in full after a change of definition: the vectors must be the live model's
             ingest.check_tenants(rows, self.info)
             embedded = reused = 0
@@ -110,7 +110,7 @@ class AsyncCollection(Handle, AsyncLookups):
                 vectors, embedded, reused = await self._embed_missing(rows, defer=defer)
             inserted, updated = await self._write(rows, vectors, copy_first=copy_first)
             unchanged = len(rows.keys) - inserted - updated
-            return ingest.AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
+            return AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
 
         return await self._following_catalog(embed_and_write)
 
@@ -162,7 +162,7 @@ class AsyncCollection(Handle, AsyncLookups):
         bulk: bool | None = None,
         defer: bool = False,
         autotune: bool = True,
-    ) -> ingest.AddResult:
+    ) -> AddResult:
         """Stream records (an iterable or an async iterable) in batches; see :meth:`semsearch.Collection.add_many`.
 
         Each batch is one transaction. ``bulk`` (default: when the collection is empty)
@@ -207,8 +207,8 @@ class AsyncCollection(Handle, AsyncLookups):
         batch_size: int,
         defer: bool,
         bulk: bool,
-    ) -> ingest.AddResult:
-        totals = ingest.AddResult(0, 0, 0)
+    ) -> AddResult:
+        totals = AddResult(0, 0, 0)
         batch: list[Mapping[str, Any]] = []
 
         async def flush() -> None:

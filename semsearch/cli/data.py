@@ -25,8 +25,8 @@ from semsearch.cli.app import (
     where_option,
 )
 from semsearch.collection import Collection
-from semsearch.ingest import AddResult
 from semsearch.readers import FORMATS, READERS, Fields, checked, count_rows, read_lines
+from semsearch.results import AddResult
 
 
 def _types(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, str]:
