@@ -380,7 +380,10 @@ class Collection(Handle, Measuring, Lookups):
 
         def run(conn: psycopg.Connection) -> explaining.Explained:
             info = self.info
-            return explaining.explain(conn, self.layout, info.oversample, info.ef_search, request, extra=settings or {})
+            return explaining.explain(
+                conn, self.layout, info.oversample, info.ef_search, request, extra=settings or {},
+                bm25=(info.bm25_k1, info.bm25_b),
+            )  # fmt: skip
 
         return self.db.read(run, fresh=fresh)
 

@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from semsearch import searching, statements
+from semsearch.bm25 import K1, B
 
 if TYPE_CHECKING:
     from semsearch.layout import Layout
@@ -52,11 +53,13 @@ def explain(
     request: searching.Request,
     *,
     extra: Mapping[str, str] | None = None,
+    bm25: tuple[float, float] = (K1, B),
 ) -> Explained:
     """EXPLAIN (ANALYZE, BUFFERS) of the statement ``request`` runs, with its settings, rolled back.
 
     Filtered, text and hybrid searches run inside the SQL functions: explained here is
-    the per-collection statement they call, with the filter inline.
+    the per-collection statement they call, with the filter inline, composed as those functions
+    were (with the collection's BM25 ``(k1, b)``: the catalog's, not the defaults).
     """
     p = searching.plan(layout, "", oversample, info_ef, request)
     settings = dict(p.settings)
@@ -70,7 +73,13 @@ def explain(
         if request.mode == "text":
             statement, params = (
                 statements.text(
-                    layout, query=sql.Placeholder("text"), k=k, where=spec, tenant=sql.Literal(request.tenant)
+                    layout,
+                    query=sql.Placeholder("text"),
+                    k=k,
+                    where=spec,
+                    tenant=sql.Literal(request.tenant),
+                    k1=bm25[0],
+                    b=bm25[1],
                 ),
                 {"text": request.text},
             )

@@ -167,3 +167,15 @@ def test_grant_gives_a_role_one_collection_to_search_or_write(db, db_url, movies
             for role in (reader, writer):
                 conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
                 conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_explain_shows_the_text_statement_with_the_collections_own_bm25_settings(db):
+    """Before: explain composed the text statement with the default k1/b, not the ones that run."""
+    col = db.create_collection("bm", dims=8, model="label", compression="none", bm25_k1=2.0, bm25_b=0.3)
+    col.add(["a", "b"], ["wing flutter at speed", "boundary layer"], embeddings=np.eye(8)[:2])
+    shown = col.explain("wing flutter", mode="text", where={"x": 1}).sql
+    with db.connection() as conn:
+        body = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = 'col_bm_text'").fetchone()[0]
+    for text in (shown, body):
+        assert "2.0::float8" in text and "0.3::float8" in text, text
+        assert "1.2::float8" not in text and "0.75::float8" not in text
