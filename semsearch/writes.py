@@ -20,7 +20,7 @@ import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, doctor, ingest
+from semsearch import catalog, doctor, ingest, tune
 from semsearch.faces import Searchable
 from semsearch.handle import CatalogChanged, rereads
 from semsearch.layout import Layout
@@ -136,9 +136,7 @@ def add_many(
             result = stream(bulk=True)
     tuned = None
     if autotune and result.inserted and not defer:
-        from semsearch.tune import autotune as run_autotune
-
-        tuned = run_autotune(col, after_bulk_load=bulk)
+        tuned = tune.autotune(col, after_bulk_load=bulk)
         if tuned is not None:
             col._reload()
             if progress:

@@ -61,3 +61,29 @@ def test_every_file_a_comment_or_doc_names_exists():
             if not (repo / in_repo).exists():
                 missing.add(f"{source.relative_to(repo)}: {path}")
     assert not missing, sorted(missing)
+
+
+def test_the_data_paths_name_real_functions():
+    """Every `module.name` the page's data paths cite exists (a rename that forgets the page fails here)."""
+    import re
+
+    start = MAP.index("## The query path, by name")
+    section = MAP[start : MAP.index("## Where each decision lives")]
+    cited = set(re.findall(r"`([a-z_]+(?:\.[A-Za-z_]+)+)`", section))
+    assert len(cited) > 25
+    missing = []
+    for name in sorted(cited):
+        parts = name.split(".")
+        if parts[0] in ("semsearch", "Collection", "Layout", "Plan"):
+            continue  # SQL functions (semsearch.search()) and methods, checked below
+        module, attrs = importlib.import_module(f"semsearch.{parts[0]}"), parts[1:]
+        obj: object = module
+        for attr in attrs:
+            if not hasattr(obj, attr):
+                missing.append(name)
+                break
+            obj = getattr(obj, attr)
+    for method in re.findall(r"`Collection\.(\w+)", section):
+        if not hasattr(semsearch.Collection, method):
+            missing.append(f"Collection.{method}")
+    assert missing == []
