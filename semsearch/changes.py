@@ -74,3 +74,25 @@ def grant(conn: psycopg.Connection[Any], info: CollectionInfo, role: str, *, wri
             raise ConfigurationError(f"expected an existing role, got unknown {role!r}")
         for stmt in grant_statements(info, role, write=write):
             conn.execute(stmt)
+
+
+#: the table privileges a grant can carry over (checked before they are composed into a GRANT)
+_PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"})
+_GRANTS = sql.SQL(
+    "SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END, a.privilege_type "
+    "FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = to_regclass(%s) AND a.grantee <> c.relowner"
+)
+
+
+def copy_grants(conn: psycopg.Connection[Any], source: str, target: sql.Identifier) -> int:
+    """Grant on ``target`` what others hold on table ``source`` (schema-qualified name); how many grants.
+
+    A table that replaces another (migrate-model's switch) keeps its readers and writers.
+    """
+    grants = conn.execute(_GRANTS, [source]).fetchall()
+    for role, privilege in grants:
+        if privilege not in _PRIVILEGES:
+            continue
+        who = sql.SQL("PUBLIC") if role is None else sql.Identifier(role)
+        conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privilege), target, who))
+    return len(grants)

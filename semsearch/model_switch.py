@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psycopg import sql
 
-from semsearch import ddl, table_sync, tenants
+from semsearch import bm25, changes, ddl, table_sync, tenants
 from semsearch.embeddings import Embedder, embedder_for, lookup
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, EmbeddingError
 from semsearch.layout import SCHEMA
@@ -299,6 +299,13 @@ def _switch(db: Database, old: Collection, new: Collection) -> None:
                 )
         _rename(conn, name, name + PREV)
         _rename(conn, new.name, name)
+        # who could read or write the old table can the new one (and so see the catalog row, 0006)
+        old_bm25, new_bm25 = bm25.Names(old.layout.table_name), bm25.Names(new.layout.table_name)
+        pairs = [(old.layout.table_name, new.layout.table)] + [
+            (getattr(old_bm25, side), new_bm25.ident(getattr(new_bm25, side))) for side in ("postings", "df", "stats")
+        ]
+        for source, target in pairs:
+            changes.copy_grants(conn, f"{SCHEMA}.{source}", target)
         if old.info.tenant_setting is not None:
             # the new table is isolated before anyone can read it: policies, per-tenant statistics
             for stmt in tenants.isolate_statements(replace(new.info, name=name), old.info.tenant_setting):

@@ -205,3 +205,23 @@ async def test_the_async_api_says_so_too(db, db_url, two, roles, movies, anyio_b
         col = await as_reader.collection("a")
         with pytest.raises(errors.PermissionDeniedError, match="permission denied"):
             await col.add(["nope"], ["nope"], embeddings=short[:1])
+
+
+@pytest.fixture
+def local_a(db: semsearch.Database) -> semsearch.Collection:
+    col = db.create_collection("a", model="local", dims=128, compression="none")
+    col.add(["cat", "dog", "tax"], ["a cat on a warm mat", "a dog barks at night", "tax law for companies"])
+    return col
+
+
+def test_a_model_switch_keeps_the_readers_and_writers_of_the_collection(db, db_url, local_a, roles):
+    """Before: the new table had no grants, so (with 0006's row-level security) the collection vanished for them."""
+    semsearch.migrate_model(db, "a", dims=64, sample=3, k=2)
+    assert db.collection("a").dims == 64
+    with semsearch.connect(make_conninfo(db_url, user=roles["r1"])) as as_reader:
+        assert as_reader.collection("a").search("a cat", k=1, mode="text").keys == ["cat"]
+        assert as_reader.collection("a").search("a cat", k=1).keys == ["cat"]
+    with semsearch.connect(make_conninfo(db_url, user=roles["w1"])) as as_writer:
+        assert as_writer.collection("a").add(["owl"], ["an owl at night"]).inserted == 1
+    with _as(db_url, roles["stranger"]) as conn:
+        assert conn.execute("SELECT count(*) FROM semsearch.collections").fetchone() == (0,)
