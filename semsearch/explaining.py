@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from semsearch import searching, statements
+from semsearch import planner, searching, statements
 from semsearch.bm25 import K1, B
 
 if TYPE_CHECKING:
@@ -83,13 +83,15 @@ def explain(
                 ),
                 {"text": request.text},
             )
-        elif request.exact:
+        elif request.exact or (
+            request.mode == "vector" and _exact_by_filter(conn, layout, searching.spec(request), request, oversample)
+        ):
             statement = statements.exact(layout, q=searching.Q, k=k, where=spec)
         else:
-            n = searching.candidates(request.k, request.oversample or oversample)
+            n = planner.candidates(request.k, request.oversample or oversample)
             statement = statements.ann(layout, q=searching.Q, k=k, candidates=sql.Literal(n), where=spec)
             settings = {
-                "hnsw.ef_search": str(searching.ef_search(request, info_ef, n)),
+                "hnsw.ef_search": str(planner.ef_search(request.ef_search, info_ef, n)),
                 "hnsw.iterative_scan": "relaxed_order",
             }
     text = statement.as_string(conn)
@@ -102,6 +104,22 @@ def explain(
             conn.execute("SELECT set_config(%s, %s, true)", [name, value])
         rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, SUMMARY) {}").format(statement), params).fetchall()
     return Explained(sql=text, settings=settings, plan=shorten("\n".join(r[0] for r in rows)))
+
+
+def _exact_by_filter(
+    conn: psycopg.Connection, layout: Layout, spec: Any, request: searching.Request, oversample: float
+) -> bool:
+    """What ``semsearch.search()`` decides for this filter: the planner's SQL function, on the same estimate."""
+    n = planner.candidates(request.k, request.oversample or oversample)
+    stmt = sql.SQL(
+        "SELECT semsearch.plan_exact({}({}::jsonb), (SELECT reltuples FROM pg_class WHERE oid = {}::regclass), {})"
+    ).format(
+        statements.function_name(layout, "_matching"),
+        sql.Literal(Jsonb(spec)),
+        sql.Literal(f"semsearch.{layout.table_name}"),
+        sql.Literal(n),
+    )
+    return bool(conn.execute(stmt).fetchone()[0])  # type: ignore[index]
 
 
 def shorten(plan: str) -> str:

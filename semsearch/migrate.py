@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-from semsearch import bm25, catalog, generated, statements
+from semsearch import bm25, catalog, generated, planner, statements
 from semsearch.changes import ddl_lock
 
 VERSION_TABLE = "semsearch.alembic_version"
@@ -100,6 +100,8 @@ def regenerate(conn: psycopg.Connection[Any]) -> list[str]:
     """
     with conn.transaction():
         conn.execute(generated.VERSION_FUNCTION)
+        for stmt in planner.function_statements():
+            conn.execute(stmt)
     remade = []
     rows = conn.cursor(row_factory=dict_row).execute(catalog.SELECT_ALL).fetchall()
     for row in rows:

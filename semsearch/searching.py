@@ -11,7 +11,6 @@ estimate a filter's selectivity, choose the index or an exact scan, and fuse.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ from psycopg.types.json import Jsonb
 from semsearch import guards, statements, vectors
 from semsearch.errors import InvalidInputError
 from semsearch.filters import Filter, compile_filter
+from semsearch.planner import MAX_EF, MAX_K, MAX_OVERSAMPLE, candidates, ef_search
 from semsearch.results import Hit, SearchResult
 from semsearch.values import check_text
 
@@ -35,13 +35,8 @@ if TYPE_CHECKING:
     from semsearch.layout import Layout
 
 #: HNSW's default ef_search, the floor of the automatic one
-EF_FLOOR = 40
 #: a search's limits, checked before any round trip (the SQL functions in sql/ check the same
 #: numbers; tests/test_sql_functions.py keeps them equal)
-MAX_K = 10000
-MAX_OVERSAMPLE = 1000
-MAX_EF = 1000
-MAX_CANDIDATES = 10000
 NO_FILTER = Filter(None, None, None)
 Q = sql.Placeholder("q", PyFormat.BINARY)
 _SET = sql.SQL("SELECT set_config(%s, %s, false)")
@@ -199,21 +194,6 @@ def with_fusion(
     return replace(request, fusion=fusion, vector_weight=vector_weight, text_weight=text_weight)
 
 
-def candidates(k: int, oversample: float) -> int:
-    """Rows the coarse pass fetches: ``ceil(k * oversample)``, as the SQL function computes it.
-
-    >>> candidates(10, 1.5)
-    15
-    """
-    # the catalog's oversample is a float4: 1.7 is 1.70000005 there, so round through float32
-    return min(MAX_CANDIDATES, math.ceil(float(np.float32(k) * np.float32(oversample))))
-
-
-def ef_search(request: Request, info_ef: int | None, n: int) -> int:
-    """HNSW returns at most ef_search rows per scan: never fewer than the candidates."""
-    return min(MAX_EF, max(request.ef_search or info_ef or EF_FLOOR, n))
-
-
 @lru_cache(maxsize=256)
 def direct(layout: Layout, k: int, n: int | None) -> sql.SQL:
     """The unfiltered two-stage (``n`` candidates) or exact statement, composed once per shape.
@@ -249,7 +229,7 @@ def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, req
         if request.exact:
             return SearchPlan(exact, params, {})
         n = candidates(request.k, request.oversample or oversample)
-        ef = str(ef_search(request, info_ef, n))
+        ef = str(ef_search(request.ef_search, info_ef, n))
         return SearchPlan(direct(layout, request.k, n), params, {"hnsw.ef_search": ef}, fallback=exact, k=request.k)
     f = request.filter
     params = {
@@ -337,7 +317,7 @@ def _routed(layout: Layout, oversample: float, info_ef: int | None, request: Req
         return SearchPlan(exact, params, {})
     n = candidates(request.k, request.oversample or oversample)
     stmt = statements.ann(layout, q=Q, k=k, candidates=sql.Literal(n), where=where)
-    settings = {"hnsw.ef_search": str(ef_search(request, info_ef, n)), "hnsw.iterative_scan": "relaxed_order"}
+    settings = {"hnsw.ef_search": str(ef_search(request.ef_search, info_ef, n)), "hnsw.iterative_scan": "relaxed_order"}
     return SearchPlan(stmt, params, settings, fallback=exact, k=request.k)
 
 

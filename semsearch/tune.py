@@ -26,8 +26,8 @@ from psycopg.types.json import Jsonb
 from semsearch import catalog
 from semsearch.errors import InvalidInputError
 from semsearch.faces import Searchable
+from semsearch.planner import EF_FLOOR, MAX_EF, MAX_K
 from semsearch.results import TunePoint, TuneResult
-from semsearch.searching import EF_FLOOR, MAX_EF, MAX_K
 from semsearch.values import float4
 from semsearch.workload import Workload, catalog_settings, query_vectors
 

@@ -408,6 +408,21 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION semsearch.plan_candidates(k integer, oversample real) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN (LEAST((10000)::double precision, ceil(((k)::double precision * oversample))))::integer;
+
+CREATE FUNCTION semsearch.plan_ef_search(requested integer, stored integer, n integer) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN LEAST(1000, GREATEST(COALESCE(NULLIF(requested, 0), NULLIF(stored, 0), 40), n));
+
+CREATE FUNCTION semsearch.plan_exact(matching double precision, total double precision, n integer) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN ((total > (0)::double precision) AND (((matching * matching) < ((n)::double precision * total)) OR ((((n)::double precision * total) / matching) > COALESCE((current_setting('hnsw.max_scan_tuples'::text, true))::double precision, (20000.0)::double precision))));
+
 CREATE FUNCTION semsearch.refuse_switched_out() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -464,7 +479,7 @@ BEGIN
     IF filter IS NOT NULL AND jsonb_typeof(filter) <> 'object' THEN
         RAISE EXCEPTION 'expected filter as a json object, got %', jsonb_typeof(filter) USING ERRCODE = '22023';
     END IF;
-    candidates := least(10000, ceil(k * coalesce(oversample, c.oversample)))::integer;
+    candidates := semsearch.plan_candidates(k, coalesce(oversample, c.oversample));
 
     IF NOT exact AND f IS NOT NULL THEN
         -- A selective filter starves the index scan: with m of n rows matching it must
@@ -473,18 +488,13 @@ BEGIN
         -- from pg_statistic decides.
         EXECUTE format('SELECT semsearch.%I($1)', c.table_name || '_matching') INTO matching USING f;
         SELECT reltuples INTO total FROM pg_class WHERE oid = format('semsearch.%I', c.table_name)::regclass;
-        IF total > 0 AND (matching * matching < candidates * total
-                          OR candidates * total / matching
-                             > coalesce(current_setting('hnsw.max_scan_tuples', true)::float8, 20000)) THEN
-            exact := true;
-        END IF;
+        exact := semsearch.plan_exact(matching, total, candidates);
     END IF;
 
     IF NOT exact THEN
         -- HNSW returns at most ef_search rows per scan unless iterative scans continue it
         old_ef := current_setting('hnsw.ef_search', true);
-        PERFORM set_config('hnsw.ef_search',
-            least(1000, greatest(coalesce(ef_search, c.ef_search, 40), candidates))::text, true);
+        PERFORM set_config('hnsw.ef_search', semsearch.plan_ef_search(ef_search, c.ef_search, candidates)::text, true);
         -- relaxed order is free here: the rescore re-sorts exactly (pgvector >= 0.8)
         old_iter := current_setting('hnsw.iterative_scan', true);
         IF old_iter IS NOT NULL AND f IS NOT NULL THEN

@@ -145,9 +145,9 @@ def test_sql_filter_refuses_operator_keys_instead_of_matching_nothing(db, col):
     [("k", "MAX_K"), ("oversample", "MAX_OVERSAMPLE"), ("ef_search", "MAX_EF")],
 )
 def test_the_sql_functions_take_exactly_the_limits_python_takes(db, col, argument, limit):
-    from semsearch import searching
+    from semsearch import planner
 
-    biggest = getattr(searching, limit)
+    biggest = getattr(planner, limit)
     q = np.eye(64, dtype=np.float32)[0]
     query = sql.SQL("SELECT count(*) FROM semsearch.search('docs', %s, {k}{arg} => %s)").format(
         k=sql.SQL("" if argument == "k" else "k => 1, "), arg=sql.Identifier(argument)

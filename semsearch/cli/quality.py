@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from semsearch.cli.app import FILE, cell, embedder_option, main, open_collection, table
+from semsearch.planner import MAX_K
 from semsearch.readers import CRANFIELD_GRADES, load_vector, read_lines, read_qrels
-from semsearch.searching import MAX_K
 
 
 def _queries(path: Path | None, sample: int | None) -> tuple[Any, int | None]:

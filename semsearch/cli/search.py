@@ -11,9 +11,9 @@ import click
 
 from semsearch.cli.app import FILE, embedder_option, main, open_collection, parse_where, short, table, where_option
 from semsearch.collection import Collection
+from semsearch.planner import MAX_K
 from semsearch.readers import load_vector, read_lines
 from semsearch.results import SearchResult
-from semsearch.searching import MAX_K
 
 
 def _search_options(fn: Any) -> Any:
