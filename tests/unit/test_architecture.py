@@ -54,6 +54,8 @@ def test_every_file_a_comment_or_doc_names_exists():
     sources = [*repo.glob("*.md"), *(p for d in ("semsearch", "sql", "migrations", "tests", "bench", "tools")
                                      for p in (repo / d).rglob("*") if p.suffix in (".py", ".sql", ".md"))]  # fmt: skip
     missing = set()
+    # 0.1.0's shipped SQL is history: its comments cite 0.1.0's own files
+    sources = [s for s in sources if s.name != "0001_search.sql"]
     for source in sources:
         for path in cited.findall(source.read_text(encoding="utf-8")):
             # inside a wheel migrations/ and sql/ sit in the package (pyproject's force-include)
