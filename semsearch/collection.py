@@ -59,9 +59,19 @@ class Collection(Handle, Measuring, Lookups):
 
             col.count(where={"year": {"$gte": 2000}}, tenant="acme")
         """
-        stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant)
-        with self.db.connection() as conn:
-            row = conn.execute(stmt, params).fetchone()
+        for attempt in (1, 2):
+            stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant)
+            try:  # the catalog row is checked in the same round trip, as searches do
+                with self.db.connection() as conn, conn.pipeline():
+                    found = conn.execute(catalog.CHECK, [self.name])
+                    row = conn.execute(stmt, params).fetchone()
+                    checked = found.fetchone()
+            except psycopg.Error as exc:
+                if attempt > 1 or not rereads(exc) or not self._reload():
+                    raise
+                continue
+            if not self._follow_found(checked):
+                break  # else the definition changed (a model switch): count the live table
         assert row is not None
         return int(row[0])
 
@@ -165,6 +175,8 @@ class Collection(Handle, Measuring, Lookups):
         """Rows stored with ``defer=True`` that still wait for an embedding (not those in quarantine)."""
         from semsearch.backfill import pending_stats
 
+        if self._check_due:
+            self._reload()  # the table the catalog names now
         return pending_stats(self)[0]
 
     def quarantined(self) -> list[tuple[str, str]]:
@@ -377,6 +389,9 @@ class Collection(Handle, Measuring, Lookups):
             where=where, tenant=tenant,
         )  # fmt: skip
         request = self._request(**args)
+
+        if self._check_due:
+            self._reload(read=True)  # what a search would run now
 
         def run(conn: psycopg.Connection) -> explaining.Explained:
             info = self.info

@@ -268,7 +268,7 @@ def migrate_model(
         old_dims=old.info.dims,
         new_model=new.info.model,
         new_dims=new.info.dims,
-        rows=new.count(),
+        rows=(db.collection(name) if switch else new).count(),  # switched: the shadow's name is gone
         overlap_at_k=overlap,
         mean_top_score_shift=shift,
         k=k,

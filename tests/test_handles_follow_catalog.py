@@ -120,3 +120,17 @@ async def test_old_handles_of_a_dropped_collection_say_so(db, db_url, docs):
             await aold.add(["x"], ["a row for a dropped collection"])
         with pytest.raises(errors.CollectionNotFoundError, match="'docs'"):
             old.delete(["x"])
+
+
+async def test_old_handles_count_and_explain_the_live_table_after_a_model_switch(db, db_url, docs):
+    """Before: count(), pending() and explain() of a handle made before migrate-model used the switched-out table."""
+    async with await semsearch.aio.connect(db_url) as adb:
+        old, aold = db.collection("docs"), await adb.collection("docs")
+        old.count()  # trusted rows from here on, as a busy handle's would be
+        model_switch.migrate_model(db, "docs", model="local", dims=128, sample=5, k=5)
+        live = db.collection("docs")
+        live.add(["new"], ["a row only the live table holds"], defer=True)
+        assert old.count() == await aold.count() == live.count() == 201
+        old._checked_until = 0.0  # past the one second a handle trusts its row
+        assert old.pending() == 1
+        assert live.layout.table_name in old.explain(QUERY, k=3).sql

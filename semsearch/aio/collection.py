@@ -58,9 +58,19 @@ class AsyncCollection(Handle, AsyncLookups):
 
             await col.count(where={"year": {"$gte": 2000}})
         """
-        stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant)
-        async with self.db.connection() as conn:
-            row = await (await conn.execute(stmt, params)).fetchone()
+        for attempt in (1, 2):
+            stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant)
+            try:  # the catalog row is checked in the same round trip, as searches do
+                async with self.db.connection() as conn, conn.pipeline():
+                    found = await conn.execute(catalog.CHECK, [self.name])
+                    row = await (await conn.execute(stmt, params)).fetchone()
+                    checked = await found.fetchone()
+            except psycopg.Error as exc:
+                if attempt > 1 or not rereads(exc) or not await self._reload():
+                    raise
+                continue
+            if not self._follow_found(checked):
+                break  # else the definition changed (a model switch): count the live table
         assert row is not None
         return int(row[0])
 
