@@ -63,14 +63,14 @@ class Collection(Handle, Measuring, Lookups):
             stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant)
             try:  # the catalog row is checked in the same round trip, as searches do
                 with self.db.connection() as conn, conn.pipeline():
-                    found = conn.execute(catalog.CHECK, [self.name])
+                    found = conn.execute(guards.CHECK, [self.name])
                     row = conn.execute(stmt, params).fetchone()
-                    checked = found.fetchone()
+                    checked = guards.checked(found.fetchone())
             except psycopg.Error as exc:
                 if attempt > 1 or not rereads(exc) or not self._reload():
                     raise
                 continue
-            if not self._follow_found(checked):
+            if self._answered(self.name, checked):  # the catalog row and the index's state, as a search's check
                 break  # else the definition changed (a model switch): count the live table
         assert row is not None
         return int(row[0])

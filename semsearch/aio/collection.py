@@ -62,14 +62,14 @@ class AsyncCollection(Handle, AsyncLookups):
             stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant)
             try:  # the catalog row is checked in the same round trip, as searches do
                 async with self.db.connection() as conn, conn.pipeline():
-                    found = await conn.execute(catalog.CHECK, [self.name])
+                    found = await conn.execute(guards.CHECK, [self.name])
                     row = await (await conn.execute(stmt, params)).fetchone()
-                    checked = await found.fetchone()
+                    checked = guards.checked(await found.fetchone())
             except psycopg.Error as exc:
                 if attempt > 1 or not rereads(exc) or not await self._reload():
                     raise
                 continue
-            if not self._follow_found(checked):
+            if self._answered(self.name, checked):  # the catalog row and the index's state, as a search's check
                 break  # else the definition changed (a model switch): count the live table
         assert row is not None
         return int(row[0])
