@@ -13,6 +13,7 @@ import semsearch.aio
 from semsearch import Splitter
 from semsearch.embeddings.openai import OpenAIEmbedder
 from semsearch.errors import ConfigurationError, InvalidInputError
+from tests.examples import readme_python
 from tests.fake_openai import FakeOpenAI
 
 SMALL = "text-embedding-3-small"
@@ -270,3 +271,14 @@ async def test_async_documents_are_what_sync_makes(db_url, crowded, anyio_backen
         assert (edited.passages_embedded, edited.passages_kept) == (1, 49)
         assert await acol.delete(["big"]) == 1 and await acol.count() == 14
         assert await acol.count(tenant="b") == 4
+
+
+def test_the_readme_example_runs_and_prints_what_it_says(db_url, monkeypatch, capsys):
+    monkeypatch.setenv("SEMSEARCH_DATABASE_URL", db_url)
+    code = compile(readme_python("### Documents and passages"), "README.md", "exec", dont_inherit=True)
+    for _ in range(2):  # and again, on what its first run made
+        exec(code, {})
+        out = capsys.readouterr().out.splitlines()
+        assert out[:2] == ["2 5", "pump 1 True"]
+        assert "<b>receipt</b>" in out[2]
+        assert out[3:] == ["[('pump', 1), ('pump', 0)]", "1 2", "True 2"]
