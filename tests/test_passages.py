@@ -282,3 +282,19 @@ def test_the_readme_example_runs_and_prints_what_it_says(db_url, monkeypatch, ca
         assert out[:2] == ["2 5", "pump 1 True"]
         assert "<b>receipt</b>" in out[2]
         assert out[3:] == ["[('pump', 1), ('pump', 0)]", "1 2", "True 2"]
+
+
+def test_add_many_alter_and_migrate_model_keep_a_collection_of_documents(db):
+    col = db.create_collection("kept", model="local", dims=64, passages=by_paragraph)
+    records = [{"key": f"r{i}", "content": "\n\n".join(paragraphs(3, i)), "metadata": {"i": i}} for i in range(30)]
+    loaded = col.add_many(records, batch_size=7)
+    assert (loaded.documents, loaded.inserted, col.count()) == (30, 90, 30)
+    assert len(set(col.search("pumps and valves", k=10).keys)) == 10
+    db.alter_collection("kept", oversample=3)
+    assert db.collection("kept").info.passages == col.info.passages
+    semsearch.migrate_model(db, "kept", model="local", dims=128, sample=5, k=5)
+    moved = db.collection("kept", passages=by_paragraph)
+    assert (moved.info.dims, moved.info.passages, moved.count()) == (128, col.info.passages, 30)
+    result = moved.search("pumps and valves", k=10)
+    assert len(set(result.keys)) == 10 and all(h.passages for h in result)
+    assert moved.get("r4")[0].content == records[4]["content"]
