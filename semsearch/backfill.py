@@ -73,7 +73,7 @@ def _held(col: Stored, alias: str) -> sql.Composed:
     The entry must postdate the collection's catalog row: a dropped and re-created
     collection (same table name) does not inherit the entries of the old one.
     """
-    if col.layout.distributed_by is not None:
+    if not col.layout.correlates_local_tables:
         # Citus joins a distributed table with a local one only through an uncorrelated subquery
         return sql.SQL(
             "({a}.key, {a}.content_hash) IN (SELECT q.key, q.content_hash FROM semsearch.quarantine q "
@@ -106,7 +106,7 @@ def quarantined(col: Stored) -> list[tuple[str, str]]:
         "SELECT p.key, q.reason FROM {t} p JOIN semsearch.quarantine q ON q.table_name = {name} AND q.key = p.key "
         "WHERE p.embedding IS NULL AND {held} ORDER BY p.key"
     ).format(t=col.layout.table, name=sql.Literal(col.layout.table_name), held=_held(col, "p"))
-    if col.layout.distributed_by is not None:
+    if not col.layout.correlates_local_tables:
         stmt = sql.SQL(
             "SELECT q.key, q.reason FROM semsearch.quarantine q WHERE q.table_name = {name} "
             "AND q.at >= (SELECT c.created_at FROM semsearch.collections c WHERE c.table_name = {name}) "
@@ -226,7 +226,7 @@ def backfill(
                         with conn.transaction():
                             # Citus takes row locks (FOR UPDATE) only on one shard: a distributed
                             # collection's update locks its rows itself, and Citus detects deadlocks
-                            if col.layout.distributed_by is None:
+                            if col.layout.locks_rows_first:
                                 conn.execute(lock_rows, [ids])
                             embedded += conn.execute(update, [ids, hashes, vectors]).rowcount
                         if retry_quarantined:
@@ -263,7 +263,7 @@ def _release(conn: psycopg.Connection, col: Stored, keys: list[str]) -> None:
 
 def _forget_stale(conn: psycopg.Connection, col: Stored) -> None:
     """Drop entries that no longer hold: the row is gone, embedded, or its text changed."""
-    if col.layout.distributed_by is not None:
+    if not col.layout.correlates_local_tables:
         conn.execute(
             sql.SQL(
                 "DELETE FROM semsearch.quarantine d WHERE d.table_name = {name} AND (d.key, d.content_hash) NOT IN "

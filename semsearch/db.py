@@ -199,8 +199,7 @@ class Database:
                 conn.execute(ddl.TEXT_CONFIG_CHECK, [text_config])
             except psycopg.errors.UndefinedObject as exc:
                 raise ddl.unknown_text_config(text_config) from exc
-            if info.distributed_by is not None:
-                distributed.check_citus(conn)
+            distributed.check_cluster(conn, info)
             for stmt in ddl.create_statements(info):
                 conn.execute(stmt)
         return self.collection(name, embedder=embedder)

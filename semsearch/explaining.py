@@ -65,7 +65,7 @@ def explain(
     settings = dict(p.settings)
     statement: sql.SQL | sql.Composed = p.statement
     params: dict[str, Any] = {"q": request.vector}
-    if layout.distributed_by == "tenant" and request.tenant is not None and request.mode == "vector":
+    if layout.routes_by_tenant and request.tenant is not None and request.mode == "vector":
         params = p.params  # routed to the tenant's shard (see search._routed)
     elif request.mode != "vector" or request.filtered:
         spec = statements.spec_filter(sql.Literal(Jsonb(searching.spec(request))))

@@ -47,7 +47,7 @@ def regenerate_statements(info: CollectionInfo, *, has_statistics: bool) -> list
         sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(layout.stale_trigger_name, layout.table),
         layout.stale_trigger_sql(),
     ]
-    if info.distributed_by is None:
+    if layout.statement_triggers:
         tenants = info.tenant_setting is not None
         stmts += layout.drop_pending_trigger_sql() + layout.pending_trigger_sql()
         if has_statistics:

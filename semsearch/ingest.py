@@ -124,8 +124,9 @@ def key_order(rows: Rows) -> list[int]:
     return sorted(range(len(rows.keys)), key=rows.keys.__getitem__)
 
 
-#: read by semsearch.reset_stale_embedding(): semsearch's own upsert in this transaction
-UPSERT_SETTING = sql.SQL("SELECT set_config('semsearch.upsert', 'on', true)")
+#: read by semsearch.reset_stale_embedding(): semsearch's own upsert in this transaction (on Citus the
+#: trigger runs on the workers: :meth:`Layout.set_local_sql` sends it there)
+UPSERT_SETTING = {"semsearch.upsert": "on"}
 
 
 def stage_statements(layout: Layout) -> list[sql.SQL | sql.Composed]:
@@ -138,15 +139,8 @@ def stage_statements(layout: Layout) -> list[sql.SQL | sql.Composed]:
         sql.SQL("TRUNCATE {}").format(stage(layout)),
         # this upsert sets each row's vector itself (the given one, the stored one for an
         # unchanged text, or none): the stale-vector trigger is for other writers
-        *([UPSERT_SETTING] if layout.distributed_by is None else _UPSERT_ON_WORKERS),
+        *layout.set_local_sql(UPSERT_SETTING),
     ]
-
-
-#: on Citus the stale-vector trigger runs on the workers: the setting must reach them (SET LOCAL, propagated)
-_UPSERT_ON_WORKERS = [
-    sql.SQL("SET LOCAL citus.propagate_set_commands = 'local'"),
-    sql.SQL("SET LOCAL semsearch.upsert = 'on'"),
-]
 
 
 def stage(layout: Layout) -> sql.Identifier:
@@ -175,7 +169,7 @@ def upsert_statement(layout: Layout) -> sql.Composed:
         keep=_KEEP_EMBEDDING,
         unique=layout.unique_key,
         # distributed by tenant a key is stored once per tenant, and Citus refuses to update a distribution column
-        tenant=sql.SQL("" if layout.distributed_by == "tenant" else "tenant = EXCLUDED.tenant, "),
+        tenant=sql.SQL("" if layout.tenant_in_key else "tenant = EXCLUDED.tenant, "),
     )
 
 
@@ -306,7 +300,7 @@ def check_tenants(rows: Rows, info: CollectionInfo) -> None:
     """The rows of one batch have a tenant each, where the collection needs one."""
     if info.tenant_required:
         check_tenants_required(rows, info.name)
-    elif info.distributed_by == "tenant":
+    elif info.layout.tenant_in_key:
         check_tenants_required(rows, info.name, why="distributed by tenant")
 
 
@@ -326,7 +320,7 @@ def batch_columns(batch: Sequence[Mapping[str, Any]]) -> tuple[list[Any], list[A
 
 def delete_statement(layout: Layout) -> sql.Composed:
     """Delete rows by a list of keys (the one parameter); its rowcount is how many existed."""
-    if layout.distributed_by is not None:
+    if not layout.locks_rows_first:
         # Citus locks rows across shards only in a router query: each shard deletes its own keys
         # (and detects distributed deadlocks itself)
         return sql.SQL("DELETE FROM {t} WHERE key = ANY(%s)").format(t=layout.table)

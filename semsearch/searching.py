@@ -217,11 +217,11 @@ def plan(
     """
     p = _plan(layout, name, oversample, info_ef, request)
     ms = None if timeout is None else max(1, round(timeout * 1000))
-    return replace(p, distributed=layout.distributed_by is not None, timeout_ms=ms)
+    return replace(p, distributed=layout.distributed, timeout_ms=ms)
 
 
 def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, request: Request) -> SearchPlan:
-    if layout.distributed_by == "tenant" and request.tenant is not None and request.mode == "vector":
+    if layout.routes_by_tenant and request.tenant is not None and request.mode == "vector":
         return _routed(layout, oversample, info_ef, request)
     if request.mode == "vector" and not request.filtered:
         params: dict[str, Any] = {"q": request.vector}

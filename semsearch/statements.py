@@ -61,7 +61,7 @@ def ann(
     middle = [layout.middle_column(d) for d in layout.plan.middle]
     # distributed, the candidates come from every shard to the coordinator: only their identity
     # travels (not 6 kB vectors), and the rescore runs on the shards, by key
-    ident = layout.unique_key if layout.distributed_by is not None else sql.SQL("key, content, metadata, embedding")
+    ident = layout.unique_key if layout.distributed else sql.SQL("key, content, metadata, embedding")
     carried = sql.SQL(", ").join([ident, *middle])
     candidates_sql: sql.Composable = sql.SQL(
         "SELECT {carried} FROM {table} WHERE embedding IS NOT NULL AND {where} ORDER BY {col} {op} {qc} LIMIT {n}"
@@ -85,7 +85,7 @@ def ann(
             k=k,
             n=candidates,
         )
-    if layout.distributed_by is not None:
+    if layout.distributed:
         return sql.SQL(
             "SELECT key, content, {score} AS score, metadata FROM {table} WHERE ({ident}) IN "
             "(SELECT {ident} FROM ({cand}) c) AND {where} ORDER BY embedding <=> {q} LIMIT {k}"
@@ -128,7 +128,7 @@ def text(
     statistics (their triggers would write across nodes): it ranks by ``ts_rank``,
     each shard its own top k, merged by the coordinator.
     """
-    if layout.distributed_by is not None:
+    if not layout.statement_triggers:
         words = sql.SQL("semsearch.any_words({}::regconfig, {})").format(sql.Literal(layout.text_config), query)
         return sql.SQL(
             "SELECT key, content, ts_rank(tsv, {words})::float8 AS score, metadata FROM {table} "
@@ -202,7 +202,7 @@ def _distributed_functions(layout: Layout) -> list[sql.Composed]:
 
     def body(stmt: sql.Composable, routed_stmt: sql.Composable, using: str, settings: bool) -> str:
         run = sql.SQL("RETURN QUERY EXECUTE {} USING {};").format(sql.Literal(stmt.as_string(None)), sql.SQL(using))
-        if layout.distributed_by == "tenant":
+        if layout.routes_by_tenant:
             run = sql.SQL(
                 "IF spec ? 'tenant' THEN RETURN QUERY EXECUTE {r} USING {using}, spec ->> 'tenant'; ELSE {run} END IF;"
             ).format(r=sql.Literal(routed_stmt.as_string(None)), using=sql.SQL(using), run=run)
@@ -280,7 +280,7 @@ def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.
     )
     # EXPLAIN takes no parameters in a static statement: the text is fixed here, at DDL time
     explain = sql.SQL("EXPLAIN (FORMAT JSON) {}").format(matching(layout, where=spec_filter(p[0])))
-    if layout.distributed_by is not None:
+    if layout.distributed:
         out = _distributed_functions(layout)
     out.append(
         sql.SQL("CREATE OR REPLACE FUNCTION {name}(spec jsonb) RETURNS float8 LANGUAGE plpgsql AS {body}").format(
