@@ -25,6 +25,7 @@ from semsearch.langchain import LangChainEmbedder, SemsearchVectorStore
 pytestmark = pytest.mark.anyio
 
 _names = (f"lc{i}" for i in itertools.count())
+STANDARD = VectorStoreIntegrationTests
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,9 @@ def fresh(module_db: semsearch.Database) -> Iterator[semsearch.Collection]:
 
 
 @pytest.fixture
-async def fresh_async(fresh: semsearch.Collection, module_adb: semsearch.aio.AsyncDatabase) -> semsearch.aio.AsyncCollection:
+async def fresh_async(
+    fresh: semsearch.Collection, module_adb: semsearch.aio.AsyncDatabase
+) -> semsearch.aio.AsyncCollection:
     """The fresh collection's async handle."""
     return await module_adb.collection(fresh.name)
 
@@ -63,4 +66,140 @@ class TestSemsearchVectorStore(VectorStoreIntegrationTests):
         return SemsearchVectorStore(fresh, async_collection=acol, embedding=self.get_embeddings())
 
 
-STANDARD = VectorStoreIntegrationTests
+DOCS = {
+    "cat": ("cats purr and nap in the warm sun", {"pet": "cat", "year": 2020}),
+    "dog": ("dogs bark loudly at the mail carrier", {"pet": "dog", "year": 2021}),
+    "tax": ("file the zq7 tax form before the april deadline", {"topic": "money", "year": 2019}),
+    "jet": ("jet engines roar on takeoff", {"topic": "travel", "year": 2022}),
+    "soup": ("a recipe for tomato soup with basil", {"topic": "food", "year": 2018}),
+}
+
+
+@pytest.fixture
+def local(db: semsearch.Database) -> SemsearchVectorStore:
+    """A store on a collection of the local model (its own embedder embeds: no LangChain embeddings)."""
+    store = SemsearchVectorStore(db.create_collection("kb", model="local", dims=64))
+    texts, metadatas = zip(*DOCS.values(), strict=True)
+    assert store.add_texts(texts, list(metadatas), ids=list(DOCS)) == list(DOCS)
+    return store
+
+
+def test_a_retriever_searches_by_vector_text_or_hybrid_with_semsearch_filters(local):
+    col = local.collection
+    for mode in ("vector", "text", "hybrid"):
+        retriever = local.as_retriever(search_kwargs={"k": 2, "mode": mode})
+        docs = retriever.invoke("zq7 tax deadline")
+        # what the collection's own search returns, as documents
+        expected = col.search("zq7 tax deadline", k=2, mode=mode)
+        assert [d.id for d in docs] == expected.keys, mode
+        assert docs[0] == Document(id="tax", page_content=DOCS["tax"][0], metadata=DOCS["tax"][1])
+    # text search finds only the rows holding the words; a filter keeps its rows only
+    assert [d.id for d in local.similarity_search("zq7", k=3, mode="text")] == ["tax"]
+    kept = local.as_retriever(search_kwargs={"k": 5, "mode": "hybrid", "filter": {"year": {"$gte": 2021}}})
+    assert {d.id for d in kept.invoke("tax deadline")} == {"dog", "jet"}
+    pets = local.similarity_search("animals", k=5, filter={"$or": [{"pet": "cat"}, {"pet": "dog"}]})
+    assert {d.id for d in pets} == {"cat", "dog"}
+
+
+def test_scores_are_the_collections_and_relevance_is_the_cosine_similarity(local):
+    scored = local.similarity_search_with_score("a sleepy kitten", k=3)
+    hits = local.collection.search("a sleepy kitten", k=3)
+    assert [(d.id, s) for d, s in scored] == [(h.key, h.score) for h in hits]
+    relevance = local.similarity_search_with_relevance_scores("a sleepy kitten", k=3)
+    assert [s for _, s in relevance] == [h.score for h in hits]
+    vector = local.collection.embedder.embed(["a sleepy kitten"])[0]
+    assert [d.id for d in local.similarity_search_by_vector(list(vector), k=3)] == hits.keys
+
+
+def test_delete_by_ids_by_filter_and_everything(local):
+    assert local.delete(["cat", "nope"]) is True
+    assert local.get_by_ids(["cat", "dog"]) == [
+        Document(id="dog", page_content=DOCS["dog"][0], metadata=DOCS["dog"][1])
+    ]
+    local.delete(filter={"year": {"$lt": 2020}})
+    assert sorted(r.key for r in local.collection.get(list(DOCS))) == ["dog", "jet"]
+    with pytest.raises(InvalidInputError, match="expected ids or filter= to delete by, got both"):
+        local.delete(["dog"], filter={"pet": "dog"})
+    local.delete()  # LangChain's delete(): every row
+    assert local.collection.count() == 0
+
+
+def test_a_tenants_store_reads_writes_and_deletes_its_tenants_rows_only(db):
+    col = db.create_collection("shared", model="local", dims=64)
+    acme, other = SemsearchVectorStore(col, tenant="acme"), SemsearchVectorStore(col, tenant="other")
+    acme.add_texts(["acme invoice 42"], ids=["a1"])
+    other.add_texts(["other invoice 7"], ids=["o1"])
+    assert [d.id for d in acme.similarity_search("invoice", k=5)] == ["a1"]
+    assert [d.id for d in other.similarity_search("invoice", k=5, mode="hybrid")] == ["o1"]
+    assert acme.get_by_ids(["a1", "o1"])[0].id == "a1" and len(acme.get_by_ids(["a1", "o1"])) == 1
+    acme.delete(["o1"])  # not acme's row: left alone
+    acme.delete()  # acme's rows, not everyone's
+    assert [(r.key, r.tenant) for r in col.get(["a1", "o1"])] == [("o1", "other")]
+
+
+async def test_a_store_with_only_an_async_collection_awaits_every_call(db, db_url):
+    db.create_collection("akb", model="local", dims=64)
+    async with await semsearch.aio.connect(db_url) as adb:
+        store = SemsearchVectorStore(async_collection=await adb.collection("akb"))
+        texts, metadatas = zip(*DOCS.values(), strict=True)
+        # with no sync collection these cannot fall back to a worker thread running the sync methods
+        assert await store.aadd_texts(list(texts), list(metadatas), ids=list(DOCS)) == list(DOCS)
+        docs = await store.as_retriever(search_kwargs={"k": 1, "mode": "text"}).ainvoke("zq7")
+        assert [d.id for d in docs] == ["tax"]
+        scored = await store.asimilarity_search_with_score("zq7 tax", k=2, mode="hybrid", filter={"year": 2019})
+        assert [d.id for d, _ in scored] == ["tax"]
+        assert [d.id for d in await store.aget_by_ids(["soup", "nope", "cat"])] == ["soup", "cat"]
+        await store.adelete(["soup"])
+        assert await store.aget_by_ids(["soup"]) == []
+        with pytest.raises(ConfigurationError, match="expected a sync collection for similarity_search"):
+            store.similarity_search("cats")
+    # the rows the sync API sees
+    assert sorted(r.key for r in db.collection("akb").get(list(DOCS))) == ["cat", "dog", "jet", "tax"]
+
+
+def test_from_texts_creates_a_collection_for_the_langchain_model_then_adds_to_it(db):
+    embedding = DeterministicFakeEmbedding(size=16)
+    store = SemsearchVectorStore.from_texts(
+        ["foo", "bar"], embedding, metadatas=[{"n": 1}, {"n": 2}], ids=["f", "b"], db=db, collection_name="lc",
+        compression="none",
+    )  # fmt: skip
+    info = db.collection("lc").info
+    assert (info.model, info.dims, info.compression) == ("langchain:DeterministicFakeEmbedding", 16, "none")
+    again = SemsearchVectorStore.from_documents([Document("baz", id="z")], embedding, db=db, collection_name="lc")
+    found = again.similarity_search("bar", k=5)
+    assert (found[0].id, sorted(d.id for d in found)) == ("b", ["b", "f", "z"])
+    assert store.similarity_search("baz", k=1)[0] == Document(id="z", page_content="baz")
+    # the stored vectors are LangChain's: the collection's own search by its vector agrees
+    vector = embedding.embed_query("foo")
+    assert db.collection("lc").search(vector=vector, k=1).keys == ["f"]
+
+
+def test_bad_arguments_are_refused_before_anything_is_written(local):
+    with pytest.raises(InvalidInputError, match=r"expected options of a search among .*, got 'where'"):
+        local.similarity_search("cats", where={"pet": "cat"})
+    with pytest.raises(InvalidInputError, match="expected 2 metadatas, one per text, got 1"):
+        local.add_texts(["a", "b"], [{}], ids=["x", "y"])
+    with pytest.raises(InvalidInputError, match="expected texts as a list of str, got one str"):
+        local.add_texts("ab")
+    with pytest.raises(InvalidInputError, match="expected mode 'vector' for a search by vector, got 'hybrid'"):
+        local.similarity_search_by_vector([0.1] * 64, mode="hybrid")
+    with pytest.raises(ConfigurationError, match="expected a collection or async_collection=, got neither"):
+        SemsearchVectorStore()
+    assert local.get_by_ids(["x", "y"]) == []
+
+
+def test_langchain_embedder_checks_what_the_model_returns():
+    class Short(DeterministicFakeEmbedding):
+        def embed_documents(self, texts):
+            return [v[:3] for v in super().embed_documents(texts)]
+
+    embedder = LangChainEmbedder(DeterministicFakeEmbedding(size=8))
+    assert (embedder.model, embedder.dims, embedder.embed(["a", "b"]).shape) == (
+        "langchain:DeterministicFakeEmbedding", 8, (2, 8),
+    )  # fmt: skip
+    with pytest.raises(
+        semsearch.errors.EmbeddingError, match=r"expected 1 vectors of 8 dims from .*, got shape \(1, 3\)"
+    ):
+        LangChainEmbedder(Short(size=8), model="short").embed(["a"])
+    with pytest.raises(InvalidInputError, match="expected a langchain Embeddings, got str"):
+        LangChainEmbedder("text-embedding-3-small")  # type: ignore[arg-type]
