@@ -21,6 +21,7 @@ import semsearch
 import semsearch.aio
 from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.langchain import LangChainEmbedder, SemsearchVectorStore
+from tests.examples import load_example, readme_python
 
 pytestmark = pytest.mark.anyio
 
@@ -107,6 +108,9 @@ def test_scores_are_the_collections_and_relevance_is_the_cosine_similarity(local
     assert [(d.id, s) for d, s in scored] == [(h.key, h.score) for h in hits]
     relevance = local.similarity_search_with_relevance_scores("a sleepy kitten", k=3)
     assert [s for _, s in relevance] == [h.score for h in hits]
+    threshold = (hits[0].score + hits[1].score) / 2
+    kept = local.as_retriever(search_type="similarity_score_threshold", search_kwargs={"score_threshold": threshold})
+    assert [d.id for d in kept.invoke("a sleepy kitten")] == hits.keys[:1]
     vector = local.collection.embedder.embed(["a sleepy kitten"])[0]
     assert [d.id for d in local.similarity_search_by_vector(list(vector), k=3)] == hits.keys
 
@@ -174,6 +178,23 @@ def test_from_texts_creates_a_collection_for_the_langchain_model_then_adds_to_it
     assert db.collection("lc").search(vector=vector, k=1).keys == ["f"]
 
 
+async def test_a_collection_made_for_langchain_embeddings_embeds_through_them_sync_and_async(db, db_url):
+    embedding = DeterministicFakeEmbedding(size=8)
+    db.create_collection("fake", embedder=LangChainEmbedder(embedding))
+    # no embedding=: the handles' own embedder (the LangChain model, adapted) embeds
+    store = SemsearchVectorStore(db.collection("fake", embedder=LangChainEmbedder(embedding)))
+    store.add_texts(["foo", "bar"], ids=["f", "b"])
+    async with await semsearch.aio.connect(db_url) as adb:
+        astore = SemsearchVectorStore(
+            async_collection=await adb.collection("fake", embedder=LangChainEmbedder(embedding))
+        )
+        await astore.aadd_texts(["baz"], ids=["z"])
+        assert [d.id for d in await astore.asimilarity_search("baz", k=1)] == ["z"]
+    for text, key in (("foo", "f"), ("bar", "b"), ("baz", "z")):
+        hit = db.collection("fake").search(vector=embedding.embed_query(text), k=1)[0]
+        assert (hit.key, round(hit.score, 5)) == (key, 1.0)
+
+
 def test_bad_arguments_are_refused_before_anything_is_written(local):
     with pytest.raises(InvalidInputError, match=r"expected options of a search among .*, got 'where'"):
         local.similarity_search("cats", where={"pet": "cat"})
@@ -203,3 +224,33 @@ def test_langchain_embedder_checks_what_the_model_returns():
         LangChainEmbedder(Short(size=8), model="short").embed(["a"])
     with pytest.raises(InvalidInputError, match="expected a langchain Embeddings, got str"):
         LangChainEmbedder("text-embedding-3-small")  # type: ignore[arg-type]
+
+
+def test_the_rag_example_answers_offline_from_hybrid_retrieval_and_runs_again(db, db_url, monkeypatch, capsys):
+    example = load_example("langchain_rag.py", "semsearch_langchain_rag_example")
+    monkeypatch.setenv("SEMSEARCH_DATABASE_URL", db_url)
+    asked = {
+        ("how do I remove limescale from the kettle?",): "descale",
+        ("how long is the guarantee?",): "warranty",  # no word in common: the vector side finds it
+        ("--section", "safety", "can children use it?"): "children",
+        # 'dry' answers it but is a safety passage: the filter leaves it out
+        ("--section", "care", "what happens if I switch it on empty?"): "filter",
+    }
+    for _ in range(2):  # the second run finds its collection and changes nothing
+        for argv, source in asked.items():
+            assert example.main(list(argv)) == 0
+            out = capsys.readouterr().out
+            assert out.endswith(f" [source: {source}]\n"), (argv, out)
+            assert out.removesuffix(f" [source: {source}]\n") == example.MANUAL[source][0]
+    col = db.collection("langchain_rag")
+    assert col.count() == len(example.MANUAL)
+    assert example.main(["--section", "nonexistent", "anything?"]) == 0
+    assert capsys.readouterr().out == "I don't know: no passage matches the question.\n"
+
+
+def test_the_readme_langchain_example_runs_and_runs_again(db_url, monkeypatch, capsys):
+    monkeypatch.setenv("SEMSEARCH_DATABASE_URL", db_url)
+    code = compile(readme_python("### LangChain"), "README.md", "exec", dont_inherit=True)
+    for _ in range(2):
+        exec(code, {})
+        assert capsys.readouterr().out == "['cat']\n['tax']\n"
