@@ -20,7 +20,7 @@ Example::
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 try:
@@ -274,7 +274,7 @@ class SemsearchVectorStore(VectorStore):
         found = await self.async_collection.search(**self._vector_args(embedding, k, kwargs))
         return [doc for doc, _ in _scored(found)]
 
-    def _select_relevance_score_fn(self) -> Any:
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
         # a vector search's score is the cosine similarity already: LangChain's relevance for cosine
         return _identity
 
