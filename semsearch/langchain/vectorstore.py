@@ -121,7 +121,9 @@ class SemsearchVectorStore(VectorStore):
     ) -> list[str]:
         """Insert or update texts by id in one transaction; return their ids (new ones are UUIDs).
 
-        An id already stored is updated (its vector kept when its text is unchanged).
+        An id already stored is updated. Without ``embedding=`` the collection's embedder embeds
+        only texts not stored yet (an unchanged text keeps its vector); with it, LangChain's
+        ``embed_documents`` embeds every text given.
 
         Example::
 
