@@ -25,7 +25,7 @@ from semsearch.values import float4
 
 #: the newest migration of semsearch's own schema (``migrate.head()`` reads it from alembic;
 #: a test keeps the two equal, so connecting needs no alembic import)
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 #: the largest oversample, ef_search and fusion weight the catalog stores (its CHECKs say the same)
 MAX_STORED_OVERSAMPLE = 1000
 

@@ -15,7 +15,7 @@ from semsearch import catalog, doctor, explaining, guards, paging, searching, st
 from semsearch.catalog import CollectionInfo
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder
-from semsearch.errors import ConfigurationError, InvalidInputError
+from semsearch.errors import ConfigurationError
 from semsearch.faces import Connections
 from semsearch.handle import Handle, rereads
 from semsearch.lookups import Lookups
@@ -370,25 +370,28 @@ class Collection(Handle, Measuring, Lookups):
         tenant: str | None = None,
         settings: Mapping[str, str] | None = None,
         fresh: bool = False,
+        fusion: str | None = None,
+        vector_weight: float | None = None,
+        text_weight: float | None = None,
     ) -> explaining.Explained:
         """The SQL a search runs, its settings and ``EXPLAIN (ANALYZE, BUFFERS)`` of it (nothing is changed).
 
         ``settings`` adds ``SET LOCAL`` planner settings for this explain only, e.g.
         ``{"enable_seqscan": "off"}`` to see whether the index *can* serve the query.
         It runs where the search would (a read replica, or the primary with ``fresh=True``).
+        A hybrid search shows the fusion of its two lists, as ``semsearch.hybrid_search()`` runs it.
 
         Example::
 
             print(col.explain(vector=q, k=10))     # look for "Index Scan using col_movies_hnsw"
             col.explain("jet engines", mode="text").plan
+            col.explain("jet engines", mode="hybrid", fusion="rrf").sql
         """
-        if mode == "hybrid":
-            raise InvalidInputError("expected mode 'vector' or 'text' to explain, got 'hybrid' (explain each side)")
         args = dict(
             query=query, vector=vector, k=k, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact,
             where=where, tenant=tenant,
         )  # fmt: skip
-        request = self._request(**args)
+        request = searching.with_fusion(self._request(**args), fusion, vector_weight, text_weight)
 
         if self._check_due:
             self._reload(read=True)  # what a search would run now
@@ -397,7 +400,7 @@ class Collection(Handle, Measuring, Lookups):
             info = self.info
             return explaining.explain(
                 conn, self.layout, info.oversample, info.ef_search, request, extra=settings or {},
-                bm25=(info.bm25_k1, info.bm25_b),
+                bm25=(info.bm25_k1, info.bm25_b), hybrid=info.hybrid,
             )  # fmt: skip
 
         return self.db.read(run, fresh=fresh)

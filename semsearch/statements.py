@@ -143,6 +143,72 @@ def text(
     )
 
 
+def ann_call(
+    layout: Layout, *, q: sql.Composable, k: sql.Composable, candidates: sql.Composable, spec: sql.Composable
+) -> sql.Composed:
+    """What ``semsearch.<table>_ann(q, k, candidates, spec)`` runs: :func:`ann` filtered by a filter spec.
+
+    The function holds it with its parameters (``$1``...); ``explain`` composes it with the values.
+    """
+    return ann(layout, q=q, k=k, candidates=candidates, where=spec_filter(spec))
+
+
+def exact_call(layout: Layout, *, q: sql.Composable, k: sql.Composable, spec: sql.Composable) -> sql.Composed:
+    """What ``semsearch.<table>_exact(q, k, spec)`` runs."""
+    return exact(layout, q=q, k=k, where=spec_filter(spec))
+
+
+def text_call(
+    layout: Layout,
+    *,
+    query: sql.Composable,
+    k: sql.Composable,
+    spec: sql.Composable,
+    filtered: bool,
+    k1: float = bm25.K1,
+    b: float = bm25.B,
+) -> sql.Composed:
+    """What ``semsearch.<table>_text(query, k, spec)`` runs: ``filtered`` when its spec is not NULL.
+
+    Unfiltered, the BM25 top k come from the postings alone; a filter joins every match first.
+    """
+    tenant = sql.SQL("({} ->> 'tenant')").format(spec)
+    where = spec_filter(spec) if filtered else None
+    return text(layout, query=query, k=k, k1=k1, b=b, where=where, tenant=tenant)
+
+
+def fused(*, plan: sql.Composable, vector: sql.Composable, text: sql.Composable, k: sql.Composable) -> sql.Composed:
+    """Hybrid search: the ``vector`` and ``text`` lists (best first) fused as ``plan`` says, top ``k``.
+
+    ``plan`` is one row ``(fusion, vector_weight, text_weight, list_size, rrf_k)`` (see
+    :func:`semsearch.planner.hybrid`); the lists may read it as ``cfg``. ``fusion`` 'blend'
+    sums the weighted scores scaled to [0, 1] per list (a row missing from a list adds 0, a
+    list of equal scores counts them all as 1); 'rrf' sums ``weight / (rrf_k + rank)``.
+    ``semsearch.hybrid_search()`` is this with the SQL searches as lists; ``explain`` shows it
+    with the statements those run.
+    """
+    return sql.SQL(
+        "WITH cfg AS MATERIALIZED ({plan}),\n"
+        "v AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM ({vector}) h),\n"
+        "t AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM ({text}) h),\n"
+        "vs AS (SELECT max(score) AS hi, min(score) AS lo FROM v),\n"
+        "ts AS (SELECT max(score) AS hi, min(score) AS lo FROM t)\n"
+        "SELECT coalesce(v.key, t.key) AS key, coalesce(v.content, t.content) AS content,\n"
+        "       (CASE cfg.fusion\n"
+        "            WHEN 'rrf' THEN coalesce(cfg.vector_weight / (cfg.rrf_k + v.r), 0)\n"
+        "                          + coalesce(cfg.text_weight / (cfg.rrf_k + t.r), 0)\n"
+        "            ELSE CASE WHEN v.key IS NULL THEN 0\n"
+        "                      ELSE cfg.vector_weight * coalesce((v.score - vs.lo) / nullif(vs.hi - vs.lo, 0), 1) END\n"
+        "               + CASE WHEN t.key IS NULL THEN 0\n"
+        "                      ELSE cfg.text_weight * coalesce((t.score - ts.lo) / nullif(ts.hi - ts.lo, 0), 1) END\n"
+        "        END)::float8 AS score,\n"
+        "       coalesce(v.metadata, t.metadata) AS metadata\n"
+        "FROM v FULL JOIN t ON v.key = t.key CROSS JOIN cfg CROSS JOIN vs CROSS JOIN ts\n"
+        "ORDER BY score DESC, coalesce(v.r, 1e9), coalesce(t.r, 1e9)\n"
+        "LIMIT {k}"
+    ).format(plan=plan, vector=vector, text=text, k=k)
+
+
 def matching(layout: Layout, *, where: sql.Composable) -> sql.Composed:
     """Rows a filter keeps: EXPLAINed (never run) to estimate its selectivity from statistics."""
     return sql.SQL("SELECT 1 FROM {} WHERE embedding IS NOT NULL AND {}").format(layout.table, where)
@@ -245,9 +311,8 @@ def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.
     p = [sql.SQL(f"${i}") for i in range(1, 5)]
     bodies = [
         ("_ann", "query vector, k integer, candidates integer, spec jsonb",
-         ann(layout, q=p[0], k=p[1], candidates=p[2], where=spec_filter(p[3]))),
-        ("_exact", "query vector, k integer, spec jsonb",
-         exact(layout, q=p[0], k=p[1], where=spec_filter(p[2]))),
+         ann_call(layout, q=p[0], k=p[1], candidates=p[2], spec=p[3])),
+        ("_exact", "query vector, k integer, spec jsonb", exact_call(layout, q=p[0], k=p[1], spec=p[2])),
     ]  # fmt: skip
     query = sql.SQL("$1::text")
     out = [
@@ -261,7 +326,6 @@ def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.
         for suffix, args, stmt in bodies
     ]
     # no filter: the BM25 top k come from the postings alone; a filter joins every match first
-    tenant = sql.SQL("($3 ->> 'tenant')")
     out.append(
         sql.SQL(
             "CREATE OR REPLACE FUNCTION {name}(query_text text, k integer, spec jsonb) RETURNS SETOF semsearch.hit "
@@ -271,8 +335,8 @@ def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.
             body=sql.Literal(
                 sql.SQL("BEGIN IF $3 IS NULL THEN RETURN QUERY {}; ELSE RETURN QUERY {}; END IF; END")
                 .format(
-                    text(layout, query=query, k=p[1], k1=k1, b=b, tenant=tenant),
-                    text(layout, query=query, k=p[1], k1=k1, b=b, where=spec_filter(p[2]), tenant=tenant),
+                    text_call(layout, query=query, k=p[1], spec=p[2], filtered=False, k1=k1, b=b),
+                    text_call(layout, query=query, k=p[1], spec=p[2], filtered=True, k1=k1, b=b),
                 )
                 .as_string(None)
             ),
