@@ -55,7 +55,9 @@ class AsyncThing(AsyncLookups):
             return self.embedder.aembed(["a"])[0]
 '''
     got = make_sync.transform(source, "x.py")
-    assert got == '''# generated from x.py by tools/make_sync.py: do not edit (edit the source, then `make sync`)
+    assert (
+        got
+        == '''# generated from x.py by tools/make_sync.py: do not edit (edit the source, then `make sync`)
 from semsearch import ingest as staging
 from semsearch import repairs
 from semsearch.searching import execute
@@ -72,6 +74,7 @@ class Thing(Lookups):
                 time.sleep(1)
         return self.embedder.aembed(["a"])[0]
 '''
+    )
 
 
 def _public(cls: type) -> dict[str, inspect.Signature]:
