@@ -112,3 +112,12 @@ def test_every_public_sync_call_has_an_async_twin_with_the_same_parameters(sync,
         if _parameters(sig) != _parameters(theirs[name])
     }
     assert differ == {}
+
+
+def test_the_sync_modules_never_import_the_async_ones():
+    from tests.unit.test_layers import _reached, import_graph
+
+    edges = import_graph()
+    generated = [f"semsearch.{Path(target).stem}" for _, target in make_sync.PAIRS]
+    wrong = {m: sorted(r for r in _reached(edges, m) if r.startswith("semsearch.aio")) for m in generated}
+    assert {m: r for m, r in wrong.items() if r} == {}
