@@ -11,7 +11,6 @@ thread for the async collection (:func:`semsearch.flavour.offload`).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
@@ -23,9 +22,10 @@ from tqdm import tqdm
 
 from semsearch import catalog, explaining, guards, paging, repairs, searching, stored, writes
 from semsearch.catalog import CollectionInfo
+from semsearch.deferred import Deferred
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder
-from semsearch.errors import ConfigurationError, InvalidInputError
+from semsearch.errors import InvalidInputError
 from semsearch.faces import Connections
 from semsearch.flavour import Records, embed, offload
 from semsearch.handle import Handle, rereads
@@ -35,10 +35,10 @@ from semsearch.results import AddResult, SearchResult
 from semsearch.searching import execute
 
 if TYPE_CHECKING:
-    from semsearch.backfill import BackfillResult
+    pass
 
 
-class Collection(Handle, Measuring, Lookups):
+class Collection(Handle, Measuring, Lookups, Deferred):
     """Rows of text with their embeddings, searchable by meaning.
 
     Get one from the database's ``create_collection`` or ``collection``.
@@ -181,81 +181,6 @@ class Collection(Handle, Measuring, Lookups):
         """
         found = repairs.diagnose(self)
         return repairs.repair(self, found) if repair else found
-
-    def pending(self) -> int:
-        """Rows stored with ``defer=True`` that still wait for an embedding (not those in quarantine).
-
-        Example::
-
-            col.pending()     # 12
-        """
-        from semsearch.backfill import pending_statement
-
-        if self._check_due:
-            self._reload()  # the table the catalog names now
-        with self.db.connection() as conn:
-            cur = conn.execute(pending_statement(self))
-            row = cur.fetchone()
-        assert row is not None
-        return int(row[0])
-
-    def quarantined(self) -> list[tuple[str, str]]:
-        """``(key, reason)`` of rows whose text the embedding provider refused; backfill skips them.
-
-        A row leaves quarantine when its text changes, or when
-        ``backfill(retry_quarantined=True)`` embeds it.
-
-        Example::
-
-            col.quarantined()    # [('doc-17', "... refused with status 400 (not retried): the api said ...")]
-        """
-        from semsearch.backfill import quarantined_statement
-
-        with self.db.connection() as conn:
-            cur = conn.execute(quarantined_statement(self))
-            rows = cur.fetchall()
-        return [(r[0], r[1]) for r in rows]
-
-    def backfill(
-        self,
-        *,
-        batch_size: int = 256,
-        progress: bool = False,
-        dry_run: bool = False,
-        limit: int | None = None,
-        retry_quarantined: bool = False,
-        watch: bool = False,
-        poll: float = 60.0,
-        stop: threading.Event | None = None,
-    ) -> BackfillResult:
-        """Embed pending rows in resumable batches (see :mod:`semsearch.backfill`).
-
-        Rows whose text the provider refuses go to quarantine (``quarantined``)
-        instead of failing every run; ``retry_quarantined=True`` tries them again.
-        ``watch=True`` runs as a service (:mod:`semsearch.watch`): after draining it waits
-        for new pending rows (LISTEN/NOTIFY, and every ``poll`` seconds), reconnects when
-        the server goes away, and returns the totals once ``stop`` is set (by default:
-        SIGINT or SIGTERM; the async collection runs the sync backfill in a worker thread,
-        so it needs ``stop=``).
-
-        Example::
-
-            col.backfill(dry_run=True).est_cost_usd    # before paying for it
-            col.backfill(progress=True)
-            col.backfill(watch=True, stop=stop)          # until stop.set()
-        """
-        if watch:
-            if dry_run or limit is not None or retry_quarantined:
-                raise ConfigurationError("expected watch=True without dry_run, limit or retry_quarantined")
-            from semsearch.watch import watch as watching
-
-            return offload(self, watching, batch_size=batch_size, poll=poll, stop=stop, progress=progress)
-        from semsearch.backfill import backfill
-
-        return offload(
-            self, backfill, batch_size=batch_size, progress=progress, dry_run=dry_run, limit=limit,
-            retry_quarantined=retry_quarantined,
-        )  # fmt: skip
 
     def delete(
         self,

@@ -40,6 +40,7 @@ PAIRS = [
     ("semsearch/aio/writes.py", "semsearch/writes.py"),
     ("semsearch/aio/lookups.py", "semsearch/lookups.py"),
     ("semsearch/aio/measuring.py", "semsearch/measuring.py"),
+    ("semsearch/aio/deferred.py", "semsearch/deferred.py"),
     ("semsearch/aio/collection.py", "semsearch/collection.py"),
 ]
 

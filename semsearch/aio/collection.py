@@ -10,7 +10,6 @@ thread for the async collection (:func:`semsearch.aio.flavour.offload`).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
@@ -22,6 +21,7 @@ from tqdm import tqdm
 
 from semsearch import catalog, explaining, guards, paging, searching, stored
 from semsearch.aio import repairs, writes
+from semsearch.aio.deferred import AsyncDeferred
 from semsearch.aio.faces import Connections
 from semsearch.aio.flavour import Records, aembed, offload
 from semsearch.aio.lookups import AsyncLookups
@@ -31,15 +31,15 @@ from semsearch.aio.search import execute
 from semsearch.catalog import CollectionInfo
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder
-from semsearch.errors import ConfigurationError, InvalidInputError
+from semsearch.errors import InvalidInputError
 from semsearch.handle import Handle, rereads
 from semsearch.results import AddResult, SearchResult
 
 if TYPE_CHECKING:
-    from semsearch.backfill import BackfillResult
+    pass
 
 
-class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups):
+class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred):
     """Rows of text with their embeddings, searchable by meaning.
 
     Get one from the database's ``create_collection`` or ``collection``.
@@ -191,84 +191,6 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups):
         """
         found = await repairs.diagnose(self)
         return await repairs.repair(self, found) if repair else found
-
-    @awaitable
-    async def pending(self) -> int:
-        """Rows stored with ``defer=True`` that still wait for an embedding (not those in quarantine).
-
-        Example::
-
-            await col.pending()     # 12
-        """
-        from semsearch.backfill import pending_statement
-
-        if self._check_due:
-            await self._reload()  # the table the catalog names now
-        async with self.db.connection() as conn:
-            cur = await conn.execute(pending_statement(self))
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row[0])
-
-    @awaitable
-    async def quarantined(self) -> list[tuple[str, str]]:
-        """``(key, reason)`` of rows whose text the embedding provider refused; backfill skips them.
-
-        A row leaves quarantine when its text changes, or when
-        ``backfill(retry_quarantined=True)`` embeds it.
-
-        Example::
-
-            await col.quarantined()    # [('doc-17', "... refused with status 400 (not retried): the api said ...")]
-        """
-        from semsearch.backfill import quarantined_statement
-
-        async with self.db.connection() as conn:
-            cur = await conn.execute(quarantined_statement(self))
-            rows = await cur.fetchall()
-        return [(r[0], r[1]) for r in rows]
-
-    @awaitable
-    async def backfill(
-        self,
-        *,
-        batch_size: int = 256,
-        progress: bool = False,
-        dry_run: bool = False,
-        limit: int | None = None,
-        retry_quarantined: bool = False,
-        watch: bool = False,
-        poll: float = 60.0,
-        stop: threading.Event | None = None,
-    ) -> BackfillResult:
-        """Embed pending rows in resumable batches (see :mod:`semsearch.backfill`).
-
-        Rows whose text the provider refuses go to quarantine (``quarantined``)
-        instead of failing every run; ``retry_quarantined=True`` tries them again.
-        ``watch=True`` runs as a service (:mod:`semsearch.watch`): after draining it waits
-        for new pending rows (LISTEN/NOTIFY, and every ``poll`` seconds), reconnects when
-        the server goes away, and returns the totals once ``stop`` is set (by default:
-        SIGINT or SIGTERM; the async collection runs the sync backfill in a worker thread,
-        so it needs ``stop=``).
-
-        Example::
-
-            (await col.backfill(dry_run=True)).est_cost_usd    # before paying for it
-            await col.backfill(progress=True)
-            await col.backfill(watch=True, stop=stop)          # until stop.set()
-        """
-        if watch:
-            if dry_run or limit is not None or retry_quarantined:
-                raise ConfigurationError("expected watch=True without dry_run, limit or retry_quarantined")
-            from semsearch.watch import watch as watching
-
-            return await offload(self, watching, batch_size=batch_size, poll=poll, stop=stop, progress=progress)
-        from semsearch.backfill import backfill
-
-        return await offload(
-            self, backfill, batch_size=batch_size, progress=progress, dry_run=dry_run, limit=limit,
-            retry_quarantined=retry_quarantined,
-        )  # fmt: skip
 
     @awaitable
     async def delete(
