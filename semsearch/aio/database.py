@@ -11,7 +11,7 @@ check and the refusal to drop a synced table's collection).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -21,9 +21,10 @@ from pgvector.psycopg import register_vector_async
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from semsearch import catalog, table_sync
+from semsearch import catalog
 from semsearch.aio.collection import AsyncCollection
 from semsearch.aio.flavour import offload
+from semsearch.aio.maintenance import AsyncMaintenance
 from semsearch.aio.pending import Pending, awaitable
 from semsearch.catalog import CollectionInfo
 from semsearch.config import FROM_ENV, FromEnv, check_search_timeout
@@ -97,7 +98,7 @@ class Connecting(Pending["AsyncDatabase"]):
         raise NotAwaitedError(f"expected `async with {self._call}` or `await {self._call}`, got `with`")
 
 
-class AsyncDatabase:
+class AsyncDatabase(AsyncMaintenance):
     """A pool of async connections to one Postgres and the collections in it.
 
     Example::
@@ -304,118 +305,3 @@ class AsyncDatabase:
             await db.drop_collection("docs", missing_ok=True)
         """
         await offload(self, Database.drop_collection, name, missing_ok=missing_ok)
-
-    @awaitable
-    async def alter_collection(
-        self,
-        name: str,
-        *,
-        compression: str | None = None,
-        hnsw_m: int | None = None,
-        hnsw_ef_construction: int | None = None,
-        oversample: float | None = None,
-        autotune: bool | None = None,
-        concurrently: bool = True,
-    ) -> AsyncCollection:
-        """:meth:`semsearch.Database.alter_collection`, run in a worker thread; the altered collection.
-
-        Example::
-
-            await db.alter_collection("movies", compression="mrl:512")
-        """
-        await offload(
-            self, Database.alter_collection, name, compression=compression, hnsw_m=hnsw_m,
-            hnsw_ef_construction=hnsw_ef_construction, oversample=oversample, autotune=autotune,
-            concurrently=concurrently,
-        )  # fmt: skip
-        return await self.collection(name)
-
-    @awaitable
-    async def distribute_collection(self, name: str, *, by: str = "key") -> AsyncCollection:
-        """:meth:`semsearch.Database.distribute_collection` (Citus), run in a worker thread.
-
-        Example::
-
-            await db.distribute_collection("docs", by="key")
-        """
-        await offload(self, Database.distribute_collection, name, by=by)
-        return await self.collection(name)
-
-    @awaitable
-    async def sync_table(
-        self,
-        table: str,
-        *,
-        collection: str,
-        key: str,
-        text: str,
-        metadata: Sequence[str] = (),
-        tenant: str | None = None,
-        model: str | None = None,
-        dims: int | None = None,
-        compression: str | None = None,
-        embedder: Embedder | None = None,
-    ) -> AsyncCollection:
-        """:meth:`semsearch.Database.sync_table`, run in a worker thread; the synced collection.
-
-        Example::
-
-            products = await db.sync_table("public.products", collection="products", key="id",
-                                           text="description", model="local")
-        """
-        await offload(
-            self, Database.sync_table, table, collection=collection, key=key, text=text, metadata=metadata,
-            tenant=tenant, model=model, dims=dims, compression=compression, embedder=embedder,
-        )  # fmt: skip
-        return await self.collection(collection, embedder=embedder)
-
-    @awaitable
-    async def unsync_table(self, table: str, *, drop_collection: bool = False) -> table_sync.SyncedTable:
-        """:meth:`semsearch.Database.unsync_table`, run in a worker thread.
-
-        Example::
-
-            await db.unsync_table("products", drop_collection=True)
-        """
-        return await offload(self, Database.unsync_table, table, drop_collection=drop_collection)
-
-    @awaitable
-    async def synced_tables(self) -> list[table_sync.SyncedTable]:
-        """:meth:`semsearch.Database.synced_tables`, run in a worker thread.
-
-        Example::
-
-            [s.table for s in await db.synced_tables()]    # ['public.products']
-        """
-        return await offload(self, Database.synced_tables)
-
-    @awaitable
-    async def grant(self, role: str, collection: str, *, write: bool = False) -> None:
-        """:meth:`semsearch.Database.grant`, run in a worker thread.
-
-        Example::
-
-            await db.grant("web_reader", "docs")
-        """
-        await offload(self, Database.grant, role, collection, write=write)
-
-    @awaitable
-    async def isolate_tenants(self, collection: str, *, setting: str | None = "app.tenant") -> AsyncCollection:
-        """:meth:`semsearch.Database.isolate_tenants`, run in a worker thread.
-
-        Example::
-
-            await db.isolate_tenants("docs")
-        """
-        await offload(self, Database.isolate_tenants, collection, setting=setting)
-        return await self.collection(collection)
-
-    @awaitable
-    async def replace_index(self, info: CollectionInfo, *, concurrently: bool = True, replan: bool = False) -> None:
-        """:meth:`semsearch.Database.replace_index` (build next to the live index, then swap), in a worker thread.
-
-        Example::
-
-            await db.replace_index((await db.collection("movies")).info)    # what rebuild_index() does
-        """
-        await offload(self, Database.replace_index, info, concurrently=concurrently, replan=replan)
