@@ -25,8 +25,7 @@ import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, ingest, repairs, tune
-from semsearch import ingest as staging
+from semsearch import catalog, ingest, repairs, staging, tune
 from semsearch.faces import Stored
 from semsearch.flavour import Records, embed, offload, records_of
 from semsearch.handle import CatalogChanged, rereads

@@ -25,8 +25,7 @@ import psycopg
 from tqdm import tqdm
 
 from semsearch import catalog, ingest, tune
-from semsearch.aio import ingest as staging
-from semsearch.aio import repairs
+from semsearch.aio import repairs, staging
 from semsearch.aio.faces import Stored
 from semsearch.aio.flavour import Records, aembed, offload, records_of
 from semsearch.handle import CatalogChanged, rereads
