@@ -67,7 +67,7 @@ class BackfillResult:
 CONTROL_TEXT = "hello"
 
 
-def _held(col: Stored, alias: str) -> sql.Composed:
+def _held(col: Any, alias: str) -> sql.Composed:
     """True for a row (``alias``) in quarantine: an entry for its key and its current text.
 
     The entry must postdate the collection's catalog row: a dropped and re-created
@@ -89,19 +89,28 @@ def _held(col: Stored, alias: str) -> sql.Composed:
 
 def pending_stats(col: Stored, *, include_quarantined: bool = False) -> tuple[int, int]:
     """Rows waiting for an embedding (not those in quarantine), and their total characters."""
-    where = sql.SQL("TRUE") if include_quarantined else sql.SQL("NOT {}").format(_held(col, "p"))
     with col.db.connection() as conn:
-        row = conn.execute(
-            sql.SQL(
-                "SELECT count(*), coalesce(sum(length(content)), 0) FROM {} p WHERE embedding IS NULL AND {}"
-            ).format(col.layout.table, where)
-        ).fetchone()
+        row = conn.execute(pending_statement(col, include_quarantined=include_quarantined)).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
 
 
+def pending_statement(col: Any, *, include_quarantined: bool = False) -> sql.Composed:
+    """The count and total characters of ``col``'s pending rows (``col``: anything with its ``layout``)."""
+    where = sql.SQL("TRUE") if include_quarantined else sql.SQL("NOT {}").format(_held(col, "p"))
+    return sql.SQL(
+        "SELECT count(*), coalesce(sum(length(content)), 0) FROM {} p WHERE embedding IS NULL AND {}"
+    ).format(col.layout.table, where)
+
+
 def quarantined(col: Stored) -> list[tuple[str, str]]:
     """``(key, reason)`` of the rows in quarantine, by key."""
+    with col.db.connection() as conn:
+        return [(r[0], r[1]) for r in conn.execute(quarantined_statement(col)).fetchall()]
+
+
+def quarantined_statement(col: Any) -> sql.Composed:
+    """``(key, reason)`` of ``col``'s rows in quarantine, by key (``col``: anything with its ``layout``)."""
     stmt = sql.SQL(
         "SELECT p.key, q.reason FROM {t} p JOIN semsearch.quarantine q ON q.table_name = {name} AND q.key = p.key "
         "WHERE p.embedding IS NULL AND {held} ORDER BY p.key"
@@ -113,8 +122,7 @@ def quarantined(col: Stored) -> list[tuple[str, str]]:
             "AND (q.key, q.content_hash) IN (SELECT p.key, p.content_hash FROM {t} p WHERE p.embedding IS NULL) "
             "ORDER BY q.key"
         ).format(t=col.layout.table, name=sql.Literal(col.layout.table_name))
-    with col.db.connection() as conn:
-        return [(r[0], r[1]) for r in conn.execute(stmt).fetchall()]
+    return stmt
 
 
 class _Embedding:

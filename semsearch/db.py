@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import TypeVar
 
@@ -117,6 +117,27 @@ class Database:
             db.read(lambda conn: conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
         """
         return self.router.read(fn, primary=self.connection, fresh=fresh)
+
+    def pinned(self, *, fresh: bool = False) -> AbstractContextManager[None]:
+        """Every :meth:`read` of this thread inside the block on one server (see :meth:`Router.pinned`).
+
+        Example::
+
+            with db.pinned():
+                col.evaluate(sample=100)      # exact and approximate answers from the same replica
+        """
+        return self.router.pinned(fresh=fresh)
+
+    def revive(self) -> None:
+        """After a connection broke: the server answers (the embedded one started again), else DatabaseError at once.
+
+        Then the pool's dead connections are replaced (see :attr:`liveness`).
+
+        Example::
+
+            db.revive()
+        """
+        self.liveness.revive(self.pool)
 
     @property
     def replicas(self) -> tuple[ReplicaStatus, ...]:

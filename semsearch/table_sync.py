@@ -195,7 +195,7 @@ class Statements:
         return sql.SQL("content IS NOT NULL" + (" AND tenant IS NOT NULL" if self.info.tenant_required else ""))
 
     def upsert(self, rows: sql.Composable) -> sql.Composed:
-        """Write ``rows`` pending, in key order like ``ingest.write`` (writers of one key wait, never deadlock)."""
+        """Write ``rows`` pending, in key order like ``staging.write`` (writers of one key wait, never deadlock)."""
         return sql.SQL(
             "INSERT INTO {t} AS t (key, content, metadata, tenant) "
             'SELECT key, content, metadata, tenant FROM ({rows}) s WHERE {ok} ORDER BY key COLLATE "C" '

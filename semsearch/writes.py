@@ -1,27 +1,33 @@
+# generated from semsearch/aio/writes.py by tools/make_sync.py: do not edit (edit the source, then `make sync`)
 """A collection's write path: check, embed only what is new, write each batch in one transaction.
 
-:class:`~semsearch.collection.Collection`'s ``add``, ``add_many`` and ``delete`` come
-here; the statements are :mod:`semsearch.ingest`'s. Each write transaction first checks
-the handle's catalog row; a write that meets a changed definition (``migrate-model``
-switched the table, the table was distributed, ...) takes the new row and runs again in
-full: its vectors must be the live model's, its statements the new layout's (see
-:mod:`semsearch.handle`).
+``add``, ``add_many`` and ``delete`` of both collections come here; the statements are
+:mod:`semsearch.ingest`'s. Each write transaction first checks the handle's catalog row; a
+write that meets a changed definition (``migrate-model`` switched the table, the table was
+distributed, ...) takes the new row and runs again in full: its vectors must be the live
+model's, its statements the new layout's (see :mod:`semsearch.handle`).
+Written once, for asyncio, in ``semsearch/aio/writes.py``;
+``semsearch/writes.py`` is generated from it (``tools/make_sync.py``).
+
+Example::
+
+    add(col, ["a"], ["cats purr"], None, None, None, defer=False, copy_first=False)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, doctor, ingest, tune
-from semsearch.faces import Searchable
+from semsearch import catalog, ingest, repairs, staging, tune
+from semsearch.faces import Stored
+from semsearch.flavour import Records, embed, offload, records_of
 from semsearch.handle import CatalogChanged, rereads
 from semsearch.layout import Layout
 from semsearch.results import AddResult
@@ -31,7 +37,7 @@ T = TypeVar("T")
 
 
 def add(
-    col: Searchable,
+    col: Stored,
     keys: Sequence[str | int],
     contents: Sequence[str],
     embeddings: Any,
@@ -41,7 +47,7 @@ def add(
     defer: bool,
     copy_first: bool,
 ) -> AddResult:
-    """:meth:`Collection.add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert."""
+    """``Collection.add``; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert."""
     rows = ingest.check_rows(keys, contents, metadata, tenant)
     if not rows.keys:
         return AddResult(0, 0, 0)
@@ -62,24 +68,23 @@ def add(
     return following_catalog(col, embed_and_write)
 
 
-def write(
-    col: Searchable, rows: ingest.Rows, vectors: Sequence[np.ndarray | None], *, copy_first: bool
-) -> tuple[int, int]:
+def write(col: Stored, rows: ingest.Rows, vectors: Sequence[np.ndarray | None], *, copy_first: bool) -> tuple[int, int]:
     """Write one checked batch in one transaction; ``(inserted, updated)``."""
     with col.db.connection() as conn, conn.transaction():
-        col._check(conn.execute(catalog.CHECK, [col.name]).fetchone())
+        cur = conn.execute(catalog.CHECK, [col.name])
+        col._check(cur.fetchone())
         if copy_first:
             # the table started empty: most batches are all new keys, which COPY takes directly
             try:
                 with conn.transaction():
-                    return ingest.copy_new(conn, col.layout, rows, vectors), 0
+                    return staging.copy_new(conn, col.layout, rows, vectors), 0
             except (psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback):
                 pass  # a key already stored, or a deadlock with a writer outside semsearch: the upsert decides
-        inserted, updated = ingest.write(conn, col.layout, rows, vectors)
+        inserted, updated = staging.write(conn, col.layout, rows, vectors)
     return inserted, updated
 
 
-def following_catalog(col: Searchable, write: Callable[[], T]) -> T:
+def following_catalog(col: Stored, write: Callable[[], T]) -> T:
     """Run a write; when the collection's definition changed under the handle, run it again with the new one.
 
     The write's own check (first in its transaction) finds a change made before it; one
@@ -97,21 +102,21 @@ def following_catalog(col: Searchable, write: Callable[[], T]) -> T:
     return write()
 
 
-def embed_missing(col: Searchable, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
+def embed_missing(col: Stored, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
     """The batch's vectors: stored ones reused by content hash, the rest embedded (or left None with ``defer``)."""
     hashes = rows.hashes()
     with col.db.connection() as conn:
-        known: dict[bytes, np.ndarray | None] = dict(ingest.stored_vectors(conn, col.layout, hashes))
+        known: dict[bytes, np.ndarray | None] = dict(staging.stored_vectors(conn, col.layout, hashes))
     todo = ingest.to_embed(rows, hashes, known)
     if todo and not defer:
-        known.update(zip(todo.keys(), col.embedder.embed(list(todo.values())), strict=True))
+        known.update(zip(todo.keys(), embed(col.embedder, list(todo.values())), strict=True))
     vectors = [known.get(h) for h in hashes]
     return vectors, 0 if defer else len(todo), len(hashes) - len(todo)
 
 
 def add_many(
-    col: Searchable,
-    records: Iterable[Mapping[str, Any]],
+    col: Stored,
+    records: Records,
     *,
     batch_size: int,
     progress: bool,
@@ -120,23 +125,25 @@ def add_many(
     defer: bool,
     autotune: bool,
 ) -> AddResult:
-    """:meth:`Collection.add_many`: batches, the bulk-load index build, then autotune."""
+    """``Collection.add_many``: batches, the bulk-load index build, then autotune (the sync tuner, offloaded)."""
     col._reload()  # the table the catalog names now: its index is dropped and built again
     if bulk is None:
-        found = doctor.diagnose(col)
+        found = repairs.diagnose(col)
         # empty, or a bulk load killed before it built the index (no other one running): (re)build it at the end
         bulk = is_empty(col) or not (found.valid or found.loading)
     if not bulk:
-        doctor.ensure_index(col)  # a leftover of a killed build, or bulk=False given on a missing index
-    stream = partial(add_stream, col, records, batch_size=batch_size, progress=progress, total=total, defer=defer)
-    if not bulk:
-        result = stream(bulk=False)
+        repairs.ensure_index(col)  # a leftover of a killed build, or bulk=False given on a missing index
+        result = add_stream(
+            col, records, batch_size=batch_size, progress=progress, total=total, defer=defer, bulk=False
+        )
     else:
         with index_deferred(col, progress=progress):
-            result = stream(bulk=True)
+            result = add_stream(
+                col, records, batch_size=batch_size, progress=progress, total=total, defer=defer, bulk=True
+            )
     tuned = None
     if autotune and result.inserted and not defer:
-        tuned = tune.autotune(col, after_bulk_load=bulk)
+        tuned = offload(col, tune.autotune, after_bulk_load=bulk)
         if tuned is not None:
             col._reload()
             if progress:
@@ -144,18 +151,19 @@ def add_many(
     return replace(result, tuned=tuned)
 
 
-def is_empty(col: Searchable) -> bool:
+def is_empty(col: Stored) -> bool:
     with col.db.connection() as conn:
-        return conn.execute(ingest.empty_statement(col.layout)).fetchone()[0]  # type: ignore[index]
+        cur = conn.execute(ingest.empty_statement(col.layout))
+        return cur.fetchone()[0]  # type: ignore[index]
 
 
 @contextmanager
-def index_deferred(col: Searchable, *, progress: bool) -> Iterator[None]:
+def index_deferred(col: Stored, *, progress: bool) -> Iterator[None]:
     """Drop the HNSW index for a load and build it once afterwards, even if the load fails.
 
-    The load holds :func:`semsearch.doctor.bulk_lock` meanwhile: the missing index is no crash to repair.
+    The load holds :func:`semsearch.repairs.bulk_lock` meanwhile: the missing index is no crash to repair.
     """
-    with doctor.bulk_lock(col):
+    with repairs.bulk_lock(col):
         with col.db.connection() as conn:
             conn.execute(ingest.drop_index_statement(col.layout))
         try:
@@ -166,8 +174,8 @@ def index_deferred(col: Searchable, *, progress: bool) -> Iterator[None]:
 
 
 def add_stream(
-    col: Searchable,
-    records: Iterable[Mapping[str, Any]],
+    col: Stored,
+    records: Records,
     *,
     batch_size: int,
     progress: bool,
@@ -188,7 +196,7 @@ def add_stream(
         batch.clear()
 
     try:
-        for rec in records:
+        for rec in records_of(records):
             batch.append(rec)
             if len(batch) >= batch_size:
                 flush()
@@ -199,8 +207,8 @@ def add_stream(
     return totals
 
 
-def delete(col: Searchable, statement: Callable[[Layout], tuple[Any, Any]]) -> int:
-    """:meth:`Collection.delete`: the rows ``statement(layout)`` (a statement and its parameters) deletes; how many."""
+def delete(col: Stored, statement: Callable[[Layout], tuple[Any, Any]]) -> int:
+    """``Collection.delete``: the rows ``statement(layout)`` (a statement and its parameters) deletes; how many."""
 
     def run() -> int:
         # one round trip for the check and the delete; a changed definition rolls the delete back

@@ -1,31 +1,45 @@
-"""What :class:`~semsearch.aio.AsyncCollection` looks up besides one search, awaited.
+"""What a collection looks up besides one search: rows, many queries, neighbours.
 
-The sync API's statements and checks (:mod:`semsearch.stored`, :mod:`semsearch.batch`,
-:mod:`semsearch.paging`); see :mod:`semsearch.lookups` for what each call does.
+``get`` sends :mod:`semsearch.stored`' statement; ``search_many`` checks and plans each
+query as ``search`` does and sends them all in one round trip (:mod:`semsearch.batch`);
+``more_like`` reads a stored row's vector and searches with it, leaving the row out
+(:mod:`semsearch.paging`).
+Written once, for asyncio, in ``semsearch/aio/lookups.py``;
+``semsearch/lookups.py`` is generated from it (``tools/make_sync.py``).
+
+Example::
+
+    [r.keys for r in await col.search_many(["cats", "dogs"], k=3)]
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any, cast
 
 import psycopg
 
 from semsearch import batch, guards, ingest, paging, searching, stored
 from semsearch.aio.batch import execute
-from semsearch.aio.faces import Lookable
+from semsearch.aio.faces import Searchable
+from semsearch.aio.flavour import aembed
 from semsearch.aio.pending import awaitable
-from semsearch.embeddings import aembed
 from semsearch.handle import rereads
 from semsearch.results import SearchResult
 
 
 class AsyncLookups:
-    """The lookups of :class:`~semsearch.aio.AsyncCollection` (a mixin; use a collection)."""
+    """The lookups of a collection (a mixin; use a collection)."""
 
     @awaitable
-    async def get(self, keys: str | int | Iterable[str | int], *, tenant: str | None = None) -> list[stored.Row]:
-        """The stored rows with these keys, in the order asked (see :meth:`semsearch.Collection.get`).
+    async def get(
+        self, keys: str | int | Iterable[str | int], *, tenant: str | None = None, fresh: bool = False
+    ) -> list[stored.Row]:
+        """The stored rows with these keys, in the order asked; a key not stored is simply absent.
+
+        ``tenant`` keeps that tenant's rows only. Each :class:`~semsearch.stored.Row` says
+        whether it is ``embedded`` yet (a row added with ``defer=True`` is not, until backfill).
 
         Example::
 
@@ -33,8 +47,12 @@ class AsyncLookups:
         """
         col = _collection(self)
         stmt, params = stored.get_statement(col.layout, keys, tenant=tenant)
-        async with col.db.connection() as conn:
-            found = await (await conn.execute(stmt, params)).fetchall()
+
+        async def rows(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+            cur = await conn.execute(stmt, params)
+            return await cur.fetchall()
+
+        found = await col.db.read(rows, fresh=fresh)
         return [stored.as_row(r) for r in found]
 
     @awaitable
@@ -55,12 +73,17 @@ class AsyncLookups:
         text_weight: float | None = None,
         offset: int = 0,
         score_threshold: float | None = None,
+        fresh: bool = False,
     ) -> list[SearchResult]:
-        """One search per query text or vector, in one round trip (see :meth:`semsearch.Collection.search_many`).
+        """One search per query text (or per row of ``vectors``), in one round trip; results in order.
+
+        The options are ``search``'s and apply to every query; the texts are embedded in
+        one call. Each result is what ``search`` returns for that query alone.
 
         Example::
 
             [r.keys for r in await col.search_many(["cats", "dogs"], k=3)]
+            await col.search_many(vectors=q_matrix, k=10, where={"lang": "es"})
         """
         col = _collection(self)
         page = paging.check_page(k, offset, score_threshold)
@@ -68,39 +91,39 @@ class AsyncLookups:
             k=page.fetch, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact, where=where,
             tenant=tenant,
         )  # fmt: skip
-        for attempt in (1, 2, 3):
-            requests, todo = batch.check_requests(
-                dims=col.dims, name=col.name, tenant_required=col.info.tenant_required, queries=queries,
-                vectors=vectors, search=search, fusion=(fusion, vector_weight, text_weight),
-            )  # fmt: skip
-            if todo:
-                embedded = await aembed(col.embedder, [text for _, text in todo])
-                requests = batch.with_embeddings(requests, todo, embedded, dims=col.dims)
-            info, timeout = col.info, col.db.search_timeout
-            plans = [
-                searching.plan(col.layout, col.name, info.oversample, info.ef_search, r, timeout=timeout)
-                for r in requests
-            ]
-            try:
-                async with col.db.connection() as conn:
-                    found, checked = await execute(conn, plans, check=col.name)
-            except psycopg.errors.QueryCanceled as exc:
-                raise guards.timed_out(exc, timeout) from None
-            except psycopg.OperationalError as exc:
-                if attempt > 1:
-                    raise guards.unanswered(exc) from None
-                await col.db.revive()
-                continue
-            except psycopg.errors.UndefinedObject:
-                raise guards.dropped(col.name) from None
-            except psycopg.Error as exc:
-                # made from a row changed meanwhile (a query vector of a switched model's dims)?
-                if attempt > 2 or not rereads(exc) or not await col._reload():
-                    raise
-            else:
-                if col._answered(col.name, checked):
-                    break
-            # the definition changed (migrate-model, alter, distribute): search again with the new one
+        async with col.db.pinned(fresh=fresh):
+            for attempt in (1, 2, 3):
+                requests, todo = batch.check_requests(
+                    dims=col.dims, name=col.name, tenant_required=col.info.tenant_required, queries=queries,
+                    vectors=vectors, search=search, fusion=(fusion, vector_weight, text_weight),
+                )  # fmt: skip
+                if todo:
+                    embedded = await aembed(col.embedder, [text for _, text in todo])
+                    requests = batch.with_embeddings(requests, todo, embedded, dims=col.dims)
+                info, timeout = col.info, col.db.search_timeout
+                plans = [
+                    searching.plan(col.layout, col.name, info.oversample, info.ef_search, r, timeout=timeout)
+                    for r in requests
+                ]
+                try:
+                    found, checked = await col.db.read(partial(execute, plans=plans, check=col.name), fresh=fresh)
+                except psycopg.errors.QueryCanceled as exc:
+                    raise guards.timed_out(exc, timeout) from None
+                except psycopg.OperationalError as exc:
+                    if attempt > 1:
+                        raise guards.unanswered(exc) from None
+                    await col.db.revive()
+                    continue
+                except psycopg.errors.UndefinedObject:
+                    raise guards.dropped(col.name) from None
+                except psycopg.Error as exc:
+                    # made from a row changed meanwhile (a query vector of a switched model's dims)?
+                    if attempt > 2 or not rereads(exc) or not await col._reload(read=True):
+                        raise
+                else:
+                    if col._answered(col.name, checked):
+                        break
+                # the definition changed (migrate-model, alter, distribute): search again with the new one
         results = [
             page.cut(searching.hits(rows, r, indexed=col._indexed)) for rows, r in zip(found, requests, strict=True)
         ]
@@ -121,24 +144,35 @@ class AsyncLookups:
         tenant: str | None = None,
         offset: int = 0,
         score_threshold: float | None = None,
+        fresh: bool = False,
     ) -> SearchResult:
-        """The ``k`` rows nearest to the stored row ``key`` (see :meth:`semsearch.Collection.more_like`).
+        """The ``k`` rows nearest to the stored row ``key`` (by its vector), the row itself left out.
+
+        A vector search with the row's stored full vector (its options are search's); an
+        unknown key, or a row still waiting for its embedding, raises
+        :class:`~semsearch.errors.InvalidInputError`. ``tenant`` also requires the row to be
+        that tenant's. Two round trips: the row's vector, then the search.
 
         Example::
 
-            (await col.more_like("m1", k=5)).keys
+            (await col.more_like("m1", k=5)).keys                     # the 5 movies closest to m1
+            await col.more_like("m1", k=5, where={"year": {"$gte": 2000}}, score_threshold=0.5)
         """
         col = _collection(self)
         page = paging.check_page(k, offset, score_threshold, exclude=ingest.check_key(key))
         stmt, params = stored.vector_statement(col.layout, key, tenant=tenant)
-        async with col.db.connection() as conn:
-            found = await (await conn.execute(stmt, params)).fetchone()
+
+        async def row(conn: psycopg.AsyncConnection[Any]) -> tuple[Any, ...] | None:
+            cur = await conn.execute(stmt, params)
+            return await cur.fetchone()
+
+        found = await col.db.read(row, fresh=fresh)
         vector = stored.stored_vector(found, cast(str, page.exclude), col.name)
         return await col._search(
-            page, (None, None, None), query=None, vector=vector, mode="vector", oversample=oversample,
+            page, (None, None, None), fresh=fresh, query=None, vector=vector, mode="vector", oversample=oversample,
             ef_search=ef_search, exact=exact, where=where, tenant=tenant,
         )  # fmt: skip
 
 
-def _collection(obj: AsyncLookups) -> Lookable:
-    return cast(Lookable, obj)  # a mixin of AsyncCollection, which has that face (checked there)
+def _collection(obj: AsyncLookups) -> Searchable:
+    return cast(Searchable, obj)  # a mixin of the collection, which has that face (checked there)
