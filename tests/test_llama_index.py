@@ -7,6 +7,8 @@ out of the wheel), so the filters are checked against LlamaIndex's own in-memory
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
@@ -22,9 +24,11 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryMode,
 )
 
+import semsearch
 import semsearch.aio
 from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.llama_index import SemsearchEmbedding, SemsearchVectorStore, to_where
+from tests.examples import load_example, readme_python
 
 DOCS = {
     "cat": ("cats purr and nap in the sun", {"topic": "pets", "year": 2001, "tags": ["animal", "home"]}),
@@ -316,3 +320,39 @@ async def test_async_calls_await_semsearch_aio(db, db_url, col, embed_model, any
         await both.async_add([TextNode(id_="q1", text="dogs", embedding=[0.0, 1.0] + [0.0] * 62)])
         await both.adelete("None")  # nodes without a document are stored with LlamaIndex's ref_doc_id "None"
         assert col.count() == 0
+
+
+def test_the_readme_example_runs_and_prints_what_it_says(db_url, monkeypatch, capsys):
+    monkeypatch.setenv("SEMSEARCH_DATABASE_URL", db_url)
+    text = readme_python("### LlamaIndex")
+    code = compile(text, "README.md", "exec", dont_inherit=True)
+    expected = [line.rsplit("# ", 1)[1] for line in text.splitlines() if line.startswith("print(")]
+    for _ in range(2):  # and again, on what its first run made: its documents' nodes replaced, not doubled
+        ns: dict[str, Any] = {}
+        try:
+            exec(code, ns)
+        finally:
+            if "db" in ns:
+                ns["db"].close()
+        assert capsys.readouterr().out.splitlines() == expected
+    with semsearch.connect(db_url) as db:
+        assert db.collection("llama_example").count() == 3
+
+
+def test_the_example_rag_app_splits_long_documents_and_answers_offline(db, db_url, monkeypatch, capsys):
+    rag = load_example("llama_index_rag/rag.py", "semsearch_llama_index_example")
+    docs = rag.documents()
+    assert len(docs) == len(rag.MODULES) and min(len(d.text) for d in docs) > 1500
+    index = rag.build(db)
+    nodes = db.collection("llama_index_example").count()
+    assert nodes > 2 * len(docs)  # long documents: several nodes each
+    rag.build(db)  # a second run replaces each document's nodes
+    assert db.collection("llama_index_example").count() == nodes
+    for mode in ("default", "text_search", "hybrid"):
+        hits = rag.search(index, "read and write zip archives", mode)
+        assert [h.node.ref_doc_id for h in hits] == ["zipfile"] * 3, mode
+    assert {h.node.ref_doc_id for h in rag.search(index, "archive", "text_search", module="tarfile")} == {"tarfile"}
+    assert {n.node.ref_doc_id for n in rag.answer(index, "how do I open a zip archive?").source_nodes} == {"zipfile"}
+    monkeypatch.setenv("SEMSEARCH_DATABASE_URL", db_url)
+    rag.main(["send an email through a mail server"])
+    assert capsys.readouterr().out.splitlines()[-1] == "sources: ['smtplib']"
