@@ -272,6 +272,12 @@ def test_a_tenants_store_sees_and_clears_its_own_nodes(db):
     b.add([TextNode(id_="b1", text="cats nap")])
     assert a.query(VectorStoreQuery(query_str="cats", similarity_top_k=5)).ids == ["a1"]
     assert [n.node_id for n in b.get_nodes()] == ["b1"]
+    assert [n.node_id for n in a.get_nodes(["a1", "b1"])] == ["a1"]
+    a.delete_nodes(["b1"])  # another tenant's node: left alone
+    assert [n.node_id for n in b.get_nodes(["b1"])] == ["b1"]
+    a.add([TextNode(id_="a2", text="cats again")])
+    a.delete_nodes(["a2"])
+    assert [n.node_id for n in a.get_nodes()] == ["a1"]
     a.clear()
     assert col.count() == 1 and [n.node_id for n in b.get_nodes(["b1"])] == ["b1"]
 

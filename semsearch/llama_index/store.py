@@ -146,7 +146,7 @@ class SemsearchVectorStore(BasePydanticVectorStore):
     ) -> None:
         """Delete the nodes with these ids, or those the filters keep, or those with both (neither: nothing)."""
         col = self._sync("delete_nodes")
-        for keys, where in _selections(node_ids, filters):
+        for keys, where in _selections(node_ids, filters, by_key=self.tenant is None):
             col.delete(keys, where=where, tenant=self.tenant)
 
     async def adelete_nodes(
@@ -155,7 +155,7 @@ class SemsearchVectorStore(BasePydanticVectorStore):
         """:meth:`delete_nodes`, awaited."""
         if self._async_collection is None:
             return await asyncio.to_thread(self.delete_nodes, node_ids, filters)
-        for keys, where in _selections(node_ids, filters):
+        for keys, where in _selections(node_ids, filters, by_key=self.tenant is None):
             await self._async_collection.delete(keys, where=where, tenant=self.tenant)
 
     def clear(self) -> None:
@@ -254,17 +254,25 @@ def _of_document(ref_doc_id: str) -> dict[str, Any]:
 
 
 def _selections(
-    node_ids: list[str] | None, filters: MetadataFilters | None, *, listing: bool = False
+    node_ids: list[str] | None, filters: MetadataFilters | None, *, listing: bool = False, by_key: bool = False
 ) -> list[tuple[list[str] | None, dict[str, Any] | None]]:
-    """(keys, where) pairs whose union is the nodes selected; none when nothing is ("delete nothing")."""
+    """(keys, where) pairs whose union is the nodes selected; none when nothing is ("delete nothing").
+
+    ``by_key``: ids alone select by key; else (a tenant's store: a key names a row of any tenant)
+    by the ``_node_id`` field, with the tenant.
+    """
     where = to_where(filters)
     if node_ids is None:
         return [(None, where)] if where is not None or listing else []
     ids = list(node_ids)
-    if where is None:
+    if where is None and by_key:
         return [(ids, None)] if ids else []
     chunks = [ids[i : i + _IDS_AT_ONCE] for i in range(0, len(ids), _IDS_AT_ONCE)]
-    return [(None, {"$and": [{rows_of.NODE_ID: {"$in": c}}, where]}) for c in chunks]
+    return [(None, _both({rows_of.NODE_ID: {"$in": c}}, where)) for c in chunks]
+
+
+def _both(first: dict[str, Any], second: dict[str, Any] | None) -> dict[str, Any]:
+    return first if second is None else {"$and": [first, second]}
 
 
 def _listing(dims: int, where: dict[str, Any] | None, tenant: str | None) -> dict[str, Any]:
