@@ -1,8 +1,9 @@
 """semsearch.llama_index end to end with llama-index-core's own objects, on a real Postgres.
 
-llama-index-core ships no reusable vector-store test suite (its tests stay in its repository,
-out of the wheel), so the filters are checked against LlamaIndex's own in-memory
-``SimpleVectorStore``: the same documents, the same ``MetadataFilters``, the same nodes kept.
+llama-index-core ships no reusable vector-store test suite (0.14: no tests in the wheel; those in
+its repository, llama-index-core/tests/vector_stores/, test ``SimpleVectorStore`` itself), so the
+filters are checked against that in-memory store instead: the same documents, the same
+``MetadataFilters``, the same nodes kept.
 """
 
 from __future__ import annotations
