@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-citus lint bench bench-full clean browser schema
+.PHONY: demo test test-unit test-citus lint bench bench-full clean browser schema sync
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,9 +67,16 @@ test-unit: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/python tools/schema.py
 
+# the sync modules (semsearch/collection.py, lookups.py, measuring.py, deferred.py, writes.py, repairs.py,
+# staging.py) are generated
+# from their async source in semsearch/aio/; tests/unit/test_one_source.py fails when one is stale
+sync: $(STAMP)
+	$(BIN)/python tools/make_sync.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check semsearch migrations tests bench
-	$(BIN)/ruff format --check semsearch migrations tests bench
+	$(BIN)/ruff check semsearch migrations tests bench tools
+	$(BIN)/ruff format --check semsearch migrations tests bench tools
+	$(BIN)/python tools/make_sync.py --check
 	$(BIN)/mypy
 
 bench: $(STAMP)

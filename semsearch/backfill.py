@@ -67,13 +67,13 @@ class BackfillResult:
 CONTROL_TEXT = "hello"
 
 
-def _held(col: Stored, alias: str) -> sql.Composed:
+def _held(col: Any, alias: str) -> sql.Composed:
     """True for a row (``alias``) in quarantine: an entry for its key and its current text.
 
     The entry must postdate the collection's catalog row: a dropped and re-created
     collection (same table name) does not inherit the entries of the old one.
     """
-    if col.layout.distributed_by is not None:
+    if not col.layout.correlates_local_tables:
         # Citus joins a distributed table with a local one only through an uncorrelated subquery
         return sql.SQL(
             "({a}.key, {a}.content_hash) IN (SELECT q.key, q.content_hash FROM semsearch.quarantine q "
@@ -89,32 +89,40 @@ def _held(col: Stored, alias: str) -> sql.Composed:
 
 def pending_stats(col: Stored, *, include_quarantined: bool = False) -> tuple[int, int]:
     """Rows waiting for an embedding (not those in quarantine), and their total characters."""
-    where = sql.SQL("TRUE") if include_quarantined else sql.SQL("NOT {}").format(_held(col, "p"))
     with col.db.connection() as conn:
-        row = conn.execute(
-            sql.SQL(
-                "SELECT count(*), coalesce(sum(length(content)), 0) FROM {} p WHERE embedding IS NULL AND {}"
-            ).format(col.layout.table, where)
-        ).fetchone()
+        row = conn.execute(pending_statement(col, include_quarantined=include_quarantined)).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
 
 
+def pending_statement(col: Any, *, include_quarantined: bool = False) -> sql.Composed:
+    """The count and total characters of ``col``'s pending rows (``col``: anything with its ``layout``)."""
+    where = sql.SQL("TRUE") if include_quarantined else sql.SQL("NOT {}").format(_held(col, "p"))
+    return sql.SQL(
+        "SELECT count(*), coalesce(sum(length(content)), 0) FROM {} p WHERE embedding IS NULL AND {}"
+    ).format(col.layout.table, where)
+
+
 def quarantined(col: Stored) -> list[tuple[str, str]]:
     """``(key, reason)`` of the rows in quarantine, by key."""
+    with col.db.connection() as conn:
+        return [(r[0], r[1]) for r in conn.execute(quarantined_statement(col)).fetchall()]
+
+
+def quarantined_statement(col: Any) -> sql.Composed:
+    """``(key, reason)`` of ``col``'s rows in quarantine, by key (``col``: anything with its ``layout``)."""
     stmt = sql.SQL(
         "SELECT p.key, q.reason FROM {t} p JOIN semsearch.quarantine q ON q.table_name = {name} AND q.key = p.key "
         "WHERE p.embedding IS NULL AND {held} ORDER BY p.key"
     ).format(t=col.layout.table, name=sql.Literal(col.layout.table_name), held=_held(col, "p"))
-    if col.layout.distributed_by is not None:
+    if not col.layout.correlates_local_tables:
         stmt = sql.SQL(
             "SELECT q.key, q.reason FROM semsearch.quarantine q WHERE q.table_name = {name} "
             "AND q.at >= (SELECT c.created_at FROM semsearch.collections c WHERE c.table_name = {name}) "
             "AND (q.key, q.content_hash) IN (SELECT p.key, p.content_hash FROM {t} p WHERE p.embedding IS NULL) "
             "ORDER BY q.key"
         ).format(t=col.layout.table, name=sql.Literal(col.layout.table_name))
-    with col.db.connection() as conn:
-        return [(r[0], r[1]) for r in conn.execute(stmt).fetchall()]
+    return stmt
 
 
 class _Embedding:
@@ -226,7 +234,7 @@ def backfill(
                         with conn.transaction():
                             # Citus takes row locks (FOR UPDATE) only on one shard: a distributed
                             # collection's update locks its rows itself, and Citus detects deadlocks
-                            if col.layout.distributed_by is None:
+                            if col.layout.locks_rows_first:
                                 conn.execute(lock_rows, [ids])
                             embedded += conn.execute(update, [ids, hashes, vectors]).rowcount
                         if retry_quarantined:
@@ -263,7 +271,7 @@ def _release(conn: psycopg.Connection, col: Stored, keys: list[str]) -> None:
 
 def _forget_stale(conn: psycopg.Connection, col: Stored) -> None:
     """Drop entries that no longer hold: the row is gone, embedded, or its text changed."""
-    if col.layout.distributed_by is not None:
+    if not col.layout.correlates_local_tables:
         conn.execute(
             sql.SQL(
                 "DELETE FROM semsearch.quarantine d WHERE d.table_name = {name} AND (d.key, d.content_hash) NOT IN "

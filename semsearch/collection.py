@@ -1,39 +1,47 @@
-"""A collection: one embedding space in one table; add, delete and search it."""
+# generated from semsearch/aio/collection.py by tools/make_sync.py: do not edit (edit the source, then `make sync`)
+"""A collection: one embedding space in one table; add, delete and search it.
+
+Written once, for asyncio, in ``semsearch/aio/collection.py``; ``semsearch/collection.py``
+(the sync :class:`~semsearch.Collection`) is generated from it by ``tools/make_sync.py``. The hot path
+(count, add, add_many, delete, search, get, search_many, more_like, doctor, pending,
+quarantined) is written here once; the long maintenance calls (explain, backfill, evaluate,
+sweep, tune, tune_hybrid, an index build) run their one sync implementation, in a worker
+thread for the async collection (:func:`semsearch.flavour.offload`).
+"""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg.rows import dict_row
 from tqdm import tqdm
 
-from semsearch import catalog, doctor, explaining, guards, paging, searching, stored, writes
+from semsearch import catalog, explaining, guards, paging, repairs, searching, stored, writes
 from semsearch.catalog import CollectionInfo
+from semsearch.deferred import Deferred
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder
-from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.faces import Connections
+from semsearch.flavour import Records, embed, offload
 from semsearch.handle import Handle, rereads
 from semsearch.lookups import Lookups
 from semsearch.measuring import Measuring
-from semsearch.passages import edits, grouping
+from semsearch.passages import edits
 from semsearch.results import AddResult, SearchResult
+from semsearch.searching import execute
 
 if TYPE_CHECKING:
-    from semsearch.backfill import BackfillResult
+    pass
 
 
-T = TypeVar("T")
-
-
-class Collection(Handle, Measuring, Lookups):
+class Collection(Handle, Measuring, Lookups, Deferred):
     """Rows of text with their embeddings, searchable by meaning.
 
-    Get one from :meth:`Database.create_collection` or :meth:`Database.collection`.
+    Get one from the database's ``create_collection`` or ``collection``.
 
     Example::
 
@@ -63,13 +71,13 @@ class Collection(Handle, Measuring, Lookups):
             col.count(where={"year": {"$gte": 2000}}, tenant="acme")
         """
         for attempt in (1, 2):
-            stmt, params = stored.count_statement(
-                self.layout, where=where, tenant=tenant, documents=self.info.passages is not None
-            )
+            documents = self.info.passages is not None  # a collection with passages counts its documents
+            stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant, documents=documents)
             try:  # the catalog row is checked in the same round trip, as searches do
                 with self.db.connection() as conn, conn.pipeline():
                     found = conn.execute(guards.CHECK, [self.name])
-                    row = conn.execute(stmt, params).fetchone()
+                    cur = conn.execute(stmt, params)
+                    row = cur.fetchone()
                     checked = guards.checked(found.fetchone())
             except psycopg.Error as exc:
                 if attempt > 1 or not rereads(exc) or not self._reload():
@@ -95,7 +103,7 @@ class Collection(Handle, Measuring, Lookups):
         Without ``embeddings`` the collection's embedder embeds the texts, except
         those whose identical text is already stored (its vector is reused).
         ``defer=True`` calls no embedder: new texts are stored pending, invisible
-        to vector search until :meth:`backfill` embeds them (cheap enough for a
+        to vector search until ``backfill`` embeds them (cheap enough for a
         web request's commit hook).
 
         Example::
@@ -104,14 +112,14 @@ class Collection(Handle, Measuring, Lookups):
             col.add(keys=["t1"], contents=["invoice 42"], tenant="acme")   # one tenant for the batch
 
         A collection left without its HNSW index by a killed bulk load or build gets it
-        back first (see :meth:`doctor`; checked at most every 10 s per handle).
+        back first (see ``doctor``; checked at most every 10 s per handle).
         """
-        doctor.ensure_index(self)
+        repairs.ensure_index(self)
         return writes.add(self, keys, contents, embeddings, metadata, tenant, defer=defer, copy_first=False)
 
     def add_many(
         self,
-        records: Iterable[Mapping[str, Any]],
+        records: Records,
         *,
         batch_size: int = 1000,
         progress: bool = False,
@@ -123,12 +131,13 @@ class Collection(Handle, Measuring, Lookups):
         """Stream ``{"key", "content", "metadata"?, "embedding"?, "tenant"?}`` records in batches.
 
         Each batch is one transaction: after a failure the committed batches stay,
-        and running the same input again re-embeds nothing that is stored.
+        and running the same input again re-embeds nothing that is stored. The async
+        collection also takes an async iterable.
 
         ``bulk`` builds the HNSW index once after loading instead of updating it
         row by row (several times faster; searches during the load scan exactly).
         By default it is on when the collection is empty. ``defer`` stores texts
-        without embedding them (see :meth:`add`). Afterwards, a collection created with
+        without embedding them (see ``add``). Afterwards, a collection created with
         ``autotune=True`` (the default) of at least 1,000 rows is tuned to recall@10 >=
         0.99 after a bulk load, or when it has grown 4x since its last tune
         (:func:`semsearch.tune.autotune`; ``result.tuned`` says what it chose);
@@ -147,7 +156,7 @@ class Collection(Handle, Measuring, Lookups):
         """(Re)build the HNSW index on the compressed copy next to the live one and swap it in; return seconds.
 
         Searches go on during the build (and writes too with ``concurrently``); see
-        :meth:`Database.replace_index`.
+        the database's ``replace_index``.
 
         Example::
 
@@ -173,74 +182,8 @@ class Collection(Handle, Measuring, Lookups):
             if not report.healthy:
                 print(col.doctor(repair=True))    # docs: healthy - repaired: built col_docs_hnsw
         """
-        found = doctor.diagnose(self)
-        return doctor.repair(self, found) if repair else found
-
-    def pending(self) -> int:
-        """Rows stored with ``defer=True`` that still wait for an embedding (not those in quarantine)."""
-        from semsearch.backfill import pending_stats
-
-        if self._check_due:
-            self._reload()  # the table the catalog names now
-        return pending_stats(self)[0]
-
-    def quarantined(self) -> list[tuple[str, str]]:
-        """``(key, reason)`` of rows whose text the embedding provider refused; backfill skips them.
-
-        A row leaves quarantine when its text changes, or when
-        ``backfill(retry_quarantined=True)`` embeds it.
-
-        Example::
-
-            col.quarantined()    # [('doc-17', "... refused with status 400 (not retried): the api said ...")]
-        """
-        from semsearch.backfill import quarantined
-
-        return quarantined(self)
-
-    def backfill(
-        self,
-        *,
-        batch_size: int = 256,
-        progress: bool = False,
-        dry_run: bool = False,
-        limit: int | None = None,
-        retry_quarantined: bool = False,
-        watch: bool = False,
-        poll: float = 60.0,
-        stop: threading.Event | None = None,
-    ) -> BackfillResult:
-        """Embed pending rows in resumable batches (see :mod:`semsearch.backfill`).
-
-        Rows whose text the provider refuses go to quarantine (:meth:`quarantined`)
-        instead of failing every run; ``retry_quarantined=True`` tries them again.
-        ``watch=True`` runs as a service (:mod:`semsearch.watch`): after draining it waits
-        for new pending rows (LISTEN/NOTIFY, and every ``poll`` seconds), reconnects when
-        the server goes away, and returns the totals once ``stop`` is set (by default:
-        SIGINT or SIGTERM).
-
-        Example::
-
-            col.backfill(dry_run=True).est_cost_usd    # before paying for it
-            col.backfill(progress=True)
-            col.backfill(watch=True)                   # until SIGTERM
-        """
-        if watch:
-            if dry_run or limit is not None or retry_quarantined:
-                raise ConfigurationError("expected watch=True without dry_run, limit or retry_quarantined")
-            from semsearch.watch import watch as watching
-
-            return watching(self, batch_size=batch_size, poll=poll, stop=stop, progress=progress)
-        from semsearch.backfill import backfill
-
-        return backfill(
-            self,
-            batch_size=batch_size,
-            progress=progress,
-            dry_run=dry_run,
-            limit=limit,
-            retry_quarantined=retry_quarantined,
-        )
+        found = repairs.diagnose(self)
+        return repairs.repair(self, found) if repair else found
 
     def delete(
         self,
@@ -293,21 +236,21 @@ class Collection(Handle, Measuring, Lookups):
         ``mode="text"``: rows with any of the query's words, scored by BM25 (over the
         collection's own statistics). ``mode="hybrid"``: both lists fused in SQL, by
         ``fusion="blend"`` (weighted scores scaled to [0, 1] per list) or ``"rrf"``
-        (weighted reciprocal ranks); unset, the setting :meth:`tune_hybrid` stored, else
+        (weighted reciprocal ranks); unset, the setting ``tune_hybrid`` stored, else
         blend with weights 0.3 (vector) / 0.7 (text). :class:`~semsearch.Hit` says what
         ``score`` means in each mode.
         ``where`` filters on metadata (see :mod:`semsearch.filters`); ``tenant``
         keeps one tenant's rows. Filtered searches still return ``k`` rows whenever
         ``k`` rows match.
         With read replicas (``connect(replicas=...)``) a search runs on one of them and sees
-        a write only once the replica has replayed it; ``fresh=True`` reads the primary.
+        a write only once the replica has replayed it; ``fresh=True`` reads the primary
+        (the async database has no replicas: it always reads the primary).
         ``offset`` skips the best rows (the next page: the search runs for ``k + offset``
         rows, see :mod:`semsearch.paging`); ``score_threshold`` drops hits scored below it
         (then ``complete`` is False when fewer than ``k`` reach it).
-        In a collection with passages a hit is a document: the best ``k`` distinct documents,
-        each with ``passages`` (the passages found, best first) and, for text and hybrid, a
-        highlighted ``snippet``; ``passages=True`` returns the best ``k`` passages instead
-        (each hit's ``passage``). ``where``, ``offset`` and ``score_threshold`` apply as for rows.
+        In a collection with passages a hit is a document: the best ``k`` distinct documents, each
+        with ``passages`` (those found, best first) and, for text and hybrid, a highlighted
+        ``snippet``; ``passages=True`` returns the best ``k`` passages (each hit's ``passage``).
 
         Example::
 
@@ -321,29 +264,9 @@ class Collection(Handle, Measuring, Lookups):
             where=where, tenant=tenant,
         )  # fmt: skip
         page = paging.check_page(k, offset, score_threshold)
-        fused = (fusion, vector_weight, text_weight)
-        if self.info.passages is None:
-            if passages:
-                raise InvalidInputError(f"expected a collection with passages for passages=True, got {self.name!r}")
-            return self._search(page, fused, fresh=fresh, **args)
-        # documents: passages are searched, more of them until k distinct documents are found
-        want = page.k + page.offset
-        fetch = want if passages else grouping.first_fetch(want)
-        while True:
-            found = self._search(paging.Page(k=fetch), fused, fresh=fresh, **args)
-            more = grouping.widen(fetch, got=len(found), distinct=grouping.distinct(found), want=want)
-            if passages or more is None:
-                break
-            fetch = more
-        if passages:
-            result = grouping.passage_hits(page.cut(found), k=page.k)
-        else:
-            result = grouping.documents(found, k=page.k, offset=page.offset, score_threshold=page.score_threshold)
-        if mode in ("text", "hybrid") and result.hits and query:
-            stmt, params = grouping.snippet_statement(self.info.text_config, query, [h.content for h in result])
-            lit = self.db.read(lambda conn: conn.execute(stmt, params).fetchall(), fresh=fresh)
-            result = grouping.with_snippets(result, [r[0] for r in lit])
-        return result
+        if self.info.passages is not None or passages:  # documents (see Lookups._documents)
+            return self._documents(page, (fusion, vector_weight, text_weight), passages=passages, fresh=fresh, **args)
+        return self._search(page, (fusion, vector_weight, text_weight), fresh=fresh, **args)
 
     def _search(
         self, page: paging.Page, fused: tuple[str | None, float | None, float | None], *, fresh: bool, **search: Any
@@ -351,17 +274,16 @@ class Collection(Handle, Measuring, Lookups):
         """One search for a page's rows, on one server, following a migrate-model switch."""
         fusion, vector_weight, text_weight = fused
         args = {**search, "k": page.fetch}
-        request = self._request(**args)
-        request = searching.with_fusion(request, fusion, vector_weight, text_weight)
+        request = searching.with_fusion(self._request(**args), fusion, vector_weight, text_weight)
         # one server for the whole search: its catalog check and a reload read where its statement runs
-        with self.db.router.pinned(fresh=fresh):
+        with self.db.pinned(fresh=fresh):
             for attempt in (1, 2, 3):
                 info, timeout = self.info, self.db.search_timeout
                 p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
                 # is this handle's catalog row still the name's, its index there? Checked in the same round trip
                 check = searching.check_for(p, self.name, due=self._check_due)
                 try:
-                    rows, found = self.db.read(partial(searching.execute, p=p, check=check), fresh=fresh)
+                    rows, found = self.db.read(partial(execute, p=p, check=check), fresh=fresh)
                 except psycopg.errors.QueryCanceled as exc:
                     raise guards.timed_out(exc, timeout) from None
                 except psycopg.OperationalError as exc:
@@ -370,7 +292,7 @@ class Collection(Handle, Measuring, Lookups):
                     if attempt > 1:
                         raise guards.unanswered(exc) from None
                     # the server answers again (or a DatabaseError now, not after the pool's timeout)
-                    self.db.liveness.revive(self.db.pool)
+                    self.db.revive()
                     continue
                 except psycopg.errors.UndefinedObject:
                     # the SQL functions' "unknown collection": dropped since this handle read it
@@ -383,8 +305,7 @@ class Collection(Handle, Measuring, Lookups):
                     if self._answered(check, found):
                         break
                 # the definition changed (migrate-model, alter, distribute): search again with the new one
-                request = self._request(**args)
-                request = searching.with_fusion(request, fusion, vector_weight, text_weight)
+                request = searching.with_fusion(self._request(**args), fusion, vector_weight, text_weight)
         result = page.cut(searching.hits(rows, request, indexed=self._indexed))
         if result.unindexed:
             guards.warn_unindexed(self.name)
@@ -404,47 +325,41 @@ class Collection(Handle, Measuring, Lookups):
         tenant: str | None = None,
         settings: Mapping[str, str] | None = None,
         fresh: bool = False,
+        fusion: str | None = None,
+        vector_weight: float | None = None,
+        text_weight: float | None = None,
     ) -> explaining.Explained:
         """The SQL a search runs, its settings and ``EXPLAIN (ANALYZE, BUFFERS)`` of it (nothing is changed).
 
         ``settings`` adds ``SET LOCAL`` planner settings for this explain only, e.g.
         ``{"enable_seqscan": "off"}`` to see whether the index *can* serve the query.
-        It runs where the search would (a read replica, or the primary with ``fresh=True``).
+        It runs where the search would (a read replica, or the primary with ``fresh=True``);
+        the async collection runs the sync explain in a worker thread. A hybrid search shows the fusion
+        of its two lists, as ``semsearch.hybrid_search()`` runs it.
 
         Example::
 
             print(col.explain(vector=q, k=10))     # look for "Index Scan using col_movies_hnsw"
             col.explain("jet engines", mode="text").plan
+            col.explain("jet engines", mode="hybrid", fusion="rrf").sql
         """
-        if mode == "hybrid":
-            raise InvalidInputError("expected mode 'vector' or 'text' to explain, got 'hybrid' (explain each side)")
         args = dict(
             query=query, vector=vector, k=k, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact,
-            where=where, tenant=tenant,
+            where=where, tenant=tenant, fusion=fusion, vector_weight=vector_weight, text_weight=text_weight,
         )  # fmt: skip
-        request = self._request(**args)
-
-        if self._check_due:
-            self._reload(read=True)  # what a search would run now
-
-        def run(conn: psycopg.Connection) -> explaining.Explained:
-            info = self.info
-            return explaining.explain(
-                conn, self.layout, info.oversample, info.ef_search, request, extra=settings or {},
-                bm25=(info.bm25_k1, info.bm25_b),
-            )  # fmt: skip
-
-        return self.db.read(run, fresh=fresh)
+        return offload(self, _explain, args, settings or {}, fresh)
 
     def _request(self, **search: Any) -> searching.Request:
-        """Check a search's arguments (before any round trip) and embed its query text if needed."""
-        return searching.make_request(
-            dims=self.dims,
-            name=self.name,
-            tenant_required=self.info.tenant_required,
-            embed=lambda text: self.embedder.embed([text])[0],
-            **search,
+        """Check a search's arguments (before any round trip), then embed its query text if needed."""
+        request = searching.check_request(
+            dims=self.dims, name=self.name, tenant_required=self.info.tenant_required, **search
         )
+        if request.mode == "text":
+            return request
+        given = search["vector"]
+        if given is None:
+            given = embed(self.embedder, [search["query"]])[0]
+        return searching.with_vector(request, given, dims=self.dims)
 
     def _reload(self, *, read: bool = False) -> bool:
         """Re-read the catalog row (``read``: where searches read); whether the definition changed.
@@ -452,6 +367,30 @@ class Collection(Handle, Measuring, Lookups):
         See :meth:`Handle._follow`: an embedder made from an old model is dropped.
         """
         if read:
-            return self._follow(self.db.read(partial(catalog.read, name=self.name)))
+            return self._follow(self.db.read(partial(_read_info, name=self.name)))
         with self.db.connection() as conn:
-            return self._follow(catalog.read(conn, self.name))
+            return self._follow(_read_info(conn, self.name))
+
+
+def _read_info(conn: psycopg.Connection[Any], name: str) -> CollectionInfo:
+    """One collection's catalog row (:func:`semsearch.catalog.read`)."""
+    cur = conn.cursor(row_factory=dict_row)
+    cur.execute(catalog.select_statement(name))
+    return catalog.found(cur.fetchone(), name)
+
+
+def _explain(col: Any, args: dict[str, Any], settings: Mapping[str, str], fresh: bool) -> explaining.Explained:
+    """``explain`` on a sync collection: the request checked and embedded, then EXPLAIN where a search reads."""
+    fusion, vector_weight, text_weight = (args.pop(name) for name in ("fusion", "vector_weight", "text_weight"))
+    request = searching.with_fusion(col._request(**args), fusion, vector_weight, text_weight)
+    if col._check_due:
+        col._reload(read=True)  # what a search would run now
+
+    def run(conn: psycopg.Connection[Any]) -> explaining.Explained:
+        info = col.info
+        return explaining.explain(
+            conn, col.layout, info.oversample, info.ef_search, request, extra=settings,
+            bm25=(info.bm25_k1, info.bm25_b), hybrid=info.hybrid,
+        )  # fmt: skip
+
+    return col.db.read(run, fresh=fresh)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
@@ -118,6 +118,27 @@ class Database:
         """
         return self.router.read(fn, primary=self.connection, fresh=fresh)
 
+    def pinned(self, *, fresh: bool = False) -> AbstractContextManager[None]:
+        """Every :meth:`read` of this thread inside the block on one server (see :meth:`Router.pinned`).
+
+        Example::
+
+            with db.pinned():
+                col.evaluate(sample=100)      # exact and approximate answers from the same replica
+        """
+        return self.router.pinned(fresh=fresh)
+
+    def revive(self) -> None:
+        """After a connection broke: the server answers (the embedded one started again), else DatabaseError at once.
+
+        Then the pool's dead connections are replaced (see :attr:`liveness`).
+
+        Example::
+
+            db.revive()
+        """
+        self.liveness.revive(self.pool)
+
     @property
     def replicas(self) -> tuple[ReplicaStatus, ...]:
         """The read replicas and what the router knows of them (up, reads answered, failures)."""
@@ -205,8 +226,7 @@ class Database:
                 conn.execute(ddl.TEXT_CONFIG_CHECK, [text_config])
             except psycopg.errors.UndefinedObject as exc:
                 raise ddl.unknown_text_config(text_config) from exc
-            if info.distributed_by is not None:
-                distributed.check_citus(conn)
+            distributed.check_cluster(conn, info)
             for stmt in ddl.create_statements(info):
                 conn.execute(stmt)
         return self.collection(name, embedder=embedder, passages=passages)

@@ -133,7 +133,7 @@ def _bm25_param(name: str, value: Any, lo: float, hi: float) -> float:
 def create_statements(info: CollectionInfo) -> list[sql.Composed]:
     """Table, storage, indexes and catalog row of a new collection (run in one transaction).
 
-    A distributed one (``info.distributed_by``) is sharded before its functions are made,
+    A distributed one (:attr:`Layout.distributed`) is sharded before its functions are made,
     and has no BM25 statistics (see :mod:`semsearch.distributed`).
     """
     layout = info.layout
@@ -143,7 +143,7 @@ def create_statements(info: CollectionInfo) -> list[sql.Composed]:
         stmts.append(storage)
     stmts += layout.secondary_indexes_sql()
     stmts.append(layout.stale_trigger_sql())
-    if info.distributed_by is None:
+    if layout.statement_triggers:
         # on Citus they would run on the workers, where no catalog says which collection a shard is
         # and no watcher listens: a watcher of a distributed collection polls
         stmts += layout.pending_trigger_sql()
@@ -155,7 +155,7 @@ def create_statements(info: CollectionInfo) -> list[sql.Composed]:
             )
         )
     stmts.append(layout.hnsw_index_sql(m=info.hnsw_m, ef_construction=info.hnsw_ef_construction))
-    if info.distributed_by is None:
+    if layout.statement_triggers:
         # BM25 statistics, kept exact by triggers from the first row on
         stmts += bm25.create_statements(layout.table_name)
     else:
@@ -272,7 +272,7 @@ def index_build(info: CollectionInfo, *, concurrently: bool, replan: bool = Fals
     swap = swap_index_statements(info, replan=replan)
     # a distributed collection's transaction changes shards, then re-creates functions, which Citus
     # propagates to the workers: it must use one connection per node from its start
-    sequential = [distributed.SEQUENTIAL] if info.distributed_by is not None else []
+    sequential = [distributed.SEQUENTIAL] if info.layout.distributed else []
     if not concurrently:
         return IndexBuild(False, [*sequential, drop_next, *settings_sql(BUILD_SETTINGS, local=True)], [build], [], swap)
     swap = [*sequential, *swap]
@@ -376,7 +376,7 @@ def grant_statements(info: CollectionInfo, role: str, *, write: bool = False) ->
         sql.SQL("GRANT USAGE ON SCHEMA semsearch TO {}").format(who),
         sql.SQL("GRANT SELECT ON semsearch.alembic_version, semsearch.collections, {} TO {}").format(table, who),
     ]
-    if info.distributed_by is None:
+    if info.layout.statement_triggers:
         # text search reads the BM25 statistics; the triggers that write them run as their owner
         # (a distributed collection has none: it ranks by ts_rank)
         stmts.append(sql.SQL("GRANT SELECT ON {} TO {}").format(stats, who))

@@ -78,6 +78,12 @@ def check_citus(conn: psycopg.Connection) -> None:
         )
 
 
+def check_cluster(conn: psycopg.Connection, info: CollectionInfo) -> None:
+    """Before ``info``'s table is created: a distributed one needs a Citus coordinator with workers."""
+    if info.layout.distributed:
+        check_citus(conn)
+
+
 def distributed_info(info: CollectionInfo, by: str) -> CollectionInfo:
     """``info`` distributed by ``by`` (by tenant, every row needs one; searches may still span tenants)."""
     return replace(info, distributed_by=check_by(by))
@@ -85,7 +91,7 @@ def distributed_info(info: CollectionInfo, by: str) -> CollectionInfo:
 
 def prefix(info: CollectionInfo) -> list[sql.Composed]:
     """The settings a transaction that creates or distributes ``info``'s table starts with (none for a plain one)."""
-    if info.distributed_by is None:
+    if not info.layout.distributed:
         return []
     return [
         # without Citus, say so in semsearch's words rather than "function create_distributed_table does not exist"
@@ -101,12 +107,9 @@ def prefix(info: CollectionInfo) -> list[sql.Composed]:
 def distribute(conn: psycopg.Connection, old: CollectionInfo, by: str) -> None:
     """Distribute ``old``'s table by ``by`` in the caller's transaction, after checking it can be."""
     new = distributed_info(old, by)
-    if old.distributed_by is not None:
-        raise ConfigurationError(
-            f"expected a collection on one server, got {old.name!r} distributed by {old.distributed_by}"
-        )
+    old.layout.check_one_server()
     check_citus(conn)
-    if by == "tenant":
+    if new.layout.tenant_in_key:
         row = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE tenant IS NULL").format(old.layout.table)).fetchone()
         if row and row[0]:
             raise ConfigurationError(
@@ -127,7 +130,7 @@ def distribute_statements(old: CollectionInfo, new: CollectionInfo) -> list[sql.
     table = layout.table
     names = layout.table_name
     stmts: list[sql.Composed] = [*prefix(new), *bm25.drop_statements(names), *layout.drop_pending_trigger_sql()]
-    if new.distributed_by == "tenant":
+    if layout.tenant_in_key:
         stmts.append(sql.SQL("ALTER TABLE {} ALTER COLUMN tenant SET NOT NULL").format(table))
     stmts += [
         sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, sql.Identifier(names + "_pkey")),

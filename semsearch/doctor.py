@@ -11,29 +11,26 @@ Killed (``kill -9``, a lost host) before the end, they leave one of:
   cut, valid when the swap never ran), which every write keeps up to date for nothing.
 
 Searches then scan every row (they say so: :class:`~semsearch.errors.UnindexedWarning`).
-:func:`diagnose` finds these, :func:`repair` builds the index next to the live one and
-swaps it in (:meth:`Database.replace_index`, concurrently) or drops a leftover. Nothing is
+:func:`~semsearch.repairs.diagnose` finds these, :func:`~semsearch.repairs.repair` builds the index next
+to the live one and swaps it in (:meth:`Database.replace_index`, concurrently) or drops a leftover. Nothing is
 repaired while another session builds or bulk-loads the collection (``busy``: its DDL
-lock, or the bulk-load lock :func:`bulk_lock` holds, is taken): that is work under way,
+lock, or the bulk-load lock :func:`~semsearch.repairs.bulk_lock` holds, is taken): that is work under way,
 not a crash. ``Collection.add``/``add_many``, ``Collection.doctor`` and
-``semsearch doctor`` run them; the async API does the same with its own driver calls.
+``semsearch doctor`` run them; their I/O is :mod:`semsearch.repairs` (generated from
+:mod:`semsearch.aio.repairs`, the one source of both flavours).
 """
 
 from __future__ import annotations
 
-import time
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from psycopg import sql
 
-from semsearch import changes, guards
-from semsearch.errors import DatabaseError, PermissionDeniedError, UnindexedWarning
-from semsearch.faces import Stored
+from semsearch import guards
+from semsearch.errors import DatabaseError, UnindexedWarning
 from semsearch.layout import Layout
 
 #: the table's HNSW indexes by name: valid (and ready), operator class
@@ -140,55 +137,9 @@ def report(layout: Layout, name: str, indexes: Sequence[tuple[Any, ...]], busy: 
     return DoctorReport(name, layout.table_name, bool(live), valid, leftovers, bool(busy[0]), bool(busy[1]))
 
 
-def diagnose(col: Stored) -> DoctorReport:
-    """The state of ``col``'s HNSW index (nothing is changed); the handle's searches learn it too.
-
-    Judged by the catalog's row as it is now: a handle's older row would take another plan's
-    index for a broken one, and "repair" it back to the old plan.
-    """
-    col._reload()
-    with col.db.connection() as conn:
-        (indexes_step, busy_step) = inspect_steps(col.layout, col.name)
-        indexes = conn.execute(*indexes_step).fetchall()
-        busy = conn.execute(*busy_step).fetchone()
-    found = report(col.layout, col.name, indexes, busy)  # type: ignore[arg-type]
-    col._indexed = found.valid
-    return found
-
-
 def drop_leftovers_steps(layout: Layout) -> list[sql.Composed]:
     """Drop a killed build's ``_hnsw_next`` (outside a transaction, under the DDL lock)."""
     return [sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(layout.index_name("hnsw_next", schema=True))]
-
-
-def repair(col: Stored, found: DoctorReport) -> DoctorReport:
-    """Fix what ``found`` says: build a missing or invalid index (concurrently), drop a leftover.
-
-    Only the table's owner can: another role gets a :class:`~semsearch.errors.DatabaseError`.
-    """
-    try:
-        return _repair(col, found)
-    except (psycopg.errors.InsufficientPrivilege, PermissionDeniedError) as exc:
-        raise not_owner(found, exc) from None
-
-
-def _repair(col: Stored, found: DoctorReport) -> DoctorReport:
-    if found.healthy or found.busy:
-        return found
-    if not (found.indexed and found.valid):
-        # builds <table>_hnsw_next (dropping a leftover first) and swaps it in, concurrently
-        col.db.replace_index(col.info, concurrently=True)
-        return replace(diagnose(col), repaired=(f"built {found.table}_hnsw",))
-    with col.db.connection() as conn:
-        # one try: a session holding the DDL lock is building, and its _hnsw_next is no leftover
-        if not conn.execute(changes.TRY_LOCK, [col.name]).fetchone()[0]:  # type: ignore[index]
-            return replace(found, building=True)
-        try:
-            for stmt in drop_leftovers_steps(col.layout):
-                conn.execute(stmt)
-        finally:
-            conn.execute(changes.UNLOCK, [col.name])
-    return replace(diagnose(col), repaired=tuple(f"dropped {name}" for name in found.leftovers))
 
 
 def not_owner(found: DoctorReport, exc: Exception) -> DatabaseError:
@@ -202,29 +153,3 @@ def not_owner(found: DoctorReport, exc: Exception) -> DatabaseError:
 def unrepaired(found: DoctorReport, exc: DatabaseError) -> None:
     """A write that could not repair the index goes on, and says so."""
     warnings.warn(f"{'; '.join(found.problems)}, and it stays: {exc}", UnindexedWarning, stacklevel=4)
-
-
-def ensure_index(col: Stored) -> None:
-    """Before a write: repair what a killed load or build left (checked at most every :data:`CHECK_SECONDS`)."""
-    if time.monotonic() < col._index_checked_until:
-        return
-    found = diagnose(col)
-    if not found.healthy:
-        try:
-            found = repair(col, found)
-        except DatabaseError as exc:
-            unrepaired(found, exc)
-    if found.healthy:
-        col._index_checked_until = time.monotonic() + CHECK_SECONDS
-
-
-@contextmanager
-def bulk_lock(col: Stored) -> Iterator[None]:
-    """Mark a bulk load (its index dropped on purpose) for as long as it runs: no one repairs it meanwhile.
-
-    A session lock on a connection of its own, outside the pool: it goes when the load
-    ends, or with the connection when the loading process is killed.
-    """
-    with psycopg.connect(col.db.url, autocommit=True) as conn:
-        conn.execute(BULK_LOCK, [col.name])
-        yield

@@ -123,7 +123,7 @@ _DISTRIBUTED_SIZES = (
 
 def sizes(col: Searchable) -> tuple[int, int, int]:
     """(HNSW index, table with TOAST and indexes, all indexes) in bytes; of all shards when distributed."""
-    if col.info.distributed_by is not None:
+    if col.layout.distributed:
         table = f"{SCHEMA}.{col.layout.table_name}"  # a regclass literal, sent as a parameter
         row = col.db.read(
             lambda conn: conn.execute(_DISTRIBUTED_SIZES, {"t": table, "hnsw": _SHARD_HNSW_BYTES}).fetchone()

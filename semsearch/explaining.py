@@ -2,14 +2,16 @@
 
 :meth:`Collection.explain` and ``semsearch explain`` come here; the statement is the one
 :func:`semsearch.searching.plan` chooses (for the SQL functions' searches, the per-collection
-statement they call, with the filter inline), run and rolled back.
+statement they call, with the filter inline; for a hybrid search, the fusion of the two lists as
+``hybrid_search()`` fuses them), run and rolled back. Every decision in it comes from
+:mod:`semsearch.planner`, as the search's own.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -45,6 +47,16 @@ class Explained:
         return f"{sets}{self.sql};\n\n{self.plan}"
 
 
+@dataclass(frozen=True)
+class Composed:
+    """The statement a search runs, as explain shows it: values inline but the query's, and its settings."""
+
+    statement: sql.SQL | sql.Composed
+    params: dict[str, Any]
+    settings: dict[str, str]
+    distributed: bool = False
+
+
 def explain(
     conn: psycopg.Connection,
     layout: Layout,
@@ -54,63 +66,104 @@ def explain(
     *,
     extra: Mapping[str, str] | None = None,
     bm25: tuple[float, float] = (K1, B),
+    hybrid: Mapping[str, Any] | None = None,
 ) -> Explained:
     """EXPLAIN (ANALYZE, BUFFERS) of the statement ``request`` runs, with its settings, rolled back.
 
     Filtered, text and hybrid searches run inside the SQL functions: explained here is
-    the per-collection statement they call, with the filter inline, composed as those functions
-    were (with the collection's BM25 ``(k1, b)``: the catalog's, not the defaults).
+    the per-collection statement they call (:func:`compose`), with the filter inline, composed as
+    those functions were (with the collection's BM25 ``(k1, b)`` and tuned ``hybrid`` setting).
+    """
+    c = compose(conn, layout, oversample, info_ef, request, bm25=bm25, hybrid=hybrid)
+    text = c.statement.as_string(conn)
+    with conn.transaction(force_rollback=True):
+        if c.distributed:
+            conn.execute(searching.PROPAGATE)
+            for name, value in c.settings.items():
+                conn.execute(searching.set_local(name, value))
+        for name, value in {**c.settings, **(extra or {})}.items():
+            conn.execute("SELECT set_config(%s, %s, true)", [name, value])
+        rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, SUMMARY) {}").format(c.statement), c.params).fetchall()
+    return Explained(sql=text, settings=c.settings, plan=shorten("\n".join(r[0] for r in rows)))
+
+
+def compose(
+    conn: psycopg.Connection,
+    layout: Layout,
+    oversample: float,
+    info_ef: int | None,
+    request: searching.Request,
+    *,
+    bm25: tuple[float, float] = (K1, B),
+    hybrid: Mapping[str, Any] | None = None,
+) -> Composed:
+    """The statement and settings ``request`` runs, decided by :mod:`semsearch.planner` as the search decides.
+
+    A Python search's own statement (:func:`semsearch.searching.plan`), else the statement of the
+    per-collection function ``semsearch.search()``, ``text_search()`` or ``hybrid_search()`` calls, with
+    the values those decide (a filter's exact-or-index asks the SQL planner function, on the same
+    estimate), fused as ``hybrid_search()`` fuses for a hybrid search.
     """
     p = searching.plan(layout, "", oversample, info_ef, request)
-    settings = dict(p.settings)
-    statement: sql.SQL | sql.Composed = p.statement
-    params: dict[str, Any] = {"q": request.vector}
-    if layout.distributed_by == "tenant" and request.tenant is not None and request.mode == "vector":
-        params = p.params  # routed to the tenant's shard (see search._routed)
-    elif request.mode != "vector" or request.filtered:
-        spec = statements.spec_filter(sql.Literal(Jsonb(searching.spec(request))))
-        k = sql.Literal(request.k)
-        if request.mode == "text":
-            statement, params = (
-                statements.text(
-                    layout,
-                    query=sql.Placeholder("text"),
-                    k=k,
-                    where=spec,
-                    tenant=sql.Literal(request.tenant),
-                    k1=bm25[0],
-                    b=bm25[1],
-                ),
-                {"text": request.text},
-            )
-        elif request.exact or (
-            request.mode == "vector" and _exact_by_filter(conn, layout, searching.spec(request), request, oversample)
-        ):
-            statement = statements.exact(layout, q=searching.Q, k=k, where=spec)
-        else:
-            n = planner.candidates(request.k, request.oversample or oversample)
-            statement = statements.ann(layout, q=searching.Q, k=k, candidates=sql.Literal(n), where=spec)
-            settings = {
-                "hnsw.ef_search": str(planner.ef_search(request.ef_search, info_ef, n)),
-                "hnsw.iterative_scan": "relaxed_order",
-            }
-    text = statement.as_string(conn)
-    with conn.transaction(force_rollback=True):
-        if p.distributed:
-            conn.execute(searching.PROPAGATE)
-            for name, value in settings.items():
-                conn.execute(searching.set_local(name, value))
-        for name, value in {**settings, **(extra or {})}.items():
-            conn.execute("SELECT set_config(%s, %s, true)", [name, value])
-        rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, SUMMARY) {}").format(statement), params).fetchall()
-    return Explained(sql=text, settings=settings, plan=shorten("\n".join(r[0] for r in rows)))
+    distributed = p.distributed
+    if request.mode == "vector" and (not request.filtered or (layout.routes_by_tenant and request.tenant)):
+        params = p.params if layout.routes_by_tenant and request.tenant is not None else {"q": request.vector}
+        return Composed(p.statement, params, dict(p.settings), distributed)
+    spec = searching.spec(request)
+    spec_sql = sql.Literal(Jsonb(spec)) if spec is not None else sql.SQL("NULL")
+    k1, b = planner.bm25(*bm25)
+    if request.mode == "text":
+        stmt = statements.text_call(
+            layout, query=_TEXT, k=sql.Literal(request.k), spec=spec_sql, filtered=spec is not None, k1=k1, b=b
+        )
+        return Composed(stmt, {"text": request.text}, {}, distributed)
+    if request.mode == "vector":
+        stmt, settings = _vector_list(conn, layout, oversample, info_ef, request, spec, spec_sql)
+        return Composed(stmt, {"q": request.vector}, settings, distributed)
+    h = planner.hybrid(
+        request.k,
+        fusion=request.fusion,
+        vector_weight=request.vector_weight,
+        text_weight=request.text_weight,
+        tuned=hybrid,
+    )
+    # the lists as hybrid_search() asks them: search() and text_search() for list_size rows, nothing else
+    listed = replace(request, k=h.list_size, oversample=None, ef_search=None, exact=False)
+    vector, settings = _vector_list(conn, layout, oversample, info_ef, listed, spec, spec_sql)
+    text = statements.text_call(
+        layout, query=_TEXT, k=sql.Literal(h.list_size), spec=spec_sql, filtered=spec is not None, k1=k1, b=b
+    )
+    plan = sql.SQL(
+        "SELECT {}::text AS fusion, {}::float8 AS vector_weight, {}::float8 AS text_weight, "
+        "{}::integer AS list_size, {}::integer AS rrf_k"
+    ).format(*map(sql.Literal, (h.fusion, h.vector_weight, h.text_weight, h.list_size, h.rrf_k)))
+    stmt = statements.fused(plan=plan, vector=vector, text=text, k=sql.Literal(request.k))
+    return Composed(stmt, {"q": request.vector, "text": request.text}, settings, distributed)
 
 
-def _exact_by_filter(
-    conn: psycopg.Connection, layout: Layout, spec: Any, request: searching.Request, oversample: float
-) -> bool:
-    """What ``semsearch.search()`` decides for this filter: the planner's SQL function, on the same estimate."""
+_TEXT = sql.Placeholder("text")
+
+
+def _vector_list(
+    conn: psycopg.Connection,
+    layout: Layout,
+    oversample: float,
+    info_ef: int | None,
+    request: searching.Request,
+    spec: Any,
+    spec_sql: sql.Composable,
+) -> tuple[sql.Composed, dict[str, str]]:
+    """What ``semsearch.search()`` runs for ``request``: ``<table>_exact`` or ``<table>_ann``, and its settings."""
+    k = sql.Literal(request.k)
     n = planner.candidates(request.k, request.oversample or oversample)
+    if request.exact or (spec is not None and _exact_by_filter(conn, layout, spec, n)):
+        return statements.exact_call(layout, q=searching.Q, k=k, spec=spec_sql), {}
+    stmt = statements.ann_call(layout, q=searching.Q, k=k, candidates=sql.Literal(n), spec=spec_sql)
+    return stmt, planner.vector_settings(planner.ef_search(request.ef_search, info_ef, n), filtered=spec is not None)
+
+
+def _exact_by_filter(conn: psycopg.Connection, layout: Layout, spec: Any, n: int) -> bool:
+    """What ``semsearch.search()`` decides for this filter: the planner's SQL function, on the same estimate."""
     stmt = sql.SQL(
         "SELECT semsearch.plan_exact({}({}::jsonb), (SELECT reltuples FROM pg_class WHERE oid = {}::regclass), {})"
     ).format(

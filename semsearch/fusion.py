@@ -24,15 +24,13 @@ from semsearch import catalog
 from semsearch.errors import InvalidInputError
 from semsearch.evaluate import ndcg
 from semsearch.faces import Searchable
+from semsearch.planner import DEFAULT_FUSION, DEFAULT_TEXT_WEIGHT, FUSIONS
 from semsearch.readers import Qrels, read_qrels
 
-FUSIONS = ("blend", "rrf")
 #: the text list's share of the weight; the vector list gets the rest
 TEXT_SHARES = (0.2, 0.35, 0.5, 0.65, 0.8)
-#: what hybrid_search() uses when nothing was tuned (measured on Cranfield with the local model:
-#: blend 0.3/0.7 nDCG@10 0.376, text 0.361, vector 0.308, rrf 0.5/0.5 0.374; see README)
-DEFAULT_FUSION = "blend"
-DEFAULT_TEXT_SHARE = 0.7
+#: what hybrid search uses when nothing was tuned: the planner's default (its text weight is its share)
+DEFAULT_TEXT_SHARE = DEFAULT_TEXT_WEIGHT
 
 
 @dataclass(frozen=True)

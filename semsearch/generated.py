@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from semsearch import bm25, statements
+from semsearch import bm25, planner, statements
 from semsearch.catalog import CollectionInfo
 
 #: the statements version the SQL functions compare a catalog row with (``collection_for_search``),
@@ -33,7 +33,8 @@ def functions(info: CollectionInfo) -> list[sql.Composed]:
         for stmt in functions(db.collection("docs").info):
             conn.execute(stmt)
     """
-    return statements.function_statements(info.layout, k1=info.bm25_k1, b=info.bm25_b)
+    k1, b = planner.bm25(info.bm25_k1, info.bm25_b)
+    return statements.function_statements(info.layout, k1=k1, b=b)
 
 
 def regenerate_statements(info: CollectionInfo, *, has_statistics: bool) -> list[sql.Composed]:
@@ -47,7 +48,7 @@ def regenerate_statements(info: CollectionInfo, *, has_statistics: bool) -> list
         sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(layout.stale_trigger_name, layout.table),
         layout.stale_trigger_sql(),
     ]
-    if info.distributed_by is None:
+    if layout.statement_triggers:
         tenants = info.tenant_setting is not None
         stmts += layout.drop_pending_trigger_sql() + layout.pending_trigger_sql()
         if has_statistics:

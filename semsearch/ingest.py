@@ -1,7 +1,7 @@
-"""Validate rows and write them: COPY into a staging table, then one upsert.
+"""Validate rows and make the statements that write them: COPY into a staging table, then one upsert.
 
 A batch is checked completely before anything is sent, and written in one
-transaction, so it lands whole or not at all.
+transaction, so it lands whole or not at all (the round trips: :mod:`semsearch.staging`).
 """
 
 from __future__ import annotations
@@ -124,8 +124,9 @@ def key_order(rows: Rows) -> list[int]:
     return sorted(range(len(rows.keys)), key=rows.keys.__getitem__)
 
 
-#: read by semsearch.reset_stale_embedding(): semsearch's own upsert in this transaction
-UPSERT_SETTING = sql.SQL("SELECT set_config('semsearch.upsert', 'on', true)")
+#: read by semsearch.reset_stale_embedding(): semsearch's own upsert in this transaction (on Citus the
+#: trigger runs on the workers: :meth:`Layout.set_local_sql` sends it there)
+UPSERT_SETTING = {"semsearch.upsert": "on"}
 
 
 def stage_statements(layout: Layout) -> list[sql.SQL | sql.Composed]:
@@ -138,15 +139,8 @@ def stage_statements(layout: Layout) -> list[sql.SQL | sql.Composed]:
         sql.SQL("TRUNCATE {}").format(stage(layout)),
         # this upsert sets each row's vector itself (the given one, the stored one for an
         # unchanged text, or none): the stale-vector trigger is for other writers
-        *([UPSERT_SETTING] if layout.distributed_by is None else _UPSERT_ON_WORKERS),
+        *layout.set_local_sql(UPSERT_SETTING),
     ]
-
-
-#: on Citus the stale-vector trigger runs on the workers: the setting must reach them (SET LOCAL, propagated)
-_UPSERT_ON_WORKERS = [
-    sql.SQL("SET LOCAL citus.propagate_set_commands = 'local'"),
-    sql.SQL("SET LOCAL semsearch.upsert = 'on'"),
-]
 
 
 def stage(layout: Layout) -> sql.Identifier:
@@ -175,7 +169,7 @@ def upsert_statement(layout: Layout) -> sql.Composed:
         keep=_KEEP_EMBEDDING,
         unique=layout.unique_key,
         # distributed by tenant a key is stored once per tenant, and Citus refuses to update a distribution column
-        tenant=sql.SQL("" if layout.distributed_by == "tenant" else "tenant = EXCLUDED.tenant, "),
+        tenant=sql.SQL("" if layout.tenant_in_key else "tenant = EXCLUDED.tenant, "),
     )
 
 
@@ -190,47 +184,6 @@ def conflict_error(layout: Layout, rows: Rows, exc: Exception) -> WriteConflictE
         f"expected to write {len(rows.keys)} rows to {layout.name!r}, got a {what} twice "
         "from concurrent writers; nothing of the batch was written"
     )
-
-
-def write(
-    conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: Sequence[np.ndarray | None]
-) -> tuple[int, int]:
-    """Upsert one checked batch in the caller's transaction; return (inserted, updated).
-
-    A ``None`` vector leaves the row pending for :func:`semsearch.backfill.backfill`;
-    it keeps its stored vector if its text did not change.
-
-    Rows are written (and so locked) in byte order of key, whatever order the batch
-    has: two writers of overlapping keys then wait for each other instead of
-    deadlocking. Should a deadlock still happen (a writer outside semsearch), the
-    upsert runs once more in a savepoint, then raises :class:`WriteConflictError`.
-    """
-    for stmt in stage_statements(layout):
-        conn.execute(stmt)
-    _copy(conn, stage(layout), rows, vectors)
-    upsert = upsert_statement(layout)
-    for attempt in (1, 2):
-        try:
-            # a savepoint: a deadlock aborts only the upsert, whose locks it releases
-            with conn.transaction():
-                got = conn.execute(upsert).fetchone()
-            break
-        except CONFLICTS as exc:
-            if attempt == 2:
-                raise conflict_error(layout, rows, exc) from exc
-    assert got is not None
-    return int(got[0]), int(got[1])
-
-
-def copy_new(conn: psycopg.Connection, layout: Layout, rows: Rows, vectors: Sequence[np.ndarray | None]) -> int:
-    """COPY a batch of new keys straight into the table: twice the rows/s of :func:`write`.
-
-    Raises ``UniqueViolation`` if a key exists; run it in a savepoint and fall back to
-    :func:`write` then.
-    """
-    # in key order, like write(): a concurrent writer of the same new keys waits, then fails over
-    _copy(conn, layout.table, rows, vectors, order=key_order(rows))
-    return len(rows.keys)
 
 
 #: the COPY's column types, in :func:`copy_statement`'s order
@@ -250,33 +203,12 @@ def copy_records(
         yield (rows.keys[i], rows.contents[i], Jsonb(rows.metadata[i]), rows.tenants[i], vectors[i])
 
 
-def _copy(
-    conn: psycopg.Connection,
-    table: sql.Composable,
-    rows: Rows,
-    vectors: Sequence[np.ndarray | None],
-    order: Sequence[int] | None = None,
-) -> None:
-    with conn.cursor() as cur, cur.copy(copy_statement(table)) as copy:
-        copy.set_types(COPY_TYPES)
-        for record in copy_records(rows, vectors, order):
-            copy.write_row(record)
-
-
 def stored_vectors_statement(layout: Layout) -> sql.Composed:
     """Vectors already stored for a list of content hashes (the one parameter): ``(hash, vector)`` rows."""
     return sql.SQL(
         "SELECT DISTINCT ON (content_hash) content_hash, embedding::vector FROM {} "
         "WHERE content_hash = ANY(%s) AND embedding IS NOT NULL"
     ).format(layout.table)
-
-
-def stored_vectors(conn: psycopg.Connection, layout: Layout, hashes: list[bytes]) -> dict[bytes, np.ndarray]:
-    """Vectors already stored for these content hashes (same collection: same model and dims)."""
-    if not hashes:
-        return {}
-    rows = conn.execute(stored_vectors_statement(layout), [list(set(hashes))]).fetchall()
-    return known_vectors(rows)
 
 
 def known_vectors(found: Iterable[tuple[Any, Any]]) -> dict[bytes, np.ndarray]:
@@ -306,7 +238,7 @@ def check_tenants(rows: Rows, info: CollectionInfo) -> None:
     """The rows of one batch have a tenant each, where the collection needs one."""
     if info.tenant_required:
         check_tenants_required(rows, info.name)
-    elif info.distributed_by == "tenant":
+    elif info.layout.tenant_in_key:
         check_tenants_required(rows, info.name, why="distributed by tenant")
 
 
@@ -326,7 +258,7 @@ def batch_columns(batch: Sequence[Mapping[str, Any]]) -> tuple[list[Any], list[A
 
 def delete_statement(layout: Layout) -> sql.Composed:
     """Delete rows by a list of keys (the one parameter); its rowcount is how many existed."""
-    if layout.distributed_by is not None:
+    if not layout.locks_rows_first:
         # Citus locks rows across shards only in a router query: each shard deletes its own keys
         # (and detects distributed deadlocks itself)
         return sql.SQL("DELETE FROM {t} WHERE key = ANY(%s)").format(t=layout.table)

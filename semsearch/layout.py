@@ -146,6 +146,87 @@ class Layout:
             *((f"{table_name}_{s}_pkey", f"{s}_pkey index") for s in bm25_tables),
         ]
 
+    # -- distribution (Citus): every decision that depends on it is asked here, never branched on elsewhere --
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the table is a Citus distributed table: one table per shard on the workers."""
+        return self.distributed_by is not None
+
+    @property
+    def tenant_in_key(self) -> bool:
+        """Whether a row is identified by ``(tenant, key)``: distributed by tenant.
+
+        Every row then needs a tenant, and an upsert never changes a row's tenant (Citus
+        refuses to update a distribution column; a key is stored once per tenant).
+        """
+        return self.distributed_by == "tenant"
+
+    @property
+    def routes_by_tenant(self) -> bool:
+        """Whether a statement restricted to one tenant runs on that tenant's shard only (distributed by tenant)."""
+        return self.distributed_by == "tenant"
+
+    @property
+    def statement_triggers(self) -> bool:
+        """Whether the table has statement triggers: BM25's statistics and the pending rows' notification.
+
+        With them, text search ranks by BM25 and ``backfill --watch`` is woken by a notification.
+        A distributed table has none: they would run on each worker, where no catalog says which
+        collection a shard is, and write across nodes. Its text search ranks by ``ts_rank`` and a
+        watcher polls.
+        """
+        return not self.distributed
+
+    @property
+    def locks_rows_first(self) -> bool:
+        """Whether writers lock rows in key order (``FOR UPDATE``) before changing them, so they wait, not deadlock.
+
+        Not distributed: Citus takes such locks on one shard only; each shard changes its own
+        rows and Citus detects distributed deadlocks itself.
+        """
+        return not self.distributed
+
+    @property
+    def correlates_local_tables(self) -> bool:
+        """Whether a statement may join the table with a local one (the quarantine) by a correlated subquery.
+
+        Citus joins a distributed table with a local one only through an uncorrelated subquery.
+        """
+        return not self.distributed
+
+    def set_local_sql(self, settings: dict[str, str]) -> list[sql.Composed]:
+        """Settings for the rest of the transaction, seen by the table's row triggers too.
+
+        Distributed, those triggers run on the workers: the settings are ``SET LOCAL``, which
+        Citus propagates there with ``citus.propagate_set_commands = 'local'`` (``set_config`` it does not).
+
+        >>> [s.as_string(None) for s in Layout("t", 3, "vector", Plan("halfvec", 3)).set_local_sql({"a.b": "on"})]
+        ["SELECT set_config('a.b', 'on', true)"]
+        """
+        if not self.distributed:
+            return settings_sql(settings, local=True)
+        return [
+            sql.SQL("SET LOCAL citus.propagate_set_commands = 'local'").format(),
+            *(
+                sql.SQL("SET LOCAL {} = {}").format(
+                    sql.SQL(".").join(sql.Identifier(part) for part in name.split(".")), sql.Literal(str(value))
+                )
+                for name, value in settings.items()
+            ),
+        ]
+
+    def check_one_server(self, purpose: str = "", hint: str = "") -> None:
+        """Refuse what a distributed collection cannot do (the message: ``purpose`` and ``hint`` in their places).
+
+        ``expected a collection on one server{purpose}, got 'name' distributed by key{hint}``
+        """
+        if self.distributed:
+            raise ConfigurationError(
+                f"expected a collection on one server{purpose}, got {self.name!r} distributed by {self.distributed_by}"
+                f"{hint}"
+            )
+
     @property
     def unique_key(self) -> sql.Composable:
         """What identifies a row: ``key``, or ``tenant, key`` on a table distributed by tenant.
@@ -153,13 +234,13 @@ class Layout:
         Citus needs the distribution column in every unique constraint, so a collection
         distributed by tenant holds each key once per tenant.
         """
-        return sql.SQL("tenant, key" if self.distributed_by == "tenant" else "key")
+        return sql.SQL("tenant, key" if self.tenant_in_key else "key")
 
     def create_table_sql(self) -> sql.Composed:
         # the content hash is derived by the database, so re-embedding checks cannot drift.
         # Distributed (Citus), the unique constraints must hold the distribution column: id is
         # then a plain identity column and the primary key is the row's key (per tenant)
-        if self.distributed_by is None:
+        if not self.distributed:
             ids = sql.SQL("id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    key text NOT NULL UNIQUE,")
         else:
             ids = sql.SQL("id bigint GENERATED ALWAYS AS IDENTITY,\n    key text NOT NULL,")
@@ -177,9 +258,7 @@ class Layout:
         ).format(
             table=self.table,
             ids=ids,
-            pk=sql.SQL("")
-            if self.distributed_by is None
-            else sql.SQL(",\n    PRIMARY KEY ({})").format(self.unique_key),
+            pk=sql.SQL("") if not self.distributed else sql.SQL(",\n    PRIMARY KEY ({})").format(self.unique_key),
             vtype=self.vector_type,
             tsv=bm25.tsv_expression(self.text_config),
             middle=sql.SQL("").join(

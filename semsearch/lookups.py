@@ -1,9 +1,16 @@
-"""What :class:`~semsearch.collection.Collection` looks up besides one search: rows, many queries, neighbours.
+# generated from semsearch/aio/lookups.py by tools/make_sync.py: do not edit (edit the source, then `make sync`)
+"""What a collection looks up besides one search: rows, many queries, neighbours.
 
 ``get`` sends :mod:`semsearch.stored`' statement; ``search_many`` checks and plans each
 query as ``search`` does and sends them all in one round trip (:mod:`semsearch.batch`);
 ``more_like`` reads a stored row's vector and searches with it, leaving the row out
 (:mod:`semsearch.paging`).
+Written once, for asyncio, in ``semsearch/aio/lookups.py``;
+``semsearch/lookups.py`` is generated from it (``tools/make_sync.py``).
+
+Example::
+
+    [r.keys for r in col.search_many(["cats", "dogs"], k=3)]
 """
 
 from __future__ import annotations
@@ -15,14 +22,17 @@ from typing import Any, cast
 import psycopg
 
 from semsearch import batch, guards, ingest, paging, searching, stored
+from semsearch.batch import execute
+from semsearch.errors import InvalidInputError
 from semsearch.faces import Searchable
+from semsearch.flavour import embed
 from semsearch.handle import rereads
-from semsearch.passages import edits
+from semsearch.passages import edits, grouping
 from semsearch.results import SearchResult
 
 
 class Lookups:
-    """The lookups of :class:`~semsearch.collection.Collection` (a mixin; use a collection)."""
+    """The lookups of a collection (a mixin; use a collection)."""
 
     def get(
         self, keys: str | int | Iterable[str | int], *, tenant: str | None = None, fresh: bool = False
@@ -35,16 +45,44 @@ class Lookups:
         Example::
 
             [r.key for r in col.get(["m2", "nope", "m1"])]     # ['m2', 'm1']
-            col.get("m1")[0].metadata                         # {'year': 1995}
         """
         col = _collection(self)
-        if col.info.passages is not None:  # documents: put together again from their passages
-            stmt, params = edits.passages_statement(col.layout, keys, tenant)
-            parts = col.db.read(lambda conn: conn.execute(stmt, params).fetchall(), fresh=fresh)
-            return edits.as_documents(parts, params["keys"])
-        stmt, params = stored.get_statement(col.layout, keys, tenant=tenant)
-        found = col.db.read(lambda conn: conn.execute(stmt, params).fetchall(), fresh=fresh)
-        return [stored.as_row(r) for r in found]
+        documents = col.info.passages is not None  # put together again from their passages
+        get = edits.passages_statement if documents else stored.get_statement
+        stmt, params = get(col.layout, keys, tenant=tenant)
+        found = col.db.read(partial(_fetch, stmt=stmt, params=params), fresh=fresh)
+        return edits.as_documents(found, params["keys"]) if documents else [stored.as_row(r) for r in found]
+
+    def _documents(
+        self, page: paging.Page, fused: tuple[str | None, float | None, float | None], *, passages: bool,
+        fresh: bool, **search: Any,
+    ) -> SearchResult:  # fmt: skip
+        """A search of a collection with passages: the best distinct documents, or passages (``passages``).
+
+        Passages are searched, more of them until ``k`` distinct documents are found when they
+        exist (:mod:`semsearch.passages.grouping`); text and hybrid hits get their snippet.
+        """
+        col = _collection(self)
+        if col.info.passages is None:
+            raise InvalidInputError(f"expected a collection with passages for passages=True, got {col.name!r}")
+        want = page.k + page.offset
+        fetch = want if passages else grouping.first_fetch(want)
+        while True:
+            found = col._search(paging.Page(k=fetch), fused, fresh=fresh, **search)
+            more = grouping.widen(fetch, got=len(found), distinct=grouping.distinct(found), want=want)
+            if passages or more is None:
+                break
+            fetch = more
+        if passages:
+            result = grouping.passage_hits(page.cut(found), k=page.k)
+        else:
+            result = grouping.documents(found, k=page.k, offset=page.offset, score_threshold=page.score_threshold)
+        query = search.get("query")
+        if search.get("mode") in ("text", "hybrid") and result.hits and query:
+            stmt, params = grouping.snippet_statement(col.info.text_config, query, [h.content for h in result])
+            lit = col.db.read(partial(_fetch, stmt=stmt, params=params), fresh=fresh)
+            result = grouping.with_snippets(result, [r[0] for r in lit])
+        return result
 
     def search_many(
         self,
@@ -65,15 +103,14 @@ class Lookups:
         score_threshold: float | None = None,
         fresh: bool = False,
     ) -> list[SearchResult]:
-        """One :meth:`search` per query text (or per row of ``vectors``), in one round trip; results in order.
+        """One search per query text (or per row of ``vectors``), in one round trip; results in order.
 
-        The options are :meth:`search`'s and apply to every query; the texts are embedded in
+        The options are ``search``'s and apply to every query; the texts are embedded in
         one call. Each result is what ``search`` returns for that query alone.
 
         Example::
 
-            results = col.search_many(["cats", "dogs"], k=3)
-            [r.keys for r in results]                         # [['a', ...], ['b', ...]]
+            [r.keys for r in col.search_many(["cats", "dogs"], k=3)]
             col.search_many(vectors=q_matrix, k=10, where={"lang": "es"})
         """
         col = _collection(self)
@@ -82,14 +119,14 @@ class Lookups:
             k=page.fetch, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact, where=where,
             tenant=tenant,
         )  # fmt: skip
-        with col.db.router.pinned(fresh=fresh):
+        with col.db.pinned(fresh=fresh):
             for attempt in (1, 2, 3):
                 requests, todo = batch.check_requests(
                     dims=col.dims, name=col.name, tenant_required=col.info.tenant_required, queries=queries,
                     vectors=vectors, search=search, fusion=(fusion, vector_weight, text_weight),
                 )  # fmt: skip
                 if todo:
-                    embedded = col.embedder.embed([text for _, text in todo])
+                    embedded = embed(col.embedder, [text for _, text in todo])
                     requests = batch.with_embeddings(requests, todo, embedded, dims=col.dims)
                 info, timeout = col.info, col.db.search_timeout
                 plans = [
@@ -97,13 +134,13 @@ class Lookups:
                     for r in requests
                 ]
                 try:
-                    found, checked = col.db.read(partial(batch.execute, plans=plans, check=col.name), fresh=fresh)
+                    found, checked = col.db.read(partial(execute, plans=plans, check=col.name), fresh=fresh)
                 except psycopg.errors.QueryCanceled as exc:
                     raise guards.timed_out(exc, timeout) from None
                 except psycopg.OperationalError as exc:
                     if attempt > 1:
                         raise guards.unanswered(exc) from None
-                    col.db.liveness.revive(col.db.pool)
+                    col.db.revive()
                     continue
                 except psycopg.errors.UndefinedObject:
                     raise guards.dropped(col.name) from None
@@ -138,8 +175,8 @@ class Lookups:
     ) -> SearchResult:
         """The ``k`` rows nearest to the stored row ``key`` (by its vector), the row itself left out.
 
-        A vector :meth:`search` with the row's stored full vector (its options are
-        search's); an unknown key, or a row still waiting for its embedding, raises
+        A vector search with the row's stored full vector (its options are search's); an
+        unknown key, or a row still waiting for its embedding, raises
         :class:`~semsearch.errors.InvalidInputError`. ``tenant`` also requires the row to be
         that tenant's. Two round trips: the row's vector, then the search.
 
@@ -151,7 +188,12 @@ class Lookups:
         col = _collection(self)
         page = paging.check_page(k, offset, score_threshold, exclude=ingest.check_key(key))
         stmt, params = stored.vector_statement(col.layout, key, tenant=tenant)
-        found = col.db.read(lambda conn: conn.execute(stmt, params).fetchone(), fresh=fresh)
+
+        def row(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
+            cur = conn.execute(stmt, params)
+            return cur.fetchone()
+
+        found = col.db.read(row, fresh=fresh)
         vector = stored.stored_vector(found, cast(str, page.exclude), col.name)
         return col._search(
             page, (None, None, None), fresh=fresh, query=None, vector=vector, mode="vector", oversample=oversample,
@@ -159,5 +201,10 @@ class Lookups:
         )  # fmt: skip
 
 
+def _fetch(conn: psycopg.Connection[Any], *, stmt: Any, params: Any) -> list[tuple[Any, ...]]:
+    cur = conn.execute(stmt, params)
+    return cur.fetchall()
+
+
 def _collection(obj: Lookups) -> Searchable:
-    return cast(Searchable, obj)
+    return cast(Searchable, obj)  # a mixin of the collection, which has that face (checked there)

@@ -1,8 +1,17 @@
-"""What :class:`~semsearch.collection.Collection` measures and tunes: recall, latency, oversampling, fusion.
+# generated from semsearch/aio/measuring.py by tools/make_sync.py: do not edit (edit the source, then `make sync`)
+"""What a collection measures and tunes: recall, latency, oversampling, fusion.
 
-Each method is a typed front for its module (:mod:`semsearch.evaluate`,
-:mod:`semsearch.tune`, :mod:`semsearch.fusion`), which take the collection's
-:class:`~semsearch.faces.Searchable` face.
+Each method is a typed front for its module (:mod:`semsearch.evaluate`, :mod:`semsearch.tune`,
+:mod:`semsearch.fusion`), which take the sync collection's :class:`~semsearch.faces.Searchable`
+face: many exact searches, written once, for the sync API. The async twin runs that one
+implementation in a worker thread on a sync handle of the same server
+(:func:`semsearch.flavour.offload`); the errors are the same.
+Written once, for asyncio, in ``semsearch/aio/measuring.py``;
+``semsearch/measuring.py`` is generated from it (``tools/make_sync.py``).
+
+Example::
+
+    print(col.evaluate(sample=200))
 """
 
 from __future__ import annotations
@@ -12,12 +21,13 @@ from typing import Any, cast
 
 from semsearch.evaluate import EvalReport, evaluate, sweep
 from semsearch.faces import Searchable
+from semsearch.flavour import offload
 from semsearch.fusion import HybridTuneResult, tune_hybrid
 from semsearch.tune import TuneResult, tune
 
 
 class Measuring:
-    """The measuring half of :class:`~semsearch.collection.Collection` (a mixin; use a collection)."""
+    """The measuring half of a collection (a mixin; use a collection)."""
 
     def evaluate(
         self,
@@ -41,19 +51,10 @@ class Measuring:
             print(col.evaluate(sample=200))                   # recall, p50/p95 ms, qps, sizes
             col.evaluate(["what is lift?"], qrels="qrels.trec").ndcg_at_10
         """
-
-        return evaluate(
-            _collection(self),
-            queries,
-            sample=sample,
-            k=k,
-            qrels=qrels,
-            oversample=oversample,
-            ef_search=ef_search,
-            repeat=repeat,
-            seed=seed,
-            measure_build=measure_build,
-        )
+        return offload(
+            _collection(self), evaluate, queries, sample=sample, k=k, qrels=qrels, oversample=oversample,
+            ef_search=ef_search, repeat=repeat, seed=seed, measure_build=measure_build,
+        )  # fmt: skip
 
     def sweep(
         self,
@@ -73,17 +74,10 @@ class Measuring:
             from semsearch.evaluate import plot_sweep
             plot_sweep(col.sweep(sample=200, oversamples=[1, 2, 4, 8]), "recall.png")
         """
-
-        return sweep(
-            _collection(self),
-            queries,
-            sample=sample,
-            oversamples=oversamples,
-            k=k,
-            ef_search=ef_search,
-            repeat=repeat,
-            seed=seed,
-        )
+        return offload(
+            _collection(self), sweep, queries, sample=sample, oversamples=oversamples, k=k, ef_search=ef_search,
+            repeat=repeat, seed=seed,
+        )  # fmt: skip
 
     def tune_hybrid(self, queries: Any, qrels: Any) -> HybridTuneResult:
         """Pick the hybrid fusion and weights with the best nDCG@10 on judged queries and store them.
@@ -95,8 +89,7 @@ class Measuring:
 
             col.tune_hybrid(queries, "cranqrel").best      # FusionPoint('blend', 0.35, 0.65, 0.41)
         """
-
-        return tune_hybrid(_collection(self), queries, qrels)
+        return offload(_collection(self), tune_hybrid, queries, qrels)
 
     def tune(
         self,
@@ -118,18 +111,12 @@ class Measuring:
             result = col.tune(target_recall=0.99, k=10)
             result.reached, result.oversample, col.info.oversample   # True, 3.2, 3.2
         """
-
-        return tune(
-            _collection(self),
-            target_recall=target_recall,
-            k=k,
-            sample=sample,
-            queries=queries,
-            max_oversample=max_oversample,
-            seed=seed,
-        )
+        return offload(
+            _collection(self), tune, target_recall=target_recall, k=k, sample=sample, queries=queries,
+            max_oversample=max_oversample, seed=seed,
+        )  # fmt: skip
 
 
 def _collection(self: Measuring) -> Searchable:
-    # only Searchable inherits this mixin
+    # only a collection inherits this mixin
     return cast(Searchable, self)

@@ -200,13 +200,9 @@ def migrate_model(
             f"expected a collection no table is synced to, got {name!r} synced from {synced.table}: "
             "unsync_table, migrate, then sync_table again (it reuses the new collection)"
         )
-    if old.info.distributed_by is not None:
-        # its shadow would be a plain table on the coordinator, and the switch renames tables in ways
-        # Citus does not propagate to the shards' functions and triggers
-        raise ConfigurationError(
-            f"expected a collection on one server for migrate-model, got {name!r} distributed by "
-            f"{old.info.distributed_by}: create a new distributed collection and add the rows to it"
-        )
+    # its shadow would be a plain table on the coordinator, and the switch renames tables in ways
+    # Citus does not propagate to the shards' functions and triggers
+    old.layout.check_one_server(" for migrate-model", ": create a new distributed collection and add the rows to it")
     if switch:
         # refuse before paying for embeddings that could not be switched in
         _require_absent(db, name + PREV)

@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from semsearch import guards, statements, vectors
 from semsearch.errors import InvalidInputError
 from semsearch.filters import Filter, compile_filter
-from semsearch.planner import MAX_EF, MAX_K, MAX_OVERSAMPLE, candidates, ef_search
+from semsearch.planner import FUSIONS, MAX_EF, MAX_K, MAX_OVERSAMPLE, candidates, ef_search, vector_settings
 from semsearch.results import Hit, SearchResult
 from semsearch.values import check_text
 
@@ -34,9 +34,6 @@ if TYPE_CHECKING:
 
     from semsearch.layout import Layout
 
-#: HNSW's default ef_search, the floor of the automatic one
-#: a search's limits, checked before any round trip (the SQL functions in sql/ check the same
-#: numbers; tests/test_sql_functions.py keeps them equal)
 NO_FILTER = Filter(None, None, None)
 Q = sql.Placeholder("q", PyFormat.BINARY)
 _SET = sql.SQL("SELECT set_config(%s, %s, false)")
@@ -186,7 +183,7 @@ def with_fusion(
         return request
     if request.mode != "hybrid":
         raise InvalidInputError(f"expected fusion and weights with mode='hybrid', got mode={request.mode!r}")
-    if fusion not in (None, "rrf", "blend"):
+    if fusion not in (None, *FUSIONS):
         raise InvalidInputError(f"expected fusion 'rrf' or 'blend', got {fusion!r}")
     for name, w in (("vector_weight", vector_weight), ("text_weight", text_weight)):
         if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1000):
@@ -217,11 +214,11 @@ def plan(
     """
     p = _plan(layout, name, oversample, info_ef, request)
     ms = None if timeout is None else max(1, round(timeout * 1000))
-    return replace(p, distributed=layout.distributed_by is not None, timeout_ms=ms)
+    return replace(p, distributed=layout.distributed, timeout_ms=ms)
 
 
 def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, request: Request) -> SearchPlan:
-    if layout.distributed_by == "tenant" and request.tenant is not None and request.mode == "vector":
+    if layout.routes_by_tenant and request.tenant is not None and request.mode == "vector":
         return _routed(layout, oversample, info_ef, request)
     if request.mode == "vector" and not request.filtered:
         params: dict[str, Any] = {"q": request.vector}
@@ -317,7 +314,7 @@ def _routed(layout: Layout, oversample: float, info_ef: int | None, request: Req
         return SearchPlan(exact, params, {})
     n = candidates(request.k, request.oversample or oversample)
     stmt = statements.ann(layout, q=Q, k=k, candidates=sql.Literal(n), where=where)
-    settings = {"hnsw.ef_search": str(ef_search(request.ef_search, info_ef, n)), "hnsw.iterative_scan": "relaxed_order"}
+    settings = vector_settings(ef_search(request.ef_search, info_ef, n), filtered=True)
     return SearchPlan(stmt, params, settings, fallback=exact, k=request.k)
 
 

@@ -61,7 +61,7 @@ def ann(
     middle = [layout.middle_column(d) for d in layout.plan.middle]
     # distributed, the candidates come from every shard to the coordinator: only their identity
     # travels (not 6 kB vectors), and the rescore runs on the shards, by key
-    ident = layout.unique_key if layout.distributed_by is not None else sql.SQL("key, content, metadata, embedding")
+    ident = layout.unique_key if layout.distributed else sql.SQL("key, content, metadata, embedding")
     carried = sql.SQL(", ").join([ident, *middle])
     candidates_sql: sql.Composable = sql.SQL(
         "SELECT {carried} FROM {table} WHERE embedding IS NOT NULL AND {where} ORDER BY {col} {op} {qc} LIMIT {n}"
@@ -85,7 +85,7 @@ def ann(
             k=k,
             n=candidates,
         )
-    if layout.distributed_by is not None:
+    if layout.distributed:
         return sql.SQL(
             "SELECT key, content, {score} AS score, metadata FROM {table} WHERE ({ident}) IN "
             "(SELECT {ident} FROM ({cand}) c) AND {where} ORDER BY embedding <=> {q} LIMIT {k}"
@@ -128,7 +128,7 @@ def text(
     statistics (their triggers would write across nodes): it ranks by ``ts_rank``,
     each shard its own top k, merged by the coordinator.
     """
-    if layout.distributed_by is not None:
+    if not layout.statement_triggers:
         words = sql.SQL("semsearch.any_words({}::regconfig, {})").format(sql.Literal(layout.text_config), query)
         return sql.SQL(
             "SELECT key, content, ts_rank(tsv, {words})::float8 AS score, metadata FROM {table} "
@@ -141,6 +141,72 @@ def text(
         params={"text": query, "k": k, "k1": sql.Literal(float(k1)), "b": sql.Literal(float(b))},
         tenant=(tenant if tenant is not None else sql.SQL("NULL")) if layout.tenant_setting else None,
     )
+
+
+def ann_call(
+    layout: Layout, *, q: sql.Composable, k: sql.Composable, candidates: sql.Composable, spec: sql.Composable
+) -> sql.Composed:
+    """What ``semsearch.<table>_ann(q, k, candidates, spec)`` runs: :func:`ann` filtered by a filter spec.
+
+    The function holds it with its parameters (``$1``...); ``explain`` composes it with the values.
+    """
+    return ann(layout, q=q, k=k, candidates=candidates, where=spec_filter(spec))
+
+
+def exact_call(layout: Layout, *, q: sql.Composable, k: sql.Composable, spec: sql.Composable) -> sql.Composed:
+    """What ``semsearch.<table>_exact(q, k, spec)`` runs."""
+    return exact(layout, q=q, k=k, where=spec_filter(spec))
+
+
+def text_call(
+    layout: Layout,
+    *,
+    query: sql.Composable,
+    k: sql.Composable,
+    spec: sql.Composable,
+    filtered: bool,
+    k1: float = bm25.K1,
+    b: float = bm25.B,
+) -> sql.Composed:
+    """What ``semsearch.<table>_text(query, k, spec)`` runs: ``filtered`` when its spec is not NULL.
+
+    Unfiltered, the BM25 top k come from the postings alone; a filter joins every match first.
+    """
+    tenant = sql.SQL("({} ->> 'tenant')").format(spec)
+    where = spec_filter(spec) if filtered else None
+    return text(layout, query=query, k=k, k1=k1, b=b, where=where, tenant=tenant)
+
+
+def fused(*, plan: sql.Composable, vector: sql.Composable, text: sql.Composable, k: sql.Composable) -> sql.Composed:
+    """Hybrid search: the ``vector`` and ``text`` lists (best first) fused as ``plan`` says, top ``k``.
+
+    ``plan`` is one row ``(fusion, vector_weight, text_weight, list_size, rrf_k)`` (see
+    :func:`semsearch.planner.hybrid`); the lists may read it as ``cfg``. ``fusion`` 'blend'
+    sums the weighted scores scaled to [0, 1] per list (a row missing from a list adds 0, a
+    list of equal scores counts them all as 1); 'rrf' sums ``weight / (rrf_k + rank)``.
+    ``semsearch.hybrid_search()`` is this with the SQL searches as lists; ``explain`` shows it
+    with the statements those run.
+    """
+    return sql.SQL(
+        "WITH cfg AS MATERIALIZED ({plan}),\n"
+        "v AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM ({vector}) h),\n"
+        "t AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM ({text}) h),\n"
+        "vs AS (SELECT max(score) AS hi, min(score) AS lo FROM v),\n"
+        "ts AS (SELECT max(score) AS hi, min(score) AS lo FROM t)\n"
+        "SELECT coalesce(v.key, t.key) AS key, coalesce(v.content, t.content) AS content,\n"
+        "       (CASE cfg.fusion\n"
+        "            WHEN 'rrf' THEN coalesce(cfg.vector_weight / (cfg.rrf_k + v.r), 0)\n"
+        "                          + coalesce(cfg.text_weight / (cfg.rrf_k + t.r), 0)\n"
+        "            ELSE CASE WHEN v.key IS NULL THEN 0\n"
+        "                      ELSE cfg.vector_weight * coalesce((v.score - vs.lo) / nullif(vs.hi - vs.lo, 0), 1) END\n"
+        "               + CASE WHEN t.key IS NULL THEN 0\n"
+        "                      ELSE cfg.text_weight * coalesce((t.score - ts.lo) / nullif(ts.hi - ts.lo, 0), 1) END\n"
+        "        END)::float8 AS score,\n"
+        "       coalesce(v.metadata, t.metadata) AS metadata\n"
+        "FROM v FULL JOIN t ON v.key = t.key CROSS JOIN cfg CROSS JOIN vs CROSS JOIN ts\n"
+        "ORDER BY score DESC, coalesce(v.r, 1e9), coalesce(t.r, 1e9)\n"
+        "LIMIT {k}"
+    ).format(plan=plan, vector=vector, text=text, k=k)
 
 
 def matching(layout: Layout, *, where: sql.Composable) -> sql.Composed:
@@ -202,7 +268,7 @@ def _distributed_functions(layout: Layout) -> list[sql.Composed]:
 
     def body(stmt: sql.Composable, routed_stmt: sql.Composable, using: str, settings: bool) -> str:
         run = sql.SQL("RETURN QUERY EXECUTE {} USING {};").format(sql.Literal(stmt.as_string(None)), sql.SQL(using))
-        if layout.distributed_by == "tenant":
+        if layout.routes_by_tenant:
             run = sql.SQL(
                 "IF spec ? 'tenant' THEN RETURN QUERY EXECUTE {r} USING {using}, spec ->> 'tenant'; ELSE {run} END IF;"
             ).format(r=sql.Literal(routed_stmt.as_string(None)), using=sql.SQL(using), run=run)
@@ -245,9 +311,8 @@ def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.
     p = [sql.SQL(f"${i}") for i in range(1, 5)]
     bodies = [
         ("_ann", "query vector, k integer, candidates integer, spec jsonb",
-         ann(layout, q=p[0], k=p[1], candidates=p[2], where=spec_filter(p[3]))),
-        ("_exact", "query vector, k integer, spec jsonb",
-         exact(layout, q=p[0], k=p[1], where=spec_filter(p[2]))),
+         ann_call(layout, q=p[0], k=p[1], candidates=p[2], spec=p[3])),
+        ("_exact", "query vector, k integer, spec jsonb", exact_call(layout, q=p[0], k=p[1], spec=p[2])),
     ]  # fmt: skip
     query = sql.SQL("$1::text")
     out = [
@@ -261,7 +326,6 @@ def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.
         for suffix, args, stmt in bodies
     ]
     # no filter: the BM25 top k come from the postings alone; a filter joins every match first
-    tenant = sql.SQL("($3 ->> 'tenant')")
     out.append(
         sql.SQL(
             "CREATE OR REPLACE FUNCTION {name}(query_text text, k integer, spec jsonb) RETURNS SETOF semsearch.hit "
@@ -271,8 +335,8 @@ def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.
             body=sql.Literal(
                 sql.SQL("BEGIN IF $3 IS NULL THEN RETURN QUERY {}; ELSE RETURN QUERY {}; END IF; END")
                 .format(
-                    text(layout, query=query, k=p[1], k1=k1, b=b, tenant=tenant),
-                    text(layout, query=query, k=p[1], k1=k1, b=b, where=spec_filter(p[2]), tenant=tenant),
+                    text_call(layout, query=query, k=p[1], spec=p[2], filtered=False, k1=k1, b=b),
+                    text_call(layout, query=query, k=p[1], spec=p[2], filtered=True, k1=k1, b=b),
                 )
                 .as_string(None)
             ),
@@ -280,7 +344,7 @@ def function_statements(layout: Layout, *, k1: float = bm25.K1, b: float = bm25.
     )
     # EXPLAIN takes no parameters in a static statement: the text is fixed here, at DDL time
     explain = sql.SQL("EXPLAIN (FORMAT JSON) {}").format(matching(layout, where=spec_filter(p[0])))
-    if layout.distributed_by is not None:
+    if layout.distributed:
         out = _distributed_functions(layout)
     out.append(
         sql.SQL("CREATE OR REPLACE FUNCTION {name}(spec jsonb) RETURNS float8 LANGUAGE plpgsql AS {body}").format(

@@ -195,7 +195,7 @@ class Statements:
         return sql.SQL("content IS NOT NULL" + (" AND tenant IS NOT NULL" if self.info.tenant_required else ""))
 
     def upsert(self, rows: sql.Composable) -> sql.Composed:
-        """Write ``rows`` pending, in key order like ``ingest.write`` (writers of one key wait, never deadlock)."""
+        """Write ``rows`` pending, in key order like ``staging.write`` (writers of one key wait, never deadlock)."""
         return sql.SQL(
             "INSERT INTO {t} AS t (key, content, metadata, tenant) "
             'SELECT key, content, metadata, tenant FROM ({rows}) s WHERE {ok} ORDER BY key COLLATE "C" '
@@ -371,11 +371,7 @@ def sync_table(
 def _check_compatible(
     info: CollectionInfo, *, model: str | None, dims: int | None, compression: str | None, embedder: Embedder | None
 ) -> None:
-    if info.distributed_by is not None:
-        raise ConfigurationError(
-            f"expected a collection on one server to sync a table to, got {info.name!r} distributed by "
-            f"{info.distributed_by} (the triggers' writes are not tested through Citus)"
-        )
+    info.layout.check_one_server(" to sync a table to", " (the triggers' writes are not tested through Citus)")
     if embedder is not None:
         model, dims = model or embedder.model, dims or embedder.dims
     wanted = {

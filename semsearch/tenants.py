@@ -62,11 +62,9 @@ def isolate_statements(info: CollectionInfo, setting: str | None) -> list[sql.Co
 
     Run in one transaction: writers of the collection wait until it commits; searches go on.
     """
-    if info.distributed_by is not None:
-        raise ConfigurationError(
-            f"expected a collection on one server, got {info.name!r} distributed by {info.distributed_by} "
-            "(Citus: keep tenants apart with tenant= on every search, or one collection per tenant)"
-        )
+    info.layout.check_one_server(
+        hint=" (Citus: keep tenants apart with tenant= on every search, or one collection per tenant)"
+    )
     if setting is not None:
         check_setting(setting)
     table = info.layout.table

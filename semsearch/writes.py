@@ -1,27 +1,33 @@
+# generated from semsearch/aio/writes.py by tools/make_sync.py: do not edit (edit the source, then `make sync`)
 """A collection's write path: check, embed only what is new, write each batch in one transaction.
 
-:class:`~semsearch.collection.Collection`'s ``add``, ``add_many`` and ``delete`` come
-here; the statements are :mod:`semsearch.ingest`'s. Each write transaction first checks
-the handle's catalog row; a write that meets a changed definition (``migrate-model``
-switched the table, the table was distributed, ...) takes the new row and runs again in
-full: its vectors must be the live model's, its statements the new layout's (see
-:mod:`semsearch.handle`).
+``add``, ``add_many`` and ``delete`` of both collections come here; the statements are
+:mod:`semsearch.ingest`'s. Each write transaction first checks the handle's catalog row; a
+write that meets a changed definition (``migrate-model`` switched the table, the table was
+distributed, ...) takes the new row and runs again in full: its vectors must be the live
+model's, its statements the new layout's (see :mod:`semsearch.handle`).
+Written once, for asyncio, in ``semsearch/aio/writes.py``;
+``semsearch/writes.py`` is generated from it (``tools/make_sync.py``).
+
+Example::
+
+    add(col, ["a"], ["cats purr"], None, None, None, defer=False, copy_first=False)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, doctor, ingest, tune
-from semsearch.faces import Searchable
+from semsearch import catalog, ingest, repairs, staging, tune
+from semsearch.faces import Stored
+from semsearch.flavour import Records, embed, offload, records_of
 from semsearch.handle import CatalogChanged, rereads
 from semsearch.layout import Layout
 from semsearch.passages import edits
@@ -32,7 +38,7 @@ T = TypeVar("T")
 
 
 def add(
-    col: Searchable,
+    col: Stored,
     keys: Sequence[str | int],
     contents: Sequence[str],
     embeddings: Any,
@@ -42,7 +48,7 @@ def add(
     defer: bool,
     copy_first: bool,
 ) -> AddResult:
-    """:meth:`Collection.add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert.
+    """``Collection.add``; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert.
 
     In a collection with passages each text is a document: its passage rows are written and
     its vanished passages deleted in the same transaction (see :mod:`semsearch.passages.edits`).
@@ -63,14 +69,14 @@ def add(
             vectors = list(check_vectors(embeddings, n=len(rows.keys), dims=col.dims))
         else:
             vectors, embedded, reused = embed_missing(col, rows, defer=defer)
-        inserted, updated, deleted = write(col, rows, vectors, copy_first=copy_first, docs=docs)
-        return edits.counted(rows, docs, (inserted, updated, deleted), embedded, reused)
+        written = write(col, rows, vectors, copy_first=copy_first, docs=docs)
+        return edits.counted(rows, docs, written, embedded, reused)
 
     return following_catalog(col, embed_and_write)
 
 
 def write(
-    col: Searchable,
+    col: Stored,
     rows: ingest.Rows,
     vectors: Sequence[np.ndarray | None],
     *,
@@ -79,24 +85,26 @@ def write(
 ) -> tuple[int, int, int]:
     """Write one checked batch in one transaction; ``(inserted, updated, passages deleted)``."""
     with col.db.connection() as conn, conn.transaction():
-        col._check(conn.execute(catalog.CHECK, [col.name]).fetchone())
+        cur = conn.execute(catalog.CHECK, [col.name])
+        col._check(cur.fetchone())
         written: tuple[int, int] | None = None
         if copy_first:
             # the table started empty: most batches are all new keys, which COPY takes directly
             try:
                 with conn.transaction():
-                    written = ingest.copy_new(conn, col.layout, rows, vectors), 0
+                    written = staging.copy_new(conn, col.layout, rows, vectors), 0
             except (psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback):
                 pass  # a key already stored, or a deadlock with a writer outside semsearch: the upsert decides
         if written is None:
-            written = ingest.write(conn, col.layout, rows, vectors)
+            written = staging.write(conn, col.layout, rows, vectors)
         deleted = 0
         if docs is not None:  # the edited documents' passages that are no more
-            deleted = conn.execute(*edits.vanished_statement(col.layout, docs.keys, docs.tenants, rows.keys)).rowcount
+            gone = conn.execute(*edits.vanished_statement(col.layout, docs.keys, docs.tenants, rows.keys))
+            deleted = gone.rowcount
     return written[0], written[1], deleted
 
 
-def following_catalog(col: Searchable, write: Callable[[], T]) -> T:
+def following_catalog(col: Stored, write: Callable[[], T]) -> T:
     """Run a write; when the collection's definition changed under the handle, run it again with the new one.
 
     The write's own check (first in its transaction) finds a change made before it; one
@@ -114,21 +122,21 @@ def following_catalog(col: Searchable, write: Callable[[], T]) -> T:
     return write()
 
 
-def embed_missing(col: Searchable, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
+def embed_missing(col: Stored, rows: ingest.Rows, *, defer: bool) -> tuple[list[np.ndarray | None], int, int]:
     """The batch's vectors: stored ones reused by content hash, the rest embedded (or left None with ``defer``)."""
     hashes = rows.hashes()
     with col.db.connection() as conn:
-        known: dict[bytes, np.ndarray | None] = dict(ingest.stored_vectors(conn, col.layout, hashes))
+        known: dict[bytes, np.ndarray | None] = dict(staging.stored_vectors(conn, col.layout, hashes))
     todo = ingest.to_embed(rows, hashes, known)
     if todo and not defer:
-        known.update(zip(todo.keys(), col.embedder.embed(list(todo.values())), strict=True))
+        known.update(zip(todo.keys(), embed(col.embedder, list(todo.values())), strict=True))
     vectors = [known.get(h) for h in hashes]
     return vectors, 0 if defer else len(todo), len(hashes) - len(todo)
 
 
 def add_many(
-    col: Searchable,
-    records: Iterable[Mapping[str, Any]],
+    col: Stored,
+    records: Records,
     *,
     batch_size: int,
     progress: bool,
@@ -137,23 +145,25 @@ def add_many(
     defer: bool,
     autotune: bool,
 ) -> AddResult:
-    """:meth:`Collection.add_many`: batches, the bulk-load index build, then autotune."""
+    """``Collection.add_many``: batches, the bulk-load index build, then autotune (the sync tuner, offloaded)."""
     col._reload()  # the table the catalog names now: its index is dropped and built again
     if bulk is None:
-        found = doctor.diagnose(col)
+        found = repairs.diagnose(col)
         # empty, or a bulk load killed before it built the index (no other one running): (re)build it at the end
         bulk = is_empty(col) or not (found.valid or found.loading)
     if not bulk:
-        doctor.ensure_index(col)  # a leftover of a killed build, or bulk=False given on a missing index
-    stream = partial(add_stream, col, records, batch_size=batch_size, progress=progress, total=total, defer=defer)
-    if not bulk:
-        result = stream(bulk=False)
+        repairs.ensure_index(col)  # a leftover of a killed build, or bulk=False given on a missing index
+        result = add_stream(
+            col, records, batch_size=batch_size, progress=progress, total=total, defer=defer, bulk=False
+        )
     else:
         with index_deferred(col, progress=progress):
-            result = stream(bulk=True)
+            result = add_stream(
+                col, records, batch_size=batch_size, progress=progress, total=total, defer=defer, bulk=True
+            )
     tuned = None
     if autotune and result.inserted and not defer:
-        tuned = tune.autotune(col, after_bulk_load=bulk)
+        tuned = offload(col, tune.autotune, after_bulk_load=bulk)
         if tuned is not None:
             col._reload()
             if progress:
@@ -161,18 +171,19 @@ def add_many(
     return replace(result, tuned=tuned)
 
 
-def is_empty(col: Searchable) -> bool:
+def is_empty(col: Stored) -> bool:
     with col.db.connection() as conn:
-        return conn.execute(ingest.empty_statement(col.layout)).fetchone()[0]  # type: ignore[index]
+        cur = conn.execute(ingest.empty_statement(col.layout))
+        return cur.fetchone()[0]  # type: ignore[index]
 
 
 @contextmanager
-def index_deferred(col: Searchable, *, progress: bool) -> Iterator[None]:
+def index_deferred(col: Stored, *, progress: bool) -> Iterator[None]:
     """Drop the HNSW index for a load and build it once afterwards, even if the load fails.
 
-    The load holds :func:`semsearch.doctor.bulk_lock` meanwhile: the missing index is no crash to repair.
+    The load holds :func:`semsearch.repairs.bulk_lock` meanwhile: the missing index is no crash to repair.
     """
-    with doctor.bulk_lock(col):
+    with repairs.bulk_lock(col):
         with col.db.connection() as conn:
             conn.execute(ingest.drop_index_statement(col.layout))
         try:
@@ -183,8 +194,8 @@ def index_deferred(col: Searchable, *, progress: bool) -> Iterator[None]:
 
 
 def add_stream(
-    col: Searchable,
-    records: Iterable[Mapping[str, Any]],
+    col: Stored,
+    records: Records,
     *,
     batch_size: int,
     progress: bool,
@@ -205,7 +216,7 @@ def add_stream(
         batch.clear()
 
     try:
-        for rec in records:
+        for rec in records_of(records):
             batch.append(rec)
             if len(batch) >= batch_size:
                 flush()
@@ -216,8 +227,8 @@ def add_stream(
     return totals
 
 
-def delete(col: Searchable, statement: Callable[[Layout], tuple[Any, Any]]) -> int:
-    """:meth:`Collection.delete`: the rows ``statement(layout)`` (a statement and its parameters) deletes; how many."""
+def delete(col: Stored, statement: Callable[[Layout], tuple[Any, Any]]) -> int:
+    """``Collection.delete``: the rows ``statement(layout)`` (a statement and its parameters) deletes; how many."""
 
     def run() -> int:
         # one round trip for the check and the delete; a changed definition rolls the delete back
@@ -225,7 +236,9 @@ def delete(col: Searchable, statement: Callable[[Layout], tuple[Any, Any]]) -> i
             found = conn.execute(catalog.CHECK, [col.name])
             deleted = conn.execute(*statement(col.layout))
             col._check(found.fetchone())
-            # a documents' delete counts them in its one row (see semsearch.passages.edits.deletion)
-            return int(deleted.fetchone()[0]) if deleted.description else deleted.rowcount  # type: ignore[index]
+            if deleted.description is None:
+                return deleted.rowcount
+            row = deleted.fetchone()  # a documents' delete counts them (semsearch.passages.edits.deletion)
+            return int(row[0]) if row is not None else 0
 
     return following_catalog(col, run)

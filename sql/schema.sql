@@ -292,47 +292,24 @@ COMMENT ON FUNCTION semsearch.get(collection text, keys text[], tenant text) IS 
 CREATE FUNCTION semsearch.hybrid_search(collection text, query_text text, query public.vector, k integer DEFAULT 10, vector_weight real DEFAULT NULL::real, text_weight real DEFAULT NULL::real, rrf_k integer DEFAULT 60, candidates integer DEFAULT NULL::integer, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text, fusion text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$
-    WITH checked AS MATERIALIZED (
-        SELECT semsearch.check_hybrid(k, vector_weight, text_weight, rrf_k, candidates) AS ok
-    ),
-    cfg AS (
-        SELECT coalesce(fusion, c.hybrid ->> 'fusion', 'blend') AS fusion,
-               -- through numeric: a real 0.3 is 0.30000001192092896 as float8, and scores showed it
-               coalesce(vector_weight, (c.hybrid ->> 'vector_weight')::real, 0.3)::numeric::float8 AS wv,
-               coalesce(text_weight, (c.hybrid ->> 'text_weight')::real, 0.7)::numeric::float8 AS wt,
-               -- each list is at most 10,000 rows (0.1.0 asked for k * 4 and failed from k = 2,501)
-               least(10000, greatest(coalesce(candidates, 0), k * 4, 40)) AS n
-        FROM (SELECT (SELECT hybrid FROM semsearch.collections WHERE name = collection) AS hybrid) c, checked
-        WHERE checked.ok
-    ),
-    v AS (
-        SELECT h.*, row_number() OVER () AS r
-        FROM cfg, semsearch.search(collection, query, cfg.n, filter => filter, filter_path => filter_path,
-                                   filter_vars => filter_vars, tenant => tenant) h
-    ),
-    t AS (
-        SELECT h.*, row_number() OVER () AS r
-        FROM cfg, semsearch.text_search(collection, query_text, cfg.n, filter, filter_path, filter_vars, tenant) h
-    ),
-    vs AS (SELECT max(score) AS hi, min(score) AS lo FROM v),
-    ts AS (SELECT max(score) AS hi, min(score) AS lo FROM t)
-    SELECT coalesce(v.key, t.key), coalesce(v.content, t.content),
-           (CASE cfg.fusion
-                WHEN 'rrf' THEN coalesce(cfg.wv / (rrf_k + v.r), 0) + coalesce(cfg.wt / (rrf_k + t.r), 0)
-                -- a row missing from a list adds 0; a list of equal scores counts them all as 1
-                ELSE CASE WHEN v.key IS NULL THEN 0
-                          ELSE cfg.wv * coalesce((v.score - vs.lo) / nullif(vs.hi - vs.lo, 0), 1) END
-                   + CASE WHEN t.key IS NULL THEN 0
-                          ELSE cfg.wt * coalesce((t.score - ts.lo) / nullif(ts.hi - ts.lo, 0), 1) END
-            END)::float8 AS score,
-           coalesce(v.metadata, t.metadata)
-    FROM v FULL JOIN t ON v.key = t.key CROSS JOIN cfg CROSS JOIN vs CROSS JOIN ts
-    WHERE cfg.fusion IN ('rrf', 'blend')
-       OR semsearch.fail(format('expected fusion ''rrf'' or ''blend'', got %L', cfg.fusion))
-    ORDER BY score DESC, coalesce(v.r, 1e9), coalesce(t.r, 1e9)
-    LIMIT k
-$$;
+    AS $$WITH cfg AS MATERIALIZED (SELECT p.* FROM (SELECT semsearch.check_hybrid(k, vector_weight, text_weight, rrf_k, candidates) AS ok) checked, semsearch.plan_hybrid(k, candidates, fusion, vector_weight, text_weight, rrf_k, (SELECT hybrid FROM semsearch.collections WHERE name = collection)) p WHERE checked.ok),
+v AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM (SELECT h.* FROM cfg, semsearch.search(collection, query, cfg.list_size, filter => filter, filter_path => filter_path, filter_vars => filter_vars, tenant => tenant) h) h),
+t AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM (SELECT h.* FROM cfg, semsearch.text_search(collection, query_text, cfg.list_size, filter => filter, filter_path => filter_path, filter_vars => filter_vars, tenant => tenant) h) h),
+vs AS (SELECT max(score) AS hi, min(score) AS lo FROM v),
+ts AS (SELECT max(score) AS hi, min(score) AS lo FROM t)
+SELECT coalesce(v.key, t.key) AS key, coalesce(v.content, t.content) AS content,
+       (CASE cfg.fusion
+            WHEN 'rrf' THEN coalesce(cfg.vector_weight / (cfg.rrf_k + v.r), 0)
+                          + coalesce(cfg.text_weight / (cfg.rrf_k + t.r), 0)
+            ELSE CASE WHEN v.key IS NULL THEN 0
+                      ELSE cfg.vector_weight * coalesce((v.score - vs.lo) / nullif(vs.hi - vs.lo, 0), 1) END
+               + CASE WHEN t.key IS NULL THEN 0
+                      ELSE cfg.text_weight * coalesce((t.score - ts.lo) / nullif(ts.hi - ts.lo, 0), 1) END
+        END)::float8 AS score,
+       coalesce(v.metadata, t.metadata) AS metadata
+FROM v FULL JOIN t ON v.key = t.key CROSS JOIN cfg CROSS JOIN vs CROSS JOIN ts
+ORDER BY score DESC, coalesce(v.r, 1e9), coalesce(t.r, 1e9)
+LIMIT k$$;
 
 COMMENT ON FUNCTION semsearch.hybrid_search(collection text, query_text text, query public.vector, k integer, vector_weight real, text_weight real, rrf_k integer, candidates integer, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text, fusion text) IS 'text (BM25) and vector search fused in SQL: fusion ''blend'' (weighted scores scaled to [0, 1] per list) or ''rrf'' (sum of weight/(rrf_k + rank)); unset fusion and weights come from tune_hybrid() or the default.';
 
@@ -427,6 +404,16 @@ CREATE FUNCTION semsearch.plan_exact(matching double precision, total double pre
     SET search_path TO 'pg_catalog', 'pg_temp'
     RETURN ((total > (0)::double precision) AND (((matching * matching) < ((n)::double precision * total)) OR ((((n)::double precision * total) / matching) > COALESCE((current_setting('hnsw.max_scan_tuples'::text, true))::double precision, (20000.0)::double precision))));
 
+CREATE FUNCTION semsearch.plan_hybrid(k integer, requested_candidates integer, requested_fusion text, requested_vector_weight real, requested_text_weight real, requested_rrf_k integer, tuned jsonb, OUT fusion text, OUT vector_weight double precision, OUT text_weight double precision, OUT list_size integer, OUT rrf_k integer) RETURNS record
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$SELECT c.f, coalesce(requested_vector_weight, (tuned ->> 'vector_weight')::real, 0.3)::numeric::float8, coalesce(requested_text_weight, (tuned ->> 'text_weight')::real, 0.7)::numeric::float8, least(10000, greatest(coalesce(requested_candidates, 0), 4 * k, 40)), requested_rrf_k FROM (SELECT coalesce(requested_fusion, tuned ->> 'fusion', 'blend') AS f) c WHERE c.f IN ('blend', 'rrf') OR semsearch.fail(format('expected fusion ''rrf'' or ''blend'', got %L', c.f))$$;
+
+CREATE FUNCTION semsearch.plan_iterative_scan(filtered boolean) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN CASE WHEN filtered THEN 'relaxed_order'::text ELSE NULL::text END;
+
 CREATE FUNCTION semsearch.refuse_switched_out() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -464,6 +451,8 @@ DECLARE
     total float8;
     old_ef text;
     old_iter text;
+    ef integer;
+    iter text;
 BEGIN
     IF oversample IS NOT NULL AND (oversample < 1 OR oversample > 1000) THEN
         RAISE EXCEPTION 'expected oversample between 1 and 1000, got %', oversample USING ERRCODE = '22023';
@@ -497,19 +486,25 @@ BEGIN
 
     IF NOT exact THEN
         -- HNSW returns at most ef_search rows per scan unless iterative scans continue it
+        ef := semsearch.plan_ef_search(ef_search, c.ef_search, candidates);
         old_ef := current_setting('hnsw.ef_search', true);
-        PERFORM set_config('hnsw.ef_search', semsearch.plan_ef_search(ef_search, c.ef_search, candidates)::text, true);
-        -- relaxed order is free here: the rescore re-sorts exactly (pgvector >= 0.8)
+        PERFORM set_config('hnsw.ef_search', ef::text, true);
+        -- relaxed order is free here: the rescore re-sorts exactly (pgvector >= 0.8 has the setting)
         old_iter := current_setting('hnsw.iterative_scan', true);
-        IF old_iter IS NOT NULL AND f IS NOT NULL THEN
-            PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+        iter := CASE WHEN old_iter IS NOT NULL THEN semsearch.plan_iterative_scan(f IS NOT NULL) END;
+        IF iter IS NOT NULL THEN
+            PERFORM set_config('hnsw.iterative_scan', iter, true);
         END IF;
+        -- what runs, for a client that asks (SET client_min_messages = debug1): explain shows the same
+        RAISE DEBUG 'semsearch plan %', jsonb_build_object('function', c.table_name || '_ann', 'k', k,
+            'candidates', candidates, 'spec', f, 'settings',
+            jsonb_strip_nulls(jsonb_build_object('hnsw.ef_search', ef::text, 'hnsw.iterative_scan', iter)));
         EXECUTE format('SELECT array_agg(ROW(h.key, h.content, h.score, h.metadata)::semsearch.hit ORDER BY h.o) '
                        'FROM semsearch.%I($1, $2, $3, $4) WITH ORDINALITY h(key, content, score, metadata, o)',
                        c.table_name || '_ann')
             INTO hits USING query, k, candidates, f;
         PERFORM set_config('hnsw.ef_search', coalesce(old_ef, '40'), true);
-        IF old_iter IS NOT NULL AND f IS NOT NULL THEN
+        IF iter IS NOT NULL THEN
             PERFORM set_config('hnsw.iterative_scan', old_iter, true);
         END IF;
     END IF;
@@ -517,6 +512,8 @@ BEGIN
     -- the approximate pass may miss rows (filters, scan limits, dead tuples); when it
     -- found fewer than k the exact pass decides, so fewer than k means fewer exist
     IF exact OR coalesce(cardinality(hits), 0) < k THEN
+        RAISE DEBUG 'semsearch plan %', jsonb_build_object('function', c.table_name || '_exact', 'k', k,
+            'spec', f, 'settings', '{}'::jsonb);
         RETURN QUERY EXECUTE format('SELECT * FROM semsearch.%I($1, $2, $3)', c.table_name || '_exact')
             USING query, k, f;
         RETURN;
@@ -601,10 +598,13 @@ CREATE FUNCTION semsearch.text_search(collection text, query_text text, k intege
     AS $_$
 DECLARE
     c semsearch.collections;
+    spec jsonb := semsearch.filter_spec(filter, filter_path, filter_vars, tenant);
 BEGIN
     c := semsearch.collection_for_search(collection, tenant, k);
+    RAISE DEBUG 'semsearch plan %', jsonb_build_object('function', c.table_name || '_text', 'k', k,
+        'spec', spec, 'settings', '{}'::jsonb);
     RETURN QUERY EXECUTE format('SELECT * FROM semsearch.%I($1, $2, $3)', c.table_name || '_text')
-        USING coalesce(query_text, ''), k, semsearch.filter_spec(filter, filter_path, filter_vars, tenant);
+        USING coalesce(query_text, ''), k, spec;
 END
 $_$;
 

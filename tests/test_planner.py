@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import astuple
 
 import numpy as np
+import psycopg
+import pytest
 from pgvector import Vector
+from psycopg.types.json import Jsonb
 
 from semsearch import planner
+from semsearch.errors import InvalidInputError
 
 
 def test_the_sql_planner_functions_are_pythons_rules(db):
@@ -28,6 +33,35 @@ def test_the_sql_planner_functions_are_pythons_rules(db):
         for matching, total, n in itertools.product((1, 5, 300, 5000, 90000), (-1, 0, 1000, 100000), (10, 100, 4000)):
             got = conn.execute("SELECT semsearch.plan_exact(%s, %s, %s)", [matching, total, n]).fetchone()[0]
             assert got == planner.exact(matching, total, n), (matching, total, n)
+        for filtered in (True, False):
+            got = conn.execute("SELECT semsearch.plan_iterative_scan(%s)", [filtered]).fetchone()[0]
+            assert got == planner.iterative_scan(filtered)
+
+
+def test_the_sql_hybrid_plan_is_pythons_rule(db):
+    """plan_hybrid (list size, fusion, weights as SQL takes them) agrees with planner.hybrid on a grid.
+
+    Before: hybrid_search() decided these itself, and tune_hybrid/explain kept their own defaults.
+    """
+    tuned = (None, {"fusion": "rrf"}, {"fusion": "blend", "vector_weight": 0.35, "text_weight": 0.65})
+    weights = (None, 0.0, 0.3, 1 / 3, 0.55, 7.77, 1000.0)
+    grid = itertools.product((1, 9, 10, 11, 2501, 10000), (None, 1, 100, 10000), (None, "rrf", "blend"), weights, tuned)
+    with db.connection() as conn:
+        for k, candidates, fusion, w, t in grid:
+            got = conn.execute(
+                "SELECT * FROM semsearch.plan_hybrid(%s::int, %s::int, %s::text, %s::real, %s::real, %s::int, "
+                "%s::jsonb)",
+                [k, candidates, fusion, w, None if w is None else 1000 - w, 60, Jsonb(t) if t else None],
+            ).fetchone()
+            want = planner.hybrid(
+                k, candidates=candidates, fusion=fusion, vector_weight=w,
+                text_weight=None if w is None else 1000 - w, rrf_k=60, tuned=t,
+            )  # fmt: skip
+            assert got == astuple(want), (k, candidates, fusion, w, t)
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="expected fusion 'rrf' or 'blend', got 'max'"):
+            conn.execute("SELECT * FROM semsearch.plan_hybrid(10, NULL, 'max', NULL, NULL, 60, NULL)")
+    with pytest.raises(InvalidInputError, match="expected fusion 'rrf' or 'blend', got 'max'"):
+        planner.hybrid(10, fusion="max")
 
 
 def test_explain_shows_the_scan_the_sql_search_chooses_and_both_return_the_same_rows(db):

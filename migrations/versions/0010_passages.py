@@ -7,7 +7,7 @@ in metadata); its catalog row keeps the splitter's settings, and ``search_docume
 Self-contained: ``sql/0010_passages.sql`` and ``sql/0010_downgrade.sql``.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-07
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -1,39 +1,47 @@
 """``semsearch.aio.connect`` and :class:`AsyncDatabase`: collections on psycopg's ``AsyncConnectionPool``.
 
-Everything a call sends is what the sync :class:`~semsearch.Database` sends: the
-statements come from :mod:`semsearch.ddl` and :mod:`semsearch.catalog`, only the
-driver calls are awaited.
+Opening collections and reading the catalog are awaited here; the DDL and maintenance
+calls (create, drop, alter, grant, sync_table, distribute, isolate_tenants, index builds)
+run the ONE sync implementation of :class:`~semsearch.Database` in a worker thread, on
+the sync database :meth:`AsyncDatabase.twin` opens on first use: the same checks, the
+same statements, the same errors (an async copy of them drifted: it skipped the Citus
+check and the refusal to drop a synced table's collection).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from semsearch import catalog, changes, ddl
+from semsearch import catalog
 from semsearch.aio.collection import AsyncCollection
+from semsearch.aio.flavour import offload
+from semsearch.aio.maintenance import AsyncMaintenance
 from semsearch.aio.pending import Pending, awaitable
 from semsearch.catalog import CollectionInfo
 from semsearch.config import FROM_ENV, FromEnv, check_search_timeout
-from semsearch.ddl import new_info
+from semsearch.db import Database
+from semsearch.db import connect as connect_sync
 from semsearch.errors import ConfigurationError, NotAwaitedError
-from semsearch.layout import check_name
+from semsearch.replicas import ReplicaStatus
 from semsearch.server import Liveness, closed, denied, embedded_dir, pool_options, prepare, redact
 
 if TYPE_CHECKING:
-    from semsearch.aio.faces import Lookable
+    from semsearch.aio.faces import Searchable
     from semsearch.embeddings import Embedder
 
-    # what AsyncLookups' methods see of their collection (AsyncCollection(self, ...) below checks Connections)
-    _: type[Lookable] = AsyncCollection
+    # what the mixins' and helpers' methods see of their collection (AsyncCollection(self, ...) checks Connections)
+    _: type[Searchable] = AsyncCollection
+
+T = TypeVar("T")
 
 
 def connect(
@@ -90,7 +98,7 @@ class Connecting(Pending["AsyncDatabase"]):
         raise NotAwaitedError(f"expected `async with {self._call}` or `await {self._call}`, got `with`")
 
 
-class AsyncDatabase:
+class AsyncDatabase(AsyncMaintenance):
     """A pool of async connections to one Postgres and the collections in it.
 
     Example::
@@ -114,6 +122,8 @@ class AsyncDatabase:
         self.liveness = Liveness(url, embedded)
         #: seconds one search statement may run (None: no limit), see :func:`semsearch.connect`
         self.search_timeout = check_search_timeout(search_timeout)
+        self._twin: Database | None = None
+        self._twin_lock = asyncio.Lock()
 
     @property
     def url(self) -> str:
@@ -151,6 +161,10 @@ class AsyncDatabase:
 
     @awaitable
     async def close(self) -> None:
+        """Close the pool (and the sync database of the maintenance calls, when one was opened)."""
+        twin, self._twin = self._twin, None
+        if twin is not None:
+            await asyncio.to_thread(twin.close)
         await self.pool.close()
 
     async def __aenter__(self) -> AsyncDatabase:
@@ -168,27 +182,93 @@ class AsyncDatabase:
     def __repr__(self) -> str:
         return f"<AsyncDatabase {redact(self._url)}>"
 
+    @asynccontextmanager
+    async def pinned(self, *, fresh: bool = False) -> AsyncIterator[None]:
+        """Every :meth:`read` inside the block on one server: the primary (the async database has no replicas).
+
+        Example::
+
+            async with db.pinned():
+                await col.search("cats")
+        """
+        yield
+
+    async def read(self, fn: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]], *, fresh: bool = False) -> T:
+        """``await fn(conn)`` on a pooled connection of the primary (``fresh`` changes nothing: no replicas here).
+
+        ``fn`` must only read (as for :meth:`semsearch.Database.read`, which may run it on a replica).
+
+        Example::
+
+            async def in_recovery(conn):
+                return (await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone())[0]
+
+            await db.read(in_recovery)     # False
+        """
+        async with self.connection() as conn:
+            return await fn(conn)
+
+    @property
+    def replicas(self) -> tuple[ReplicaStatus, ...]:
+        """The read replicas: none (an async database reads its primary; :func:`semsearch.connect` routes reads)."""
+        return ()
+
+    async def twin(self) -> Database:
+        """The sync :class:`~semsearch.Database` on the same server that runs the long maintenance calls.
+
+        Opened on first use (two connections), closed with this database: ``alter_collection``,
+        ``tune``, ``evaluate``, ``backfill``, index builds, ... run their one sync implementation
+        on it in a worker thread (:func:`semsearch.aio.flavour.offload`).
+
+        Example::
+
+            (await db.twin()).collections()
+        """
+        async with self._twin_lock:
+            if self._twin is None:
+                self._twin = await asyncio.to_thread(
+                    connect_sync, self.url, upgrade=False, max_connections=2, replicas=(),
+                    search_timeout=self.search_timeout,
+                )  # fmt: skip
+            return self._twin
+
     @awaitable
     async def create_collection(
-        self, name: str, *, embedder: Embedder | None = None, **settings: Any
+        self,
+        name: str,
+        *,
+        dims: int | None = None,
+        model: str | None = None,
+        embedder: Embedder | None = None,
+        compression: str | None = None,
+        storage: str = "vector",
+        hnsw_m: int = 16,
+        hnsw_ef_construction: int = 64,
+        oversample: float | None = None,
+        text_config: str = "english",
+        autotune: bool = True,
+        tenant_required: bool = False,
+        bm25_k1: float = 1.2,
+        bm25_b: float = 0.75,
+        distribute_by: str | None = None,
+        passages: Any = None,
     ) -> AsyncCollection:
-        """Create a collection; the arguments are :meth:`semsearch.Database.create_collection`'s.
+        """Create a collection: :meth:`semsearch.Database.create_collection`, run in a worker thread.
+
+        The one implementation of the checks and DDL (the Citus check, the lock between two
+        creators of one name) is the sync one; the arguments and errors are its.
 
         Example::
 
             col = await db.create_collection("docs", model="local", dims=256, compression="mrl-bit:256")
         """
-        info = new_info(name, embedder=embedder, **settings)
-        # two creators of one name: the second waits for the lock, then finds the first one's row
-        async with self.connection() as conn, _ddl_lock(conn, name), conn.transaction():
-            ddl.check_new(info, await (await conn.execute(ddl.TABLES)).fetchall())
-            try:
-                await conn.execute(ddl.TEXT_CONFIG_CHECK, [info.text_config])
-            except psycopg.errors.UndefinedObject as exc:
-                raise ddl.unknown_text_config(info.text_config) from exc
-            for stmt in ddl.create_statements(info):
-                await conn.execute(stmt)
-        return await self.collection(name, embedder=embedder, passages=settings.get("passages"))
+        await offload(
+            self, Database.create_collection, name, dims=dims, model=model, embedder=embedder,
+            compression=compression, storage=storage, hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction,
+            oversample=oversample, text_config=text_config, autotune=autotune, tenant_required=tenant_required,
+            bm25_k1=bm25_k1, bm25_b=bm25_b, distribute_by=distribute_by, passages=passages,
+        )  # fmt: skip
+        return await self.collection(name, embedder=embedder, passages=passages)
 
     @awaitable
     async def info(self, name: str) -> CollectionInfo:
@@ -219,34 +299,10 @@ class AsyncDatabase:
 
     @awaitable
     async def drop_collection(self, name: str, *, missing_ok: bool = False) -> None:
-        """Drop a collection's table and catalog row."""
-        check_name(name)
-        async with self.connection() as conn, conn.transaction():
-            if await (await conn.execute(catalog.EXISTS, [name])).fetchone() is None:
-                if missing_ok:
-                    return
-                raise catalog.not_found(name)
-            for stmt in ddl.drop_statements(name):
-                await conn.execute(stmt)
+        """Drop a collection: :meth:`semsearch.Database.drop_collection` (not one a table is synced to), in a thread.
 
-    async def rebuild_index(self, info: CollectionInfo) -> None:
-        """Build ``info``'s HNSW index next to the live one and swap it in, in one transaction.
+        Example::
 
-        What :meth:`semsearch.Database.replace_index` does with ``concurrently=False``
-        (after a bulk load): the build blocks writes, not searches.
+            await db.drop_collection("docs", missing_ok=True)
         """
-        steps = ddl.index_build(info, concurrently=False)
-        async with self.connection() as conn, _ddl_lock(conn, info.name), conn.transaction():
-            for stmt in [*steps.prepare, *steps.build, *steps.restore, *steps.swap]:
-                await conn.execute(stmt)
-
-
-@asynccontextmanager
-async def _ddl_lock(conn: psycopg.AsyncConnection[Any], name: str) -> AsyncIterator[None]:
-    """One DDL change of a collection at a time, as :func:`semsearch.changes.ddl_lock` (polled, see there)."""
-    while not (await (await conn.execute(changes.TRY_LOCK, [name])).fetchone())[0]:  # type: ignore[index]
-        await asyncio.sleep(changes.LOCK_POLL_SECONDS)
-    try:
-        yield
-    finally:
-        await conn.execute(changes.UNLOCK, [name])
+        await offload(self, Database.drop_collection, name, missing_ok=missing_ok)

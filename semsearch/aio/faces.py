@@ -1,23 +1,25 @@
 """What the lower async modules use of the higher ones, as protocols: the import graph stays a tree.
 
-:class:`~semsearch.aio.AsyncDatabase` makes each :class:`~semsearch.aio.AsyncCollection`, so
-a collection cannot import the database: it holds a :class:`Connections` (what it uses of its
-database). :class:`~semsearch.aio.lookups.AsyncLookups` is a mixin of the collection, so it
-sees its collection as a :class:`Lookable`. The concrete classes have these faces
-structurally; mypy checks it where they meet (both in :mod:`semsearch.aio.database`, which imports
-every class: ``AsyncCollection(self, ...)`` and an assignment under ``TYPE_CHECKING``).
+The async twins of :mod:`semsearch.faces` (same names, so the sync modules generated from
+the async ones take those): :class:`~semsearch.aio.AsyncDatabase` makes each
+:class:`~semsearch.aio.AsyncCollection`, so a collection cannot import the database: it
+holds a :class:`Connections`. The helpers (:mod:`semsearch.aio.writes`,
+:mod:`semsearch.aio.repairs`) and mixins (:mod:`semsearch.aio.lookups`,
+:mod:`semsearch.aio.measuring`) see the collection as a :class:`Stored` or
+:class:`Searchable`. mypy checks the concrete classes against them where they meet
+(in :mod:`semsearch.aio.database`).
 
 Example::
 
-    def pool_of(col: Lookable) -> Connections:
+    def pool_of(col: Searchable) -> Connections:
         return col.db
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import psycopg
 
@@ -26,6 +28,11 @@ from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder
 from semsearch.layout import Layout
 from semsearch.results import SearchResult
+
+if TYPE_CHECKING:
+    from semsearch import faces
+
+T = TypeVar("T")
 
 
 class Connections(Protocol):
@@ -39,15 +46,28 @@ class Connections(Protocol):
 
     def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]: ...
 
-    async def revive(self) -> None: ...
+    def read(
+        self, fn: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]], *, fresh: bool = False
+    ) -> Awaitable[T]: ...
 
-    async def rebuild_index(self, info: CollectionInfo) -> None: ...
+    def pinned(self, *, fresh: bool = False) -> AbstractAsyncContextManager[None]: ...
 
-    def info(self, name: str) -> Awaitable[CollectionInfo]: ...
+    def revive(self) -> Awaitable[None]: ...
+
+    def replace_index(
+        self, info: CollectionInfo, *, concurrently: bool = True, replan: bool = False
+    ) -> Awaitable[None]: ...
+
+    def twin(self) -> Awaitable[faces.Connections]: ...
 
 
-class Lookable(Protocol):
-    """What :class:`~semsearch.aio.lookups.AsyncLookups` uses of the collection it is mixed into."""
+class Stored(Protocol):
+    """A collection as the async write path sees it (see :class:`semsearch.faces.Stored`)."""
+
+    _indexed: bool
+    _index_checked_until: float
+    _own_embedder: bool
+    _embedder: Embedder | None
 
     @property
     def db(self) -> Connections: ...
@@ -68,12 +88,23 @@ class Lookable(Protocol):
     def embedder(self) -> Embedder: ...
 
     @property
-    def _indexed(self) -> bool: ...
+    def _check_due(self) -> bool: ...
+
+    @property
+    def splitter(self) -> Any: ...
+
+    def _reload(self, *, read: bool = False) -> Awaitable[bool]: ...
+
+    def _check(self, found: Any) -> None: ...
 
     def _answered(self, check: str | None, found: guards.Checked | None) -> bool: ...
 
-    async def _reload(self) -> bool: ...
+    def rebuild_index(self, *, progress: bool = False, concurrently: bool = True) -> Awaitable[float]: ...
 
-    async def _search(
-        self, page: paging.Page, fused: tuple[str | None, float | None, float | None], **search: Any
-    ) -> SearchResult: ...
+
+class Searchable(Stored, Protocol):
+    """A collection as the async lookups see it: also its one search."""
+
+    def _search(
+        self, page: paging.Page, fused: tuple[str | None, float | None, float | None], *, fresh: bool, **search: Any
+    ) -> Awaitable[SearchResult]: ...

@@ -1,47 +1,89 @@
-"""What :class:`~semsearch.aio.AsyncCollection` looks up besides one search, awaited.
+"""What a collection looks up besides one search: rows, many queries, neighbours.
 
-The sync API's statements and checks (:mod:`semsearch.stored`, :mod:`semsearch.batch`,
-:mod:`semsearch.paging`); see :mod:`semsearch.lookups` for what each call does.
+``get`` sends :mod:`semsearch.stored`' statement; ``search_many`` checks and plans each
+query as ``search`` does and sends them all in one round trip (:mod:`semsearch.batch`);
+``more_like`` reads a stored row's vector and searches with it, leaving the row out
+(:mod:`semsearch.paging`).
+Written once, for asyncio, in ``semsearch/aio/lookups.py``;
+``semsearch/lookups.py`` is generated from it (``tools/make_sync.py``).
+
+Example::
+
+    [r.keys for r in await col.search_many(["cats", "dogs"], k=3)]
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any, cast
 
 import psycopg
 
 from semsearch import batch, guards, ingest, paging, searching, stored
 from semsearch.aio.batch import execute
-from semsearch.aio.faces import Lookable
+from semsearch.aio.faces import Searchable
+from semsearch.aio.flavour import aembed
 from semsearch.aio.pending import awaitable
-from semsearch.embeddings import aembed
+from semsearch.errors import InvalidInputError
 from semsearch.handle import rereads
-from semsearch.passages import edits
+from semsearch.passages import edits, grouping
 from semsearch.results import SearchResult
 
 
 class AsyncLookups:
-    """The lookups of :class:`~semsearch.aio.AsyncCollection` (a mixin; use a collection)."""
+    """The lookups of a collection (a mixin; use a collection)."""
 
     @awaitable
-    async def get(self, keys: str | int | Iterable[str | int], *, tenant: str | None = None) -> list[stored.Row]:
-        """The stored rows with these keys, in the order asked (see :meth:`semsearch.Collection.get`).
+    async def get(
+        self, keys: str | int | Iterable[str | int], *, tenant: str | None = None, fresh: bool = False
+    ) -> list[stored.Row]:
+        """The stored rows with these keys, in the order asked; a key not stored is simply absent.
+
+        ``tenant`` keeps that tenant's rows only. Each :class:`~semsearch.stored.Row` says
+        whether it is ``embedded`` yet (a row added with ``defer=True`` is not, until backfill).
 
         Example::
 
             [r.key for r in await col.get(["m2", "nope", "m1"])]     # ['m2', 'm1']
         """
         col = _collection(self)
-        if col.info.passages is not None:  # documents: put together again from their passages
-            stmt, params = edits.passages_statement(col.layout, keys, tenant)
-            async with col.db.connection() as conn:
-                parts = await (await conn.execute(stmt, params)).fetchall()
-            return edits.as_documents(parts, params["keys"])
-        stmt, params = stored.get_statement(col.layout, keys, tenant=tenant)
-        async with col.db.connection() as conn:
-            found = await (await conn.execute(stmt, params)).fetchall()
-        return [stored.as_row(r) for r in found]
+        documents = col.info.passages is not None  # put together again from their passages
+        get = edits.passages_statement if documents else stored.get_statement
+        stmt, params = get(col.layout, keys, tenant=tenant)
+        found = await col.db.read(partial(_fetch, stmt=stmt, params=params), fresh=fresh)
+        return edits.as_documents(found, params["keys"]) if documents else [stored.as_row(r) for r in found]
+
+    async def _documents(
+        self, page: paging.Page, fused: tuple[str | None, float | None, float | None], *, passages: bool,
+        fresh: bool, **search: Any,
+    ) -> SearchResult:  # fmt: skip
+        """A search of a collection with passages: the best distinct documents, or passages (``passages``).
+
+        Passages are searched, more of them until ``k`` distinct documents are found when they
+        exist (:mod:`semsearch.passages.grouping`); text and hybrid hits get their snippet.
+        """
+        col = _collection(self)
+        if col.info.passages is None:
+            raise InvalidInputError(f"expected a collection with passages for passages=True, got {col.name!r}")
+        want = page.k + page.offset
+        fetch = want if passages else grouping.first_fetch(want)
+        while True:
+            found = await col._search(paging.Page(k=fetch), fused, fresh=fresh, **search)
+            more = grouping.widen(fetch, got=len(found), distinct=grouping.distinct(found), want=want)
+            if passages or more is None:
+                break
+            fetch = more
+        if passages:
+            result = grouping.passage_hits(page.cut(found), k=page.k)
+        else:
+            result = grouping.documents(found, k=page.k, offset=page.offset, score_threshold=page.score_threshold)
+        query = search.get("query")
+        if search.get("mode") in ("text", "hybrid") and result.hits and query:
+            stmt, params = grouping.snippet_statement(col.info.text_config, query, [h.content for h in result])
+            lit = await col.db.read(partial(_fetch, stmt=stmt, params=params), fresh=fresh)
+            result = grouping.with_snippets(result, [r[0] for r in lit])
+        return result
 
     @awaitable
     async def search_many(
@@ -61,12 +103,17 @@ class AsyncLookups:
         text_weight: float | None = None,
         offset: int = 0,
         score_threshold: float | None = None,
+        fresh: bool = False,
     ) -> list[SearchResult]:
-        """One search per query text or vector, in one round trip (see :meth:`semsearch.Collection.search_many`).
+        """One search per query text (or per row of ``vectors``), in one round trip; results in order.
+
+        The options are ``search``'s and apply to every query; the texts are embedded in
+        one call. Each result is what ``search`` returns for that query alone.
 
         Example::
 
             [r.keys for r in await col.search_many(["cats", "dogs"], k=3)]
+            await col.search_many(vectors=q_matrix, k=10, where={"lang": "es"})
         """
         col = _collection(self)
         page = paging.check_page(k, offset, score_threshold)
@@ -74,39 +121,39 @@ class AsyncLookups:
             k=page.fetch, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact, where=where,
             tenant=tenant,
         )  # fmt: skip
-        for attempt in (1, 2, 3):
-            requests, todo = batch.check_requests(
-                dims=col.dims, name=col.name, tenant_required=col.info.tenant_required, queries=queries,
-                vectors=vectors, search=search, fusion=(fusion, vector_weight, text_weight),
-            )  # fmt: skip
-            if todo:
-                embedded = await aembed(col.embedder, [text for _, text in todo])
-                requests = batch.with_embeddings(requests, todo, embedded, dims=col.dims)
-            info, timeout = col.info, col.db.search_timeout
-            plans = [
-                searching.plan(col.layout, col.name, info.oversample, info.ef_search, r, timeout=timeout)
-                for r in requests
-            ]
-            try:
-                async with col.db.connection() as conn:
-                    found, checked = await execute(conn, plans, check=col.name)
-            except psycopg.errors.QueryCanceled as exc:
-                raise guards.timed_out(exc, timeout) from None
-            except psycopg.OperationalError as exc:
-                if attempt > 1:
-                    raise guards.unanswered(exc) from None
-                await col.db.revive()
-                continue
-            except psycopg.errors.UndefinedObject:
-                raise guards.dropped(col.name) from None
-            except psycopg.Error as exc:
-                # made from a row changed meanwhile (a query vector of a switched model's dims)?
-                if attempt > 2 or not rereads(exc) or not await col._reload():
-                    raise
-            else:
-                if col._answered(col.name, checked):
-                    break
-            # the definition changed (migrate-model, alter, distribute): search again with the new one
+        async with col.db.pinned(fresh=fresh):
+            for attempt in (1, 2, 3):
+                requests, todo = batch.check_requests(
+                    dims=col.dims, name=col.name, tenant_required=col.info.tenant_required, queries=queries,
+                    vectors=vectors, search=search, fusion=(fusion, vector_weight, text_weight),
+                )  # fmt: skip
+                if todo:
+                    embedded = await aembed(col.embedder, [text for _, text in todo])
+                    requests = batch.with_embeddings(requests, todo, embedded, dims=col.dims)
+                info, timeout = col.info, col.db.search_timeout
+                plans = [
+                    searching.plan(col.layout, col.name, info.oversample, info.ef_search, r, timeout=timeout)
+                    for r in requests
+                ]
+                try:
+                    found, checked = await col.db.read(partial(execute, plans=plans, check=col.name), fresh=fresh)
+                except psycopg.errors.QueryCanceled as exc:
+                    raise guards.timed_out(exc, timeout) from None
+                except psycopg.OperationalError as exc:
+                    if attempt > 1:
+                        raise guards.unanswered(exc) from None
+                    await col.db.revive()
+                    continue
+                except psycopg.errors.UndefinedObject:
+                    raise guards.dropped(col.name) from None
+                except psycopg.Error as exc:
+                    # made from a row changed meanwhile (a query vector of a switched model's dims)?
+                    if attempt > 2 or not rereads(exc) or not await col._reload(read=True):
+                        raise
+                else:
+                    if col._answered(col.name, checked):
+                        break
+                # the definition changed (migrate-model, alter, distribute): search again with the new one
         results = [
             page.cut(searching.hits(rows, r, indexed=col._indexed)) for rows, r in zip(found, requests, strict=True)
         ]
@@ -127,24 +174,40 @@ class AsyncLookups:
         tenant: str | None = None,
         offset: int = 0,
         score_threshold: float | None = None,
+        fresh: bool = False,
     ) -> SearchResult:
-        """The ``k`` rows nearest to the stored row ``key`` (see :meth:`semsearch.Collection.more_like`).
+        """The ``k`` rows nearest to the stored row ``key`` (by its vector), the row itself left out.
+
+        A vector search with the row's stored full vector (its options are search's); an
+        unknown key, or a row still waiting for its embedding, raises
+        :class:`~semsearch.errors.InvalidInputError`. ``tenant`` also requires the row to be
+        that tenant's. Two round trips: the row's vector, then the search.
 
         Example::
 
-            (await col.more_like("m1", k=5)).keys
+            (await col.more_like("m1", k=5)).keys                     # the 5 movies closest to m1
+            await col.more_like("m1", k=5, where={"year": {"$gte": 2000}}, score_threshold=0.5)
         """
         col = _collection(self)
         page = paging.check_page(k, offset, score_threshold, exclude=ingest.check_key(key))
         stmt, params = stored.vector_statement(col.layout, key, tenant=tenant)
-        async with col.db.connection() as conn:
-            found = await (await conn.execute(stmt, params)).fetchone()
+
+        async def row(conn: psycopg.AsyncConnection[Any]) -> tuple[Any, ...] | None:
+            cur = await conn.execute(stmt, params)
+            return await cur.fetchone()
+
+        found = await col.db.read(row, fresh=fresh)
         vector = stored.stored_vector(found, cast(str, page.exclude), col.name)
         return await col._search(
-            page, (None, None, None), query=None, vector=vector, mode="vector", oversample=oversample,
+            page, (None, None, None), fresh=fresh, query=None, vector=vector, mode="vector", oversample=oversample,
             ef_search=ef_search, exact=exact, where=where, tenant=tenant,
         )  # fmt: skip
 
 
-def _collection(obj: AsyncLookups) -> Lookable:
-    return cast(Lookable, obj)  # a mixin of AsyncCollection, which has that face (checked there)
+async def _fetch(conn: psycopg.AsyncConnection[Any], *, stmt: Any, params: Any) -> list[tuple[Any, ...]]:
+    cur = await conn.execute(stmt, params)
+    return await cur.fetchall()
+
+
+def _collection(obj: AsyncLookups) -> Searchable:
+    return cast(Searchable, obj)  # a mixin of the collection, which has that face (checked there)

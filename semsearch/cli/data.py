@@ -111,7 +111,7 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
 
 
 def _needs_tenant(col: Collection) -> bool:
-    return col.info.tenant_required or col.info.distributed_by == "tenant"
+    return col.info.tenant_required or col.layout.tenant_in_key
 
 
 def _has_tenants(col: Collection) -> bool:

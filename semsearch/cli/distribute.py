@@ -26,5 +26,5 @@ def distribute(ctx: click.Context, name: str, by: str) -> None:
       semsearch --url postgresql://app@coordinator/app distribute docs --by key
       semsearch create tickets --model local --distribute-by tenant
     """
-    info = connect_db(ctx).distribute_collection(name, by=by).info
-    click.echo(f"distributed {name} by {info.distributed_by}")
+    connect_db(ctx).distribute_collection(name, by=by)
+    click.echo(f"distributed {name} by {by}")

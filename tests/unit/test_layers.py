@@ -18,7 +18,7 @@ ROOT = Path(semsearch.__file__).parent
 # The foundation (values, plans, the SQL it makes, the catalog row, filters, BM25, embedders)
 # is what the API and the frontends are built on: it never imports them, not even lazily.
 FOUNDATION = ("errors", "values", "plans", "layout", "statements", "catalog", "filters", "bm25", "embeddings")
-ABOVE_IT = ("collection", "db", "aio", "cli", "django", "sqlalchemy", "flask")
+ABOVE_IT = ("collection", "db", "aio", "cli", "django", "sqlalchemy", "flask", "langchain", "llama_index")
 
 
 def _module_name(path: Path) -> str:
@@ -137,12 +137,13 @@ def test_no_import_cycle():
 
 #: the helpers of the write and measuring paths: they take semsearch.faces' narrow faces
 HELPERS = ("writes", "backfill", "watch", "doctor", "table_sync", "workload", "evaluate", "tune", "fusion", "lookups",
-           "measuring", "ingest", "searching", "explaining", "batch", "paging", "stored", "guards",
-           "passages")  # fmt: skip
+           "measuring", "ingest", "searching", "explaining", "batch", "paging", "stored", "guards", "repairs",
+           "flavour", "deferred", "staging", "passages")  # fmt: skip
 #: the query path: it never imports the write path
 QUERY_PATH = ("searching", "statements", "explaining", "guards", "batch", "paging", "layout", "plans",
               "passages.grouping")  # fmt: skip
-WRITE_PATH = ("writes", "ingest", "backfill", "watch", "table_sync", "model_switch", "doctor", "passages.edits")
+WRITE_PATH = ("writes", "ingest", "backfill", "watch", "table_sync", "model_switch", "doctor", "repairs", "staging",
+              "passages.edits")  # fmt: skip
 
 
 def test_helpers_take_faces_not_the_api():

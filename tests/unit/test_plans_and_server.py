@@ -15,7 +15,7 @@ from semsearch.server import check_server, redact
 def test_import_semsearch_stays_light():
     code = (
         "import sys, semsearch; heavy = ['sqlalchemy', 'alembic', 'openai', 'matplotlib', 'django', 'flask',"
-        " 'semsearch.aio', 'fastapi'];"
+        " 'semsearch.aio', 'fastapi', 'langchain_core', 'langchain', 'semsearch.langchain', 'llama_index'];"
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
