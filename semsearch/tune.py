@@ -193,6 +193,9 @@ AUTOTUNE_BUDGET_ROWS = 20_000_000
 #: 200 proxies: a standard error near 0.002 at recall 0.99, the headroom CONFIDENCE_Z adds
 AUTOTUNE_MAX_QUERIES = 200
 AUTOTUNE_MIN_QUERIES = 20
+#: the proxies ask more of a low-dimension bit plan than real queries do (Cranfield, local model,
+#: mrl-bit:128: past 64x): automatic tuning looks this far rather than store a plan short of 0.99
+AUTOTUNE_MAX_OVERSAMPLE = 128.0
 
 
 def autotune(col: Searchable, *, after_bulk_load: bool = False) -> TuneResult | None:
@@ -221,6 +224,6 @@ def autotune(col: Searchable, *, after_bulk_load: bool = False) -> TuneResult | 
     queries = max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
     started = time.perf_counter()
     # stored as tuned: the proxy queries stand for unseen ones, no flat headroom on top
-    result = tune(col, target_recall=0.99, k=10, sample=queries)
+    result = tune(col, target_recall=0.99, k=10, sample=queries, max_oversample=AUTOTUNE_MAX_OVERSAMPLE)
     log.info("autotune of %s took %.1f s: %s", col.name, time.perf_counter() - started, result)
     return result
