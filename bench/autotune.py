@@ -126,7 +126,7 @@ def markdown(res: dict[str, Any]) -> str:
     for name, r in res["sets"].items():
         b, a, o = r["before"], r["after"], r["oracle"]
         seeds = ", ".join(f"{s['oversample']:.1f} ({s['held_out_recall']:.4f})" for s in r["after_seeds"])
-        best = f"{o['oversample']:.1f} ({o['recall']:.4f})" if o.get("candidates") else "not within 256"
+        best = f"{o['oversample']:.1f} ({o['recall']:.4f})" if o.get("candidates") else "not within 2560 candidates"
         lines.append(
             f"| {name} ({r['notes']['rows']} rows, {r['notes']['queries']} queries) | {r['plan']} "
             f"| {b['oversample']:.1f} ({b['estimate']:.4f} / **{b['held_out_recall']:.4f}**) "
