@@ -121,6 +121,8 @@ class TunePoint:
     candidates: int
     recall: float
     p50_ms: float
+    #: the standard error of ``recall`` over the queries (0 when not measured)
+    recall_se: float = 0.0
 
 
 @dataclass(frozen=True)

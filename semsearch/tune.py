@@ -1,7 +1,7 @@
 """Tune a collection's oversampling (and ef_search) to a target recall, and store them.
 
 Recall is recall@k of the two-stage search against exact search on the full
-vectors, measured on sampled rows (or given queries). The chosen settings go to
+vectors, measured on proxy queries made from sampled rows (or on given queries). The chosen settings go to
 the catalog, where ``semsearch.search()`` reads them when a call gives none.
 
 Example::
@@ -17,19 +17,17 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from psycopg.types.json import Jsonb
 
-from semsearch import catalog
 from semsearch.errors import InvalidInputError
 from semsearch.faces import Searchable
 from semsearch.planner import EF_FLOOR, MAX_EF, MAX_K
 from semsearch.results import TunePoint, TuneResult
 from semsearch.values import float4
-from semsearch.workload import Workload, catalog_settings, query_vectors
+from semsearch.workload import Workload, catalog_settings, proxy_queries, query_vectors
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +37,10 @@ AUTO_EF_FLOOR = EF_FLOOR
 WIDE_EF_FACTOR = 4
 #: a wider ef_search must beat the automatic one's p50 by this much to be chosen (timing noise)
 WIDE_EF_MARGIN = 0.9
+#: a setting reaches the target when its measured recall, less this many standard errors over the
+#: queries, does: the smallest count that clears a noisy estimate is otherwise chosen for its luck
+#: (100 proxies on Cranfield: 160 to 290 candidates by seed). More queries, less headroom
+CONFIDENCE_Z = 1.0
 
 
 def _oversample(candidates: int, k: int) -> float:
@@ -57,23 +59,26 @@ def _wide_ef(candidates: int) -> int:
 class _Search:
     """Measures (candidates, ef policy) points once each and finds the smallest that reaches."""
 
-    def __init__(self, w: Workload, target: float) -> None:
-        self.w, self.target = w, target
+    def __init__(self, w: Workload, target: float, z: float) -> None:
+        self.w, self.target, self.z = w, target, z
         self.points: dict[tuple[int, int | None], TunePoint] = {}
+
+    def reaches(self, p: TunePoint) -> bool:
+        return p.recall - self.z * p.recall_se >= self.target
 
     def measure(self, candidates: int, ef: int | None) -> TunePoint:
         if (candidates, ef) not in self.points:
             used = ef if ef is not None else min(MAX_EF, max(AUTO_EF_FLOOR, candidates))
             over = _oversample(candidates, self.w.k)
             run = self.w.run(oversample=over, ef_search=used)
-            self.points[candidates, ef] = TunePoint(over, ef, candidates, run.recall, run.p50_ms)
+            self.points[candidates, ef] = TunePoint(over, ef, candidates, run.recall, run.p50_ms, run.recall_se)
         return self.points[candidates, ef]
 
     def smallest(self, lo: int, hi: int, ef_for: Callable[[int], int | None]) -> TunePoint | None:
         """Smallest candidate count in [lo, hi] reaching the target: doubling, then bisection."""
         failed, c = lo - 1, lo
         while True:
-            if self.measure(c, ef_for(c)).recall >= self.target:
+            if self.reaches(self.measure(c, ef_for(c))):
                 break
             if c >= hi:
                 return None
@@ -81,7 +86,7 @@ class _Search:
         # bisect to ~6%: finer steps would fit the sampled queries' noise, not the data
         while c - failed > max(1, c // 16):
             mid = (failed + c) // 2
-            if self.measure(mid, ef_for(mid)).recall >= self.target:
+            if self.reaches(self.measure(mid, ef_for(mid))):
                 c = mid
             else:
                 failed = mid
@@ -100,9 +105,11 @@ def tune(
 ) -> TuneResult:
     """Find and store the cheapest oversampling (and ef_search) reaching ``target_recall``.
 
-    On ``sample`` stored rows' vectors (or ``queries``: texts or vectors, see
+    On ``sample`` proxy queries made from stored rows (see
+    :func:`~semsearch.workload.proxy_queries`; or on ``queries``: texts or vectors, see
     :func:`~semsearch.evaluate.evaluate`) it doubles the candidate count from ``k``
-    until recall@k against exact search reaches the target, then bisects down to the
+    until recall@k against exact search reaches the target (on proxies: the recall less
+    ``CONFIDENCE_Z`` standard errors over the queries), then bisects down to the
     smallest count that does. ef_search is left automatic (max(40, candidates)) unless
     a 4x wider one reaches the target with fewer candidates at a >10% lower p50 (it is
     tried at the largest count that fell short, and searched below it if it helps).
@@ -124,17 +131,22 @@ def tune(
         raise InvalidInputError(f"expected k between 1 and {MAX_K}, got {k!r}")
     with col.db.router.pinned(fresh=True):  # measured where the data and the result live (replicas may lag)
         previous = catalog_settings(col)
-        picked = query_vectors(col, queries, sample=None if queries is not None else sample, seed=seed)
-        # sampled rows are left out of their own answers: recall as for queries never seen
-        w = Workload(col, *picked, k=k, exclude_self=queries is None)
-        search = _Search(w, target_recall)
+        # without queries: proxies made from sampled rows, off the graph as a user's queries are
+        # (a stored row, even left out of its own answer, is found too easily: see proxy_queries)
+        if queries is None:
+            picked = proxy_queries(col, sample, seed=seed)
+        else:
+            picked = query_vectors(col, queries, sample=None, seed=seed)
+        w = Workload(col, *picked, k=k)
+        # given queries are the user's own: taken at their word; proxies must clear their noise
+        search = _Search(w, target_recall, CONFIDENCE_Z if queries is None else 0.0)
         most = max(k, math.floor(k * max_oversample))
         auto = search.smallest(k, most, lambda c: None)
         # a wider ef_search pays only if it reaches the target with fewer candidates than the
         # automatic one needed: probe it at the largest count that fell short before searching below
-        short = [c for (c, ef), p in search.points.items() if ef is None and p.recall < target_recall]
+        short = [c for (c, ef), p in search.points.items() if ef is None and not search.reaches(p)]
         wide = None
-        if short and search.measure(max(short), _wide_ef(max(short))).recall >= target_recall:
+        if short and search.reaches(search.measure(max(short), _wide_ef(max(short)))):
             wide = search.smallest(k, max(short), _wide_ef)
         if auto and (not wide or wide.p50_ms >= WIDE_EF_MARGIN * auto.p50_ms):
             best: TunePoint | None = auto
@@ -175,15 +187,15 @@ def _store(col: Searchable, best: TunePoint, result: TuneResult) -> None:
 AUTOTUNE_MIN_ROWS = 1000
 #: ... and are tuned again when they have grown this many times since
 AUTOTUNE_GROWTH = 4
-#: the exact answers cost one full scan per sampled query: about this many rows scanned in all
+#: the exact answers cost full scans (two per proxy query: its sampled row's neighbours, then its
+#: own answer): about this many rows scanned in all
 AUTOTUNE_BUDGET_ROWS = 20_000_000
-AUTOTUNE_MAX_QUERIES = 100
+#: 200 proxies: a standard error near 0.002 at recall 0.99, the headroom CONFIDENCE_Z adds
+AUTOTUNE_MAX_QUERIES = 200
 AUTOTUNE_MIN_QUERIES = 20
-#: stored rows are easier queries than a user's (they sit among their neighbours; real queries
-#: are shorter texts, farther from every row). On Cranfield with the local model the candidates
-#: that reach 0.99 on sampled rows (each left out of its own answer) reach it on the 225 real
-#: queries only x1.26 (bit) and x1.33 (mrl-bit:128) as many: autotune stores this much more
-AUTOTUNE_MARGIN = 1.4
+#: the proxies ask more of a low-dimension bit plan than real queries do (Cranfield, local model,
+#: mrl-bit:128: past 64x): automatic tuning looks this far rather than store a plan short of 0.99
+AUTOTUNE_MAX_OVERSAMPLE = 128.0
 
 
 def autotune(col: Searchable, *, after_bulk_load: bool = False) -> TuneResult | None:
@@ -191,8 +203,10 @@ def autotune(col: Searchable, *, after_bulk_load: bool = False) -> TuneResult | 
 
     It needs it after a bulk load, and when its embedded rows have grown
     ``AUTOTUNE_GROWTH``-fold since the last tune (or were never tuned). The cost is
-    bounded: at most ``AUTOTUNE_MAX_QUERIES`` sampled rows, fewer on large collections
-    (``AUTOTUNE_BUDGET_ROWS`` rows scanned for the exact answers), and it is logged.
+    bounded: at most ``AUTOTUNE_MAX_QUERIES`` proxy queries, fewer on large collections
+    (``AUTOTUNE_BUDGET_ROWS`` rows scanned for the exact answers), and it is logged. The
+    setting stored is the one measured: no flat headroom (the proxies are as hard as unseen
+    queries, and a setting must clear its recall's standard error, see ``CONFIDENCE_Z``).
     Off with ``create_collection(autotune=False)`` or ``alter_collection(..., autotune=False)``.
 
     Example::
@@ -207,13 +221,9 @@ def autotune(col: Searchable, *, after_bulk_load: bool = False) -> TuneResult | 
     grown = info.tuned_rows is None or rows >= AUTOTUNE_GROWTH * info.tuned_rows
     if rows < AUTOTUNE_MIN_ROWS or not (after_bulk_load or grown):
         return None
-    queries = max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // rows))
+    queries = max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
     started = time.perf_counter()
-    result = tune(col, target_recall=0.99, k=10, sample=queries)
-    if result.reached:
-        over = float4(min(1000.0, result.oversample * AUTOTUNE_MARGIN))
-        with col.db.connection() as conn:
-            conn.execute(catalog.update_statement(col.name, oversample=over))
-        result = replace(result, oversample=over, margin=AUTOTUNE_MARGIN)
+    # stored as tuned: the proxy queries stand for unseen ones, no flat headroom on top
+    result = tune(col, target_recall=0.99, k=10, sample=queries, max_oversample=AUTOTUNE_MAX_OVERSAMPLE)
     log.info("autotune of %s took %.1f s: %s", col.name, time.perf_counter() - started, result)
     return result

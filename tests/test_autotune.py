@@ -7,8 +7,9 @@ import logging
 import numpy as np
 import pytest
 
+from semsearch.tune import AUTOTUNE_MAX_QUERIES, CONFIDENCE_Z
 from semsearch.vectors import check_vectors
-from semsearch.workload import Workload
+from semsearch.workload import Workload, proxy_queries
 
 
 def _held_out_recall(col, queries) -> float:
@@ -65,3 +66,51 @@ def test_autotune_can_be_turned_off(db):
     db.alter_collection("on", autotune=False)
     assert on.add_many(records[:10], bulk=True).tuned is None
     assert db.collection("on").info.autotune is False
+
+
+def _clustered(n: int, dims: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n // 40, dims))
+    return (centres[rng.integers(0, len(centres), n)] + 0.6 * rng.normal(size=(n, dims))).astype(np.float32)
+
+
+def test_proxy_queries_sit_off_the_rows_as_far_as_a_row_from_its_nearest_other(db):
+    vecs = check_vectors(_clustered(2000, 128, 5), n=2000, dims=128)
+    col = db.create_collection("px", dims=128, model="label", compression="bit", autotune=False)
+    col.add_many({"key": i, "content": f"row {i}", "embedding": v} for i, v in enumerate(vecs))
+    ids, proxies = proxy_queries(col, 60, seed=0)
+    assert len(ids) == 60 and all(i.startswith("proxy:") for i in ids)
+    assert np.allclose(np.linalg.norm(proxies, axis=1), 1.0, atol=1e-5)
+    sims = proxies @ vecs.T
+    # never a stored row (a row is found by the graph that holds it: the bias the proxies remove)
+    assert sims.max() < 0.999
+    # each proxy is as similar to its nearest row as its sampled row is to that row's nearest other row
+    rows = np.array([int(i.removeprefix("proxy:")) for i in ids])
+    own = vecs[rows] @ vecs.T
+    own[np.arange(len(rows)), rows] = -1
+    assert np.median(np.abs(sims.max(axis=1) - own.max(axis=1))) < 0.03
+    # the same seed makes the same proxies
+    assert np.array_equal(proxy_queries(col, 60, seed=0)[1], proxies)
+
+
+def test_tune_on_proxies_chooses_a_setting_whose_recall_clears_its_standard_error(db):
+    vecs = _clustered(3000, 64, 6)
+    col = db.create_collection("se", dims=64, model="label", compression="bit", autotune=False)
+    col.add_many({"key": i, "content": f"row {i}", "embedding": v} for i, v in enumerate(vecs))
+    result = col.tune(target_recall=0.95, k=10, sample=80)
+    assert result.reached and result.queries == 80
+    chosen = next(p for p in result.tried if (p.candidates, p.ef_search) == (result.candidates, result.ef_search))
+    assert chosen.recall - CONFIDENCE_Z * chosen.recall_se >= 0.95
+    # every smaller count tried at the same ef policy fell short of that bound
+    below = [p for p in result.tried if p.ef_search == result.ef_search and p.candidates < result.candidates]
+    assert below and all(p.recall - CONFIDENCE_Z * p.recall_se < 0.95 for p in below)
+    assert all(p.recall_se > 0 for p in below)
+
+
+def test_autotune_stores_the_setting_it_measured_without_a_flat_headroom(db):
+    vecs = _clustered(1500, 64, 7)
+    col = db.create_collection("nm", dims=64, model="label", compression="bit")
+    tuned = col.add_many({"key": i, "content": f"row {i}", "embedding": v} for i, v in enumerate(vecs)).tuned
+    assert tuned is not None and tuned.reached and tuned.margin == 1.0
+    assert col.info.oversample == pytest.approx(tuned.oversample, abs=1e-6)
+    assert tuned.queries == AUTOTUNE_MAX_QUERIES  # 1,500 rows: the budget allows the most proxies
