@@ -30,6 +30,7 @@ from semsearch.flavour import Records, embed, offload
 from semsearch.handle import Handle, rereads
 from semsearch.lookups import Lookups
 from semsearch.measuring import Measuring
+from semsearch.passages import edits
 from semsearch.results import AddResult, SearchResult
 from semsearch.searching import execute
 
@@ -49,8 +50,10 @@ class Collection(Handle, Measuring, Lookups, Deferred):
         col.search("kittens", k=1)[0].key     # 'a'
     """
 
-    def __init__(self, db: Connections, info: CollectionInfo, embedder: Embedder | None = None) -> None:
-        super().__init__(info, embedder)
+    def __init__(
+        self, db: Connections, info: CollectionInfo, embedder: Embedder | None = None, *, passages: Any = None
+    ) -> None:
+        super().__init__(info, embedder, passages)
         self.db = db
 
     def __len__(self) -> int:
@@ -68,7 +71,8 @@ class Collection(Handle, Measuring, Lookups, Deferred):
             col.count(where={"year": {"$gte": 2000}}, tenant="acme")
         """
         for attempt in (1, 2):
-            stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant)
+            documents = self.info.passages is not None  # a collection with passages counts its documents
+            stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant, documents=documents)
             try:  # the catalog row is checked in the same round trip, as searches do
                 with self.db.connection() as conn, conn.pipeline():
                     found = conn.execute(guards.CHECK, [self.name])
@@ -200,6 +204,8 @@ class Collection(Handle, Measuring, Lookups, Deferred):
             col.delete(["doc1", 42])
             col.delete(where={"year": {"$lt": 1990}}, tenant="acme")
         """
+        if self.info.passages is not None and keys is not None and where is None and not all_rows:
+            return writes.delete(self, edits.deletion(keys, tenant))  # documents: all their passages
         return writes.delete(self, stored.deletion(keys, where=where, tenant=tenant, all_rows=all_rows))
 
     def search(
@@ -220,6 +226,7 @@ class Collection(Handle, Measuring, Lookups, Deferred):
         offset: int = 0,
         score_threshold: float | None = None,
         fresh: bool = False,
+        passages: bool = False,
     ) -> SearchResult:
         """The ``k`` rows best matching a text or a vector, best first, in one SQL statement.
 
@@ -241,6 +248,9 @@ class Collection(Handle, Measuring, Lookups, Deferred):
         ``offset`` skips the best rows (the next page: the search runs for ``k + offset``
         rows, see :mod:`semsearch.paging`); ``score_threshold`` drops hits scored below it
         (then ``complete`` is False when fewer than ``k`` reach it).
+        In a collection with passages a hit is a document: the best ``k`` distinct documents, each
+        with ``passages`` (those found, best first) and, for text and hybrid, a highlighted
+        ``snippet``; ``passages=True`` returns the best ``k`` passages (each hit's ``passage``).
 
         Example::
 
@@ -254,6 +264,8 @@ class Collection(Handle, Measuring, Lookups, Deferred):
             where=where, tenant=tenant,
         )  # fmt: skip
         page = paging.check_page(k, offset, score_threshold)
+        if self.info.passages is not None or passages:  # documents (see Lookups._documents)
+            return self._documents(page, (fusion, vector_weight, text_weight), passages=passages, fresh=fresh, **args)
         return self._search(page, (fusion, vector_weight, text_weight), fresh=fresh, **args)
 
     def _search(

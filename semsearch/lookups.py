@@ -23,9 +23,11 @@ import psycopg
 
 from semsearch import batch, guards, ingest, paging, searching, stored
 from semsearch.batch import execute
+from semsearch.errors import InvalidInputError
 from semsearch.faces import Searchable
 from semsearch.flavour import embed
 from semsearch.handle import rereads
+from semsearch.passages import edits, grouping
 from semsearch.results import SearchResult
 
 
@@ -45,14 +47,42 @@ class Lookups:
             [r.key for r in col.get(["m2", "nope", "m1"])]     # ['m2', 'm1']
         """
         col = _collection(self)
-        stmt, params = stored.get_statement(col.layout, keys, tenant=tenant)
+        documents = col.info.passages is not None  # put together again from their passages
+        get = edits.passages_statement if documents else stored.get_statement
+        stmt, params = get(col.layout, keys, tenant=tenant)
+        found = col.db.read(partial(_fetch, stmt=stmt, params=params), fresh=fresh)
+        return edits.as_documents(found, params["keys"]) if documents else [stored.as_row(r) for r in found]
 
-        def rows(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-            cur = conn.execute(stmt, params)
-            return cur.fetchall()
+    def _documents(
+        self, page: paging.Page, fused: tuple[str | None, float | None, float | None], *, passages: bool,
+        fresh: bool, **search: Any,
+    ) -> SearchResult:  # fmt: skip
+        """A search of a collection with passages: the best distinct documents, or passages (``passages``).
 
-        found = col.db.read(rows, fresh=fresh)
-        return [stored.as_row(r) for r in found]
+        Passages are searched, more of them until ``k`` distinct documents are found when they
+        exist (:mod:`semsearch.passages.grouping`); text and hybrid hits get their snippet.
+        """
+        col = _collection(self)
+        if col.info.passages is None:
+            raise InvalidInputError(f"expected a collection with passages for passages=True, got {col.name!r}")
+        want = page.k + page.offset
+        fetch = want if passages else grouping.first_fetch(want)
+        while True:
+            found = col._search(paging.Page(k=fetch), fused, fresh=fresh, **search)
+            more = grouping.widen(fetch, got=len(found), distinct=grouping.distinct(found), want=want)
+            if passages or more is None:
+                break
+            fetch = more
+        if passages:
+            result = grouping.passage_hits(page.cut(found), k=page.k)
+        else:
+            result = grouping.documents(found, k=page.k, offset=page.offset, score_threshold=page.score_threshold)
+        query = search.get("query")
+        if search.get("mode") in ("text", "hybrid") and result.hits and query:
+            stmt, params = grouping.snippet_statement(col.info.text_config, query, [h.content for h in result])
+            lit = col.db.read(partial(_fetch, stmt=stmt, params=params), fresh=fresh)
+            result = grouping.with_snippets(result, [r[0] for r in lit])
+        return result
 
     def search_many(
         self,
@@ -169,6 +199,11 @@ class Lookups:
             page, (None, None, None), fresh=fresh, query=None, vector=vector, mode="vector", oversample=oversample,
             ef_search=ef_search, exact=exact, where=where, tenant=tenant,
         )  # fmt: skip
+
+
+def _fetch(conn: psycopg.Connection[Any], *, stmt: Any, params: Any) -> list[tuple[Any, ...]]:
+    cur = conn.execute(stmt, params)
+    return cur.fetchall()
 
 
 def _collection(obj: Lookups) -> Searchable:

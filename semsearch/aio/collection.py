@@ -32,6 +32,7 @@ from semsearch.catalog import CollectionInfo
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder
 from semsearch.handle import Handle, rereads
+from semsearch.passages import edits
 from semsearch.results import AddResult, SearchResult
 
 if TYPE_CHECKING:
@@ -50,8 +51,10 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred):
         (await col.search("kittens", k=1))[0].key     # 'a'
     """
 
-    def __init__(self, db: Connections, info: CollectionInfo, embedder: Embedder | None = None) -> None:
-        super().__init__(info, embedder)
+    def __init__(
+        self, db: Connections, info: CollectionInfo, embedder: Embedder | None = None, *, passages: Any = None
+    ) -> None:
+        super().__init__(info, embedder, passages)
         self.db = db
 
     if True:  # ASYNC
@@ -74,7 +77,8 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred):
             await col.count(where={"year": {"$gte": 2000}}, tenant="acme")
         """
         for attempt in (1, 2):
-            stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant)
+            documents = self.info.passages is not None  # a collection with passages counts its documents
+            stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant, documents=documents)
             try:  # the catalog row is checked in the same round trip, as searches do
                 async with self.db.connection() as conn, conn.pipeline():
                     found = await conn.execute(guards.CHECK, [self.name])
@@ -211,6 +215,8 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred):
             await col.delete(["doc1", 42])
             await col.delete(where={"year": {"$lt": 1990}}, tenant="acme")
         """
+        if self.info.passages is not None and keys is not None and where is None and not all_rows:
+            return await writes.delete(self, edits.deletion(keys, tenant))  # documents: all their passages
         return await writes.delete(self, stored.deletion(keys, where=where, tenant=tenant, all_rows=all_rows))
 
     @awaitable
@@ -232,6 +238,7 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred):
         offset: int = 0,
         score_threshold: float | None = None,
         fresh: bool = False,
+        passages: bool = False,
     ) -> SearchResult:
         """The ``k`` rows best matching a text or a vector, best first, in one SQL statement.
 
@@ -253,6 +260,9 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred):
         ``offset`` skips the best rows (the next page: the search runs for ``k + offset``
         rows, see :mod:`semsearch.paging`); ``score_threshold`` drops hits scored below it
         (then ``complete`` is False when fewer than ``k`` reach it).
+        In a collection with passages a hit is a document: the best ``k`` distinct documents, each
+        with ``passages`` (those found, best first) and, for text and hybrid, a highlighted
+        ``snippet``; ``passages=True`` returns the best ``k`` passages (each hit's ``passage``).
 
         Example::
 
@@ -266,6 +276,10 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred):
             where=where, tenant=tenant,
         )  # fmt: skip
         page = paging.check_page(k, offset, score_threshold)
+        if self.info.passages is not None or passages:  # documents (see AsyncLookups._documents)
+            return await self._documents(
+                page, (fusion, vector_weight, text_weight), passages=passages, fresh=fresh, **args
+            )
         return await self._search(page, (fusion, vector_weight, text_weight), fresh=fresh, **args)
 
     async def _search(

@@ -251,6 +251,7 @@ class AsyncDatabase(AsyncMaintenance):
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
         distribute_by: str | None = None,
+        passages: Any = None,
     ) -> AsyncCollection:
         """Create a collection: :meth:`semsearch.Database.create_collection`, run in a worker thread.
 
@@ -265,9 +266,9 @@ class AsyncDatabase(AsyncMaintenance):
             self, Database.create_collection, name, dims=dims, model=model, embedder=embedder,
             compression=compression, storage=storage, hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction,
             oversample=oversample, text_config=text_config, autotune=autotune, tenant_required=tenant_required,
-            bm25_k1=bm25_k1, bm25_b=bm25_b, distribute_by=distribute_by,
+            bm25_k1=bm25_k1, bm25_b=bm25_b, distribute_by=distribute_by, passages=passages,
         )  # fmt: skip
-        return await self.collection(name, embedder=embedder)
+        return await self.collection(name, embedder=embedder, passages=passages)
 
     @awaitable
     async def info(self, name: str) -> CollectionInfo:
@@ -277,8 +278,8 @@ class AsyncDatabase(AsyncMaintenance):
             return catalog.found(await (await cur.execute(catalog.select_statement(name))).fetchone(), name)
 
     @awaitable
-    async def collection(self, name: str, *, embedder: Embedder | None = None) -> AsyncCollection:
-        """Open an existing collection.
+    async def collection(self, name: str, *, embedder: Embedder | None = None, passages: Any = None) -> AsyncCollection:
+        """Open an existing collection (``passages``: the splitter of one made with a custom splitter).
 
         Example::
 
@@ -287,7 +288,7 @@ class AsyncDatabase(AsyncMaintenance):
         info = await self.info(name)
         if embedder is not None and embedder.dims != info.dims:
             raise ConfigurationError(f"expected an embedder of {info.dims} dims for {name!r}, got {embedder.dims}")
-        return AsyncCollection(self, info, embedder)
+        return AsyncCollection(self, info, embedder, passages=passages)
 
     @awaitable
     async def collections(self) -> list[CollectionInfo]:

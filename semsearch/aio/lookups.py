@@ -25,7 +25,9 @@ from semsearch.aio.batch import execute
 from semsearch.aio.faces import Searchable
 from semsearch.aio.flavour import aembed
 from semsearch.aio.pending import awaitable
+from semsearch.errors import InvalidInputError
 from semsearch.handle import rereads
+from semsearch.passages import edits, grouping
 from semsearch.results import SearchResult
 
 
@@ -46,14 +48,42 @@ class AsyncLookups:
             [r.key for r in await col.get(["m2", "nope", "m1"])]     # ['m2', 'm1']
         """
         col = _collection(self)
-        stmt, params = stored.get_statement(col.layout, keys, tenant=tenant)
+        documents = col.info.passages is not None  # put together again from their passages
+        get = edits.passages_statement if documents else stored.get_statement
+        stmt, params = get(col.layout, keys, tenant=tenant)
+        found = await col.db.read(partial(_fetch, stmt=stmt, params=params), fresh=fresh)
+        return edits.as_documents(found, params["keys"]) if documents else [stored.as_row(r) for r in found]
 
-        async def rows(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
-            cur = await conn.execute(stmt, params)
-            return await cur.fetchall()
+    async def _documents(
+        self, page: paging.Page, fused: tuple[str | None, float | None, float | None], *, passages: bool,
+        fresh: bool, **search: Any,
+    ) -> SearchResult:  # fmt: skip
+        """A search of a collection with passages: the best distinct documents, or passages (``passages``).
 
-        found = await col.db.read(rows, fresh=fresh)
-        return [stored.as_row(r) for r in found]
+        Passages are searched, more of them until ``k`` distinct documents are found when they
+        exist (:mod:`semsearch.passages.grouping`); text and hybrid hits get their snippet.
+        """
+        col = _collection(self)
+        if col.info.passages is None:
+            raise InvalidInputError(f"expected a collection with passages for passages=True, got {col.name!r}")
+        want = page.k + page.offset
+        fetch = want if passages else grouping.first_fetch(want)
+        while True:
+            found = await col._search(paging.Page(k=fetch), fused, fresh=fresh, **search)
+            more = grouping.widen(fetch, got=len(found), distinct=grouping.distinct(found), want=want)
+            if passages or more is None:
+                break
+            fetch = more
+        if passages:
+            result = grouping.passage_hits(page.cut(found), k=page.k)
+        else:
+            result = grouping.documents(found, k=page.k, offset=page.offset, score_threshold=page.score_threshold)
+        query = search.get("query")
+        if search.get("mode") in ("text", "hybrid") and result.hits and query:
+            stmt, params = grouping.snippet_statement(col.info.text_config, query, [h.content for h in result])
+            lit = await col.db.read(partial(_fetch, stmt=stmt, params=params), fresh=fresh)
+            result = grouping.with_snippets(result, [r[0] for r in lit])
+        return result
 
     @awaitable
     async def search_many(
@@ -172,6 +202,11 @@ class AsyncLookups:
             page, (None, None, None), fresh=fresh, query=None, vector=vector, mode="vector", oversample=oversample,
             ef_search=ef_search, exact=exact, where=where, tenant=tenant,
         )  # fmt: skip
+
+
+async def _fetch(conn: psycopg.AsyncConnection[Any], *, stmt: Any, params: Any) -> list[tuple[Any, ...]]:
+    cur = await conn.execute(stmt, params)
+    return await cur.fetchall()
 
 
 def _collection(obj: AsyncLookups) -> Searchable:
