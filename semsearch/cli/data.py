@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from psycopg import sql
 
 from semsearch import csv_types
 from semsearch.cli.app import (
@@ -51,12 +50,8 @@ def _types(ctx: click.Context, param: click.Parameter, value: str | None) -> dic
 @click.option("--key-field", "key", default="key", show_default=True)
 @click.option("--text-field", "text", default="content", show_default=True)
 @click.option("--embedding-field", "embedding", default="embedding", show_default=True)
-@click.option(
-    "--tenant-field",
-    "tenant",
-    metavar="NAME",
-    help='The row\'s tenant  [default: "tenant" when the collection requires or has tenants, else none]',
-)
+@click.option("--tenant-field", "tenant", metavar="NAME", help='The row\'s tenant  [default: "tenant"]')
+@click.option("--no-tenant-field", is_flag=True, help="No field is the tenant: a tenant field is metadata.")
 @click.option(
     "--metadata-types",
     "types",
@@ -78,8 +73,9 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
     one cell like 007 or n/a keeps the whole column text; empty cells are null
     (--metadata-types forces types, --no-infer-types keeps text).
     Text: one row per paragraph (blocks separated by blank lines), keyed "<file as
-    given>:<n>". A bad row stops the run with its file and line; batches written
-    before it stay, and a re-run skips them.
+    given>:<n>". A "tenant" field is the row's tenant, as "key" is its key
+    (--no-tenant-field keeps it metadata). A bad row stops the run with its file
+    and line; batches written before it stay, and a re-run skips them.
 
     \b
     Example:
@@ -87,9 +83,16 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
       semsearch ingest movies movies.csv --key-field id --text-field title --metadata-types year=int
       semsearch ingest docs tickets.jsonl --tenant-field customer
     """
+    if o["tenant"] is not None and o["no_tenant_field"]:
+        raise click.UsageError("expected --tenant-field or --no-tenant-field, not both")
     col = open_collection(ctx, name, embedder)
     batch_size = o.pop("batch_size")
-    if o["tenant"] is None and _has_tenants(col):
+    if o.pop("no_tenant_field"):
+        if _needs_tenant(col):
+            raise click.UsageError(
+                f"expected a tenant field for collection {name!r} (it requires tenants), got --no-tenant-field"
+            )
+    elif o["tenant"] is None:
         o["tenant"] = "tenant"
     names = Fields(**o)
     required = (o["tenant"], name) if _needs_tenant(col) else None
@@ -112,15 +115,6 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
 
 def _needs_tenant(col: Collection) -> bool:
     return col.info.tenant_required or col.info.distributed_by == "tenant"
-
-
-def _has_tenants(col: Collection) -> bool:
-    if _needs_tenant(col):
-        return True
-    with col.db.connection() as conn:
-        query = sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE tenant IS NOT NULL)").format(col.layout.table)
-        row = conn.execute(query).fetchone()
-    return bool(row and row[0])
 
 
 @main.command()
