@@ -351,6 +351,9 @@ class Collection(Handle, Measuring, Lookups):
                 # the definition changed (migrate-model, alter, distribute): search again with the new one
                 request = self._request(**args)
                 request = searching.with_fusion(request, fusion, vector_weight, text_weight)
+            if guards.asks_for_tenants(info, request.tenant, rows):
+                found = self.db.read(lambda conn: conn.execute(guards.any_tenant(info)).fetchone(), fresh=fresh)
+                guards.check_tenants(self.name, request.tenant, found)
         result = page.cut(searching.hits(rows, request, indexed=self._indexed))
         if result.unindexed:
             guards.warn_unindexed(self.name)

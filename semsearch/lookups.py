@@ -110,6 +110,9 @@ class Lookups:
                     if col._answered(col.name, checked):
                         break
                 # the definition changed (migrate-model, alter, distribute): search again with the new one
+        if guards.asks_for_tenants(info, tenant, next((rows for rows in found if rows), [])):
+            any_tenant = col.db.read(lambda conn: conn.execute(guards.any_tenant(info)).fetchone(), fresh=fresh)
+            guards.check_tenants(col.name, tenant, any_tenant)
         results = [
             page.cut(searching.hits(rows, r, indexed=col._indexed)) for rows, r in zip(found, requests, strict=True)
         ]

@@ -336,6 +336,11 @@ class AsyncCollection(Handle, AsyncLookups):
                     break
             # the definition changed (migrate-model, alter, distribute): search again with the new one
             request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
+        if guards.asks_for_tenants(info, request.tenant, rows):
+            async with self.db.connection() as conn:
+                guards.check_tenants(
+                    self.name, request.tenant, await (await conn.execute(guards.any_tenant(info))).fetchone()
+                )
         result = page.cut(searching.hits(rows, request, indexed=self._indexed))
         if result.unindexed:
             guards.warn_unindexed(self.name)

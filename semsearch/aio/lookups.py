@@ -101,6 +101,9 @@ class AsyncLookups:
                 if col._answered(col.name, checked):
                     break
             # the definition changed (migrate-model, alter, distribute): search again with the new one
+        if guards.asks_for_tenants(info, tenant, next((rows for rows in found if rows), [])):
+            async with col.db.connection() as conn:
+                guards.check_tenants(col.name, tenant, await (await conn.execute(guards.any_tenant(info))).fetchone())
         results = [
             page.cut(searching.hits(rows, r, indexed=col._indexed)) for rows, r in zip(found, requests, strict=True)
         ]
