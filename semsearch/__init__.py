@@ -8,7 +8,8 @@ from semsearch.db import Database, connect
 from semsearch.embeddings import BatchedEmbedder, Embedder
 from semsearch.model_switch import MigrationReport, migrate_model
 from semsearch.model_switch import rollback as rollback_model
-from semsearch.results import AddResult, Hit, SearchResult
+from semsearch.passages.splitter import Splitter
+from semsearch.results import AddResult, Hit, Passage, SearchResult
 from semsearch.stored import Row
 
 __all__ = [
@@ -20,8 +21,10 @@ __all__ = [
     "Embedder",
     "Hit",
     "MigrationReport",
+    "Passage",
     "Row",
     "SearchResult",
+    "Splitter",
     "connect",
     "migrate_model",
     "rollback_model",

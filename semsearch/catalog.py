@@ -25,7 +25,7 @@ from semsearch.values import float4
 
 #: the newest migration of semsearch's own schema (``migrate.head()`` reads it from alembic;
 #: a test keeps the two equal, so connecting needs no alembic import)
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0010"
 #: the largest oversample, ef_search and fusion weight the catalog stores (its CHECKs say the same)
 MAX_STORED_OVERSAMPLE = 1000
 
@@ -67,6 +67,9 @@ class CollectionInfo:
     #: the setting that names a session's tenant once :meth:`Database.isolate_tenants` made the
     #: collection's row-level security policies (None: no policies)
     tenant_setting: str | None = None
+    #: documents are split into passages: the splitter's settings ({"splitter": "default",
+    #: "max_tokens": n, "overlap": n} or {"splitter": "custom", "name": ...}); None: rows are whole texts
+    passages: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> CollectionInfo:
@@ -219,6 +222,7 @@ def insert_statement(info: CollectionInfo) -> sql.Composed:
     values: dict[str, sql.Composable] = {c: sql.Literal(getattr(info, c)) for c in COLUMNS}
     values["text_config"] = sql.SQL("{}::regconfig").format(sql.Literal(info.text_config))
     values["hybrid"] = sql.Literal(Jsonb(info.hybrid) if info.hybrid is not None else None)
+    values["passages"] = sql.Literal(Jsonb(info.passages) if info.passages is not None else None)
     values["statements_version"] = sql.Literal(STATEMENTS_VERSION)
     return sql.SQL("INSERT INTO semsearch.collections ({}) VALUES ({})").format(
         sql.SQL(", ").join(map(sql.Identifier, values)), sql.SQL(", ").join(values.values())

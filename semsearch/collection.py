@@ -20,6 +20,7 @@ from semsearch.faces import Connections
 from semsearch.handle import Handle, rereads
 from semsearch.lookups import Lookups
 from semsearch.measuring import Measuring
+from semsearch.passages import edits, grouping
 from semsearch.results import AddResult, SearchResult
 
 if TYPE_CHECKING:
@@ -41,8 +42,10 @@ class Collection(Handle, Measuring, Lookups):
         col.search("kittens", k=1)[0].key     # 'a'
     """
 
-    def __init__(self, db: Connections, info: CollectionInfo, embedder: Embedder | None = None) -> None:
-        super().__init__(info, embedder)
+    def __init__(
+        self, db: Connections, info: CollectionInfo, embedder: Embedder | None = None, *, passages: Any = None
+    ) -> None:
+        super().__init__(info, embedder, passages)
         self.db = db
 
     def __len__(self) -> int:
@@ -256,6 +259,8 @@ class Collection(Handle, Measuring, Lookups):
             col.delete(["doc1", 42])
             col.delete(where={"year": {"$lt": 1990}}, tenant="acme")
         """
+        if self.info.passages is not None and keys is not None and where is None and not all_rows:
+            return writes.delete(self, edits.deletion(keys, tenant))  # documents: all their passages
         return writes.delete(self, stored.deletion(keys, where=where, tenant=tenant, all_rows=all_rows))
 
     def search(
@@ -276,6 +281,7 @@ class Collection(Handle, Measuring, Lookups):
         offset: int = 0,
         score_threshold: float | None = None,
         fresh: bool = False,
+        passages: bool = False,
     ) -> SearchResult:
         """The ``k`` rows best matching a text or a vector, best first, in one SQL statement.
 
@@ -296,6 +302,10 @@ class Collection(Handle, Measuring, Lookups):
         ``offset`` skips the best rows (the next page: the search runs for ``k + offset``
         rows, see :mod:`semsearch.paging`); ``score_threshold`` drops hits scored below it
         (then ``complete`` is False when fewer than ``k`` reach it).
+        In a collection with passages a hit is a document: the best ``k`` distinct documents,
+        each with ``passages`` (the passages found, best first) and, for text and hybrid, a
+        highlighted ``snippet``; ``passages=True`` returns the best ``k`` passages instead
+        (each hit's ``passage``). ``where``, ``offset`` and ``score_threshold`` apply as for rows.
 
         Example::
 
@@ -309,7 +319,29 @@ class Collection(Handle, Measuring, Lookups):
             where=where, tenant=tenant,
         )  # fmt: skip
         page = paging.check_page(k, offset, score_threshold)
-        return self._search(page, (fusion, vector_weight, text_weight), fresh=fresh, **args)
+        fused = (fusion, vector_weight, text_weight)
+        if self.info.passages is None:
+            if passages:
+                raise InvalidInputError(f"expected a collection with passages for passages=True, got {self.name!r}")
+            return self._search(page, fused, fresh=fresh, **args)
+        # documents: passages are searched, more of them until k distinct documents are found
+        want = page.k + page.offset
+        fetch = want if passages else grouping.first_fetch(want)
+        while True:
+            found = self._search(paging.Page(k=fetch), fused, fresh=fresh, **args)
+            more = grouping.widen(fetch, got=len(found), distinct=grouping.distinct(found), want=want)
+            if passages or more is None:
+                break
+            fetch = more
+        if passages:
+            result = grouping.passage_hits(page.cut(found), k=page.k)
+        else:
+            result = grouping.documents(found, k=page.k, offset=page.offset, score_threshold=page.score_threshold)
+        if mode in ("text", "hybrid") and result.hits and query:
+            stmt, params = grouping.snippet_statement(self.info.text_config, query, [h.content for h in result])
+            lit = self.db.read(lambda conn: conn.execute(stmt, params).fetchall(), fresh=fresh)
+            result = grouping.with_snippets(result, [r[0] for r in lit])
+        return result
 
     def _search(
         self, page: paging.Page, fused: tuple[str | None, float | None, float | None], *, fresh: bool, **search: Any

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -154,6 +154,7 @@ class Database:
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
         distribute_by: str | None = None,
+        passages: Any = None,
     ) -> Collection:
         """Create a collection (its table, HNSW index on the compressed copy, catalog row).
 
@@ -169,6 +170,10 @@ class Database:
         ``bm25_k1``/``bm25_b``: BM25's parameters for ``mode="text"`` and hybrid.
         ``distribute_by`` (``"key"`` or ``"tenant"``, on a Citus coordinator) shards the
         table over the workers: see :meth:`distribute_collection`.
+        ``passages`` makes each added text a document split into passages: ``True`` (the
+        default :class:`~semsearch.Splitter` for the model), a ``Splitter(max_tokens=, overlap=)``,
+        any callable ``text -> list[str] | list[(start, end)]`` or a LangChain text splitter;
+        searches then return the best ``k`` distinct documents (README, "Documents and passages").
 
         Example::
 
@@ -191,6 +196,7 @@ class Database:
             bm25_k1=bm25_k1,
             bm25_b=bm25_b,
             distribute_by=distribute_by,
+            passages=passages,
         )
         # two creators of one name: the second waits for the lock, then finds the first one's row
         with self.connection() as conn, changes.ddl_lock(conn, name), conn.transaction():
@@ -203,7 +209,7 @@ class Database:
                 distributed.check_citus(conn)
             for stmt in ddl.create_statements(info):
                 conn.execute(stmt)
-        return self.collection(name, embedder=embedder)
+        return self.collection(name, embedder=embedder, passages=passages)
 
     def distribute_collection(self, name: str, *, by: str = "key") -> Collection:
         """Shard a collection's table over a Citus cluster's workers (run on the coordinator).
@@ -235,8 +241,8 @@ class Database:
         with self.connection() as conn:
             return catalog.read(conn, name)
 
-    def collection(self, name: str, *, embedder: Embedder | None = None) -> Collection:
-        """Open an existing collection.
+    def collection(self, name: str, *, embedder: Embedder | None = None, passages: Any = None) -> Collection:
+        """Open an existing collection (``passages``: the splitter of one made with a custom splitter).
 
         Example::
 
@@ -245,7 +251,7 @@ class Database:
         info = self._info(name)
         if embedder is not None and embedder.dims != info.dims:
             raise ConfigurationError(f"expected an embedder of {info.dims} dims for {name!r}, got {embedder.dims}")
-        return Collection(self, info, embedder)
+        return Collection(self, info, embedder, passages=passages)
 
     def collections(self) -> list[CollectionInfo]:
         """Every collection's catalog row, by name."""

@@ -18,6 +18,7 @@ from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, check_dims, check_installed, default_dims
 from semsearch.errors import CollectionExistsError, ConfigurationError, InvalidNameError
 from semsearch.layout import BUILD_SETTINGS, MAX_USER_NAME, Layout, check_free, check_name, settings_sql
+from semsearch.passages import splitter
 from semsearch.plans import Plan, default_plan
 from semsearch.values import check_text
 
@@ -42,6 +43,7 @@ def make_info(
     bm25_k1: float = bm25.K1,
     bm25_b: float = bm25.B,
     distribute_by: str | None = None,
+    passages: Any = None,
 ) -> CollectionInfo:
     """Check a collection's settings and fill in defaults; nothing touches the database.
 
@@ -118,6 +120,7 @@ def make_info(
         bm25_k1=_bm25_param("bm25_k1", bm25_k1, 0.0, 10.0),
         bm25_b=_bm25_param("bm25_b", bm25_b, 0.0, 1.0),
         distributed_by=None if distribute_by is None else distributed.check_by(distribute_by),
+        passages=splitter.resolve(passages, model)[0],
     )
 
 

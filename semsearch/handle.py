@@ -29,6 +29,7 @@ from semsearch import catalog, guards
 from semsearch.catalog import CollectionInfo
 from semsearch.embeddings import Embedder, embedder_for
 from semsearch.errors import CollectionError, ConfigurationError, InvalidInputError
+from semsearch.passages import splitter
 
 #: how long a handle trusts its catalog row before a search re-reads it (in the same round trip)
 CATALOG_CHECK_SECONDS = 1.0
@@ -58,8 +59,10 @@ def rereads(exc: BaseException) -> bool:
 class Handle:
     """The part :class:`~semsearch.Collection` and :class:`~semsearch.aio.AsyncCollection` share."""
 
-    def __init__(self, info: CollectionInfo, embedder: Embedder | None = None) -> None:
+    def __init__(self, info: CollectionInfo, embedder: Embedder | None = None, passages: Any = None) -> None:
         self.info = info
+        #: the splitter the caller gave (a custom one is not stored: see :attr:`splitter`)
+        self._passages = passages
         self.layout = info.layout
         self._embedder = embedder
         self._own_embedder = embedder is not None
@@ -88,6 +91,20 @@ class Handle:
         if self._embedder.dims != self.dims:
             raise ConfigurationError(f"expected an embedder of {self.dims} dims, got {self._embedder.dims}")
         return self._embedder
+
+    @property
+    def splitter(self) -> Any:
+        """What this collection splits documents with (None: rows are whole texts, no passages)."""
+        if self.info.passages is None:
+            return None
+        found = splitter.from_config(self.info.passages, self.info.model, self._passages)
+        if found is None:
+            made = self.info.passages.get("name", "a custom splitter")
+            raise ConfigurationError(
+                f"expected passages=<the splitter> when opening {self.name!r} (made with {made}) to add documents, "
+                "got none"
+            )
+        return found
 
     def __repr__(self) -> str:
         kind = type(self).__name__

@@ -17,6 +17,7 @@ import psycopg
 from semsearch import batch, guards, ingest, paging, searching, stored
 from semsearch.faces import Searchable
 from semsearch.handle import rereads
+from semsearch.passages import edits
 from semsearch.results import SearchResult
 
 
@@ -37,6 +38,10 @@ class Lookups:
             col.get("m1")[0].metadata                         # {'year': 1995}
         """
         col = _collection(self)
+        if col.info.passages is not None:  # documents: put together again from their passages
+            stmt, params = edits.passages_statement(col.layout, keys, tenant)
+            parts = col.db.read(lambda conn: conn.execute(stmt, params).fetchall(), fresh=fresh)
+            return edits.as_documents(parts, params["keys"])
         stmt, params = stored.get_statement(col.layout, keys, tenant=tenant)
         found = col.db.read(lambda conn: conn.execute(stmt, params).fetchall(), fresh=fresh)
         return [stored.as_row(r) for r in found]

@@ -8,6 +8,25 @@ from typing import Any, overload
 
 
 @dataclass(frozen=True)
+class Passage:
+    """One passage of a document (a collection made with ``passages=``): where it is and how it scored.
+
+    ``start``/``end`` are character offsets into the document (``document[start:end] == text``);
+    ``seq`` is its position among the document's passages, from 0.
+
+    Example::
+
+        Passage(seq=3, start=1200, end=1890, text="Cats purr when ...", score=0.71)
+    """
+
+    seq: int
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result, best first. What ``score`` means depends on the search:
 
@@ -26,6 +45,14 @@ class Hit:
     content: str
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: a document hit (collections with passages): the passages of it the search found, best first;
+    #: ``content`` is the best one's text and ``score`` its score
+    passages: tuple[Passage, ...] = ()
+    #: a passage-level hit (``search(..., passages=True)``): the passage; ``key`` is its document's key
+    passage: Passage | None = None
+    #: text and hybrid searches of a collection with passages: the best passage with the query's
+    #: words highlighted (Postgres' ``ts_headline``: ``<b>...</b>``)
+    snippet: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +160,16 @@ class AddResult:
     """What :meth:`Collection.add` did.
 
     ``embedded`` texts went to the embedder; ``reused`` took the stored vector of
-    an identical text; ``unchanged`` rows were already stored exactly so.
+    an identical text; ``unchanged`` rows were already stored exactly so. In a collection
+    with passages the rows are passages: ``documents`` were split into them,
+    ``passages_embedded`` went to the embedder, ``passages_kept`` kept a stored vector (same
+    content hash, wherever the passage moved) and ``passages_deleted`` vanished from an edited
+    document.
+
+    Example::
+
+        result = col.add(keys=["doc1"], contents=[edited_text])
+        result.passages_embedded, result.passages_kept, result.passages_deleted   # (1, 41, 0)
     """
 
     inserted: int
@@ -143,6 +179,10 @@ class AddResult:
     reused: int = 0
     #: what the automatic tuning after this load chose (see :func:`semsearch.tune.autotune`), if it ran
     tuned: TuneResult | None = None
+    documents: int = 0
+    passages_embedded: int = 0
+    passages_kept: int = 0
+    passages_deleted: int = 0
 
     def __add__(self, other: AddResult) -> AddResult:
         """Counts of two loads together (the later tuning wins).
@@ -157,4 +197,8 @@ class AddResult:
             embedded=self.embedded + other.embedded,
             reused=self.reused + other.reused,
             tuned=other.tuned or self.tuned,
+            documents=self.documents + other.documents,
+            passages_embedded=self.passages_embedded + other.passages_embedded,
+            passages_kept=self.passages_kept + other.passages_kept,
+            passages_deleted=self.passages_deleted + other.passages_deleted,
         )

@@ -24,6 +24,7 @@ from semsearch import catalog, doctor, ingest, tune
 from semsearch.faces import Searchable
 from semsearch.handle import CatalogChanged, rereads
 from semsearch.layout import Layout
+from semsearch.passages import edits
 from semsearch.results import AddResult
 from semsearch.vectors import check_vectors
 
@@ -41,10 +42,17 @@ def add(
     defer: bool,
     copy_first: bool,
 ) -> AddResult:
-    """:meth:`Collection.add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert."""
+    """:meth:`Collection.add`; ``copy_first`` (bulk loads) tries a plain COPY of new keys before the upsert.
+
+    In a collection with passages each text is a document: its passage rows are written and
+    its vanished passages deleted in the same transaction (see :mod:`semsearch.passages.edits`).
+    """
     rows = ingest.check_rows(keys, contents, metadata, tenant)
     if not rows.keys:
         return AddResult(0, 0, 0)
+    docs = edits.prepare(rows, col.splitter, embeddings, model=col.info.model, name=col.name)
+    if docs is not None:
+        rows = docs.rows
 
     def embed_and_write() -> AddResult:
         # run again in full after a change of definition: the vectors must be the live model's
@@ -55,28 +63,37 @@ def add(
             vectors = list(check_vectors(embeddings, n=len(rows.keys), dims=col.dims))
         else:
             vectors, embedded, reused = embed_missing(col, rows, defer=defer)
-        inserted, updated = write(col, rows, vectors, copy_first=copy_first)
-        unchanged = len(rows.keys) - inserted - updated
-        return AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
+        inserted, updated, deleted = write(col, rows, vectors, copy_first=copy_first, docs=docs)
+        return edits.counted(rows, docs, (inserted, updated, deleted), embedded, reused)
 
     return following_catalog(col, embed_and_write)
 
 
 def write(
-    col: Searchable, rows: ingest.Rows, vectors: Sequence[np.ndarray | None], *, copy_first: bool
-) -> tuple[int, int]:
-    """Write one checked batch in one transaction; ``(inserted, updated)``."""
+    col: Searchable,
+    rows: ingest.Rows,
+    vectors: Sequence[np.ndarray | None],
+    *,
+    copy_first: bool,
+    docs: edits.Documents | None = None,
+) -> tuple[int, int, int]:
+    """Write one checked batch in one transaction; ``(inserted, updated, passages deleted)``."""
     with col.db.connection() as conn, conn.transaction():
         col._check(conn.execute(catalog.CHECK, [col.name]).fetchone())
+        written: tuple[int, int] | None = None
         if copy_first:
             # the table started empty: most batches are all new keys, which COPY takes directly
             try:
                 with conn.transaction():
-                    return ingest.copy_new(conn, col.layout, rows, vectors), 0
+                    written = ingest.copy_new(conn, col.layout, rows, vectors), 0
             except (psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback):
                 pass  # a key already stored, or a deadlock with a writer outside semsearch: the upsert decides
-        inserted, updated = ingest.write(conn, col.layout, rows, vectors)
-    return inserted, updated
+        if written is None:
+            written = ingest.write(conn, col.layout, rows, vectors)
+        deleted = 0
+        if docs is not None:  # the edited documents' passages that are no more
+            deleted = conn.execute(*edits.vanished_statement(col.layout, docs.keys, docs.tenants, rows.keys)).rowcount
+    return written[0], written[1], deleted
 
 
 def following_catalog(col: Searchable, write: Callable[[], T]) -> T:
@@ -208,6 +225,7 @@ def delete(col: Searchable, statement: Callable[[Layout], tuple[Any, Any]]) -> i
             found = conn.execute(catalog.CHECK, [col.name])
             deleted = conn.execute(*statement(col.layout))
             col._check(found.fetchone())
-            return deleted.rowcount
+            # a documents' delete counts them in its one row (see semsearch.passages.edits.deletion)
+            return int(deleted.fetchone()[0]) if deleted.description else deleted.rowcount  # type: ignore[index]
 
     return following_catalog(col, run)

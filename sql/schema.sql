@@ -126,6 +126,7 @@ CREATE TABLE semsearch.collections (
     hybrid jsonb,
     distributed_by text,
     tenant_setting text,
+    passages jsonb,
     CONSTRAINT collections_bm25_b_check CHECK (((bm25_b >= (0)::double precision) AND (bm25_b <= (1)::double precision))),
     CONSTRAINT collections_bm25_k1_check CHECK (((bm25_k1 >= (0)::double precision) AND (bm25_k1 <= (10)::double precision))),
     CONSTRAINT collections_dims_check CHECK (((dims >= 1) AND (dims <= 16000))),
@@ -138,6 +139,7 @@ CREATE TABLE semsearch.collections (
     CONSTRAINT collections_name_check CHECK ((name ~ '^[a-z_][a-z0-9_]{0,47}$'::text)),
     CONSTRAINT collections_oversample_check CHECK ((oversample >= (1)::double precision)),
     CONSTRAINT collections_oversample_range CHECK (((oversample >= (1)::double precision) AND (oversample <= (1000)::double precision))),
+    CONSTRAINT collections_passages_check CHECK (((passages IS NULL) OR ((jsonb_typeof(passages) = 'object'::text) AND ((passages ->> 'splitter'::text) = ANY (ARRAY['default'::text, 'custom'::text]))))),
     CONSTRAINT collections_storage_check CHECK ((storage = ANY (ARRAY['vector'::text, 'halfvec'::text]))),
     CONSTRAINT collections_table_name_check CHECK ((table_name ~ '^col_[a-z0-9_]{1,48}$'::text)),
     CONSTRAINT collections_tenant_setting_check CHECK ((tenant_setting ~ '^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$'::text)),
@@ -146,6 +148,8 @@ CREATE TABLE semsearch.collections (
 );
 
 COMMENT ON TABLE semsearch.collections IS 'one row per semsearch collection: its model, dimensions, compression plan and tuned search settings (data only: the statements are composed from it)';
+
+COMMENT ON COLUMN semsearch.collections.passages IS 'documents are split into passages (rows <document key>#<seq>, their place in metadata -> ''semsearch:passage''): the splitter''s settings; NULL: rows are whole texts';
 
 CREATE FUNCTION semsearch.collection_for_search(collection text, tenant text, k integer) RETURNS semsearch.collections
     LANGUAGE plpgsql STABLE
@@ -522,6 +526,69 @@ END
 $_$;
 
 COMMENT ON FUNCTION semsearch.search(collection text, query public.vector, k integer, oversample real, ef_search integer, exact boolean, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'k nearest rows of a collection by cosine similarity of the full vectors: coarse HNSW pass on the compressed copy with oversampling, exact rescore; exact => true scans every (filtered) row. filter: metadata containment (jsonb), filter_path/filter_vars: a jsonpath predicate on metadata. Example: SELECT * FROM semsearch.search(''movies'', ''[0.1, ...]''::vector, 5, filter => ''{"lang": "es"}'');';
+
+CREATE FUNCTION semsearch.search_documents(collection text, query public.vector DEFAULT NULL::public.vector, k integer DEFAULT 10, query_text text DEFAULT NULL::text, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text) RETURNS TABLE(key text, content text, score double precision, metadata jsonb, passages jsonb)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    n integer;
+    found semsearch.hit[];
+    docs integer;
+BEGIN
+    IF search_documents.k IS NULL OR search_documents.k < 1 OR search_documents.k > 10000 THEN
+        RAISE EXCEPTION 'expected k between 1 and 10000, got %', search_documents.k USING ERRCODE = '22023';
+    END IF;
+    IF search_documents.query IS NULL AND search_documents.query_text IS NULL THEN
+        RAISE EXCEPTION 'expected query, query_text or both, got neither' USING ERRCODE = '22023';
+    END IF;
+    n := least(10000, greatest(search_documents.k * 4, 40));
+    LOOP
+        IF search_documents.query_text IS NULL THEN
+            SELECT array_agg(h) INTO found FROM semsearch.search(search_documents.collection, search_documents.query, n,
+                filter => search_documents.filter, filter_path => search_documents.filter_path,
+                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant) h;
+        ELSIF search_documents.query IS NULL THEN
+            SELECT array_agg(h) INTO found FROM semsearch.text_search(search_documents.collection,
+                search_documents.query_text, n,
+                filter => search_documents.filter, filter_path => search_documents.filter_path,
+                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant) h;
+        ELSE
+            SELECT array_agg(h) INTO found FROM semsearch.hybrid_search(search_documents.collection,
+                search_documents.query_text, search_documents.query, n,
+                filter => search_documents.filter, filter_path => search_documents.filter_path,
+                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant) h;
+        END IF;
+        SELECT count(DISTINCT coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key)) INTO docs
+        FROM unnest(found) h;
+        EXIT WHEN docs >= search_documents.k OR coalesce(cardinality(found), 0) < n OR n >= 10000;
+        n := least(10000, n * 4);
+    END LOOP;
+    RETURN QUERY
+    SELECT g.doc, g.content, g.score, g.metadata - 'semsearch:passage', g.passages
+    FROM (
+        SELECT x.doc,
+               (array_agg(x.content ORDER BY x.ord))[1] AS content,
+               (array_agg(x.score ORDER BY x.ord))[1] AS score,
+               (array_agg(x.metadata ORDER BY x.ord))[1] AS metadata,
+               coalesce(jsonb_agg(jsonb_build_object(
+                   'seq', x.place -> 'seq', 'start', x.place -> 'start', 'end', x.place -> 'end',
+                   'score', x.score, 'text', x.content) ORDER BY x.ord) FILTER (WHERE x.place IS NOT NULL),
+                   '[]'::jsonb) AS passages,
+               min(x.ord) AS first
+        FROM (SELECT h.key, h.content, h.score, h.metadata, h.ord,
+                     h.metadata -> 'semsearch:passage' AS place,
+                     coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key) AS doc
+              FROM unnest(found) WITH ORDINALITY AS h(key, content, score, metadata, ord)) x
+        GROUP BY x.doc
+    ) g
+    ORDER BY g.first
+    LIMIT search_documents.k;
+END
+$$;
+
+COMMENT ON FUNCTION semsearch.search_documents(collection text, query public.vector, k integer, query_text text, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'the best k distinct documents of a collection with passages (vector: query; text: query_text; hybrid: both), each with the passages found (jsonb, best first); candidates widen until k documents are found when k exist. Example: SELECT * FROM semsearch.search_documents(''manuals'', $1::vector, 10, tenant => ''acme'');';
 
 CREATE FUNCTION semsearch.statements_version() RETURNS integer
     LANGUAGE sql IMMUTABLE

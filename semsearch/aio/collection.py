@@ -25,8 +25,9 @@ from semsearch.aio.search import execute
 from semsearch.catalog import CollectionInfo
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder, aembed
-from semsearch.errors import PermissionDeniedError
+from semsearch.errors import InvalidInputError, PermissionDeniedError
 from semsearch.handle import CatalogChanged, Handle, rereads
+from semsearch.passages import edits, grouping
 from semsearch.results import AddResult, SearchResult
 from semsearch.vectors import check_vectors
 
@@ -46,8 +47,10 @@ class AsyncCollection(Handle, AsyncLookups):
         (await col.search("kittens", k=1))[0].key     # 'a'
     """
 
-    def __init__(self, db: Connections, info: CollectionInfo, embedder: Embedder | None = None) -> None:
-        super().__init__(info, embedder)
+    def __init__(
+        self, db: Connections, info: CollectionInfo, embedder: Embedder | None = None, *, passages: Any = None
+    ) -> None:
+        super().__init__(info, embedder, passages)
         self.db = db
 
     @awaitable
@@ -108,6 +111,9 @@ class AsyncCollection(Handle, AsyncLookups):
         rows = ingest.check_rows(keys, contents, metadata, tenant)
         if not rows.keys:
             return AddResult(0, 0, 0)
+        docs = edits.prepare(rows, self.splitter, embeddings, model=self.info.model, name=self.name)
+        if docs is not None:  # documents, written as their passages (see semsearch.writes.add)
+            rows = docs.rows
 
         async def embed_and_write() -> AddResult:
             # run again in full after a change of definition: the vectors must be the live model's
@@ -118,25 +124,37 @@ class AsyncCollection(Handle, AsyncLookups):
                 vectors = list(check_vectors(embeddings, n=len(rows.keys), dims=self.dims))
             else:
                 vectors, embedded, reused = await self._embed_missing(rows, defer=defer)
-            inserted, updated = await self._write(rows, vectors, copy_first=copy_first)
-            unchanged = len(rows.keys) - inserted - updated
-            return AddResult(inserted, updated, unchanged, embedded=embedded, reused=reused)
+            written = await self._write(rows, vectors, copy_first=copy_first, docs=docs)
+            return edits.counted(rows, docs, written, embedded, reused)
 
         return await self._following_catalog(embed_and_write)
 
     async def _write(
-        self, rows: ingest.Rows, vectors: Sequence[np.ndarray | None], *, copy_first: bool
-    ) -> tuple[int, int]:
+        self,
+        rows: ingest.Rows,
+        vectors: Sequence[np.ndarray | None],
+        *,
+        copy_first: bool,
+        docs: edits.Documents | None = None,
+    ) -> tuple[int, int, int]:
+        """See :func:`semsearch.writes.write`: ``(inserted, updated, passages deleted)``."""
         async with self.db.connection() as conn, conn.transaction():
             self._check(await (await conn.execute(catalog.CHECK, [self.name])).fetchone())
+            written: tuple[int, int] | None = None
             if copy_first:
                 # the table started empty: most batches are all new keys, which COPY takes directly
                 try:
                     async with conn.transaction():
-                        return await writes.copy_new(conn, self.layout, rows, vectors), 0
+                        written = await writes.copy_new(conn, self.layout, rows, vectors), 0
                 except (psycopg.errors.UniqueViolation, psycopg.errors.TransactionRollback):
                     pass  # a key already stored, or a deadlock with a writer outside semsearch: the upsert decides
-            return await writes.write(conn, self.layout, rows, vectors)
+            if written is None:
+                written = await writes.write(conn, self.layout, rows, vectors)
+            deleted = 0
+            if docs is not None:  # the edited documents' passages that are no more
+                gone = edits.vanished_statement(self.layout, docs.keys, docs.tenants, rows.keys)
+                deleted = (await conn.execute(*gone)).rowcount
+        return written[0], written[1], deleted
 
     async def _following_catalog(self, write: Callable[[], Awaitable[T]]) -> T:
         """Run a write; when the definition changed under the handle, run it again with the new one.
@@ -257,6 +275,8 @@ class AsyncCollection(Handle, AsyncLookups):
             await col.delete(where={"year": {"$lt": 1990}})
         """
         statement = stored.deletion(keys, where=where, tenant=tenant, all_rows=all_rows)
+        if self.info.passages is not None and keys is not None and where is None and not all_rows:
+            statement = edits.deletion(keys, tenant)  # documents: all their passages
 
         async def delete() -> int:
             # one round trip for the check and the delete; a changed definition rolls the delete back
@@ -264,7 +284,8 @@ class AsyncCollection(Handle, AsyncLookups):
                 found = await conn.execute(catalog.CHECK, [self.name])
                 deleted = await conn.execute(*statement(self.layout))
                 self._check(await found.fetchone())
-                return deleted.rowcount
+                # a documents' delete counts them in its one row (see semsearch.passages.edits.deletion)
+                return int((await deleted.fetchone())[0]) if deleted.description else deleted.rowcount  # type: ignore[index]
 
         return await self._following_catalog(delete)
 
@@ -286,6 +307,7 @@ class AsyncCollection(Handle, AsyncLookups):
         text_weight: float | None = None,
         offset: int = 0,
         score_threshold: float | None = None,
+        passages: bool = False,
     ) -> SearchResult:
         """The ``k`` rows best matching a text or a vector, in one round trip (see :meth:`semsearch.Collection.search`).
 
@@ -300,7 +322,30 @@ class AsyncCollection(Handle, AsyncLookups):
             where=where, tenant=tenant,
         )  # fmt: skip
         page = paging.check_page(k, offset, score_threshold)
-        return await self._search(page, (fusion, vector_weight, text_weight), **args)
+        fused = (fusion, vector_weight, text_weight)
+        if self.info.passages is None:
+            if passages:
+                raise InvalidInputError(f"expected a collection with passages for passages=True, got {self.name!r}")
+            return await self._search(page, fused, **args)
+        # documents: passages are searched, more of them until k distinct documents are found
+        want = page.k + page.offset
+        fetch = want if passages else grouping.first_fetch(want)
+        while True:
+            found = await self._search(paging.Page(k=fetch), fused, **args)
+            more = grouping.widen(fetch, got=len(found), distinct=grouping.distinct(found), want=want)
+            if passages or more is None:
+                break
+            fetch = more
+        if passages:
+            result = grouping.passage_hits(page.cut(found), k=page.k)
+        else:
+            result = grouping.documents(found, k=page.k, offset=page.offset, score_threshold=page.score_threshold)
+        if mode in ("text", "hybrid") and result.hits and query:
+            stmt, params = grouping.snippet_statement(self.info.text_config, query, [h.content for h in result])
+            async with self.db.connection() as conn:
+                lit = await (await conn.execute(stmt, params)).fetchall()
+            result = grouping.with_snippets(result, [r[0] for r in lit])
+        return result
 
     async def _search(
         self, page: paging.Page, fused: tuple[str | None, float | None, float | None], **search: Any

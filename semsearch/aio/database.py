@@ -188,7 +188,7 @@ class AsyncDatabase:
                 raise ddl.unknown_text_config(info.text_config) from exc
             for stmt in ddl.create_statements(info):
                 await conn.execute(stmt)
-        return await self.collection(name, embedder=embedder)
+        return await self.collection(name, embedder=embedder, passages=settings.get("passages"))
 
     @awaitable
     async def info(self, name: str) -> CollectionInfo:
@@ -198,8 +198,8 @@ class AsyncDatabase:
             return catalog.found(await (await cur.execute(catalog.select_statement(name))).fetchone(), name)
 
     @awaitable
-    async def collection(self, name: str, *, embedder: Embedder | None = None) -> AsyncCollection:
-        """Open an existing collection.
+    async def collection(self, name: str, *, embedder: Embedder | None = None, passages: Any = None) -> AsyncCollection:
+        """Open an existing collection (``passages``: the splitter of one made with a custom splitter).
 
         Example::
 
@@ -208,7 +208,7 @@ class AsyncDatabase:
         info = await self.info(name)
         if embedder is not None and embedder.dims != info.dims:
             raise ConfigurationError(f"expected an embedder of {info.dims} dims for {name!r}, got {embedder.dims}")
-        return AsyncCollection(self, info, embedder)
+        return AsyncCollection(self, info, embedder, passages=passages)
 
     @awaitable
     async def collections(self) -> list[CollectionInfo]:

@@ -17,6 +17,7 @@ from semsearch.aio.faces import Lookable
 from semsearch.aio.pending import awaitable
 from semsearch.embeddings import aembed
 from semsearch.handle import rereads
+from semsearch.passages import edits
 from semsearch.results import SearchResult
 
 
@@ -32,6 +33,11 @@ class AsyncLookups:
             [r.key for r in await col.get(["m2", "nope", "m1"])]     # ['m2', 'm1']
         """
         col = _collection(self)
+        if col.info.passages is not None:  # documents: put together again from their passages
+            stmt, params = edits.passages_statement(col.layout, keys, tenant)
+            async with col.db.connection() as conn:
+                parts = await (await conn.execute(stmt, params)).fetchall()
+            return edits.as_documents(parts, params["keys"])
         stmt, params = stored.get_statement(col.layout, keys, tenant=tenant)
         async with col.db.connection() as conn:
             found = await (await conn.execute(stmt, params)).fetchall()

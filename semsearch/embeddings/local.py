@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,11 @@ def _load_parts() -> tuple[np.ndarray, object]:
     with resources.as_file(tokenizer_file) as path:
         tokenizer = Tokenizer.from_file(str(path))
     return np.ascontiguousarray(matrix, dtype=np.float32), tokenizer
+
+
+def tokenizer() -> Any:
+    """wordllama's own tokenizer (a ``tokenizers.Tokenizer``), to count a text's tokens as the model does."""
+    return _load_parts()[1]
 
 
 @lru_cache(maxsize=len(SUPPORTED_DIMS))

@@ -37,6 +37,13 @@ class Model:
     #: US dollars per million input tokens (OpenAI's price list, 2024-2026)
     price_per_million: float | None = None
     aliases: tuple[str, ...] = ()
+    #: the longest text it embeds, in its own tokens (None: any length; wordllama averages them all)
+    max_input_tokens: int | None = None
+    #: its tokenizer: an OpenAI BPE encoding's name, or ``"wordllama"`` (see :mod:`semsearch.passages.tokens`)
+    tokenizer: str = "cl100k_base"
+    #: the default passage size and overlap, in its tokens (see :class:`semsearch.Splitter`)
+    passage_tokens: int = 512
+    passage_overlap: int = 64
 
     def check(self, dims: int) -> str | None:
         """Why ``dims`` cannot come from this model (``None`` when it can)."""
@@ -58,10 +65,14 @@ MODELS: tuple[Model, ...] = (
         dims_allowed=(64, 128, 256),
         resizable=True,
         aliases=("wordllama-l2-supercat",),
+        tokenizer="wordllama",
+        # an average of token vectors: a shorter passage keeps its topic (a default, not yet tuned)
+        passage_tokens=256,
+        passage_overlap=32,
     ),
-    Model("text-embedding-3-small", "openai", 1536, resizable=True, price_per_million=0.02),
-    Model("text-embedding-3-large", "openai", 3072, resizable=True, price_per_million=0.13),
-    Model("text-embedding-ada-002", "openai", 1536, price_per_million=0.10),
+    Model("text-embedding-3-small", "openai", 1536, resizable=True, price_per_million=0.02, max_input_tokens=8191),
+    Model("text-embedding-3-large", "openai", 3072, resizable=True, price_per_million=0.13, max_input_tokens=8191),
+    Model("text-embedding-ada-002", "openai", 1536, price_per_million=0.10, max_input_tokens=8191),
 )
 _BY_NAME = {name: model for model in MODELS for name in (model.name, *model.aliases)}
 

@@ -137,10 +137,12 @@ def test_no_import_cycle():
 
 #: the helpers of the write and measuring paths: they take semsearch.faces' narrow faces
 HELPERS = ("writes", "backfill", "watch", "doctor", "table_sync", "workload", "evaluate", "tune", "fusion", "lookups",
-           "measuring", "ingest", "searching", "explaining", "batch", "paging", "stored", "guards")  # fmt: skip
+           "measuring", "ingest", "searching", "explaining", "batch", "paging", "stored", "guards",
+           "passages")  # fmt: skip
 #: the query path: it never imports the write path
-QUERY_PATH = ("searching", "statements", "explaining", "guards", "batch", "paging", "layout", "plans")
-WRITE_PATH = ("writes", "ingest", "backfill", "watch", "table_sync", "model_switch", "doctor")
+QUERY_PATH = ("searching", "statements", "explaining", "guards", "batch", "paging", "layout", "plans",
+              "passages.grouping")  # fmt: skip
+WRITE_PATH = ("writes", "ingest", "backfill", "watch", "table_sync", "model_switch", "doctor", "passages.edits")
 
 
 def test_helpers_take_faces_not_the_api():

@@ -1,0 +1,125 @@
+"""Passages found, grouped into documents: the best ``k`` distinct documents, each with its passages.
+
+A search of a collection with passages ranks passages. To return ``k`` documents it asks
+for :func:`first_fetch` passages and, while fewer than ``k`` distinct documents came back
+although more passages exist, for more (:func:`widen`: 4x each time, up to the search's
+``k`` limit). :func:`documents` then keeps each document once, at its best passage's
+score, with the passages of it found, best first. The SQL function
+``semsearch.search_documents`` (migration 0010) follows the same rules.
+
+Nothing here does I/O.
+
+Example::
+
+    fetch = first_fetch(10)
+    while (more := widen(fetch, got=len(result), distinct=distinct(result), want=10)) is not None: ...
+    documents(result, k=10)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+
+from semsearch.passages import rows as passage_rows
+from semsearch.planner import MAX_K
+from semsearch.results import Hit, Passage, SearchResult
+
+
+def first_fetch(want: int) -> int:
+    """How many passages the first search asks for, to find ``want`` documents.
+
+    >>> first_fetch(10)
+    40
+    """
+    return min(MAX_K, max(want * 4, 40))
+
+
+def widen(fetch: int, *, got: int, distinct: int, want: int) -> int | None:
+    """How many passages to ask for next, or None when the search has its documents (or all there are).
+
+    >>> widen(40, got=40, distinct=3, want=10)
+    160
+    >>> widen(40, got=25, distinct=3, want=10) is None     # every matching passage was found
+    True
+    """
+    if distinct >= want or got < fetch or fetch >= MAX_K:
+        return None
+    return min(MAX_K, fetch * 4)
+
+
+def document_of(hit: Hit) -> str:
+    """The key of the document a passage hit belongs to (a row that is no passage is its own)."""
+    place = passage_rows.entry(hit.metadata)
+    return str(place["doc"]) if place is not None else hit.key
+
+
+def distinct(result: SearchResult) -> int:
+    """How many distinct documents a passage search found."""
+    return len({document_of(h) for h in result.hits})
+
+
+def passage_of(hit: Hit) -> Passage | None:
+    place = passage_rows.entry(hit.metadata)
+    if place is None:
+        return None
+    seq, start, end = int(place["seq"]), int(place["start"]), int(place["end"])
+    return Passage(seq=seq, start=start, end=end, text=hit.content, score=hit.score)
+
+
+def passage_hits(result: SearchResult, *, k: int, offset: int = 0) -> SearchResult:
+    """Passage-level hits: ``key`` is the document's, ``passage`` the passage, metadata the document's."""
+    hits = tuple(
+        Hit(
+            key=document_of(h),
+            content=h.content,
+            score=h.score,
+            metadata=passage_rows.document_metadata(h.metadata),
+            passage=passage_of(h),
+        )
+        for h in result.hits[offset : offset + k]
+    )
+    return SearchResult(hits=hits, k=k, exact=result.exact, unindexed=result.unindexed)
+
+
+def documents(result: SearchResult, *, k: int, offset: int = 0, score_threshold: float | None = None) -> SearchResult:
+    """Each document once, best first, scored by its best passage, with the passages of it found.
+
+    >>> at = lambda doc, seq: {passage_rows.PASSAGE: {"doc": doc, "seq": seq, "start": 0, "end": 1}}
+    >>> found = (Hit("a#0", "t", 0.9, at("a", 0)), Hit("a#1", "t", 0.8, at("a", 1)), Hit("b#0", "t", 0.7, at("b", 0)))
+    >>> r = documents(SearchResult(found, k=3), k=2)
+    >>> [(d.key, len(d.passages)) for d in r]
+    [('a', 2), ('b', 1)]
+    """
+    grouped: dict[str, list[Hit]] = {}
+    for h in result.hits:  # best first: a document's first hit is its best
+        grouped.setdefault(document_of(h), []).append(h)
+    hits = []
+    for doc, found in grouped.items():
+        best = found[0]
+        passages = tuple(p for p in map(passage_of, found) if p is not None)
+        metadata = passage_rows.document_metadata(best.metadata)
+        hits.append(Hit(key=doc, content=best.content, score=best.score, metadata=metadata, passages=passages))
+    page = hits[offset : offset + k]
+    if score_threshold is not None:
+        page = [h for h in page if h.score >= score_threshold]
+    return SearchResult(hits=tuple(page), k=k, exact=result.exact, unindexed=result.unindexed)
+
+
+def snippet_statement(text_config: str, query: str, texts: list[str]) -> tuple[sql.Composed, dict[str, Any]]:
+    """Each text with the query's words highlighted (``ts_headline``; the words OR-ed, as BM25 matches them)."""
+    stmt = sql.SQL(
+        "SELECT ts_headline({cfg}::regconfig, t, coalesce(("
+        "SELECT string_agg(quote_literal(w.lexeme), ' | ')::tsquery "
+        "FROM unnest(to_tsvector({cfg}::regconfig, %(q)s::text)) w), ''::tsquery), "
+        "'MaxFragments=2, MinWords=8, MaxWords=30') "
+        "FROM unnest(%(texts)s::text[]) WITH ORDINALITY AS x(t, i) ORDER BY i"
+    ).format(cfg=sql.Literal(text_config))
+    return stmt, {"q": query, "texts": texts}
+
+
+def with_snippets(result: SearchResult, snippets: list[str]) -> SearchResult:
+    """The hits with the highlighted text of their best passage (``snippets``: one per hit, in order)."""
+    hits = tuple(Hit(**{**h.__dict__, "snippet": s}) for h, s in zip(result.hits, snippets, strict=True))
+    return SearchResult(hits=hits, k=result.k, exact=result.exact, unindexed=result.unindexed)
