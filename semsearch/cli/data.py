@@ -37,7 +37,7 @@ def _types(ctx: click.Context, param: click.Parameter, value: str | None) -> dic
 
 @main.command()
 @click.argument("name")
-@click.argument("files", nargs=-1, required=True, type=FILE)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--format",
     "fmt",
@@ -73,13 +73,16 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
     one cell like 007 or n/a keeps the whole column text; empty cells are null
     (--metadata-types forces types, --no-infer-types keeps text).
     Text: one row per paragraph (blocks separated by blank lines), keyed "<file as
-    given>:<n>". A "tenant" field is the row's tenant, as "key" is its key
+    given>:<n>"; in a collection with passages the whole file is one document keyed
+    by its path. A folder: each .txt and .md file under it is one document (or
+    row), keyed by its path relative to the folder. A "tenant" field is the row's tenant, as "key" is its key
     (--no-tenant-field keeps it metadata). A bad row stops the run with its file
     and line; batches written before it stay, and a re-run skips them.
 
     \b
     Example:
       semsearch ingest docs notes.jsonl handbook.txt
+      semsearch ingest manuals ./manuals/          # every .txt and .md file, one document each
       semsearch ingest movies movies.csv --key-field id --text-field title --metadata-types year=int
       semsearch ingest docs tickets.jsonl --tenant-field customer
     """
@@ -100,17 +103,35 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
     totals = AddResult(0, 0, 0)
     start = time.perf_counter()
     for path in files:
-        kind = FORMATS.get(path.suffix.lower(), "text") if fmt == "auto" else fmt
+        kind = _kind(path, fmt, passages=col.info.passages is not None)
         records = checked(READERS[kind](path, names), col.dims, seen, required_tenant=required)
         got = col.add_many(records, batch_size=batch_size, progress=True, total=count_rows(path, kind))
         totals += got
     secs = time.perf_counter() - start
     n = totals.inserted + totals.updated + totals.unchanged
+    if col.info.passages is not None:
+        click.echo(
+            f"{totals.documents} documents ({n} passages) from {len(files)} file(s) or folder(s) in {secs:.1f}s "
+            f"({totals.documents / max(secs, 1e-9):,.1f} documents/s): {totals.inserted} passages inserted, "
+            f"{totals.updated} updated, {totals.unchanged} unchanged, {totals.passages_deleted} deleted; "
+            f"{totals.embedded} embedded, {totals.reused} reused"
+        )
+        return
     click.echo(
         f"{n} rows from {len(files)} file(s) in {secs:.1f}s ({n / max(secs, 1e-9):,.0f} rows/s): "
         f"{totals.inserted} inserted, {totals.updated} updated, {totals.unchanged} unchanged; "
         f"{totals.embedded} embedded, {totals.reused} reused"
     )
+
+
+def _kind(path: Path, fmt: str, *, passages: bool) -> str:
+    """How ``path`` is read: a folder's files, a JSONL or CSV file, or a text file (a document with passages)."""
+    if path.is_dir():
+        if fmt not in ("auto", "text"):
+            raise click.UsageError(f"expected a file for --format {fmt}, got folder {str(path)!r}")
+        return "folder"
+    kind = FORMATS.get(path.suffix.lower(), "text") if fmt == "auto" else fmt
+    return "document" if kind == "text" and passages else kind
 
 
 def _needs_tenant(col: Collection) -> bool:
