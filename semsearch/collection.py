@@ -63,7 +63,9 @@ class Collection(Handle, Measuring, Lookups):
             col.count(where={"year": {"$gte": 2000}}, tenant="acme")
         """
         for attempt in (1, 2):
-            stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant)
+            stmt, params = stored.count_statement(
+                self.layout, where=where, tenant=tenant, documents=self.info.passages is not None
+            )
             try:  # the catalog row is checked in the same round trip, as searches do
                 with self.db.connection() as conn, conn.pipeline():
                     found = conn.execute(guards.CHECK, [self.name])

@@ -231,7 +231,7 @@ def replan(
         bm25_k1=info.bm25_k1,
         bm25_b=info.bm25_b,
     )
-    return replace(new, distributed_by=info.distributed_by)
+    return replace(new, distributed_by=info.distributed_by, passages=info.passages)
 
 
 @dataclass(frozen=True)

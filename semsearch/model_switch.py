@@ -239,6 +239,7 @@ def migrate_model(
             # a fresh table name, so the two tables never collide, whatever they are called later
             table_name=f"col_{name}_{secrets.token_hex(3)}",
         )
+        info = replace(info, passages=old.info.passages)  # the same documents, split the same way
         with db.connection() as conn, conn.transaction():
             for stmt in ddl.create_statements(info):
                 conn.execute(stmt)

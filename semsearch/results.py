@@ -54,6 +54,18 @@ class Hit:
     #: words highlighted (Postgres' ``ts_headline``: ``<b>...</b>``)
     snippet: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The hit as a JSON-ready dict; the passage fields only when set (a collection with passages).
+
+        >>> Hit("m1", "Toy Story", 0.82).to_dict()
+        {'key': 'm1', 'content': 'Toy Story', 'score': 0.82, 'metadata': {}}
+        """
+        out = asdict(self)
+        for name in ("passages", "passage", "snippet"):
+            if not out[name]:
+                del out[name]
+        return out
+
 
 @dataclass(frozen=True)
 class SearchResult(Sequence[Hit]):

@@ -87,13 +87,21 @@ def as_row(r: tuple[Any, ...]) -> Row:
     return Row(key=r[0], content=r[1], metadata=r[2], tenant=r[3], embedded=bool(r[4]))
 
 
-def count_statement(layout: Layout, *, where: Any, tenant: Any) -> tuple[sql.Composed, dict[str, Any]]:
-    """How many rows (embedded or pending) match ``where`` and ``tenant``."""
+def count_statement(
+    layout: Layout, *, where: Any, tenant: Any, documents: bool = False
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """How many rows (embedded or pending) match ``where`` and ``tenant``.
+
+    ``documents``: a collection with passages counts its documents (distinct keys before ``#<seq>``).
+    """
     s = spec(where, tenant)
-    if s is None:
+    if s is None and not documents:
         return statements.count(layout), {}
-    cond, params = _where(s)
-    return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(layout.table, cond), params
+    cond, params = _where(s) if s is not None else (sql.SQL("true"), {})
+    what = sql.SQL("count(DISTINCT (coalesce(metadata -> 'semsearch:passage' ->> 'doc', key), tenant))")
+    return sql.SQL("SELECT {} FROM {} WHERE {}").format(
+        what if documents else sql.SQL("count(*)"), layout.table, cond
+    ), params
 
 
 def deletion(keys: Any, *, where: Any, tenant: Any, all_rows: bool) -> Callable[[Layout], tuple[sql.Composed, Any]]:

@@ -62,7 +62,9 @@ class AsyncCollection(Handle, AsyncLookups):
             await col.count(where={"year": {"$gte": 2000}})
         """
         for attempt in (1, 2):
-            stmt, params = stored.count_statement(self.layout, where=where, tenant=tenant)
+            stmt, params = stored.count_statement(
+                self.layout, where=where, tenant=tenant, documents=self.info.passages is not None
+            )
             try:  # the catalog row is checked in the same round trip, as searches do
                 async with self.db.connection() as conn, conn.pipeline():
                     found = await conn.execute(guards.CHECK, [self.name])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +73,7 @@ def _print(result: SearchResult, as_json: bool, offset: int, query: int | None =
     first = {"query": query} if query is not None else {}
     if as_json:
         for rank, hit in enumerate(result, offset + 1):
-            click.echo(json.dumps({**first, "rank": rank, **asdict(hit)}, ensure_ascii=False))
+            click.echo(json.dumps({**first, "rank": rank, **hit.to_dict()}, ensure_ascii=False))
         return
     if query is not None:
         click.echo(f"query {query}:")

@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from psycopg import sql
@@ -121,5 +122,5 @@ def snippet_statement(text_config: str, query: str, texts: list[str]) -> tuple[s
 
 def with_snippets(result: SearchResult, snippets: list[str]) -> SearchResult:
     """The hits with the highlighted text of their best passage (``snippets``: one per hit, in order)."""
-    hits = tuple(Hit(**{**h.__dict__, "snippet": s}) for h, s in zip(result.hits, snippets, strict=True))
+    hits = tuple(replace(h, snippet=s) for h, s in zip(result.hits, snippets, strict=True))
     return SearchResult(hits=hits, k=result.k, exact=result.exact, unindexed=result.unindexed)

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -41,9 +42,11 @@ def utf8_counter(texts: Sequence[str]) -> list[int]:
 
 @lru_cache(maxsize=4)
 def _bpe(encoding: str) -> Any:
-    import bpe_openai
+    with warnings.catch_warnings():  # bpe-openai 0.1.4 reads its tables with importlib's deprecated open_binary
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import bpe_openai
 
-    return bpe_openai.get_encoding(encoding)
+        return bpe_openai.get_encoding(encoding)
 
 
 def _bpe_counter(encoding: str) -> Counter:
