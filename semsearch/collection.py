@@ -28,7 +28,7 @@ from semsearch.embeddings import Embedder
 from semsearch.faces import Connections
 from semsearch.flavour import Records, embed, offload
 from semsearch.handle import Handle, rereads
-from semsearch.lookups import Lookups
+from semsearch.lookups import Lookups, any_tenant
 from semsearch.measuring import Measuring
 from semsearch.passages import edits
 from semsearch.results import AddResult, SearchResult
@@ -306,6 +306,8 @@ class Collection(Handle, Measuring, Lookups, Deferred):
                         break
                 # the definition changed (migrate-model, alter, distribute): search again with the new one
                 request = searching.with_fusion(self._request(**args), fusion, vector_weight, text_weight)
+        if guards.asks_for_tenants(info, request.tenant, rows):  # a tenant in a collection where none has one?
+            guards.check_tenants(self.name, request.tenant, self.db.read(partial(any_tenant, info=info), fresh=fresh))
         result = page.cut(searching.hits(rows, request, indexed=self._indexed))
         if result.unindexed:
             guards.warn_unindexed(self.name)

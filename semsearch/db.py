@@ -341,7 +341,7 @@ class Database:
         *,
         collection: str,
         key: str,
-        text: str,
+        text: str | Sequence[str],
         metadata: Sequence[str] = (),
         tenant: str | None = None,
         model: str | None = None,
@@ -355,14 +355,16 @@ class Database:
         truncate into the collection's pending rows, and the rows already there are queued;
         :meth:`Collection.backfill` (``watch=True`` as a service) embeds them. ``key``, ``text``
         and ``tenant`` name columns (the key unique on its own; it becomes the hit's key as
-        text), ``metadata`` a sequence of columns stored by name. The collection is created
-        with ``model``/``dims``/``compression``/``embedder``, or reused if they match it (a
-        re-sync after a change of the table's columns). See :mod:`semsearch.table_sync`.
+        text), ``metadata`` a sequence of columns stored by name. ``text`` may list several
+        columns: the text is then each non-NULL one on its own line after its name
+        (``"name: kettle\\ndescription: boils water fast"``), re-embedded when any changes.
+        The collection is created with ``model``/``dims``/``compression``/``embedder``, or
+        reused if they match it (a re-sync after a change of the table's columns). See :mod:`semsearch.table_sync`.
 
         Example::
 
             products = db.sync_table("public.products", collection="products", key="id",
-                                     text="description", metadata=["price", "category"], model="local")
+                                     text=["name", "description"], metadata=["price", "category"], model="local")
             products.backfill()
             # SELECT p.*, s.score FROM semsearch.search('products', :q, 10) s JOIN products p ON p.id::text = s.key
         """

@@ -6,6 +6,12 @@ collection's catalog row (which a handle follows: an alter, a model switch, a dr
 or a build killed before it finished leaves none: searches then scan every row, and say so
 with an :class:`~semsearch.errors.UnindexedWarning`). The sync and async collections
 turn the answers and the driver's errors into semsearch's.
+
+A search by ``tenant=`` that found nothing asks one more question (:func:`asks_for_tenants`,
+:func:`any_tenant`): does any row have a tenant? If none does, the tenant was never going to
+match (a ``"tenant"`` field stored as metadata, say), and :func:`check_tenants` says so instead of
+an empty result. Only an empty search pays that round trip, an index-only look at the
+collection's partial tenant index.
 """
 
 from __future__ import annotations
@@ -18,7 +24,14 @@ from typing import Any
 from psycopg import sql
 
 from semsearch import catalog
-from semsearch.errors import CollectionNotFoundError, DatabaseError, SearchTimeoutError, UnindexedWarning
+from semsearch.catalog import CollectionInfo
+from semsearch.errors import (
+    CollectionNotFoundError,
+    DatabaseError,
+    InvalidInputError,
+    SearchTimeoutError,
+    UnindexedWarning,
+)
 
 #: the collection's catalog row (the values :data:`catalog.CHECK` reads), then whether ``<table>_hnsw``
 #: exists and is valid (catalog reads: any role that can search may run it, on a replica too);
@@ -83,3 +96,38 @@ def timed_out(exc: Exception, timeout: float | None) -> SearchTimeoutError:
         f"expected the search to finish within its time limit ({limit}), got it canceled by the server: "
         f"{str(exc).strip()}; narrow the filter, or raise search_timeout= (connect) or SEMSEARCH_SEARCH_TIMEOUT"
     )
+
+
+def asks_for_tenants(info: CollectionInfo, tenant: str | None, rows: Sequence[Any]) -> bool:
+    """Whether a search by ``tenant`` that returned ``rows`` must ask if any row has a tenant.
+
+    Not when it found rows, nor when the collection holds tenants by definition (tenants
+    required, isolated, or the Citus distribution column), where an empty result is the
+    tenant's own (and isolation hides other tenants' rows from the question anyway).
+
+    Example::
+
+        if asks_for_tenants(col.info, "acme", rows):
+            check_tenants(col.name, "acme", conn.execute(any_tenant(col.info)).fetchone())
+    """
+    return (
+        tenant is not None
+        and not rows
+        and not info.tenant_required
+        and info.tenant_setting is None
+        and info.distributed_by != "tenant"
+    )
+
+
+def any_tenant(info: CollectionInfo) -> sql.Composed:
+    """Whether any row of the collection has a tenant (its partial index on ``tenant`` answers)."""
+    return sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE tenant IS NOT NULL)").format(info.layout.table)
+
+
+def check_tenants(name: str, tenant: str | None, found: Sequence[Any] | None) -> None:
+    """Raise when :func:`any_tenant` ``found`` no row with a tenant: ``tenant=`` could never match."""
+    if not (found and found[0]):
+        raise InvalidInputError(
+            f"expected rows with tenants to search collection {name!r} with tenant={tenant!r}, got none with a "
+            'tenant (rows get one from add(..., tenant=), a "tenant" key of add_many, ingest\'s tenant field)'
+        )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 
@@ -29,6 +29,9 @@ from semsearch.flavour import embed
 from semsearch.handle import rereads
 from semsearch.passages import edits, grouping
 from semsearch.results import SearchResult
+
+if TYPE_CHECKING:
+    from semsearch.catalog import CollectionInfo
 
 
 class Lookups:
@@ -152,6 +155,8 @@ class Lookups:
                     if col._answered(col.name, checked):
                         break
                 # the definition changed (migrate-model, alter, distribute): search again with the new one
+        if guards.asks_for_tenants(info, tenant, next((rows for rows in found if rows), [])):
+            guards.check_tenants(col.name, tenant, col.db.read(partial(any_tenant, info=info), fresh=fresh))
         results = [
             page.cut(searching.hits(rows, r, indexed=col._indexed)) for rows, r in zip(found, requests, strict=True)
         ]
@@ -208,3 +213,8 @@ def _fetch(conn: psycopg.Connection[Any], *, stmt: Any, params: Any) -> list[tup
 
 def _collection(obj: Lookups) -> Searchable:
     return cast(Searchable, obj)  # a mixin of the collection, which has that face (checked there)
+
+
+def any_tenant(conn: psycopg.Connection[Any], *, info: CollectionInfo) -> Any:
+    """Whether any row of the collection has a tenant (:func:`semsearch.guards.any_tenant`), read on ``conn``."""
+    return (conn.execute(guards.any_tenant(info))).fetchone()

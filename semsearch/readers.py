@@ -184,13 +184,54 @@ def read_text(path: Path, fields: Fields) -> Iterator[tuple[Any, ...]]:
         yield f"{path}:{line}", f"{path}:{n}", para, {"file": str(path), "line": line}, None, None
 
 
-READERS = {"jsonl": read_jsonl, "csv": read_csv, "text": read_text}
+def _document_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(str(path), f"expected UTF-8 text, got a bad byte at offset {exc.start}") from None
+
+
+def read_document(path: Path, fields: Fields) -> Iterator[tuple[Any, ...]]:
+    """The whole file as one row (a document, for a collection with passages), keyed ``<file as given>``."""
+    yield str(path), str(path), _document_text(path), {}, None, None
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The ``.txt`` and ``.md`` files under ``folder``, at any depth, in path order (hidden ones left out)."""
+    found = (
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in DOCUMENT_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def read_folder(folder: Path, fields: Fields) -> Iterator[tuple[Any, ...]]:
+    """One row per ``.txt``/``.md`` file of ``folder``: the key its path relative to it, the text the file's.
+
+    Blank files are left out (a folder's empty stubs should not stop a run).
+    """
+    for path in folder_files(folder):
+        text = _document_text(path)
+        if text.strip():
+            yield str(path), path.relative_to(folder).as_posix(), text, {}, None, None
+
+
+#: the files a folder's documents are read from
+DOCUMENT_SUFFIXES = (".txt", ".md")
+READERS = {"jsonl": read_jsonl, "csv": read_csv, "text": read_text, "document": read_document, "folder": read_folder}
 
 
 def count_rows(path: Path, kind: str) -> int | None:
-    """Rows in a file, for the progress bar; None when it cannot be told cheaply."""
+    """Rows in a file (or files in a folder), for the progress bar; None when it cannot be told cheaply."""
     if kind == "text":
         return len(paragraphs(path))
+    if kind == "document":
+        return 1
+    if kind == "folder":
+        return sum(1 for p in folder_files(path) if p.read_bytes().strip())  # blank files are left out
     with path.open("rb") as f:
         lines = sum(1 for raw in f if raw.strip())
     # CSV cells may span lines, so its count is an upper bound; good enough for a bar

@@ -9,7 +9,10 @@ transition tables: one statement per source statement, whatever its size, COPY i
   update of other columns writes nothing); a changed key moves the row;
 - DELETE: the rows go; TRUNCATE: the collection is emptied.
 
-A row whose text is NULL (or, for a ``tenant_required`` collection, whose tenant is
+Several text columns (``text=["name", "description"]``) make one text, each non-NULL
+value on its own line after its column's name (``"name: kettle\ndescription: boils
+water"``): an update of any of them re-pends the row. A row whose text is NULL (every
+text column NULL, with several) (or, for a ``tenant_required`` collection, whose tenant is
 NULL) is not in the collection. The rows already in the table are queued by one
 ``INSERT ... SELECT`` in the transaction that creates the triggers (the source is
 locked against writes meanwhile, so none is missed), and the collection mirrors the
@@ -32,6 +35,7 @@ and each statement checks the columns still have the types they were synced with
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +61,8 @@ EVENTS = {
 }
 #: jsonb_build_object takes at most 100 arguments
 MAX_METADATA_COLUMNS = 50
+#: and concat_ws as many, its separator included
+MAX_TEXT_COLUMNS = 50
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,8 @@ class SyncedTable:
     collection: str
     table: str
     key: str
-    text: str
+    #: one column's name, or the names of several joined into one text
+    text: str | tuple[str, ...]
     metadata: tuple[str, ...] = ()
     tenant: str | None = None
 
@@ -93,7 +100,55 @@ class Source:
         return sql.Identifier(self.schema, self.name)
 
 
-def check_columns(key: Any, text: Any, metadata: Any, tenant: Any) -> tuple[str, str, tuple[str, ...], str | None]:
+def check_text(text: Any) -> str | tuple[str, ...]:
+    """``text=`` as one column name, or a tuple of several (a list of one is that one column).
+
+    >>> check_text(["name", "description"]), check_text(["description"])
+    (('name', 'description'), 'description')
+    """
+    names = (text,) if isinstance(text, str) else text
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) and n for n in names):
+        raise ConfigurationError(f"expected text= as a column name or a list of them, got {text!r}")
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"expected distinct text columns, got {text!r}")
+    if len(names) > MAX_TEXT_COLUMNS:
+        raise ConfigurationError(f"expected at most {MAX_TEXT_COLUMNS} distinct text columns, got {len(names)}")
+    return names[0] if len(names) == 1 else tuple(names)
+
+
+def text_columns(text: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The names of ``text``'s columns, one or several."""
+    return (text,) if isinstance(text, str) else text
+
+
+def encode_text(text: str | tuple[str, ...]) -> str:
+    """How ``text_column`` stores ``text``: one name as itself, several (or a name starting ``[``) as a JSON list.
+
+    >>> encode_text("body"), encode_text(("name", "body"))
+    ('body', '["name", "body"]')
+    """
+    return json.dumps(list(text_columns(text))) if not isinstance(text, str) or text.startswith("[") else text
+
+
+def decode_text(stored: str) -> str | tuple[str, ...]:
+    """``text_column`` back as :func:`encode_text` wrote it.
+
+    >>> decode_text('["name", "body"]'), decode_text("body"), decode_text('["[odd"]')
+    (('name', 'body'), 'body', '[odd')
+    """
+    if stored.startswith("["):
+        try:
+            names = json.loads(stored)
+        except ValueError:
+            return stored
+        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            return names[0] if len(names) == 1 else tuple(names)
+    return stored
+
+
+def check_columns(
+    key: Any, text: Any, metadata: Any, tenant: Any
+) -> tuple[str, str | tuple[str, ...], tuple[str, ...], str | None]:
     """The column arguments as names, before anything is looked up.
 
     >>> check_columns("id", "body", ["price"], None)
@@ -101,8 +156,7 @@ def check_columns(key: Any, text: Any, metadata: Any, tenant: Any) -> tuple[str,
     """
     if not isinstance(key, str) or not key:
         raise ConfigurationError(f"expected key= as one column name (composite keys are not supported), got {key!r}")
-    if not isinstance(text, str) or not text:
-        raise ConfigurationError(f"expected text= as one column name, got {text!r}")
+    text = check_text(text)
     if not isinstance(metadata, (list, tuple)) or not all(isinstance(m, str) and m for m in metadata):
         raise ConfigurationError(f"expected metadata= as a list of column names, got {metadata!r}")
     meta = tuple(metadata)
@@ -186,10 +240,17 @@ class Statements:
             else sql.SQL("'{}'::jsonb")
         )
         tenant = sql.SQL("({})::text").format(col(s.tenant)) if s.tenant else sql.SQL("NULL::text")
+        if isinstance(s.text, str):
+            text = sql.SQL("({})::text").format(col(s.text))
+        else:
+            # "name: value" lines, NULLs skipped (concat_ws skips them); none at all is a NULL text
+            text = sql.SQL("NULLIF(pg_catalog.concat_ws(E'\\n', {}), '')").format(
+                sql.SQL(", ").join(sql.SQL("{} || ({})::text").format(sql.Literal(f"{c}: "), col(c)) for c in s.text)
+            )
         return sql.SQL(
-            "SELECT ({k})::text AS key, ({t})::text AS content, {m} AS metadata, {n} AS tenant "
+            "SELECT ({k})::text AS key, {t} AS content, {m} AS metadata, {n} AS tenant "
             "FROM {src} r WHERE {k} IS NOT NULL"
-        ).format(k=col(s.key), t=col(s.text), m=meta, n=tenant, src=src)
+        ).format(k=col(s.key), t=text, m=meta, n=tenant, src=src)
 
     def _searchable(self) -> sql.SQL:
         return sql.SQL("content IS NOT NULL" + (" AND tenant IS NOT NULL" if self.info.tenant_required else ""))
@@ -280,7 +341,9 @@ class Statements:
         return sql.SQL(
             "INSERT INTO semsearch.synced_tables (collection, source, key_column, text_column, metadata_columns, "
             "tenant_column) VALUES ({}, {}::oid::regclass, {}, {}, {}, {})"
-        ).format(*map(sql.Literal, (s.collection, self.source.oid, s.key, s.text, list(s.metadata), s.tenant)))
+        ).format(
+            *map(sql.Literal, (s.collection, self.source.oid, s.key, encode_text(s.text), list(s.metadata), s.tenant))
+        )
 
 
 def drop_statements(collection: str) -> list[sql.Composed]:
@@ -299,7 +362,7 @@ def read_all(conn: psycopg.Connection) -> list[SyncedTable]:
         "LEFT JOIN pg_class c ON c.oid = s.source LEFT JOIN pg_namespace n ON n.oid = c.relnamespace "
         "ORDER BY s.collection"
     ).fetchall()
-    return [SyncedTable(r[0], r[1], r[2], r[3], tuple(r[4]), r[5]) for r in rows]
+    return [SyncedTable(r[0], r[1], r[2], decode_text(r[3]), tuple(r[4]), r[5]) for r in rows]
 
 
 def find(conn: psycopg.Connection, *, collection: str | None = None, table: str | None = None) -> SyncedTable | None:
@@ -323,7 +386,7 @@ def sync_table(
     create: Callable[[], object],
     collection: str,
     key: str,
-    text: str,
+    text: str | Sequence[str],
     metadata: Sequence[str] = (),
     tenant: str | None = None,
     model: str | None = None,
@@ -337,7 +400,7 @@ def sync_table(
     """
     key, text, meta, tenant = check_columns(key, text, metadata, tenant)
     check_name(collection)
-    columns = list(dict.fromkeys([key, text, *meta, *([tenant] if tenant else [])]))
+    columns = list(dict.fromkeys([key, *text_columns(text), *meta, *([tenant] if tenant else [])]))
     with db.connection() as conn:
         source = resolve(conn, table, columns, key)
         by_table = find(conn, table=str(source.oid))

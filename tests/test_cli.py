@@ -221,3 +221,9 @@ def test_sync_table_backfill_and_unsync_table(run, db_url):
         "unsynced shop.items from items and dropped it" in run("unsync-table", "shop.items", "--drop-collection").output
     )
     assert "no synced tables" in run("synced-tables").output
+    # several --text columns: one text, "name: value" lines
+    run("sync-table", "shop.items", "--collection", "items", "--key", "sku", "--text", "body", "--text", "store",
+        "--model", "local", "--dims", "64")  # fmt: skip
+    assert "shop.items  items       sku  body,store" in run("synced-tables").output
+    got = json.loads(run("get", "items", "k2", "--json").output)
+    assert got["content"] == "body: a green tent\nstore: y"

@@ -3,6 +3,7 @@ rebuild-index, delete, server status|stop. Through click's CliRunner against a f
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 import semsearch
+import semsearch.aio
 from semsearch.cli import main
 from semsearch.config import Settings
 from semsearch.embedded import embedded_settings, embedded_status, embedded_url, stop_embedded
@@ -100,19 +102,63 @@ def test_ingest_reads_the_tenant_field_of_a_collection_with_tenants(run, db, tmp
     assert "e.jsonl:1: expected the tenant to be a non-empty string or null, got 5" in empty.output
 
 
-def test_a_tenant_field_stays_metadata_where_the_collection_has_no_tenants(run, db, tmp_path):
+def test_a_tenant_field_becomes_the_tenant_of_a_new_collection_unless_told_otherwise(run, db, tmp_path):
+    """As "key" and "content" do, a "tenant" field means the tenant, whatever the collection holds so far."""
     run("create", "plain", "--model", "toy", "--dims", 4, "--compression", "none")
     src = _write_jsonl(tmp_path / "p.jsonl", [{"key": "a", "content": "a", "embedding": [1, 0, 0, 0], "tenant": "x"}])
     run("ingest", "plain", src)
-    hit = db.collection("plain").search(vector=[1, 0, 0, 0], k=1)[0]
-    assert hit.metadata == {"tenant": "x"}
-    assert len(db.collection("plain").search(vector=[1, 0, 0, 0], k=1, tenant="x")) == 0
-    # asked for explicitly, it is the tenant; from then on the collection has tenants
-    run("ingest", "plain", src, "--tenant-field", "tenant")
-    assert db.collection("plain").search(vector=[1, 0, 0, 0], k=1, tenant="x")[0].metadata == {}
-    other = _write_jsonl(tmp_path / "o.jsonl", [{"key": "b", "content": "b", "embedding": [0, 1, 0, 0], "tenant": "y"}])
-    run("ingest", "plain", other)
-    assert db.collection("plain").search(vector=[0, 1, 0, 0], k=1, tenant="y").keys == ["b"]
+    col = db.collection("plain")
+    assert col.search(vector=[1, 0, 0, 0], k=1, tenant="x")[0].metadata == {}
+    assert col.get(["a"])[0].tenant == "x"
+    # CSV: a tenant column too (an empty cell: no tenant)
+    (tmp_path / "p.csv").write_text('key,content,embedding,tenant\nc1,one,"[0,1,0,0]",y\nc2,two,"[0,0,1,0]",\n')
+    run("ingest", "plain", tmp_path / "p.csv")
+    assert [(r.key, r.tenant, r.metadata) for r in col.get(["c1", "c2"])] == [("c1", "y", {}), ("c2", None, {})]
+    # --no-tenant-field: the field is metadata like any other
+    run("create", "meta", "--model", "toy", "--dims", 4, "--compression", "none")
+    run("ingest", "meta", src, "--no-tenant-field")
+    assert [(r.tenant, r.metadata) for r in db.collection("meta").get(["a"])] == [(None, {"tenant": "x"})]
+    both = run("ingest", "meta", src, "--no-tenant-field", "--tenant-field", "customer", ok=False)
+    assert "expected --tenant-field or --no-tenant-field, not both" in both.output
+    # a collection that requires tenants cannot take its rows without one
+    run("create", "req", "--model", "toy", "--dims", 4, "--compression", "none", "--tenant-required")
+    refused = run("ingest", "req", src, "--no-tenant-field", ok=False)
+    assert "expected a tenant field for collection 'req' (it requires tenants), got --no-tenant-field" in refused.output
+    assert db.collection("req").count() == 0
+
+
+def test_a_search_by_tenant_of_a_collection_without_tenants_is_an_error_not_nothing(run, db, db_url, tmp_path):
+    """No row has a tenant: --tenant acme cannot match, and says so (CLI, Python, async), whatever the mode."""
+    run("create", "plain", "--model", "local", "--dims", 64)
+    rows = [{"key": "a", "content": "a red kettle"}, {"key": "b", "content": "a green tent"}]
+    run("ingest", "plain", _write_jsonl(tmp_path / "p.jsonl", rows))
+    message = "expected rows with tenants to search collection 'plain' with tenant='acme', got none with a tenant"
+    for mode in ("vector", "text", "hybrid"):
+        bad = run("search", "plain", "kettle", "--tenant", "acme", "--mode", mode, ok=False)
+        assert bad.exit_code == 1 and message in bad.output
+    col = db.collection("plain")
+    with pytest.raises(semsearch.errors.InvalidInputError, match=message):
+        col.search("kettle", tenant="acme")
+    with pytest.raises(semsearch.errors.InvalidInputError, match=message):
+        col.search("kettle", tenant="acme", offset=5, score_threshold=0.9)
+    with pytest.raises(semsearch.errors.InvalidInputError, match=message):
+        col.search_many(["kettle", "tent"], tenant="acme")
+
+    async def search_async() -> None:
+        async with await semsearch.aio.connect(db_url) as adb:
+            acol = await adb.collection("plain")
+            with pytest.raises(semsearch.errors.InvalidInputError, match=message):
+                await acol.search("kettle", tenant="acme")
+            with pytest.raises(semsearch.errors.InvalidInputError, match=message):
+                await acol.search_many(["kettle"], tenant="acme", mode="text")
+
+    asyncio.run(search_async())
+    assert col.search("kettle", k=1).keys == ["a"]  # without tenant= it is a search like any other
+    # once one row has a tenant, another tenant's search is simply empty
+    col.add(["c"], ["a blue kettle"], tenant="zeta")
+    assert col.search("kettle", tenant="acme").keys == [] and col.search("kettle", tenant="zeta").keys == ["c"]
+    assert [r.keys for r in col.search_many(["kettle", "tent"], tenant="zeta")] == [["c"], ["c"]]
+    assert run("search", "plain", "kettle", "--tenant", "acme").exit_code == 0
 
 
 # ---- CSV typing ----------------------------------------------------------------------------

@@ -251,3 +251,51 @@ def test_a_synced_collection_is_not_migrated_to_another_model_under_its_triggers
     with pytest.raises(errors.ConfigurationError, match="unsync_table, migrate, then sync_table again"):
         migrate_model(db, "products", dims=128)
     assert [c.name for c in db.collections()] == ["products"]
+
+
+def test_several_text_columns_are_joined_with_their_names_and_kept_current(db):
+    """A product's searchable text is its name and its description: either one changing re-pends the row."""
+    _products(db, rows=[*ROWS, (4, None, "a folding chair", 15, True, "a"), (5, None, None, 1, True, "a")])
+    col = _sync(db, text=["name", "description"])
+    stored = _stored(db, col)
+    assert stored["1"][0] == "name: kettle\ndescription: an electric kettle that boils water fast"
+    assert stored["4"][0] == "description: a folding chair"  # a NULL column is skipped
+    assert "5" not in stored  # every text column NULL: not in the collection, as a NULL text is
+    assert [s.text for s in db.synced_tables()] == [("name", "description")]
+    assert col.backfill().embedded == 4 and col.pending() == 0
+    assert col.search("tent", k=1, mode="text").keys == ["2"]
+    with db.connection() as conn:
+        conn.execute("UPDATE products SET name = 'big tent' WHERE id = 2")  # either column re-pends the row
+        conn.execute("UPDATE products SET description = 'a spy novel' WHERE id = 3")
+        conn.execute("UPDATE products SET price = 10 WHERE id = 1")  # not a text column: the vector stays
+        conn.execute("UPDATE products SET name = 'lamp' WHERE id = 5")  # arrives with its first text
+        conn.execute("UPDATE products SET description = NULL, name = 'chair' WHERE id = 4")
+        conn.execute("INSERT INTO products (id, name) VALUES (6, 'pencil')")
+    stored = _stored(db, col)
+    assert stored["2"] == ("name: big tent\ndescription: a two person tent for camping in the mountains",
+                           {"price": 120, "in_stock": True}, "a", False)  # fmt: skip
+    assert stored["3"][0] == "name: novel\ndescription: a spy novel" and stored["3"][3] is False
+    assert stored["1"][3] is True and stored["1"][1]["price"] == 10
+    assert (stored["5"][0], stored["4"][0], stored["6"][0]) == ("name: lamp", "name: chair", "name: pencil")
+    assert col.pending() == 5
+    col.backfill()
+    assert col.search("lamp", k=1, mode="text").keys == ["5"]
+    # a re-sync with one text column stores that column alone, as before
+    col = _sync(db, text=["description"])
+    assert _stored(db, col)["1"][0] == ROWS[0][2] and "6" not in _stored(db, col)
+    assert [s.text for s in db.synced_tables()] == ["description"]
+
+
+def test_several_text_columns_are_checked_before_anything_is_written(db):
+    _products(db)
+    bad = [
+        ({"text": []}, "expected text= as a column name or a list of them"),
+        ({"text": ["name", "name"]}, "expected distinct text columns"),
+        ({"text": ["name", ""]}, "expected text= as a column name or a list of them"),
+        ({"text": ["name", "nope"]}, "got unknown 'nope'"),
+        ({"text": [f"c{i}" for i in range(51)]}, "expected at most 50 distinct text columns"),
+    ]
+    for args, message in bad:
+        with pytest.raises(errors.ConfigurationError, match=message):
+            _sync(db, **args)
+    assert db.collections() == [] and db.synced_tables() == []

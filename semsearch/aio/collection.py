@@ -24,7 +24,7 @@ from semsearch.aio import repairs, writes
 from semsearch.aio.deferred import AsyncDeferred
 from semsearch.aio.faces import Connections
 from semsearch.aio.flavour import Records, aembed, offload
-from semsearch.aio.lookups import AsyncLookups
+from semsearch.aio.lookups import AsyncLookups, any_tenant
 from semsearch.aio.measuring import AsyncMeasuring
 from semsearch.aio.pending import awaitable
 from semsearch.aio.search import execute
@@ -320,6 +320,10 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred):
                         break
                 # the definition changed (migrate-model, alter, distribute): search again with the new one
                 request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
+        if guards.asks_for_tenants(info, request.tenant, rows):  # a tenant in a collection where none has one?
+            guards.check_tenants(
+                self.name, request.tenant, await self.db.read(partial(any_tenant, info=info), fresh=fresh)
+            )
         result = page.cut(searching.hits(rows, request, indexed=self._indexed))
         if result.unindexed:
             guards.warn_unindexed(self.name)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 
@@ -29,6 +29,9 @@ from semsearch.errors import InvalidInputError
 from semsearch.handle import rereads
 from semsearch.passages import edits, grouping
 from semsearch.results import SearchResult
+
+if TYPE_CHECKING:
+    from semsearch.catalog import CollectionInfo
 
 
 class AsyncLookups:
@@ -154,6 +157,8 @@ class AsyncLookups:
                     if col._answered(col.name, checked):
                         break
                 # the definition changed (migrate-model, alter, distribute): search again with the new one
+        if guards.asks_for_tenants(info, tenant, next((rows for rows in found if rows), [])):
+            guards.check_tenants(col.name, tenant, await col.db.read(partial(any_tenant, info=info), fresh=fresh))
         results = [
             page.cut(searching.hits(rows, r, indexed=col._indexed)) for rows, r in zip(found, requests, strict=True)
         ]
@@ -211,3 +216,8 @@ async def _fetch(conn: psycopg.AsyncConnection[Any], *, stmt: Any, params: Any) 
 
 def _collection(obj: AsyncLookups) -> Searchable:
     return cast(Searchable, obj)  # a mixin of the collection, which has that face (checked there)
+
+
+async def any_tenant(conn: psycopg.AsyncConnection[Any], *, info: CollectionInfo) -> Any:
+    """Whether any row of the collection has a tenant (:func:`semsearch.guards.any_tenant`), read on ``conn``."""
+    return await (await conn.execute(guards.any_tenant(info))).fetchone()

@@ -205,7 +205,8 @@ async def add_stream(
 ) -> AddResult:
     """Add ``records`` in batches of ``batch_size``, one transaction each; the summed result."""
     totals = AddResult(0, 0, 0)
-    bar = tqdm(total=total, unit="rows", disable=not progress, desc=f"ingest {col.name}")
+    unit = "rows" if col.info.passages is None else "documents"
+    bar = tqdm(total=total, unit=unit, disable=not progress, desc=f"ingest {col.name}")
     batch: list[Mapping[str, Any]] = []
 
     async def flush() -> None:

@@ -11,6 +11,7 @@ import click
 from semsearch.catalog import CollectionInfo
 from semsearch.cli.app import connect_db, embedder_option, main, table
 from semsearch.collection import Collection
+from semsearch.passages.splitter import Splitter
 from semsearch.plans import BIT_FROM_DIMS, plan_examples
 
 
@@ -33,18 +34,41 @@ from semsearch.plans import BIT_FROM_DIMS, plan_examples
     type=click.Choice(["key", "tenant"]),
     help="On a Citus coordinator: shard the table over the workers (see `semsearch distribute`).",
 )
+@click.option("--passages", is_flag=True, help="Each text is a document, split into passages and searched so.")
+@click.option(
+    "--max-tokens", type=click.IntRange(8, 100_000), help="With --passages: a passage's size, in the model's tokens."
+)
+@click.option("--overlap", type=click.IntRange(0), help="With --passages: tokens a passage repeats of the one before.")
 @embedder_option
 @click.pass_context
-def create(ctx: click.Context, name: str, embedder: str | None, **options: Any) -> None:
+def create(
+    ctx: click.Context,
+    name: str,
+    embedder: str | None,
+    passages: bool,
+    max_tokens: int | None,
+    overlap: int | None,
+    **options: Any,
+) -> None:
     """Create a collection.
+
+    With --passages each text added is a document: it is split into passages (paragraphs,
+    then sentences, up to --max-tokens of the model's tokens, the default 256 for the local
+    model and 512 for OpenAI's), and a search returns the best documents, each with its best
+    passage's offsets.
 
     \b
     Example:
       semsearch create movies --model text-embedding-3-small --dims 1536 --compression bit
       semsearch create notes --embedder mypkg.emb:make --compression halfvec
+      semsearch create manuals --model local --passages --max-tokens 200 --overlap 20
     """
     if options["model"] is None and embedder is None:
         raise click.UsageError("expected --model or --embedder")
+    if not passages and (max_tokens is not None or overlap is not None):
+        raise click.UsageError("expected --passages with --max-tokens or --overlap")
+    if passages:
+        options["passages"] = Splitter(max_tokens=max_tokens, overlap=overlap)
     if embedder is not None:
         from semsearch.embeddings.factory import load_embedder
 
@@ -57,7 +81,14 @@ def _describe(verb: str, info: CollectionInfo) -> None:
         f"{verb} {info.name}: {info.model}, {info.dims} dims, {info.storage} storage, "
         f"compression {info.compression}, hnsw m={info.hnsw_m} ef_construction={info.hnsw_ef_construction}"
         f", oversample {info.oversample:g}, autotune {'on' if info.autotune else 'off'}"
+        + (f", passages {_passages(info.passages)}" if info.passages is not None else "")
     )
+
+
+def _passages(config: dict[str, Any]) -> str:
+    if config.get("splitter") == "default":
+        return f"of {config.get('max_tokens')} tokens, overlap {config.get('overlap')}"
+    return f"by {config.get('name', 'a custom splitter')}"
 
 
 @main.command()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from psycopg import sql
 
 from semsearch import csv_types
 from semsearch.cli.app import (
@@ -38,7 +37,7 @@ def _types(ctx: click.Context, param: click.Parameter, value: str | None) -> dic
 
 @main.command()
 @click.argument("name")
-@click.argument("files", nargs=-1, required=True, type=FILE)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--format",
     "fmt",
@@ -51,12 +50,8 @@ def _types(ctx: click.Context, param: click.Parameter, value: str | None) -> dic
 @click.option("--key-field", "key", default="key", show_default=True)
 @click.option("--text-field", "text", default="content", show_default=True)
 @click.option("--embedding-field", "embedding", default="embedding", show_default=True)
-@click.option(
-    "--tenant-field",
-    "tenant",
-    metavar="NAME",
-    help='The row\'s tenant  [default: "tenant" when the collection requires or has tenants, else none]',
-)
+@click.option("--tenant-field", "tenant", metavar="NAME", help='The row\'s tenant  [default: "tenant"]')
+@click.option("--no-tenant-field", is_flag=True, help="No field is the tenant: a tenant field is metadata.")
 @click.option(
     "--metadata-types",
     "types",
@@ -78,18 +73,29 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
     one cell like 007 or n/a keeps the whole column text; empty cells are null
     (--metadata-types forces types, --no-infer-types keeps text).
     Text: one row per paragraph (blocks separated by blank lines), keyed "<file as
-    given>:<n>". A bad row stops the run with its file and line; batches written
-    before it stay, and a re-run skips them.
+    given>:<n>"; in a collection with passages the whole file is one document keyed
+    by its path. A folder: each .txt and .md file under it is one document (or
+    row), keyed by its path relative to the folder. A "tenant" field is the row's tenant, as "key" is its key
+    (--no-tenant-field keeps it metadata). A bad row stops the run with its file
+    and line; batches written before it stay, and a re-run skips them.
 
     \b
     Example:
       semsearch ingest docs notes.jsonl handbook.txt
+      semsearch ingest manuals ./manuals/          # every .txt and .md file, one document each
       semsearch ingest movies movies.csv --key-field id --text-field title --metadata-types year=int
       semsearch ingest docs tickets.jsonl --tenant-field customer
     """
+    if o["tenant"] is not None and o["no_tenant_field"]:
+        raise click.UsageError("expected --tenant-field or --no-tenant-field, not both")
     col = open_collection(ctx, name, embedder)
     batch_size = o.pop("batch_size")
-    if o["tenant"] is None and _has_tenants(col):
+    if o.pop("no_tenant_field"):
+        if _needs_tenant(col):
+            raise click.UsageError(
+                f"expected a tenant field for collection {name!r} (it requires tenants), got --no-tenant-field"
+            )
+    elif o["tenant"] is None:
         o["tenant"] = "tenant"
     names = Fields(**o)
     required = (o["tenant"], name) if _needs_tenant(col) else None
@@ -97,12 +103,20 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
     totals = AddResult(0, 0, 0)
     start = time.perf_counter()
     for path in files:
-        kind = FORMATS.get(path.suffix.lower(), "text") if fmt == "auto" else fmt
+        kind = _kind(path, fmt, passages=col.info.passages is not None)
         records = checked(READERS[kind](path, names), col.dims, seen, required_tenant=required)
         got = col.add_many(records, batch_size=batch_size, progress=True, total=count_rows(path, kind))
         totals += got
     secs = time.perf_counter() - start
     n = totals.inserted + totals.updated + totals.unchanged
+    if col.info.passages is not None:
+        click.echo(
+            f"{totals.documents} documents ({n} passages) from {len(files)} file(s) or folder(s) in {secs:.1f}s "
+            f"({totals.documents / max(secs, 1e-9):,.1f} documents/s): {totals.inserted} passages inserted, "
+            f"{totals.updated} updated, {totals.unchanged} unchanged, {totals.passages_deleted} deleted; "
+            f"{totals.embedded} embedded, {totals.reused} reused"
+        )
+        return
     click.echo(
         f"{n} rows from {len(files)} file(s) in {secs:.1f}s ({n / max(secs, 1e-9):,.0f} rows/s): "
         f"{totals.inserted} inserted, {totals.updated} updated, {totals.unchanged} unchanged; "
@@ -110,17 +124,18 @@ def ingest(ctx: click.Context, name: str, files: tuple[Path, ...], fmt: str, emb
     )
 
 
+def _kind(path: Path, fmt: str, *, passages: bool) -> str:
+    """How ``path`` is read: a folder's files, a JSONL or CSV file, or a text file (a document with passages)."""
+    if path.is_dir():
+        if fmt not in ("auto", "text"):
+            raise click.UsageError(f"expected a file for --format {fmt}, got folder {str(path)!r}")
+        return "folder"
+    kind = FORMATS.get(path.suffix.lower(), "text") if fmt == "auto" else fmt
+    return "document" if kind == "text" and passages else kind
+
+
 def _needs_tenant(col: Collection) -> bool:
     return col.info.tenant_required or col.layout.tenant_in_key
-
-
-def _has_tenants(col: Collection) -> bool:
-    if _needs_tenant(col):
-        return True
-    with col.db.connection() as conn:
-        query = sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE tenant IS NOT NULL)").format(col.layout.table)
-        row = conn.execute(query).fetchone()
-    return bool(row and row[0])
 
 
 @main.command()

@@ -77,6 +77,15 @@ def _print(result: SearchResult, as_json: bool, offset: int, query: int | None =
         return
     if query is not None:
         click.echo(f"query {query}:")
+    if any(h.passages or h.passage for h in result):
+        # documents (or passages): where in the document its best passage is, as character offsets
+        places = [h.passage or h.passages[0] for h in result]
+        found = [
+            (str(i), f"{h.score:.4f}", h.key, f"{p.start}-{p.end}", str(len(h.passages) or ""), short(h.content))
+            for (i, h), p in zip(enumerate(result, offset + 1), places, strict=True)
+        ]
+        table(("rank", "score", "key", "chars", "passages", "best passage"), found)
+        return
     rows = [(str(i), f"{h.score:.4f}", h.key, short(h.content)) for i, h in enumerate(result, offset + 1)]
     table(("rank", "score", "key", "content"), rows)
 
@@ -85,9 +94,17 @@ def _print(result: SearchResult, as_json: bool, offset: int, query: int | None =
 @_search_options
 @_page
 @click.option("--batch", type=FILE, help="Many queries, one per line (blank lines skipped), in one round trip.")
+@click.option("--passages", is_flag=True, help="A collection with passages: the best passages, not documents.")
 @click.pass_context
-def search(ctx: click.Context, name: str, query: str | None, as_json: bool, batch: Path | None, **options: Any) -> None:
+def search(
+    ctx: click.Context, name: str, query: str | None, as_json: bool, batch: Path | None, passages: bool, **options: Any
+) -> None:
     """Find the K rows closest in meaning to QUERY (or to --vector-file, or to each line of --batch).
+
+    In a collection with passages a hit is a document (the best K distinct ones): its key,
+    its best passage's score, offsets ("chars" start-end in the document) and text, and
+    how many of its passages were found; --json adds every passage found and, for text and
+    hybrid, a highlighted snippet. --passages lists the best passages instead.
 
     \b
     Example:
@@ -96,15 +113,18 @@ def search(ctx: click.Context, name: str, query: str | None, as_json: bool, batc
       semsearch search docs "rotate the log files" --mode hybrid --tenant acme
       semsearch search movies --vector-file q.npy --where '{"year": 1995}' --json
       semsearch search docs --batch questions.txt -k 3 --json
+      semsearch search manuals "reset the router" --mode hybrid --passages
     """
     if batch is not None:
+        if passages:
+            raise click.UsageError("expected --batch or --passages, not both")
         col, kwargs = _search_call(ctx, name, query, options, batch=True)
         del kwargs["vector"]
         for n, result in enumerate(col.search_many(read_lines(batch), **kwargs), 1):
             _print(result, as_json, kwargs["offset"], query=n)
         return
     col, kwargs = _search_call(ctx, name, query, options)
-    result = col.search(query, **kwargs)
+    result = col.search(query, passages=passages, **kwargs)
     _print(result, as_json, kwargs["offset"])
     if not result.complete and kwargs["score_threshold"] is not None:
         click.echo(f"only {len(result)} of {result.k} rows score at least {kwargs['score_threshold']}", err=True)

@@ -5,13 +5,20 @@ from __future__ import annotations
 import click
 
 from semsearch.cli.app import connect_db, main, table
+from semsearch.table_sync import text_columns
 
 
 @main.command("sync-table")
 @click.argument("source")
 @click.option("--collection", required=True, help="The collection the table's rows go to (created if missing).")
 @click.option("--key", required=True, help="A column unique on its own: the hits' key, as text.")
-@click.option("--text", "text", required=True, help="The column whose text is embedded.")
+@click.option(
+    "--text",
+    "text",
+    required=True,
+    multiple=True,
+    help='The column whose text is embedded (repeat for several: joined as "name: value" lines).',
+)
 @click.option("--metadata", multiple=True, help="A column stored in the metadata (repeat for more).")
 @click.option("--tenant", help="A column that becomes the row's tenant.")
 @click.option("--model", help='"local", an OpenAI model, or a label (for a new collection).')
@@ -23,7 +30,7 @@ def sync_table(
     source: str,
     collection: str,
     key: str,
-    text: str,
+    text: tuple[str, ...],
     metadata: tuple[str, ...],
     tenant: str | None,
     model: str | None,
@@ -39,7 +46,7 @@ def sync_table(
     \b
     Example:
       semsearch sync-table public.products --collection products --key id \\
-          --text description --metadata price --metadata category --model local
+          --text name --text description --metadata price --metadata category --model local
       semsearch backfill products --watch
     """
     db = connect_db(ctx)
@@ -77,7 +84,7 @@ def synced_tables(ctx: click.Context) -> None:
       semsearch synced-tables
     """
     rows = [
-        (s.table, s.collection, s.key, s.text, ",".join(s.metadata), s.tenant or "")
+        (s.table, s.collection, s.key, ",".join(text_columns(s.text)), ",".join(s.metadata), s.tenant or "")
         for s in connect_db(ctx).synced_tables()
     ]
     if not rows:
