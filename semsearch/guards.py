@@ -24,7 +24,7 @@ from typing import Any
 from psycopg import sql
 
 from semsearch import catalog
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.errors import (
     CollectionNotFoundError,
     DatabaseError,
@@ -115,7 +115,7 @@ def asks_for_tenants(info: CollectionInfo, tenant: str | None, rows: Sequence[An
         and not rows
         and not info.tenant_required
         and info.tenant_setting is None
-        and info.distributed_by != "tenant"
+        and not info.layout.tenant_in_key
     )
 
 
