@@ -2,8 +2,8 @@
 
 from importlib.metadata import version
 
-from semsearch.catalog import CollectionInfo
 from semsearch.collection import Collection
+from semsearch.collection_info import CollectionInfo
 from semsearch.db import Database, connect
 from semsearch.embeddings import BatchedEmbedder, Embedder
 from semsearch.model_switch import MigrationReport, migrate_model

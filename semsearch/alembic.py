@@ -30,7 +30,7 @@ from alembic.operations import MigrateOperation, Operations
 from psycopg import sql
 
 from semsearch import catalog, ddl
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
 from semsearch.layout import SCHEMA, check_name
 

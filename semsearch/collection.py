@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from tqdm import tqdm
 
 from semsearch import catalog, explaining, guards, paging, repairs, searching, stored, writes
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.deferred import Deferred
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder

@@ -12,8 +12,8 @@ from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
 from semsearch import catalog, changes, ddl, distributed, server, table_sync, tenants
-from semsearch.catalog import CollectionInfo
 from semsearch.collection import Collection
+from semsearch.collection_info import CollectionInfo
 from semsearch.config import FROM_ENV, FromEnv, Settings, check_search_timeout
 from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError

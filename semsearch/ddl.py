@@ -14,7 +14,7 @@ from typing import Any
 from psycopg import sql
 
 from semsearch import bm25, catalog, distributed, generated
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.embeddings import Embedder, check_dims, check_installed, default_dims
 from semsearch.errors import CollectionExistsError, ConfigurationError, InvalidNameError
 from semsearch.layout import BUILD_SETTINGS, MAX_USER_NAME, Layout, check_free, check_name, settings_sql

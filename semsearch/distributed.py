@@ -35,7 +35,7 @@ import psycopg
 from psycopg import sql
 
 from semsearch import bm25, catalog, generated
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.errors import ConfigurationError
 
 #: the distribution columns a collection can be distributed by

@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.embeddings import Embedder
 from semsearch.guards import Checked
 from semsearch.layout import Layout

@@ -15,7 +15,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from semsearch import bm25, planner, statements
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 
 #: the statements version the SQL functions compare a catalog row with (``collection_for_search``),
 #: made from Python's one definition

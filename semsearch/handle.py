@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 
 from semsearch import catalog, guards
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.embeddings import Embedder, embedder_for
 from semsearch.errors import CollectionError, ConfigurationError, InvalidInputError
 from semsearch.passages import splitter

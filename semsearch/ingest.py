@@ -21,7 +21,7 @@ from semsearch.layout import Layout
 from semsearch.values import check_json, check_text
 
 if TYPE_CHECKING:
-    from semsearch.catalog import CollectionInfo
+    from semsearch.collection_info import CollectionInfo
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from semsearch.passages import edits, grouping
 from semsearch.results import SearchResult
 
 if TYPE_CHECKING:
-    from semsearch.catalog import CollectionInfo
+    from semsearch.collection_info import CollectionInfo
 
 
 class Lookups:

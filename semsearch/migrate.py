@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from semsearch import bm25, catalog, generated, planner, statements
 from semsearch.changes import ddl_lock
+from semsearch.collection_info import CollectionInfo
 
 VERSION_TABLE = "semsearch.alembic_version"
 
@@ -107,7 +108,7 @@ def regenerate(conn: psycopg.Connection[Any]) -> list[str]:
     for row in rows:
         if row["statements_version"] == statements.STATEMENTS_VERSION:
             continue
-        info = catalog.CollectionInfo.from_row({k: v for k, v in row.items() if k != "statements_version"})
+        info = CollectionInfo.from_row({k: v for k, v in row.items() if k != "statements_version"})
         names = bm25.Names(info.layout.table_name)
         with ddl_lock(conn, info.name), conn.transaction():
             found = conn.execute("SELECT to_regclass(%s)", [f"semsearch.{names.postings}"]).fetchone()

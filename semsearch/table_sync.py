@@ -44,7 +44,7 @@ import psycopg
 from psycopg import sql
 
 from semsearch import catalog
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.ddl import LOCAL_MODEL, make_info
 from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError

@@ -23,7 +23,8 @@ from dataclasses import replace
 from psycopg import sql
 
 from semsearch import bm25, generated
-from semsearch.catalog import CollectionInfo, update_statement
+from semsearch.catalog import update_statement
+from semsearch.collection_info import CollectionInfo
 from semsearch.errors import ConfigurationError
 
 #: the policy's name on each table (one per table; others the user made are left alone)

@@ -28,7 +28,7 @@ from semsearch.aio.lookups import AsyncLookups, any_tenant
 from semsearch.aio.measuring import AsyncMeasuring
 from semsearch.aio.pending import awaitable
 from semsearch.aio.search import execute
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder
 from semsearch.handle import Handle, rereads

@@ -26,7 +26,7 @@ from semsearch.aio.collection import AsyncCollection
 from semsearch.aio.flavour import offload
 from semsearch.aio.maintenance import AsyncMaintenance
 from semsearch.aio.pending import Pending, awaitable
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.config import FROM_ENV, FromEnv, check_search_timeout
 from semsearch.db import Database
 from semsearch.db import connect as connect_sync

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import psycopg
 
 from semsearch import guards, paging
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.embeddings import Embedder
 from semsearch.layout import Layout
 from semsearch.results import SearchResult

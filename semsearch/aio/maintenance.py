@@ -21,7 +21,7 @@ from semsearch import table_sync
 from semsearch.aio.collection import AsyncCollection
 from semsearch.aio.flavour import offload
 from semsearch.aio.pending import awaitable
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.db import Database
 
 if TYPE_CHECKING:

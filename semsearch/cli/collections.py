@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from semsearch.catalog import CollectionInfo
 from semsearch.cli.app import connect_db, embedder_option, main, table
 from semsearch.collection import Collection
+from semsearch.collection_info import CollectionInfo
 from semsearch.passages.splitter import Splitter
 from semsearch.plans import BIT_FROM_DIMS, plan_examples
 

@@ -36,7 +36,7 @@ from django.db.migrations.operations.base import Operation
 from psycopg import sql
 
 from semsearch import catalog, ddl
-from semsearch.catalog import CollectionInfo
+from semsearch.collection_info import CollectionInfo
 from semsearch.django.conf import SemsearchSettings
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
 from semsearch.layout import check_name

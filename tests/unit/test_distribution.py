@@ -23,7 +23,7 @@ ROOT = Path(semsearch.__file__).parent
 
 #: where the distribution column may be named: the layout (which answers every decision), the catalog
 #: row (which stores it), the statement builders, and semsearch.distributed (Citus' own I/O)
-ALLOWED = {"layout", "catalog", "distributed", "ddl", "statements", "generated"}
+ALLOWED = {"layout", "collection_info", "catalog", "distributed", "ddl", "statements", "generated"}
 _MENTION = re.compile(r"\bdistributed_by\b")
 
 

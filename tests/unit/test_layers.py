@@ -17,7 +17,18 @@ ROOT = Path(semsearch.__file__).parent
 
 # The foundation (values, plans, the SQL it makes, the catalog row, filters, BM25, embedders)
 # is what the API and the frontends are built on: it never imports them, not even lazily.
-FOUNDATION = ("errors", "values", "plans", "layout", "statements", "catalog", "filters", "bm25", "embeddings")
+FOUNDATION = (
+    "errors",
+    "values",
+    "plans",
+    "layout",
+    "statements",
+    "collection_info",
+    "catalog",
+    "filters",
+    "bm25",
+    "embeddings",
+)
 ABOVE_IT = ("collection", "db", "aio", "cli", "django", "sqlalchemy", "flask", "langchain", "llama_index")
 
 
