@@ -39,7 +39,7 @@ class Model:
     aliases: tuple[str, ...] = ()
     #: the longest text it embeds, in its own tokens (None: any length; wordllama averages them all)
     max_input_tokens: int | None = None
-    #: its tokenizer: an OpenAI BPE encoding's name, or ``"wordllama"`` (see :mod:`semsearch.passages.tokens`)
+    #: its tokenizer: an OpenAI BPE encoding's name, or ``"wordllama"`` (see :mod:`semsearch.passages.tokenizers`)
     tokenizer: str = "cl100k_base"
     #: the default passage size and overlap, in its tokens (see :class:`semsearch.Splitter`)
     passage_tokens: int = 512

@@ -20,7 +20,7 @@ from pydantic import PrivateAttr
 from semsearch.aio import AsyncCollection
 from semsearch.collection import Collection
 from semsearch.errors import ConfigurationError, InvalidInputError
-from semsearch.llama_index import nodes as rows_of
+from semsearch.llama_index import node_rows
 from semsearch.llama_index.metadata_filters import to_where
 from semsearch.results import SearchResult
 
@@ -38,7 +38,7 @@ class SemsearchVectorStore(BasePydanticVectorStore):
     ``adelete``, ``adelete_nodes``, ``aget_nodes`` and ``aclear`` await semsearch.aio; without
     it they run the sync call in a worker thread. ``tenant`` keeps every call to one tenant.
 
-    A node is a row keyed by its id (see :mod:`semsearch.llama_index.nodes`), with the
+    A node is a row keyed by its id (see :mod:`semsearch.llama_index.node_rows`), with the
     embedding LlamaIndex's embed model gave it (a node without one is embedded by the
     collection's embedder). Query modes:
 
@@ -117,7 +117,7 @@ class SemsearchVectorStore(BasePydanticVectorStore):
         """Store nodes by id (insert or replace, one transaction); return their ids."""
         if not nodes:
             return []
-        keys, contents, metadata, embeddings = rows_of.rows(nodes)
+        keys, contents, metadata, embeddings = node_rows.rows(nodes)
         self._sync("add").add(keys, contents, embeddings=embeddings, metadata=metadata, tenant=self.tenant)
         return keys
 
@@ -127,7 +127,7 @@ class SemsearchVectorStore(BasePydanticVectorStore):
             return await asyncio.to_thread(self.add, nodes)
         if not nodes:
             return []
-        keys, contents, metadata, embeddings = rows_of.rows(nodes)
+        keys, contents, metadata, embeddings = node_rows.rows(nodes)
         await self._async_collection.add(keys, contents, embeddings=embeddings, metadata=metadata, tenant=self.tenant)
         return keys
 
@@ -175,7 +175,7 @@ class SemsearchVectorStore(BasePydanticVectorStore):
         """The nodes with these ids (in that order), or those the filters keep (at most :data:`MAX_LISTED`)."""
         col = self._sync("get_nodes")
         if filters is None and node_ids is not None:
-            return [rows_of.node(r.key, r.content, r.metadata) for r in col.get(node_ids, tenant=self.tenant)]
+            return [node_rows.node(r.key, r.content, r.metadata) for r in col.get(node_ids, tenant=self.tenant)]
         found: list[BaseNode] = []
         for _, where in _selections(node_ids, filters, listing=True):
             result = col.search(**_listing(col.dims, where, self.tenant))
@@ -192,7 +192,7 @@ class SemsearchVectorStore(BasePydanticVectorStore):
         if acol is None:
             return await asyncio.to_thread(self.get_nodes, node_ids, filters)
         if filters is None and node_ids is not None:
-            return [rows_of.node(r.key, r.content, r.metadata) for r in await acol.get(node_ids, tenant=self.tenant)]
+            return [node_rows.node(r.key, r.content, r.metadata) for r in await acol.get(node_ids, tenant=self.tenant)]
         found: list[BaseNode] = []
         for _, where in _selections(node_ids, filters, listing=True):
             result = await acol.search(**_listing(acol.dims, where, self.tenant))
@@ -242,7 +242,7 @@ def _where(query: VectorStoreQuery) -> dict[str, Any] | None:
     if query.doc_ids:
         parts.append({"ref_doc_id": {"$in": list(query.doc_ids)}})
     if query.node_ids:
-        parts.append({rows_of.NODE_ID: {"$in": list(query.node_ids)}})
+        parts.append({node_rows.NODE_ID: {"$in": list(query.node_ids)}})
     kept = [p for p in parts if p is not None]
     return None if not kept else kept[0] if len(kept) == 1 else {"$and": kept}
 
@@ -268,7 +268,7 @@ def _selections(
     if where is None and by_key:
         return [(ids, None)] if ids else []
     chunks = [ids[i : i + _IDS_AT_ONCE] for i in range(0, len(ids), _IDS_AT_ONCE)]
-    return [(None, _both({rows_of.NODE_ID: {"$in": c}}, where)) for c in chunks]
+    return [(None, _both({node_rows.NODE_ID: {"$in": c}}, where)) for c in chunks]
 
 
 def _both(first: dict[str, Any], second: dict[str, Any] | None) -> dict[str, Any]:
@@ -287,7 +287,7 @@ def _too_many() -> str:
 
 
 def _nodes(result: SearchResult) -> list[BaseNode]:
-    return [rows_of.node(h.key, h.content, h.metadata) for h in result]
+    return [node_rows.node(h.key, h.content, h.metadata) for h in result]
 
 
 def _result(result: SearchResult) -> VectorStoreQueryResult:

@@ -28,8 +28,7 @@ from psycopg.types.json import Jsonb
 from semsearch.errors import InvalidInputError
 from semsearch.ingest import Rows, check_keys
 from semsearch.layout import Layout
-from semsearch.passages import rows as passage_rows
-from semsearch.passages import tokens
+from semsearch.passages import placement, tokenizers
 from semsearch.passages.splitter import spans
 from semsearch.results import AddResult
 from semsearch.stored import MAX_GET_KEYS, Row, check_tenant
@@ -55,9 +54,9 @@ def expand(docs: Rows, split: Any) -> Documents:
     metadata: list[dict[str, Any]] = []
     tenants: list[str | None] = []
     for key, text, meta, tenant in zip(docs.keys, docs.contents, docs.metadata, docs.tenants, strict=True):
-        if passage_rows.PASSAGE in meta:
+        if placement.PASSAGE in meta:
             raise InvalidInputError(
-                f"expected metadata without the reserved key {passage_rows.PASSAGE!r}, got it for {key!r}"
+                f"expected metadata without the reserved key {placement.PASSAGE!r}, got it for {key!r}"
             )
         found = spans(split, text)
         if not found:
@@ -69,9 +68,9 @@ def expand(docs: Rows, split: Any) -> Documents:
             following = found[seq + 1][0] if seq + 1 < len(found) else len(text)
             if following > end:
                 place["gap"] = text[end:following]
-            keys.append(passage_rows.key(key, seq))
+            keys.append(placement.key(key, seq))
             contents.append(text[start:end])
-            metadata.append({**meta, passage_rows.PASSAGE: place})
+            metadata.append({**meta, placement.PASSAGE: place})
             tenants.append(tenant)
     return Documents(Rows(keys, contents, metadata, tenants), list(docs.keys), list(docs.tenants))
 
@@ -80,7 +79,7 @@ def prepare(rows: Rows, split: Any, embeddings: Any, *, model: str, name: str) -
     """A checked batch as passage rows when the collection has passages (None: whole rows, each checked to fit)."""
     if split is None:
         if embeddings is None:
-            tokens.check_fits(model, rows.keys, rows.contents)
+            tokenizers.check_fits(model, rows.keys, rows.contents)
         return None
     if embeddings is not None:
         raise InvalidInputError(
@@ -132,7 +131,7 @@ def vanished_statement(
 
     Each document is found by metadata containment (the table's GIN index on metadata), per tenant.
     """
-    wanted = [Jsonb({passage_rows.PASSAGE: {"doc": d}}) for d in documents]
+    wanted = [Jsonb({placement.PASSAGE: {"doc": d}}) for d in documents]
     stmt = sql.SQL(
         "DELETE FROM {table} t USING unnest(%(docs)s::jsonb[], %(tenants)s::text[]) AS d(m, tenant) "
         "WHERE t.metadata @> d.m AND (d.tenant IS NULL OR t.tenant = d.tenant) "
@@ -151,7 +150,7 @@ def deletion(keys: Any, tenant: Any) -> Any:
         counted = sql.SQL(
             "WITH gone AS ({} RETURNING t.metadata -> {} ->> 'doc' AS doc, t.tenant) "
             "SELECT count(*) FROM (SELECT DISTINCT doc, tenant FROM gone) d"
-        ).format(stmt, sql.Literal(passage_rows.PASSAGE))
+        ).format(stmt, sql.Literal(placement.PASSAGE))
         return counted, params
 
     return statement
@@ -162,7 +161,7 @@ def passages_statement(layout: Layout, keys: Any, tenant: Any) -> tuple[sql.Comp
     documents = list(dict.fromkeys(check_keys(keys)))
     if len(documents) > MAX_GET_KEYS:
         raise InvalidInputError(f"expected at most {MAX_GET_KEYS} keys, got {len(documents)}")
-    wanted = [Jsonb({passage_rows.PASSAGE: {"doc": d}}) for d in documents]
+    wanted = [Jsonb({placement.PASSAGE: {"doc": d}}) for d in documents]
     stmt = sql.SQL(
         "SELECT t.content, t.metadata, t.tenant, t.embedding IS NOT NULL "
         "FROM {table} t JOIN unnest(%(docs)s::jsonb[]) AS d(m) ON t.metadata @> d.m "
@@ -178,13 +177,13 @@ def as_documents(found: Iterable[tuple[Any, ...]], keys: Sequence[str]) -> list[
     """
     by_doc: dict[tuple[str, str | None], list[tuple[str, dict[str, Any], bool]]] = {}
     for content, metadata, tenant, embedded in found:
-        place = passage_rows.entry(metadata)
+        place = placement.entry(metadata)
         if place is not None:
             by_doc.setdefault((place["doc"], tenant), []).append((content, metadata, bool(embedded)))
     out = []
     order = {key: i for i, key in enumerate(keys)}
     for (doc, tenant), parts in sorted(by_doc.items(), key=lambda item: (order.get(item[0][0], -1), item[0][1] or "")):
-        text = assemble((c, m[passage_rows.PASSAGE]) for c, m, _ in parts)
-        meta = passage_rows.document_metadata(parts[0][1])
+        text = assemble((c, m[placement.PASSAGE]) for c, m, _ in parts)
+        meta = placement.document_metadata(parts[0][1])
         out.append(Row(key=doc, content=text, metadata=meta, tenant=tenant, embedded=all(e for _, _, e in parts)))
     return out

@@ -23,7 +23,7 @@ from typing import Any
 
 from psycopg import sql
 
-from semsearch.passages import rows as passage_rows
+from semsearch.passages import placement
 from semsearch.planner import MAX_K
 from semsearch.results import Hit, Passage, SearchResult
 
@@ -52,7 +52,7 @@ def widen(fetch: int, *, got: int, distinct: int, want: int) -> int | None:
 
 def document_of(hit: Hit) -> str:
     """The key of the document a passage hit belongs to (a row that is no passage is its own)."""
-    place = passage_rows.entry(hit.metadata)
+    place = placement.entry(hit.metadata)
     return str(place["doc"]) if place is not None else hit.key
 
 
@@ -62,7 +62,7 @@ def distinct(result: SearchResult) -> int:
 
 
 def passage_of(hit: Hit) -> Passage | None:
-    place = passage_rows.entry(hit.metadata)
+    place = placement.entry(hit.metadata)
     if place is None:
         return None
     seq, start, end = int(place["seq"]), int(place["start"]), int(place["end"])
@@ -76,7 +76,7 @@ def passage_hits(result: SearchResult, *, k: int, offset: int = 0) -> SearchResu
             key=document_of(h),
             content=h.content,
             score=h.score,
-            metadata=passage_rows.document_metadata(h.metadata),
+            metadata=placement.document_metadata(h.metadata),
             passage=passage_of(h),
         )
         for h in result.hits[offset : offset + k]
@@ -87,7 +87,7 @@ def passage_hits(result: SearchResult, *, k: int, offset: int = 0) -> SearchResu
 def documents(result: SearchResult, *, k: int, offset: int = 0, score_threshold: float | None = None) -> SearchResult:
     """Each document once, best first, scored by its best passage, with the passages of it found.
 
-    >>> at = lambda doc, seq: {passage_rows.PASSAGE: {"doc": doc, "seq": seq, "start": 0, "end": 1}}
+    >>> at = lambda doc, seq: {placement.PASSAGE: {"doc": doc, "seq": seq, "start": 0, "end": 1}}
     >>> found = (Hit("a#0", "t", 0.9, at("a", 0)), Hit("a#1", "t", 0.8, at("a", 1)), Hit("b#0", "t", 0.7, at("b", 0)))
     >>> r = documents(SearchResult(found, k=3), k=2)
     >>> [(d.key, len(d.passages)) for d in r]
@@ -100,7 +100,7 @@ def documents(result: SearchResult, *, k: int, offset: int = 0, score_threshold:
     for doc, found in grouped.items():
         best = found[0]
         passages = tuple(p for p in map(passage_of, found) if p is not None)
-        metadata = passage_rows.document_metadata(best.metadata)
+        metadata = placement.document_metadata(best.metadata)
         hits.append(Hit(key=doc, content=best.content, score=best.score, metadata=metadata, passages=passages))
     page = hits[offset : offset + k]
     if score_threshold is not None:

@@ -2,7 +2,7 @@
 
 A passage is a span ``(start, end)`` of character offsets into its document. The default
 splitter keeps paragraphs whole, then sentences, and packs them into passages of at most
-``max_tokens`` of the collection's embedder's tokens (:mod:`semsearch.passages.tokens`),
+``max_tokens`` of the collection's embedder's tokens (:mod:`semsearch.passages.tokenizers`),
 each starting with up to ``overlap`` tokens of the previous one's last sentences or
 paragraphs. Any other splitter is accepted as it is: a callable ``text -> list[str]`` or
 ``list[(start, end)]``, or an object with ``split_text`` (LangChain's text splitters; no
@@ -26,7 +26,7 @@ from typing import Any
 
 from semsearch.embeddings.models import lookup
 from semsearch.errors import ConfigurationError, InvalidInputError
-from semsearch.passages import tokens as token_counts
+from semsearch.passages import tokenizers
 
 #: a document's passages as character spans, in order
 Spans = list[tuple[int, int]]
@@ -84,11 +84,11 @@ class Splitter:
         """What the catalog keeps of it (a custom ``tokens`` counter is not kept: pass it when opening)."""
         return {"splitter": "default", "max_tokens": self.max_tokens, "overlap": self.overlap}
 
-    def _count(self) -> token_counts.Counter:
+    def _count(self) -> tokenizers.Counter:
         if self.tokens is not None:
             count = self.tokens
             return lambda texts: [int(count(t)) for t in texts]
-        return token_counts.counter_for(self.model or "")
+        return tokenizers.counter_for(self.model or "")
 
     def __call__(self, text: str) -> Spans:
         """The passages of ``text`` as ``(start, end)`` spans, in order (none for a blank text)."""
@@ -116,7 +116,7 @@ def _spans(pattern: re.Pattern[str], text: str, start: int, end: int) -> Spans:
     return stripped
 
 
-def _units(text: str, max_tokens: int, count: token_counts.Counter) -> list[tuple[int, int, int]]:
+def _units(text: str, max_tokens: int, count: tokenizers.Counter) -> list[tuple[int, int, int]]:
     """``(start, end, tokens)`` pieces no longer than ``max_tokens``: paragraphs, else sentences, else words."""
     out: list[tuple[int, int, int]] = []
     paragraphs = _spans(_PARAGRAPH, text, 0, len(text))
@@ -133,7 +133,7 @@ def _units(text: str, max_tokens: int, count: token_counts.Counter) -> list[tupl
     return out
 
 
-def _words(text: str, start: int, end: int, max_tokens: int, count: token_counts.Counter) -> list[tuple[int, int, int]]:
+def _words(text: str, start: int, end: int, max_tokens: int, count: tokenizers.Counter) -> list[tuple[int, int, int]]:
     """A sentence longer than a passage, cut between words (a word longer than that, between characters)."""
     words = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
     out: list[tuple[int, int, int]] = []

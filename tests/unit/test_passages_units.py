@@ -9,8 +9,8 @@ import pytest
 from semsearch import Splitter
 from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.ingest import Rows
-from semsearch.passages import edits, grouping, splitter, tokens
-from semsearch.passages.rows import PASSAGE
+from semsearch.passages import edits, grouping, splitter, tokenizers
+from semsearch.passages.placement import PASSAGE
 from semsearch.results import Hit, SearchResult
 
 
@@ -58,17 +58,17 @@ def test_a_sentence_longer_than_a_passage_is_cut_between_words():
 
 
 def test_token_counts_are_the_embedders_own():
-    assert tokens.counter_for("text-embedding-3-small")(["hello world"]) == [2]  # cl100k_base, offline
-    local = tokens.counter_for("local")(["the cats purr"])[0]
+    assert tokenizers.counter_for("text-embedding-3-small")(["hello world"]) == [2]  # cl100k_base, offline
+    local = tokenizers.counter_for("local")(["the cats purr"])[0]
     assert 2 <= local <= 6
-    assert tokens.counter_for("my-label")(["héllo"]) == [6]  # unknown model: the UTF-8 bound
+    assert tokenizers.counter_for("my-label")(["héllo"]) == [6]  # unknown model: the UTF-8 bound
 
 
 def test_a_text_longer_than_the_model_embeds_is_refused_naming_the_option():
-    tokens.check_fits("text-embedding-3-small", ["a"], ["word " * 8000])  # 8,001 tokens? no: 8,000
+    tokenizers.check_fits("text-embedding-3-small", ["a"], ["word " * 8000])  # 8,001 tokens? no: 8,000
     with pytest.raises(InvalidInputError, match=r"at most 8191 tokens .* row 'long'.*passages=True"):
-        tokens.check_fits("text-embedding-3-small", ["ok", "long"], ["short", "word " * 9000])
-    tokens.check_fits("local", ["a"], ["word " * 50000])  # wordllama embeds any length
+        tokenizers.check_fits("text-embedding-3-small", ["ok", "long"], ["short", "word " * 9000])
+    tokenizers.check_fits("local", ["a"], ["word " * 50000])  # wordllama embeds any length
 
 
 def test_splitter_settings_are_checked():
