@@ -348,6 +348,7 @@ class Database:
         dims: int | None = None,
         compression: str | None = None,
         embedder: Embedder | None = None,
+        passages: Any = None,
     ) -> Collection:
         """Keep ``collection`` in step with an existing table, whoever writes it (raw SQL and COPY included).
 
@@ -360,6 +361,9 @@ class Database:
         (``"name: kettle\\ndescription: boils water fast"``), re-embedded when any changes.
         The collection is created with ``model``/``dims``/``compression``/``embedder``, or
         reused if they match it (a re-sync after a change of the table's columns). See :mod:`semsearch.table_sync`.
+        ``passages`` (documents split into passages) is refused with :class:`ConfigurationError`,
+        and so is an existing collection with passages: the triggers write whole rows and
+        cannot split text; add long texts as documents from Python (``create_collection(passages=True)``).
 
         Example::
 
@@ -370,7 +374,7 @@ class Database:
         """
         table_sync.sync_table(
             self, table, collection=collection, key=key, text=text, metadata=metadata, tenant=tenant,
-            model=model, dims=dims, compression=compression, embedder=embedder,
+            model=model, dims=dims, compression=compression, embedder=embedder, passages=passages,
             create=partial(self.create_collection, collection, model=model, dims=dims, compression=compression,
                            embedder=embedder),
         )  # fmt: skip

@@ -379,6 +379,19 @@ def find(conn: psycopg.Connection, *, collection: str | None = None, table: str 
     return None
 
 
+def check_passages(passages: Any) -> None:
+    """Refuse ``passages=`` for a synced table: its triggers write whole rows (splitting is Python's).
+
+    >>> check_passages(None)
+    """
+    if passages is not None and passages is not False:
+        raise ConfigurationError(
+            f"expected passages=None for a synced table (its triggers write whole rows and cannot split text), "
+            f"got {passages!r}: add the long texts as documents from Python instead, "
+            "create_collection(name, passages=True) then col.add(keys, texts)"
+        )
+
+
 def sync_table(
     db: Connections,
     table: str,
@@ -393,11 +406,13 @@ def sync_table(
     dims: int | None = None,
     compression: str | None = None,
     embedder: Embedder | None = None,
+    passages: Any = None,
 ) -> None:
     """See :meth:`Database.sync_table`; every check runs before anything is written.
 
     ``create()`` makes the collection (with the model, dims and plan given) when it does not exist.
     """
+    check_passages(passages)
     key, text, meta, tenant = check_columns(key, text, metadata, tenant)
     check_name(collection)
     columns = list(dict.fromkeys([key, *text_columns(text), *meta, *([tenant] if tenant else [])]))
@@ -435,6 +450,11 @@ def _check_compatible(
     info: CollectionInfo, *, model: str | None, dims: int | None, compression: str | None, embedder: Embedder | None
 ) -> None:
     info.layout.check_one_server(" to sync a table to", " (the triggers' writes are not tested through Citus)")
+    if info.passages is not None:
+        raise ConfigurationError(
+            f"expected a collection of whole rows to sync a table to, got {info.name!r} whose documents are split "
+            "into passages (the triggers cannot split text): sync to another collection"
+        )
     if embedder is not None:
         model, dims = model or embedder.model, dims or embedder.dims
     wanted = {

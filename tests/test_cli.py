@@ -217,6 +217,9 @@ def test_sync_table_backfill_and_unsync_table(run, db_url):
     assert (hits["key"], hits["metadata"]) == ("k1", {"price": 20})
     bad = run("sync-table", "shop.items", "--collection", "items", "--key", "body", "--text", "body", ok=False)
     assert bad.exit_code == 1 and "expected key column 'body' unique on its own" in bad.output
+    bad = run("sync-table", "shop.items", "--collection", "docs", "--key", "sku", "--text", "body", "--passages",
+              "--model", "local", ok=False)  # fmt: skip
+    assert bad.exit_code == 1 and "expected passages=None for a synced table" in bad.output
     assert (
         "unsynced shop.items from items and dropped it" in run("unsync-table", "shop.items", "--drop-collection").output
     )

@@ -15,7 +15,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from semsearch import table_sync
 from semsearch.aio.collection import AsyncCollection
@@ -89,6 +89,7 @@ class AsyncMaintenance:
         dims: int | None = None,
         compression: str | None = None,
         embedder: Embedder | None = None,
+        passages: Any = None,
     ) -> AsyncCollection:
         """:meth:`semsearch.Database.sync_table`, run in a worker thread; the synced collection.
 
@@ -99,7 +100,7 @@ class AsyncMaintenance:
         """
         await offload(
             _database(self), Database.sync_table, table, collection=collection, key=key, text=text, metadata=metadata,
-            tenant=tenant, model=model, dims=dims, compression=compression, embedder=embedder,
+            tenant=tenant, model=model, dims=dims, compression=compression, embedder=embedder, passages=passages,
         )  # fmt: skip
         return await _database(self).collection(collection, embedder=embedder)
 

@@ -24,6 +24,11 @@ from semsearch.table_sync import text_columns
 @click.option("--model", help='"local", an OpenAI model, or a label (for a new collection).')
 @click.option("--dims", type=click.IntRange(1), help="Vector size (default: the model's).")
 @click.option("--compression", metavar="PLAN", help="bit, halfvec, none, mrl:<d> or mrl-bit:<d>.")
+@click.option(
+    "--passages",
+    is_flag=True,
+    help="Split the text into passages: refused (the triggers write whole rows; see `create --passages`, `ingest`).",
+)
 @click.pass_context
 def sync_table(
     ctx: click.Context,
@@ -36,6 +41,7 @@ def sync_table(
     model: str | None,
     dims: int | None,
     compression: str | None,
+    passages: bool,
 ) -> None:
     """Keep collection --collection in step with table SOURCE, whoever writes it.
 
@@ -52,7 +58,7 @@ def sync_table(
     db = connect_db(ctx)
     col = db.sync_table(
         source, collection=collection, key=key, text=text, metadata=metadata, tenant=tenant,
-        model=model, dims=dims, compression=compression,
+        model=model, dims=dims, compression=compression, passages=True if passages else None,
     )  # fmt: skip
     click.echo(
         f"synced {source} to {collection}: {col.pending():,} rows pending (run `semsearch backfill {collection}`)"
