@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,6 +29,7 @@ from semsearch.faces import Searchable
 from semsearch.flavour import embed
 from semsearch.handle import rereads
 from semsearch.passages import edits, grouping
+from semsearch.planner import MAX_K
 from semsearch.results import SearchResult
 
 if TYPE_CHECKING:
@@ -58,34 +60,45 @@ class Lookups:
 
     def _documents(
         self, page: paging.Page, fused: tuple[str | None, float | None, float | None], *, passages: bool,
-        fresh: bool, **search: Any,
+        fresh: bool, own: int = 0, **search: Any,
     ) -> SearchResult:  # fmt: skip
         """A search of a collection with passages: the best distinct documents, or passages (``passages``).
 
         Passages are searched, more of them until ``k`` distinct documents are found when they
-        exist (:mod:`semsearch.passages.grouping`); text and hybrid hits get their snippet.
+        exist (:mod:`semsearch.passages.grouping`); text and hybrid hits get their snippet. The
+        document ``page.exclude`` (``more_like``'s, with ``own`` passages) is left out.
         """
         col = _collection(self)
         if col.info.passages is None:
             raise InvalidInputError(f"expected a collection with passages for passages=True, got {col.name!r}")
-        want = page.k + page.offset
-        fetch = want if passages else grouping.first_fetch(want)
+        want = page.fetch
+        fetch = min(MAX_K, page.k + page.offset + own) if passages else grouping.first_fetch(want)
         while True:
             found = col._search(paging.Page(k=fetch), fused, fresh=fresh, **search)
             more = grouping.widen(fetch, got=len(found), distinct=grouping.distinct(found), want=want)
             if passages or more is None:
                 break
             fetch = more
-        if passages:
-            result = grouping.passage_hits(page.cut(found), k=page.k)
-        else:
-            result = grouping.documents(found, k=page.k, offset=page.offset, score_threshold=page.score_threshold)
-        query = search.get("query")
-        if search.get("mode") in ("text", "hybrid") and result.hits and query:
-            stmt, params = grouping.snippet_statement(col.info.text_config, query, [h.content for h in result])
-            lit = col.db.read(partial(_fetch, stmt=stmt, params=params), fresh=fresh)
-            result = grouping.with_snippets(result, [r[0] for r in lit])
+        [result] = self._snippets([grouping.ranked(found, page, passages=passages)], [search.get("query")],
+                                        search.get("mode"), fresh=fresh)  # fmt: skip
         return result
+
+    def _snippets(
+        self, results: list[SearchResult], queries: Sequence[str | None], mode: Any, *, fresh: bool
+    ) -> list[SearchResult]:
+        """Text and hybrid documents' hits with their best passage's snippet, all in one round trip."""
+        col = _collection(self)
+        if mode not in ("text", "hybrid") or not any(r.hits for r in results):
+            return results
+        asked = [(q, h.content) for r, q in zip(results, queries, strict=True) for h in r.hits if q]
+        if not asked:
+            return results
+        stmt, params = grouping.snippet_statement(col.info.text_config, [q for q, _ in asked], [t for _, t in asked])
+        lit = iter([r[0] for r in col.db.read(partial(_fetch, stmt=stmt, params=params), fresh=fresh)])
+        return [
+            grouping.with_snippets(r, [next(lit) for _ in r.hits]) if q else r
+            for r, q in zip(results, queries, strict=True)
+        ]
 
     def search_many(
         self,
@@ -105,11 +118,15 @@ class Lookups:
         offset: int = 0,
         score_threshold: float | None = None,
         fresh: bool = False,
+        passages: bool = False,
     ) -> list[SearchResult]:
         """One search per query text (or per row of ``vectors``), in one round trip; results in order.
 
         The options are ``search``'s and apply to every query; the texts are embedded in
-        one call. Each result is what ``search`` returns for that query alone.
+        one call. Each result is what ``search`` returns for that query alone: in a collection
+        with passages, its best ``k`` distinct documents (one more round trip for the queries
+        whose passages must be widened, all of them together, and one for the snippets of text
+        and hybrid hits), or its best ``k`` passages (``passages=True``).
 
         Example::
 
@@ -118,23 +135,57 @@ class Lookups:
         """
         col = _collection(self)
         page = paging.check_page(k, offset, score_threshold)
+        documents = col.info.passages is not None
+        if passages and not documents:
+            raise InvalidInputError(f"expected a collection with passages for passages=True, got {col.name!r}")
+        want = page.fetch
         search = dict(
-            k=page.fetch, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact, where=where,
-            tenant=tenant,
+            k=want if passages or not documents else grouping.first_fetch(want), mode=mode, oversample=oversample,
+            ef_search=ef_search, exact=exact, where=where, tenant=tenant,
         )  # fmt: skip
+        made: list[Any] = []  # the embedder and the query texts' vectors: embedded once, unless it changes
+
+        def requests() -> list[searching.Request]:
+            requests, todo = batch.check_requests(
+                dims=col.dims, name=col.name, tenant_required=col.info.tenant_required, queries=queries,
+                vectors=vectors, search=search, fusion=(fusion, vector_weight, text_weight),
+            )  # fmt: skip
+            if todo:
+                if not made or made[0] is not col.embedder:
+                    made[:] = [col.embedder, embed(col.embedder, [text for _, text in todo])]
+                requests = batch.with_embeddings(requests, todo, made[1], dims=col.dims)
+            return requests
+
+        found = self._many(requests, None, fresh=fresh)
+        while documents and not passages:  # each query's search widened until it has its documents
+            more = {}
+            for i, r in found.items():
+                wider = grouping.widen(r.k, got=len(r), distinct=grouping.distinct(r), want=want)
+                if wider is not None:
+                    more[i] = wider
+            if not more:
+                break
+            found.update(self._many(requests, more, fresh=fresh))
+        results = [found[i] for i in range(len(found))]
+        if any(r.unindexed for r in results):
+            guards.warn_unindexed(col.name)
+        if not documents:
+            return [page.cut(r) for r in results]
+        results = [grouping.ranked(r, page, passages=passages) for r in results]
+        return self._snippets(results, list(queries) if queries is not None else [None] * len(results), mode,
+                                    fresh=fresh)  # fmt: skip
+
+    def _many(self, requests: Any, ks: Mapping[int, int] | None, *, fresh: bool) -> dict[int, SearchResult]:
+        """The searches ``requests()`` makes, in one round trip: those at ``ks`` (position: its ``k``), or all."""
+        col = _collection(self)
         with col.db.pinned(fresh=fresh):
             for attempt in (1, 2, 3):
-                requests, todo = batch.check_requests(
-                    dims=col.dims, name=col.name, tenant_required=col.info.tenant_required, queries=queries,
-                    vectors=vectors, search=search, fusion=(fusion, vector_weight, text_weight),
-                )  # fmt: skip
-                if todo:
-                    embedded = embed(col.embedder, [text for _, text in todo])
-                    requests = batch.with_embeddings(requests, todo, embedded, dims=col.dims)
+                made = requests()
+                asked = {i: replace(made[i], k=k) for i, k in ks.items()} if ks else dict(enumerate(made))
                 info, timeout = col.info, col.db.search_timeout
                 plans = [
                     searching.plan(col.layout, col.name, info.oversample, info.ef_search, r, timeout=timeout)
-                    for r in requests
+                    for r in asked.values()
                 ]
                 try:
                     found, checked = col.db.read(partial(execute, plans=plans, check=col.name), fresh=fresh)
@@ -155,14 +206,12 @@ class Lookups:
                     if col._answered(col.name, checked):
                         break
                 # the definition changed (migrate-model, alter, distribute): search again with the new one
+        tenant = next(iter(asked.values())).tenant
         if guards.asks_for_tenants(info, tenant, next((rows for rows in found if rows), [])):
             guards.check_tenants(col.name, tenant, col.db.read(partial(any_tenant, info=info), fresh=fresh))
-        results = [
-            page.cut(searching.hits(rows, r, indexed=col._indexed)) for rows, r in zip(found, requests, strict=True)
-        ]
-        if any(r.unindexed for r in results):
-            guards.warn_unindexed(col.name)
-        return results
+        return {
+            i: searching.hits(rows, r, indexed=col._indexed) for (i, r), rows in zip(asked.items(), found, strict=True)
+        }
 
     def more_like(
         self,
@@ -177,6 +226,7 @@ class Lookups:
         offset: int = 0,
         score_threshold: float | None = None,
         fresh: bool = False,
+        passages: bool = False,
     ) -> SearchResult:
         """The ``k`` rows nearest to the stored row ``key`` (by its vector), the row itself left out.
 
@@ -184,6 +234,9 @@ class Lookups:
         unknown key, or a row still waiting for its embedding, raises
         :class:`~semsearch.errors.InvalidInputError`. ``tenant`` also requires the row to be
         that tenant's. Two round trips: the row's vector, then the search.
+        In a collection with passages ``key`` is a document's: the ``k`` documents most like it
+        (a documents search with the mean of its embedded passages' vectors), never the document
+        itself; ``passages=True`` returns the nearest passages of other documents.
 
         Example::
 
@@ -192,7 +245,15 @@ class Lookups:
         """
         col = _collection(self)
         page = paging.check_page(k, offset, score_threshold, exclude=ingest.check_key(key))
-        stmt, params = stored.vector_statement(col.layout, key, tenant=tenant)
+        documents = col.info.passages is not None
+        if passages and not documents:
+            raise InvalidInputError(f"expected a collection with passages for passages=True, got {col.name!r}")
+        if documents:
+            stmt, params = grouping.document_vector_statement(
+                col.layout, cast(str, page.exclude), tenant=stored.check_tenant(tenant)
+            )
+        else:
+            stmt, params = stored.vector_statement(col.layout, key, tenant=tenant)
 
         def row(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
             cur = conn.execute(stmt, params)
@@ -200,10 +261,15 @@ class Lookups:
 
         found = col.db.read(row, fresh=fresh)
         vector = stored.stored_vector(found, cast(str, page.exclude), col.name)
-        return col._search(
-            page, (None, None, None), fresh=fresh, query=None, vector=vector, mode="vector", oversample=oversample,
-            ef_search=ef_search, exact=exact, where=where, tenant=tenant,
+        search = dict(
+            query=None, vector=vector, mode="vector", oversample=oversample, ef_search=ef_search, exact=exact,
+            where=where, tenant=tenant,
         )  # fmt: skip
+        if documents:  # leaving out the document's own passages (at most as many as it has)
+            return self._documents(
+                page, (None, None, None), passages=passages, fresh=fresh, own=cast(Any, found)[1], **search
+            )
+        return col._search(page, (None, None, None), fresh=fresh, **search)
 
 
 def _fetch(conn: psycopg.Connection[Any], *, stmt: Any, params: Any) -> list[tuple[Any, ...]]:

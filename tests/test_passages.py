@@ -172,6 +172,65 @@ def test_passage_level_results_on_request(crowded):
         crowded.db.create_collection("plain", model="local", dims=64).search("x", passages=True)
 
 
+@pytest.mark.parametrize("mode", ["vector", "text", "hybrid"])
+def test_search_many_returns_each_querys_distinct_documents_as_search_does(crowded, mode):
+    queries = ["cats purr and cats nap", "dogs, birds and gardens", "cat note 7"]
+    many = crowded.search_many(queries, k=10, mode=mode)
+    for q, got in zip(queries, many, strict=True):
+        want = crowded.search(q, k=10, mode=mode)
+        assert [(h.key, h.score, h.passages, h.snippet, h.metadata) for h in got] == [
+            (h.key, h.score, h.passages, h.snippet, h.metadata) for h in want
+        ]
+        assert len(got) == 10 and len(set(got.keys)) == 10 and not any("#" in key for key in got.keys)
+    assert many[0].keys[0] == "big" and len(many[0][0].passages) == 50  # widened past 40 passages for query 0 only
+    assert (mode == "vector") == all(h.snippet is None for r in many for h in r)
+    paged = crowded.search_many(queries[:2], k=5, offset=5, mode=mode, where={"kind": {"$in": ["big", "even"]}})
+    for q, got in zip(queries[:2], paged, strict=True):
+        assert got.keys == crowded.search(q, k=5, offset=5, mode=mode, where={"kind": {"$in": ["big", "even"]}}).keys
+
+
+def test_search_many_passages_vectors_and_tenants(crowded):
+    [hits] = crowded.search_many(["cats purr"], k=10, passages=True)
+    assert hits.keys == ["big"] * 10 and all(h.passage is not None for h in hits)
+    assert [h.passage for h in hits] == [h.passage for h in crowded.search("cats purr", k=10, passages=True)]
+    q = crowded.embedder.embed(["cats purr and cats nap", "gardens"])
+    by_vector = crowded.search_many(vectors=np.asarray(q), k=10)
+    assert [r.keys for r in by_vector] == [crowded.search(vector=v, k=10).keys for v in q]
+    b = crowded.search_many(["cats", "dogs"], k=10, tenant="b")
+    assert [sorted(r.keys) for r in b] == [["d10", "d11", "d12", "d13"]] * 2 and not b[0].complete
+    plain = crowded.db.create_collection("plain_many", model="local", dims=64)
+    with pytest.raises(InvalidInputError, match="collection with passages"):
+        plain.search_many(["x"], passages=True)
+    with pytest.raises(InvalidInputError, match="collection with passages"):
+        plain.more_like("x", passages=True)
+
+
+def test_more_like_a_document_is_the_documents_nearest_its_mean_passage_vector(db, crowded):
+    result = crowded.more_like("big", k=10)
+    assert len(result) == 10 and len(set(result.keys)) == 10 and "big" not in result.keys
+    assert not any("#" in key for key in result.keys) and all(h.passages and h.metadata for h in result)
+    with db.connection() as conn:
+        mean = conn.execute(
+            "SELECT avg(embedding::vector) FROM semsearch.col_crowd WHERE metadata @> %s::jsonb",
+            ['{"semsearch:passage": {"doc": "big"}}'],
+        ).fetchone()[0]
+    by_mean = crowded.search(vector=mean.to_numpy(), k=11)  # the same search, the document itself in it
+    assert [(h.key, pytest.approx(h.score)) for h in by_mean if h.key != "big"] == [(h.key, h.score) for h in result]
+    # its 50 passages are the nearest ones: passages=True leaves them all out too
+    near = crowded.more_like("big", k=5, passages=True)
+    assert len(near) == 5 and "big" not in near.keys and all(h.passage is not None for h in near)
+    assert crowded.more_like("d0", k=3, offset=3).keys == crowded.more_like("d0", k=6).keys[3:]
+    odd = crowded.more_like("d0", k=3, where={"kind": "odd"})
+    assert len(odd) == 3 and all(h.metadata == {"kind": "odd"} for h in odd)
+    assert sorted(crowded.more_like("d10", k=10, tenant="b").keys) == ["d11", "d12", "d13"]
+    for key, tenant in (("nope", None), ("big#0", None), ("d0", "b")):
+        with pytest.raises(InvalidInputError, match="expected a key stored"):
+            crowded.more_like(key, tenant=tenant)
+    crowded.add(keys=["later"], contents=["A note added later.\n\nIt waits for its vectors."], defer=True)
+    with pytest.raises(InvalidInputError, match="waiting for an embedding"):
+        crowded.more_like("later")
+
+
 def test_the_sql_function_returns_k_distinct_documents_in_every_mode(db, crowded):
     q = crowded.embedder.embed(["cats purr and cats nap"])[0]
     with db.connection() as conn:
@@ -266,6 +325,13 @@ async def test_async_documents_are_what_sync_makes(db_url, crowded, anyio_backen
                 (h.key, h.score, h.passages, h.snippet) for h in want
             ]
         assert (await acol.search("cats", k=3, passages=True)).keys == ["big"] * 3
+        for mode in ("vector", "hybrid"):
+            got_many = await acol.search_many(["cats purr and cats nap", "gardens"], k=10, mode=mode)
+            want_many = crowded.search_many(["cats purr and cats nap", "gardens"], k=10, mode=mode)
+            assert [[(h.key, h.score, h.passages, h.snippet) for h in r] for r in got_many] == [
+                [(h.key, h.score, h.passages, h.snippet) for h in r] for r in want_many
+            ]
+        assert (await acol.more_like("big", k=5)).keys == crowded.more_like("big", k=5).keys
         assert [r.content for r in await acol.get(["big"])] == [BIG]
         edited = await acol.add(keys=["big"], contents=[BIG.replace("cat note 7", "dog note 7")])
         assert (edited.passages_embedded, edited.passages_kept) == (1, 49)

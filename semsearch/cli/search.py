@@ -148,6 +148,8 @@ def search(
 def more_like(ctx: click.Context, name: str, key: str, where_json: str | None, as_json: bool, **options: Any) -> None:
     """The K rows closest in meaning to the stored row KEY (the row itself left out).
 
+    In a collection with passages KEY is a document's: the K documents most like it.
+
     \b
     Example:
       semsearch more-like movies m1 -k 5

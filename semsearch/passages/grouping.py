@@ -5,7 +5,9 @@ for :func:`first_fetch` passages and, while fewer than ``k`` distinct documents 
 although more passages exist, for more (:func:`widen`: 4x each time, up to the search's
 ``k`` limit). :func:`documents` then keeps each document once, at its best passage's
 score, with the passages of it found, best first. The SQL function
-``semsearch.search_documents`` (migration 0010) follows the same rules.
+``semsearch.search_documents`` (migration 0010) follows the same rules. ``search_many`` widens
+each query's search so, and ``more_like(key)`` searches with the mean of the document's passage
+vectors (:func:`document_vector_statement`), leaving the document out (:func:`ranked`).
 
 Nothing here does I/O.
 
@@ -22,7 +24,10 @@ from dataclasses import replace
 from typing import Any
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
+from semsearch.layout import Layout
+from semsearch.paging import Page
 from semsearch.passages import placement
 from semsearch.planner import MAX_K
 from semsearch.results import Hit, Passage, SearchResult
@@ -108,16 +113,41 @@ def documents(result: SearchResult, *, k: int, offset: int = 0, score_threshold:
     return SearchResult(hits=tuple(page), k=k, exact=result.exact, unindexed=result.unindexed)
 
 
-def snippet_statement(text_config: str, query: str, texts: list[str]) -> tuple[sql.Composed, dict[str, Any]]:
-    """Each text with the query's words highlighted (``ts_headline``; the words OR-ed, as BM25 matches them)."""
+def ranked(found: SearchResult, page: Page, *, passages: bool) -> SearchResult:
+    """The page of documents (``passages``: of passages) in the passages a search found, best first.
+
+    Every passage of the document ``page.exclude`` (the one ``more_like`` starts from) is left out.
+    """
+    if page.exclude is not None:
+        kept = tuple(h for h in found.hits if document_of(h) != page.exclude)
+        found = SearchResult(hits=kept, k=found.k, exact=found.exact, unindexed=found.unindexed)
+    if passages:
+        return passage_hits(page.cut(found), k=page.k)
+    return documents(found, k=page.k, offset=page.offset, score_threshold=page.score_threshold)
+
+
+def document_vector_statement(layout: Layout, key: str, *, tenant: str | None) -> tuple[sql.Composed, dict[str, Any]]:
+    """The mean of a document's embedded passage vectors and its number of passages (no row: no such document).
+
+    The mean is None while none of its passages is embedded (``semsearch.stored.stored_vector`` says so).
+    """
     stmt = sql.SQL(
-        "SELECT ts_headline({cfg}::regconfig, t, coalesce(("
+        "SELECT avg(t.embedding::vector), count(*) FROM {table} t WHERE t.metadata @> %(doc)s "
+        "AND (%(tenant)s::text IS NULL OR t.tenant = %(tenant)s) HAVING count(*) > 0"
+    ).format(table=layout.table)
+    return stmt, {"doc": Jsonb({placement.PASSAGE: {"doc": key}}), "tenant": tenant}
+
+
+def snippet_statement(text_config: str, queries: list[str], texts: list[str]) -> tuple[sql.Composed, dict[str, Any]]:
+    """Each text with its query's words highlighted (``ts_headline``; the words OR-ed, as BM25 matches them)."""
+    stmt = sql.SQL(
+        "SELECT ts_headline({cfg}::regconfig, x.t, coalesce(("
         "SELECT string_agg(quote_literal(w.lexeme), ' | ')::tsquery "
-        "FROM unnest(to_tsvector({cfg}::regconfig, %(q)s::text)) w), ''::tsquery), "
+        "FROM unnest(to_tsvector({cfg}::regconfig, x.q)) w), ''::tsquery), "
         "'MaxFragments=2, MinWords=8, MaxWords=30') "
-        "FROM unnest(%(texts)s::text[]) WITH ORDINALITY AS x(t, i) ORDER BY i"
+        "FROM unnest(%(q)s::text[], %(texts)s::text[]) WITH ORDINALITY AS x(q, t, i) ORDER BY x.i"
     ).format(cfg=sql.Literal(text_config))
-    return stmt, {"q": query, "texts": texts}
+    return stmt, {"q": queries, "texts": texts}
 
 
 def with_snippets(result: SearchResult, snippets: list[str]) -> SearchResult:
