@@ -302,7 +302,10 @@ def test_a_model_registered_with_passages_is_searched_as_documents(manuals: Any)
         assert manuals.semsearch.reindex().removed == 1 and _passage_keys(col) == []
 
         col.db.drop_collection("articles_manual")  # made again, with the registration's splitter, when missing
-        manuals.objects.create(body=HEATER)
+        manuals.objects.bulk_create([manuals(body=HEATER)])  # no signal: semsearch_index adds it
+        out = StringIO()
+        call_command("semsearch_index", "--model", "articles.Manual", stdout=out, verbosity=0)
+        assert "2 inserted" in out.getvalue() and "(passages of 1 document(s))" in out.getvalue()
         made = manuals.semsearch.collection()
         assert made.info.passages == {"splitter": "default", "max_tokens": 24, "overlap": 6} and made.count() == 1
 
