@@ -257,6 +257,7 @@ def reindex(models: tuple[str, ...], batch_size: int, progress: bool) -> None:
             click.echo(
                 f"{reg.model.__name__} -> {report.collection}: {a.inserted} inserted, {a.updated} updated, "
                 f"{a.unchanged} unchanged, {report.removed} removed; {a.embedded} embedded, {backfilled} backfilled"
+                + (f" (passages of {a.documents} document(s))" if a.documents else "")
             )
     finally:
         sqla.session.remove()

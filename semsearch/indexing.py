@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from psycopg import sql
 
 from semsearch.errors import ConfigurationError, InvalidInputError
+from semsearch.passages import placement
+from semsearch.passages.splitter import Splitter
 
 if TYPE_CHECKING:
     from semsearch.backfill import BackfillResult
@@ -88,6 +90,37 @@ def value_function(owner: type, spec: Any, what: str, *, label: str | None = Non
         return got() if callable(got) else got
 
     return value
+
+
+def check_passages(passages: Any, label: str) -> Any:
+    """``register(passages=...)`` checked before anything is created: what ``create_collection`` takes, or None.
+
+    Example::
+
+        check_passages(Splitter(max_tokens=200), "articles.Manual")      # the splitter, as given
+    """
+    if passages is None or passages is False:
+        return None
+    if passages is True or isinstance(passages, Splitter) or callable(passages) or hasattr(passages, "split_text"):
+        return passages
+    raise ConfigurationError(
+        f"expected passages=True, a Splitter, a callable or an object with split_text for {label}, got {passages!r}"
+    )
+
+
+def opened(col: Collection, passages: Any, label: str) -> Collection:
+    """``col`` if it can hold what the registration writes: documents split into passages need a collection made so.
+
+    Example::
+
+        opened(db.collection("articles_manual", passages=split), split, "articles.Manual")
+    """
+    if passages is not None and col.info.passages is None:
+        raise ConfigurationError(
+            f"expected collection {col.name!r} of {label} to split documents into passages, got one made "
+            "without passages=: drop it (its rows are re-indexed from the table) or register without passages="
+        )
+    return col
 
 
 def joined_text(names: Sequence[str]) -> Callable[[Any], str]:
@@ -178,9 +211,17 @@ def reindex(
 
 
 def remove_others(col: Collection, seen: set[str], alive: Callable[[list[str]], set[str]]) -> int:
-    """Delete the collection's keys that are neither in ``seen`` nor ``alive``; return how many went."""
+    """Delete the collection's keys that are neither in ``seen`` nor ``alive``; return how many went.
+
+    In a collection with passages the keys are the documents' (a row's key is a passage's).
+    """
+    if col.info.passages is None:
+        query, params = sql.SQL("SELECT key FROM {}").format(col.layout.table), []
+    else:
+        query = sql.SQL("SELECT DISTINCT metadata -> %s ->> 'doc' FROM {}").format(col.layout.table)
+        params = [placement.PASSAGE]
     with col.db.connection() as conn:
-        keys = [r[0] for r in conn.execute(sql.SQL("SELECT key FROM {}").format(col.layout.table))]
+        keys = [r[0] for r in conn.execute(query, params) if r[0] is not None]
     candidates = [k for k in keys if k not in seen]
     removed = 0
     for i in range(0, len(candidates), 1000):
@@ -193,7 +234,10 @@ def remove_others(col: Collection, seen: set[str], alive: Callable[[list[str]], 
 def in_score_order(result: SearchResult, found: Mapping[str, T]) -> list[T]:
     """The instances of ``result``'s hits (``found``: key -> instance), best first, with ``semsearch_score`` set.
 
-    Hits with no instance (rows deleted since they were indexed) are skipped.
+    Hits with no instance (rows deleted since they were indexed) are skipped. Each instance also
+    gets ``semsearch_passage``: in a collection with passages (one hit per document) the best
+    :class:`~semsearch.Passage` found (``seq``, ``start``, ``end``, ``text``, ``score``), else None;
+    and ``semsearch_snippet``: text and hybrid searches of passages, the query's words in ``<b>``.
 
     Example::
 
@@ -204,5 +248,7 @@ def in_score_order(result: SearchResult, found: Mapping[str, T]) -> list[T]:
         obj = found.get(hit.key)
         if obj is not None:
             obj.semsearch_score = hit.score  # type: ignore[attr-defined]
+            obj.semsearch_passage = hit.passages[0] if hit.passages else None  # type: ignore[attr-defined]
+            obj.semsearch_snippet = hit.snippet  # type: ignore[attr-defined]
             out.append(obj)
     return out

@@ -7,6 +7,8 @@ session; each test then points the ``default`` database (which semsearch uses vi
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -200,6 +202,131 @@ def test_semantic_search_returns_instances_in_score_order(site: str) -> None:
         cur.execute("DELETE FROM articles_article WHERE id = %s", [found[0].pk])
     again = semantic_search(Article, "how do I make tea?", k=5)
     assert [a.pk for a in again] == [a.pk for a in found[1:]]
+
+
+# --- documents split into passages ---------------------------------------------------
+
+PUMP = "\n\n".join([
+    "The pump must be primed before first use. Fill the housing with water and close the valve.",
+    "Cleaning the filter takes ten minutes. Remove the cover and rinse the mesh in warm water.",
+    "Warranty claims need the receipt and the serial number printed under the base.",
+])  # fmt: skip
+HEATER = "The heater warms the tank to 60 degrees.\n\nDescale it every six months with citric acid."
+
+
+@functools.cache
+def _manual_model() -> tuple[Any, Any]:
+    """A model of the example's app whose long ``body`` is split into passages (defined once per process)."""
+    from django.db import models
+
+    from semsearch import Splitter
+    from semsearch.django import register, registration_for
+
+    class Manual(models.Model):
+        body = models.TextField()
+
+        class Meta:
+            app_label = "articles"
+
+    register(Manual, fields=("body",), passages=Splitter(max_tokens=24, overlap=6))
+    return Manual, registration_for(Manual)
+
+
+@pytest.fixture
+def manuals(site: str) -> Iterator[Any]:
+    """Manual registered, its table and its collection made (CreateCollection with passages=, as a migration would)."""
+    from semsearch import Splitter
+    from semsearch.django import registration
+    from semsearch.django.operations import CreateCollection
+
+    model, reg = _manual_model()
+    registration.keep(reg)
+    create = CreateCollection(
+        "articles_manual", model="local", dims=256, compression="halfvec", passages=Splitter(max_tokens=24, overlap=6)
+    )
+    with connection.schema_editor() as editor:
+        editor.create_model(model)
+        create.database_forwards("articles", editor, None, None)
+    try:
+        yield model
+    finally:
+        registration._registry.pop(model, None)  # other tests' commands index every registered model
+
+
+def _passage_keys(col: Any) -> list[str]:
+    from psycopg import sql
+
+    with col.db.connection() as conn:
+        return sorted(r[0] for r in conn.execute(sql.SQL("SELECT key FROM {}").format(col.layout.table)))
+
+
+def test_a_model_registered_with_passages_is_searched_as_documents(manuals: Any) -> None:
+    with _semsearch(EMBEDDER="tests.test_django_example.counting_embedder"):
+        EMBED_CALLS.clear()
+        with transaction.atomic():
+            pump, heater = manuals.objects.create(body=PUMP), manuals.objects.create(body=HEATER)
+        col = manuals.semsearch.collection()
+        keys = _passage_keys(col)  # each row's passages, keyed <pk>#<seq>
+        assert col.count() == 2 and len(keys) == sum(EMBED_CALLS) > 2
+        assert {k.split("#")[0] for k in keys} == {str(pump.pk), str(heater.pk)}
+
+        found = manuals.semsearch.search("how do I clean the filter", k=2)
+        assert [m.pk for m in found] == [pump.pk, heater.pk]  # each instance once, not once per passage
+        best = found[0].semsearch_passage
+        assert best.seq == 1 and PUMP[best.start : best.end] == best.text and "filter" in best.text
+        (hit,) = manuals.semsearch.search("receipt", k=1, mode="text")
+        assert hit.pk == pump.pk and "<b>receipt</b>" in hit.semsearch_snippet
+
+        out = StringIO()
+        call_command("semsearch_search", "articles.Manual", "clean the filter", "-k", "1", "--json", stdout=out)
+        assert json.loads(out.getvalue())["passage"] == {
+            "seq": 1,
+            "start": best.start,
+            "end": best.end,
+            "text": best.text,
+        }
+        out = StringIO()
+        call_command("semsearch_search", "articles.Manual", "clean the filter", "-k", "1", stdout=out)
+        assert f"[{best.start}:{best.end}] Cleaning the filter" in out.getvalue()
+
+        EMBED_CALLS.clear()
+        pump.body = PUMP.replace("ten minutes", "five minutes")  # one paragraph changes
+        pump.save()
+        assert EMBED_CALLS == [1]  # only its passage is embedded again
+        assert col.get([str(pump.pk)])[0].content == pump.body
+
+        heater.delete()
+        assert {k.split("#")[0] for k in _passage_keys(col)} == {str(pump.pk)}  # its passages went
+        with connection.cursor() as cur:  # no signal: reindex removes the document, every passage of it
+            cur.execute("DELETE FROM articles_manual")
+        assert manuals.semsearch.reindex().removed == 1 and _passage_keys(col) == []
+
+        col.db.drop_collection("articles_manual")  # made again, with the registration's splitter, when missing
+        manuals.objects.bulk_create([manuals(body=HEATER)])  # no signal: semsearch_index adds it
+        out = StringIO()
+        call_command("semsearch_index", "--model", "articles.Manual", stdout=out, verbosity=0)
+        assert "2 inserted" in out.getvalue() and "(passages of 1 document(s))" in out.getvalue()
+        made = manuals.semsearch.collection()
+        assert made.info.passages == {"splitter": "default", "max_tokens": 24, "overlap": 6} and made.count() == 1
+
+
+def test_passages_need_a_collection_made_with_them(site: str) -> None:
+    from articles.models import Article
+
+    from semsearch.django import register, registration
+
+    manual, _ = _manual_model()
+    registration._registry.pop(manual, None)
+    with pytest.raises(ConfigurationError, match="expected passages=True, a Splitter"):
+        register(manual, fields=("body",), passages="yes")
+    assert not registration.is_registered(manual)  # refused before anything was kept
+    reg = registration.registration_for(Article)
+    registration.keep(dataclasses.replace(reg, passages=True))  # articles_article was made by 0002 without
+    try:
+        with pytest.raises(ConfigurationError, match="made without passages=: drop it"):
+            registration.registration_for(Article).collection()
+    finally:
+        registration.keep(reg)
 
 
 def test_search_view_returns_the_expected_top_result(site: str) -> None:

@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from psycopg import sql as psql
 from sqlalchemy import Engine, ForeignKey, String, cast, create_engine, delete, event, insert, select, text, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import semsearch
+from semsearch import Splitter
 from semsearch import sqlalchemy as ss
 from semsearch.embeddings.local import LocalEmbedder
 from semsearch.errors import ConfigurationError
@@ -31,6 +33,12 @@ class Article(Base):
     lang: Mapped[str] = mapped_column(String(5), default="en")
     account: Mapped[str | None] = mapped_column(default=None)
     views: Mapped[int] = mapped_column(default=0)  # not indexed
+
+
+class Manual(Base):
+    __tablename__ = "manuals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    body: Mapped[str] = mapped_column(default="")
 
 
 class Pair(Base):
@@ -297,6 +305,79 @@ def test_search_function_joins_hits_to_the_table_in_one_statement(engine: Engine
 
 
 # --- registration ------------------------------------------------------------------
+
+
+# --- documents split into passages ---------------------------------------------------
+
+PUMP = "\n\n".join([
+    "The pump must be primed before first use. Fill the housing with water and close the valve.",
+    "Cleaning the filter takes ten minutes. Remove the cover and rinse the mesh in warm water.",
+    "Warranty claims need the receipt and the serial number printed under the base.",
+])  # fmt: skip
+HEATER = "The heater warms the tank to 60 degrees.\n\nDescale it every six months with citric acid."
+
+
+def _passage_keys(col: semsearch.Collection) -> list[str]:
+    with col.db.connection() as conn:
+        return sorted(r[0] for r in conn.execute(psql.SQL("SELECT key FROM {}").format(col.layout.table)))
+
+
+def test_a_class_registered_with_passages_is_searched_as_documents(engine: Engine, caplog: Any) -> None:
+    counting = Counting()
+    ss.register(Manual, text="body", embedder=counting, passages=Splitter(max_tokens=24, overlap=6))
+    caplog.set_level(logging.WARNING, logger="semsearch.sqlalchemy")
+    try:
+        with Session(engine) as session:
+            pump, heater = Manual(body=PUMP), Manual(body=HEATER)
+            session.add_all([pump, heater])
+            session.commit()
+            col = ss.registration_for(Manual).collection(engine)
+            keys = _passage_keys(col)  # each row's passages, keyed <pk>#<seq>
+            assert col.count() == 2 and len(keys) == len(counting.texts) > 2
+            assert {k.split("#")[0] for k in keys} == {str(pump.id), str(heater.id)}
+
+            found = ss.search(session, Manual, "how do I clean the filter", k=2)
+            assert found[0] is pump and len(found) == 2  # each instance once, not once per passage
+            best = pump.semsearch_passage
+            assert best.seq == 1 and PUMP[best.start : best.end] == best.text and "filter" in best.text
+            assert pump.semsearch_score == best.score
+            (hit,) = ss.search(session, Manual, "receipt", k=1, mode="text")
+            assert hit is pump and "<b>receipt</b>" in hit.semsearch_snippet
+
+            counting.texts.clear()
+            pump.body = PUMP.replace("ten minutes", "five minutes")  # one paragraph changes
+            session.commit()
+            assert len(counting.texts) == 1 and "five minutes" in counting.texts[0]  # only its passage
+            assert col.get([str(pump.id)])[0].content == pump.body
+
+            session.delete(heater)
+            session.commit()
+            assert {k.split("#")[0] for k in _passage_keys(col)} == {str(pump.id)}  # its passages went
+
+            # a row deleted behind the ORM's back: reindex removes the document, every passage of it
+            with engine.begin() as conn:
+                conn.execute(text("DELETE FROM manuals"))
+            report = ss.reindex(session, Manual)
+            assert report.removed == 1 and _passage_keys(col) == [] and col.count() == 0
+    finally:
+        ss.unregister(Manual)
+    assert not [r.getMessage() for r in caplog.records if r.name == "semsearch.sqlalchemy"]
+
+
+def test_passages_need_a_collection_made_with_them(engine: Engine) -> None:
+    with pytest.raises(ConfigurationError, match="expected passages=True, a Splitter"):
+        ss.register(Manual, text="body", passages="yes")
+    ss.register(Manual, text="body", embedder=Counting())  # a collection of whole rows first
+    try:
+        ss.registration_for(Manual).collection(engine)
+    finally:
+        ss.unregister(Manual)
+    ss.register(Manual, text="body", embedder=Counting(), passages=True)
+    try:
+        with pytest.raises(ConfigurationError, match="made without passages=: drop it"):
+            ss.registration_for(Manual).collection(engine)
+    finally:
+        ss.unregister(Manual)
 
 
 def test_register_refuses_what_it_cannot_index(engine: Engine) -> None:

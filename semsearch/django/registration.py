@@ -40,6 +40,8 @@ class Registration:
     metadata: Callable[[Any], dict[str, Any]] | None = None
     tenant: Callable[[Any], Any] | None = None
     queryset: Any = None
+    #: documents split into passages: what ``create_collection(passages=...)`` takes (None: one row per instance)
+    passages: Any = None
 
     @property
     def label(self) -> str:
@@ -58,7 +60,7 @@ class Registration:
         return indexing.document(self.text(obj), meta, tenant, encoder=DjangoJSONEncoder)
 
     def collection(self, *, create: bool = False) -> Collection:
-        """The model's collection; ``create=True`` makes it from ``SEMSEARCH`` settings when missing.
+        """The model's collection; ``create=True`` makes it from ``SEMSEARCH`` settings (and ``passages``) when missing.
 
         Example::
 
@@ -66,7 +68,8 @@ class Registration:
         """
         db, embedder = client.database(), client.embedder()
         try:
-            return db.collection(self.collection_name, embedder=embedder)
+            col = db.collection(self.collection_name, embedder=embedder, passages=self.passages)
+            return indexing.opened(col, self.passages, self.label)
         except CollectionNotFoundError:
             if not create:
                 raise CollectionNotFoundError(
@@ -75,9 +78,12 @@ class Registration:
                 ) from None
         compression = SemsearchSettings.load().compression
         try:
-            return db.create_collection(self.collection_name, embedder=embedder, compression=compression)
+            return db.create_collection(
+                self.collection_name, embedder=embedder, compression=compression, passages=self.passages
+            )
         except CollectionExistsError:  # another process created it meanwhile
-            return db.collection(self.collection_name, embedder=embedder)
+            col = db.collection(self.collection_name, embedder=embedder, passages=self.passages)
+            return indexing.opened(col, self.passages, self.label)
 
 
 def is_registered(cls: type[models.Model]) -> bool:

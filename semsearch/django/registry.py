@@ -39,6 +39,7 @@ def register(
     metadata: MetadataSpec = None,
     tenant: TenantSpec = None,
     queryset: Any = None,
+    passages: Any = None,
 ) -> M: ...
 @overload
 def register(
@@ -50,6 +51,7 @@ def register(
     metadata: MetadataSpec = None,
     tenant: TenantSpec = None,
     queryset: Any = None,
+    passages: Any = None,
 ) -> Callable[[M], M]: ...
 def register(
     model: M | None = None,
@@ -60,6 +62,7 @@ def register(
     metadata: MetadataSpec = None,
     tenant: TenantSpec = None,
     queryset: Any = None,
+    passages: Any = None,
 ) -> M | Callable[[M], M]:
     """Index ``model`` in a collection, kept in sync on commit; also a class decorator.
 
@@ -68,7 +71,10 @@ def register(
     function returning a dict, or field names) is stored for ``where=`` filters;
     ``tenant`` (a function or a field name) for ``tenant=``. ``queryset`` limits
     which rows are indexed (a row leaving it is removed on its next save). Rows
-    with empty text are not indexed.
+    with empty text are not indexed. ``passages`` (``True``, a :class:`~semsearch.Splitter`
+    or a callable, as :meth:`~semsearch.Database.create_collection` takes it) splits each
+    row's text into passages: a search then returns each instance once, with its best
+    passage as ``semsearch_passage`` (README, "Documents and passages").
 
     Example::
 
@@ -76,6 +82,7 @@ def register(
         class Article(models.Model): ...
 
         register(Ticket, text="search_text", tenant="account_id", queryset=Ticket.objects.filter(open=True))
+        register(Manual, fields=("title", "body"), passages=Splitter(max_tokens=200))
     """
 
     def apply(cls: M) -> M:
@@ -95,6 +102,7 @@ def register(
             metadata=_metadata_function(cls, metadata),
             tenant=_value_function(cls, tenant, "tenant") if tenant is not None else None,
             queryset=queryset,
+            passages=indexing.check_passages(passages, meta.label),
         )
         keep(reg)
         sync.connect_signals(reg)

@@ -43,7 +43,9 @@ def semantic_search(
     fetched through it, so rows it excludes (or rows deleted since they were
     indexed) are skipped and fewer than ``k`` may come back; filter with ``where=``
     (metadata) or ``tenant=`` to keep ``k``. ``options`` go to
-    :meth:`semsearch.Collection.search` (``oversample``, ``exact``, ...).
+    :meth:`semsearch.Collection.search` (``oversample``, ``exact``, ...). A model registered
+    with ``passages=`` still comes back once per instance, scored by its best passage, which
+    it carries as ``semsearch_passage`` (``start``/``end``: offsets into its text).
 
     Example::
 

@@ -104,22 +104,24 @@ class Registration:
             return _opened[url]
 
     def collection(self, bind: Engine | Connection | None = None, *, create: bool = True) -> Collection:
-        """The class's collection; ``create=True`` makes it (``model``, ``dims``, ``compression``) when missing.
+        """The class's collection; ``create=True`` makes it from ``register``'s settings when missing.
 
         Example::
 
             registration_for(Article).collection(engine).search("green tea", k=3).keys
         """
         db = self.database(bind)
+        passages = self.options.get("passages")
         try:
-            return db.collection(self.collection_name, embedder=self.embedder)
+            col = db.collection(self.collection_name, embedder=self.embedder, passages=passages)
         except CollectionNotFoundError:
             if not create:
                 raise
-        try:
-            return db.create_collection(self.collection_name, embedder=self.embedder, **self.options)
-        except CollectionExistsError:  # another process created it meanwhile
-            return db.collection(self.collection_name, embedder=self.embedder)
+            try:
+                col = db.create_collection(self.collection_name, embedder=self.embedder, **self.options)
+            except CollectionExistsError:  # another process created it meanwhile
+                col = db.collection(self.collection_name, embedder=self.embedder, passages=passages)
+        return indexing.opened(col, passages, self.label)
 
 
 def is_registered(cls: type) -> bool:

@@ -58,6 +58,7 @@ def register(
     compression: str | None = None,
     embedder: Embedder | None = None,
     defer: bool = False,
+    passages: Any = None,
 ) -> M:
     """Keep the mapped class ``cls`` searchable: its committed rows are indexed after each commit.
 
@@ -69,12 +70,17 @@ def register(
     semsearch's own to the server of the session's engine. A missing collection is
     created with ``model``, ``dims`` and ``compression`` (or ``embedder``).
     ``defer=True`` stores rows pending at commit, for ``backfill`` to embed.
+    ``passages`` (``True``, a :class:`~semsearch.Splitter` or a callable, as
+    :meth:`~semsearch.Database.create_collection` takes it) splits each row's text into
+    passages: :func:`search` then returns each instance once, its best passage as
+    ``semsearch_passage`` (README, "Documents and passages").
 
     Example::
 
         from semsearch.sqlalchemy import register
 
         register(Article, text=("title", "body"), metadata=("lang",), tenant="account_id")
+        register(Manual, text="body", passages=Splitter(max_tokens=200))
     """
     mapper: Any = inspect(cls, raiseerr=False)
     if not isinstance(mapper, Mapper):
@@ -103,7 +109,12 @@ def register(
     if watched is not None and not watched <= set(mapper.attrs.keys()):
         watched = None  # a property or method: which columns it reads is unknown, so any change counts
     name = collection or getattr(cls, "__tablename__", None) or mapper.local_table.description
-    options = {"model": None if embedder is not None else model, "dims": dims, "compression": compression}
+    options = {
+        "model": None if embedder is not None else model,
+        "dims": dims,
+        "compression": compression,
+        "passages": indexing.check_passages(passages, cls.__qualname__),
+    }
     reg = Registration(
         model=cls,
         collection_name=check_name(str(name).lower()),

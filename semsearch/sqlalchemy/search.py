@@ -45,7 +45,8 @@ def search(
     made it yet. ``mode``: ``"vector"``, ``"text"`` or
     ``"hybrid"``; ``where`` filters on the registered metadata, ``tenant`` on the
     tenant; ``options`` go to :meth:`semsearch.Collection.search` (``exact``,
-    ``oversample``, ``fusion``, ...).
+    ``oversample``, ``fusion``, ...). A class registered with ``passages=`` still comes back
+    once per instance, scored by its best passage, set as ``semsearch_passage``.
 
     Example::
 

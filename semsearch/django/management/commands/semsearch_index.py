@@ -30,5 +30,5 @@ class Command(SemsearchCommand):
             self.stdout.write(
                 f"{reg.label} -> {report.collection}: {a.inserted} inserted, {a.updated} updated, "
                 f"{a.unchanged} unchanged, {report.removed} removed; {a.embedded} embedded, {a.reused} reused, "
-                f"{backfilled} backfilled"
+                f"{backfilled} backfilled" + (f" (passages of {a.documents} document(s))" if a.documents else "")
             )

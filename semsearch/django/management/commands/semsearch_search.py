@@ -37,11 +37,16 @@ class Command(SemsearchCommand):
             search["exact"] = True
         found = semantic_search(model, query, **search)
         for rank, obj in enumerate(found, 1):
+            best = obj.semsearch_passage  # a model registered with passages=: where in its text the hit is
             if as_json:
                 record = {"rank": rank, "pk": str(obj.pk), "score": obj.semsearch_score, "object": str(obj)}
+                if best is not None:
+                    record["passage"] = {"seq": best.seq, "start": best.start, "end": best.end, "text": best.text}
                 self.stdout.write(json.dumps(record, ensure_ascii=False))
             else:
                 self.stdout.write(f"{rank:>4}  {obj.semsearch_score:.4f}  {obj.pk!s:>8}  {_short(str(obj))}")
+                if best is not None:
+                    self.stdout.write(f"{'':>24}[{best.start}:{best.end}] {_short(best.text, 70)}")
         if not found:
             self.stderr.write("no results")
 
