@@ -11,7 +11,7 @@ estimate a filter's selectivity, choose the index or an exact scan, and fuse.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -97,19 +97,6 @@ class SearchPlan:
     distributed: bool = False
     #: the statement's time limit (``statement_timeout``, local to the search), None: none
     timeout_ms: int | None = None
-
-
-def make_request(*, embed: Callable[[str], np.ndarray], **search: Any) -> Request:
-    """Check a search's arguments (before any round trip) and embed its query text if needed.
-
-    The arguments are :func:`check_request`'s; ``embed`` turns the query text into a vector
-    once every argument passed (the async API embeds between the two, see :func:`with_vector`).
-    """
-    request = check_request(**search)
-    if request.mode == "text":
-        return request
-    given = search["vector"] if search["vector"] is not None else embed(search["query"])
-    return with_vector(request, given, dims=search["dims"])
 
 
 def check_request(
