@@ -38,15 +38,18 @@ Example::
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
 
 from semsearch import catalog, ingest, staging, writes
-from semsearch.errors import EmbeddingError
+from semsearch.collection_info import CollectionInfo
+from semsearch.errors import ConfigurationError, EmbeddingError
 from semsearch.faces import Stored
 from semsearch.passages import edits, placement
+from semsearch.passages.splitter import resolve as resolve_splitter
 
 #: the queue (migration 0012)
 QUEUE = sql.Identifier("semsearch", "pending_documents")
@@ -112,6 +115,29 @@ def mirror_statements(
             "version = pg_catalog.nextval('semsearch.pending_documents_version')"
         ).format(q=QUEUE, c=sql.Literal(collection), rows=rows, ok=searchable),
     ]
+
+
+def check_sync(passages: Any, info: CollectionInfo | None, metadata: Sequence[str]) -> bool:
+    """Whether a sync queues documents (``passages=``, or an existing collection with passages).
+
+    ``passages=None`` follows an existing collection; for a new one it means whole rows.
+
+    >>> check_sync(None, None, ["price"]), check_sync(True, None, ["price"])
+    (False, True)
+    """
+    documents = passages is not None and passages is not False
+    if info is not None:
+        resolve_splitter(passages, info.model)  # a valid passages= (a new collection's is checked as it is made)
+        if passages is not None and documents != (info.passages is not None):
+            has = "documents split into passages" if info.passages is not None else "whole rows"
+            raise ConfigurationError(
+                f"expected passages={'None' if documents else 'None or True'} for existing collection "
+                f"{info.name!r}, got {passages!r}: it holds {has} (sync to another collection)"
+            )
+        documents = info.passages is not None
+    if documents and placement.PASSAGE in metadata:
+        raise ConfigurationError(f"expected no metadata column named {placement.PASSAGE!r} (reserved), got one")
+    return documents
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,6 @@ from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError
 from semsearch.faces import Connections
 from semsearch.layout import check_name
-from semsearch.passages import placement
-from semsearch.passages.splitter import resolve as resolve_splitter
 from semsearch.plans import Plan
 
 #: statement trigger events and the transition tables their functions read
@@ -399,29 +397,6 @@ def find(conn: psycopg.Connection, *, collection: str | None = None, table: str 
     return None
 
 
-def check_passages(passages: Any, info: CollectionInfo | None, metadata: Sequence[str]) -> bool:
-    """Whether the sync queues documents (``passages=``, or an existing collection with passages).
-
-    ``passages=None`` follows an existing collection; for a new one it means whole rows.
-
-    >>> check_passages(None, None, ["price"]), check_passages(True, None, ["price"])
-    (False, True)
-    """
-    documents = passages is not None and passages is not False
-    if info is not None:
-        resolve_splitter(passages, info.model)  # a valid passages= (a new collection's is checked as it is made)
-        if passages is not None and documents != (info.passages is not None):
-            has = "documents split into passages" if info.passages is not None else "whole rows"
-            raise ConfigurationError(
-                f"expected passages={'None' if documents else 'None or True'} for existing collection "
-                f"{info.name!r}, got {passages!r}: it holds {has} (sync to another collection)"
-            )
-        documents = info.passages is not None
-    if documents and placement.PASSAGE in metadata:
-        raise ConfigurationError(f"expected no metadata column named {placement.PASSAGE!r} (reserved), got one")
-    return documents
-
-
 def sync_table(
     db: Connections,
     table: str,
@@ -461,10 +436,10 @@ def sync_table(
         exists = conn.execute("SELECT 1 FROM semsearch.collections WHERE name = %s", [collection]).fetchone()
         if exists:
             info = catalog.read(conn, collection)
-            check_passages(passages, info, meta)
+            document_queue.check_sync(passages, info, meta)
             _check_compatible(info, model=model, dims=dims, compression=compression, embedder=embedder)
         else:
-            check_passages(passages, None, meta)
+            document_queue.check_sync(passages, None, meta)
             make_info(collection, model=model, dims=dims, compression=compression, embedder=embedder,
                       passages=passages)  # fmt: skip
     if not exists:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 import semsearch
 import semsearch.aio
@@ -235,11 +238,11 @@ async def test_the_async_database_syncs_documents_as_the_sync_one_does(db, db_ur
 
 @pytest.fixture
 def drainer(db):
-    """A role granted --write on collection 'guide' only (semsearch grant ROLE guide --write)."""
+    """A LOGIN role with no rights: granted --write on collection 'guide' by a test, or only a table's writes."""
     name = f"drainer_{os.getpid()}"
     with db.connection() as conn:
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
     yield name
     with db.connection() as conn:
         conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(name)))
@@ -263,6 +266,11 @@ def test_a_writer_of_one_collection_sees_and_drains_only_its_queue(db, drainer):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("INSERT INTO semsearch.pending_documents (collection, key, content, op) "
                          "VALUES ('guide', '9', 'x', 'insert')")  # fmt: skip
+    # and drains it: backfill as that role splits, embeds and writes the queued document
+    with semsearch.connect(make_conninfo(db.url, user=drainer)) as as_drainer:
+        assert as_drainer.collection("guide").backfill().documents == 1
+    with db.connection() as conn:
+        assert conn.execute("SELECT collection FROM semsearch.pending_documents").fetchall() == [("notes",)]
 
 
 def test_the_queue_migration_down_drops_the_document_syncs_and_up_again(db_url):
@@ -284,3 +292,46 @@ def test_the_queue_migration_down_drops_the_document_syncs_and_up_again(db_url):
         col = db.sync_table("articles", collection="docs", key="id", text="body")
         assert col.backfill().documents == 2 and col.count() == 2
         assert db.collection("notes").pending() == 1
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_watcher_is_woken_by_a_queued_document_and_writes_its_passages(db):
+    _articles(db, [])
+    col = db.sync_table("articles", collection="guide", key="id", text="body", model="local", dims=64,
+                        passages=by_paragraph)  # fmt: skip
+    stop, out = threading.Event(), []
+    thread = threading.Thread(target=lambda: out.append(col.backfill(watch=True, stop=stop, poll=3600)), daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)  # listening (a row written before that is found by its first drain anyway)
+        _write(db, "INSERT INTO articles (id, body) VALUES (1, %s)", [paragraphs(3)])
+        _eventually(lambda: len(_passages(db, col)) == 3 and all(v[3] for v in _passages(db, col).values()))
+        assert _queue(db) == {}
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert out[0].documents == 1 and out[0].embedded == 3
+
+
+def test_a_writer_without_rights_on_semsearch_queues_documents_through_the_triggers(db, drainer):
+    """The sync's functions are SECURITY DEFINER: the table's writer needs no right on the queue or the collection."""
+    _articles(db, [(1, "t", paragraphs(3), "a", 2020)])
+    col = db.sync_table("articles", collection="guide", key="id", text="body", model="local", dims=64,
+                        passages=by_paragraph)  # fmt: skip
+    col.backfill()
+    with db.connection() as conn:
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON articles TO {}").format(sql.Identifier(drainer)))
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(drainer)))
+            conn.execute("INSERT INTO articles (id, body) VALUES (2, %s)", [paragraphs(2)])
+            conn.execute("DELETE FROM articles WHERE id = 1")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute("SELECT * FROM semsearch.pending_documents")
+    assert _queue(db) == {"2": "insert"} and _passages(db, col) == {}
+    assert col.backfill().documents == 1 and sorted(_passages(db, col)) == ["2#0", "2#1"]
