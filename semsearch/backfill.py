@@ -179,6 +179,8 @@ def backfill(
     """Embed every pending row of ``col`` (see module docs); ``dry_run`` only estimates tokens and cost.
 
     ``retry_quarantined`` takes the rows in quarantine too; those refused again stay there.
+    In a collection with passages it first drains the documents a synced table queued
+    (:func:`semsearch.document_queue.drain`; ``limit`` counts the pending rows after it).
     ``stop`` ends the run between batches once set (:mod:`semsearch.watch`).
 
     Example::
@@ -230,7 +232,7 @@ def backfill(
         try:
             drained = document_queue.Drained()
             if documents:  # a synced table's documents first: their refused passages are left pending
-                drained = document_queue.drain(col, batch_size=batch_size, stop=stop)
+                drained = document_queue.drain(col, batch_size=batch_size, stop=stop, progress=progress)
                 pending = pending_stats(col, include_quarantined=retry_quarantined)[0]
                 todo = pending if limit is None else min(pending, limit)
             _forget_stale(conn, col)

@@ -40,9 +40,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from psycopg import sql
+from tqdm import tqdm
 
 from semsearch import catalog, ingest, staging, writes
 from semsearch.collection_info import CollectionInfo
@@ -169,20 +171,29 @@ def queued(col: Stored) -> int:
         return int(row.fetchone()[0])  # type: ignore[index]
 
 
-def drain(col: Stored, *, batch_size: int = 256, stop: threading.Event | None = None) -> Drained:
-    """Split, embed and write the queued documents of ``col`` (see the module's docs); the caller holds its lock."""
+def drain(
+    col: Stored, *, batch_size: int = 256, stop: threading.Event | None = None, progress: bool = False
+) -> Drained:
+    """Split, embed and write the queued documents of ``col`` (see the module's docs); the caller holds its lock.
+
+    Each entry is taken once a run (in key order): one written again meanwhile waits for the next run.
+    """
     total = Drained()
     last = ""
-    while not (stop is not None and stop.is_set()):
-        with col.db.connection() as conn, conn.transaction():
-            entries = conn.execute(_READ, [col.name, last, batch_size]).fetchall()
-        if not entries:
-            break
-        last = entries[-1][0]
-        done = _batch(col, entries)
-        total = Drained(
-            total.documents + done.documents, total.embedded + done.embedded, total.requeued + done.requeued
-        )
+    with tqdm(total=queued(col) if progress else None, unit="documents", disable=not progress,
+              desc=f"split {col.name}") as bar:  # fmt: skip
+        while not (stop is not None and stop.is_set()):
+            with col.db.connection() as conn, conn.transaction():
+                entries = conn.execute(_READ, [col.name, last, batch_size]).fetchall()
+            if not entries:
+                break
+            last = entries[-1][0]
+            # a changed definition (another model, table) met by the write: split and embedded again for it
+            done = writes.following_catalog(col, partial(_batch, col, entries))
+            total = Drained(
+                total.documents + done.documents, total.embedded + done.embedded, total.requeued + done.requeued
+            )
+            bar.update(len(entries))
     return total
 
 
