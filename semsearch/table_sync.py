@@ -9,6 +9,9 @@ transition tables: one statement per source statement, whatever its size, COPY i
   update of other columns writes nothing); a changed key moves the row;
 - DELETE: the rows go; TRUNCATE: the collection is emptied.
 
+Into a collection with passages (``passages=``) each row is a document: the triggers queue
+it instead of writing it, and a delete drops its passages (:mod:`semsearch.document_queue`).
+
 Several text columns (``text=["name", "description"]``) make one text, each non-NULL
 value on its own line after its column's name (``"name: kettle\ndescription: boils
 water"``): an update of any of them re-pends the row. A row whose text is NULL (every

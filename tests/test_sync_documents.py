@@ -166,7 +166,7 @@ def test_an_edit_while_its_document_is_embedded_stays_queued_and_wins(db):
     assert col.get(["1"])[0].content == newer
 
 
-def test_a_failed_embedding_writes_nothing_and_leaves_every_document_queued(db):
+def test_a_failed_embedding_writes_nothing_of_its_batch_and_leaves_its_documents_queued(db):
     emb = Counting()
     _articles(db, [(i, "t", paragraphs(3, offset=i), "a", 2020) for i in range(1, 4)])
     col = db.sync_table("articles", collection="guide", key="id", text="body", embedder=emb, passages=by_paragraph)
@@ -174,14 +174,26 @@ def test_a_failed_embedding_writes_nothing_and_leaves_every_document_queued(db):
     before = _passages(db, col)
     _write(db, "UPDATE articles SET body = body || %s", ["\n\nA last part, new in every row."])
     _write(db, "INSERT INTO articles (id, body) VALUES (4, %s)", [paragraphs(2, offset=30)])
-    emb.fail = EmbeddingError("expected the provider up, got 503", status=503)
+    outage = EmbeddingError("expected the provider up, got 503", status=503)
+    emb.fail = outage
     with pytest.raises(EmbeddingError, match="got 503"):
         col.backfill(batch_size=2)
     # the old passages are all still there, nothing of the new texts, every entry queued
     assert _passages(db, col) == before and set(_queue(db)) == {"1", "2", "3", "4"}
+    # the provider goes down after the first batch: that batch is written whole, the second not at all
+    emb.fail = None
+    emb.before = lambda: setattr(emb, "before", lambda: setattr(emb, "fail", outage))  # the 2nd call fails
+    with pytest.raises(EmbeddingError, match="got 503"):
+        col.backfill(batch_size=2)
+    after = _passages(db, col)
+    assert set(_queue(db)) == {"3", "4"} and sorted(k for k in after if k[0] in "12") == [
+        f"{d}#{s}" for d in (1, 2) for s in range(4)
+    ]
+    assert {k: v for k, v in after.items() if k[0] == "3"} == {k: v for k, v in before.items() if k[0] == "3"}
+    assert not any(k[0] == "4" for k in after)
     emb.fail = None
     done = col.backfill(batch_size=2)
-    assert done.documents == 4 and _queue(db) == {} and len(_passages(db, col)) == 3 * 4 + 2
+    assert done.documents == 2 and _queue(db) == {} and len(_passages(db, col)) == 3 * 4 + 2
     # a refused text is no outage: the documents are written, the refused passage waits in quarantine
     _write(db, "UPDATE articles SET body = body || %s WHERE id = 4", ["\n\nA refused part."])
     emb.refuse = "refused"
