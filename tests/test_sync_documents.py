@@ -104,6 +104,11 @@ def test_a_long_row_becomes_passages_with_offsets_after_backfill_and_is_searched
     assert col.get(["1"])[0].content == text and col.get(["1"])[0].metadata == {"year": 2020}
     hits = col.search("cats and naps", k=2, tenant="b")
     assert [h.key for h in hits] == ["2"] and hits[0].passages[0].end > hits[0].passages[0].start
+    # a row that changes tenant moves with all its passages, its vectors kept
+    _write(db, "UPDATE articles SET shop = 'a' WHERE id = 2")
+    assert col.backfill().embedded == 0
+    assert col.search("cats and naps", k=2, tenant="b").hits == ()
+    assert {v[2] for k, v in _passages(db, col).items() if k.startswith("2#")} == {"a"}
 
 
 def test_editing_one_paragraph_embeds_only_its_passages_and_a_delete_removes_passages_at_once(db):
