@@ -153,9 +153,10 @@ class Drained:
     requeued: int = 0
 
 
+# in the primary key's order (a batch is an index range, whatever the queue's length); SKIP LOCKED never waits
 _READ = sql.SQL(
-    'SELECT key, content, metadata, tenant, version FROM {q} WHERE collection = %s AND key COLLATE "C" > %s '
-    'ORDER BY key COLLATE "C" LIMIT %s FOR UPDATE SKIP LOCKED'
+    "SELECT key, content, metadata, tenant, version FROM {q} WHERE collection = %s AND key > %s "
+    "ORDER BY collection, key LIMIT %s FOR UPDATE SKIP LOCKED"
 ).format(q=QUEUE)
 # the versions still current, locked until the batch commits; a writer holding one: left for next time
 _CURRENT = sql.SQL(
