@@ -5,7 +5,7 @@ A trigger can neither split a text nor call an embedder, so for such a collectio
 triggers (:mod:`semsearch.table_sync` composes them with the statements here):
 
 - queue each inserted or changed row's document in ``semsearch.pending_documents``
-  (migration 0012): its key, text, metadata and tenant as of this write, a new
+  (migration 0011): its key, text, metadata and tenant as of this write, a new
   ``version`` and ``queued_at``; a newer write of the same row replaces the entry;
 - on a delete (or a key that moved, or a text now NULL) drop the entry and delete the
   document's passages at once, found by their reserved metadata entry
@@ -53,7 +53,7 @@ from semsearch.faces import Stored
 from semsearch.passages import edits, placement
 from semsearch.passages.splitter import resolve as resolve_splitter
 
-#: the queue (migration 0012)
+#: the queue (migration 0011)
 QUEUE = sql.Identifier("semsearch", "pending_documents")
 
 

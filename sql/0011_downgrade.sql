@@ -1,4 +1,4 @@
--- Downgrade of migration 0012: no queue of pending documents. The syncs of collections with passages
+-- Downgrade of migration 0011: no queue of pending documents. The syncs of collections with passages
 -- write to it, so they go first (their functions, with CASCADE their triggers on the source tables,
 -- and their records): the source tables' writes would fail otherwise.
 

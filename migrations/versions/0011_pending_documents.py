@@ -11,9 +11,9 @@ Rights as for the quarantine (0006): a writer of a collection (INSERT on its tab
 changes that collection's entries and no other's; roles granted ``--write`` before this
 migration get the same grants on the new table.
 
-Self-contained: ``sql/0012_pending_documents.sql`` and ``sql/0012_downgrade.sql``.
+Self-contained: ``sql/0011_pending_documents.sql`` and ``sql/0011_downgrade.sql``.
 
-Revision ID: 0012
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-07
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from alembic import op
 
-revision = "0012"
+revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
@@ -31,8 +31,8 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 
 def upgrade() -> None:
-    op.execute((SQL_DIR / "0012_pending_documents.sql").read_text())
+    op.execute((SQL_DIR / "0011_pending_documents.sql").read_text())
 
 
 def downgrade() -> None:
-    op.execute((SQL_DIR / "0012_downgrade.sql").read_text())
+    op.execute((SQL_DIR / "0011_downgrade.sql").read_text())

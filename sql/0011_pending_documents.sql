@@ -1,4 +1,4 @@
--- Pending documents (migration 0012): a synced table's documents waiting to be split into passages.
+-- Pending documents (migration 0011): a synced table's documents waiting to be split into passages.
 -- The sync triggers of a collection with passages (semsearch/document_queue.py) queue each written
 -- row here, as of its last write; backfill splits, embeds and writes it, then drops the entry if its
 -- version is still the one it read (a write meanwhile gives it a new version: it stays queued).
