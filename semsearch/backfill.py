@@ -32,6 +32,7 @@ import psycopg
 from psycopg import sql
 from tqdm import tqdm
 
+from semsearch import document_queue
 from semsearch.embeddings.models import lookup
 from semsearch.errors import BackfillRunningError, EmbeddingError, InvalidInputError
 from semsearch.faces import Stored
@@ -61,6 +62,8 @@ class BackfillResult:
     seconds: float
     dry_run: bool = False
     quarantined: int = 0
+    #: a synced table's queued documents split and written (``dry_run``: queued), :mod:`semsearch.document_queue`
+    documents: int = 0
 
 
 #: a text every provider embeds: refused too, the request (model, dims, key) is at fault, not the texts
@@ -176,6 +179,8 @@ def backfill(
     """Embed every pending row of ``col`` (see module docs); ``dry_run`` only estimates tokens and cost.
 
     ``retry_quarantined`` takes the rows in quarantine too; those refused again stay there.
+    In a collection with passages it first drains the documents a synced table queued
+    (:func:`semsearch.document_queue.drain`; ``limit`` counts the pending rows after it).
     ``stop`` ends the run between batches once set (:mod:`semsearch.watch`).
 
     Example::
@@ -195,8 +200,12 @@ def backfill(
     model = lookup(col.info.model)
     price = None if model is None else model.price_per_million
     est_cost = None if price is None else est_tokens * price / 1e6
+    documents = col.info.passages is not None
     if dry_run:
-        return BackfillResult(pending, 0, 0, est_tokens, est_cost, time.perf_counter() - started, dry_run=True)
+        queued = document_queue.queued(col) if documents else 0
+        return BackfillResult(
+            pending, 0, 0, est_tokens, est_cost, time.perf_counter() - started, dry_run=True, documents=queued
+        )
     todo = pending if limit is None else min(pending, limit)
     skip = sql.SQL("") if retry_quarantined else sql.SQL("AND NOT {}").format(_held(col, "p"))
     select = sql.SQL(
@@ -221,6 +230,11 @@ def backfill(
         if not lock.fetchone()[0]:  # type: ignore[index]
             raise BackfillRunningError(f"expected no other backfill of {col.name!r} running, got one")
         try:
+            drained = document_queue.Drained()
+            if documents:  # a synced table's documents first: their refused passages are left pending
+                drained = document_queue.drain(col, batch_size=batch_size, stop=stop, progress=progress)
+                pending = pending_stats(col, include_quarantined=retry_quarantined)[0]
+                todo = pending if limit is None else min(pending, limit)
             _forget_stale(conn, col)
             with tqdm(total=todo, unit="rows", disable=not progress, desc=f"embed {col.name}") as bar:
                 while taken < todo and not (stop is not None and stop.is_set()):
@@ -245,7 +259,14 @@ def backfill(
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext('semsearch.backfill'), hashtext(%s))", [col.name])
     return BackfillResult(
-        pending, embedded, batches, est_tokens, est_cost, time.perf_counter() - started, quarantined=held
+        pending,
+        embedded + drained.embedded,
+        batches,
+        est_tokens,
+        est_cost,
+        time.perf_counter() - started,
+        quarantined=held,
+        documents=drained.documents,
     )
 
 

@@ -361,9 +361,11 @@ class Database:
         (``"name: kettle\\ndescription: boils water fast"``), re-embedded when any changes.
         The collection is created with ``model``/``dims``/``compression``/``embedder``, or
         reused if they match it (a re-sync after a change of the table's columns). See :mod:`semsearch.table_sync`.
-        ``passages`` (documents split into passages) is refused with :class:`ConfigurationError`,
-        and so is an existing collection with passages: the triggers write whole rows and
-        cannot split text; add long texts as documents from Python (``create_collection(passages=True)``).
+        ``passages`` (``True``, a :class:`~semsearch.Splitter` or any splitter ``create_collection``
+        takes) makes each row a document split into passages (so does an existing collection
+        with passages): the triggers queue each written row, ``backfill`` splits it, reuses
+        the vectors of unchanged passages and embeds the others; a deleted row's passages go at
+        once. See :mod:`semsearch.document_queue`.
 
         Example::
 
@@ -376,9 +378,10 @@ class Database:
             self, table, collection=collection, key=key, text=text, metadata=metadata, tenant=tenant,
             model=model, dims=dims, compression=compression, embedder=embedder, passages=passages,
             create=partial(self.create_collection, collection, model=model, dims=dims, compression=compression,
-                           embedder=embedder),
+                           embedder=embedder, passages=passages),
         )  # fmt: skip
-        return self.collection(collection, embedder=embedder)
+        custom = None if passages is None or isinstance(passages, bool) else passages  # a splitter to open it with
+        return self.collection(collection, embedder=embedder, passages=custom)
 
     def unsync_table(self, table: str, *, drop_collection: bool = False) -> table_sync.SyncedTable:
         """Remove the triggers of a synced table (and its collection, with ``drop_collection``).

@@ -387,6 +387,8 @@ def grant_statements(info: CollectionInfo, role: str, *, write: bool = False) ->
                 sql.SQL(", ").join(map(sql.Identifier, TUNING_COLUMNS)), who
             ),
             sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON semsearch.quarantine TO {}").format(who),
+            # backfill drains a synced table's queued documents (only the sync triggers add entries)
+            sql.SQL("GRANT SELECT, UPDATE, DELETE ON semsearch.pending_documents TO {}").format(who),
         ]
     return stmts
 

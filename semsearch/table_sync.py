@@ -9,6 +9,9 @@ transition tables: one statement per source statement, whatever its size, COPY i
   update of other columns writes nothing); a changed key moves the row;
 - DELETE: the rows go; TRUNCATE: the collection is emptied.
 
+Into a collection with passages (``passages=``) each row is a document: the triggers queue
+it instead of writing it, and a delete drops its passages (:mod:`semsearch.document_queue`).
+
 Several text columns (``text=["name", "description"]``) make one text, each non-NULL
 value on its own line after its column's name (``"name: kettle\ndescription: boils
 water"``): an update of any of them re-pends the row. A row whose text is NULL (every
@@ -43,7 +46,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from semsearch import catalog
+from semsearch import catalog, document_queue
 from semsearch.collection_info import CollectionInfo
 from semsearch.ddl import LOCAL_MODEL, make_info
 from semsearch.embeddings import Embedder
@@ -271,6 +274,8 @@ class Statements:
     def queue(self) -> list[sql.Composed]:
         """Mirror the table now: rows not in it go, the others are upserted (unchanged ones keep their vector)."""
         rows = self.rows(self.source.ident)
+        if self.info.passages is not None:  # documents: queued, split by backfill (semsearch.document_queue)
+            return document_queue.mirror_statements(self.info.name, self.target, rows, self._searchable())
         return [
             sql.SQL("DELETE FROM {t} x WHERE NOT EXISTS (SELECT FROM ({rows}) s WHERE s.key = x.key AND {ok})").format(
                 t=self.target, rows=rows, ok=self._searchable()
@@ -298,6 +303,8 @@ class Statements:
         remove = sql.SQL("DELETE FROM {t} x WHERE x.key IN ({keys});")
         new_keys = sql.SQL("SELECT key FROM ({}) s WHERE {}").format(self.rows(sql.SQL("new_rows")), self._searchable())
         old_keys = sql.SQL("SELECT key FROM ({}) s").format(self.rows(sql.SQL("old_rows")))
+        if self.info.passages is not None:
+            return self._document_bodies(new_keys, old_keys)
         return {
             "ins": sql.SQL("{};").format(self.upsert(self.rows(sql.SQL("new_rows")))),
             # keys that left (moved, or text now NULL) go; rows whose synced values changed are written
@@ -309,6 +316,20 @@ class Statements:
             ),
             "del": remove.format(t=self.target, keys=old_keys),
             "tru": sql.SQL("TRUNCATE {};").format(self.target),
+        }
+
+    def _document_bodies(self, new_keys: sql.Composable, old_keys: sql.Composable) -> dict[str, sql.Composable]:
+        """A collection with passages: rows are queued as documents, those that leave go with their passages."""
+        name, ok = self.info.name, self._searchable()
+        changed = sql.SQL("{} EXCEPT {}").format(self.rows(sql.SQL("new_rows")), self.rows(sql.SQL("old_rows")))
+        return {
+            "ins": document_queue.queue_statement(name, self.rows(sql.SQL("new_rows")), ok, "insert"),
+            "upd": sql.SQL("{}\n    {}").format(
+                document_queue.forget_statement(name, self.target, sql.SQL("{} EXCEPT {}").format(old_keys, new_keys)),
+                document_queue.queue_statement(name, changed, ok, "update"),
+            ),
+            "del": document_queue.forget_statement(name, self.target, old_keys),
+            "tru": document_queue.clear_statement(name, self.target),
         }
 
     def create(self) -> list[sql.Composed]:
@@ -379,19 +400,6 @@ def find(conn: psycopg.Connection, *, collection: str | None = None, table: str 
     return None
 
 
-def check_passages(passages: Any) -> None:
-    """Refuse ``passages=`` for a synced table: its triggers write whole rows (splitting is Python's).
-
-    >>> check_passages(None)
-    """
-    if passages is not None and passages is not False:
-        raise ConfigurationError(
-            f"expected passages=None for a synced table (its triggers write whole rows and cannot split text), "
-            f"got {passages!r}: add the long texts as documents from Python instead, "
-            "create_collection(name, passages=True) then col.add(keys, texts)"
-        )
-
-
 def sync_table(
     db: Connections,
     table: str,
@@ -412,7 +420,6 @@ def sync_table(
 
     ``create()`` makes the collection (with the model, dims and plan given) when it does not exist.
     """
-    check_passages(passages)
     key, text, meta, tenant = check_columns(key, text, metadata, tenant)
     check_name(collection)
     columns = list(dict.fromkeys([key, *text_columns(text), *meta, *([tenant] if tenant else [])]))
@@ -431,10 +438,13 @@ def sync_table(
             )
         exists = conn.execute("SELECT 1 FROM semsearch.collections WHERE name = %s", [collection]).fetchone()
         if exists:
-            _check_compatible(catalog.read(conn, collection), model=model, dims=dims, compression=compression,
-                              embedder=embedder)  # fmt: skip
+            info = catalog.read(conn, collection)
+            document_queue.check_sync(passages, info, meta)
+            _check_compatible(info, model=model, dims=dims, compression=compression, embedder=embedder)
         else:
-            make_info(collection, model=model, dims=dims, compression=compression, embedder=embedder)
+            document_queue.check_sync(passages, None, meta)
+            make_info(collection, model=model, dims=dims, compression=compression, embedder=embedder,
+                      passages=passages)  # fmt: skip
     if not exists:
         create()
     spec = SyncedTable(collection, f"{source.schema}.{source.name}", key, text, meta, tenant)
@@ -450,11 +460,6 @@ def _check_compatible(
     info: CollectionInfo, *, model: str | None, dims: int | None, compression: str | None, embedder: Embedder | None
 ) -> None:
     info.layout.check_one_server(" to sync a table to", " (the triggers' writes are not tested through Citus)")
-    if info.passages is not None:
-        raise ConfigurationError(
-            f"expected a collection of whole rows to sync a table to, got {info.name!r} whose documents are split "
-            "into passages (the triggers cannot split text): sync to another collection"
-        )
     if embedder is not None:
         model, dims = model or embedder.model, dims or embedder.dims
     wanted = {

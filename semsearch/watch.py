@@ -92,7 +92,7 @@ def _signals(stop: threading.Event | None) -> Iterator[threading.Event]:
 
 def _run(col: Stored, stop: threading.Event, *, batch_size: int, poll: float, progress: bool) -> BackfillResult:
     started = time.perf_counter()
-    embedded = batches = quarantined = 0
+    embedded = batches = quarantined = documents = 0
     backoff = outage = 0.5
     while not stop.is_set():
         try:
@@ -116,11 +116,12 @@ def _run(col: Stored, stop: threading.Event, *, batch_size: int, poll: float, pr
                     else:
                         outage = 0.5
                         embedded, batches = embedded + done.embedded, batches + done.batches
-                        quarantined += done.quarantined
-                        if done.embedded or done.quarantined:
+                        quarantined, documents = quarantined + done.quarantined, documents + done.documents
+                        if done.embedded or done.quarantined or done.documents:
                             log.info(
-                                "%s: embedded %d rows, %d to quarantine", col.name, done.embedded, done.quarantined
-                            )
+                                "%s: embedded %d rows, %d to quarantine, %d documents written",
+                                col.name, done.embedded, done.quarantined, done.documents,
+                            )  # fmt: skip
                     _wait(listen, col.name, poll=poll, stop=stop, not_before=drained + MIN_DRAIN_INTERVAL)
         except PoolClosed as exc:  # the Database was closed under it: nothing to come back to
             raise DatabaseError(f"expected the database of {col.name!r} open while watching, got it closed") from exc
@@ -137,6 +138,7 @@ def _run(col: Stored, stop: threading.Event, *, batch_size: int, poll: float, pr
         est_cost_usd=None,
         seconds=time.perf_counter() - started,
         quarantined=quarantined,
+        documents=documents,
     )
 
 

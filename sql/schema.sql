@@ -614,6 +614,29 @@ CREATE TABLE semsearch.alembic_version (
     version_num character varying(32) NOT NULL
 );
 
+CREATE TABLE semsearch.pending_documents (
+    collection text NOT NULL,
+    key text NOT NULL,
+    content text NOT NULL,
+    metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
+    tenant text,
+    op text NOT NULL,
+    queued_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    version bigint NOT NULL,
+    CONSTRAINT pending_documents_op_check CHECK ((op = ANY (ARRAY['insert'::text, 'update'::text])))
+);
+
+COMMENT ON TABLE semsearch.pending_documents IS 'documents of a synced table (Database.sync_table with passages) waiting to be split into passages and embedded by backfill';
+
+CREATE SEQUENCE semsearch.pending_documents_version
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE semsearch.pending_documents_version OWNED BY semsearch.pending_documents.version;
+
 CREATE TABLE semsearch.quarantine (
     table_name text NOT NULL,
     key text NOT NULL,
@@ -657,6 +680,8 @@ CREATE TABLE semsearch.synced_tables (
 
 COMMENT ON TABLE semsearch.synced_tables IS 'existing tables whose rows reach a collection as pending work through triggers (Database.sync_table)';
 
+ALTER TABLE ONLY semsearch.pending_documents ALTER COLUMN version SET DEFAULT nextval('semsearch.pending_documents_version'::regclass);
+
 ALTER TABLE ONLY semsearch.alembic_version
     ADD CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num);
 
@@ -666,6 +691,9 @@ ALTER TABLE ONLY semsearch.collections
 ALTER TABLE ONLY semsearch.collections
     ADD CONSTRAINT collections_table_name_key UNIQUE (table_name);
 
+ALTER TABLE ONLY semsearch.pending_documents
+    ADD CONSTRAINT pending_documents_pkey PRIMARY KEY (collection, key);
+
 ALTER TABLE ONLY semsearch.quarantine
     ADD CONSTRAINT quarantine_pkey PRIMARY KEY (table_name, key);
 
@@ -674,6 +702,9 @@ ALTER TABLE ONLY semsearch.synced_tables
 
 ALTER TABLE ONLY semsearch.synced_tables
     ADD CONSTRAINT synced_tables_source_key UNIQUE (source);
+
+ALTER TABLE ONLY semsearch.pending_documents
+    ADD CONSTRAINT pending_documents_collection_fkey FOREIGN KEY (collection) REFERENCES semsearch.collections(name) ON DELETE CASCADE;
 
 ALTER TABLE ONLY semsearch.quarantine
     ADD CONSTRAINT quarantine_table_name_fkey FOREIGN KEY (table_name) REFERENCES semsearch.collections(table_name) ON DELETE CASCADE;
@@ -690,6 +721,14 @@ CREATE POLICY collections_drop ON semsearch.collections FOR DELETE USING (semsea
 CREATE POLICY collections_read ON semsearch.collections FOR SELECT USING (semsearch.may('SELECT'::text, table_name));
 
 CREATE POLICY collections_tune ON semsearch.collections FOR UPDATE USING (semsearch.may('UPDATE'::text, table_name)) WITH CHECK (semsearch.may('UPDATE'::text, table_name));
+
+ALTER TABLE semsearch.pending_documents ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY pending_documents_writer ON semsearch.pending_documents USING ((EXISTS ( SELECT
+   FROM semsearch.collections c
+  WHERE ((c.name = pending_documents.collection) AND semsearch.may('INSERT'::text, c.table_name))))) WITH CHECK ((EXISTS ( SELECT
+   FROM semsearch.collections c
+  WHERE ((c.name = pending_documents.collection) AND semsearch.may('INSERT'::text, c.table_name)))));
 
 ALTER TABLE semsearch.quarantine ENABLE ROW LEVEL SECURITY;
 

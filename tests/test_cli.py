@@ -217,9 +217,9 @@ def test_sync_table_backfill_and_unsync_table(run, db_url):
     assert (hits["key"], hits["metadata"]) == ("k1", {"price": 20})
     bad = run("sync-table", "shop.items", "--collection", "items", "--key", "body", "--text", "body", ok=False)
     assert bad.exit_code == 1 and "expected key column 'body' unique on its own" in bad.output
-    bad = run("sync-table", "shop.items", "--collection", "docs", "--key", "sku", "--text", "body", "--passages",
-              "--model", "local", ok=False)  # fmt: skip
-    assert bad.exit_code == 1 and "expected passages=None for a synced table" in bad.output
+    bad = run("sync-table", "shop.items", "--collection", "items", "--key", "sku", "--text", "body", "--passages",
+              ok=False)  # fmt: skip
+    assert bad.exit_code == 1 and "expected passages=None for existing collection 'items'" in bad.output
     assert (
         "unsynced shop.items from items and dropped it" in run("unsync-table", "shop.items", "--drop-collection").output
     )
@@ -230,3 +230,11 @@ def test_sync_table_backfill_and_unsync_table(run, db_url):
     assert "shop.items  items       sku  body,store" in run("synced-tables").output
     got = json.loads(run("get", "items", "k2", "--json").output)
     assert got["content"] == "body: a green tent\nstore: y"
+    # --passages: each row a document, split into passages by backfill
+    run("unsync-table", "shop.items", "--drop-collection")
+    out = run("sync-table", "shop.items", "--collection", "docs", "--key", "sku", "--text", "body", "--passages",
+              "--model", "local", "--dims", "64").output  # fmt: skip
+    assert "synced shop.items to docs: 2 documents queued" in out
+    assert "2 documents of the synced table queued" in run("backfill", "docs", "--dry-run").output
+    assert "wrote 2 queued documents of the synced table as passages" in run("backfill", "docs").output
+    assert json.loads(run("get", "docs", "k2", "--json").output)["content"] == "a green tent"

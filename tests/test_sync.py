@@ -301,21 +301,10 @@ def test_several_text_columns_are_checked_before_anything_is_written(db):
     assert db.collections() == [] and db.synced_tables() == []
 
 
-def test_passages_are_refused_for_a_synced_table_before_anything_is_written(db):
-    # the triggers write whole rows in SQL; splitting a text into passages is Python's (issue 20, item 4)
+def test_passages_false_or_none_is_the_whole_row_sync(db):
+    # documents split into passages are tests/test_sync_documents.py's (issue 20, item 4)
     _products(db)
-    for passages in (True, {"max_tokens": 40}):
-        with pytest.raises(errors.ConfigurationError, match=r"expected passages=None for a synced table.*=True\)"):
-            _sync(db, passages=passages)
-    assert db.collections() == [] and db.synced_tables() == []
-    # nor into an existing collection whose documents are split: its rows would be whole texts among passages
-    db.create_collection("products", model="local", dims=64, compression="halfvec", passages=True)
-    with pytest.raises(errors.ConfigurationError, match="got 'products' whose documents are split into passages"):
-        _sync(db, model=None, dims=None, compression=None)
-    assert db.synced_tables() == []
+    col = _sync(db, collection="whole", passages=False)
+    assert col.pending() == 3 and col.info.passages is None
     with db.connection() as conn:
-        assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'products'::regclass "
-                            "AND NOT tgisinternal").fetchone()[0] == 0  # fmt: skip
-    assert db.collection("products").count() == 0
-    col = _sync(db, collection="whole", passages=False)  # False (and None) is the whole-row sync
-    assert col.pending() == 3
+        assert conn.execute("SELECT count(*) FROM semsearch.pending_documents").fetchone()[0] == 0

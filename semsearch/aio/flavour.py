@@ -41,7 +41,7 @@ async def offload(obj: Any, fn: Callable[..., T], /, *args: Any, **kwargs: Any) 
     """``fn(twin, *args, **kwargs)`` in a worker thread, ``twin`` the sync handle of ``obj``.
 
     ``obj`` is an :class:`~semsearch.aio.AsyncCollection` (its twin: the sync collection of the
-    same name and embedder, which re-reads its row afterwards) or an :class:`~semsearch.aio.AsyncDatabase`.
+    same name, embedder and splitter, which re-reads its row afterwards) or an :class:`~semsearch.aio.AsyncDatabase`.
     The errors are the sync call's own.
     """
     db = getattr(obj, "db", None)
@@ -52,7 +52,8 @@ async def offload(obj: Any, fn: Callable[..., T], /, *args: Any, **kwargs: Any) 
     given = obj._embedder if obj._own_embedder else None
 
     def run() -> T:
-        return fn(twin_db.collection(obj.name, embedder=given), *args, **kwargs)
+        # and the splitter it was given: a custom one is not stored (backfill drains a synced table's documents)
+        return fn(twin_db.collection(obj.name, embedder=given, passages=obj._passages), *args, **kwargs)
 
     done = await asyncio.to_thread(run)
     await obj._reload()  # what the call stored (a tuned oversample, a new index) this handle now follows

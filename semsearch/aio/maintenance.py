@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 class _Opens(Protocol):
     """What the maintenance calls use of the async database."""
 
-    def collection(self, name: str, *, embedder: Embedder | None = None) -> Awaitable[AsyncCollection]: ...
+    def collection(
+        self, name: str, *, embedder: Embedder | None = None, passages: Any = None
+    ) -> Awaitable[AsyncCollection]: ...
 
     def twin(self) -> Awaitable[Database]: ...
 
@@ -82,7 +84,7 @@ class AsyncMaintenance:
         *,
         collection: str,
         key: str,
-        text: str,
+        text: str | Sequence[str],
         metadata: Sequence[str] = (),
         tenant: str | None = None,
         model: str | None = None,
@@ -102,7 +104,8 @@ class AsyncMaintenance:
             _database(self), Database.sync_table, table, collection=collection, key=key, text=text, metadata=metadata,
             tenant=tenant, model=model, dims=dims, compression=compression, embedder=embedder, passages=passages,
         )  # fmt: skip
-        return await _database(self).collection(collection, embedder=embedder)
+        custom = None if passages is None or isinstance(passages, bool) else passages  # a splitter to open it with
+        return await _database(self).collection(collection, embedder=embedder, passages=custom)
 
     @awaitable
     async def unsync_table(self, table: str, *, drop_collection: bool = False) -> table_sync.SyncedTable:

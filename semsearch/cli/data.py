@@ -283,9 +283,13 @@ def backfill(
     )
     cost = "unknown" if result.est_cost_usd is None else f"${result.est_cost_usd:,.4f}"
     click.echo(f"{result.pending:,} pending rows, about {result.est_tokens:,} tokens, estimated cost {cost}")
+    if dry_run and result.documents:
+        click.echo(f"{result.documents:,} documents of the synced table queued (split when backfilled)")
     if not dry_run:
         rate = result.embedded / result.seconds if result.seconds else 0.0
         click.echo(f"embedded {result.embedded:,} rows in {result.batches} batches ({rate:,.0f} rows/s)")
+        if result.documents:
+            click.echo(f"wrote {result.documents:,} queued documents of the synced table as passages")
     held = col.quarantined()
     if held:
         rows = "1 row" if len(held) == 1 else f"{len(held):,} rows"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from semsearch.cli.app import connect_db, main, table
+from semsearch.document_queue import queued
 from semsearch.table_sync import text_columns
 
 
@@ -27,7 +28,7 @@ from semsearch.table_sync import text_columns
 @click.option(
     "--passages",
     is_flag=True,
-    help="Split the text into passages: refused (the triggers write whole rows; see `create --passages`, `ingest`).",
+    help="Each row is a document split into passages (backfill splits and embeds the queued rows).",
 )
 @click.pass_context
 def sync_table(
@@ -47,12 +48,16 @@ def sync_table(
 
     Triggers turn every insert, update, delete and truncate on SOURCE into pending
     rows of the collection; the rows already there are queued now. Embed them with
-    `semsearch backfill NAME` (or `--watch`, as a service).
+    `semsearch backfill NAME` (or `--watch`, as a service). With --passages (or into
+    a collection with passages) each row is a document: backfill splits it and embeds
+    only its new passages; a deleted row's passages go at once.
 
     \b
     Example:
       semsearch sync-table public.products --collection products --key id \\
           --text name --text description --metadata price --metadata category --model local
+      semsearch sync-table public.articles --collection articles --key id --text title --text body \\
+          --model local --passages
       semsearch backfill products --watch
     """
     db = connect_db(ctx)
@@ -60,9 +65,10 @@ def sync_table(
         source, collection=collection, key=key, text=text, metadata=metadata, tenant=tenant,
         model=model, dims=dims, compression=compression, passages=True if passages else None,
     )  # fmt: skip
-    click.echo(
-        f"synced {source} to {collection}: {col.pending():,} rows pending (run `semsearch backfill {collection}`)"
+    waiting = (
+        f"{queued(col):,} documents queued" if col.info.passages is not None else f"{col.pending():,} rows pending"
     )
+    click.echo(f"synced {source} to {collection}: {waiting} (run `semsearch backfill {collection}`)")
 
 
 @main.command("unsync-table")
