@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from semsearch import Splitter
+from semsearch.embeddings.local import LocalEmbedder
 from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.ingest import Rows
 from semsearch.passages import edits, grouping, splitter, tokenizers
@@ -62,6 +63,14 @@ def test_token_counts_are_the_embedders_own():
     local = tokenizers.counter_for("local")(["the cats purr"])[0]
     assert 2 <= local <= 6
     assert tokenizers.counter_for("my-label")(["héllo"]) == [6]  # unknown model: the UTF-8 bound
+
+
+def test_a_local_token_count_is_the_texts_own_even_after_the_model_embedded_a_batch():
+    count = tokenizers.counter_for("local")
+    short, long = count(["the cats purr"])[0], count(["word " * 400])[0]
+    LocalEmbedder(64).embed(["a batch pads its texts to the longest", "x"])  # wordllama turns padding on
+    assert count(["the cats purr", "word " * 400]) == [short, long]
+    assert short < 10 and long >= 400
 
 
 def test_a_text_longer_than_the_model_embeds_is_refused_naming_the_option():
