@@ -42,9 +42,20 @@ def _load_parts() -> tuple[np.ndarray, object]:
     return np.ascontiguousarray(matrix, dtype=np.float32), tokenizer
 
 
+@lru_cache(maxsize=1)
 def tokenizer() -> Any:
-    """wordllama's own tokenizer (a ``tokenizers.Tokenizer``), to count a text's tokens as the model does."""
-    return _load_parts()[1]
+    """wordllama's own tokenizer (a ``tokenizers.Tokenizer``), to count a text's tokens as the model does.
+
+    A copy of the model's: wordllama turns padding on in the one it embeds with, which would
+    count every text of a batch as long as the longest.
+    """
+    from tokenizers import Tokenizer
+
+    model: Any = _load_parts()[1]
+    counting = Tokenizer.from_str(model.to_str())
+    counting.no_padding()
+    counting.no_truncation()
+    return counting
 
 
 @lru_cache(maxsize=len(SUPPORTED_DIMS))

@@ -2,12 +2,16 @@
 
 A passage is a span ``(start, end)`` of character offsets into its document. The default
 splitter keeps paragraphs whole, then sentences, and packs them into passages of at most
-``max_tokens`` of the collection's embedder's tokens (:mod:`semsearch.passages.tokenizers`),
-each starting with up to ``overlap`` tokens of the previous one's last sentences or
-paragraphs. Any other splitter is accepted as it is: a callable ``text -> list[str]`` or
-``list[(start, end)]``, or an object with ``split_text`` (LangChain's text splitters; no
-LangChain import here). Strings are found in the document in order, so their offsets are
-exact; a string that is not a piece of the document is refused.
+``max_tokens`` of the collection's embedder's tokens (:mod:`semsearch.passages.tokenizers`).
+Its boundaries stay put when a document is edited, so an edit re-embeds only the passages it
+touches: a passage never spans two paragraphs (a small one, a heading or a one-liner, joins
+the next), a paragraph longer than a passage is cut between sentences, each passage after the
+first opening with up to ``overlap`` tokens of the previous one's last sentences, and where
+such a cut falls depends on the sentences around it alone (see :func:`_pack`). Any other
+splitter is accepted as it is: a callable ``text -> list[str]`` or ``list[(start, end)]``, or
+an object with ``split_text`` (LangChain's text splitters; no LangChain import here). Strings
+are found in the document in order, so their offsets are exact; a string that is not a piece
+of the document is refused.
 
 Nothing here does I/O.
 
@@ -20,9 +24,10 @@ Example::
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from semsearch.embeddings.models import lookup
 from semsearch.errors import ConfigurationError, InvalidInputError
@@ -36,6 +41,10 @@ Split = Callable[[str], Spans]
 _PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _SENTENCE = re.compile(r"(?<=[.!?…。])[\"')\]]*\s+")
 _WORD = re.compile(r"\S+")
+#: a passage may end after one unit in this many (those whose text's CRC-32 is a multiple of it)
+_ANCHOR_EVERY = 4
+#: a paragraph of at most max_tokens // this many tokens joins the next one's passage
+_SMALL_PART = 8
 #: the default size when neither the splitter nor the model says (a custom embedder's label)
 DEFAULT_TOKENS, DEFAULT_OVERLAP = 512, 64
 
@@ -44,6 +53,8 @@ DEFAULT_TOKENS, DEFAULT_OVERLAP = 512, 64
 class Splitter:
     """The default splitter: paragraphs, then sentences, packed into passages of ``max_tokens``.
 
+    A passage never spans two paragraphs unless the first is small (at most ``max_tokens // 8``
+    tokens), so editing a paragraph leaves every other paragraph's passages as they were.
     ``max_tokens`` and ``overlap`` are counted in the collection's embedder's tokens;
     ``None`` takes the model's defaults (OpenAI models 512/64, the local model 256/32).
     ``tokens`` counts a text's tokens another way (a callable ``text -> int``).
@@ -95,7 +106,7 @@ class Splitter:
         bound = self if self.max_tokens is not None and self.overlap is not None else self.for_model(self.model or "")
         assert bound.max_tokens is not None and bound.overlap is not None
         units = _units(text, bound.max_tokens, bound._count())
-        return _pack(units, bound.max_tokens, bound.overlap)
+        return [p for seg in _segments(units, bound.max_tokens) for p in _pack(seg, bound.max_tokens, bound.overlap)]
 
 
 def _spans(pattern: re.Pattern[str], text: str, start: int, end: int) -> Spans:
@@ -116,20 +127,39 @@ def _spans(pattern: re.Pattern[str], text: str, start: int, end: int) -> Spans:
     return stripped
 
 
-def _units(text: str, max_tokens: int, count: tokenizers.Counter) -> list[tuple[int, int, int]]:
-    """``(start, end, tokens)`` pieces no longer than ``max_tokens``: paragraphs, else sentences, else words."""
-    out: list[tuple[int, int, int]] = []
+class _Unit(NamedTuple):
+    """A piece of the document no longer than a passage."""
+
+    start: int
+    end: int
+    tokens: int
+    #: the first piece of its paragraph (a paragraph that fits is one piece)
+    opens: bool
+    #: a passage may end after it (chosen by its text alone, see :func:`_pack`)
+    anchor: bool
+
+
+def _unit(text: str, start: int, end: int, tokens: int, opens: bool) -> _Unit:
+    anchor = zlib.crc32(text[start:end].encode("utf-8", "surrogatepass")) % _ANCHOR_EVERY == 0
+    return _Unit(start, end, tokens, opens, anchor)
+
+
+def _units(text: str, max_tokens: int, count: tokenizers.Counter) -> list[_Unit]:
+    """Pieces no longer than ``max_tokens``: paragraphs, else sentences, else words."""
+    out: list[_Unit] = []
     paragraphs = _spans(_PARAGRAPH, text, 0, len(text))
     for (s, e), n in zip(paragraphs, count([text[s:e] for s, e in paragraphs]), strict=True):
         if n <= max_tokens:
-            out.append((s, e, n))
+            out.append(_unit(text, s, e, n, True))
             continue
+        pieces: list[tuple[int, int, int]] = []
         sentences = _spans(_SENTENCE, text, s, e)
         for (s2, e2), n2 in zip(sentences, count([text[a:b] for a, b in sentences]), strict=True):
             if n2 <= max_tokens:
-                out.append((s2, e2, n2))
+                pieces.append((s2, e2, n2))
             else:
-                out.extend(_words(text, s2, e2, max_tokens, count))
+                pieces.extend(_words(text, s2, e2, max_tokens, count))
+        out.extend(_unit(text, a, b, k, i == 0) for i, (a, b, k) in enumerate(pieces))
     return out
 
 
@@ -148,29 +178,76 @@ def _words(text: str, start: int, end: int, max_tokens: int, count: tokenizers.C
     return out
 
 
-def _pack(units: list[tuple[int, int, int]], max_tokens: int, overlap: int) -> Spans:
-    """Consecutive units packed into passages (a join counts one token), each opening with the overlap."""
+def _segments(units: list[_Unit], max_tokens: int) -> list[list[_Unit]]:
+    """Runs of units packed apart: a run starts at each paragraph, unless the one before is small.
+
+    A small paragraph (a heading, a one-liner) joins the next one's passage; whether it is small
+    depends on it alone. Passages never cross runs, so an edit moves no boundary in another run.
+    """
+    small = max(1, max_tokens // _SMALL_PART)
+    out: list[list[_Unit]] = []
+    for i, unit in enumerate(units):
+        before = units[i - 1] if i else None
+        if before is None or (unit.opens and not (before.opens and before.tokens <= small)):
+            out.append([])
+        out[-1].append(unit)
+    return out
+
+
+def _size(units: Sequence[_Unit]) -> int:
+    """Tokens of consecutive units put together (a join counts one token)."""
+    return sum(u.tokens for u in units) + max(0, len(units) - 1)
+
+
+def _pack(units: list[_Unit], max_tokens: int, overlap: int) -> Spans:
+    """A segment's units packed into passages of at most ``max_tokens``, each opening with the overlap.
+
+    A full passage ends after its last anchor that leaves it at least half full, else where the
+    next unit no longer fits. Anchors depend on a unit's text alone, so after an edit the passages
+    that follow soon end at the same anchors as before, and their text is the same again.
+    """
     passages: Spans = []
-    current: list[tuple[int, int, int]] = []
-    size = 0
+    current: list[_Unit] = []
+    size = -1  # the size of current (a join counts one token)
     for unit in units:
-        n = unit[2]
-        if current and size + 1 + n > max_tokens:
-            passages.append((current[0][0], current[-1][1]))
-            # the next passage starts with the last units of this one, up to `overlap` tokens
-            carried: list[tuple[int, int, int]] = []
-            carried_size = 0
-            for u in reversed(current):
-                if carried_size + u[2] + 1 > overlap or carried_size + u[2] + 2 + n > max_tokens:
-                    break
-                carried.insert(0, u)
-                carried_size += u[2] + 1
-            current, size = carried, carried_size
-        size += n + (1 if current else 0)
+        if current and size + 1 + unit.tokens > max_tokens:
+            cut = _cut(current, unit.tokens, max_tokens)
+            passages.append((current[0].start, current[cut - 1].end))
+            rest = current[cut:]
+            current = _carried(current[:cut], rest, unit, max_tokens, overlap) + rest
+            size = _size(current) if current else -1
         current.append(unit)
+        size += unit.tokens + 1
     if current:
-        passages.append((current[0][0], current[-1][1]))
+        passages.append((current[0].start, current[-1].end))
     return passages
+
+
+def _cut(current: list[_Unit], tokens: int, max_tokens: int) -> int:
+    """How many of ``current``'s units the passage keeps: up to its last anchor past half, else all."""
+    total, prefix, keep = _size(current), -1, len(current)
+    for j, u in enumerate(current[:-1], start=1):
+        prefix += u.tokens + 1  # the size of current[:j]
+        rest = total - prefix - 1  # the size of current[j:], which the next passage opens with
+        if u.anchor and prefix >= max_tokens // 2 and rest + 1 + tokens <= max_tokens:
+            keep = j
+    return keep
+
+
+def _carried(passage: list[_Unit], rest: list[_Unit], unit: _Unit, max_tokens: int, overlap: int) -> list[_Unit]:
+    """The last units of ``passage`` the next one opens with: up to ``overlap`` tokens, within one paragraph."""
+    following = [*rest, unit]
+    if following[0].opens:  # a passage that starts a paragraph starts there
+        return []
+    budget = max_tokens - _size(following) - 1
+    carried: list[_Unit] = []
+    for u in reversed(passage[1:]):  # never the whole passage: the next one must start later
+        if _size([u, *carried]) > overlap or _size([u, *carried]) > budget:
+            break
+        carried.insert(0, u)
+        if u.opens:
+            break
+    return carried
 
 
 def spans(split: Any, text: str) -> Spans:

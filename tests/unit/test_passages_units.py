@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from semsearch import Splitter
+from semsearch.embeddings.local import LocalEmbedder
 from semsearch.errors import ConfigurationError, InvalidInputError
 from semsearch.ingest import Rows
 from semsearch.passages import edits, grouping, splitter, tokenizers
@@ -50,6 +51,76 @@ def test_overlap_repeats_the_previous_passages_last_sentences():
         assert b[0] >= a[1] or words(DOC[b[0] : a[1]]) <= 5
 
 
+def report(n: int) -> list[str]:
+    """``n`` paragraphs of 1 to 9 sentences (4 to 12 words each): some fit a passage of 30 words, some do not."""
+    out = []
+    for i in range(n):
+        sentences = [
+            " ".join(f"p{i}s{j}w{w}" for w in range(4 + (i * 7 + j * 5) % 9)) + "." for j in range(1 + i * 5 % 9)
+        ]
+        out.append(" ".join(sentences))
+    return out
+
+
+def passages_by_paragraph(parts: list[str], split: Splitter) -> list[list[str]]:
+    """Each paragraph's passages (every passage lies inside one paragraph)."""
+    text, starts, pos = "\n\n".join(parts), [], 0
+    for part in parts:
+        starts.append(pos)
+        pos += len(part) + 2
+    out: list[list[str]] = [[] for _ in parts]
+    for s, e in split(text):
+        i = max(i for i, start in enumerate(starts) if start <= s)
+        assert e <= starts[i] + len(parts[i]), "a passage spans two paragraphs"
+        out[i].append(text[s:e])
+    return out
+
+
+EDITS = {
+    "append": lambda p: p + " A sentence added at the end of it.",
+    "insert": lambda p: p.replace(". ", ". One more sentence in the middle. ", 1),
+    "shorten": lambda p: p.split(". ")[-1],
+    "rewrite": lambda p: p.replace("w1", "changed"),
+}
+
+
+@pytest.mark.parametrize("edit", EDITS)
+def test_editing_one_paragraph_leaves_every_other_paragraphs_passages_byte_identical(edit):
+    split = Splitter(max_tokens=30, overlap=6, tokens=words)
+    parts = report(24)
+    before = passages_by_paragraph(parts, split)
+    assert sum(len(p) > 1 for p in before) >= 8  # long paragraphs are cut, with overlap, inside themselves
+    for k in range(len(parts)):
+        edited = [*parts[:k], EDITS[edit](parts[k]), *parts[k + 1 :]]
+        after = passages_by_paragraph(edited, split)
+        assert after[:k] == before[:k] and after[k + 1 :] == before[k + 1 :]
+
+
+def test_a_small_paragraph_joins_the_next_ones_passage_and_its_edit_stays_there():
+    split = Splitter(max_tokens=40, overlap=5, tokens=words)
+    parts = ["# Pumps", PARAGRAPHS[0], "## Filters", PARAGRAPHS[1], "Warranty:", PARAGRAPHS[2], "Thanks."]
+    text = "\n\n".join(parts)
+    found = [text[s:e] for s, e in split(text)]
+    assert found == [f"# Pumps\n\n{PARAGRAPHS[0]}", f"## Filters\n\n{PARAGRAPHS[1]}",
+                     f"Warranty:\n\n{PARAGRAPHS[2]}\n\nThanks."]  # fmt: skip
+    text2 = text.replace("## Filters", "## Filters and cartridges")
+    assert [text2[s:e] for s, e in split(text2)] == [found[0], f"## Filters and cartridges\n\n{PARAGRAPHS[1]}",
+                                                     found[2]]  # fmt: skip
+
+
+def test_a_paragraph_without_blank_lines_finds_its_old_cuts_again_soon_after_an_edit():
+    split = Splitter(max_tokens=40, overlap=6, tokens=words)
+    text = " ".join(report(24))  # one paragraph of 118 sentences
+    before = {text[s:e] for s, e in split(text)}
+    assert len(before) > 30
+    changed = []
+    for i in range(24):  # a sentence inserted at the start of each old paragraph in turn
+        edited = text.replace(f"p{i}s0w0", f"An inserted sentence of seven words. p{i}s0w0")
+        changed.append(len({edited[s:e] for s, e in split(edited)} - before))
+    # only the passages around the edit change (packing greedily to the brim: 4.3 on average)
+    assert sum(changed) / len(changed) < 3.5
+
+
 def test_a_sentence_longer_than_a_passage_is_cut_between_words():
     text = " ".join(f"w{i}" for i in range(95))
     found = Splitter(max_tokens=20, overlap=0, tokens=words)(text)
@@ -62,6 +133,14 @@ def test_token_counts_are_the_embedders_own():
     local = tokenizers.counter_for("local")(["the cats purr"])[0]
     assert 2 <= local <= 6
     assert tokenizers.counter_for("my-label")(["héllo"]) == [6]  # unknown model: the UTF-8 bound
+
+
+def test_a_local_token_count_is_the_texts_own_even_after_the_model_embedded_a_batch():
+    count = tokenizers.counter_for("local")
+    short, long = count(["the cats purr"])[0], count(["word " * 400])[0]
+    LocalEmbedder(64).embed(["a batch pads its texts to the longest", "x"])  # wordllama turns padding on
+    assert count(["the cats purr", "word " * 400]) == [short, long]
+    assert short < 10 and long >= 400
 
 
 def test_a_text_longer_than_the_model_embeds_is_refused_naming_the_option():
