@@ -84,6 +84,7 @@ from semsearch.bm25.statistics import (
     create_statements,
     drop_statements,
     reshape_statements,
+    rewrite_statements,
     trigger_statements,
 )
 from semsearch.bm25.verify import verify_statement
@@ -102,6 +103,7 @@ __all__ = [
     "create_statements",
     "drop_statements",
     "reshape_statements",
+    "rewrite_statements",
     "search_statement",
     "trigger_statements",
     "tsv_expression",
