@@ -38,6 +38,10 @@ embeddings) writes nothing. Not covered: writes with triggers disabled
 e.g. a logical-replication subscriber: there use ``ENABLE ALWAYS TRIGGER``);
 :func:`backfill_statements` rebuilds everything from the table.
 
+Size: statements of many rows split the postings key's pages half full (each statement adds
+to every lexeme's range); :func:`rewrite_statements` rebuilds the key in one pass, which
+``add_many`` runs after a bulk load (27-43% of the key, bench/results/bm25_cost.md).
+
 Installing (one transaction; ``CREATE TRIGGER`` locks out writers until commit,
 so the backfill sees every row and misses none written meanwhile)::
 
