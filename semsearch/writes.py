@@ -25,7 +25,7 @@ import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from semsearch import bm25, catalog, ingest, repairs, staging, tune
+from semsearch import bm25, catalog, changes, ingest, repairs, staging, tune
 from semsearch.faces import Stored
 from semsearch.flavour import Records, embed, offload, records_of
 from semsearch.handle import CatalogChanged, rereads
@@ -181,14 +181,22 @@ def postings_rewritten(col: Stored, *, progress: bool) -> None:
     """
     names = bm25.Names(col.layout.table_name)
     tenants = col.info.tenant_setting is not None
-    with col.db.connection() as conn, conn.transaction():
-        cur = conn.execute("SELECT to_regclass(%s)", [f"{names.schema}.{names.postings}"])
-        if cur.fetchone()[0] is None:  # type: ignore[index]
+    with col.db.connection() as conn:
+        # one try: another DDL change of the collection (a model switch, an alter) runs; the key stays as it is
+        cur = conn.execute(changes.TRY_LOCK, [col.name])
+        if not cur.fetchone()[0]:  # type: ignore[index]
             return
-        if progress:
-            tqdm.write(f"rewriting the text index of {col.name} ...")
-        for stmt in bm25.rewrite_statements(col.layout.table_name, tenants=tenants):
-            conn.execute(stmt)
+        try:
+            with conn.transaction():
+                cur = conn.execute("SELECT to_regclass(%s)", [f"{names.schema}.{names.postings}"])
+                if cur.fetchone()[0] is None:  # type: ignore[index]
+                    return
+                if progress:
+                    tqdm.write(f"rewriting the text index of {col.name} ...")
+                for stmt in bm25.rewrite_statements(col.layout.table_name, tenants=tenants):
+                    conn.execute(stmt)
+        finally:
+            conn.execute(changes.UNLOCK, [col.name])
 
 
 def is_empty(col: Stored) -> bool:

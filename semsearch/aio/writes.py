@@ -24,7 +24,7 @@ import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from semsearch import bm25, catalog, ingest, tune
+from semsearch import bm25, catalog, changes, ingest, tune
 from semsearch.aio import repairs, staging
 from semsearch.aio.faces import Stored
 from semsearch.aio.flavour import Records, aembed, offload, records_of
@@ -181,14 +181,22 @@ async def postings_rewritten(col: Stored, *, progress: bool) -> None:
     """
     names = bm25.Names(col.layout.table_name)
     tenants = col.info.tenant_setting is not None
-    async with col.db.connection() as conn, conn.transaction():
-        cur = await conn.execute("SELECT to_regclass(%s)", [f"{names.schema}.{names.postings}"])
-        if (await cur.fetchone())[0] is None:  # type: ignore[index]
+    async with col.db.connection() as conn:
+        # one try: another DDL change of the collection (a model switch, an alter) runs; the key stays as it is
+        cur = await conn.execute(changes.TRY_LOCK, [col.name])
+        if not (await cur.fetchone())[0]:  # type: ignore[index]
             return
-        if progress:
-            tqdm.write(f"rewriting the text index of {col.name} ...")
-        for stmt in bm25.rewrite_statements(col.layout.table_name, tenants=tenants):
-            await conn.execute(stmt)
+        try:
+            async with conn.transaction():
+                cur = await conn.execute("SELECT to_regclass(%s)", [f"{names.schema}.{names.postings}"])
+                if (await cur.fetchone())[0] is None:  # type: ignore[index]
+                    return
+                if progress:
+                    tqdm.write(f"rewriting the text index of {col.name} ...")
+                for stmt in bm25.rewrite_statements(col.layout.table_name, tenants=tenants):
+                    await conn.execute(stmt)
+        finally:
+            await conn.execute(changes.UNLOCK, [col.name])
 
 
 async def is_empty(col: Stored) -> bool:
