@@ -38,6 +38,10 @@ embeddings) writes nothing. Not covered: writes with triggers disabled
 e.g. a logical-replication subscriber: there use ``ENABLE ALWAYS TRIGGER``);
 :func:`backfill_statements` rebuilds everything from the table.
 
+Size: statements of many rows split the postings key's pages half full (each statement adds
+to every lexeme's range); :func:`rewrite_statements` rebuilds the key in one pass, which
+``add_many`` runs after a bulk load (27-43% of the key, bench/results/bm25_cost.md).
+
 Installing (one transaction; ``CREATE TRIGGER`` locks out writers until commit,
 so the backfill sees every row and misses none written meanwhile)::
 
@@ -84,6 +88,7 @@ from semsearch.bm25.statistics import (
     create_statements,
     drop_statements,
     reshape_statements,
+    rewrite_statements,
     trigger_statements,
 )
 from semsearch.bm25.verify import verify_statement
@@ -102,6 +107,7 @@ __all__ = [
     "create_statements",
     "drop_statements",
     "reshape_statements",
+    "rewrite_statements",
     "search_statement",
     "trigger_statements",
     "tsv_expression",
