@@ -154,6 +154,15 @@ class Layout:
         return self.distributed_by is not None
 
     @property
+    def full_order(self) -> bool:
+        """Whether an unfiltered coarse pass needs only ``k`` rows: its plan ranks as the full vectors do.
+
+        See :func:`semsearch.planner.coarse_rows`. Distributed, the shards' candidates keep the
+        two-stage shape (the coordinator merges them).
+        """
+        return self.plan.full_order and not self.distributed
+
+    @property
     def tenant_in_key(self) -> bool:
         """Whether a row is identified by ``(tenant, key)``: distributed by tenant.
 

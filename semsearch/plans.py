@@ -49,6 +49,9 @@ class Kind:
     oversample: Callable[[int], float]
     #: the error when the copy is larger than :attr:`hnsw_limit`
     too_big: str = "expected at most {limit} dims for {kind}, got {size}"
+    #: the copy ranks rows as the full vectors' cosine does (``halfvec``: to half precision), so the
+    #: HNSW scan's own order is the rescore's: more coarse rows find nothing a wider ef_search does not
+    full_order: bool = False
 
 
 def _bits_oversample(dims: int) -> float:
@@ -98,6 +101,7 @@ KINDS: dict[str, Kind] = {
             hnsw_limit=lambda _: MAX_HNSW_HALFVEC_DIMS,
             oversample=lambda _: 2.0,
             too_big="expected at most {limit} dims for halfvec (hnsw limit), got {size}; use bit or mrl:<d>",
+            full_order=True,
         ),
         Kind(
             name="none",
@@ -109,6 +113,7 @@ KINDS: dict[str, Kind] = {
             oversample=lambda _: 1.0,
             too_big="expected at most {limit} dims for an hnsw index on the full {storage}, got {size}; "
             "use bit, halfvec or mrl:<d>",
+            full_order=True,
         ),
     )
 }
@@ -213,6 +218,15 @@ class Plan:
         """
         # a middle stage makes extra coarse candidates cheap: it reads only a small stored copy
         return self.spec.oversample(self.dims) * 4 ** len(self.middle)
+
+    @property
+    def full_order(self) -> bool:
+        """The coarse pass already ranks as the full vectors do (``none``, ``halfvec``; no funnel).
+
+        >>> Plan("halfvec", 1536).full_order, Plan("bit", 1536).full_order
+        (True, False)
+        """
+        return self.spec.full_order and not self.middle
 
     def expression(self, source: sql.Composable, *, dims: int, storage: str) -> sql.Composable:
         """The compressed copy of ``source`` (the column, or the query parameter)."""

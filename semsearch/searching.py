@@ -25,7 +25,16 @@ from psycopg.types.json import Jsonb
 from semsearch import guards, statements, vectors
 from semsearch.errors import InvalidInputError
 from semsearch.filters import Filter, compile_filter
-from semsearch.planner import FUSIONS, MAX_EF, MAX_K, MAX_OVERSAMPLE, candidates, ef_search, vector_settings
+from semsearch.planner import (
+    FUSIONS,
+    MAX_EF,
+    MAX_K,
+    MAX_OVERSAMPLE,
+    candidates,
+    coarse_rows,
+    ef_search,
+    vector_settings,
+)  # fmt: skip
 from semsearch.results import Hit, SearchResult
 from semsearch.values import check_text
 
@@ -180,7 +189,7 @@ def with_fusion(
 
 @lru_cache(maxsize=256)
 def direct(layout: Layout, k: int, n: int | None) -> sql.SQL:
-    """The unfiltered two-stage (``n`` candidates) or exact statement, composed once per shape.
+    """The unfiltered two-stage (``n`` coarse rows) or exact statement, composed once per shape.
 
     Composing costs more than a search's own Python work, so each shape is kept as text.
     """
@@ -214,7 +223,8 @@ def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, req
             return SearchPlan(exact, params, {})
         n = candidates(request.k, request.oversample or oversample)
         ef = str(ef_search(request.ef_search, info_ef, n))
-        return SearchPlan(direct(layout, request.k, n), params, {"hnsw.ef_search": ef}, fallback=exact, k=request.k)
+        rows = coarse_rows(request.k, n, full_order=layout.full_order, filtered=False)
+        return SearchPlan(direct(layout, request.k, rows), params, {"hnsw.ef_search": ef}, fallback=exact, k=request.k)
     f = request.filter
     params = {
         "name": name,

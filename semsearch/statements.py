@@ -28,7 +28,7 @@ from semsearch.layout import SCHEMA, Layout
 
 #: bump when a statement below changes: the catalog records, per collection, the version
 #: its SQL functions were created with, and migrations re-create them from this module
-STATEMENTS_VERSION = 2
+STATEMENTS_VERSION = 3
 #: the rows every search returns, in this order
 HIT_COLUMNS = sql.SQL("key, content, score, metadata")
 TRUE = sql.SQL("TRUE")
@@ -149,7 +149,11 @@ def ann_call(
     """What ``semsearch.<table>_ann(q, k, candidates, spec)`` runs: :func:`ann` filtered by a filter spec.
 
     The function holds it with its parameters (``$1``...); ``explain`` composes it with the values.
+    A plan in the full vectors' order fetches the rows ``semsearch.plan_coarse_rows()`` says
+    (:func:`semsearch.planner.coarse_rows`: ``k`` unfiltered).
     """
+    if layout.full_order:
+        candidates = sql.SQL("semsearch.plan_coarse_rows({}, {}, true, {} IS NOT NULL)").format(k, candidates, spec)
     return ann(layout, q=q, k=k, candidates=candidates, where=spec_filter(spec))
 
 
