@@ -3,6 +3,7 @@
     python bench/querypath.py                      # Jeopardy 9k, a few minutes
     python bench/querypath.py --scale 250000       # + the synthetic scale set (50000: quick)
     python bench/querypath.py --profile            # + where the time of col.search goes
+    python bench/querypath.py --data jeopardy256 --compression none   # local 256-dim set, plan none
 
 One database per data set on the server semsearch would use. Contenders on the same rows:
 the baseline (a ``vector(D)`` table, HNSW m=16 ef_construction=64, ``SET hnsw.ef_search``
@@ -65,9 +66,12 @@ def log(msg: str) -> None:
     tqdm.write(time.strftime("%H:%M:%S ") + msg)
 
 
-def semsearch_load(db: semsearch.Database, name: str, vs: benchdata.VectorSet, model: str) -> tuple[Any, dict]:
-    """A default collection filled by add_many with precomputed vectors; the load and its HNSW build timed."""
-    col = db.create_collection(name, dims=int(vs.base.shape[1]), model=model, compression=None)
+def semsearch_load(
+    db: semsearch.Database, name: str, vs: benchdata.VectorSet, model: str, compression: str | None = None
+) -> tuple[Any, dict]:
+    """A collection (default plan, or ``compression``) filled by add_many with precomputed vectors;
+    the load and its HNSW build timed."""
+    col = db.create_collection(name, dims=int(vs.base.shape[1]), model=model, compression=compression)
     watch = hz.BuildWatch(db.url)
     watch.start()
     started = time.perf_counter()
@@ -282,7 +286,7 @@ def bench(vs: benchdata.VectorSet, args: argparse.Namespace, res: dict[str, Any]
     out: dict[str, Any] = {"rows": n, "dims": d, "queries": qn, "rounds": args.rounds, "notes": vs.notes}
     res["datasets"][vs.name] = out
     log(f"[{vs.name}] {n} x {d}: semsearch default collection via add_many")
-    col, load = semsearch_load(db, vs.name, vs, args.model)
+    col, load = semsearch_load(db, vs.name, vs, args.model, args.compression)
     out["semsearch_load"] = load
     table, index, all_hnsw = semsearch_relations(db)
     log(f"  add_many {load['add_many_s']:.1f} s, of which HNSW build {load['hnsw_build_s']} s ({index})")
@@ -355,7 +359,7 @@ def markdown(res: dict[str, Any]) -> str:
             "",
             f"## {ds}: {r['rows']:,} rows x {r['dims']}, {r['queries']} queries x {r['rounds']} rounds",
             "",
-            f"semsearch default plan `{load['compression']}` (oversample {load['oversample']}); baseline at "
+            f"semsearch plan `{load['compression']}` (oversample {load['oversample']}); baseline at "
             f"ef_search **{r['baseline_ef_search']}**, the first reaching recall {TARGET} in the sweep.",
             "",
             "| contender | recall@10 | p50 ms | p95 ms | p50 / baseline | p95 / baseline "
@@ -419,6 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block", type=int, default=100, help="queries in a row per contender, blocked pass (0: none)")
     ap.add_argument("--same-query", action="store_true", help="the three run the same query back to back")
     ap.add_argument("--model", default="text-embedding-3-small", help="the collection's model label")
+    ap.add_argument("--compression", help="the collection's plan (bit, halfvec, none, ...); default: the library's")
+    ap.add_argument(
+        "--data", default="jeopardy", help="comma-separated: jeopardy (ada-002 1536), jeopardy256 (local model 256)"
+    )
     ap.add_argument("--build-memory", default="4GB", help="maintenance_work_mem of the baseline's build")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "querypath")
     args = ap.parse_args(argv)
@@ -431,7 +439,9 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: str(v) for k, v in vars(args).items()},
         "datasets": {},
     }
-    for make in [benchdata.jeopardy] + ([lambda: benchdata.synthetic(args.scale)] if args.scale else []):
+    sets = {"jeopardy": benchdata.jeopardy, "jeopardy256": benchdata.jeopardy_local}
+    makers = [sets[x] for x in args.data.split(",") if x]
+    for make in makers + ([lambda: benchdata.synthetic(args.scale)] if args.scale else []):
         bench(make(), args, res)
         res["elapsed_s"] = round(time.time() - started, 1)
         (args.out / "results.json").write_text(json.dumps(res, indent=1, default=str))
