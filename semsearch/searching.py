@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 
 NO_FILTER = Filter(None, None, None)
 Q = sql.Placeholder("q", PyFormat.BINARY)
-_SET = sql.SQL("SELECT set_config(%s, %s, false)")
-#: the search's time limit, local to its round trip's (implicit) transaction: never the session's
+#: a search's settings are the session's; its time limit is local to its round trip's (implicit) transaction
+_SET_CALL = {False: sql.SQL("set_config(%s, %s, false)"), True: sql.SQL("set_config(%s, %s, true)")}
 _SET_LOCAL = sql.SQL("SELECT set_config(%s, %s, true)")
 _FUNCTION: dict[str, sql.SQL] = {
     "vector": sql.SQL(
@@ -261,13 +261,34 @@ def round_trip(p: SearchPlan, check: str | None = None) -> list[Step]:
     steps: list[Step]
     if p.distributed:
         steps = [(PROPAGATE, None), *((set_local(name, value), None) for name, value in p.settings.items())]
+        steps += _limit(p)  # after Citus' PROPAGATE: the workers' statements have the limit too
     else:
-        steps = [(_SET, [name, value]) for name, value in p.settings.items()]
-    steps += _limit(p)  # after Citus' PROPAGATE: the workers' statements have the limit too
+        steps = _settings(p)
     if check is not None:
         steps.append((guards.CHECK, [check]))
     steps.append((p.statement, p.params))
     return steps
+
+
+def _settings(p: SearchPlan) -> list[Step]:
+    """The plan's session settings, then its time limit (local to the round trip), as one statement.
+
+    One ``SELECT set_config(...), set_config(...)``: each statement more in the pipeline costs
+    the server a bind and an execute and the client a result to read.
+    """
+    calls = [(name, value, False) for name, value in p.settings.items()]
+    if p.timeout_ms is not None:
+        # pipelined, the statements up to the round trip's Sync are one implicit transaction
+        calls.append(("statement_timeout", str(p.timeout_ms), True))
+    if not calls:
+        return []
+    return [(_set_many(tuple(local for _, _, local in calls)), [x for name, value, _ in calls for x in (name, value)])]
+
+
+@lru_cache(maxsize=16)
+def _set_many(local: tuple[bool, ...]) -> sql.Composed:
+    """``SELECT set_config(%s, %s, <local>), ...``: one call per setting, values bound."""
+    return sql.SQL("SELECT {}").format(sql.SQL(", ").join(_SET_CALL[x] for x in local))
 
 
 def _limit(p: SearchPlan) -> list[Step]:
