@@ -52,6 +52,8 @@ class Kind:
     #: the copy ranks rows as the full vectors' cosine does (``halfvec``: to half precision), so the
     #: HNSW scan's own order is the rescore's: more coarse rows find nothing a wider ef_search does not
     full_order: bool = False
+    #: the coarse distance is the full vectors' cosine itself (``none``): its ``k`` best need no rescore
+    exact: bool = False
 
 
 def _bits_oversample(dims: int) -> float:
@@ -114,6 +116,7 @@ KINDS: dict[str, Kind] = {
             too_big="expected at most {limit} dims for an hnsw index on the full {storage}, got {size}; "
             "use bit, halfvec or mrl:<d>",
             full_order=True,
+            exact=True,
         ),
     )
 }

@@ -191,11 +191,15 @@ def with_fusion(
 def direct(layout: Layout, k: int, n: int | None) -> sql.SQL:
     """The unfiltered two-stage (``n`` coarse rows) or exact statement, composed once per shape.
 
+    Plan ``none`` fetching ``k`` coarse rows needs no rescore: its one-stage statement.
+
     Composing costs more than a search's own Python work, so each shape is kept as text.
     """
     q, limit = Q, sql.Literal(k)
     if n is None:
         stmt = statements.exact(layout, q=q, k=limit)
+    elif n == k and layout.plan.spec.exact and layout.full_order:
+        stmt = statements.nearest(layout, q=q, k=limit)
     else:
         stmt = statements.ann(layout, q=q, k=limit, candidates=sql.Literal(n))
     return sql.SQL(stmt.as_string(None))

@@ -53,6 +53,8 @@ def test_python_reads_k_rows_from_the_index_when_the_plan_ranks_as_the_full_vect
     q = _query(vectors, 3)
     shown = col.explain(vector=q, k=K, oversample=OVERSAMPLE, settings=INDEX)
     assert _index_rows(shown.plan) == rows
+    # plan none's k rows come in the full vectors' own order: nothing sorts them again
+    assert ("Sort" in shown.plan) == (plan != "none")
     # the oversample still buys a wider graph search
     assert shown.settings == {"hnsw.ef_search": str(planner.ef_search(None, None, CANDIDATES))}
     # filtered, the iterative scan's relaxed order needs every candidate rescored
