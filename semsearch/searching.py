@@ -198,7 +198,7 @@ def direct(layout: Layout, k: int, n: int | None) -> sql.SQL:
     q, limit = Q, sql.Literal(k)
     if n is None:
         stmt = statements.exact(layout, q=q, k=limit)
-    elif n == k and layout.plan.spec.exact and layout.full_order:
+    elif n == k and layout.plan.spec.exact and layout.rows_per_k is not None:
         stmt = statements.nearest(layout, q=q, k=limit)
     else:
         stmt = statements.ann(layout, q=q, k=limit, candidates=sql.Literal(n))
@@ -227,7 +227,7 @@ def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, req
             return SearchPlan(exact, params, {})
         n = candidates(request.k, request.oversample or oversample)
         ef = str(ef_search(request.ef_search, info_ef, n))
-        rows = coarse_rows(request.k, n, full_order=layout.full_order, filtered=False)
+        rows = coarse_rows(request.k, n, per_k=layout.rows_per_k, filtered=False)
         return SearchPlan(direct(layout, request.k, rows), params, {"hnsw.ef_search": ef}, fallback=exact, k=request.k)
     f = request.filter
     params = {

@@ -163,10 +163,12 @@ def ann_call(
 
     The function holds it with its parameters (``$1``...); ``explain`` composes it with the values.
     A plan in the full vectors' order fetches the rows ``semsearch.plan_coarse_rows()`` says
-    (:func:`semsearch.planner.coarse_rows`: ``k`` unfiltered).
+    (:func:`semsearch.planner.coarse_rows`: ``k`` or ``2k`` unfiltered).
     """
-    if layout.full_order:
-        candidates = sql.SQL("semsearch.plan_coarse_rows({}, {}, true, {} IS NOT NULL)").format(k, candidates, spec)
+    if layout.rows_per_k is not None:
+        candidates = sql.SQL("semsearch.plan_coarse_rows({}, {}, {}, {} IS NOT NULL)").format(
+            k, candidates, sql.Literal(layout.rows_per_k), spec
+        )
     return ann(layout, q=q, k=k, candidates=candidates, where=spec_filter(spec))
 
 

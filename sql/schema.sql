@@ -394,10 +394,10 @@ CREATE FUNCTION semsearch.plan_candidates(k integer, oversample real) RETURNS in
     SET search_path TO 'pg_catalog', 'pg_temp'
     RETURN (LEAST((10000)::double precision, ceil(((k)::double precision * oversample))))::integer;
 
-CREATE FUNCTION semsearch.plan_coarse_rows(k integer, n integer, full_order boolean, filtered boolean) RETURNS integer
+CREATE FUNCTION semsearch.plan_coarse_rows(k integer, n integer, per_k integer, filtered boolean) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    RETURN CASE WHEN (full_order AND (NOT filtered)) THEN LEAST(k, n) ELSE n END;
+    RETURN CASE WHEN ((per_k IS NOT NULL) AND (NOT filtered)) THEN LEAST((per_k * k), n) ELSE n END;
 
 CREATE FUNCTION semsearch.plan_ef_search(requested integer, stored integer, n integer) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
