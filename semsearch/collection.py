@@ -232,7 +232,7 @@ class Collection(Handle, Measuring, Lookups, Deferred):
 
         ``mode="vector"`` (default): a coarse HNSW pass over the compressed copy
         fetches ``k * oversample`` candidates that the full vectors rescore exactly (``none`` and
-        ``halfvec`` already rank as the full vectors do: unfiltered they fetch ``k`` rows and the
+        ``halfvec`` already rank as the full vectors do: unfiltered they fetch ``k`` rows (halfvec ``2k``), the
         oversample widens ``hnsw.ef_search``); scores are cosine similarities. ``exact=True`` scans every row.
         ``mode="text"``: rows with any of the query's words, scored by BM25 (over the
         collection's own statistics). ``mode="hybrid"``: both lists fused in SQL, by
