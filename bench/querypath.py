@@ -3,6 +3,7 @@
     python bench/querypath.py                      # Jeopardy 9k, a few minutes
     python bench/querypath.py --scale 250000       # + the synthetic scale set (50000: quick)
     python bench/querypath.py --profile            # + where the time of col.search goes
+    python bench/querypath.py --data jeopardy256 --compression none   # local 256-dim set, plan none
 
 One database per data set on the server semsearch would use. Contenders on the same rows:
 the baseline (a ``vector(D)`` table, HNSW m=16 ef_construction=64, ``SET hnsw.ef_search``
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -51,6 +53,7 @@ TARGET = 0.99
 EFS = [10, 20, 40, 60, 80, 120, 160, 200, 300, 400, 600, 800, 1000]
 BASELINE_SQL = sql.SQL("SELECT id, content, 1 - (embedding <=> %(q)b) FROM {} ORDER BY embedding <=> %(q)b LIMIT {}")
 FUNCTION_SQL = "SELECT * FROM semsearch.search(%s, %b, 10)"
+FUNCTION_OVERSAMPLE_SQL = "SELECT * FROM semsearch.search(%s, %b, 10, oversample => %s::real)"
 NAMES = ("baseline", "a", "b")
 LABELS = {
     "baseline": "pgvector by hand (prepared, binary)",
@@ -65,9 +68,12 @@ def log(msg: str) -> None:
     tqdm.write(time.strftime("%H:%M:%S ") + msg)
 
 
-def semsearch_load(db: semsearch.Database, name: str, vs: benchdata.VectorSet, model: str) -> tuple[Any, dict]:
-    """A default collection filled by add_many with precomputed vectors; the load and its HNSW build timed."""
-    col = db.create_collection(name, dims=int(vs.base.shape[1]), model=model, compression=None)
+def semsearch_load(
+    db: semsearch.Database, name: str, vs: benchdata.VectorSet, model: str, compression: str | None = None
+) -> tuple[Any, dict]:
+    """A collection (default plan, or ``compression``) filled by add_many with precomputed vectors;
+    the load and its HNSW build timed."""
+    col = db.create_collection(name, dims=int(vs.base.shape[1]), model=model, compression=compression)
     watch = hz.BuildWatch(db.url)
     watch.start()
     started = time.perf_counter()
@@ -82,6 +88,7 @@ def semsearch_load(db: semsearch.Database, name: str, vs: benchdata.VectorSet, m
         "index_builds_seen": builds,
         "compression": getattr(info, "compression", None),
         "oversample": getattr(info, "oversample", None),
+        "ef_search": getattr(info, "ef_search", None),
     }
 
 
@@ -101,8 +108,12 @@ def semsearch_relations(db: semsearch.Database) -> tuple[str, str, list[str]]:
     return rows[0][1], rows[0][0], [r[0] for r in rows]
 
 
-def runners(db: semsearch.Database, col: Any, name: str) -> tuple[dict[str, Runner], dict[str, psycopg.Connection]]:
-    """The three contenders as ``f(q) -> keys``; the baseline and (b) on connections of their own."""
+def runners(
+    db: semsearch.Database, col: Any, name: str, given: dict[str, float]
+) -> tuple[dict[str, Runner], dict[str, psycopg.Connection]]:
+    """The three contenders as ``f(q) -> keys``; the baseline and (b) on connections of their own.
+
+    ``given``: {"oversample": x} once set, (a) and (b) ask for it (``--match-baseline``)."""
     conns = {"baseline": hz.connect_raw(db.url), "b": hz.connect_raw(db.url)}
     query = BASELINE_SQL.format(sql.Identifier(ct.PG_TABLE), sql.Literal(K))
 
@@ -110,10 +121,13 @@ def runners(db: semsearch.Database, col: Any, name: str) -> tuple[dict[str, Runn
         return [r[0] for r in conns["baseline"].execute(query, {"q": q}, prepare=True).fetchall()]
 
     def a(q: np.ndarray) -> list[int]:
-        return [int(h.key if hasattr(h, "key") else h["key"]) for h in col.search(vector=q, k=K)]
+        return [int(h.key if hasattr(h, "key") else h["key"]) for h in col.search(vector=q, k=K, **given)]
 
     def b(q: np.ndarray) -> list[int]:
-        cur = conns["b"].execute(FUNCTION_SQL, [name, q], prepare=True)
+        if given:
+            cur = conns["b"].execute(FUNCTION_OVERSAMPLE_SQL, [name, q, given["oversample"]], prepare=True)
+        else:
+            cur = conns["b"].execute(FUNCTION_SQL, [name, q], prepare=True)
         cols = [d.name for d in cur.description or []]
         i = cols.index("key") if "key" in cols else 0
         return [int(r[i]) for r in cur.fetchall()]
@@ -282,7 +296,7 @@ def bench(vs: benchdata.VectorSet, args: argparse.Namespace, res: dict[str, Any]
     out: dict[str, Any] = {"rows": n, "dims": d, "queries": qn, "rounds": args.rounds, "notes": vs.notes}
     res["datasets"][vs.name] = out
     log(f"[{vs.name}] {n} x {d}: semsearch default collection via add_many")
-    col, load = semsearch_load(db, vs.name, vs, args.model)
+    col, load = semsearch_load(db, vs.name, vs, args.model, args.compression)
     out["semsearch_load"] = load
     table, index, all_hnsw = semsearch_relations(db)
     log(f"  add_many {load['add_many_s']:.1f} s, of which HNSW build {load['hnsw_build_s']} s ({index})")
@@ -302,14 +316,19 @@ def bench(vs: benchdata.VectorSet, args: argparse.Namespace, res: dict[str, Any]
     }
     log(f"  build {build.seconds:.1f} s; semsearch/baseline: index bytes {ra['index_bytes']}, build {ra['build_s']}")
     out["prewarm_s"] = {"baseline": hz.prewarm(db, ct.PG_TABLE), "semsearch": hz.prewarm(db, table)}
-    run, conns = runners(db, col, vs.name)
+    given: dict[str, float] = {}
+    run, conns = runners(db, col, vs.name, given)
     out["baseline_sweep"] = sweep(run["baseline"], conns["baseline"], queries, truth)
     best = hz.smallest_reaching(out["baseline_sweep"], TARGET) or out["baseline_sweep"][-1]
     out["baseline_ef_search"] = int(best["knob"])
+    if args.match_baseline:
+        # a plan in the full vectors' order (none, halfvec) then searches at the baseline's ef_search
+        given["oversample"] = out["semsearch_oversample_given"] = best["knob"] / K
     set_ef(conns["baseline"], out["baseline_ef_search"])
     log(f"[{vs.name}] interleaved: {qn} queries x {args.rounds} rounds, baseline ef_search {best['knob']:g}")
     out["contenders"] = c = interleave(run, queries, truth, args.rounds, args.block, args.same_query)
     ra.update({f"p50_{x}_over_baseline": c[x]["p50_ratio"] for x in ("a", "b")})
+    out["loadavg_after_timing"] = [round(x, 2) for x in os.getloadavg()]
     for x in NAMES:
         log(f"  {c[x]['label']:<50} recall {c[x]['recall']:.4f} p50 {c[x]['p50_ms']:.3f} p95 {c[x]['p95_ms']:.3f}")
     out["prepared"] = {
@@ -355,7 +374,13 @@ def markdown(res: dict[str, Any]) -> str:
             "",
             f"## {ds}: {r['rows']:,} rows x {r['dims']}, {r['queries']} queries x {r['rounds']} rounds",
             "",
-            f"semsearch default plan `{load['compression']}` (oversample {load['oversample']}); baseline at "
+            f"semsearch plan `{load['compression']}` (oversample {load['oversample']}"
+            + (
+                f"; searches given oversample={r['semsearch_oversample_given']:g}, the baseline's ef_search / k"
+                if "semsearch_oversample_given" in r
+                else ""
+            )
+            + "); baseline at "
             f"ef_search **{r['baseline_ef_search']}**, the first reaching recall {TARGET} in the sweep.",
             "",
             "| contender | recall@10 | p50 ms | p95 ms | p50 / baseline | p95 / baseline "
@@ -419,6 +444,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block", type=int, default=100, help="queries in a row per contender, blocked pass (0: none)")
     ap.add_argument("--same-query", action="store_true", help="the three run the same query back to back")
     ap.add_argument("--model", default="text-embedding-3-small", help="the collection's model label")
+    ap.add_argument(
+        "--match-baseline",
+        action="store_true",
+        help="(a) and (b) given oversample = the baseline's ef_search / k (an explicit setting, not defaults)",
+    )
+    ap.add_argument("--compression", help="the collection's plan (bit, halfvec, none, ...); default: the library's")
+    ap.add_argument(
+        "--data", default="jeopardy", help="comma-separated: jeopardy (ada-002 1536), jeopardy256 (local model 256)"
+    )
     ap.add_argument("--build-memory", default="4GB", help="maintenance_work_mem of the baseline's build")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "querypath")
     args = ap.parse_args(argv)
@@ -431,7 +465,9 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: str(v) for k, v in vars(args).items()},
         "datasets": {},
     }
-    for make in [benchdata.jeopardy] + ([lambda: benchdata.synthetic(args.scale)] if args.scale else []):
+    sets = {"jeopardy": benchdata.jeopardy, "jeopardy256": benchdata.jeopardy_local}
+    makers = [sets[x] for x in args.data.split(",") if x]
+    for make in makers + ([lambda: benchdata.synthetic(args.scale)] if args.scale else []):
         bench(make(), args, res)
         res["elapsed_s"] = round(time.time() - started, 1)
         (args.out / "results.json").write_text(json.dumps(res, indent=1, default=str))

@@ -154,6 +154,15 @@ class Layout:
         return self.distributed_by is not None
 
     @property
+    def rows_per_k(self) -> int | None:
+        """Coarse rows per wanted row an unfiltered search needs (its plan ranks as the full vectors do), or None.
+
+        See :func:`semsearch.planner.coarse_rows`. Distributed, the shards' candidates keep the
+        two-stage shape (the coordinator merges them).
+        """
+        return None if self.distributed else self.plan.rows_per_k
+
+    @property
     def tenant_in_key(self) -> bool:
         """Whether a row is identified by ``(tenant, key)``: distributed by tenant.
 

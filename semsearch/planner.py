@@ -11,6 +11,12 @@ on a grid of inputs, so the SQL functions, Python and ``explain`` follow one dec
   as the catalog stores it;
 - **ef_search**: HNSW returns at most ef_search rows per scan, so never fewer than the
   candidates: ``min(MAX_EF, max(requested or stored or EF_FLOOR, candidates))``;
+- **coarse rows**: a plan whose coarse pass ranks as the full vectors do (``none``, ``halfvec``)
+  fetches only ``k`` rows (``halfvec``: ``2k``, its half precision swaps near ties) when
+  unfiltered: HNSW returns its ef_search best in distance order, so further candidates would be
+  rescored only to be dropped (each one a heap row read: at 1,536 dims a page); its oversample
+  still widens ef_search. Filtered, the iterative scan's relaxed order needs the rescore of all
+  ``candidates``;
 - **exact**: a filter matching ``m`` of ``n`` rows starves the index scan (it visits about
   ``candidates * n / m`` tuples) while an exact scan of the matches costs about ``m``; the
   planner's row estimate of the filter decides (``<table>_matching``);
@@ -79,6 +85,15 @@ def ef_search(requested: int | None, stored: int | None, n: int) -> int:
     (40, 120, 200)
     """
     return min(MAX_EF, max(requested or stored or EF_FLOOR, n))
+
+
+def coarse_rows(k: int, n: int, *, per_k: int | None, filtered: bool) -> int:
+    """Rows the coarse pass returns for the rescore: ``per_k * k`` when its order is the full vectors' and unfiltered.
+
+    >>> coarse_rows(10, 85, per_k=2, filtered=False), coarse_rows(10, 85, per_k=2, filtered=True)
+    (20, 85)
+    """
+    return min(per_k * k, n) if per_k is not None and not filtered else n
 
 
 def exact(matching: float, total: float, n: int, max_scan: float = MAX_SCAN_TUPLES) -> bool:
@@ -194,6 +209,11 @@ def function_statements() -> list[sql.Composed]:
             "RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE {} "
             "RETURN least({}, greatest(coalesce(nullif(requested, 0), nullif(stored, 0), {}), n))"
         ).format(pin, sql.Literal(MAX_EF), sql.Literal(EF_FLOOR)),
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION semsearch.plan_coarse_rows(k integer, n integer, per_k integer, "
+            "filtered boolean) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE {} "
+            "RETURN CASE WHEN per_k IS NOT NULL AND NOT filtered THEN least(per_k * k, n) ELSE n END"
+        ).format(pin),
         sql.SQL(
             "CREATE OR REPLACE FUNCTION semsearch.plan_exact(matching float8, total float8, n integer) "
             "RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE {} "

@@ -25,7 +25,16 @@ from psycopg.types.json import Jsonb
 from semsearch import guards, statements, vectors
 from semsearch.errors import InvalidInputError
 from semsearch.filters import Filter, compile_filter
-from semsearch.planner import FUSIONS, MAX_EF, MAX_K, MAX_OVERSAMPLE, candidates, ef_search, vector_settings
+from semsearch.planner import (
+    FUSIONS,
+    MAX_EF,
+    MAX_K,
+    MAX_OVERSAMPLE,
+    candidates,
+    coarse_rows,
+    ef_search,
+    vector_settings,
+)  # fmt: skip
 from semsearch.results import Hit, SearchResult
 from semsearch.values import check_text
 
@@ -36,8 +45,8 @@ if TYPE_CHECKING:
 
 NO_FILTER = Filter(None, None, None)
 Q = sql.Placeholder("q", PyFormat.BINARY)
-_SET = sql.SQL("SELECT set_config(%s, %s, false)")
-#: the search's time limit, local to its round trip's (implicit) transaction: never the session's
+#: a search's settings are the session's; its time limit is local to its round trip's (implicit) transaction
+_SET_CALL = {False: sql.SQL("set_config(%s, %s, false)"), True: sql.SQL("set_config(%s, %s, true)")}
 _SET_LOCAL = sql.SQL("SELECT set_config(%s, %s, true)")
 _FUNCTION: dict[str, sql.SQL] = {
     "vector": sql.SQL(
@@ -180,13 +189,17 @@ def with_fusion(
 
 @lru_cache(maxsize=256)
 def direct(layout: Layout, k: int, n: int | None) -> sql.SQL:
-    """The unfiltered two-stage (``n`` candidates) or exact statement, composed once per shape.
+    """The unfiltered two-stage (``n`` coarse rows) or exact statement, composed once per shape.
+
+    Plan ``none`` fetching ``k`` coarse rows needs no rescore: its one-stage statement.
 
     Composing costs more than a search's own Python work, so each shape is kept as text.
     """
     q, limit = Q, sql.Literal(k)
     if n is None:
         stmt = statements.exact(layout, q=q, k=limit)
+    elif n == k and layout.plan.spec.exact and layout.rows_per_k is not None:
+        stmt = statements.nearest(layout, q=q, k=limit)
     else:
         stmt = statements.ann(layout, q=q, k=limit, candidates=sql.Literal(n))
     return sql.SQL(stmt.as_string(None))
@@ -214,7 +227,8 @@ def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, req
             return SearchPlan(exact, params, {})
         n = candidates(request.k, request.oversample or oversample)
         ef = str(ef_search(request.ef_search, info_ef, n))
-        return SearchPlan(direct(layout, request.k, n), params, {"hnsw.ef_search": ef}, fallback=exact, k=request.k)
+        rows = coarse_rows(request.k, n, per_k=layout.rows_per_k, filtered=False)
+        return SearchPlan(direct(layout, request.k, rows), params, {"hnsw.ef_search": ef}, fallback=exact, k=request.k)
     f = request.filter
     params = {
         "name": name,
@@ -251,13 +265,34 @@ def round_trip(p: SearchPlan, check: str | None = None) -> list[Step]:
     steps: list[Step]
     if p.distributed:
         steps = [(PROPAGATE, None), *((set_local(name, value), None) for name, value in p.settings.items())]
+        steps += _limit(p)  # after Citus' PROPAGATE: the workers' statements have the limit too
     else:
-        steps = [(_SET, [name, value]) for name, value in p.settings.items()]
-    steps += _limit(p)  # after Citus' PROPAGATE: the workers' statements have the limit too
+        steps = _settings(p)
     if check is not None:
         steps.append((guards.CHECK, [check]))
     steps.append((p.statement, p.params))
     return steps
+
+
+def _settings(p: SearchPlan) -> list[Step]:
+    """The plan's session settings, then its time limit (local to the round trip), as one statement.
+
+    One ``SELECT set_config(...), set_config(...)``: each statement more in the pipeline costs
+    the server a bind and an execute and the client a result to read.
+    """
+    calls = [(name, value, False) for name, value in p.settings.items()]
+    if p.timeout_ms is not None:
+        # pipelined, the statements up to the round trip's Sync are one implicit transaction
+        calls.append(("statement_timeout", str(p.timeout_ms), True))
+    if not calls:
+        return []
+    return [(_set_many(tuple(local for _, _, local in calls)), [x for name, value, _ in calls for x in (name, value)])]
+
+
+@lru_cache(maxsize=16)
+def _set_many(local: tuple[bool, ...]) -> sql.Composed:
+    """``SELECT set_config(%s, %s, <local>), ...``: one call per setting, values bound."""
+    return sql.SQL("SELECT {}").format(sql.SQL(", ").join(_SET_CALL[x] for x in local))
 
 
 def _limit(p: SearchPlan) -> list[Step]:

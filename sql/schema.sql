@@ -394,6 +394,11 @@ CREATE FUNCTION semsearch.plan_candidates(k integer, oversample real) RETURNS in
     SET search_path TO 'pg_catalog', 'pg_temp'
     RETURN (LEAST((10000)::double precision, ceil(((k)::double precision * oversample))))::integer;
 
+CREATE FUNCTION semsearch.plan_coarse_rows(k integer, n integer, per_k integer, filtered boolean) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN CASE WHEN ((per_k IS NOT NULL) AND (NOT filtered)) THEN LEAST((per_k * k), n) ELSE n END;
+
 CREATE FUNCTION semsearch.plan_ef_search(requested integer, stored integer, n integer) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -590,7 +595,7 @@ COMMENT ON FUNCTION semsearch.search_documents(collection text, query public.vec
 CREATE FUNCTION semsearch.statements_version() RETURNS integer
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    RETURN 2;
+    RETURN 3;
 
 CREATE FUNCTION semsearch.text_search(collection text, query_text text, k integer DEFAULT 10, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
     LANGUAGE plpgsql

@@ -36,6 +36,9 @@ def test_the_sql_planner_functions_are_pythons_rules(db):
         for filtered in (True, False):
             got = conn.execute("SELECT semsearch.plan_iterative_scan(%s)", [filtered]).fetchone()[0]
             assert got == planner.iterative_scan(filtered)
+        for k, n, per_k, filtered in itertools.product((1, 10, 10000), (1, 10, 85, 10000), (None, 1, 2), (True, False)):
+            got = conn.execute("SELECT semsearch.plan_coarse_rows(%s, %s, %s::int, %s)", [k, n, per_k, filtered])
+            assert got.fetchone()[0] == planner.coarse_rows(k, n, per_k=per_k, filtered=filtered)
 
 
 def test_the_sql_hybrid_plan_is_pythons_rule(db):

@@ -13,6 +13,7 @@ from psycopg.conninfo import make_conninfo
 import semsearch
 from semsearch import errors
 from semsearch.vectors import check_query_vector
+from tests.test_aio import round_trips, traced
 
 PLANS = ["bit", "mrl:64", "mrl-bit:128", "halfvec", "none", "bit->mrl:64"]
 
@@ -179,3 +180,23 @@ def test_explain_shows_the_text_statement_with_the_collections_own_bm25_settings
     for text in (shown, body):
         assert "2.0::float8" in text and "0.3::float8" in text, text
         assert "1.2::float8" not in text and "0.75::float8" not in text
+
+
+def test_a_search_sends_its_settings_and_time_limit_as_one_statement(db_url, movies, tmp_path):
+    """Before: ``set_config`` of hnsw.ef_search and of statement_timeout were two statements of the pipeline."""
+    titles, full, _ = movies
+    db = semsearch.connect(db_url, max_connections=1, search_timeout=5)
+    col = db.create_collection("m", dims=1536, model="label", compression="halfvec")
+    col.add(titles, titles, embeddings=full)
+    col.search(vector=full[0], k=5)  # the handle's catalog check is not due for the next one
+    with db.connection() as conn:
+        pgconn = conn.pgconn
+    with traced(pgconn, tmp_path / "trace") as path:
+        hits = col.search(vector=full[1], k=5)
+    executed = [x for x in path.read_text().splitlines() if x.startswith("F") and "\tExecute" in x]
+    assert len(executed) == 2 and round_trips(path) == 1
+    assert hits.keys[0] == titles[1]
+    with db.connection() as conn:
+        assert conn.execute("SHOW hnsw.ef_search").fetchone() == ("40",)
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)  # local to the search's round trip
+    db.close()

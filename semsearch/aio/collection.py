@@ -243,8 +243,9 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred):
         """The ``k`` rows best matching a text or a vector, best first, in one SQL statement.
 
         ``mode="vector"`` (default): a coarse HNSW pass over the compressed copy
-        fetches ``k * oversample`` candidates that the full vectors rescore exactly;
-        scores are cosine similarities. ``exact=True`` scans every row.
+        fetches ``k * oversample`` candidates that the full vectors rescore exactly (``none`` and
+        ``halfvec`` already rank as the full vectors do: unfiltered they fetch ``k`` rows (halfvec ``2k``), the
+        oversample widens ``hnsw.ef_search``); scores are cosine similarities. ``exact=True`` scans every row.
         ``mode="text"``: rows with any of the query's words, scored by BM25 (over the
         collection's own statistics). ``mode="hybrid"``: both lists fused in SQL, by
         ``fusion="blend"`` (weighted scores scaled to [0, 1] per list) or ``"rrf"``
