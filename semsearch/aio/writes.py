@@ -24,7 +24,7 @@ import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from semsearch import catalog, ingest, tune
+from semsearch import autoplan, catalog, ingest, tune
 from semsearch.aio import repairs, staging
 from semsearch.aio.faces import Stored
 from semsearch.aio.flavour import Records, aembed, offload, records_of
@@ -145,7 +145,10 @@ async def add_many(
     defer: bool,
     autotune: bool,
 ) -> AddResult:
-    """``Collection.add_many``: batches, the bulk-load index build, then autotune (the sync tuner, offloaded)."""
+    """``Collection.add_many``: batches, the bulk-load index build, then the automatic plan and autotune (offloaded).
+
+    See :mod:`semsearch.autoplan` for when a collection in automatic mode changes its plan.
+    """
     await col._reload()  # the table the catalog names now: its index is dropped and built again
     if bulk is None:
         found = await repairs.diagnose(col)
@@ -163,6 +166,8 @@ async def add_many(
             )
     tuned = None
     if autotune and result.inserted and not defer:
+        # an automatic plan follows the size first: what autotune then measures is the plan searches will run
+        await offload(col, autoplan.follow_size)
         tuned = await offload(col, tune.autotune, after_bulk_load=bulk)
         if tuned is not None:
             await col._reload()
@@ -189,8 +194,13 @@ async def index_deferred(col: Stored, *, progress: bool) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            # the table was just loaded: a plain (parallel) build, which blocks writes but not searches
-            await col.rebuild_index(progress=progress, concurrently=False)
+            # the table was just loaded: a plain (parallel) build, which blocks writes but not searches; of
+            # the plan its size asks for when the plan is automatic (one build, not the old plan's and then the new)
+            replanned = await offload(col, autoplan.follow_size, concurrently=False)
+            if replanned is None:
+                await col.rebuild_index(progress=progress, concurrently=False)
+            elif progress:
+                tqdm.write(f"plan: {replanned.plan_reason}")
 
 
 async def add_stream(
