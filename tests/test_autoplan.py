@@ -9,10 +9,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 
 import numpy as np
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
+import semsearch
 from semsearch import handle, plan_choice
 from semsearch.plan_choice import Rule
 
@@ -176,3 +181,28 @@ def test_semsearch_info_prints_the_mode_and_the_reason(run):
     run("alter", "notes", "--compression", "bit")
     out = run("info", "notes").stdout
     assert "plan: bit, pinned" in out and "reason: bit: pinned by alter_collection(compression=)" in out
+
+
+def test_a_writer_not_owning_the_table_loads_and_leaves_the_new_plan_to_the_owner(db, db_url, monkeypatch, caplog):
+    monkeypatch.setattr(plan_choice, "RULES", (Rule("test", 1, ((0, "halfvec"), (20, "bit"))),))
+    col = db.create_collection("a", dims=8, model="label", autotune=False)
+    col.add_many(records("o", np.eye(8, dtype=np.float32)[:5]))
+    role = f"ss_w_{uuid.uuid4().hex[:8]}"
+    with db.connection() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    db.grant(role, "a", write=True)
+    try:
+        caplog.set_level(logging.WARNING, logger="semsearch.autoplan")
+        with semsearch.connect(make_conninfo(db_url, user=role)) as as_writer:
+            vecs = np.random.default_rng(0).standard_normal((30, 8)).astype(np.float32)
+            assert as_writer.collection("a").add_many(records("w", vecs)).inserted == 30
+        assert db.collection("a").info.compression == "halfvec"
+        assert [r.getMessage().split(":")[0] for r in caplog.records if r.name == "semsearch.autoplan"] == [
+            "a needs a new plan, left to its table's owner"
+        ]
+        col.add_many(records("p", vecs[:1]))  # the owner's next load changes it
+        assert db.collection("a").info.compression == "bit"
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
