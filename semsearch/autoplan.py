@@ -15,9 +15,10 @@ When it is asked (:meth:`~semsearch.Collection.add_many` calls it):
 - by a bulk load, just before it builds its index, so that a large first load builds the
   plan its size asks for once rather than the small plan and then the large one.
 
-A collection that shrinks is noticed at its next ``add_many`` (a delete does not ask: it is a
-hot path). Only the table's owner can build its index: for another role the change is logged
-and left for the owner's next load (or ``alter_collection(name, compression="auto")``).
+A collection that shrinks is noticed at its next ``add_many`` (``delete`` and ``add`` do not
+ask: they are hot paths; a collection grown by ``add`` alone asks when :func:`follow_size` is
+called, or at ``alter_collection(name, compression="auto")``). Only the table's owner can
+build its index: for another role the change is logged and left for the owner's next load.
 
 Example::
 
