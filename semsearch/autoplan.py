@@ -32,7 +32,7 @@ import logging
 
 from psycopg import sql
 
-from semsearch import catalog, ddl, plan_choice, statements
+from semsearch import catalog, changes, ddl, plan_choice, statements
 from semsearch.collection_info import CollectionInfo
 from semsearch.faces import Connections, Stored
 
@@ -42,11 +42,11 @@ log = logging.getLogger(__name__)
 OWNS = sql.SQL("SELECT semsearch.owns(%s)")
 
 
-def follow_size(col: Stored, *, concurrently: bool = True) -> CollectionInfo | None:
+def follow_size(col: Stored, *, build: bool = True) -> CollectionInfo | None:
     """In automatic mode, move ``col`` to the plan its row count asks for; the new row, or None if none.
 
-    ``concurrently=False`` (a bulk load, whose index is dropped) builds in one transaction,
-    which blocks writes but not searches.
+    ``build=False`` (a bulk load, which dropped the index and builds it afterwards with
+    ``rebuild_index``) changes only the catalog row and the SQL functions, in one transaction.
 
     Example::
 
@@ -58,14 +58,19 @@ def follow_size(col: Stored, *, concurrently: bool = True) -> CollectionInfo | N
             return None
         owner = conn.execute(OWNS, [info.table_name]).fetchone()[0]  # type: ignore[index]
     rows = count_rows(col.db, info)
-    change = ddl.alter(info, concurrently=concurrently, compression=plan_choice.AUTO, rows=rows)
+    change = ddl.alter(info, concurrently=True, compression=plan_choice.AUTO, rows=rows)
     if change.index is None:
         return None
     if not owner:
         log.warning("%s needs a new plan, left to its table's owner: %s", info.name, change.new.plan_reason)
         return None
     log.info("%s changes plan: %s", info.name, change.new.plan_reason)
-    col.db.replace_index(change.new, concurrently=concurrently, replan=True)
+    if build:
+        col.db.replace_index(change.new, concurrently=True, replan=True)
+    else:
+        with col.db.connection() as conn, changes.ddl_lock(conn, info.name), conn.transaction():
+            for stmt in ddl.plan_statements(change.new, alone=True):
+                conn.execute(stmt)
     col._reload()
     return change.new
 

@@ -355,23 +355,20 @@ def swap_index_statements(info: CollectionInfo, *, replan: bool = True) -> list[
             layout.index_name("hnsw_next", schema=True), layout.index_name("hnsw")
         ),
     ]
-    if not replan:
-        return swap
-    return [
-        *swap,
-        catalog.update_statement(
-            info.name,
-            compression=info.compression,
-            hnsw_m=info.hnsw_m,
-            hnsw_ef_construction=info.hnsw_ef_construction,
-            oversample=info.oversample,
-            ef_search=info.ef_search,
-            tuned_rows=None,
-            plan_mode=info.plan_mode,
-            plan_reason=info.plan_reason,
-        ),
-        *generated.functions(info),
-    ]
+    return [*swap, *plan_statements(info)] if replan else swap
+
+
+def plan_statements(info: CollectionInfo, *, alone: bool = False) -> list[sql.Composed]:
+    """``info``'s plan in the catalog row and the collection's SQL functions (tuned values reset).
+
+    :func:`swap_index_statements` runs them with the swap; ``alone`` (one transaction of their
+    own, while the collection has no index: a bulk load's, built afterwards) adds what a
+    distributed collection's transaction needs first.
+    """
+    sequential = [distributed.SEQUENTIAL] if alone and info.layout.distributed else []
+    names = ("compression", "hnsw_m", "hnsw_ef_construction", "oversample", "ef_search", "plan_mode", "plan_reason")
+    row = catalog.update_statement(info.name, **{n: getattr(info, n) for n in names}, tuned_rows=None)
+    return [*sequential, row, *generated.functions(info)]
 
 
 def unchanged(info: CollectionInfo, other: CollectionInfo) -> bool:

@@ -194,13 +194,12 @@ async def index_deferred(col: Stored, *, progress: bool) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            # the table was just loaded: a plain (parallel) build, which blocks writes but not searches; of
-            # the plan its size asks for when the plan is automatic (one build, not the old plan's and then the new)
-            replanned = await offload(col, autoplan.follow_size, concurrently=False)
-            if replanned is None:
-                await col.rebuild_index(progress=progress, concurrently=False)
-            elif progress:
+            # an automatic plan is the one the loaded size asks for: one build, not the old plan's and then the new
+            replanned = await offload(col, autoplan.follow_size, build=False)
+            if replanned is not None and progress:
                 tqdm.write(f"plan: {replanned.plan_reason}")
+            # the table was just loaded: a plain (parallel) build, which blocks writes but not searches
+            await col.rebuild_index(progress=progress, concurrently=False)
 
 
 async def add_stream(
