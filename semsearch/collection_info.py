@@ -64,7 +64,7 @@ class CollectionInfo:
     #: ``"auto"``: the plan follows the collection's size (:mod:`semsearch.plan_choice`); ``"pinned"``: it was
     #: given (``compression=``) and stays
     plan_mode: str = "pinned"
-    #: why the plan is what it is: the last decision (rows, dims, the rule that fired, when); None before 0011
+    #: why the plan is what it is: the last decision (rows, dims, the rule that fired, when); None before 0012
     plan_reason: str | None = None
 
     @classmethod

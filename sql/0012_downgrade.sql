@@ -1,4 +1,4 @@
--- Downgrade of migration 0011: no plan mode or reason (every collection keeps the plan it has now).
+-- Downgrade of migration 0012: no plan mode or reason (every collection keeps the plan it has now).
 
 DROP VIEW semsearch.stats;
 CREATE VIEW semsearch.stats AS

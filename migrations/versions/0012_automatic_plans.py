@@ -4,10 +4,10 @@ A collection created without ``compression=`` lets :func:`semsearch.plan_choice.
 plan as it grows; ``plan_reason`` says why it has the one it has. Collections that exist before this
 migration keep their plan: they are ``pinned``. ``semsearch.stats`` shows both.
 
-Self-contained: ``sql/0011_automatic_plans.sql`` and ``sql/0011_downgrade.sql``.
+Self-contained: ``sql/0012_automatic_plans.sql`` and ``sql/0012_downgrade.sql``.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
@@ -24,8 +24,8 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 
 def upgrade() -> None:
-    op.execute((SQL_DIR / "0011_automatic_plans.sql").read_text())
+    op.execute((SQL_DIR / "0012_automatic_plans.sql").read_text())
 
 
 def downgrade() -> None:
-    op.execute((SQL_DIR / "0011_downgrade.sql").read_text())
+    op.execute((SQL_DIR / "0012_downgrade.sql").read_text())

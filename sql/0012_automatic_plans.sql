@@ -1,4 +1,4 @@
--- Automatic plans (migration 0011): a collection's plan follows its size unless it was pinned, and the
+-- Automatic plans (migration 0012): a collection's plan follows its size unless it was pinned, and the
 -- catalog says why it has the plan it has. Existing collections keep theirs: they are pinned.
 
 ALTER TABLE semsearch.collections
