@@ -28,6 +28,7 @@ class CollectionInfo:
 
         info = db.collection("movies").info
         info.compression, info.oversample     # ('bit', 16.0)
+        info.plan_mode, info.plan_reason      # ('auto', 'bit: grew to 61,200 rows of 1536 dims, past 50,000 ...')
     """
 
     name: str
@@ -60,6 +61,11 @@ class CollectionInfo:
     #: documents are split into passages: the splitter's settings ({"splitter": "default",
     #: "max_tokens": n, "overlap": n} or {"splitter": "custom", "name": ...}); None: rows are whole texts
     passages: dict[str, Any] | None = None
+    #: ``"auto"``: the plan follows the collection's size (:mod:`semsearch.plan_choice`); ``"pinned"``: it was
+    #: given (``compression=``) and stays
+    plan_mode: str = "pinned"
+    #: why the plan is what it is: the last decision (rows, dims, the rule that fired, when); None before 0012
+    plan_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> CollectionInfo:

@@ -11,7 +11,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from semsearch import catalog, changes, ddl, distributed, server, table_sync, tenants
+from semsearch import autoplan, catalog, changes, ddl, distributed, plan_choice, server, table_sync, tenants
 from semsearch.collection import Collection
 from semsearch.collection_info import CollectionInfo
 from semsearch.config import FROM_ENV, FromEnv, Settings, check_search_timeout
@@ -182,7 +182,10 @@ class Database:
         ``model`` names a built-in embedder (``"local"``, ``"text-embedding-3-small"``,
         ...) or, with precomputed vectors, any label; ``embedder=`` takes any
         :class:`Embedder` instead. ``compression`` is ``bit``, ``halfvec``, ``none``,
-        ``mrl:<d>`` or ``mrl-bit:<d>`` (default: ``bit`` from 1024 dims, else ``halfvec``).
+        ``mrl:<d>`` or ``mrl-bit:<d>`` and pins the plan; without it (or with ``"auto"``) the
+        plan follows the collection's size: ``halfvec`` while small, ``bit`` once large (from
+        50,000 rows of 1,024+ dims), changed online after loads, with its reason in
+        ``info.plan_reason`` (see :mod:`semsearch.plan_choice` and :mod:`semsearch.autoplan`).
         ``storage="halfvec"`` keeps the full vectors at half precision. ``autotune``
         tunes the oversampling to recall@10 >= 0.99 after bulk loads and whenever the
         collection has grown 4x since (see :meth:`Collection.add_many`).
@@ -309,16 +312,23 @@ class Database:
         """Change a collection's compression plan, HNSW parameters, oversampling or automatic tuning.
 
         A new index is built next to the live one (``CREATE INDEX CONCURRENTLY`` by
-        default, so writes and searches go on), then one short transaction swaps
-        it in together with the catalog row and the collection's SQL functions
-        (:meth:`replace_index`).
+        default, so writes and searches go on), then one short transaction swaps it
+        in together with the catalog row and the collection's SQL functions
+        (:meth:`replace_index`). An explicit ``compression`` pins the plan (it no longer
+        follows the collection's size); ``compression="auto"`` returns the collection to
+        automatic mode, at the plan its row count asks for now (see :mod:`semsearch.plan_choice`);
+        ``info.plan_reason`` says why it has its plan.
 
         Example::
 
-            db.alter_collection("movies", compression="mrl:512")
+            db.alter_collection("movies", compression="mrl:512")     # pinned
+            db.alter_collection("movies", compression="auto")        # follows its size again
         """
+        old = self._info(name)
+        rows = autoplan.count_rows(self, old) if compression == plan_choice.AUTO else None
         change = ddl.alter(
-            self._info(name),
+            old,
+            rows=rows,
             concurrently=concurrently,
             autotune=autotune,
             compression=compression,

@@ -13,13 +13,13 @@ from typing import Any
 
 from psycopg import sql
 
-from semsearch import bm25, catalog, distributed, generated
+from semsearch import bm25, catalog, distributed, generated, plan_choice
 from semsearch.collection_info import CollectionInfo
 from semsearch.embeddings import Embedder, check_dims, check_installed, default_dims
 from semsearch.errors import CollectionExistsError, ConfigurationError, InvalidNameError
 from semsearch.layout import BUILD_SETTINGS, MAX_USER_NAME, Layout, check_free, check_name, settings_sql
 from semsearch.passages import splitter
-from semsearch.plans import Plan, default_plan
+from semsearch.plans import Plan
 from semsearch.values import check_text
 
 LOCAL_MODEL = "wordllama-l2-supercat"
@@ -81,8 +81,11 @@ def make_info(
             f"expected text_config as the name of a text search configuration, got {text_config!r}"
         )
     check_text(text_config, "a text_config")
-    if compression is None:
-        compression = default_plan(dims)
+    if compression is None or compression == plan_choice.AUTO:
+        mode, choice = plan_choice.AUTO, plan_choice.choose_plan(0, dims, storage)
+        compression, reason = choice.plan, choice.reason
+    else:
+        mode, reason = plan_choice.PINNED, ""  # said once the plan is parsed
     if (
         not isinstance(hnsw_m, int)
         or not isinstance(hnsw_ef_construction, int)
@@ -121,6 +124,8 @@ def make_info(
         bm25_b=_bm25_param("bm25_b", bm25_b, 0.0, 1.0),
         distributed_by=None if distribute_by is None else distributed.check_by(distribute_by),
         passages=splitter.resolve(passages, model)[0],
+        plan_mode=mode,
+        plan_reason=plan_choice.stamped(reason or f"{layout.plan}: pinned by compression= at creation"),
     )
 
 
@@ -203,8 +208,24 @@ def replan(
     hnsw_m: int | None = None,
     hnsw_ef_construction: int | None = None,
     oversample: float | None = None,
+    rows: int | None = None,
 ) -> CollectionInfo:
-    """The collection's settings after a change of plan or HNSW parameters (checked)."""
+    """The collection's settings after a change of plan or HNSW parameters (checked).
+
+    ``compression="auto"`` puts the collection in automatic mode with the plan
+    :func:`~semsearch.plan_choice.choose_plan` gives for its ``rows``; any other plan pins it.
+    """
+    mode, reason = info.plan_mode, info.plan_reason
+    if compression == plan_choice.AUTO:
+        if rows is None:
+            raise ConfigurationError(
+                f"expected the row count of {info.name!r} to choose its plan, got none: "
+                "alter_collection(name, compression='auto') counts them"
+            )
+        choice = plan_choice.choose_plan(rows, info.dims, info.storage, current=info.compression)
+        compression, mode, reason = choice.plan, plan_choice.AUTO, plan_choice.stamped(choice.reason)
+    elif compression is not None:
+        mode, reason = plan_choice.PINNED, None  # said once the plan is parsed
     new_compression = compression if compression is not None else info.compression
     plan_changed = new_compression != info.compression
     before = Plan.parse(info.compression, dims=info.dims, storage=info.storage).middle
@@ -231,7 +252,9 @@ def replan(
         bm25_k1=info.bm25_k1,
         bm25_b=info.bm25_b,
     )
-    return replace(new, distributed_by=info.distributed_by, passages=info.passages)
+    if reason is None:
+        reason = plan_choice.stamped(f"{new.compression}: pinned by alter_collection(compression=)")
+    return replace(new, distributed_by=info.distributed_by, passages=info.passages, plan_mode=mode, plan_reason=reason)
 
 
 @dataclass(frozen=True)
@@ -311,7 +334,10 @@ def alter(old: CollectionInfo, *, concurrently: bool, autotune: bool | None = No
     new = replan(old, **changes)
     steps = [] if autotune is None else [catalog.update_statement(old.name, autotune=bool(autotune))]
     if unchanged(old, new):  # the same index: only the catalog changes
-        return Alter(new, [*steps, catalog.update_statement(new.name, oversample=new.oversample)], None)
+        update = catalog.update_statement(
+            new.name, oversample=new.oversample, plan_mode=new.plan_mode, plan_reason=new.plan_reason
+        )
+        return Alter(new, [*steps, update], None)
     return Alter(new, steps, index_build(new, concurrently=concurrently, replan=True))
 
 
@@ -329,21 +355,20 @@ def swap_index_statements(info: CollectionInfo, *, replan: bool = True) -> list[
             layout.index_name("hnsw_next", schema=True), layout.index_name("hnsw")
         ),
     ]
-    if not replan:
-        return swap
-    return [
-        *swap,
-        catalog.update_statement(
-            info.name,
-            compression=info.compression,
-            hnsw_m=info.hnsw_m,
-            hnsw_ef_construction=info.hnsw_ef_construction,
-            oversample=info.oversample,
-            ef_search=info.ef_search,
-            tuned_rows=None,
-        ),
-        *generated.functions(info),
-    ]
+    return [*swap, *plan_statements(info)] if replan else swap
+
+
+def plan_statements(info: CollectionInfo, *, alone: bool = False) -> list[sql.Composed]:
+    """``info``'s plan in the catalog row and the collection's SQL functions (tuned values reset).
+
+    :func:`swap_index_statements` runs them with the swap; ``alone`` (one transaction of their
+    own, while the collection has no index: a bulk load's, built afterwards) adds what a
+    distributed collection's transaction needs first.
+    """
+    sequential = [distributed.SEQUENTIAL] if alone and info.layout.distributed else []
+    names = ("compression", "hnsw_m", "hnsw_ef_construction", "oversample", "ef_search", "plan_mode", "plan_reason")
+    row = catalog.update_statement(info.name, **{n: getattr(info, n) for n in names}, tuned_rows=None)
+    return [*sequential, row, *generated.functions(info)]
 
 
 def unchanged(info: CollectionInfo, other: CollectionInfo) -> bool:
@@ -351,8 +376,9 @@ def unchanged(info: CollectionInfo, other: CollectionInfo) -> bool:
 
     def index_part(i: CollectionInfo) -> CollectionInfo:
         return replace(
-            i, oversample=0, ef_search=None, autotune=True, tuned_rows=None, tenant_required=False, hybrid=None
-        )
+            i, oversample=0, ef_search=None, autotune=True, tuned_rows=None, tenant_required=False, hybrid=None,
+            plan_mode="", plan_reason=None,
+        )  # fmt: skip
 
     return index_part(info) == index_part(other)
 

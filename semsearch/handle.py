@@ -41,7 +41,11 @@ class CatalogChanged(CollectionError):
 
 def definition(info: CollectionInfo) -> CollectionInfo:
     """What statements are made from: the row without what tuning changes (which a handle takes, and goes on)."""
-    return replace(info, oversample=0.0, ef_search=None, tuned_rows=None, hybrid=None, autotune=True)
+    # the plan's mode and reason say why, not what: the plan itself is in compression
+    return replace(
+        info, oversample=0.0, ef_search=None, tuned_rows=None, hybrid=None, autotune=True, plan_mode="",
+        plan_reason=None,
+    )  # fmt: skip
 
 
 def rereads(exc: BaseException) -> bool:

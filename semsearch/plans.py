@@ -126,19 +126,6 @@ KINDS: dict[str, Kind] = {
 _PLAN = re.compile(r"^(" + "|".join(re.escape(k) for k in sorted(KINDS, key=len, reverse=True)) + r")(?::(\d{1,5}))?$")
 
 
-#: from this many dims a new collection's default plan is ``bit``, below it ``halfvec``
-BIT_FROM_DIMS = 1024
-
-
-def default_plan(dims: int) -> str:
-    """A new collection's plan when none is given.
-
-    >>> default_plan(1536), default_plan(256)
-    ('bit', 'halfvec')
-    """
-    return "bit" if dims >= BIT_FROM_DIMS else "halfvec"
-
-
 def plan_examples() -> str:
     """The kinds as a user writes them: ``bit, mrl:<d>, mrl-bit:<d>, halfvec, none``."""
     return ", ".join(f"{k.name}:<d>" if k.sized else k.name for k in KINDS.values())

@@ -127,6 +127,8 @@ CREATE TABLE semsearch.collections (
     distributed_by text,
     tenant_setting text,
     passages jsonb,
+    plan_mode text DEFAULT 'pinned'::text NOT NULL,
+    plan_reason text,
     CONSTRAINT collections_bm25_b_check CHECK (((bm25_b >= (0)::double precision) AND (bm25_b <= (1)::double precision))),
     CONSTRAINT collections_bm25_k1_check CHECK (((bm25_k1 >= (0)::double precision) AND (bm25_k1 <= (10)::double precision))),
     CONSTRAINT collections_dims_check CHECK (((dims >= 1) AND (dims <= 16000))),
@@ -140,6 +142,7 @@ CREATE TABLE semsearch.collections (
     CONSTRAINT collections_oversample_check CHECK ((oversample >= (1)::double precision)),
     CONSTRAINT collections_oversample_range CHECK (((oversample >= (1)::double precision) AND (oversample <= (1000)::double precision))),
     CONSTRAINT collections_passages_check CHECK (((passages IS NULL) OR ((jsonb_typeof(passages) = 'object'::text) AND ((passages ->> 'splitter'::text) = ANY (ARRAY['default'::text, 'custom'::text]))))),
+    CONSTRAINT collections_plan_mode_check CHECK ((plan_mode = ANY (ARRAY['auto'::text, 'pinned'::text]))),
     CONSTRAINT collections_storage_check CHECK ((storage = ANY (ARRAY['vector'::text, 'halfvec'::text]))),
     CONSTRAINT collections_table_name_check CHECK ((table_name ~ '^col_[a-z0-9_]{1,48}$'::text)),
     CONSTRAINT collections_tenant_setting_check CHECK ((tenant_setting ~ '^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$'::text)),
@@ -150,6 +153,10 @@ CREATE TABLE semsearch.collections (
 COMMENT ON TABLE semsearch.collections IS 'one row per semsearch collection: its model, dimensions, compression plan and tuned search settings (data only: the statements are composed from it)';
 
 COMMENT ON COLUMN semsearch.collections.passages IS 'documents are split into passages (rows <document key>#<seq>, their place in metadata -> ''semsearch:passage''): the splitter''s settings; NULL: rows are whole texts';
+
+COMMENT ON COLUMN semsearch.collections.plan_mode IS 'auto: the compression plan follows the collection''s size (semsearch/plan_choice.py); pinned: it was given and stays';
+
+COMMENT ON COLUMN semsearch.collections.plan_reason IS 'why the collection has its plan: the last decision (rows, dims, the rule that fired, when)';
 
 CREATE FUNCTION semsearch.collection_for_search(collection text, tenant text, k integer) RETURNS semsearch.collections
     LANGUAGE plpgsql STABLE
@@ -667,7 +674,9 @@ CREATE VIEW semsearch.stats AS
     pg_relation_size((t.oid)::regclass) AS heap_bytes,
     COALESCE(pg_relation_size(to_regclass(format('semsearch.%I'::text, (c.table_name || '_hnsw'::text)))), (0)::bigint) AS hnsw_bytes,
     c.tuning,
-    c.created_at
+    c.created_at,
+    c.plan_mode,
+    c.plan_reason
    FROM (semsearch.collections c
      JOIN pg_class t ON ((t.oid = (to_regclass(format('semsearch.%I'::text, c.table_name)))::oid)));
 

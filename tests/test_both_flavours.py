@@ -22,7 +22,7 @@ from psycopg import sql
 
 import semsearch
 import semsearch.aio
-from semsearch import errors, handle
+from semsearch import errors, handle, plan_choice
 
 DIMS = 16
 
@@ -163,6 +163,24 @@ def test_alter_explain_evaluate_tune_rebuild_doctor(flavour, monkeypatch):
     assert col.info.oversample == tuned.oversample  # the handle follows what the tune stored
     assert col.rebuild_index() > 0
     assert col.doctor().healthy
+
+
+def test_an_automatic_plan_follows_the_size_and_an_explicit_one_pins_it(flavour, monkeypatch):
+    # bit from 20 rows of these 16 dims (the real table says 1,000,000): a load of 30 crosses it
+    monkeypatch.setattr(plan_choice, "RULES", (plan_choice.Rule("test", 1, ((0, "halfvec"), (20, "bit"))),))
+    col = flavour.create_collection("docs", embedder=Words())
+    assert (col.info.compression, col.info.plan_mode) == ("halfvec", "auto")
+    col.add_many({"key": f"m{i}", "content": f"row number {i} about dogs"} for i in range(30))
+    assert (col.info.compression, col.info.plan_mode) == ("bit", "auto")
+    assert col.info.plan_reason.startswith("bit: grew to 30 rows of 16 dims, past 20 (rule for test")
+    assert col.search("dogs", k=3).keys
+    pinned = flavour.alter_collection("docs", compression="halfvec")
+    assert (pinned.info.compression, pinned.info.plan_mode) == ("halfvec", "pinned")
+    col.add_many({"key": f"n{i}", "content": f"row number {i} about cats"} for i in range(10))
+    assert flavour.collection("docs").info.compression == "halfvec"
+    auto = flavour.alter_collection("docs", compression="auto")
+    assert (auto.info.compression, auto.info.plan_mode) == ("bit", "auto")
+    assert auto.info.plan_reason.startswith("bit: grew to 40 rows of 16 dims")
 
 
 def test_grant_gives_a_role_the_collection(flavour, db):

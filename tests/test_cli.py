@@ -168,8 +168,8 @@ def test_every_command_has_an_example_in_its_help(run):
             yield from paths(command, [*prefix, name])
 
     found = list(paths(main, []))
-    assert len(found) == 32  # main, db and its 3, create, ingest, search, explain, grant, eval, tune, backfill,
-    # migrate-model, list, drop, demo, alter, rebuild-index, doctor, delete, server and its 2, sync-table,
+    assert len(found) == 33  # main, db and its 3, create, ingest, search, explain, grant, eval, tune, backfill,
+    # migrate-model, list, drop, demo, alter, info, rebuild-index, doctor, delete, server and its 2, sync-table,
     # unsync-table, synced-tables, distribute, isolate-tenants, get, count, more-like
     for path in found:
         assert "Example:\n    semsearch" in run(*path, "--help").stdout, path

@@ -317,7 +317,7 @@ def test_alter_and_rebuild_index(run, db, tmp_path):
     run("ingest", "a", _write_jsonl(tmp_path / "a.jsonl", rows))
     out = run("alter", "a", "--compression", "bit", "--m", 8, "--oversample", 3, "--no-autotune").stdout
     assert out == (
-        "altered a: toy, 64 dims, vector storage, compression bit, hnsw m=8 ef_construction=64, "
+        "altered a: toy, 64 dims, vector storage, compression bit (pinned), hnsw m=8 ef_construction=64, "
         "oversample 3, autotune off\n"
     )
     info = db.collection("a").info

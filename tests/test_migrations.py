@@ -98,3 +98,26 @@ def test_synced_tables_migration_down_to_0003_and_up_again(db_url):
         db.collection("notes").add(keys=["a"], contents=["pending"], defer=True)
         assert [n.payload for n in conn.notifies(timeout=5, stop_after=1)] == ["notes"]
         assert db.synced_tables() == []
+
+
+def test_automatic_plans_migration_pins_existing_collections_and_goes_down_and_up_again(db_url):
+    """Up from 0010: a collection that exists keeps its plan (pinned, no reason); down: the columns go, rows stay."""
+    with semsearch.connect(db_url) as db:
+        col = db.create_collection("c", dims=4, model="label")  # automatic at head
+        col.add(keys=[1], contents=["one"], embeddings=np.ones((1, 4)))
+        assert col.info.plan_mode == "auto"
+    migrate.downgrade(db_url, "0010")
+    with psycopg.connect(db_url) as conn:
+        assert schema_version(conn) == "0010"
+        columns = "SELECT count(*) FROM information_schema.columns WHERE table_name = %s AND column_name LIKE 'plan_%%'"
+        assert conn.execute(columns, ["collections"]).fetchone()[0] == 0
+        assert conn.execute(columns, ["stats"]).fetchone()[0] == 0
+        assert conn.execute("SELECT name, compression FROM semsearch.stats").fetchall() == [("c", "halfvec")]
+        assert conn.execute("SELECT count(*) FROM semsearch.col_c").fetchone()[0] == 1
+    migrate.upgrade(db_url)
+    with semsearch.connect(db_url) as db:
+        info = db.collection("c").info
+        assert (info.compression, info.plan_mode, info.plan_reason) == ("halfvec", "pinned", None)
+        assert db.collection("c").search(vector=np.ones(4), k=1).keys == ["1"]
+        with db.connection() as conn:
+            assert conn.execute("SELECT plan_mode FROM semsearch.stats").fetchall() == [("pinned",)]

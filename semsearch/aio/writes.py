@@ -24,7 +24,7 @@ import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from semsearch import bm25, catalog, changes, ingest, tune
+from semsearch import autoplan, bm25, catalog, changes, ingest, tune
 from semsearch.aio import repairs, staging
 from semsearch.aio.faces import Stored
 from semsearch.aio.flavour import Records, aembed, offload, records_of
@@ -145,7 +145,10 @@ async def add_many(
     defer: bool,
     autotune: bool,
 ) -> AddResult:
-    """``Collection.add_many``: batches, the bulk-load index build, then autotune (the sync tuner, offloaded)."""
+    """``Collection.add_many``: batches, the bulk-load index build, then the automatic plan and autotune (offloaded).
+
+    See :mod:`semsearch.autoplan` for when a collection in automatic mode changes its plan.
+    """
     await col._reload()  # the table the catalog names now: its index is dropped and built again
     if bulk is None:
         found = await repairs.diagnose(col)
@@ -164,6 +167,8 @@ async def add_many(
         await postings_rewritten(col, progress=progress)
     tuned = None
     if autotune and result.inserted and not defer:
+        # an automatic plan follows the size first: what autotune then measures is the plan searches will run
+        await offload(col, autoplan.follow_size)
         tuned = await offload(col, tune.autotune, after_bulk_load=bulk)
         if tuned is not None:
             await col._reload()
@@ -217,6 +222,10 @@ async def index_deferred(col: Stored, *, progress: bool) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            # an automatic plan is the one the loaded size asks for: one build, not the old plan's and then the new
+            replanned = await offload(col, autoplan.follow_size, build=False)
+            if replanned is not None and progress:
+                tqdm.write(f"plan: {replanned.plan_reason}")
             # the table was just loaded: a plain (parallel) build, which blocks writes but not searches
             await col.rebuild_index(progress=progress, concurrently=False)
 

@@ -1,4 +1,4 @@
-"""Collections: create, alter, rebuild-index, doctor, list, drop, grant."""
+"""Collections: create, alter, info, rebuild-index, doctor, list, drop, grant."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from semsearch.cli.app import connect_db, embedder_option, main, table
 from semsearch.collection import Collection
 from semsearch.collection_info import CollectionInfo
 from semsearch.passages.splitter import Splitter
-from semsearch.plans import BIT_FROM_DIMS, plan_examples
+from semsearch.plans import plan_examples
 
 
 @main.command()
@@ -22,7 +22,8 @@ from semsearch.plans import BIT_FROM_DIMS, plan_examples
 @click.option(
     "--compression",
     metavar="PLAN",
-    help=f"{plan_examples()}, or a funnel such as bit->mrl:256 (default: bit from {BIT_FROM_DIMS} dims, else halfvec).",
+    help=f"{plan_examples()}, or a funnel such as bit->mrl:256; a plan pins it (default: auto, the plan follows "
+    "the collection's size).",
 )
 @click.option("--storage", type=click.Choice(["vector", "halfvec"]), default="vector")
 @click.option("--m", "hnsw_m", type=int, default=16, show_default=True, help="HNSW links per node.")
@@ -79,7 +80,8 @@ def create(
 def _describe(verb: str, info: CollectionInfo) -> None:
     click.echo(
         f"{verb} {info.name}: {info.model}, {info.dims} dims, {info.storage} storage, "
-        f"compression {info.compression}, hnsw m={info.hnsw_m} ef_construction={info.hnsw_ef_construction}"
+        f"compression {info.compression} ({info.plan_mode}), hnsw m={info.hnsw_m} "
+        f"ef_construction={info.hnsw_ef_construction}"
         f", oversample {info.oversample:g}, autotune {'on' if info.autotune else 'off'}"
         + (f", passages {_passages(info.passages)}" if info.passages is not None else "")
     )
@@ -93,7 +95,9 @@ def _passages(config: dict[str, Any]) -> str:
 
 @main.command()
 @click.argument("name")
-@click.option("--compression", metavar="PLAN", help=f"A new plan: {plan_examples()}.")
+@click.option(
+    "--compression", metavar="PLAN", help=f"A new plan, pinned: {plan_examples()}; or auto (follows the size)."
+)
 @click.option("--m", "hnsw_m", type=click.IntRange(2, 100), help="HNSW links per node.")
 @click.option("--ef-construction", "hnsw_ef_construction", type=click.IntRange(4, 1000))
 @click.option("--oversample", type=click.FloatRange(1, 1000), help="Candidates per wanted row for later searches.")
@@ -116,6 +120,27 @@ def alter(ctx: click.Context, name: str, blocking: bool, **options: Any) -> None
         )
     col = connect_db(ctx).alter_collection(name, concurrently=not blocking, **options)
     _describe("altered", col.info)
+
+
+@main.command()
+@click.argument("name")
+@click.pass_context
+def info(ctx: click.Context, name: str) -> None:
+    """Print collection NAME's definition, its size and why it has its compression plan.
+
+    \b
+    Example:
+      semsearch info movies
+    """
+    col = connect_db(ctx).collection(name)
+    i = col.info
+    _describe(i.name, i)
+    click.echo(f"rows: {col.count():,}" + (" documents" if i.passages is not None else ""))
+    how = "automatic (follows the collection's size)" if i.plan_mode == "auto" else "pinned"
+    click.echo(f"plan: {i.compression}, {how}")
+    click.echo(f"reason: {i.plan_reason or 'none recorded (created before automatic plans)'}")
+    if i.tuned_rows is not None:
+        click.echo(f"tuned at {i.tuned_rows:,} rows: oversample {i.oversample:g}, ef_search {i.ef_search or 'auto'}")
 
 
 @main.command("rebuild-index")
