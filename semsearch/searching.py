@@ -5,7 +5,7 @@ search composes its statement in Python (:mod:`semsearch.statements`) with liter
 LIMITs and the query vector as a binary parameter, and sends it, prepared, pipelined
 behind its ``hnsw.ef_search`` setting: one network round trip, and no generic plan
 can lose the index. Filtered, text and
-hybrid searches call the SQL functions (``semsearch.search()`` and friends), which
+hybrid searches call the SQL functions (``semsearch.search_rows()`` and friends: rows as stored), which
 estimate a filter's selectivity, choose the index or an exact scan, and fuse.
 """
 
@@ -41,18 +41,18 @@ _SET = sql.SQL("SELECT set_config(%s, %s, false)")
 _SET_LOCAL = sql.SQL("SELECT set_config(%s, %s, true)")
 _FUNCTION: dict[str, sql.SQL] = {
     "vector": sql.SQL(
-        "SELECT key, content, score, metadata FROM semsearch.search(collection => %(name)s, query => %(q)b, "
+        "SELECT key, content, score, metadata FROM semsearch.search_rows(collection => %(name)s, query => %(q)b, "
         "k => %(k)s::int, oversample => %(oversample)s::real, ef_search => %(ef_search)s::int, "
         "exact => %(exact)s::bool, filter => %(filter)s::jsonb, filter_path => %(path)s::jsonpath, "
         "filter_vars => %(vars)s::jsonb, tenant => %(tenant)s::text)"
     ),
     "text": sql.SQL(
-        "SELECT key, content, score, metadata FROM semsearch.text_search(collection => %(name)s, "
+        "SELECT key, content, score, metadata FROM semsearch.text_search_rows(collection => %(name)s, "
         "query_text => %(text)s::text, k => %(k)s::int, filter => %(filter)s::jsonb, "
         "filter_path => %(path)s::jsonpath, filter_vars => %(vars)s::jsonb, tenant => %(tenant)s::text)"
     ),
     "hybrid": sql.SQL(
-        "SELECT key, content, score, metadata FROM semsearch.hybrid_search(collection => %(name)s, "
+        "SELECT key, content, score, metadata FROM semsearch.hybrid_search_rows(collection => %(name)s, "
         "query_text => %(text)s::text, query => %(q)b, k => %(k)s::int, filter => %(filter)s::jsonb, "
         "filter_path => %(path)s::jsonpath, filter_vars => %(vars)s::jsonb, tenant => %(tenant)s::text, "
         "fusion => %(fusion)s::text, vector_weight => %(wv)s::real, text_weight => %(wt)s::real)"
