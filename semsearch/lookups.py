@@ -74,7 +74,8 @@ class Lookups:
         want = page.fetch
         fetch = min(MAX_K, page.k + page.offset + own) if passages else grouping.first_fetch(want)
         while True:
-            found = col._search(paging.Page(k=fetch), fused, fresh=fresh, **search)
+            lists = None if passages else grouping.lists_for(fetch)
+            found = col._search(paging.Page(k=fetch), fused, fresh=fresh, lists_for=lists, **search)
             more = grouping.widen(fetch, got=len(found), distinct=grouping.distinct(found), want=want)
             if passages or more is None:
                 break
@@ -142,6 +143,7 @@ class Lookups:
         search = dict(
             k=want if passages or not documents else grouping.first_fetch(want), mode=mode, oversample=oversample,
             ef_search=ef_search, exact=exact, where=where, tenant=tenant,
+            lists_for=grouping.lists_for(grouping.first_fetch(want)) if documents and not passages else None,
         )  # fmt: skip
         made: list[Any] = []  # the embedder and the query texts' vectors: embedded once, unless it changes
 
@@ -181,7 +183,7 @@ class Lookups:
         with col.db.pinned(fresh=fresh):
             for attempt in (1, 2, 3):
                 made = requests()
-                asked = {i: replace(made[i], k=k) for i, k in ks.items()} if ks else dict(enumerate(made))
+                asked = {i: _widened(made[i], k) for i, k in ks.items()} if ks else dict(enumerate(made))
                 info, timeout = col.info, col.db.search_timeout
                 plans = [
                     searching.plan(col.layout, col.name, info.oversample, info.ef_search, r, timeout=timeout)
@@ -270,6 +272,11 @@ class Lookups:
                 page, (None, None, None), passages=passages, fresh=fresh, own=cast(Any, found)[1], **search
             )
         return col._search(page, (None, None, None), fresh=fresh, **search)
+
+
+def _widened(request: searching.Request, k: int) -> searching.Request:
+    """A documents search's request for ``k`` passages (a hybrid one's lists sized for them)."""
+    return replace(request, k=k, lists_for=None if request.lists_for is None else grouping.lists_for(k))
 
 
 def _fetch(conn: psycopg.Connection[Any], *, stmt: Any, params: Any) -> list[tuple[Any, ...]]:

@@ -55,7 +55,8 @@ _FUNCTION: dict[str, sql.SQL] = {
         "SELECT key, content, score, metadata FROM semsearch.hybrid_search_rows(collection => %(name)s, "
         "query_text => %(text)s::text, query => %(q)b, k => %(k)s::int, filter => %(filter)s::jsonb, "
         "filter_path => %(path)s::jsonpath, filter_vars => %(vars)s::jsonb, tenant => %(tenant)s::text, "
-        "fusion => %(fusion)s::text, vector_weight => %(wv)s::real, text_weight => %(wt)s::real)"
+        "fusion => %(fusion)s::text, vector_weight => %(wv)s::real, text_weight => %(wt)s::real, "
+        "lists_for => %(lists_for)s::int)"
     ),
 }
 
@@ -77,6 +78,9 @@ class Request:
     fusion: str | None = None
     vector_weight: float | None = None
     text_weight: float | None = None
+    #: hybrid only: size the fused lists as for a search of this many rows (None: ``k``); a documents
+    #: search's, from :func:`semsearch.passages.grouping.lists_for`
+    lists_for: int | None = None
 
     @property
     def filtered(self) -> bool:
@@ -113,6 +117,7 @@ def check_request(
     exact: bool,
     where: Mapping[str, Any] | None,
     tenant: str | None,
+    lists_for: int | None = None,
 ) -> Request:
     """Check a search's arguments (before any round trip); the request has no vector yet.
 
@@ -154,7 +159,7 @@ def check_request(
         check_text(query, "a query text")
     return Request(
         mode=mode, k=k, text=query, oversample=oversample, ef_search=ef_search,
-        exact=bool(exact), filter=filt, tenant=tenant,
+        exact=bool(exact), filter=filt, tenant=tenant, lists_for=lists_for,
     )  # fmt: skip
 
 
@@ -231,6 +236,7 @@ def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, req
         "fusion": request.fusion,
         "wv": request.vector_weight,
         "wt": request.text_weight,
+        "lists_for": request.lists_for,
     }
     return SearchPlan(_FUNCTION[request.mode], params, {})
 

@@ -11,7 +11,7 @@ DROP FUNCTION semsearch.search_documents_of(text, text, integer, boolean, text, 
 DROP FUNCTION semsearch.documents_wanted(semsearch.collections, boolean);
 DROP FUNCTION semsearch.check_tenant(semsearch.collections, text);
 DROP FUNCTION semsearch.hybrid_search_rows(text, text, vector, integer, real, real, integer, integer, jsonb, jsonpath,
-    jsonb, text, text);
+    jsonb, text, text, integer);
 
 ALTER FUNCTION semsearch.search_rows(text, vector, integer, real, integer, boolean, jsonb, jsonpath, jsonb, text)
     RENAME TO search;

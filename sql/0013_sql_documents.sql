@@ -21,7 +21,7 @@ DROP FUNCTION semsearch.hybrid_search(text, text, vector, integer, real, real, i
 DROP FUNCTION semsearch.more_like(text, text, integer, real, integer, boolean, jsonb, jsonpath, jsonb, text);
 
 -- hybrid_search() over the rows as stored: planner.hybrid_function() (made again at every `semsearch db upgrade`)
-CREATE FUNCTION semsearch.hybrid_search_rows(collection text, query_text text, query vector, k integer DEFAULT 10, vector_weight real DEFAULT NULL, text_weight real DEFAULT NULL, rrf_k integer DEFAULT 60, candidates integer DEFAULT NULL, filter jsonb DEFAULT NULL, filter_path jsonpath DEFAULT NULL, filter_vars jsonb DEFAULT NULL, tenant text DEFAULT NULL, fusion text DEFAULT NULL) RETURNS SETOF semsearch.hit LANGUAGE sql AS 'WITH cfg AS MATERIALIZED (SELECT p.* FROM (SELECT semsearch.check_hybrid(k, vector_weight, text_weight, rrf_k, candidates) AS ok) checked, semsearch.plan_hybrid(k, candidates, fusion, vector_weight, text_weight, rrf_k, (SELECT hybrid FROM semsearch.collections WHERE name = collection)) p WHERE checked.ok),
+CREATE FUNCTION semsearch.hybrid_search_rows(collection text, query_text text, query vector, k integer DEFAULT 10, vector_weight real DEFAULT NULL, text_weight real DEFAULT NULL, rrf_k integer DEFAULT 60, candidates integer DEFAULT NULL, filter jsonb DEFAULT NULL, filter_path jsonpath DEFAULT NULL, filter_vars jsonb DEFAULT NULL, tenant text DEFAULT NULL, fusion text DEFAULT NULL, lists_for integer DEFAULT NULL) RETURNS SETOF semsearch.hit LANGUAGE sql AS 'WITH cfg AS MATERIALIZED (SELECT p.* FROM (SELECT semsearch.check_hybrid(k, vector_weight, text_weight, rrf_k, candidates) AS ok) checked, semsearch.plan_hybrid(coalesce(lists_for, k), candidates, fusion, vector_weight, text_weight, rrf_k, (SELECT hybrid FROM semsearch.collections WHERE name = collection)) p WHERE checked.ok),
 v AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM (SELECT h.* FROM cfg, semsearch.search_rows(collection, query, cfg.list_size, filter => filter, filter_path => filter_path, filter_vars => filter_vars, tenant => tenant) h) h),
 t AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM (SELECT h.* FROM cfg, semsearch.text_search_rows(collection, query_text, cfg.list_size, filter => filter, filter_path => filter_path, filter_vars => filter_vars, tenant => tenant) h) h),
 vs AS (SELECT max(score) AS hi, min(score) AS lo FROM v),
@@ -41,8 +41,8 @@ ORDER BY score DESC, coalesce(v.r, 1e9), coalesce(t.r, 1e9)
 LIMIT k'
 ;
 COMMENT ON FUNCTION semsearch.hybrid_search_rows(text, text, vector, integer, real, real, integer, integer, jsonb,
-    jsonpath, jsonb, text, text) IS
-    'hybrid_search() over the rows as stored (a collection with passages: its passages); hybrid_search() calls it.';
+    jsonpath, jsonb, text, text, integer) IS
+    'hybrid_search() over the rows as stored (a collection with passages: its passages); hybrid_search() calls it. lists_for (NULL: k) sizes the fused lists as for a search of that many rows.';
 
 -- A search by a tenant found nothing: raise when no row of the collection has a tenant (tenant => could never
 -- match), as Python's guards.check_tenants does. Not where tenants are there by definition (required,
@@ -68,9 +68,10 @@ $fn$;
 -- The best k distinct documents (passages: the best k passages) of a collection with passages, the document
 -- `exclude` left out: passages are searched (mode 'vector', 'text' or 'hybrid') for k * 4 (at least 40) rows
 -- (passages: k), 4x more while fewer than k documents (passages) came back and more rows exist: the rules of
--- semsearch/passages/grouping.py. A document is its best passage's row with the document's key: that passage's
--- text, score and metadata (its place under 'semsearch:passage': doc, seq, start, end). One home for the
--- functions below.
+-- semsearch/passages/grouping.py, whose lists_for() sizes a hybrid search's lists (n passages each, not 4n: they
+-- hold 4x the documents wanted, as a row search's lists hold 4x the rows). A document is its best passage's row
+-- with the document's key: that passage's text, score and metadata (its place under 'semsearch:passage': doc,
+-- seq, start, end). One home for the functions below.
 CREATE FUNCTION semsearch.search_documents_of(
     mode text,
     collection text,
@@ -108,7 +109,8 @@ BEGIN
                 filter_path, filter_vars, tenant) h;
         ELSE
             SELECT array_agg(h) INTO found FROM semsearch.hybrid_search_rows(collection, query_text, query, n,
-                vector_weight, text_weight, rrf_k, candidates, filter, filter_path, filter_vars, tenant, fusion) h;
+                vector_weight, text_weight, rrf_k, candidates, filter, filter_path, filter_vars, tenant, fusion,
+                lists_for => CASE WHEN passages THEN n ELSE greatest(1, n / 4) END) h;
         END IF;
         SELECT CASE WHEN passages THEN count(*) ELSE count(DISTINCT d.doc) END INTO got
         FROM (SELECT coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key) AS doc FROM unnest(found) h) d
@@ -354,7 +356,8 @@ BEGIN
             SELECT array_agg(h) INTO found FROM semsearch.hybrid_search_rows(search_documents.collection,
                 search_documents.query_text, search_documents.query, n,
                 filter => search_documents.filter, filter_path => search_documents.filter_path,
-                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant) h;
+                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant,
+                lists_for => greatest(1, n / 4)) h;
         END IF;
         SELECT count(DISTINCT coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key)) INTO docs
         FROM unnest(found) h;

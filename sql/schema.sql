@@ -344,10 +344,10 @@ $$;
 
 COMMENT ON FUNCTION semsearch.hybrid_search(collection text, query_text text, query public.vector, k integer, vector_weight real, text_weight real, rrf_k integer, candidates integer, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text, fusion text, passages boolean) IS 'text (BM25) and vector search fused in SQL: fusion ''blend'' (weighted scores scaled to [0, 1] per list) or ''rrf'' (sum of weight/(rrf_k + rank)); unset fusion and weights come from tune_hybrid() or the default. A collection with passages returns the best k distinct documents (as search() does), passages => true the best k passages.';
 
-CREATE FUNCTION semsearch.hybrid_search_rows(collection text, query_text text, query public.vector, k integer DEFAULT 10, vector_weight real DEFAULT NULL::real, text_weight real DEFAULT NULL::real, rrf_k integer DEFAULT 60, candidates integer DEFAULT NULL::integer, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text, fusion text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
+CREATE FUNCTION semsearch.hybrid_search_rows(collection text, query_text text, query public.vector, k integer DEFAULT 10, vector_weight real DEFAULT NULL::real, text_weight real DEFAULT NULL::real, rrf_k integer DEFAULT 60, candidates integer DEFAULT NULL::integer, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text, fusion text DEFAULT NULL::text, lists_for integer DEFAULT NULL::integer) RETURNS SETOF semsearch.hit
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$WITH cfg AS MATERIALIZED (SELECT p.* FROM (SELECT semsearch.check_hybrid(k, vector_weight, text_weight, rrf_k, candidates) AS ok) checked, semsearch.plan_hybrid(k, candidates, fusion, vector_weight, text_weight, rrf_k, (SELECT hybrid FROM semsearch.collections WHERE name = collection)) p WHERE checked.ok),
+    AS $$WITH cfg AS MATERIALIZED (SELECT p.* FROM (SELECT semsearch.check_hybrid(k, vector_weight, text_weight, rrf_k, candidates) AS ok) checked, semsearch.plan_hybrid(coalesce(lists_for, k), candidates, fusion, vector_weight, text_weight, rrf_k, (SELECT hybrid FROM semsearch.collections WHERE name = collection)) p WHERE checked.ok),
 v AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM (SELECT h.* FROM cfg, semsearch.search_rows(collection, query, cfg.list_size, filter => filter, filter_path => filter_path, filter_vars => filter_vars, tenant => tenant) h) h),
 t AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM (SELECT h.* FROM cfg, semsearch.text_search_rows(collection, query_text, cfg.list_size, filter => filter, filter_path => filter_path, filter_vars => filter_vars, tenant => tenant) h) h),
 vs AS (SELECT max(score) AS hi, min(score) AS lo FROM v),
@@ -366,7 +366,7 @@ FROM v FULL JOIN t ON v.key = t.key CROSS JOIN cfg CROSS JOIN vs CROSS JOIN ts
 ORDER BY score DESC, coalesce(v.r, 1e9), coalesce(t.r, 1e9)
 LIMIT k$$;
 
-COMMENT ON FUNCTION semsearch.hybrid_search_rows(collection text, query_text text, query public.vector, k integer, vector_weight real, text_weight real, rrf_k integer, candidates integer, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text, fusion text) IS 'hybrid_search() over the rows as stored (a collection with passages: its passages); hybrid_search() calls it.';
+COMMENT ON FUNCTION semsearch.hybrid_search_rows(collection text, query_text text, query public.vector, k integer, vector_weight real, text_weight real, rrf_k integer, candidates integer, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text, fusion text, lists_for integer) IS 'hybrid_search() over the rows as stored (a collection with passages: its passages); hybrid_search() calls it. lists_for (NULL: k) sizes the fused lists as for a search of that many rows.';
 
 CREATE FUNCTION semsearch.may(privilege text, table_name text) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -558,7 +558,8 @@ BEGIN
             SELECT array_agg(h) INTO found FROM semsearch.hybrid_search_rows(search_documents.collection,
                 search_documents.query_text, search_documents.query, n,
                 filter => search_documents.filter, filter_path => search_documents.filter_path,
-                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant) h;
+                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant,
+                lists_for => greatest(1, n / 4)) h;
         END IF;
         SELECT count(DISTINCT coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key)) INTO docs
         FROM unnest(found) h;
@@ -608,7 +609,8 @@ BEGIN
                 filter_path, filter_vars, tenant) h;
         ELSE
             SELECT array_agg(h) INTO found FROM semsearch.hybrid_search_rows(collection, query_text, query, n,
-                vector_weight, text_weight, rrf_k, candidates, filter, filter_path, filter_vars, tenant, fusion) h;
+                vector_weight, text_weight, rrf_k, candidates, filter, filter_path, filter_vars, tenant, fusion,
+                lists_for => CASE WHEN passages THEN n ELSE greatest(1, n / 4) END) h;
         END IF;
         SELECT CASE WHEN passages THEN count(*) ELSE count(DISTINCT d.doc) END INTO got
         FROM (SELECT coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key) AS doc FROM unnest(found) h) d

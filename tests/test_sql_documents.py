@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 
@@ -112,3 +114,17 @@ def test_a_tenant_in_a_collection_without_tenants_is_an_error_from_sql_too(db, p
             with pytest.raises(psycopg.errors.InvalidParameterValue, match="expected rows with tenants to search"):
                 conn.execute(stmt, params)
         assert len(conn.execute("SELECT * FROM semsearch.text_search('notenants', 'cats', 5)").fetchall()) == 1
+
+
+def test_a_documents_hybrid_search_fuses_lists_of_the_passages_it_fetches(db, docs):
+    """k=10 documents: 40 passages fused from lists of 40 each (4x the documents), not of 160 (4x the passages)."""
+    q = docs.embedder.embed([Q])[0]
+    with db.connection() as conn:
+        said: list[str] = []
+        conn.add_notice_handler(lambda d: said.append(d.message_primary or ""))
+        conn.execute("SET client_min_messages = debug1")
+        conn.execute("SELECT * FROM semsearch.hybrid_search('sqldocs', %s, %s::vector, 10)", [Q, q]).fetchall()
+        conn.execute("SET client_min_messages = notice")
+    lists = [json.loads(m.removeprefix("semsearch plan "))["k"] for m in said if m.startswith("semsearch plan")]
+    # the first round's two lists (40 each), then the widened round's (160 each): 'big' fills the first 40
+    assert lists[:2] == [40, 40] and set(lists[2:]) <= {160}
