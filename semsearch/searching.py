@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from semsearch import guards, statements, vectors
 from semsearch.errors import InvalidInputError
 from semsearch.filters import Filter, compile_filter
+from semsearch.passages import grouping
 from semsearch.planner import FUSIONS, MAX_EF, MAX_K, MAX_OVERSAMPLE, candidates, ef_search, vector_settings
 from semsearch.results import Hit, SearchResult
 from semsearch.values import check_text
@@ -81,6 +82,9 @@ class Request:
     #: hybrid only: size the fused lists as for a search of this many rows (None: ``k``); a documents
     #: search's, from :func:`semsearch.passages.grouping.lists_for`
     lists_for: int | None = None
+    #: text and hybrid documents searches: ``(offset, k)``, the documents whose best passage the
+    #: statement highlights (:func:`semsearch.passages.grouping.snippeted`); None: none
+    snippets: tuple[int, int] | None = None
 
     @property
     def filtered(self) -> bool:
@@ -118,6 +122,7 @@ def check_request(
     where: Mapping[str, Any] | None,
     tenant: str | None,
     lists_for: int | None = None,
+    snippets: tuple[int, int] | None = None,
 ) -> Request:
     """Check a search's arguments (before any round trip); the request has no vector yet.
 
@@ -159,7 +164,7 @@ def check_request(
         check_text(query, "a query text")
     return Request(
         mode=mode, k=k, text=query, oversample=oversample, ef_search=ef_search,
-        exact=bool(exact), filter=filt, tenant=tenant, lists_for=lists_for,
+        exact=bool(exact), filter=filt, tenant=tenant, lists_for=lists_for, snippets=snippets,
     )  # fmt: skip
 
 
@@ -238,7 +243,17 @@ def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, req
         "wt": request.text_weight,
         "lists_for": request.lists_for,
     }
+    if request.snippets is not None and request.mode != "vector":
+        params["snip_from"], params["snip_to"] = request.snippets[0], request.snippets[0] + request.snippets[1]
+        return SearchPlan(_snippeted(request.mode, layout.text_config), params, {})
     return SearchPlan(_FUNCTION[request.mode], params, {})
+
+
+@lru_cache(maxsize=64)
+def _snippeted(mode: str, text_config: str) -> sql.SQL:
+    """A text or hybrid passage search highlighting its page's documents (composed once per shape)."""
+    stmt = grouping.snippeted(_FUNCTION[mode], text_config, query=sql.SQL("{}::text").format(sql.Placeholder("text")))
+    return sql.SQL(stmt.as_string(None))
 
 
 #: one statement of a round trip and its parameters
@@ -357,7 +372,10 @@ def hits(rows: list[tuple[Any, ...]], request: Request, *, indexed: bool = True)
     """Rows as a :class:`SearchResult`; ``indexed``: the collection's HNSW index was there (else warned)."""
     unindexed = guards.scans_unindexed(request.mode, request.exact, indexed)
     return SearchResult(
-        hits=tuple(Hit(key=r[0], content=r[1], score=float(r[2]), metadata=r[3]) for r in rows),
+        hits=tuple(
+            Hit(key=r[0], content=r[1], score=float(r[2]), metadata=r[3], snippet=r[4] if len(r) > 4 else None)
+            for r in rows
+        ),
         k=request.k,
         exact=request.exact,
         unindexed=unindexed,

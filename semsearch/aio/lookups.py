@@ -74,15 +74,20 @@ class AsyncLookups:
             raise InvalidInputError(f"expected a collection with passages for passages=True, got {col.name!r}")
         want = page.fetch
         fetch = min(MAX_K, page.k + page.offset + own) if passages else grouping.first_fetch(want)
+        # text and hybrid documents: the page's snippets come in the search's own statement
+        snippets = None if passages or search.get("mode") == "vector" else (page.offset, page.k)
         while True:
             lists = None if passages else grouping.lists_for(fetch)
-            found = await col._search(paging.Page(k=fetch), fused, fresh=fresh, lists_for=lists, **search)
+            found = await col._search(
+                paging.Page(k=fetch), fused, fresh=fresh, lists_for=lists, snippets=snippets, **search
+            )
             more = grouping.widen(fetch, got=len(found), distinct=grouping.distinct(found), want=want)
             if passages or more is None:
                 break
             fetch = more
-        [result] = await self._snippets([grouping.ranked(found, page, passages=passages)], [search.get("query")],
-                                        search.get("mode"), fresh=fresh)  # fmt: skip
+        result = grouping.ranked(found, page, passages=passages)
+        if snippets is None:
+            [result] = await self._snippets([result], [search.get("query")], search.get("mode"), fresh=fresh)
         return result
 
     async def _snippets(

@@ -120,7 +120,10 @@ def documents(result: SearchResult, *, k: int, offset: int = 0, score_threshold:
         best = found[0]
         passages = tuple(p for p in map(passage_of, found) if p is not None)
         metadata = placement.document_metadata(best.metadata)
-        hits.append(Hit(key=doc, content=best.content, score=best.score, metadata=metadata, passages=passages))
+        hits.append(
+            Hit(key=doc, content=best.content, score=best.score, metadata=metadata, passages=passages,
+                snippet=best.snippet)
+        )  # fmt: skip
     page = hits[offset : offset + k]
     if score_threshold is not None:
         page = [h for h in page if h.score >= score_threshold]
@@ -152,16 +155,45 @@ def document_vector_statement(layout: Layout, key: str, *, tenant: str | None) -
     return stmt, {"doc": Jsonb({placement.PASSAGE: {"doc": key}}), "tenant": tenant}
 
 
+#: ts_headline's options for a hit's snippet
+HEADLINE = "MaxFragments=2, MinWords=8, MaxWords=30"
+
+
+def _headline(text_config: str, text: sql.Composable, query: sql.Composable) -> sql.Composed:
+    """``text`` with ``query``'s words highlighted (``ts_headline``; the words OR-ed, as BM25 matches them)."""
+    return sql.SQL(
+        "ts_headline({cfg}::regconfig, {t}, coalesce(("
+        "SELECT string_agg(quote_literal(w.lexeme), ' | ')::tsquery "
+        "FROM unnest(to_tsvector({cfg}::regconfig, {q})) w), ''::tsquery), {opts})"
+    ).format(cfg=sql.Literal(text_config), t=text, q=query, opts=sql.Literal(HEADLINE))
+
+
 def snippet_statement(text_config: str, queries: list[str], texts: list[str]) -> tuple[sql.Composed, dict[str, Any]]:
     """Each text with its query's words highlighted (``ts_headline``; the words OR-ed, as BM25 matches them)."""
     stmt = sql.SQL(
-        "SELECT ts_headline({cfg}::regconfig, x.t, coalesce(("
-        "SELECT string_agg(quote_literal(w.lexeme), ' | ')::tsquery "
-        "FROM unnest(to_tsvector({cfg}::regconfig, x.q)) w), ''::tsquery), "
-        "'MaxFragments=2, MinWords=8, MaxWords=30') "
-        "FROM unnest(%(q)s::text[], %(texts)s::text[]) WITH ORDINALITY AS x(q, t, i) ORDER BY x.i"
-    ).format(cfg=sql.Literal(text_config))
+        "SELECT {headline} FROM unnest(%(q)s::text[], %(texts)s::text[]) WITH ORDINALITY AS x(q, t, i) ORDER BY x.i"
+    ).format(headline=_headline(text_config, sql.SQL("x.t"), sql.SQL("x.q")))
     return stmt, {"q": queries, "texts": texts}
+
+
+def snippeted(stmt: sql.Composable, text_config: str, *, query: sql.Composable) -> sql.Composed:
+    """A passage search ``stmt`` whose statement also highlights the best passage of the documents shown.
+
+    ``stmt`` returns passages ``(key, content, score, metadata)``, best first; the statement returns
+    them in that order with a fifth column, ``snippet``: for the best passage of each document ranked
+    after ``%(snip_from)s`` and up to ``%(snip_to)s`` (as :func:`documents` ranks them), its text with
+    ``query``'s words highlighted, else NULL. ``ts_headline`` then runs for the page's documents only,
+    in the search's own round trip.
+    """
+    return sql.SQL(
+        "WITH f AS MATERIALIZED (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS ord, "
+        "coalesce(h.metadata -> {p} ->> 'doc', h.key) AS doc FROM ({stmt}) h),\n"
+        "d AS (SELECT f.doc, min(f.ord) AS best, row_number() OVER (ORDER BY min(f.ord)) AS rank\n"
+        "      FROM f GROUP BY f.doc)\n"
+        "SELECT f.key, f.content, f.score, f.metadata, CASE WHEN d.rank > %(snip_from)s::int "
+        "AND d.rank <= %(snip_to)s::int AND f.ord = d.best THEN {headline} END AS snippet\n"
+        "FROM f JOIN d ON d.doc = f.doc ORDER BY f.ord"
+    ).format(p=sql.Literal(placement.PASSAGE), stmt=stmt, headline=_headline(text_config, sql.SQL("f.content"), query))
 
 
 def with_snippets(result: SearchResult, snippets: list[str]) -> SearchResult:
