@@ -5,8 +5,11 @@ for :func:`first_fetch` passages and, while fewer than ``k`` distinct documents 
 although more passages exist, for more (:func:`widen`: 4x each time, up to the search's
 ``k`` limit); a hybrid one fuses lists of that many passages each (:func:`lists_for`).
 :func:`documents` then keeps each document once, at its best passage's
-score, with the passages of it found, best first. The SQL function
-``semsearch.search_documents`` (migration 0010) follows the same rules. ``search_many`` widens
+score, with the passages of it found, best first. The SQL functions
+``semsearch.search_documents`` (migration 0010) and ``search()``, ``text_search()``,
+``hybrid_search()``, ``more_like()`` (0013, through ``semsearch.search_documents_of``) follow
+the same rules. A text or hybrid search highlights its page's documents in its own statement
+(:func:`snippeted`). ``search_many`` widens
 each query's search so, and ``more_like(key)`` searches with the mean of the document's passage
 vectors (:func:`document_vector_statement`), leaving the document out (:func:`ranked`).
 
