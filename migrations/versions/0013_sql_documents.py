@@ -8,7 +8,7 @@ nothing in a collection where no row has a tenant raises.
 Self-contained: ``sql/0013_sql_documents.sql`` and ``sql/0013_downgrade.sql``.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-07
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
