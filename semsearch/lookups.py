@@ -73,14 +73,18 @@ class Lookups:
             raise InvalidInputError(f"expected a collection with passages for passages=True, got {col.name!r}")
         want = page.fetch
         fetch = min(MAX_K, page.k + page.offset + own) if passages else grouping.first_fetch(want)
+        # text and hybrid documents: the page's snippets come in the search's own statement
+        snippets = None if passages or search.get("mode") == "vector" else (page.offset, page.k)
         while True:
-            found = col._search(paging.Page(k=fetch), fused, fresh=fresh, **search)
+            lists = None if passages else grouping.lists_for(fetch)
+            found = col._search(paging.Page(k=fetch), fused, fresh=fresh, lists_for=lists, snippets=snippets, **search)
             more = grouping.widen(fetch, got=len(found), distinct=grouping.distinct(found), want=want)
             if passages or more is None:
                 break
             fetch = more
-        [result] = self._snippets([grouping.ranked(found, page, passages=passages)], [search.get("query")],
-                                        search.get("mode"), fresh=fresh)  # fmt: skip
+        result = grouping.ranked(found, page, passages=passages)
+        if snippets is None:
+            [result] = self._snippets([result], [search.get("query")], search.get("mode"), fresh=fresh)
         return result
 
     def _snippets(
@@ -142,6 +146,7 @@ class Lookups:
         search = dict(
             k=want if passages or not documents else grouping.first_fetch(want), mode=mode, oversample=oversample,
             ef_search=ef_search, exact=exact, where=where, tenant=tenant,
+            lists_for=grouping.lists_for(grouping.first_fetch(want)) if documents and not passages else None,
         )  # fmt: skip
         made: list[Any] = []  # the embedder and the query texts' vectors: embedded once, unless it changes
 
@@ -181,7 +186,7 @@ class Lookups:
         with col.db.pinned(fresh=fresh):
             for attempt in (1, 2, 3):
                 made = requests()
-                asked = {i: replace(made[i], k=k) for i, k in ks.items()} if ks else dict(enumerate(made))
+                asked = {i: _widened(made[i], k) for i, k in ks.items()} if ks else dict(enumerate(made))
                 info, timeout = col.info, col.db.search_timeout
                 plans = [
                     searching.plan(col.layout, col.name, info.oversample, info.ef_search, r, timeout=timeout)
@@ -270,6 +275,11 @@ class Lookups:
                 page, (None, None, None), passages=passages, fresh=fresh, own=cast(Any, found)[1], **search
             )
         return col._search(page, (None, None, None), fresh=fresh, **search)
+
+
+def _widened(request: searching.Request, k: int) -> searching.Request:
+    """A documents search's request for ``k`` passages (a hybrid one's lists sized for them)."""
+    return replace(request, k=k, lists_for=None if request.lists_for is None else grouping.lists_for(k))
 
 
 def _fetch(conn: psycopg.Connection[Any], *, stmt: Any, params: Any) -> list[tuple[Any, ...]]:

@@ -197,7 +197,7 @@ def bm25(k1: float, b: float) -> tuple[float, float]:
 
 
 def function_statements() -> list[sql.Composed]:
-    """The SQL twins of the rules above (``semsearch.plan_*``) and ``semsearch.hybrid_search()``, made from them."""
+    """The SQL twins of the rules above (``semsearch.plan_*``) and ``semsearch.hybrid_search_rows``: made from them."""
     pin = sql.SQL("SET search_path = pg_catalog, pg_temp")
     return [
         sql.SQL(
@@ -264,27 +264,33 @@ def _plan_hybrid(pin: sql.Composable) -> sql.Composed:
 
 
 def hybrid_function() -> sql.Composed:
-    """``semsearch.hybrid_search()``: :func:`semsearch.statements.fused` over ``search()`` and ``text_search()``.
+    """``semsearch.hybrid_search_rows()``: :func:`semsearch.statements.fused` over ``search_rows()`` and
+    ``text_search_rows()``, the rows (passages) as stored; ``hybrid_search()`` calls it (schema 0013).
 
     Its arguments checked, its plan from ``semsearch.plan_hybrid`` with the collection's tuned setting.
+    ``lists_for`` (NULL: ``k``) sizes the lists as for a search of that many rows: a documents search
+    fuses the passages its lists hold for the documents it wants (:func:`semsearch.passages.grouping.lists_for`).
     """
     filters = sql.SQL("filter => filter, filter_path => filter_path, filter_vars => filter_vars, tenant => tenant")
     body = statements.fused(
         plan=sql.SQL(
             "SELECT p.* FROM (SELECT semsearch.check_hybrid(k, vector_weight, text_weight, rrf_k, candidates) AS ok) "
-            "checked, semsearch.plan_hybrid(k, candidates, fusion, vector_weight, text_weight, rrf_k, "
+            "checked, semsearch.plan_hybrid(coalesce(lists_for, k), candidates, fusion, vector_weight, text_weight, "
+            "rrf_k, "
             "(SELECT hybrid FROM semsearch.collections WHERE name = collection)) p WHERE checked.ok"
         ),
-        vector=sql.SQL("SELECT h.* FROM cfg, semsearch.search(collection, query, cfg.list_size, {}) h").format(filters),
-        text=sql.SQL("SELECT h.* FROM cfg, semsearch.text_search(collection, query_text, cfg.list_size, {}) h").format(
+        vector=sql.SQL("SELECT h.* FROM cfg, semsearch.search_rows(collection, query, cfg.list_size, {}) h").format(
             filters
         ),
+        text=sql.SQL(
+            "SELECT h.* FROM cfg, semsearch.text_search_rows(collection, query_text, cfg.list_size, {}) h"
+        ).format(filters),
         k=sql.SQL("k"),
     )
     return sql.SQL(
-        "CREATE OR REPLACE FUNCTION semsearch.hybrid_search(collection text, query_text text, query vector, "
+        "CREATE OR REPLACE FUNCTION semsearch.hybrid_search_rows(collection text, query_text text, query vector, "
         "k integer DEFAULT 10, vector_weight real DEFAULT NULL, text_weight real DEFAULT NULL, "
         "rrf_k integer DEFAULT {rrf_k}, candidates integer DEFAULT NULL, filter jsonb DEFAULT NULL, "
         "filter_path jsonpath DEFAULT NULL, filter_vars jsonb DEFAULT NULL, tenant text DEFAULT NULL, "
-        "fusion text DEFAULT NULL) RETURNS SETOF semsearch.hit LANGUAGE sql AS {body}"
+        "fusion text DEFAULT NULL, lists_for integer DEFAULT NULL) RETURNS SETOF semsearch.hit LANGUAGE sql AS {body}"
     ).format(rrf_k=sql.Literal(RRF_K), body=sql.Literal(body.as_string(None)))

@@ -5,7 +5,7 @@ search composes its statement in Python (:mod:`semsearch.statements`) with liter
 LIMITs and the query vector as a binary parameter, and sends it, prepared, pipelined
 behind its ``hnsw.ef_search`` setting: one network round trip, and no generic plan
 can lose the index. Filtered, text and
-hybrid searches call the SQL functions (``semsearch.search()`` and friends), which
+hybrid searches call the SQL functions (``semsearch.search_rows()`` and friends: rows as stored), which
 estimate a filter's selectivity, choose the index or an exact scan, and fuse.
 """
 
@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from semsearch import guards, statements, vectors
 from semsearch.errors import InvalidInputError
 from semsearch.filters import Filter, compile_filter
+from semsearch.passages import grouping
 from semsearch.planner import (
     FUSIONS,
     MAX_EF,
@@ -50,21 +51,22 @@ _SET_CALL = {False: sql.SQL("set_config(%s, %s, false)"), True: sql.SQL("set_con
 _SET_LOCAL = sql.SQL("SELECT set_config(%s, %s, true)")
 _FUNCTION: dict[str, sql.SQL] = {
     "vector": sql.SQL(
-        "SELECT key, content, score, metadata FROM semsearch.search(collection => %(name)s, query => %(q)b, "
+        "SELECT key, content, score, metadata FROM semsearch.search_rows(collection => %(name)s, query => %(q)b, "
         "k => %(k)s::int, oversample => %(oversample)s::real, ef_search => %(ef_search)s::int, "
         "exact => %(exact)s::bool, filter => %(filter)s::jsonb, filter_path => %(path)s::jsonpath, "
         "filter_vars => %(vars)s::jsonb, tenant => %(tenant)s::text)"
     ),
     "text": sql.SQL(
-        "SELECT key, content, score, metadata FROM semsearch.text_search(collection => %(name)s, "
+        "SELECT key, content, score, metadata FROM semsearch.text_search_rows(collection => %(name)s, "
         "query_text => %(text)s::text, k => %(k)s::int, filter => %(filter)s::jsonb, "
         "filter_path => %(path)s::jsonpath, filter_vars => %(vars)s::jsonb, tenant => %(tenant)s::text)"
     ),
     "hybrid": sql.SQL(
-        "SELECT key, content, score, metadata FROM semsearch.hybrid_search(collection => %(name)s, "
+        "SELECT key, content, score, metadata FROM semsearch.hybrid_search_rows(collection => %(name)s, "
         "query_text => %(text)s::text, query => %(q)b, k => %(k)s::int, filter => %(filter)s::jsonb, "
         "filter_path => %(path)s::jsonpath, filter_vars => %(vars)s::jsonb, tenant => %(tenant)s::text, "
-        "fusion => %(fusion)s::text, vector_weight => %(wv)s::real, text_weight => %(wt)s::real)"
+        "fusion => %(fusion)s::text, vector_weight => %(wv)s::real, text_weight => %(wt)s::real, "
+        "lists_for => %(lists_for)s::int)"
     ),
 }
 
@@ -86,6 +88,12 @@ class Request:
     fusion: str | None = None
     vector_weight: float | None = None
     text_weight: float | None = None
+    #: hybrid only: size the fused lists as for a search of this many rows (None: ``k``); a documents
+    #: search's, from :func:`semsearch.passages.grouping.lists_for`
+    lists_for: int | None = None
+    #: text and hybrid documents searches: ``(offset, k)``, the documents whose best passage the
+    #: statement highlights (:func:`semsearch.passages.grouping.snippeted`); None: none
+    snippets: tuple[int, int] | None = None
 
     @property
     def filtered(self) -> bool:
@@ -122,6 +130,8 @@ def check_request(
     exact: bool,
     where: Mapping[str, Any] | None,
     tenant: str | None,
+    lists_for: int | None = None,
+    snippets: tuple[int, int] | None = None,
 ) -> Request:
     """Check a search's arguments (before any round trip); the request has no vector yet.
 
@@ -163,7 +173,7 @@ def check_request(
         check_text(query, "a query text")
     return Request(
         mode=mode, k=k, text=query, oversample=oversample, ef_search=ef_search,
-        exact=bool(exact), filter=filt, tenant=tenant,
+        exact=bool(exact), filter=filt, tenant=tenant, lists_for=lists_for, snippets=snippets,
     )  # fmt: skip
 
 
@@ -245,8 +255,19 @@ def _plan(layout: Layout, name: str, oversample: float, info_ef: int | None, req
         "fusion": request.fusion,
         "wv": request.vector_weight,
         "wt": request.text_weight,
+        "lists_for": request.lists_for,
     }
+    if request.snippets is not None and request.mode != "vector":
+        params["snip_from"], params["snip_to"] = request.snippets[0], request.snippets[0] + request.snippets[1]
+        return SearchPlan(_snippeted(request.mode, layout.text_config), params, {})
     return SearchPlan(_FUNCTION[request.mode], params, {})
+
+
+@lru_cache(maxsize=64)
+def _snippeted(mode: str, text_config: str) -> sql.SQL:
+    """A text or hybrid passage search highlighting its page's documents (composed once per shape)."""
+    stmt = grouping.snippeted(_FUNCTION[mode], text_config, query=sql.SQL("{}::text").format(sql.Placeholder("text")))
+    return sql.SQL(stmt.as_string(None))
 
 
 #: one statement of a round trip and its parameters
@@ -386,7 +407,10 @@ def hits(rows: list[tuple[Any, ...]], request: Request, *, indexed: bool = True)
     """Rows as a :class:`SearchResult`; ``indexed``: the collection's HNSW index was there (else warned)."""
     unindexed = guards.scans_unindexed(request.mode, request.exact, indexed)
     return SearchResult(
-        hits=tuple(Hit(key=r[0], content=r[1], score=float(r[2]), metadata=r[3]) for r in rows),
+        hits=tuple(
+            Hit(key=r[0], content=r[1], score=float(r[2]), metadata=r[3], snippet=r[4] if len(r) > 4 else None)
+            for r in rows
+        ),
         k=request.k,
         exact=request.exact,
         unindexed=unindexed,

@@ -158,6 +158,25 @@ COMMENT ON COLUMN semsearch.collections.plan_mode IS 'auto: the compression plan
 
 COMMENT ON COLUMN semsearch.collections.plan_reason IS 'why the collection has its plan: the last decision (rows, dims, the rule that fired, when)';
 
+CREATE FUNCTION semsearch.check_tenant(c semsearch.collections, tenant text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    any_tenant boolean;
+BEGIN
+    IF tenant IS NULL OR c.tenant_required OR c.tenant_setting IS NOT NULL OR c.distributed_by IS NOT DISTINCT FROM 'tenant' THEN
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT FROM semsearch.%I WHERE tenant IS NOT NULL)', c.table_name) INTO any_tenant;
+    IF NOT any_tenant THEN
+        RAISE EXCEPTION 'expected rows with tenants to search collection % with tenant %, got none with a tenant '
+            '(rows get one from add(..., tenant=), a "tenant" key of add_many, ingest''s tenant field)',
+            quote_literal(c.name), quote_literal(tenant) USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
 CREATE FUNCTION semsearch.collection_for_search(collection text, tenant text, k integer) RETURNS semsearch.collections
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -225,6 +244,19 @@ END
 $_$;
 
 COMMENT ON FUNCTION semsearch.count(collection text, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'rows a filter keeps, as search() takes it. Example: SELECT semsearch.count(''movies'', filter => ''{"lang": "es"}'');';
+
+CREATE FUNCTION semsearch.documents_wanted(c semsearch.collections, passages boolean) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF passages AND c.passages IS NULL THEN
+        RAISE EXCEPTION 'expected a collection with passages for passages => true, got %', quote_literal(c.name)
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN c.passages IS NOT NULL AND NOT coalesce(passages, false);
+END
+$$;
 
 CREATE FUNCTION semsearch.drop_collection(collection text) RETURNS boolean
     LANGUAGE plpgsql
@@ -296,12 +328,35 @@ $_$;
 
 COMMENT ON FUNCTION semsearch.get(collection text, keys text[], tenant text) IS 'the rows with these keys, in the order given; a key not stored is absent. Example: SELECT * FROM semsearch.get(''movies'', ARRAY[''m1'', ''m2'']);';
 
-CREATE FUNCTION semsearch.hybrid_search(collection text, query_text text, query public.vector, k integer DEFAULT 10, vector_weight real DEFAULT NULL::real, text_weight real DEFAULT NULL::real, rrf_k integer DEFAULT 60, candidates integer DEFAULT NULL::integer, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text, fusion text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
+CREATE FUNCTION semsearch.hybrid_search(collection text, query_text text, query public.vector, k integer DEFAULT 10, vector_weight real DEFAULT NULL::real, text_weight real DEFAULT NULL::real, rrf_k integer DEFAULT 60, candidates integer DEFAULT NULL::integer, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text, fusion text DEFAULT NULL::text, passages boolean DEFAULT false) RETURNS SETOF semsearch.hit
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    c semsearch.collections := semsearch.collection_for_search(collection, tenant, k);
+BEGIN
+    IF semsearch.documents_wanted(c, passages) THEN
+        RETURN QUERY SELECT * FROM semsearch.search_documents_of('hybrid', collection, k, false, NULL, query,
+            query_text, NULL, NULL, false, filter, filter_path, filter_vars, tenant, vector_weight, text_weight, rrf_k,
+            candidates, fusion);
+    ELSE
+        RETURN QUERY SELECT * FROM semsearch.hybrid_search_rows(collection, query_text, query, k, vector_weight,
+            text_weight, rrf_k, candidates, filter, filter_path, filter_vars, tenant, fusion);
+    END IF;
+    IF NOT FOUND THEN
+        PERFORM semsearch.check_tenant(c, tenant);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION semsearch.hybrid_search(collection text, query_text text, query public.vector, k integer, vector_weight real, text_weight real, rrf_k integer, candidates integer, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text, fusion text, passages boolean) IS 'text (BM25) and vector search fused in SQL: fusion ''blend'' (weighted scores scaled to [0, 1] per list) or ''rrf'' (sum of weight/(rrf_k + rank)); unset fusion and weights come from tune_hybrid() or the default. A collection with passages returns the best k distinct documents (as search() does), passages => true the best k passages.';
+
+CREATE FUNCTION semsearch.hybrid_search_rows(collection text, query_text text, query public.vector, k integer DEFAULT 10, vector_weight real DEFAULT NULL::real, text_weight real DEFAULT NULL::real, rrf_k integer DEFAULT 60, candidates integer DEFAULT NULL::integer, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text, fusion text DEFAULT NULL::text, lists_for integer DEFAULT NULL::integer) RETURNS SETOF semsearch.hit
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$WITH cfg AS MATERIALIZED (SELECT p.* FROM (SELECT semsearch.check_hybrid(k, vector_weight, text_weight, rrf_k, candidates) AS ok) checked, semsearch.plan_hybrid(k, candidates, fusion, vector_weight, text_weight, rrf_k, (SELECT hybrid FROM semsearch.collections WHERE name = collection)) p WHERE checked.ok),
-v AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM (SELECT h.* FROM cfg, semsearch.search(collection, query, cfg.list_size, filter => filter, filter_path => filter_path, filter_vars => filter_vars, tenant => tenant) h) h),
-t AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM (SELECT h.* FROM cfg, semsearch.text_search(collection, query_text, cfg.list_size, filter => filter, filter_path => filter_path, filter_vars => filter_vars, tenant => tenant) h) h),
+    AS $$WITH cfg AS MATERIALIZED (SELECT p.* FROM (SELECT semsearch.check_hybrid(k, vector_weight, text_weight, rrf_k, candidates) AS ok) checked, semsearch.plan_hybrid(coalesce(lists_for, k), candidates, fusion, vector_weight, text_weight, rrf_k, (SELECT hybrid FROM semsearch.collections WHERE name = collection)) p WHERE checked.ok),
+v AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM (SELECT h.* FROM cfg, semsearch.search_rows(collection, query, cfg.list_size, filter => filter, filter_path => filter_path, filter_vars => filter_vars, tenant => tenant) h) h),
+t AS (SELECT h.key, h.content, h.score, h.metadata, row_number() OVER () AS r FROM (SELECT h.* FROM cfg, semsearch.text_search_rows(collection, query_text, cfg.list_size, filter => filter, filter_path => filter_path, filter_vars => filter_vars, tenant => tenant) h) h),
 vs AS (SELECT max(score) AS hi, min(score) AS lo FROM v),
 ts AS (SELECT max(score) AS hi, min(score) AS lo FROM t)
 SELECT coalesce(v.key, t.key) AS key, coalesce(v.content, t.content) AS content,
@@ -318,42 +373,54 @@ FROM v FULL JOIN t ON v.key = t.key CROSS JOIN cfg CROSS JOIN vs CROSS JOIN ts
 ORDER BY score DESC, coalesce(v.r, 1e9), coalesce(t.r, 1e9)
 LIMIT k$$;
 
-COMMENT ON FUNCTION semsearch.hybrid_search(collection text, query_text text, query public.vector, k integer, vector_weight real, text_weight real, rrf_k integer, candidates integer, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text, fusion text) IS 'text (BM25) and vector search fused in SQL: fusion ''blend'' (weighted scores scaled to [0, 1] per list) or ''rrf'' (sum of weight/(rrf_k + rank)); unset fusion and weights come from tune_hybrid() or the default.';
+COMMENT ON FUNCTION semsearch.hybrid_search_rows(collection text, query_text text, query public.vector, k integer, vector_weight real, text_weight real, rrf_k integer, candidates integer, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text, fusion text, lists_for integer) IS 'hybrid_search() over the rows as stored (a collection with passages: its passages); hybrid_search() calls it. lists_for (NULL: k) sizes the fused lists as for a search of that many rows.';
 
 CREATE FUNCTION semsearch.may(privilege text, table_name text) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     RETURN COALESCE(has_table_privilege((to_regclass(format('semsearch.%I'::text, table_name)))::oid, privilege), false);
 
-CREATE FUNCTION semsearch.more_like(collection text, key text, k integer DEFAULT 10, oversample real DEFAULT NULL::real, ef_search integer DEFAULT NULL::integer, exact boolean DEFAULT false, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
+CREATE FUNCTION semsearch.more_like(collection text, key text, k integer DEFAULT 10, oversample real DEFAULT NULL::real, ef_search integer DEFAULT NULL::integer, exact boolean DEFAULT false, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text, passages boolean DEFAULT false) RETURNS SETOF semsearch.hit
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $_$
 DECLARE
     c semsearch.collections := semsearch.collection_for_search(collection, tenant, k);
+    documents boolean := semsearch.documents_wanted(c, passages);
     q vector;
-    stored boolean;
+    stored bigint;
 BEGIN
-    EXECUTE format('SELECT embedding::vector, true FROM semsearch.%I WHERE key = $1 AND ($2::text IS NULL OR tenant = $2) '
-                   'LIMIT 1', c.table_name) INTO q, stored USING $2, $10;
-    IF stored IS NULL THEN
+    IF c.passages IS NULL THEN
+        EXECUTE format('SELECT embedding::vector, 1 FROM semsearch.%I WHERE key = $1 AND ($2::text IS NULL OR tenant = $2) '
+                       'LIMIT 1', c.table_name) INTO q, stored USING more_like.key, more_like.tenant;
+    ELSE
+        EXECUTE format('SELECT avg(embedding::vector), count(*) FROM semsearch.%I WHERE metadata @> $1 '
+                       'AND ($2::text IS NULL OR tenant = $2)', c.table_name) INTO q, stored
+            USING jsonb_build_object('semsearch:passage', jsonb_build_object('doc', more_like.key)), more_like.tenant;
+    END IF;
+    IF coalesce(stored, 0) = 0 THEN
         RAISE EXCEPTION 'expected a key stored in collection %, got %', quote_literal(collection),
-            coalesce(quote_literal($2), 'null') USING ERRCODE = '22023';
+            coalesce(quote_literal(more_like.key), 'null') USING ERRCODE = '22023';
     END IF;
     IF q IS NULL THEN
         RAISE EXCEPTION 'expected an embedded row, got % waiting for an embedding: run `semsearch backfill %`',
-            quote_literal($2), collection USING ERRCODE = '22023';
+            quote_literal(more_like.key), collection USING ERRCODE = '22023';
     END IF;
-    RETURN QUERY
-        SELECT h.key, h.content, h.score, h.metadata
-        FROM semsearch.search(collection, q, least(k + 1, 10000), oversample, ef_search, exact, filter, filter_path,
-                              filter_vars, tenant) h
-        WHERE h.key <> $2
-        LIMIT k;
+    IF c.passages IS NULL THEN
+        RETURN QUERY
+            SELECT h.key, h.content, h.score, h.metadata
+            FROM semsearch.search_rows(collection, q, least(k + 1, 10000), oversample, ef_search, exact, filter,
+                                       filter_path, filter_vars, tenant) h
+            WHERE h.key <> more_like.key
+            LIMIT k;
+    ELSE
+        RETURN QUERY SELECT * FROM semsearch.search_documents_of('vector', collection, k, NOT documents,
+            more_like.key, q, NULL, oversample, ef_search, exact, filter, filter_path, filter_vars, tenant);
+    END IF;
 END
 $_$;
 
-COMMENT ON FUNCTION semsearch.more_like(collection text, key text, k integer, oversample real, ef_search integer, exact boolean, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'the k rows nearest to a stored row (by its full vector), the row itself left out; the options are search()''s. Example: SELECT * FROM semsearch.more_like(''movies'', ''m1'', 5);';
+COMMENT ON FUNCTION semsearch.more_like(collection text, key text, k integer, oversample real, ef_search integer, exact boolean, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text, passages boolean) IS 'the k rows nearest to a stored row (by its full vector), the row itself left out; the options are search()''s. In a collection with passages key is a document''s: the k documents (passages => true: passages) nearest to the mean of its passages'' vectors, the document left out. Example: SELECT * FROM semsearch.more_like(''movies'', ''m1'', 5);';
 
 CREATE FUNCTION semsearch.notify_pending() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -450,7 +517,148 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION semsearch.search(collection text, query public.vector, k integer DEFAULT 10, oversample real DEFAULT NULL::real, ef_search integer DEFAULT NULL::integer, exact boolean DEFAULT false, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
+CREATE FUNCTION semsearch.search(collection text, query public.vector, k integer DEFAULT 10, oversample real DEFAULT NULL::real, ef_search integer DEFAULT NULL::integer, exact boolean DEFAULT false, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text, passages boolean DEFAULT false) RETURNS SETOF semsearch.hit
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    c semsearch.collections := semsearch.collection_for_search(collection, tenant, k);
+BEGIN
+    IF semsearch.documents_wanted(c, passages) THEN
+        RETURN QUERY SELECT * FROM semsearch.search_documents_of('vector', collection, k, false, NULL, query, NULL,
+            oversample, ef_search, exact, filter, filter_path, filter_vars, tenant);
+    ELSE
+        RETURN QUERY SELECT * FROM semsearch.search_rows(collection, query, k, oversample, ef_search, exact, filter,
+            filter_path, filter_vars, tenant);
+    END IF;
+    IF NOT FOUND THEN
+        PERFORM semsearch.check_tenant(c, tenant);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION semsearch.search(collection text, query public.vector, k integer, oversample real, ef_search integer, exact boolean, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text, passages boolean) IS 'k nearest rows of a collection by cosine similarity of the full vectors: coarse HNSW pass on the compressed copy with oversampling, exact rescore; exact => true scans every (filtered) row. filter: metadata containment (jsonb), filter_path/filter_vars: a jsonpath predicate on metadata. A collection with passages returns the best k distinct documents (key: the document''s; content, score and metadata: its best passage''s, whose place is metadata -> ''semsearch:passage''), passages => true the best k passages. Example: SELECT * FROM semsearch.search(''movies'', ''[0.1, ...]''::vector, 5, filter => ''{"lang": "es"}'');';
+
+CREATE FUNCTION semsearch.search_documents(collection text, query public.vector DEFAULT NULL::public.vector, k integer DEFAULT 10, query_text text DEFAULT NULL::text, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text) RETURNS TABLE(key text, content text, score double precision, metadata jsonb, passages jsonb)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    n integer;
+    found semsearch.hit[];
+    docs integer;
+BEGIN
+    IF search_documents.k IS NULL OR search_documents.k < 1 OR search_documents.k > 10000 THEN
+        RAISE EXCEPTION 'expected k between 1 and 10000, got %', search_documents.k USING ERRCODE = '22023';
+    END IF;
+    IF search_documents.query IS NULL AND search_documents.query_text IS NULL THEN
+        RAISE EXCEPTION 'expected query, query_text or both, got neither' USING ERRCODE = '22023';
+    END IF;
+    n := least(10000, greatest(search_documents.k * 4, 40));
+    LOOP
+        IF search_documents.query_text IS NULL THEN
+            SELECT array_agg(h) INTO found FROM semsearch.search_rows(search_documents.collection, search_documents.query, n,
+                filter => search_documents.filter, filter_path => search_documents.filter_path,
+                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant) h;
+        ELSIF search_documents.query IS NULL THEN
+            SELECT array_agg(h) INTO found FROM semsearch.text_search_rows(search_documents.collection,
+                search_documents.query_text, n,
+                filter => search_documents.filter, filter_path => search_documents.filter_path,
+                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant) h;
+        ELSE
+            SELECT array_agg(h) INTO found FROM semsearch.hybrid_search_rows(search_documents.collection,
+                search_documents.query_text, search_documents.query, n,
+                filter => search_documents.filter, filter_path => search_documents.filter_path,
+                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant,
+                lists_for => greatest(1, n / 4)) h;
+        END IF;
+        SELECT count(DISTINCT coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key)) INTO docs
+        FROM unnest(found) h;
+        EXIT WHEN docs >= search_documents.k OR coalesce(cardinality(found), 0) < n OR n >= 10000;
+        n := least(10000, n * 4);
+    END LOOP;
+    RETURN QUERY
+    SELECT g.doc, g.content, g.score, g.metadata - 'semsearch:passage', g.passages
+    FROM (
+        SELECT x.doc,
+               (array_agg(x.content ORDER BY x.ord))[1] AS content,
+               (array_agg(x.score ORDER BY x.ord))[1] AS score,
+               (array_agg(x.metadata ORDER BY x.ord))[1] AS metadata,
+               coalesce(jsonb_agg(jsonb_build_object(
+                   'seq', x.place -> 'seq', 'start', x.place -> 'start', 'end', x.place -> 'end',
+                   'score', x.score, 'text', x.content) ORDER BY x.ord) FILTER (WHERE x.place IS NOT NULL),
+                   '[]'::jsonb) AS passages,
+               min(x.ord) AS first
+        FROM (SELECT h.key, h.content, h.score, h.metadata, h.ord,
+                     h.metadata -> 'semsearch:passage' AS place,
+                     coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key) AS doc
+              FROM unnest(found) WITH ORDINALITY AS h(key, content, score, metadata, ord)) x
+        GROUP BY x.doc
+    ) g
+    ORDER BY g.first
+    LIMIT search_documents.k;
+END
+$$;
+
+COMMENT ON FUNCTION semsearch.search_documents(collection text, query public.vector, k integer, query_text text, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'the best k distinct documents of a collection with passages (vector: query; text: query_text; hybrid: both), each with the passages found (jsonb, best first); candidates widen until k documents are found when k exist. Example: SELECT * FROM semsearch.search_documents(''manuals'', $1::vector, 10, tenant => ''acme'');';
+
+CREATE FUNCTION semsearch.search_documents_of(mode text, collection text, k integer, passages boolean, exclude text, query public.vector, query_text text, oversample real, ef_search integer, exact boolean, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text, vector_weight real DEFAULT NULL::real, text_weight real DEFAULT NULL::real, rrf_k integer DEFAULT 60, candidates integer DEFAULT NULL::integer, fusion text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    n integer := CASE WHEN passages THEN k ELSE least(10000, greatest(k * 4, 40)) END;
+    found semsearch.hit[];
+    got integer;
+BEGIN
+    LOOP
+        IF mode = 'vector' THEN
+            SELECT array_agg(h) INTO found FROM semsearch.search_rows(collection, query, n, oversample, ef_search,
+                exact, filter, filter_path, filter_vars, tenant) h;
+        ELSIF mode = 'text' THEN
+            SELECT array_agg(h) INTO found FROM semsearch.text_search_rows(collection, query_text, n, filter,
+                filter_path, filter_vars, tenant) h;
+        ELSE
+            SELECT array_agg(h) INTO found FROM semsearch.hybrid_search_rows(collection, query_text, query, n,
+                vector_weight, text_weight, rrf_k, candidates, filter, filter_path, filter_vars, tenant, fusion,
+                lists_for => CASE WHEN passages THEN n ELSE greatest(1, n / 4) END) h;
+        END IF;
+        SELECT CASE WHEN passages THEN count(*) ELSE count(DISTINCT d.doc) END INTO got
+        FROM (SELECT coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key) AS doc FROM unnest(found) h) d
+        WHERE d.doc IS DISTINCT FROM exclude;
+        EXIT WHEN got >= k OR coalesce(cardinality(found), 0) < n OR n >= 10000;
+        n := least(10000, n * 4);
+    END LOOP;
+    IF passages THEN
+        RETURN QUERY
+        SELECT h.key, h.content, h.score, h.metadata
+        FROM unnest(found) WITH ORDINALITY AS h(key, content, score, metadata, ord)
+        WHERE coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key) IS DISTINCT FROM exclude
+        ORDER BY h.ord
+        LIMIT k;
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT g.doc, g.content, g.score, g.metadata
+    FROM (
+        SELECT x.doc,
+               (array_agg(x.content ORDER BY x.ord))[1] AS content,
+               (array_agg(x.score ORDER BY x.ord))[1] AS score,
+               (array_agg(x.metadata ORDER BY x.ord))[1] AS metadata,
+               min(x.ord) AS first
+        FROM (SELECT h.content, h.score, h.metadata, h.ord,
+                     coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key) AS doc
+              FROM unnest(found) WITH ORDINALITY AS h(key, content, score, metadata, ord)) x
+        WHERE x.doc IS DISTINCT FROM exclude
+        GROUP BY x.doc
+    ) g
+    ORDER BY g.first
+    LIMIT k;
+END
+$$;
+
+CREATE FUNCTION semsearch.search_rows(collection text, query public.vector, k integer DEFAULT 10, oversample real DEFAULT NULL::real, ef_search integer DEFAULT NULL::integer, exact boolean DEFAULT false, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $_$
@@ -534,77 +742,36 @@ BEGIN
 END
 $_$;
 
-COMMENT ON FUNCTION semsearch.search(collection text, query public.vector, k integer, oversample real, ef_search integer, exact boolean, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'k nearest rows of a collection by cosine similarity of the full vectors: coarse HNSW pass on the compressed copy with oversampling, exact rescore; exact => true scans every (filtered) row. filter: metadata containment (jsonb), filter_path/filter_vars: a jsonpath predicate on metadata. Example: SELECT * FROM semsearch.search(''movies'', ''[0.1, ...]''::vector, 5, filter => ''{"lang": "es"}'');';
-
-CREATE FUNCTION semsearch.search_documents(collection text, query public.vector DEFAULT NULL::public.vector, k integer DEFAULT 10, query_text text DEFAULT NULL::text, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text) RETURNS TABLE(key text, content text, score double precision, metadata jsonb, passages jsonb)
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$
-#variable_conflict use_column
-DECLARE
-    n integer;
-    found semsearch.hit[];
-    docs integer;
-BEGIN
-    IF search_documents.k IS NULL OR search_documents.k < 1 OR search_documents.k > 10000 THEN
-        RAISE EXCEPTION 'expected k between 1 and 10000, got %', search_documents.k USING ERRCODE = '22023';
-    END IF;
-    IF search_documents.query IS NULL AND search_documents.query_text IS NULL THEN
-        RAISE EXCEPTION 'expected query, query_text or both, got neither' USING ERRCODE = '22023';
-    END IF;
-    n := least(10000, greatest(search_documents.k * 4, 40));
-    LOOP
-        IF search_documents.query_text IS NULL THEN
-            SELECT array_agg(h) INTO found FROM semsearch.search(search_documents.collection, search_documents.query, n,
-                filter => search_documents.filter, filter_path => search_documents.filter_path,
-                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant) h;
-        ELSIF search_documents.query IS NULL THEN
-            SELECT array_agg(h) INTO found FROM semsearch.text_search(search_documents.collection,
-                search_documents.query_text, n,
-                filter => search_documents.filter, filter_path => search_documents.filter_path,
-                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant) h;
-        ELSE
-            SELECT array_agg(h) INTO found FROM semsearch.hybrid_search(search_documents.collection,
-                search_documents.query_text, search_documents.query, n,
-                filter => search_documents.filter, filter_path => search_documents.filter_path,
-                filter_vars => search_documents.filter_vars, tenant => search_documents.tenant) h;
-        END IF;
-        SELECT count(DISTINCT coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key)) INTO docs
-        FROM unnest(found) h;
-        EXIT WHEN docs >= search_documents.k OR coalesce(cardinality(found), 0) < n OR n >= 10000;
-        n := least(10000, n * 4);
-    END LOOP;
-    RETURN QUERY
-    SELECT g.doc, g.content, g.score, g.metadata - 'semsearch:passage', g.passages
-    FROM (
-        SELECT x.doc,
-               (array_agg(x.content ORDER BY x.ord))[1] AS content,
-               (array_agg(x.score ORDER BY x.ord))[1] AS score,
-               (array_agg(x.metadata ORDER BY x.ord))[1] AS metadata,
-               coalesce(jsonb_agg(jsonb_build_object(
-                   'seq', x.place -> 'seq', 'start', x.place -> 'start', 'end', x.place -> 'end',
-                   'score', x.score, 'text', x.content) ORDER BY x.ord) FILTER (WHERE x.place IS NOT NULL),
-                   '[]'::jsonb) AS passages,
-               min(x.ord) AS first
-        FROM (SELECT h.key, h.content, h.score, h.metadata, h.ord,
-                     h.metadata -> 'semsearch:passage' AS place,
-                     coalesce(h.metadata -> 'semsearch:passage' ->> 'doc', h.key) AS doc
-              FROM unnest(found) WITH ORDINALITY AS h(key, content, score, metadata, ord)) x
-        GROUP BY x.doc
-    ) g
-    ORDER BY g.first
-    LIMIT search_documents.k;
-END
-$$;
-
-COMMENT ON FUNCTION semsearch.search_documents(collection text, query public.vector, k integer, query_text text, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'the best k distinct documents of a collection with passages (vector: query; text: query_text; hybrid: both), each with the passages found (jsonb, best first); candidates widen until k documents are found when k exist. Example: SELECT * FROM semsearch.search_documents(''manuals'', $1::vector, 10, tenant => ''acme'');';
+COMMENT ON FUNCTION semsearch.search_rows(collection text, query public.vector, k integer, oversample real, ef_search integer, exact boolean, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'search() over the rows as stored (a collection with passages: its passages); search() calls it.';
 
 CREATE FUNCTION semsearch.statements_version() RETURNS integer
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     RETURN 3;
 
-CREATE FUNCTION semsearch.text_search(collection text, query_text text, k integer DEFAULT 10, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
+CREATE FUNCTION semsearch.text_search(collection text, query_text text, k integer DEFAULT 10, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text, passages boolean DEFAULT false) RETURNS SETOF semsearch.hit
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    c semsearch.collections := semsearch.collection_for_search(collection, tenant, k);
+BEGIN
+    IF semsearch.documents_wanted(c, passages) THEN
+        RETURN QUERY SELECT * FROM semsearch.search_documents_of('text', collection, k, false, NULL, NULL, query_text,
+            NULL, NULL, false, filter, filter_path, filter_vars, tenant);
+    ELSE
+        RETURN QUERY SELECT * FROM semsearch.text_search_rows(collection, query_text, k, filter, filter_path,
+            filter_vars, tenant);
+    END IF;
+    IF NOT FOUND THEN
+        PERFORM semsearch.check_tenant(c, tenant);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION semsearch.text_search(collection text, query_text text, k integer, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text, passages boolean) IS 'full-text search: rows containing any of the query''s words (after stemming), ranked by BM25; a query of only stop words matches nothing. A collection with passages returns the best k distinct documents (as search() does), passages => true the best k passages. Example: SELECT * FROM semsearch.text_search(''manuals'', ''reset the router'', 5);';
+
+CREATE FUNCTION semsearch.text_search_rows(collection text, query_text text, k integer DEFAULT 10, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $_$
@@ -620,7 +787,7 @@ BEGIN
 END
 $_$;
 
-COMMENT ON FUNCTION semsearch.text_search(collection text, query_text text, k integer, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'full-text search: rows containing any of the query''s words (after stemming), ranked by ts_rank normalised by log length; a query of only stop words matches nothing.';
+COMMENT ON FUNCTION semsearch.text_search_rows(collection text, query_text text, k integer, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'text_search() over the rows as stored (a collection with passages: its passages); text_search() calls it.';
 
 CREATE TABLE semsearch.alembic_version (
     version_num character varying(32) NOT NULL

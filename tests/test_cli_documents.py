@@ -52,9 +52,17 @@ def test_a_folder_of_documents_is_ingested_searched_and_edited(run, db, tmp_path
     assert "<b>router</b>" in hits[0]["snippet"]
     found = run("search", "manuals", "bicycle chain oil", "--passages", "-k", 3, "--json").stdout.splitlines()
     assert all(json.loads(p)["passage"] is not None for p in found) and len(found) == 3
-    (tmp_path / "queries.txt").write_text("router\n")
-    bad = run("search", "manuals", "--batch", tmp_path / "queries.txt", "--passages", ok=False)
-    assert "expected --batch or --passages, not both" in bad.output
+    (tmp_path / "queries.txt").write_text("router\ntent poles\n")
+    batch = run("search", "manuals", "--batch", tmp_path / "queries.txt", "--passages", "-k", 3, "--json").stdout
+    rows = [json.loads(line) for line in batch.splitlines()]
+    assert [r["query"] for r in rows] == [1, 1, 1, 2, 2, 2]  # each query's best passages, not documents
+    assert all(r["passage"] is not None for r in rows)
+    assert rows[0]["key"] == "home.md" and "router" in rows[0]["content"]
+    assert rows[3]["key"] == "sub/outdoors.txt" and "tent" in rows[3]["content"]
+    whole = [json.loads(line) for line in run("search", "manuals", "--batch", tmp_path / "queries.txt", "-k", 3,
+                                                "--json").stdout.splitlines()]  # fmt: skip
+    per_query = [[r["key"] for r in whole if r["query"] == n] for n in (1, 2)]
+    assert per_query == [["home.md", "sub/outdoors.txt"], ["sub/outdoors.txt", "home.md"]]  # documents, each once
 
     # one paragraph edited: only the passages it touches are embedded again
     edited = _manual("kettle", "router", "bread").replace("degrees.\n", "degrees. Sprinkle seeds on the crust.\n")

@@ -220,8 +220,9 @@ def _sql_side(
         "SELECT {}::text AS fusion, {}::float8 AS vector_weight, {}::float8 AS text_weight, "
         "{}::integer AS list_size, {}::integer AS rrf_k"
     ).format(*map(sql.Literal, decided))
-    # hybrid_search() as it is stored, its plan and lists replaced by what they decided and ran
-    body = _body(conn, "hybrid_search")
+    # hybrid_search_rows() (what hybrid_search() runs) as it is stored, its plan and lists replaced by what
+    # they decided and ran
+    body = _body(conn, "hybrid_search_rows")
     body, n = re.subn(
         r"^WITH cfg AS MATERIALIZED \(.*?\),\nv AS",
         lambda _: f"WITH cfg AS MATERIALIZED ({plan.as_string(conn)}),\nv AS",
@@ -229,7 +230,7 @@ def _sql_side(
         flags=re.S,
     )
     assert n == 1
-    for name, message in (("search", vector), ("text_search", text)):
+    for name, message in (("search_rows", vector), ("text_search_rows", text)):
         body, n = re.subn(
             rf"\(SELECT h\.\* FROM cfg, semsearch\.{name}\(.*?\) h\) h\)",
             lambda _, m=message: f"({_list_statement(conn, shown, m)}) h)",

@@ -104,7 +104,8 @@ def search(
     In a collection with passages a hit is a document (the best K distinct ones): its key,
     its best passage's score, offsets ("chars" start-end in the document) and text, and
     how many of its passages were found; --json adds every passage found and, for text and
-    hybrid, a highlighted snippet. --passages lists the best passages instead.
+    hybrid, a highlighted snippet. --passages lists the best passages instead (with --batch:
+    each query's best passages).
 
     \b
     Example:
@@ -114,13 +115,12 @@ def search(
       semsearch search movies --vector-file q.npy --where '{"year": 1995}' --json
       semsearch search docs --batch questions.txt -k 3 --json
       semsearch search manuals "reset the router" --mode hybrid --passages
+      semsearch search manuals --batch questions.txt --passages -k 3
     """
     if batch is not None:
-        if passages:
-            raise click.UsageError("expected --batch or --passages, not both")
         col, kwargs = _search_call(ctx, name, query, options, batch=True)
         del kwargs["vector"]
-        for n, result in enumerate(col.search_many(read_lines(batch), **kwargs), 1):
+        for n, result in enumerate(col.search_many(read_lines(batch), passages=passages, **kwargs), 1):
             _print(result, as_json, kwargs["offset"], query=n)
         return
     col, kwargs = _search_call(ctx, name, query, options)
