@@ -19,7 +19,7 @@ def _held_out_recall(col, queries) -> float:
     return w.run(oversample=None, ef_search=None).recall
 
 
-@pytest.mark.parametrize("compression", ["bit", "mrl-bit:128"])
+@pytest.mark.parametrize("compression", ["bit", "mrl-bit:128", "halfvec"])
 def test_a_new_collection_reaches_0_99_on_cranfield_without_tune(db, cranfield, compression, caplog):
     docs, queries = cranfield
     col = db.create_collection("cran", model="local", dims=256, compression=compression)
