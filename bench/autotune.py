@@ -150,7 +150,7 @@ def setting(r: dict[str, Any]) -> str:
 
 def markdown(res: dict[str, Any]) -> str:
     lines = [
-        "# autotune: stored oversample, the tuner's estimate and held-out recall@10 (target 0.99)",
+        "# autotune: stored setting, the tuner's estimate and held-out recall@10 (target 0.99)",
         "",
         f"`{res['command']}`, {res['date']}. Held-out = the set's real queries, never rows of the collection.",
         "",
