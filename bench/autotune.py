@@ -1,14 +1,18 @@
 """Does autotune hit recall@10 0.99 on held-out real queries, and with how many candidates?
 
-    python bench/autotune.py [--sets jeopardy cranfield-bit cranfield-mrl] [--seeds 0 1 2]
+    python bench/autotune.py [--sets jeopardy cranfield-bit cranfield-mrl jeopardy-halfvec ...] [--seeds 0 1 2]
                              [--out bench/results/autotune]
+
+Sets are ``<data>-<plan>``: data ``jeopardy`` or ``cranfield``, plan ``bit``, ``mrl`` (mrl-bit:128),
+``halfvec`` or ``none``; plain ``jeopardy`` is ``jeopardy-bit``.
 
 Per set a collection is loaded with autotune off; then autotune runs as current main has it
 (``--before`` library, default /work/main: sampled rows left out of their own answers, stored
 x1.4) in a subprocess on the same server, and as this tree has it (proxy queries, no
 headroom), each followed by recall@10 of the set's held-out real queries at the stored
 setting. The lowest oversample reaching 0.99 on those queries (the oracle) is found by
-bisection over candidate counts. ``--seeds`` reruns this tree's tune() with other samples.
+bisection over candidate counts; for the graph-only plans (halfvec, none) it is the lowest
+ef_search at k candidates instead. ``--seeds`` reruns this tree's tune() with other samples.
 Recall only: no latencies are claimed (the machine is shared).
 """
 
@@ -27,7 +31,15 @@ import benchdata  # bench/ is on sys.path when run as a script
 import numpy as np
 
 import semsearch
-from semsearch.tune import AUTOTUNE_BUDGET_ROWS, AUTOTUNE_MAX_QUERIES, AUTOTUNE_MIN_QUERIES, _oversample, autotune, tune
+from semsearch.tune import (
+    AUTOTUNE_BUDGET_ROWS,
+    AUTOTUNE_MAX_QUERIES,
+    AUTOTUNE_MIN_QUERIES,
+    GRAPH_ONLY,
+    _oversample,
+    autotune,
+    tune,
+)
 from semsearch.workload import Workload
 
 BEFORE = """
@@ -44,18 +56,22 @@ def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S ") + msg, flush=True)
 
 
+PLANS = {"bit": "bit", "mrl": "mrl-bit:128", "halfvec": "halfvec", "none": "none"}
+
+
 def load(db: semsearch.Database, which: str) -> tuple[Any, np.ndarray, dict[str, Any]]:
     """(collection, held-out real query vectors, notes)."""
     name = "bench_autotune_" + which.replace("-", "_")
     db.drop_collection(name, missing_ok=True)
-    if which == "jeopardy":
+    data_name, _, plan_name = which.partition("-")
+    plan = PLANS[plan_name or "bit"]
+    if data_name == "jeopardy":
         vs = benchdata.jeopardy(n_queries=1000)
-        col = db.create_collection(name, dims=1536, model="label", compression="bit", autotune=False)
+        col = db.create_collection(name, dims=1536, model="label", compression=plan, autotune=False)
         rows = zip(vs.texts, vs.base, strict=True)
         col.add_many({"key": str(i), "content": t, "embedding": v} for i, (t, v) in enumerate(rows))
         return col, vs.queries, {"rows": len(vs.base), "queries": len(vs.queries), "source": vs.notes["source"]}
     data = benchdata.cranfield()
-    plan = {"cranfield-bit": "bit", "cranfield-mrl": "mrl-bit:128"}[which]
     col = db.create_collection(name, model="local", dims=256, compression=plan, autotune=False)
     col.add_many({"key": i, "content": t} for i, t in zip(data["doc_ids"], data["doc_texts"], strict=True))
     texts = [" ".join(q.split()) for q in data["queries"]]
@@ -78,6 +94,19 @@ def oracle(w: Workload, target: float = 0.99) -> dict[str, Any]:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if held_out(w, _oversample(mid, 10), None) >= target else (mid, hi)
     return {"candidates": hi, "oversample": _oversample(hi, 10), "recall": held_out(w, _oversample(hi, 10), None)}
+
+
+def oracle_ef(w: Workload, target: float = 0.99) -> dict[str, Any]:
+    """The lowest ef_search at k candidates at which the real queries reach ``target``."""
+    lo, hi = 9, 10
+    while held_out(w, 1.0, hi) < target:
+        lo, hi = hi, hi * 2
+        if hi > 1000:
+            return {"ef_search": None}
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if held_out(w, 1.0, mid) >= target else (mid, hi)
+    return {"ef_search": hi, "recall": held_out(w, 1.0, hi)}
 
 
 def run_set(db: semsearch.Database, which: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -107,37 +136,61 @@ def run_set(db: semsearch.Database, which: str, args: argparse.Namespace) -> dic
                "estimate": r.recall, "held_out_recall": held_out(w, r.oversample, r.ef_search)}  # fmt: skip
         out["after_seeds"].append(row)
         log(f"  seed {seed}: {row}")
-    out["oracle"] = oracle(w)
+    # a graph-only plan's search at oversample 1.0 runs at the ef_search tuned above: its oracle is over ef_search
+    out["oracle"] = {"at_k": oracle_ef(w)} if col.layout.plan.kind in GRAPH_ONLY else oracle(w)
     log(f"  oracle: {out['oracle']}")
     db.drop_collection(col.name)
     return out
 
 
+def setting(r: dict[str, Any]) -> str:
+    """x<oversample>, and the ef_search when one is stored (automatic: max(40, candidates))."""
+    return f"x{r['oversample']:.1f}" + (f" ef {r['ef_search']}" if r.get("ef_search") else "")
+
+
 def markdown(res: dict[str, Any]) -> str:
     lines = [
-        "# autotune: stored oversample, the tuner's estimate and held-out recall@10 (target 0.99)",
+        "# autotune: stored setting, the tuner's estimate and held-out recall@10 (target 0.99)",
         "",
         f"`{res['command']}`, {res['date']}. Held-out = the set's real queries, never rows of the collection.",
         "",
-        "| set | plan | before: oversample (est. / held-out) | after: oversample (est. / held-out) |"
-        " after, other seeds: oversample (held-out) | fewest reaching 0.99 held-out |",
+        "| set | plan | before: setting (est. / held-out) | after: setting (est. / held-out) |"
+        " after, other seeds: setting (held-out) | fewest reaching 0.99 held-out |",
         "|---|---|---|---|---|---|",
     ]
     for name, r in res["sets"].items():
         b, a, o = r["before"], r["after"], r["oracle"]
-        seeds = ", ".join(f"{s['oversample']:.1f} ({s['held_out_recall']:.4f})" for s in r["after_seeds"])
-        best = f"{o['oversample']:.1f} ({o['recall']:.4f})" if o.get("candidates") else "not within 2560 candidates"
+        seeds = ", ".join(f"{setting(s)} ({s['held_out_recall']:.4f})" for s in r["after_seeds"])
+        if "at_k" in o:
+            at_k = o["at_k"]
+            best = f"x1.0 ef {at_k['ef_search']} ({at_k['recall']:.4f})" if at_k["ef_search"] else "not within ef 1000"
+        elif o.get("candidates"):
+            best = f"x{o['oversample']:.1f} ({o['recall']:.4f})"
+        else:
+            best = "not within 2560 candidates"
         lines.append(
             f"| {name} ({r['notes']['rows']} rows, {r['notes']['queries']} queries) | {r['plan']} "
-            f"| {b['oversample']:.1f} ({b['estimate']:.4f} / **{b['held_out_recall']:.4f}**) "
-            f"| {a['oversample']:.1f} ({a['estimate']:.4f} / **{a['held_out_recall']:.4f}**) | {seeds} | {best} |"
+            f"| {setting(b)} ({b['estimate']:.4f} / **{b['held_out_recall']:.4f}**) "
+            f"| {setting(a)} ({a['estimate']:.4f} / **{a['held_out_recall']:.4f}**) | {seeds} | {best} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sets", nargs="+", default=["jeopardy", "cranfield-bit", "cranfield-mrl"])
+    ap.add_argument(
+        "--sets",
+        nargs="+",
+        default=[
+            "jeopardy",
+            "cranfield-bit",
+            "cranfield-mrl",
+            "jeopardy-halfvec",
+            "jeopardy-none",
+            "cranfield-halfvec",
+            "cranfield-none",
+        ],
+    )
     ap.add_argument("--seeds", nargs="*", type=int, default=[1, 2])
     ap.add_argument("--before", default="/work/main", help="the library tree autotune runs from for 'before'")
     ap.add_argument("--out", default="bench/results/autotune")

@@ -41,6 +41,10 @@ WIDE_EF_MARGIN = 0.9
 #: queries, does: the smallest count that clears a noisy estimate is otherwise chosen for its luck
 #: (100 proxies on Cranfield: 160 to 290 candidates by seed). More queries, less headroom
 CONFIDENCE_Z = 1.0
+#: plans whose coarse pass ranks as the full vectors do (the vectors at half precision, or themselves):
+#: more candidates rescore nothing, recall is the graph's, so ef_search is tuned at k candidates
+#: (falling back to more candidates if no ef_search reaches: halfvec's rounding can tie rows)
+GRAPH_ONLY = ("halfvec", "none")
 
 
 def _oversample(candidates: int, k: int) -> float:
@@ -74,11 +78,11 @@ class _Search:
             self.points[candidates, ef] = TunePoint(over, ef, candidates, run.recall, run.p50_ms, run.recall_se)
         return self.points[candidates, ef]
 
-    def smallest(self, lo: int, hi: int, ef_for: Callable[[int], int | None]) -> TunePoint | None:
-        """Smallest candidate count in [lo, hi] reaching the target: doubling, then bisection."""
+    def smallest(self, lo: int, hi: int, at: Callable[[int], tuple[int, int | None]]) -> TunePoint | None:
+        """Smallest x in [lo, hi] whose point ``at(x)`` (candidates, ef) reaches: doubling, then bisection."""
         failed, c = lo - 1, lo
         while True:
-            if self.reaches(self.measure(c, ef_for(c))):
+            if self.reaches(self.measure(*at(c))):
                 break
             if c >= hi:
                 return None
@@ -86,11 +90,11 @@ class _Search:
         # bisect to ~6%: finer steps would fit the sampled queries' noise, not the data
         while c - failed > max(1, c // 16):
             mid = (failed + c) // 2
-            if self.reaches(self.measure(mid, ef_for(mid))):
+            if self.reaches(self.measure(*at(mid))):
                 c = mid
             else:
                 failed = mid
-        return self.measure(c, ef_for(c))
+        return self.measure(*at(c))
 
 
 def tune(
@@ -113,7 +117,9 @@ def tune(
     smallest count that does. ef_search is left automatic (max(40, candidates)) unless
     a 4x wider one reaches the target with fewer candidates at a >10% lower p50 (it is
     tried at the largest count that fell short, and searched below it if it helps).
-    The catalog then holds the choice (and a ``tuning`` record), so searches without
+    A ``GRAPH_ONLY`` plan (halfvec, none) keeps ``k`` candidates and the same search runs
+    over ef_search instead (from 40 up), on proxies with data-shaped noise (``shaped=True``), since its
+    recall is the graph walk's. The catalog then holds the choice (and a ``tuning`` record), so searches without
     ``oversample=`` use it. Unreachable within ``max_oversample``: the best recall
     found is stored and ``reached`` is False. Retune after the data grows by calling
     this again.
@@ -134,24 +140,16 @@ def tune(
         # without queries: proxies made from sampled rows, off the graph as a user's queries are
         # (a stored row, even left out of its own answer, is found too easily: see proxy_queries)
         if queries is None:
-            picked = proxy_queries(col, sample, seed=seed)
+            # a graph-only plan's recall is the walk's: its proxies need noise that changes their neighbours
+            picked = proxy_queries(col, sample, seed=seed, shaped=col.layout.plan.kind in GRAPH_ONLY)
         else:
             picked = query_vectors(col, queries, sample=None, seed=seed)
         w = Workload(col, *picked, k=k)
         # given queries are the user's own: taken at their word; proxies must clear their noise
         search = _Search(w, target_recall, CONFIDENCE_Z if queries is None else 0.0)
-        most = max(k, math.floor(k * max_oversample))
-        auto = search.smallest(k, most, lambda c: None)
-        # a wider ef_search pays only if it reaches the target with fewer candidates than the
-        # automatic one needed: probe it at the largest count that fell short before searching below
-        short = [c for (c, ef), p in search.points.items() if ef is None and not search.reaches(p)]
-        wide = None
-        if short and search.reaches(search.measure(max(short), _wide_ef(max(short)))):
-            wide = search.smallest(k, max(short), _wide_ef)
-        if auto and (not wide or wide.p50_ms >= WIDE_EF_MARGIN * auto.p50_ms):
-            best: TunePoint | None = auto
-        else:
-            best = wide
+        best = _graph_only(search, k) if col.layout.plan.kind in GRAPH_ONLY else None
+        if best is None:
+            best = _by_candidates(search, k, max(k, math.floor(k * max_oversample)))
         reached = best is not None
         if best is None:
             best = max(search.points.values(), key=lambda p: (p.recall, -p.p50_ms))
@@ -164,6 +162,29 @@ def tune(
         )  # fmt: skip
         _store(col, best, result)
         return result
+
+
+def _graph_only(search: _Search, k: int) -> TunePoint | None:
+    """The smallest ef_search from the untuned floor (40) reaching the target at ``k`` candidates.
+
+    None when none up to ``MAX_EF`` does. Never below the floor: even shaped proxies can be easier
+    than real queries (256-dim rows spanning 32 directions: ef 32 stored, 0.975 held out vs 0.988 at 40).
+    """
+    return search.smallest(max(k, AUTO_EF_FLOOR), MAX_EF, lambda ef: (k, ef))
+
+
+def _by_candidates(search: _Search, k: int, most: int) -> TunePoint | None:
+    """The fewest candidates (up to ``most``) reaching the target, at the automatic or a wider ef_search."""
+    auto = search.smallest(k, most, lambda c: (c, None))
+    # a wider ef_search pays only if it reaches the target with fewer candidates than the
+    # automatic one needed: probe it at the largest count that fell short before searching below
+    short = [c for (c, ef), p in search.points.items() if ef is None and not search.reaches(p)]
+    wide = None
+    if short and search.reaches(search.measure(max(short), _wide_ef(max(short)))):
+        wide = search.smallest(k, max(short), lambda c: (c, _wide_ef(c)))
+    if auto and (not wide or wide.p50_ms >= WIDE_EF_MARGIN * auto.p50_ms):
+        return auto
+    return wide
 
 
 def _store(col: Searchable, best: TunePoint, result: TuneResult) -> None:

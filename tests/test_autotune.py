@@ -19,7 +19,7 @@ def _held_out_recall(col, queries) -> float:
     return w.run(oversample=None, ef_search=None).recall
 
 
-@pytest.mark.parametrize("compression", ["bit", "mrl-bit:128"])
+@pytest.mark.parametrize("compression", ["bit", "mrl-bit:128", "halfvec"])
 def test_a_new_collection_reaches_0_99_on_cranfield_without_tune(db, cranfield, compression, caplog):
     docs, queries = cranfield
     col = db.create_collection("cran", model="local", dims=256, compression=compression)
@@ -114,3 +114,50 @@ def test_autotune_stores_the_setting_it_measured_without_a_flat_headroom(db):
     assert tuned is not None and tuned.reached and tuned.margin == 1.0
     assert col.info.oversample == pytest.approx(tuned.oversample, abs=1e-6)
     assert tuned.queries == AUTOTUNE_MAX_QUERIES  # 1,500 rows: the budget allows the most proxies
+
+
+def _low_rank(n: int, dims: int, latent: int, seed: int) -> np.ndarray:
+    """Rows spanning ``latent`` of ``dims`` directions: isotropic noise falls mostly outside their span."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, latent)) @ rng.normal(size=(latent, dims))
+    return (base + 0.5 * rng.normal(size=(n, dims))).astype(np.float32)
+
+
+def test_shaped_proxies_leave_their_rows_neighbourhood_where_isotropic_ones_keep_it(db):
+    vecs = check_vectors(_low_rank(2000, 256, 32, 9), n=2000, dims=256)
+    col = db.create_collection("sh", dims=256, model="label", compression="halfvec", autotune=False)
+    col.add_many({"key": i, "content": f"row {i}", "embedding": v} for i, v in enumerate(vecs))
+    own = vecs @ vecs.T
+
+    def kept(proxies: np.ndarray, ids: list[str]) -> float:
+        """Share of each proxy's top-10 among its sampled row and that row's 10 nearest others."""
+        rows = [int(i.removeprefix("proxy:")) for i in ids]
+        top = np.argsort(-(proxies @ vecs.T), axis=1)[:, :10]
+        return float(
+            np.mean([len(set(t) & set(np.argsort(-own[r])[:11])) / 10 for t, r in zip(top, rows, strict=True)])
+        )
+
+    iso_ids, iso = proxy_queries(col, 60, seed=0)
+    ids, shaped = proxy_queries(col, 60, seed=0, shaped=True)
+    assert ids == iso_ids and np.allclose(np.linalg.norm(shaped, axis=1), 1.0, atol=1e-5)
+    # isotropic noise scales every similarity alike: the walk meets the sampled row's own neighbours
+    assert kept(shaped, ids) < kept(iso, ids) - 0.1
+    # the same calibration: as similar to the nearest of those rows as the sampled row is to its nearest other
+    rows = np.array([int(i.removeprefix("proxy:")) for i in ids])
+    nearest_other = np.where(np.eye(len(vecs), dtype=bool)[rows], -1, own[rows]).max(axis=1)
+    assert np.median(np.abs((shaped @ vecs.T).max(axis=1) - nearest_other)) < 0.05
+    assert np.array_equal(proxy_queries(col, 60, seed=0, shaped=True)[1], shaped)
+
+
+def test_tune_of_a_graph_only_plan_tunes_ef_search_at_k_candidates(db):
+    vecs = _clustered(3000, 64, 6)
+    col = db.create_collection("gr", dims=64, model="label", compression="halfvec", autotune=False)
+    col.add_many({"key": i, "content": f"row {i}", "embedding": v} for i, v in enumerate(vecs))
+    result = col.tune(target_recall=0.99, k=10, sample=80)
+    # the coarse pass ranks as the full vectors do: more candidates would rescore nothing
+    assert result.reached and result.candidates == 10 and result.oversample == 1.0
+    assert result.ef_search is not None and col.info.ef_search == result.ef_search
+    assert all(p.candidates == 10 and p.ef_search is not None for p in result.tried)
+    chosen = next(p for p in result.tried if p.ef_search == result.ef_search)
+    assert chosen.recall - CONFIDENCE_Z * chosen.recall_se >= 0.99
+    assert all(p.recall - CONFIDENCE_Z * p.recall_se < 0.99 for p in result.tried if p.ef_search < result.ef_search)
