@@ -136,7 +136,8 @@ def synthetic(
         meta = np.load(side)
         if json.loads(str(meta["params"])) == params:
             out = np.load(path, mmap_mode="r")
-            return _scale_set(n, out, meta["parents"], texts, seed, noise_w, iso_w, meta["truth"])
+            stats = json.loads(str(meta["stats"])) if "stats" in meta else None
+            return _scale_set(n, out, meta["parents"], texts, seed, noise_w, iso_w, meta["truth"], stats)
     if path is None:
         out = np.empty((total, real.shape[1]), np.float32)
     else:
@@ -162,10 +163,11 @@ def synthetic(
         v = mu + r
         out[start : start + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
         parents[start : start + m] = p
-    vs = _scale_set(n, out, parents, texts, seed, noise_w, iso_w, None)
+    vs = _scale_set(n, out, parents, texts, seed, noise_w, iso_w, None, None)
     if path is not None and side is not None:
         out.flush()
-        np.savez(side, params=json.dumps(params), parents=parents, truth=vs.truth)
+        stats = json.dumps(neighbour_stats(vs))
+        np.savez(side, params=json.dumps(params), parents=parents, truth=vs.truth, stats=stats)
     return vs
 
 
@@ -178,6 +180,7 @@ def _scale_set(
     noise_w: float,
     iso_w: float,
     truth: np.ndarray | None,
+    stats: dict[str, Any] | None,
 ) -> VectorSet:
     base, queries = out[:n], np.ascontiguousarray(out[n:])
     words = [texts[i] for i in parents[:n]]
@@ -196,7 +199,7 @@ def _scale_set(
         },
         "split": f"the last {len(queries)} generated rows are the queries",
     }
-    vs.notes.update(neighbour_stats(vs))
+    vs.notes.update(neighbour_stats(vs) if stats is None else stats)
     return vs
 
 
