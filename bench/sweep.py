@@ -146,13 +146,14 @@ def plan_run(
     url: str,
     vs: benchdata.VectorSet,
     plan: str,
-    base: dict[str, Any],
-    runner: qp.Runner,
+    base: dict[str, Any] | None,
+    runner: qp.Runner | None,
     args: argparse.Namespace,
     queries: np.ndarray,
     truth: np.ndarray,
 ) -> dict[str, Any]:
-    """One plan: load, build and autotune through add_many, then interleaved against the baseline."""
+    """One plan: load, build and autotune through add_many, then interleaved against the baseline
+    (``base`` None: measured alone)."""
     n, d = vs.base.shape
     name = "sweep_" + re.sub(r"[^a-z0-9]+", "_", plan)
     col = db.create_collection(name, dims=int(d), model=ct.MODEL, compression=plan)
@@ -195,39 +196,57 @@ def plan_run(
             "reached": tuned.reached,
         },
         "sizes": sizes,
-        "index_bytes_ratio": round(index_bytes / base["sizes"]["index_bytes"], 4),
-        "build_ratio": round(build_s / base["build_s"], 3) if base["build_s"] else None,
+        "index_bytes_ratio": None if base is None else round(index_bytes / base["sizes"]["index_bytes"], 4),
+        "build_ratio": round(build_s / base["build_s"], 3) if base and base["build_s"] else None,
     }
     log(
         f"  [{plan}] add_many {total:.1f} s (load {out['load_s']:.1f}, HNSW build {build_s:.1f}, "
         f"autotune {tune_s:.1f}): oversample {info.oversample}, index {index_bytes / 2**20:.1f} MB"
     )
-    out["prewarm_s"] = {"baseline": hz.prewarm(db, ct.PG_TABLE), "plan": hz.prewarm(db, table)}
+    out["prewarm_s"] = {"baseline": base and hz.prewarm(db, ct.PG_TABLE), "plan": hz.prewarm(db, table)}
 
     def search(q: np.ndarray, oversample: float | None = None) -> list[int]:
         return [int(h.key) for h in col.search(vector=q, k=K, oversample=oversample)]
 
-    runners: dict[str, qp.Runner] = {"baseline": runner, plan: search}
     time.sleep(STAT_FLUSH_S)
     before = statio(url)
-    c = qp.interleave(runners, queries, truth, args.rounds, args.block, False, names=("baseline", plan))
+    c = contest(runner, plan, search, args, queries, truth)
     time.sleep(STAT_FLUSH_S)
-    out["hit_ratio"] = hit_ratios(before, statio(url), {"baseline": base["table"], "plan": table})
+    tables = {"plan": table} | ({} if base is None else {"baseline": base["table"]})
+    out["hit_ratio"] = hit_ratios(before, statio(url), tables)
     out["contenders"] = c
-    out["recall"], out["p50_ms"], out["p50_ratio"] = c[plan]["recall"], c[plan]["p50_ms"], c[plan]["p50_ratio"]
-    log(
-        f"  [{plan}] recall {c[plan]['recall']:.4f} p50 {c[plan]['p50_ms']:.3f} ms vs baseline "
-        f"{c['baseline']['recall']:.4f} {c['baseline']['p50_ms']:.3f} ms: ratio {c[plan]['p50_ratio']}; "
-        f"hit ratio plan {out['hit_ratio']['plan']['hit_ratio']}, baseline {out['hit_ratio']['baseline']['hit_ratio']}"
+    ratio = c[plan]["p50_ratio"] if runner else None
+    out["recall"], out["p50_ms"], out["p50_ratio"] = c[plan]["recall"], c[plan]["p50_ms"], ratio
+    vs_base = (
+        f"vs baseline {c['baseline']['recall']:.4f} {c['baseline']['p50_ms']:.3f} ms: ratio {ratio}"
+        if runner
+        else "(no baseline)"
     )
+    log(f"  [{plan}] recall {c[plan]['recall']:.4f} p50 {c[plan]['p50_ms']:.3f} ms {vs_base}; hit ratios {tables}")
     if out["recall"] < TARGET:
         out["at_target"] = at_target(search, runner, plan, float(info.oversample), args, queries, truth)
     db.drop_collection(name)
     return out
 
 
+def contest(
+    runner: qp.Runner | None, plan: str, search: qp.Runner, args: argparse.Namespace, q: np.ndarray, t: np.ndarray
+) -> dict[str, Any]:
+    """The plan interleaved with the baseline (ratios to it), or alone when there is none."""
+    if runner is None:
+        return qp.interleave({plan: search}, q, t, args.rounds, args.block, False, names=(plan,))
+    runners = {"baseline": runner, plan: search}
+    return qp.interleave(runners, q, t, args.rounds, args.block, False, names=("baseline", plan))
+
+
 def at_target(
-    search: Any, runner: qp.Runner, plan: str, start: float, args: argparse.Namespace, q: np.ndarray, t: np.ndarray
+    search: Any,
+    runner: qp.Runner | None,
+    plan: str,
+    start: float,
+    args: argparse.Namespace,
+    q: np.ndarray,
+    t: np.ndarray,
 ) -> dict[str, Any] | None:
     """The autotuned setting missed TARGET on the held-out queries: the first of a few larger
     oversamples that reaches it on them (tuned on the test queries: an upper bound of what a
@@ -239,11 +258,11 @@ def at_target(
         tried.append({"oversample": x, "recall": round(recall, 4)})
         log(f"  [{plan}] oversample {x}: recall {recall:.4f}")
         if recall >= TARGET:
-            runners = {"baseline": runner, plan: functools.partial(search, oversample=x)}
-            c = qp.interleave(runners, q, t, args.rounds, args.block, False, names=("baseline", plan))
+            c = contest(runner, plan, functools.partial(search, oversample=x), args, q, t)
             log(f"  [{plan}] at oversample {x}: p50 ratio {c[plan]['p50_ratio']} (recall {c[plan]['recall']:.4f})")
-            return {"oversample": x, "tried": tried, "contenders": c} | {
-                k: c[plan][k] for k in ("recall", "p50_ms", "p50_ratio")
+            ratio = c[plan]["p50_ratio"] if runner else None
+            return {"oversample": x, "tried": tried, "contenders": c, "p50_ratio": ratio} | {
+                k: c[plan][k] for k in ("recall", "p50_ms")
             }
     return {"oversample": None, "tried": tried}
 
@@ -273,6 +292,14 @@ def bench(spec: str, args: argparse.Namespace, res: dict[str, Any], save: Any) -
             "plans": {},
         }
     res["datasets"][vs.name] = out
+    if args.no_baseline:
+        out["baseline"], out["no_baseline_reason"] = None, args.no_baseline
+        for plan in plans:
+            out["plans"][plan] = plan_run(db, url, vs, plan, None, None, args, queries, truth)
+            out["elapsed_s"], out["loadavg_at_end"] = round(time.time() - started, 1), loadavg()
+            save()
+        db.close()
+        return
     base = baseline(db, url, vs, args)
     out["baseline"] = base
     hz.prewarm(db, ct.PG_TABLE)
@@ -309,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="timed interleaved passes over the queries")
     ap.add_argument("--block", type=int, default=0, help="queries in a row per contender, blocked pass (0: none)")
     ap.add_argument("--build-memory", default="4GB", help="maintenance_work_mem of the baseline's build")
+    ap.add_argument("--no-baseline", metavar="REASON", help="plans measured alone; REASON is recorded")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sweep")
     args = ap.parse_args(argv)
     args.plans = [p.strip() for p in args.plans.split(",") if p.strip()]

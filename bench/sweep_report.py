@@ -23,6 +23,8 @@ set far larger than RAM (24 GiB holds the baseline's table and index and one pla
 def at_target(r: dict[str, Any]) -> dict[str, Any] | None:
     """A plan's measurement at recall TARGET: its default when that reached it, else the
     larger oversample found on the held-out queries (``at_target``), else None."""
+    if r["p50_ratio"] is None:
+        return None
     if r["recall"] >= TARGET:
         return {"recall": r["recall"], "p50_ratio": r["p50_ratio"], "oversample": r["oversample"], "default": True}
     t = r.get("at_target") or {}
@@ -34,6 +36,8 @@ def at_target(r: dict[str, Any]) -> dict[str, Any] | None:
 def winners(ds: dict[str, Any], *, defaults: bool = False) -> list[tuple[str, dict[str, Any]]]:
     """Plans at recall TARGET (interleaved, held-out queries), lowest p50 ratio first; with
     ``defaults`` only those whose autotuned setting reached it."""
+    if ds.get("baseline") is None:
+        return []
     ok = [(p, at_target(r)) for p, r in ds["plans"].items()]
     ok = [(p, a) for p, a in ok if a is not None and (a["default"] or not defaults)]
     return sorted(ok, key=lambda x: x[1]["p50_ratio"])  # type: ignore[index]
@@ -65,14 +69,26 @@ def crossover(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _f(x: float | None, fmt: str = ".3f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
 def table(ds: dict[str, Any]) -> list[str]:
     b = ds["baseline"]
+    head = (
+        [f"**No baseline at this size**: {ds.get('no_baseline_reason')}. The plans were measured alone."]
+        if b is None
+        else [
+            f"Baseline: COPY {b['load']['load_s']:.1f} s ({b['load']['load_rows_per_s']:,.0f} rows/s), HNSW build "
+            f"{b['build_s']:.1f} s (maintenance_work_mem {b['build_memory']}), index "
+            f"{b['sizes']['index_bytes'] / MB:,.1f} MB, table {b['sizes']['heap_toast_bytes'] / MB:,.1f} MB; "
+            f"ef_search **{b['ef_search']}** (sweep: "
+            + ", ".join(f"{p['knob']:g}: {p['recall']:.4f}/{p['p50_ms']:.2f} ms" for p in b["sweep"])
+            + ")."
+        ]
+    )
     lines = [
-        f"Baseline: COPY {b['load']['load_s']:.1f} s ({b['load']['load_rows_per_s']:,.0f} rows/s), HNSW build "
-        f"{b['build_s']:.1f} s (maintenance_work_mem {b['build_memory']}), index {b['sizes']['index_bytes'] / MB:,.1f} "
-        f"MB, table {b['sizes']['heap_toast_bytes'] / MB:,.1f} MB; ef_search **{b['ef_search']}** (sweep: "
-        + ", ".join(f"{p['knob']:g}: {p['recall']:.4f}/{p['p50_ms']:.2f} ms" for p in b["sweep"])
-        + ").",
+        *head,
         "",
         "| plan | autotuned oversample | recall@10 | p50 ms | baseline p50 ms (recall) | **p50 / baseline** "
         "| if < 0.99: oversample reaching it, recall, p50 / baseline "
@@ -83,13 +99,15 @@ def table(ds: dict[str, Any]) -> list[str]:
     for plan, r in ds["plans"].items():
         c, h = r["contenders"], r["hit_ratio"]
         mark = "" if r["recall"] >= TARGET else " (< 0.99)"
+        cb = c.get("baseline")
+        base = f"{cb['p50_ms']:.3f} ({cb['recall']:.4f})" if cb else "-"
         lines.append(
             f"| `{plan}` | {r['oversample']} | {r['recall']:.4f}{mark} | {r['p50_ms']:.3f} "
-            f"| {c['baseline']['p50_ms']:.3f} ({c['baseline']['recall']:.4f}) | **{r['p50_ratio']:.3f}** "
+            f"| {base} | **{_f(r['p50_ratio'])}** "
             f"| {_up(r)} "
-            f"| {r['sizes']['index_bytes'] / MB:,.1f} ({r['index_bytes_ratio']:.3f}) "
+            f"| {r['sizes']['index_bytes'] / MB:,.1f} ({_f(r['index_bytes_ratio'])}) "
             f"| {r['hnsw_build_s']:.1f} ({r['build_ratio']}) | {r['load_s']:.1f} ({r['load_rows_per_s']:,.0f}) "
-            f"| {r['autotune_s']} | {h['plan']['hit_ratio']} / {h['baseline']['hit_ratio']} |"
+            f"| {r['autotune_s']} | {h['plan']['hit_ratio']} / {h.get('baseline', {}).get('hit_ratio', '-')} |"
         )
     if ds.get("skipped"):
         lines += ["", f"Not measured at this size: {', '.join(f'`{p}`' for p in ds['skipped'])}."]
@@ -109,20 +127,24 @@ def million(name: str, ds: dict[str, Any]) -> list[str]:
         "| contender | load s | rows/s | HNSW build s | autotune s | oversample | table MB | index MB | "
         "recall@10 | p50 / baseline | blocks hit / read in the query phase (ratio) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| pgvector by hand (COPY, ef_search {b['ef_search']}) | {b['load']['load_s']:.1f} "
-        f"| {b['load']['load_rows_per_s']:,.0f} | {b['build_s']:.1f} | - | - "
-        f"| {b['sizes']['heap_toast_bytes'] / MB:,.0f} | {b['sizes']['index_bytes'] / MB:,.0f} | "
-        + " / ".join(f"{r['contenders']['baseline']['recall']:.4f}" for r in ds["plans"].values())
-        + " | 1 | "
-        + " / ".join(_blocks(r["hit_ratio"]["baseline"]) for r in ds["plans"].values())
-        + " |",
     ]
+    if b is not None:
+        lines.append(
+            f"| pgvector by hand (COPY, ef_search {b['ef_search']}) | {b['load']['load_s']:.1f} "
+            f"| {b['load']['load_rows_per_s']:,.0f} | {b['build_s']:.1f} | - | - "
+            f"| {b['sizes']['heap_toast_bytes'] / MB:,.0f} | {b['sizes']['index_bytes'] / MB:,.0f} | "
+            + " / ".join(f"{r['contenders']['baseline']['recall']:.4f}" for r in ds["plans"].values())
+            + " | 1 | "
+            + " / ".join(_blocks(r["hit_ratio"]["baseline"]) for r in ds["plans"].values())
+            + " |"
+        )
     for plan, r in ds["plans"].items():
         lines.append(
             f"| semsearch `{plan}` (add_many bulk) | {r['load_s']:.1f} | {r['load_rows_per_s']:,.0f} "
             f"| {r['hnsw_build_s']:.1f} | {r['autotune_s']} | {r['oversample']} "
             f"| {r['sizes']['heap_toast_bytes'] / MB:,.0f} | {r['sizes']['index_bytes'] / MB:,.0f} "
-            f"| {r['recall']:.4f} | {r['p50_ratio']:.3f} | {_blocks(r['hit_ratio']['plan'])} |"
+            f"| {r['recall']:.4f} | {_f(r['p50_ratio'])} (p50 {r['p50_ms']:.2f} ms) "
+            f"| {_blocks(r['hit_ratio']['plan'])} |"
         )
     lines += [
         "",
@@ -139,7 +161,7 @@ def _up(r: dict[str, Any]) -> str:
     t = r.get("at_target") or {}
     if t.get("oversample") is None:
         return "not reached by " + ", ".join(str(x["oversample"]) for x in t.get("tried", []))
-    return f"{t['oversample']}, {t['recall']:.4f}, **{t['p50_ratio']:.3f}**"
+    return f"{t['oversample']}, {t['recall']:.4f}, **{_f(t['p50_ratio'])}**"
 
 
 def _blocks(h: dict[str, Any]) -> str:
@@ -233,8 +255,9 @@ def plot(res: dict[str, Any], path: Path) -> None:
                     ax.plot([x], [r["p50_ratio"]], mark, color=color, mfc="none", ms=7, alpha=0.6)
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("rows (log); circles: scale set, diamonds: Jeopardy 9k real vectors")
-    ax.set_ylabel("p50 / pgvector by hand's p50 (interleaved)")
+    ax.set_ylabel("p50 / pgvector by hand's p50 (interleaved, log)")
     ax.set_title(
         "semsearch plans vs pgvector HNSW, both at recall@10 >= 0.99 (filled)\n"
         "hollow: the autotuned default where it fell short of 0.99",
@@ -249,5 +272,5 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
 def write(res: dict[str, Any], out: Path) -> None:
     (out / "results.md").write_text(markdown(res))
-    if ordered(res):
+    if any(winners(ds) for _, ds in ordered(res)):
         plot(res, out / "p50_ratio.png")
