@@ -129,7 +129,8 @@ def table(ds: dict[str, Any]) -> list[str]:
             f"| {r['autotune_s']} | {h['plan']['hit_ratio']} / {h.get('baseline', {}).get('hit_ratio', '-')} |"
         )
     if ds.get("skipped"):
-        lines += ["", f"Not measured at this size: {', '.join(f'`{p}`' for p in ds['skipped'])}."]
+        why = f" ({ds['skipped_reason']})" if ds.get("skipped_reason") else ""
+        lines += ["", f"Not measured at this size: {', '.join(f'`{p}`' for p in ds['skipped'])}{why}."]
     return lines
 
 
