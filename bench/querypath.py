@@ -166,17 +166,23 @@ def shifts(names: tuple[str, ...], n: int, same_query: bool) -> dict[str, int]:
 
 
 def interleave(
-    run: dict[str, Runner], queries: np.ndarray, truth: np.ndarray, rounds: int, block: int, same_query: bool
+    run: dict[str, Runner],
+    queries: np.ndarray,
+    truth: np.ndarray,
+    rounds: int,
+    block: int,
+    same_query: bool,
+    names: tuple[str, ...] = NAMES,
 ) -> dict:
-    """One query per contender per step, the first of the three rotating, each contender
+    """One query per contender per step, the first of the ``names`` rotating, each contender
     through every query per round (after one untimed round); then, if ``block``, blocks of
-    ``block`` queries in a row per contender, the blocks rotating."""
+    ``block`` queries in a row per contender, the blocks rotating. Ratios are to ``names[0]``."""
     n = len(queries)
-    shift = shifts(NAMES, n, same_query)
-    lat: dict[str, list[float]] = {x: [] for x in NAMES}
-    first: dict[str, list[float]] = {x: [] for x in NAMES}
-    blocked: dict[str, list[float]] = {x: [] for x in NAMES}
-    found: dict[str, list[Any]] = {x: [None] * n for x in NAMES}
+    shift = shifts(names, n, same_query)
+    lat: dict[str, list[float]] = {x: [] for x in names}
+    first: dict[str, list[float]] = {x: [] for x in names}
+    blocked: dict[str, list[float]] = {x: [] for x in names}
+    found: dict[str, list[Any]] = {x: [None] * n for x in names}
 
     def timed(name: str, j: int) -> float:
         i = (j + shift[name]) % n
@@ -187,20 +193,20 @@ def interleave(
         return dt
 
     for j in tqdm(range(n), desc="  warm-up", leave=False):
-        for name in rotate(NAMES, j):
+        for name in rotate(names, j):
             run[name](queries[(j + shift[name]) % n])
     for j in tqdm(range(rounds * n), desc=f"  {rounds} rounds", leave=False):
-        for pos, name in enumerate(rotate(NAMES, j)):
+        for pos, name in enumerate(rotate(names, j)):
             lat[name].append(timed(name, j))
             if pos == 0:
                 first[name].append(lat[name][-1])
     for s, start in enumerate(range(0, n, block) if block else []):
-        for name in rotate(NAMES, s):
+        for name in rotate(names, s):
             blocked[name] += [timed(name, j) for j in range(start, min(start + block, n))]
     ms = lambda x, p: round(float(np.percentile(x, p)) * 1e3, 3) if x else None  # noqa: E731
     out = {
         n: {
-            "label": LABELS[n],
+            "label": LABELS.get(n, n),
             "recall": round(hz.recall_at(found[n], truth), 4),
             "p50_ms": ms(lat[n], 50),
             "p95_ms": ms(lat[n], 95),
@@ -209,11 +215,11 @@ def interleave(
             "short_results": sum(len(f) < K for f in found[n]),
             "timed_calls": len(lat[n]),
         }
-        for n in NAMES
+        for n in names
     }
-    for n in NAMES:
+    for n in names:
         for key in ("p50", "p95", "p50_when_first", "p50_blocked"):
-            ref = out["baseline"][f"{key}_ms"]
+            ref = out[names[0]][f"{key}_ms"]
             out[n][f"{key}_ratio"] = round(out[n][f"{key}_ms"] / ref, 3) if ref else None
     return out
 
