@@ -57,7 +57,11 @@ class Rule:
         return f"{plan} below {high:,} rows" if low == 0 else f"{plan} from {low:,} to {high:,} rows"
 
 
-#: the thresholds, by dims class (largest first); set from the sweep of sizes x plans (BENCHMARKS.md)
+#: the thresholds, by dims class (largest first). >= 1024 dims, from the sweep of sizes x plans
+#: (bench/sweep.py, BENCHMARKS.md "Plan sweep"; 1,536-dim ada-002 and its scale set, recall@10 0.99,
+#: p50 against pgvector by hand): halfvec is the fastest plan at 9k and 10k rows (1.14-1.18x, bit
+#: 1.49-1.63x), bit at 50k (0.71x) and 250k; the crossover lies between 10k and 50k, and the
+#: threshold sits at the first size where bit was measured to win. < 1024 dims: not swept yet.
 RULES: tuple[Rule, ...] = (
     Rule(">= 1024 dims", 1024, ((0, "halfvec"), (50_000, "bit"))),
     Rule("< 1024 dims", 1, ((0, "halfvec"), (1_000_000, "bit"))),
