@@ -161,3 +161,22 @@ def test_tune_of_a_graph_only_plan_tunes_ef_search_at_k_candidates(db):
     chosen = next(p for p in result.tried if p.ef_search == result.ef_search)
     assert chosen.recall - CONFIDENCE_Z * chosen.recall_se >= 0.99
     assert all(p.recall - CONFIDENCE_Z * p.recall_se < 0.99 for p in result.tried if p.ef_search < result.ef_search)
+
+
+def test_tune_of_a_compressed_plan_measures_on_data_shaped_proxies(db):
+    # at 50k+ rows a bit plan's coarse pass misses by the graph walk too: isotropic proxies were too easy
+    vecs = check_vectors(_low_rank(2000, 256, 32, 9), n=2000, dims=256)
+    col = db.create_collection("bs", dims=256, model="label", compression="bit", autotune=False)
+    col.add_many({"key": i, "content": f"row {i}", "embedding": v} for i, v in enumerate(vecs))
+    result = col.tune(target_recall=0.99, k=10, sample=60)
+    auto = sorted((p for p in result.tried if p.ef_search is None), key=lambda p: p.candidates)
+
+    def recall(shaped: bool, oversample: float) -> float:
+        w = Workload(col, *proxy_queries(col, 60, seed=0, shaped=shaped), k=10)
+        return w.run(oversample=oversample, ef_search=None).recall
+
+    # every point tune() measured is the shaped proxies' recall, not the isotropic ones'
+    assert len(auto) >= 2
+    for p in auto[:2]:
+        assert p.recall == pytest.approx(recall(True, p.oversample), abs=1e-9)
+        assert p.recall != pytest.approx(recall(False, p.oversample), abs=1e-9)
