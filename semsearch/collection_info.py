@@ -28,7 +28,7 @@ class CollectionInfo:
 
         info = db.collection("movies").info
         info.compression, info.oversample     # ('bit', 16.0)
-        info.plan_mode, info.plan_reason      # ('auto', 'bit: grew to 61,200 rows of 1536 dims, past 50,000 ...')
+        info.plan_mode, info.plan_reason      # ('auto', 'bit: grew to 1,200,000 rows of 256 dims, past 1,000,000 ...')
     """
 
     name: str

@@ -183,8 +183,8 @@ class Database:
         ...) or, with precomputed vectors, any label; ``embedder=`` takes any
         :class:`Embedder` instead. ``compression`` is ``bit``, ``halfvec``, ``none``,
         ``mrl:<d>`` or ``mrl-bit:<d>`` and pins the plan; without it (or with ``"auto"``) the
-        plan follows the collection's size: ``halfvec`` while small, ``bit`` once large (from
-        50,000 rows of 1,024+ dims), changed online after loads, with its reason in
+        plan follows the collection's size: below 1,024 dims ``halfvec`` while small, ``bit`` from
+        1,000,000 rows; ``bit`` from 1,024 dims), changed online after loads, with its reason in
         ``info.plan_reason`` (see :mod:`semsearch.plan_choice` and :mod:`semsearch.autoplan`).
         ``storage="halfvec"`` keeps the full vectors at half precision. ``autotune``
         tunes the oversampling to recall@10 >= 0.99 after bulk loads and whenever the

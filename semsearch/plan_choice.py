@@ -5,19 +5,19 @@ dims, the plan from each row count on. A collection created without ``compressio
 altered to ``compression="auto"``) asks it at creation and after its loads (see
 :mod:`semsearch.autoplan`); an explicit plan pins the collection and the rule is not asked.
 
-The thresholds are what was measured so far (issue 22): at 9,000 rows of 1,536 dims the
-``bit`` plan is 1.3-1.5x slower than plain HNSW on the full vectors, at 250,000 rows
-0.66-0.93x; a 256-dim bit plan needs oversample 64 at 1,400 rows. A plain ``halfvec`` graph
-wins while the collection is small. Change the table, not the code, when a sweep says more.
+The thresholds are what was measured (see :data:`RULES`): from 1,024 dims ``bit`` wins with the
+settings autotune stores at every size measured (9k to 250k rows); below 1,024 dims a plain
+``halfvec`` graph wins while the collection is small (a 256-dim bit plan needs oversample 64-88
+at 1,400-9,000 rows). Change the table, not the code, when a sweep says more.
 
 A collection switches up when it grows past a threshold and down only when it shrinks below
 :data:`SHRINK` of it, so one that hovers near a threshold does not rebuild back and forth.
 
 Example::
 
-    choice = choose_plan(60_000, 1536, "vector", current="halfvec")
+    choice = choose_plan(1_200_000, 256, "vector", current="halfvec")
     choice.plan       # 'bit'
-    choice.reason     # 'bit: grew to 60,000 rows of 1536 dims, past 50,000 (rule for >= 1024 dims ...); was halfvec'
+    choice.reason     # 'bit: grew to 1,200,000 rows of 256 dims, past 1,000,000 (rule for < 1024 dims ...) ...'
 """
 
 from __future__ import annotations
@@ -57,13 +57,16 @@ class Rule:
         return f"{plan} below {high:,} rows" if low == 0 else f"{plan} from {low:,} to {high:,} rows"
 
 
-#: the thresholds, by dims class (largest first). >= 1024 dims, from the sweep of sizes x plans
-#: (bench/sweep.py, BENCHMARKS.md "Plan sweep"; 1,536-dim ada-002 and its scale set, recall@10 0.99,
-#: p50 against pgvector by hand): halfvec is the fastest plan at 9k and 10k rows (1.14-1.18x, bit
-#: 1.49-1.63x), bit at 50k (0.71x) and 250k; the crossover lies between 10k and 50k, and the
-#: threshold sits at the first size where bit was measured to win. < 1024 dims: not swept yet.
+#: the thresholds, by dims class (largest first). >= 1024 dims: bit at every size. The sweep of sizes x
+#: plans (bench/sweep.py, BENCHMARKS.md "Plan sweep"; 1,536-dim ada-002 and its scale set) found
+#: halfvec fastest at 9k-10k rows when each plan is given the setting that just reaches recall@10
+#: 0.99 (1.14-1.18x pgvector by hand, bit 1.49-1.63x) and bit from 50k (0.71x); but with the settings
+#: autotune stores, interleaved on Jeopardy 9k (bench/results/querypath/defaults_9k.md), halfvec ran
+#: 1.91x (its tuned ef_search about twice what the queries need) and bit 1.15x: the defaults decide.
+#: < 1024 dims (Jeopardy texts by the local 256-dim model, 9k): halfvec 1.49x, bit 4.2x; not swept
+#: further, bit from 1M rows where its index size pays.
 RULES: tuple[Rule, ...] = (
-    Rule(">= 1024 dims", 1024, ((0, "halfvec"), (50_000, "bit"))),
+    Rule(">= 1024 dims", 1024, ((0, "bit"),)),
     Rule("< 1024 dims", 1, ((0, "halfvec"), (1_000_000, "bit"))),
 )
 
@@ -94,9 +97,9 @@ def choose_plan(rows: int, dims: int, storage: str = "vector", *, current: str |
     A plan the dims cannot have (halfvec past 4,000 dims) gives way to the next step up, or
     :data:`FALLBACK`.
 
-    >>> choose_plan(0, 1536).plan, choose_plan(60_000, 1536).plan, choose_plan(300, 256).plan
-    ('halfvec', 'bit', 'halfvec')
-    >>> choose_plan(30_000, 1536, current="bit").plan, choose_plan(20_000, 1536, current="bit").plan
+    >>> choose_plan(0, 1536).plan, choose_plan(300, 256).plan, choose_plan(1_000_000, 256).plan
+    ('bit', 'halfvec', 'bit')
+    >>> choose_plan(600_000, 256, current="bit").plan, choose_plan(400_000, 256, current="bit").plan
     ('bit', 'halfvec')
     """
     rule = rule_for(dims)

@@ -14,11 +14,11 @@ from semsearch.plans import Plan
 @pytest.mark.parametrize(
     ("rows", "dims", "plan"),
     [
-        (0, 1536, "halfvec"),
-        (49_999, 1536, "halfvec"),
+        (0, 1536, "bit"),
+        (49_999, 1536, "bit"),
         (50_000, 1536, "bit"),
         (250_000, 3072, "bit"),
-        (1024, 1024, "halfvec"),
+        (1024, 1024, "bit"),
         (60_000, 1023, "halfvec"),
         (999_999, 256, "halfvec"),
         (1_000_000, 256, "bit"),
@@ -39,19 +39,20 @@ def test_every_rule_starts_at_zero_rows_ascends_and_names_plans_its_dims_can_hav
 
 def test_a_collection_grows_past_a_threshold_to_switch_up_and_shrinks_below_half_to_switch_down():
     # up only past the threshold
-    assert choose_plan(49_999, 1536, current="halfvec").plan == "halfvec"
-    up = choose_plan(50_000, 1536, current="halfvec")
+    assert choose_plan(999_999, 256, current="halfvec").plan == "halfvec"
+    up = choose_plan(1_000_000, 256, current="halfvec")
     assert up.plan == "bit"
     assert up.reason == (
-        "bit: grew to 50,000 rows of 1536 dims, past 50,000 (rule for >= 1024 dims: bit from 50,000 rows); was halfvec"
+        "bit: grew to 1,000,000 rows of 256 dims, past 1,000,000 (rule for < 1024 dims: bit from 1,000,000 rows);"
+        " was halfvec"
     )
     # down only below half of it: between the two the plan it has stays
-    for rows in (49_999, 25_000):
-        kept = choose_plan(rows, 1536, current="bit")
-        assert kept.plan == "bit" and "kept until below 25,000 rows" in kept.reason
-    down = choose_plan(24_999, 1536, current="bit")
+    for rows in (999_999, 500_000):
+        kept = choose_plan(rows, 256, current="bit")
+        assert kept.plan == "bit" and "kept until below 500,000 rows" in kept.reason
+    down = choose_plan(499_999, 256, current="bit")
     assert down.plan == "halfvec"
-    assert down.reason.startswith("halfvec: shrank to 24,999 rows of 1536 dims, below 25,000")
+    assert down.reason.startswith("halfvec: shrank to 499,999 rows of 256 dims, below 500,000")
     assert down.reason.endswith("; was bit")
 
 
@@ -66,10 +67,11 @@ def test_with_three_steps_a_shrinking_collection_stops_at_the_highest_step_it_ha
 
 def test_a_plan_the_rule_does_not_list_is_replaced_by_the_step_the_rows_reach():
     choice = choose_plan(10, 1536, current="mrl:256")
-    assert choice.plan == "halfvec" and choice.reason.startswith("halfvec: 10 rows of 1536 dims (")
+    assert choice.plan == "bit" and choice.reason.startswith("bit: 10 rows of 1536 dims (")
 
 
-def test_a_plan_the_dims_cannot_have_gives_way_to_one_they_can():
+def test_a_plan_the_dims_cannot_have_gives_way_to_one_they_can(monkeypatch):
+    monkeypatch.setattr(plan_choice, "RULES", (Rule("any dims", 1, ((0, "halfvec"),)),))
     choice = choose_plan(10, 5000)  # halfvec's hnsw stops at 4,000 dims
     assert choice.plan == "bit" and choice.reason.endswith("; halfvec cannot index 5000 dims")
     assert choose_plan(10, 1536, "halfvec").plan == "halfvec"  # halfvec storage, the same copy
