@@ -53,7 +53,7 @@ class Rule:
         plan, low = self.steps[i][1], self.steps[i][0]
         high = self.steps[i + 1][0] if i + 1 < len(self.steps) else None
         if high is None:
-            return f"{plan} from {low:,} rows"
+            return f"{plan} at every size" if low == 0 else f"{plan} from {low:,} rows"
         return f"{plan} below {high:,} rows" if low == 0 else f"{plan} from {low:,} to {high:,} rows"
 
 

@@ -55,7 +55,7 @@ def low(monkeypatch):
 def test_a_new_collection_without_compression_is_automatic_with_a_reason_and_an_explicit_one_is_pinned(db):
     auto = db.create_collection("auto", dims=DIMS, model="label")
     assert (auto.info.compression, auto.info.plan_mode) == ("bit", "auto")
-    assert auto.info.plan_reason.startswith("bit: 0 rows of 1536 dims (rule for >= 1024 dims: bit from 0 rows")
+    assert auto.info.plan_reason.startswith("bit: 0 rows of 1536 dims (rule for >= 1024 dims: bit at every size)")
     assert auto.info.plan_reason.endswith(" UTC)")
     pinned = db.create_collection("pinned", dims=DIMS, model="label", compression="halfvec")
     assert (pinned.info.compression, pinned.info.plan_mode) == ("halfvec", "pinned")
