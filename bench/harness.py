@@ -35,15 +35,19 @@ HNSW_BUILD_PHASE = "building index: loading tuples"
 Search = Callable[[np.ndarray, Any], list[int]]
 
 
-def bench_database(name: str = "semsearch_bench") -> str:
-    """A fresh, dedicated database for one run (never the tests' or the user's database)."""
+def bench_server() -> str:
+    """The server benchmarks run on: $SEMSEARCH_DATABASE_URL's, else the embedded one."""
     settings = Settings.from_env()
     if settings.database_url:
-        server = settings.database_url
-    else:
-        from semsearch.embedded import embedded_url
+        return settings.database_url
+    from semsearch.embedded import embedded_url
 
-        server = embedded_url(settings.data_dir, database="postgres")
+    return embedded_url(settings.data_dir, database="postgres")
+
+
+def bench_database(name: str = "semsearch_bench") -> str:
+    """A fresh, dedicated database for one run (never the tests' or the user's database)."""
+    server = bench_server()
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
