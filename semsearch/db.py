@@ -11,7 +11,18 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from semsearch import autoplan, catalog, changes, ddl, distributed, plan_choice, server, table_sync, tenants
+from semsearch import (
+    autoplan,
+    catalog,
+    changes,
+    collection_settings,
+    ddl,
+    distributed,
+    plan_choice,
+    server,
+    table_sync,
+    tenants,
+)
 from semsearch.collection import Collection
 from semsearch.collection_info import CollectionInfo
 from semsearch.config import FROM_ENV, FromEnv, Settings, check_search_timeout
@@ -204,7 +215,7 @@ class Database:
             db.create_collection("movies", dims=1536, compression="bit", model="text-embedding-3-small")
             db.create_collection("docs", model="local", dims=256, compression="mrl-bit:256")
         """
-        info = ddl.new_info(
+        info = collection_settings.new_info(
             name,
             dims=dims,
             model=model,

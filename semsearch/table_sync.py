@@ -48,7 +48,7 @@ from psycopg import sql
 
 from semsearch import catalog, document_queue
 from semsearch.collection_info import CollectionInfo
-from semsearch.ddl import LOCAL_MODEL, make_info
+from semsearch.collection_settings import LOCAL_MODEL, make_info
 from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError
 from semsearch.faces import Connections
