@@ -42,6 +42,7 @@ PAIRS = [
     ("semsearch/aio/lookups.py", "semsearch/lookups.py"),
     ("semsearch/aio/measuring.py", "semsearch/measuring.py"),
     ("semsearch/aio/deferred.py", "semsearch/deferred.py"),
+    ("semsearch/aio/upkeep.py", "semsearch/upkeep.py"),
     ("semsearch/aio/collection.py", "semsearch/collection.py"),
 ]
 

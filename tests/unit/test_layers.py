@@ -149,7 +149,7 @@ def test_no_import_cycle():
 #: the helpers of the write and measuring paths: they take semsearch.faces' narrow faces
 HELPERS = ("writes", "backfill", "watch", "doctor", "table_sync", "sync_source", "workload", "evaluate", "tune",
            "fusion", "lookups", "measuring", "ingest", "searching", "explaining", "batch", "paging", "stored", "guards",
-           "repairs", "flavour", "deferred", "staging", "passages")  # fmt: skip
+           "repairs", "flavour", "deferred", "upkeep", "staging", "passages")  # fmt: skip
 #: the query path: it never imports the write path
 QUERY_PATH = ("searching", "statements", "explaining", "guards", "batch", "paging", "layout", "plans",
               "passages.grouping")  # fmt: skip
