@@ -68,7 +68,7 @@ schema: $(STAMP)
 	$(BIN)/python tools/schema.py
 
 # the sync modules (semsearch/collection.py, lookups.py, measuring.py, deferred.py, upkeep.py, writes.py,
-# repairs.py, staging.py) are generated
+# retrying.py, repairs.py, staging.py) are generated
 # from their async source in semsearch/aio/; tests/unit/test_one_source.py fails when one is stale
 sync: $(STAMP)
 	$(BIN)/python tools/make_sync.py

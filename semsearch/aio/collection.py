@@ -26,6 +26,7 @@ from semsearch.aio.flavour import Records, aembed
 from semsearch.aio.lookups import AsyncLookups, any_tenant
 from semsearch.aio.measuring import AsyncMeasuring
 from semsearch.aio.pending import awaitable
+from semsearch.aio.retrying import Trip, answered
 from semsearch.aio.search import execute
 from semsearch.aio.upkeep import AsyncUpkeep
 from semsearch.collection_info import CollectionInfo
@@ -254,37 +255,21 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred, Async
         fusion, vector_weight, text_weight = fused
         args = {**search, "k": page.fetch}
         request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
+
+        async def round_trip(changed: bool) -> Trip:
+            nonlocal request
+            if changed:  # made again from the new definition (a query vector of a switched model's dims)
+                request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
+            info, timeout = self.info, self.db.search_timeout
+            p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
+            # is this handle's catalog row still the name's, its index there? Checked in the same round trip
+            check = searching.check_for(p, self.name, due=self._check_due)
+            rows, found = await self.db.read(partial(execute, p=p, check=check), fresh=fresh)
+            return (rows, info), check, found
+
         # one server for the whole search: its catalog check and a reload read where its statement runs
         async with self.db.pinned(fresh=fresh):
-            for attempt in (1, 2, 3):
-                info, timeout = self.info, self.db.search_timeout
-                p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
-                # is this handle's catalog row still the name's, its index there? Checked in the same round trip
-                check = searching.check_for(p, self.name, due=self._check_due)
-                try:
-                    rows, found = await self.db.read(partial(execute, p=p, check=check), fresh=fresh)
-                except psycopg.errors.QueryCanceled as exc:
-                    raise guards.timed_out(exc, timeout) from None
-                except psycopg.OperationalError as exc:
-                    # connections the server closed (a restart, a failover, an idle timeout): a search
-                    # only reads, so drop the dead ones from the pool and try once more
-                    if attempt > 1:
-                        raise guards.unanswered(exc) from None
-                    # the server answers again (or a DatabaseError now, not after the pool's timeout)
-                    await self.db.revive()
-                    continue
-                except psycopg.errors.UndefinedObject:
-                    # the SQL functions' "unknown collection": dropped since this handle read it
-                    raise guards.dropped(self.name) from None
-                except psycopg.Error as exc:
-                    # made from a row changed meanwhile (a query vector of a switched model's dims)?
-                    if attempt > 2 or not rereads(exc) or not await self._reload(read=True):
-                        raise
-                else:
-                    if self._answered(check, found):
-                        break
-                # the definition changed (migrate-model, alter, distribute): search again with the new one
-                request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
+            rows, info = await answered(self, round_trip)
         if guards.asks_for_tenants(info, request.tenant, rows):  # a tenant in a collection where none has one?
             guards.check_tenants(
                 self.name, request.tenant, await self.db.read(partial(any_tenant, info=info), fresh=fresh)
