@@ -67,8 +67,8 @@ test-unit: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/python tools/schema.py
 
-# the sync modules (semsearch/collection.py, lookups.py, measuring.py, deferred.py, writes.py, repairs.py,
-# staging.py) are generated
+# the sync modules (semsearch/collection.py, lookups.py, measuring.py, deferred.py, upkeep.py, writes.py,
+# retrying.py, repairs.py, staging.py) are generated
 # from their async source in semsearch/aio/; tests/unit/test_one_source.py fails when one is stale
 sync: $(STAMP)
 	$(BIN)/python tools/make_sync.py

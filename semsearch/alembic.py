@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic.operations import MigrateOperation, Operations
 from psycopg import sql
 
-from semsearch import catalog, ddl
+from semsearch import catalog, collection_settings, ddl
 from semsearch.collection_info import CollectionInfo
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
 from semsearch.layout import SCHEMA, check_name
@@ -223,7 +223,7 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
 
 def _make_info(name: str, settings: dict[str, Any]) -> CollectionInfo:
     try:
-        return ddl.make_info(name, **settings)
+        return collection_settings.make_info(name, **settings)
     except TypeError as exc:  # an unknown keyword: say which in semsearch's words
         raise ConfigurationError(f"expected settings of create_collection(), got {exc}") from exc
 

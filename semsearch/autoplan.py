@@ -11,7 +11,8 @@ When it is asked (:meth:`~semsearch.Collection.add_many` calls it):
 
 - after every ``add_many`` that stored rows (``autotune=False`` skips it for that call):
   a catalog read and a ``count(*)``, then a rebuild only if the answer changed, and then
-  autotune measures the new plan (its tuned values belong to the old one);
+  autotune measures the new plan (its tuned values belong to the old one); the count is
+  made once, a :class:`Size` that autotune is handed too;
 - by a bulk load, just before it builds its index, so that a large first load builds the
   plan its size asks for once rather than the small plan and then the large one.
 
@@ -32,7 +33,7 @@ import logging
 
 from psycopg import sql
 
-from semsearch import catalog, changes, ddl, plan_choice, statements
+from semsearch import catalog, changes, ddl, plan_choice, statements, stored
 from semsearch.collection_info import CollectionInfo
 from semsearch.faces import Connections, Stored
 
@@ -42,11 +43,47 @@ log = logging.getLogger(__name__)
 OWNS = sql.SQL("SELECT semsearch.owns(%s)")
 
 
-def follow_size(col: Stored, *, build: bool = True) -> CollectionInfo | None:
+class Size:
+    """A collection's size after a load, counted the first time a step asks and then kept.
+
+    The steps after one ``add_many`` (the plan rule, then autotune) share one: one scan of the
+    table, not one each. ``rows`` is every row of the table (passages one by one), what the plan
+    rule asks about; ``documents`` is what ``count()`` says (a collection with passages counts its
+    documents), what autotune compares with the rows it was tuned at.
+
+    Example::
+
+        size = Size()
+        follow_size(col, size=size)
+        autotune(col, size=size)          # no second count(*)
+    """
+
+    def __init__(self) -> None:
+        self._counted: tuple[int, int] | None = None
+
+    def rows(self, db: Connections, info: CollectionInfo) -> int:
+        """Every row of the collection's table (embedded or pending)."""
+        return self._count(db, info)[0]
+
+    def documents(self, db: Connections, info: CollectionInfo) -> int:
+        """What ``count()`` says: its rows, or its documents for a collection with passages."""
+        return self._count(db, info)[1]
+
+    def _count(self, db: Connections, info: CollectionInfo) -> tuple[int, int]:
+        if self._counted is None:
+            with db.connection() as conn:
+                stmt = stored.size_statement(info.layout, documents=info.passages is not None)
+                rows, documents = conn.execute(stmt).fetchone()  # type: ignore[misc]
+            self._counted = (int(rows), int(documents))
+        return self._counted
+
+
+def follow_size(col: Stored, *, build: bool = True, size: Size | None = None) -> CollectionInfo | None:
     """In automatic mode, move ``col`` to the plan its row count asks for; the new row, or None if none.
 
     ``build=False`` (a bulk load, which dropped the index and builds it afterwards with
     ``rebuild_index``) changes only the catalog row and the SQL functions, in one transaction.
+    ``size``: the count, if a step after the same load made it (or will need it: it is kept there).
 
     Example::
 
@@ -57,7 +94,7 @@ def follow_size(col: Stored, *, build: bool = True) -> CollectionInfo | None:
         if info.plan_mode != plan_choice.AUTO:
             return None
         owner = conn.execute(OWNS, [info.table_name]).fetchone()[0]  # type: ignore[index]
-    rows = count_rows(col.db, info)
+    rows = (size or Size()).rows(col.db, info)
     change = ddl.alter(info, concurrently=True, compression=plan_choice.AUTO, rows=rows)
     if change.index is None:
         return None

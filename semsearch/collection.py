@@ -3,42 +3,42 @@
 
 Written once, for asyncio, in ``semsearch/aio/collection.py``; ``semsearch/collection.py``
 (the sync :class:`~semsearch.Collection`) is generated from it by ``tools/make_sync.py``. The hot path
-(count, add, add_many, delete, search, get, search_many, more_like, doctor, pending,
-quarantined) is written here once; the long maintenance calls (explain, backfill, evaluate,
-sweep, tune, tune_hybrid, an index build) run their one sync implementation, in a worker
-thread for the async collection (:func:`semsearch.flavour.offload`).
+(count, add, add_many, delete, search; get, search_many, more_like in
+:mod:`semsearch.lookups`; doctor in :mod:`semsearch.upkeep`; pending, quarantined in
+:mod:`semsearch.deferred`) is written once, for asyncio; the long maintenance calls (explain,
+backfill, evaluate, sweep, tune, tune_hybrid, an index build) run their one sync implementation,
+in a worker thread for the async collection (:func:`semsearch.flavour.offload`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import dict_row
-from tqdm import tqdm
 
-from semsearch import catalog, explaining, guards, paging, repairs, searching, stored, writes
+from semsearch import catalog, guards, paging, repairs, searching, stored, writes
 from semsearch.collection_info import CollectionInfo
 from semsearch.deferred import Deferred
-from semsearch.doctor import DoctorReport
 from semsearch.embeddings import Embedder
 from semsearch.faces import Connections
-from semsearch.flavour import Records, embed, offload
+from semsearch.flavour import Records, embed
 from semsearch.handle import Handle, rereads
 from semsearch.lookups import Lookups, any_tenant
 from semsearch.measuring import Measuring
 from semsearch.passages import edits
 from semsearch.results import AddResult, SearchResult
+from semsearch.retrying import Trip, answered
 from semsearch.searching import execute
+from semsearch.upkeep import Upkeep
 
 if TYPE_CHECKING:
     pass
 
 
-class Collection(Handle, Measuring, Lookups, Deferred):
+class Collection(Handle, Measuring, Lookups, Deferred, Upkeep):
     """Rows of text with their embeddings, searchable by meaning.
 
     Get one from the database's ``create_collection`` or ``collection``.
@@ -152,39 +152,6 @@ class Collection(Handle, Measuring, Lookups, Deferred):
             autotune=autotune,
         )  # fmt: skip
 
-    def rebuild_index(self, *, progress: bool = False, concurrently: bool = True) -> float:
-        """(Re)build the HNSW index on the compressed copy next to the live one and swap it in; return seconds.
-
-        Searches go on during the build (and writes too with ``concurrently``); see
-        the database's ``replace_index``.
-
-        Example::
-
-            col.rebuild_index()
-        """
-        started = time.perf_counter()
-        if progress:
-            tqdm.write(f"building the hnsw index of {self.name} ...")
-        self._reload()  # the index the catalog defines now, on the table it names now
-        self.db.replace_index(self.info, concurrently=concurrently)
-        return time.perf_counter() - started
-
-    def doctor(self, *, repair: bool = False) -> DoctorReport:
-        """Check the HNSW index for what a killed bulk load or build leaves; ``repair`` fixes it.
-
-        A missing or invalid index is built next to the live one and swapped in (writes and
-        searches go on); a leftover ``_hnsw_next`` is dropped. Nothing is done while another
-        session builds or bulk-loads the collection (``report.busy``). See :mod:`semsearch.doctor`.
-
-        Example::
-
-            report = col.doctor()
-            if not report.healthy:
-                print(col.doctor(repair=True))    # docs: healthy - repaired: built col_docs_hnsw
-        """
-        found = repairs.diagnose(self)
-        return repairs.repair(self, found) if repair else found
-
     def delete(
         self,
         keys: str | int | Iterable[str | int] | None = None,
@@ -276,81 +243,27 @@ class Collection(Handle, Measuring, Lookups, Deferred):
         fusion, vector_weight, text_weight = fused
         args = {**search, "k": page.fetch}
         request = searching.with_fusion(self._request(**args), fusion, vector_weight, text_weight)
+
+        def round_trip(changed: bool) -> Trip:
+            nonlocal request
+            if changed:  # made again from the new definition (a query vector of a switched model's dims)
+                request = searching.with_fusion(self._request(**args), fusion, vector_weight, text_weight)
+            info, timeout = self.info, self.db.search_timeout
+            p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
+            # is this handle's catalog row still the name's, its index there? Checked in the same round trip
+            check = searching.check_for(p, self.name, due=self._check_due)
+            rows, found = self.db.read(partial(execute, p=p, check=check), fresh=fresh)
+            return (rows, info), check, found
+
         # one server for the whole search: its catalog check and a reload read where its statement runs
         with self.db.pinned(fresh=fresh):
-            for attempt in (1, 2, 3):
-                info, timeout = self.info, self.db.search_timeout
-                p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
-                # is this handle's catalog row still the name's, its index there? Checked in the same round trip
-                check = searching.check_for(p, self.name, due=self._check_due)
-                try:
-                    rows, found = self.db.read(partial(execute, p=p, check=check), fresh=fresh)
-                except psycopg.errors.QueryCanceled as exc:
-                    raise guards.timed_out(exc, timeout) from None
-                except psycopg.OperationalError as exc:
-                    # connections the server closed (a restart, a failover, an idle timeout): a search
-                    # only reads, so drop the dead ones from the pool and try once more
-                    if attempt > 1:
-                        raise guards.unanswered(exc) from None
-                    # the server answers again (or a DatabaseError now, not after the pool's timeout)
-                    self.db.revive()
-                    continue
-                except psycopg.errors.UndefinedObject:
-                    # the SQL functions' "unknown collection": dropped since this handle read it
-                    raise guards.dropped(self.name) from None
-                except psycopg.Error as exc:
-                    # made from a row changed meanwhile (a query vector of a switched model's dims)?
-                    if attempt > 2 or not rereads(exc) or not self._reload(read=True):
-                        raise
-                else:
-                    if self._answered(check, found):
-                        break
-                # the definition changed (migrate-model, alter, distribute): search again with the new one
-                request = searching.with_fusion(self._request(**args), fusion, vector_weight, text_weight)
+            rows, info = answered(self, round_trip)
         if guards.asks_for_tenants(info, request.tenant, rows):  # a tenant in a collection where none has one?
             guards.check_tenants(self.name, request.tenant, self.db.read(partial(any_tenant, info=info), fresh=fresh))
         result = page.cut(searching.hits(rows, request, indexed=self._indexed))
         if result.unindexed:
             guards.warn_unindexed(self.name)
         return result
-
-    def explain(
-        self,
-        query: str | None = None,
-        *,
-        vector: Any = None,
-        k: int = 10,
-        mode: str = "vector",
-        oversample: float | None = None,
-        ef_search: int | None = None,
-        exact: bool = False,
-        where: Mapping[str, Any] | None = None,
-        tenant: str | None = None,
-        settings: Mapping[str, str] | None = None,
-        fresh: bool = False,
-        fusion: str | None = None,
-        vector_weight: float | None = None,
-        text_weight: float | None = None,
-    ) -> explaining.Explained:
-        """The SQL a search runs, its settings and ``EXPLAIN (ANALYZE, BUFFERS)`` of it (nothing is changed).
-
-        ``settings`` adds ``SET LOCAL`` planner settings for this explain only, e.g.
-        ``{"enable_seqscan": "off"}`` to see whether the index *can* serve the query.
-        It runs where the search would (a read replica, or the primary with ``fresh=True``);
-        the async collection runs the sync explain in a worker thread. A hybrid search shows the fusion
-        of its two lists, as ``semsearch.hybrid_search()`` runs it.
-
-        Example::
-
-            print(col.explain(vector=q, k=10))     # look for "Index Scan using col_movies_hnsw"
-            col.explain("jet engines", mode="text").plan
-            col.explain("jet engines", mode="hybrid", fusion="rrf").sql
-        """
-        args = dict(
-            query=query, vector=vector, k=k, mode=mode, oversample=oversample, ef_search=ef_search, exact=exact,
-            where=where, tenant=tenant, fusion=fusion, vector_weight=vector_weight, text_weight=text_weight,
-        )  # fmt: skip
-        return offload(self, _explain, args, settings or {}, fresh)
 
     def _request(self, **search: Any) -> searching.Request:
         """Check a search's arguments (before any round trip), then embed its query text if needed."""
@@ -380,20 +293,3 @@ def _read_info(conn: psycopg.Connection[Any], name: str) -> CollectionInfo:
     cur = conn.cursor(row_factory=dict_row)
     cur.execute(catalog.select_statement(name))
     return catalog.found(cur.fetchone(), name)
-
-
-def _explain(col: Any, args: dict[str, Any], settings: Mapping[str, str], fresh: bool) -> explaining.Explained:
-    """``explain`` on a sync collection: the request checked and embedded, then EXPLAIN where a search reads."""
-    fusion, vector_weight, text_weight = (args.pop(name) for name in ("fusion", "vector_weight", "text_weight"))
-    request = searching.with_fusion(col._request(**args), fusion, vector_weight, text_weight)
-    if col._check_due:
-        col._reload(read=True)  # what a search would run now
-
-    def run(conn: psycopg.Connection[Any]) -> explaining.Explained:
-        info = col.info
-        return explaining.explain(
-            conn, col.layout, info.oversample, info.ef_search, request, extra=settings,
-            bm25=(info.bm25_k1, info.bm25_b), hybrid=info.hybrid,
-        )  # fmt: skip
-
-    return col.db.read(run, fresh=fresh)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -14,14 +13,14 @@ from psycopg_pool import ConnectionPool
 from semsearch import autoplan, catalog, changes, ddl, distributed, plan_choice, server, table_sync, tenants
 from semsearch.collection import Collection
 from semsearch.collection_info import CollectionInfo
+from semsearch.collection_settings import new_info
 from semsearch.config import FROM_ENV, FromEnv, Settings, check_search_timeout
+from semsearch.connections import DatabaseConnections
 from semsearch.embeddings import Embedder
 from semsearch.errors import ConfigurationError
 from semsearch.layout import check_name
-from semsearch.replicas import ReplicaStatus, Router, replica_urls
-from semsearch.server import Liveness, redact
-
-T = TypeVar("T")
+from semsearch.replicas import Router, replica_urls
+from semsearch.server import Liveness
 
 
 def connect(
@@ -61,8 +60,8 @@ def connect(
     return Database(url, pool, router, Liveness(url, embedded), search_timeout=timeout)
 
 
-class Database:
-    """A connection pool to one Postgres and the collections in it.
+class Database(DatabaseConnections):
+    """A connection pool to one Postgres and the collections in it (its connections: :class:`DatabaseConnections`).
 
     Example::
 
@@ -70,92 +69,11 @@ class Database:
             col = db.create_collection("movies", dims=1536, compression="bit")
     """
 
-    def __init__(
-        self,
-        url: str,
-        pool: ConnectionPool,
-        router: Router | None = None,
-        live: Liveness | None = None,
-        *,
-        search_timeout: float | FromEnv | None = FROM_ENV,
-    ) -> None:
-        self._url = url
-        self.pool = pool
-        #: seconds one search statement may run (None: no limit), see :func:`connect`
-        self.search_timeout = check_search_timeout(search_timeout)
-        #: where searches run: read replicas in turn, or this pool (see :mod:`semsearch.replicas`)
-        self.router = router if router is not None else Router(())
-        #: whether a connection broke, and how to start the embedded server again (when ``url`` is its):
-        #: ``db.liveness.revive(db.pool)`` raises DatabaseError at once while the server does not answer
-        self.liveness = live if live is not None else Liveness(url, None)
-
-    @property
-    def url(self) -> str:
-        """The connection URL (also of the embedded server, for psql and friends)."""
-        return self._url
-
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled autocommit connection with pgvector's types registered (after one broke, see :attr:`liveness`)."""
-        if self.pool.closed:
-            raise server.closed()  # not the pool's PoolClosed: a user sees semsearch's errors only
-        if self.liveness.lost:
-            self.liveness.revive(self.pool)
-        with self.pool.connection() as conn, self.liveness.watch(conn):
-            try:
-                yield conn
-            except psycopg.errors.InsufficientPrivilege as exc:
-                raise server.denied(exc) from exc
-
-    def read(self, fn: Callable[[psycopg.Connection], T], *, fresh: bool = False) -> T:
-        """``fn(conn)`` on the next read replica, or on the primary (``fresh``, none configured, none answering).
-
-        ``fn`` must only read (after a replica fails it runs again on the primary).
-
-        Example::
-
-            db.read(lambda conn: conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
-        """
-        return self.router.read(fn, primary=self.connection, fresh=fresh)
-
-    def pinned(self, *, fresh: bool = False) -> AbstractContextManager[None]:
-        """Every :meth:`read` of this thread inside the block on one server (see :meth:`Router.pinned`).
-
-        Example::
-
-            with db.pinned():
-                col.evaluate(sample=100)      # exact and approximate answers from the same replica
-        """
-        return self.router.pinned(fresh=fresh)
-
-    def revive(self) -> None:
-        """After a connection broke: the server answers (the embedded one started again), else DatabaseError at once.
-
-        Then the pool's dead connections are replaced (see :attr:`liveness`).
-
-        Example::
-
-            db.revive()
-        """
-        self.liveness.revive(self.pool)
-
-    @property
-    def replicas(self) -> tuple[ReplicaStatus, ...]:
-        """The read replicas and what the router knows of them (up, reads answered, failures)."""
-        return self.router.replicas
-
-    def close(self) -> None:
-        self.router.close()
-        self.pool.close()
-
     def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"<Database {redact(self._url)}>"
 
     def create_collection(
         self,
@@ -204,7 +122,7 @@ class Database:
             db.create_collection("movies", dims=1536, compression="bit", model="text-embedding-3-small")
             db.create_collection("docs", model="local", dims=256, compression="mrl-bit:256")
         """
-        info = ddl.new_info(
+        info = new_info(
             name,
             dims=dims,
             model=model,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psycopg import sql
 
-from semsearch import bm25, changes, ddl, table_sync, tenants
+from semsearch import bm25, changes, collection_settings, ddl, table_sync, tenants
 from semsearch.embeddings import Embedder, embedder_for, lookup
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError, EmbeddingError
 from semsearch.layout import SCHEMA
@@ -224,7 +224,7 @@ def migrate_model(
         with db.connection() as conn:
             _accept_writes(conn, new)  # a rollback switched it out; resumed, it is written again
     except CollectionNotFoundError:
-        info = ddl.make_info(
+        info = collection_settings.make_info(
             shadow,
             embedder=embedder,
             compression=compression,

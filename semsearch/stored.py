@@ -87,6 +87,10 @@ def as_row(r: tuple[Any, ...]) -> Row:
     return Row(key=r[0], content=r[1], metadata=r[2], tenant=r[3], embedded=bool(r[4]))
 
 
+#: a collection with passages counts its documents: distinct keys before ``#<seq>`` (per tenant)
+DOCUMENTS = sql.SQL("count(DISTINCT (coalesce(metadata -> 'semsearch:passage' ->> 'doc', key), tenant))")
+
+
 def count_statement(
     layout: Layout, *, where: Any, tenant: Any, documents: bool = False
 ) -> tuple[sql.Composed, dict[str, Any]]:
@@ -98,10 +102,14 @@ def count_statement(
     if s is None and not documents:
         return statements.count(layout), {}
     cond, params = _where(s) if s is not None else (sql.SQL("true"), {})
-    what = sql.SQL("count(DISTINCT (coalesce(metadata -> 'semsearch:passage' ->> 'doc', key), tenant))")
     return sql.SQL("SELECT {} FROM {} WHERE {}").format(
-        what if documents else sql.SQL("count(*)"), layout.table, cond
+        DOCUMENTS if documents else sql.SQL("count(*)"), layout.table, cond
     ), params
+
+
+def size_statement(layout: Layout, *, documents: bool) -> sql.Composed:
+    """The table's rows and what ``count()`` says (its documents, with ``documents``), in one scan."""
+    return sql.SQL("SELECT count(*), {} FROM {}").format(DOCUMENTS if documents else sql.SQL("count(*)"), layout.table)
 
 
 def deletion(keys: Any, *, where: Any, tenant: Any, all_rows: bool) -> Callable[[Layout], tuple[sql.Composed, Any]]:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from psycopg.types.json import Jsonb
 
+from semsearch.autoplan import Size
 from semsearch.errors import InvalidInputError
 from semsearch.faces import Searchable
 from semsearch.planner import EF_FLOOR, MAX_EF, MAX_K
@@ -227,7 +228,7 @@ AUTOTUNE_MIN_QUERIES = 20
 AUTOTUNE_MAX_OVERSAMPLE = 128.0
 
 
-def autotune(col: Searchable, *, after_bulk_load: bool = False) -> TuneResult | None:
+def autotune(col: Searchable, *, after_bulk_load: bool = False, size: Size | None = None) -> TuneResult | None:
     """Tune ``col`` for recall@10 >= 0.99 if it asks for it and needs it; None when it does not.
 
     It needs it after a bulk load, and when its embedded rows have grown
@@ -237,6 +238,7 @@ def autotune(col: Searchable, *, after_bulk_load: bool = False) -> TuneResult | 
     setting stored is the one measured: no flat headroom (the proxies are as hard as unseen
     queries, and a setting must clear its recall's standard error, see ``CONFIDENCE_Z``).
     Off with ``create_collection(autotune=False)`` or ``alter_collection(..., autotune=False)``.
+    ``size``: the count the plan rule made after the same load (:class:`semsearch.autoplan.Size`), not made again.
 
     Example::
 
@@ -246,7 +248,7 @@ def autotune(col: Searchable, *, after_bulk_load: bool = False) -> TuneResult | 
     info = col.db.collection(col.name).info
     if not info.autotune:
         return None
-    rows = col.count()  # as tune() records it in tuned_rows
+    rows = (size or Size()).documents(col.db, info)  # what col.count() says, as tune() records it in tuned_rows
     grown = info.tuned_rows is None or rows >= AUTOTUNE_GROWTH * info.tuned_rows
     if rows < AUTOTUNE_MIN_ROWS or not (after_bulk_load or grown):
         return None

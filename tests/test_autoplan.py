@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 import semsearch
-from semsearch import handle, plan_choice
+from semsearch import autoplan, handle, plan_choice
 from semsearch.plan_choice import Rule
 
 DIMS = 1536
@@ -206,3 +206,44 @@ def test_a_writer_not_owning_the_table_loads_and_leaves_the_new_plan_to_the_owne
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def counts_run(monkeypatch, table: str) -> list[str]:
+    """The counts of ``table`` (``SELECT count(...``) run from now on (every sync cursor's ``execute`` is watched)."""
+    seen: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def watched(self, query, *args, **kwargs):
+        text = query.as_string(self.connection) if isinstance(query, sql.Composable) else str(query)
+        if text.startswith("SELECT count(") and table in text:
+            seen.append(text)
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", watched)
+    return seen
+
+
+def test_an_automatic_add_many_counts_its_rows_once(db, monkeypatch):
+    """The plan rule and autotune ask the same count: one scan of the table, not one each (issue 22)."""
+    col = db.create_collection("counted", dims=DIMS, model="label")
+    assert (col.info.plan_mode, col.info.autotune) == ("auto", True)
+    seen = counts_run(monkeypatch, col.layout.table_name)
+    col.add_many(records("a", vectors(50, 1)))  # empty: a bulk load, the plan followed before its index build
+    assert len(seen) == 1, seen
+    seen.clear()
+    col.add_many(records("b", vectors(50, 2)))  # a plain load
+    assert len(seen) == 1, seen
+    seen.clear()
+    col.add_many(records("c", vectors(5, 3)), autotune=False)  # neither asks
+    assert seen == []
+
+
+def test_the_one_count_of_a_collection_with_passages_tells_rows_and_documents_apart(db, monkeypatch):
+    """The plan rule asks the table's rows (passages one by one), autotune what count() says: one scan, both."""
+    col = db.create_collection("docs", dims=64, model="local", passages=lambda text: text.split("\n\n"))
+    seen = counts_run(monkeypatch, col.layout.table_name)
+    col.add_many({"key": f"d{i}", "content": f"first part {i}\n\nsecond part {i}\n\nthird {i}"} for i in range(4))
+    assert len(seen) == 1, seen
+    size = autoplan.Size()
+    assert (size.rows(db, col.info), size.documents(db, col.info)) == (12, 4)
+    assert col.count() == 4

@@ -27,7 +27,7 @@ from django.db import connection, connections, transaction
 from django.test import Client, override_settings
 from psycopg.conninfo import conninfo_to_dict
 
-from semsearch import ddl, migrate
+from semsearch import collection_settings, ddl, migrate
 from semsearch.embeddings.local import LocalEmbedder
 from semsearch.errors import ConfigurationError
 
@@ -446,7 +446,7 @@ def test_create_collection_migration_applies_and_reverses(site: str) -> None:
     assert 'CREATE TABLE "semsearch"."col_articles_article"' in out.getvalue()
     call_command("migrate", "articles", verbosity=0)
     info = db.collection("articles_article").info
-    assert (info.model, info.dims, info.compression) == (ddl.LOCAL_MODEL, 256, "halfvec")
+    assert (info.model, info.dims, info.compression) == (collection_settings.LOCAL_MODEL, 256, "halfvec")
 
 
 def test_percent_in_statements_needs_params_none(site: str) -> None:

@@ -37,11 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 #: (async source, generated sync module), relative to the repository's root
 PAIRS = [
     ("semsearch/aio/staging.py", "semsearch/staging.py"),
+    ("semsearch/aio/retrying.py", "semsearch/retrying.py"),
     ("semsearch/aio/repairs.py", "semsearch/repairs.py"),
     ("semsearch/aio/writes.py", "semsearch/writes.py"),
     ("semsearch/aio/lookups.py", "semsearch/lookups.py"),
     ("semsearch/aio/measuring.py", "semsearch/measuring.py"),
     ("semsearch/aio/deferred.py", "semsearch/deferred.py"),
+    ("semsearch/aio/upkeep.py", "semsearch/upkeep.py"),
     ("semsearch/aio/collection.py", "semsearch/collection.py"),
 ]
 

@@ -26,8 +26,8 @@ from semsearch.aio.batch import execute
 from semsearch.aio.faces import Searchable
 from semsearch.aio.flavour import aembed
 from semsearch.aio.pending import awaitable
+from semsearch.aio.retrying import Trip, answered
 from semsearch.errors import InvalidInputError
-from semsearch.handle import rereads
 from semsearch.passages import edits, grouping
 from semsearch.planner import MAX_K
 from semsearch.results import SearchResult
@@ -187,34 +187,20 @@ class AsyncLookups:
     async def _many(self, requests: Any, ks: Mapping[int, int] | None, *, fresh: bool) -> dict[int, SearchResult]:
         """The searches ``requests()`` makes, in one round trip: those at ``ks`` (position: its ``k``), or all."""
         col = _collection(self)
+
+        async def round_trip(changed: bool) -> Trip:
+            made = await requests()  # each time: its vectors are embedded again only if the embedder changed
+            asked = {i: _widened(made[i], k) for i, k in ks.items()} if ks else dict(enumerate(made))
+            info, timeout = col.info, col.db.search_timeout
+            plans = [
+                searching.plan(col.layout, col.name, info.oversample, info.ef_search, r, timeout=timeout)
+                for r in asked.values()
+            ]
+            found, checked = await col.db.read(partial(execute, plans=plans, check=col.name), fresh=fresh)
+            return (found, asked, info), col.name, checked
+
         async with col.db.pinned(fresh=fresh):
-            for attempt in (1, 2, 3):
-                made = await requests()
-                asked = {i: _widened(made[i], k) for i, k in ks.items()} if ks else dict(enumerate(made))
-                info, timeout = col.info, col.db.search_timeout
-                plans = [
-                    searching.plan(col.layout, col.name, info.oversample, info.ef_search, r, timeout=timeout)
-                    for r in asked.values()
-                ]
-                try:
-                    found, checked = await col.db.read(partial(execute, plans=plans, check=col.name), fresh=fresh)
-                except psycopg.errors.QueryCanceled as exc:
-                    raise guards.timed_out(exc, timeout) from None
-                except psycopg.OperationalError as exc:
-                    if attempt > 1:
-                        raise guards.unanswered(exc) from None
-                    await col.db.revive()
-                    continue
-                except psycopg.errors.UndefinedObject:
-                    raise guards.dropped(col.name) from None
-                except psycopg.Error as exc:
-                    # made from a row changed meanwhile (a query vector of a switched model's dims)?
-                    if attempt > 2 or not rereads(exc) or not await col._reload(read=True):
-                        raise
-                else:
-                    if col._answered(col.name, checked):
-                        break
-                # the definition changed (migrate-model, alter, distribute): search again with the new one
+            found, asked, info = await answered(col, round_trip)
         tenant = next(iter(asked.values())).tenant
         if guards.asks_for_tenants(info, tenant, next((rows for rows in found if rows), [])):
             guards.check_tenants(col.name, tenant, await col.db.read(partial(any_tenant, info=info), fresh=fresh))

@@ -150,6 +150,7 @@ async def add_many(
     See :mod:`semsearch.autoplan` for when a collection in automatic mode changes its plan.
     """
     await col._reload()  # the table the catalog names now: its index is dropped and built again
+    size = autoplan.Size()  # counted once after the load, by the first step that asks (the plan rule or autotune)
     if bulk is None:
         found = await repairs.diagnose(col)
         # empty, or a bulk load killed before it built the index (no other one running): (re)build it at the end
@@ -160,7 +161,7 @@ async def add_many(
             col, records, batch_size=batch_size, progress=progress, total=total, defer=defer, bulk=False
         )
     else:
-        async with index_deferred(col, progress=progress):
+        async with index_deferred(col, progress=progress, size=size):
             result = await add_stream(
                 col, records, batch_size=batch_size, progress=progress, total=total, defer=defer, bulk=True
             )
@@ -168,8 +169,8 @@ async def add_many(
     tuned = None
     if autotune and result.inserted and not defer:
         # an automatic plan follows the size first: what autotune then measures is the plan searches will run
-        await offload(col, autoplan.follow_size)
-        tuned = await offload(col, tune.autotune, after_bulk_load=bulk)
+        await offload(col, autoplan.follow_size, size=size)
+        tuned = await offload(col, tune.autotune, after_bulk_load=bulk, size=size)
         if tuned is not None:
             await col._reload()
             if progress:
@@ -211,8 +212,10 @@ async def is_empty(col: Stored) -> bool:
 
 
 @asynccontextmanager
-async def index_deferred(col: Stored, *, progress: bool) -> AsyncIterator[None]:
+async def index_deferred(col: Stored, *, progress: bool, size: autoplan.Size | None = None) -> AsyncIterator[None]:
     """Drop the HNSW index for a load and build it once afterwards, even if the load fails.
+
+    ``size``: where the plan rule's count is kept for the steps after the load.
 
     The load holds :func:`semsearch.repairs.bulk_lock` meanwhile: the missing index is no crash to repair.
     """
@@ -223,7 +226,7 @@ async def index_deferred(col: Stored, *, progress: bool) -> AsyncIterator[None]:
             yield
         finally:
             # an automatic plan is the one the loaded size asks for: one build, not the old plan's and then the new
-            replanned = await offload(col, autoplan.follow_size, build=False)
+            replanned = await offload(col, autoplan.follow_size, build=False, size=size)
             if replanned is not None and progress:
                 tqdm.write(f"plan: {replanned.plan_reason}")
             # the table was just loaded: a plain (parallel) build, which blocks writes but not searches

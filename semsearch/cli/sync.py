@@ -6,7 +6,7 @@ import click
 
 from semsearch.cli.app import connect_db, main, table
 from semsearch.document_queue import queued
-from semsearch.table_sync import text_columns
+from semsearch.sync_source import text_columns
 
 
 @main.command("sync-table")

@@ -35,7 +35,7 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.operations.base import Operation
 from psycopg import sql
 
-from semsearch import catalog, ddl
+from semsearch import catalog, collection_settings, ddl
 from semsearch.collection_info import CollectionInfo
 from semsearch.django.conf import SemsearchSettings
 from semsearch.errors import CollectionExistsError, CollectionNotFoundError, ConfigurationError
@@ -189,7 +189,7 @@ class AlterCollection(_CollectionOperation):
 
 def _make_info(name: str, settings: dict[str, Any]) -> CollectionInfo:
     try:
-        return ddl.make_info(name, **settings)
+        return collection_settings.make_info(name, **settings)
     except TypeError as exc:  # an unknown keyword: say which in semsearch's words
         raise ConfigurationError(f"expected settings of create_collection(), got {exc}") from exc
 

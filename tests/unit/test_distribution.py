@@ -22,8 +22,11 @@ from semsearch.plans import Plan
 ROOT = Path(semsearch.__file__).parent
 
 #: where the distribution column may be named: the layout (which answers every decision), the catalog
-#: row (which stores it), the statement builders, and semsearch.distributed (Citus' own I/O)
-ALLOWED = {"layout", "collection_info", "catalog", "distributed", "ddl", "statements", "generated"}
+#: row (which stores it) and a new one's checked settings, the statement builders, and semsearch.distributed
+#: (Citus' own I/O)
+ALLOWED = {
+    "layout", "collection_info", "collection_settings", "catalog", "distributed", "ddl", "statements", "generated"
+}  # fmt: skip
 _MENTION = re.compile(r"\bdistributed_by\b")
 
 

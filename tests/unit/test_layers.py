@@ -147,14 +147,14 @@ def test_no_import_cycle():
 
 
 #: the helpers of the write and measuring paths: they take semsearch.faces' narrow faces
-HELPERS = ("writes", "backfill", "watch", "doctor", "table_sync", "workload", "evaluate", "tune", "fusion", "lookups",
-           "measuring", "ingest", "searching", "explaining", "batch", "paging", "stored", "guards", "repairs",
-           "flavour", "deferred", "staging", "passages")  # fmt: skip
+HELPERS = ("writes", "backfill", "watch", "doctor", "table_sync", "sync_source", "workload", "evaluate", "tune",
+           "fusion", "lookups", "measuring", "ingest", "searching", "explaining", "batch", "paging", "stored", "guards",
+           "repairs", "flavour", "deferred", "upkeep", "retrying", "staging", "passages")  # fmt: skip
 #: the query path: it never imports the write path
-QUERY_PATH = ("searching", "statements", "explaining", "guards", "batch", "paging", "layout", "plans",
+QUERY_PATH = ("searching", "statements", "explaining", "guards", "batch", "paging", "layout", "plans", "retrying",
               "passages.grouping")  # fmt: skip
-WRITE_PATH = ("writes", "ingest", "backfill", "watch", "table_sync", "model_switch", "doctor", "repairs", "staging",
-              "passages.edits")  # fmt: skip
+WRITE_PATH = ("writes", "ingest", "backfill", "watch", "table_sync", "sync_source", "model_switch", "doctor", "repairs",
+              "staging", "passages.edits")  # fmt: skip
 
 
 def test_helpers_take_faces_not_the_api():
