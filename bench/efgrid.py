@@ -59,7 +59,7 @@ def build(db: semsearch.Database, url: str, vs: Any, args: argparse.Namespace, o
         have_base = existing_rows(conn, ct.PG_TABLE)
     if have_base != n:
         out["baseline_build"] = sw.baseline(db, url, vs, args)
-    if NAME not in db.collections():
+    if NAME not in {c.name for c in db.collections()}:
         col = db.create_collection(NAME, dims=int(d), model=ct.MODEL, compression="bit")
         started = time.perf_counter()
         got = col.add_many(ct.records(vs.base, vs.texts), bulk=True, progress=True, total=int(n))
