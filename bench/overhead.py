@@ -15,6 +15,9 @@ the queries apart), each on a connection of its own unless said:
   when due, result objects);
 - ``ann()``: ``SELECT * FROM semsearch.<table>_ann($1, k, candidates, NULL)``, prepared, ef_search
   set once: the per-collection PL/pgSQL function around the statement;
+- ``ann() generic``: the same, on a session with ``plan_cache_mode = force_generic_plan``: what the
+  function's statement costs when it is not planned again for each call (a custom plan, as PL/pgSQL
+  makes it for a statement whose parameters decide its plan);
 - ``search_rows()``: ``semsearch.search_rows(name, $1, 10)`` prepared (the planner's SQL twins,
   its settings, the function call);
 - ``search()``: ``semsearch.search(name, $1, 10)`` prepared (what a SQL user calls);
@@ -58,7 +61,7 @@ from semsearch import searching, statements
 ROOT = Path(__file__).resolve().parents[1]
 K = 10
 PYTHON = ("bare", "pipelined", "col.search")
-SQL_LAYERS = ("ann()", "search_rows()", "search()")
+SQL_LAYERS = ("ann()", "ann() generic", "search_rows()", "search()")
 
 
 def log(msg: str) -> None:
@@ -108,8 +111,11 @@ def runners(
 ) -> tuple[dict[str, Runner], dict[str, int], list[Any]]:
     """The contenders as ``f(q) -> keys``, the server process each one runs on, what to close after."""
     p0 = plan_for(col, np.ones(col.dims, np.float32) / np.sqrt(col.dims))
-    conns = {x: hz.connect_raw(db.url) for x in ("bare", "pipelined", "ann()", "search_rows()", "search()", *variants)}
-    for x in ("bare", "ann()"):
+    made = ("bare", "pipelined", "ann()", "ann() generic", "search_rows()", "search()", *variants)
+    conns = {x: hz.connect_raw(db.url) for x in made}
+    # the per-collection function's statement planned once for all calls, not for each (a custom plan)
+    conns["ann() generic"].execute("SET plan_cache_mode = force_generic_plan")
+    for x in ("bare", "ann()", "ann() generic"):
         for name, value in p0.settings.items():
             conns[x].execute("SELECT set_config(%s, %s, false)", [name, value])
     bare = p0.statement
@@ -134,6 +140,7 @@ def runners(
         "pipelined": lambda q: [int(r[0]) for r in searching.execute(conns["pipelined"], plan_for(col, q))[0]],
         "col.search": lambda q: [int(h.key) for h in col1.search(vector=q, k=K)],
         "ann()": lambda q: keys(conns["ann()"].execute(ann, {"q": q}, prepare=True)),
+        "ann() generic": lambda q: keys(conns["ann() generic"].execute(ann, {"q": q}, prepare=True)),
         "search_rows()": lambda q: keys(
             conns["search_rows()"].execute("SELECT * FROM semsearch.search_rows(%s, %b, 10)", [name, q], prepare=True)
         ),
@@ -309,7 +316,13 @@ def markdown(res: dict[str, Any]) -> str:
             "| added CPU µs | recall@10 |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-        under = {"bare": None, "pipelined": "bare", "col.search": "pipelined", "ann()": "bare"}
+        under = {
+            "bare": None,
+            "pipelined": "bare",
+            "col.search": "pipelined",
+            "ann()": "bare",
+            "ann() generic": "ann()",
+        }
         under |= {"search_rows()": "ann()", "search()": "search_rows()"}
         for x, v in c.items():
             below = under.get(x, "search()" if x.startswith("search() ") else None)
