@@ -524,7 +524,8 @@ CREATE FUNCTION semsearch.search(collection text, query public.vector, k integer
 DECLARE
     c semsearch.collections := semsearch.collection_for_search(collection, tenant, k);
 BEGIN
-    IF semsearch.documents_wanted(c, passages) THEN
+    -- documents_wanted() refuses passages => true without passages: asked only when passages are in play
+    IF (CASE WHEN passages OR c.passages IS NOT NULL THEN semsearch.documents_wanted(c, passages) ELSE false END) THEN
         RETURN QUERY SELECT * FROM semsearch.search_documents_of('vector', collection, k, false, NULL, query, NULL,
             oversample, ef_search, exact, filter, filter_path, filter_vars, tenant);
     ELSE
@@ -665,7 +666,8 @@ CREATE FUNCTION semsearch.search_rows(collection text, query public.vector, k in
 DECLARE
     c semsearch.collections;
     hits semsearch.hit[];
-    f jsonb := semsearch.filter_spec(filter, filter_path, filter_vars, tenant);
+    f jsonb := CASE WHEN filter IS NOT NULL OR filter_path IS NOT NULL OR filter_vars IS NOT NULL OR tenant IS NOT NULL
+                    THEN semsearch.filter_spec(filter, filter_path, filter_vars, tenant) END;
     candidates integer;
     matching float8;
     total float8;
@@ -673,6 +675,10 @@ DECLARE
     old_iter text;
     ef integer;
     iter text;
+    made text;
+    -- a DEBUG message goes somewhere only at these levels (log_min_messages may name levels per process type)
+    traced boolean := current_setting('client_min_messages') LIKE 'debug%'
+                      OR current_setting('log_min_messages') LIKE '%debug%';
 BEGIN
     IF oversample IS NOT NULL AND (oversample < 1 OR oversample > 1000) THEN
         RAISE EXCEPTION 'expected oversample between 1 and 1000, got %', oversample USING ERRCODE = '22023';
@@ -708,32 +714,35 @@ BEGIN
         -- HNSW returns at most ef_search rows per scan unless iterative scans continue it
         ef := semsearch.plan_ef_search(ef_search, c.ef_search, candidates);
         old_ef := current_setting('hnsw.ef_search', true);
-        PERFORM set_config('hnsw.ef_search', ef::text, true);
+        made := set_config('hnsw.ef_search', ef::text, true);
         -- relaxed order is free here: the rescore re-sorts exactly (pgvector >= 0.8 has the setting)
         old_iter := current_setting('hnsw.iterative_scan', true);
         iter := CASE WHEN old_iter IS NOT NULL THEN semsearch.plan_iterative_scan(f IS NOT NULL) END;
         IF iter IS NOT NULL THEN
-            PERFORM set_config('hnsw.iterative_scan', iter, true);
+            made := set_config('hnsw.iterative_scan', iter, true);
         END IF;
         -- what runs, for a client that asks (SET client_min_messages = debug1): explain shows the same
-        RAISE DEBUG 'semsearch plan %', jsonb_build_object('function', c.table_name || '_ann', 'k', k,
-            'candidates', candidates, 'spec', f, 'settings',
-            jsonb_strip_nulls(jsonb_build_object('hnsw.ef_search', ef::text, 'hnsw.iterative_scan', iter)));
-        EXECUTE format('SELECT array_agg(ROW(h.key, h.content, h.score, h.metadata)::semsearch.hit ORDER BY h.o) '
-                       'FROM semsearch.%I($1, $2, $3, $4) WITH ORDINALITY h(key, content, score, metadata, o)',
-                       c.table_name || '_ann')
+        IF traced THEN
+            RAISE DEBUG 'semsearch plan %', jsonb_build_object('function', c.table_name || '_ann', 'k', k,
+                'candidates', candidates, 'spec', f, 'settings',
+                jsonb_strip_nulls(jsonb_build_object('hnsw.ef_search', ef::text, 'hnsw.iterative_scan', iter)));
+        END IF;
+        -- the function's rows in its order (its statement ends in ORDER BY ... LIMIT)
+        EXECUTE format('SELECT ARRAY(SELECT h FROM semsearch.%I($1, $2, $3, $4) h)', c.table_name || '_ann')
             INTO hits USING query, k, candidates, f;
-        PERFORM set_config('hnsw.ef_search', coalesce(old_ef, '40'), true);
+        made := set_config('hnsw.ef_search', coalesce(old_ef, '40'), true);
         IF iter IS NOT NULL THEN
-            PERFORM set_config('hnsw.iterative_scan', old_iter, true);
+            made := set_config('hnsw.iterative_scan', old_iter, true);
         END IF;
     END IF;
 
     -- the approximate pass may miss rows (filters, scan limits, dead tuples); when it
     -- found fewer than k the exact pass decides, so fewer than k means fewer exist
     IF exact OR coalesce(cardinality(hits), 0) < k THEN
-        RAISE DEBUG 'semsearch plan %', jsonb_build_object('function', c.table_name || '_exact', 'k', k,
-            'spec', f, 'settings', '{}'::jsonb);
+        IF traced THEN
+            RAISE DEBUG 'semsearch plan %', jsonb_build_object('function', c.table_name || '_exact', 'k', k,
+                'spec', f, 'settings', '{}'::jsonb);
+        END IF;
         RETURN QUERY EXECUTE format('SELECT * FROM semsearch.%I($1, $2, $3)', c.table_name || '_exact')
             USING query, k, f;
         RETURN;

@@ -121,3 +121,40 @@ def test_automatic_plans_migration_pins_existing_collections_and_goes_down_and_u
         assert db.collection("c").search(vector=np.ones(4), k=1).keys == ["1"]
         with db.connection() as conn:
             assert conn.execute("SELECT plan_mode FROM semsearch.stats").fetchall() == [("pinned",)]
+
+
+def test_lean_search_migration_goes_down_to_0013s_functions_and_up_to_the_same_rows(db_url):
+    """Down from 0014: search() and search_rows() are what an upgrade to 0013 makes (body, settings, comment);
+    the rows a search returns are the same at 0013 and at 0014, DEBUG message included."""
+    functions = (
+        "SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), obj_description(p.oid, 'pg_proc') "
+        "FROM pg_proc p WHERE p.pronamespace = 'semsearch'::regnamespace AND p.proname IN ('search', 'search_rows') "
+        "ORDER BY 1"
+    )
+    with semsearch.connect(db_url) as db:
+        col = db.create_collection("c", dims=4, model="label", compression="halfvec")
+        rng = np.random.default_rng(14)
+        col.add(keys=list(range(50)), contents=[f"r{i}" for i in range(50)], embeddings=rng.normal(size=(50, 4)))
+    q = [0.5, -0.2, 0.1, 0.8]
+
+    def searched() -> tuple[list[tuple[str, float]], list[str]]:
+        messages: list[str] = []
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.add_notice_handler(lambda d: messages.append(d.message_primary or ""))
+            conn.execute("SET client_min_messages = debug1")
+            rows = conn.execute("SELECT key, score FROM semsearch.search('c', %s::vector, 5)", [str(q)]).fetchall()
+        return rows, [m for m in messages if m.startswith("semsearch plan ")]
+
+    at_head = searched()
+    migrate.downgrade(db_url, "0013")
+    with psycopg.connect(db_url) as conn:
+        assert schema_version(conn) == "0013"
+        down = conn.execute(functions).fetchall()
+    assert searched() == at_head
+    migrate.downgrade(db_url, "0012")
+    migrate.upgrade(db_url, "0013")
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute(functions).fetchall() == down
+    migrate.upgrade(db_url)
+    assert searched() == at_head
+    assert len(at_head[0]) == 5 and len(at_head[1]) == 1
