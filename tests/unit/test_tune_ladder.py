@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from semsearch.tune import EF_LADDER, _by_candidates, _Search
+from semsearch.results import TunePoint
+from semsearch.tune import EF_LADDER, _best_short, _by_candidates, _Search
 from semsearch.workload import Run
 
 
@@ -52,3 +53,17 @@ def test_the_automatic_point_stays_when_no_level_beats_it_clearly() -> None:
     wider = [(c, ef) for c, ef in search.points if ef is not None]
     assert sorted(ef for _, ef in wider) == [level for level in EF_LADDER if level > best.candidates]
     assert all(c < best.candidates for c, _ in wider)
+
+
+def test_short_of_the_target_the_automatic_points_best_recall_is_kept() -> None:
+    # a million rows, 20 proxies: nothing reaches 0.99 less its standard error; a wider level's
+    # point ties the automatic one's recall on the proxies with half the candidates (held out it
+    # measured 0.980 against 0.997)
+    search = _Search(Plane(bits_enough=10**6), 0.99, 1.0)  # type: ignore[arg-type]
+    search.points = {
+        (320, None): TunePoint(32.0, None, 320, 0.980, 9.0, 0.004),
+        (640, None): TunePoint(64.0, None, 640, 0.985, 20.0, 0.004),
+        (320, 320): TunePoint(32.0, 320, 320, 0.985, 5.0, 0.004),
+    }
+    best = _best_short(search)
+    assert (best.candidates, best.ef_search) == (640, None)
