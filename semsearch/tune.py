@@ -211,15 +211,16 @@ def _by_candidates(search: _Search, k: int, most: int) -> TunePoint | None:
 
 
 def _best_short(search: _Search) -> TunePoint:
-    """Nothing reached: the best recall at the automatic ef_search (the fastest of equals).
+    """Nothing reached: the best recall at the automatic ef_search, the most candidates of equals.
 
-    Not a wider level's point: the ladder trades candidates for a longer walk only where it is known
-    to reach; short of the target, a tie on few proxies (20 at a million rows) is noise, and the
-    fewer candidates it keeps cost recall on unseen queries (held out at 1M: 320 at ef_search 320,
-    0.980; 640 at the automatic one, 0.997, bench/results/efgrid/).
+    Short of the target, recall is what is missing, and a tie on few proxies (20 at a million rows:
+    one miss is 0.005) is noise: so not a wider level's point (it keeps fewer candidates, which cost
+    recall on unseen queries) and not the cheaper of equals. Held out at 1M, with the proxies tied
+    at 0.985: 320 candidates at ef_search 320 measured 0.980, 320 at the automatic one 0.980, 640
+    at the automatic one 0.997 (bench/results/efgrid/).
     """
     auto = [p for (_, ef), p in search.points.items() if ef is None] or list(search.points.values())
-    return max(auto, key=lambda p: (p.recall, -p.p50_ms))
+    return max(auto, key=lambda p: (p.recall, p.candidates))
 
 
 def _store(col: Searchable, best: TunePoint, result: TuneResult) -> None:
