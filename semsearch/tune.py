@@ -34,8 +34,12 @@ log = logging.getLogger(__name__)
 
 #: semsearch.search() runs HNSW with ef_search = max(this, candidates) when none is stored
 AUTO_EF_FLOOR = EF_FLOOR
-#: the wider ef_search tried per candidate count: a multiple of the automatic one
-WIDE_EF_FACTOR = 4
+#: the wider ef_search levels tried beside the automatic one (ef_search = candidates), those above
+#: the automatic one's: at a million rows the coarse walk, not the bits, limits a ``bit`` plan's
+#: recall, and rescoring a candidate (one heap row of the full vector) costs more than walking
+#: further: held out, (60 candidates, ef_search 600) reached 0.993 where the automatic ef_search
+#: needed 640 candidates, 0.75x against 1.22x pgvector's p50 (bench/results/efgrid/)
+EF_LADDER = (80, 160, 320, 640, MAX_EF)
 #: a wider ef_search must beat the automatic one's p50 by this much to be chosen (timing noise)
 WIDE_EF_MARGIN = 0.9
 #: a setting reaches the target when its measured recall, less this many standard errors over the
@@ -60,10 +64,6 @@ def _oversample(candidates: int, k: int) -> float:
     while math.ceil(float(x) * k) > candidates:
         x = np.nextafter(x, np.float32(0))
     return float4(float(x))
-
-
-def _wide_ef(candidates: int) -> int:
-    return min(MAX_EF, WIDE_EF_FACTOR * max(AUTO_EF_FLOOR, candidates))
 
 
 class _Search:
@@ -121,8 +121,8 @@ def tune(
     until recall@k against exact search reaches the target (on proxies: the recall less
     ``CONFIDENCE_Z`` standard errors over the queries), then bisects down to the
     smallest count that does. ef_search is left automatic (max(40, candidates)) unless
-    a 4x wider one reaches the target with fewer candidates at a >10% lower p50 (it is
-    tried at the largest count that fell short, and searched below it if it helps).
+    a wider one of ``EF_LADDER`` reaches the target with fewer candidates at a >10% lower p50
+    (each level searched the same way, below the fewest candidates found so far).
     The proxies' noise is data-shaped (``shaped=True``) for the ``SHAPED_PROXIES`` plans: isotropic
     noise leaves the rows' ranking, all the HNSW walk compares, unchanged, and at 50k rows and up
     the walk's misses are part of ``bit``'s too (scale set 50k: isotropic proxies reach 0.99 at 40
@@ -161,7 +161,7 @@ def tune(
             best = _by_candidates(search, k, max(k, math.floor(k * max_oversample)))
         reached = best is not None
         if best is None:
-            best = max(search.points.values(), key=lambda p: (p.recall, -p.p50_ms))
+            best = _best_short(search)
         result = TuneResult(
             collection=col.name, target=target_recall, k=k, reached=reached,
             oversample=best.oversample, ef_search=best.ef_search, candidates=best.candidates,
@@ -183,17 +183,44 @@ def _graph_only(search: _Search, k: int) -> TunePoint | None:
 
 
 def _by_candidates(search: _Search, k: int, most: int) -> TunePoint | None:
-    """The fewest candidates (up to ``most``) reaching the target, at the automatic or a wider ef_search."""
+    """The fastest point reaching the target: the fewest candidates (up to ``most``) at the automatic
+    ef_search, or at a wider one of ``EF_LADDER`` with fewer candidates and a lower p50.
+
+    A level at or below the automatic point's ef_search cannot help (at most ef_search candidates
+    come back, and the automatic point already had that many), so the ladder starts above it. A level
+    is probed once at its most candidates and searched only if that reaches; the ladder stops at the
+    first level whose fastest point is slower than the best so far.
+    """
     auto = search.smallest(k, most, lambda c: (c, None))
-    # a wider ef_search pays only if it reaches the target with fewer candidates than the
-    # automatic one needed: probe it at the largest count that fell short before searching below
-    short = [c for (c, ef), p in search.points.items() if ef is None and not search.reaches(p)]
-    wide = None
-    if short and search.reaches(search.measure(max(short), _wide_ef(max(short)))):
-        wide = search.smallest(k, max(short), lambda c: (c, _wide_ef(c)))
-    if auto and (not wide or wide.p50_ms >= WIDE_EF_MARGIN * auto.p50_ms):
-        return auto
-    return wide
+    best, fewest = auto, (auto.candidates - 1 if auto else most)
+    for ef in EF_LADDER:
+        if auto and ef <= auto.candidates:
+            continue
+        hi = min(fewest, ef)
+        if hi < k:
+            break
+        if not search.reaches(search.measure(hi, ef)):
+            continue  # one probe: not even its most candidates reach at this ef_search
+        wide = search.smallest(k, hi, lambda c, ef=ef: (c, ef))  # type: ignore[misc]
+        if wide is None:
+            continue
+        if best is not None and wide.p50_ms >= best.p50_ms * (WIDE_EF_MARGIN if best is auto else 1.0):
+            break
+        best, fewest = wide, wide.candidates - 1
+    return best
+
+
+def _best_short(search: _Search) -> TunePoint:
+    """Nothing reached: the best recall at the automatic ef_search, the most candidates of equals.
+
+    Short of the target, recall is what is missing, and a tie on few proxies (20 at a million rows:
+    one miss is 0.005) is noise: so not a wider level's point (it keeps fewer candidates, which cost
+    recall on unseen queries) and not the cheaper of equals. Held out at 1M, with the proxies tied
+    at 0.985: 320 candidates at ef_search 320 measured 0.980, 320 at the automatic one 0.980, 640
+    at the automatic one 0.997 (bench/results/efgrid/).
+    """
+    auto = [p for (_, ef), p in search.points.items() if ef is None] or list(search.points.values())
+    return max(auto, key=lambda p: (p.recall, p.candidates))
 
 
 def _store(col: Searchable, best: TunePoint, result: TuneResult) -> None:

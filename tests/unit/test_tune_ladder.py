@@ -1,0 +1,70 @@
+"""How tune() walks the (candidates, ef_search) plane of a compressed plan.
+
+The measurements are scripted here, in the shape measured at a million rows (bench/efgrid.py): the
+bits cap recall by the candidate count, the coarse walk caps it by ef_search, a candidate costs a
+heap row and a step of ef_search much less. What is tested is the search over that plane, which
+the real collections in tests/test_autotune.py cannot make the walk limit (they are too small).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from semsearch.results import TunePoint
+from semsearch.tune import EF_LADDER, _best_short, _by_candidates, _Search
+from semsearch.workload import Run
+
+
+@dataclass
+class Plane:
+    """Recall and p50 of a (candidates, ef_search) point, and the points asked for."""
+
+    k: int = 10
+    #: candidates whose bits hold 0.99 of the answers, given a long enough walk
+    bits_enough: int = 60
+    #: ef_search whose walk finds the bits' nearest candidates
+    walk_enough: int = 600
+
+    def run(self, *, oversample: float, ef_search: int) -> Run:
+        c = round(oversample * self.k)
+        recall = 0.995 if c >= self.bits_enough and ef_search >= self.walk_enough else 0.95
+        return Run(results=[], ms=[0.02 * c + 0.004 * ef_search], recall=recall, recall_se=0.001)
+
+
+def test_a_wider_walk_with_fewer_candidates_wins_when_it_is_faster() -> None:
+    search = _Search(Plane(), 0.99, 1.0)  # type: ignore[arg-type]
+    best = _by_candidates(search, 10, 1280)
+    assert best is not None
+    # the automatic ef_search (= candidates) first reaches at 600 candidates; at ef_search 640 about
+    # 60 do (within the bisection's ~6%), at a fraction of the p50
+    assert best.ef_search == 640 and 60 <= best.candidates <= 64
+    auto = min(c for (c, ef), p in search.points.items() if ef is None and search.reaches(p))
+    assert 600 <= auto <= 640
+    # levels at or below the automatic point were not tried: they return fewer candidates than it needed
+    assert {ef for _, ef in search.points if ef is not None} == {level for level in EF_LADDER if level > auto}
+
+
+def test_the_automatic_point_stays_when_no_level_beats_it_clearly() -> None:
+    # the walk is never the limit: the bits need 160 candidates whatever the ef_search
+    search = _Search(Plane(bits_enough=160, walk_enough=0), 0.99, 1.0)  # type: ignore[arg-type]
+    best = _by_candidates(search, 10, 1280)
+    assert best is not None and best.ef_search is None and 160 <= best.candidates <= 170
+    # each wider level was probed once, at fewer candidates than the automatic point, and fell short
+    wider = [(c, ef) for c, ef in search.points if ef is not None]
+    assert sorted(ef for _, ef in wider) == [level for level in EF_LADDER if level > best.candidates]
+    assert all(c < best.candidates for c, _ in wider)
+
+
+def test_short_of_the_target_the_automatic_points_best_recall_is_kept() -> None:
+    # a million rows, 20 proxies: nothing reaches 0.99 less its standard error; a wider level's
+    # point and a cheaper automatic one tie the best recall on the proxies with half the candidates
+    # (held out both measured 0.980, against 0.997)
+    search = _Search(Plane(bits_enough=10**6), 0.99, 1.0)  # type: ignore[arg-type]
+    search.points = {
+        (160, None): TunePoint(16.0, None, 160, 0.980, 4.0, 0.004),
+        (320, None): TunePoint(32.0, None, 320, 0.985, 9.0, 0.004),
+        (640, None): TunePoint(64.0, None, 640, 0.985, 20.0, 0.004),
+        (320, 320): TunePoint(32.0, 320, 320, 0.985, 5.0, 0.004),
+    }
+    best = _best_short(search)
+    assert (best.candidates, best.ef_search) == (640, None)
