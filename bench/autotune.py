@@ -32,7 +32,15 @@ import benchdata  # bench/ is on sys.path when run as a script
 import numpy as np
 
 import semsearch
-from semsearch.tune import GRAPH_ONLY, _oversample, autotune, autotune_queries, tune
+from semsearch.tune import (
+    AUTOTUNE_BUDGET_ROWS,
+    AUTOTUNE_MAX_QUERIES,
+    AUTOTUNE_MIN_QUERIES,
+    GRAPH_ONLY,
+    _oversample,
+    autotune,
+    tune,
+)
 from semsearch.workload import Workload
 
 BEFORE = """
@@ -122,7 +130,7 @@ def run_set(db: semsearch.Database, which: str, args: argparse.Namespace) -> dic
     after["held_out_recall"] = held_out(w, result.oversample, result.ef_search)
     out["after"] = after
     log(f"  after: {after}")
-    n = autotune_queries(notes["rows"], col.layout.plan.kind)
+    n = max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * notes["rows"])))
     out["after_seeds"] = []
     for seed in args.seeds:
         r = tune(col, target_recall=0.99, k=10, sample=n, seed=seed)

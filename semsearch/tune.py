@@ -50,15 +50,6 @@ GRAPH_ONLY = ("halfvec", "none")
 #: but flips more of a short prefix's bits (Cranfield ``mrl-bit:128``: shaped proxies stored x56,
 #: 0.99 missed held out; isotropic x64 reached it), so ``mrl-bit`` keeps isotropic proxies
 SHAPED_PROXIES = (*GRAPH_ONLY, "bit")
-#: the graph-only plans' proxies mix a sampled row with all its ``PROXY_NEIGHBOURS`` nearest (not 2): the
-#: proxies' 10th-nearest similarity is then a held-out query's (Jeopardy 9k: median 0.842, held out 0.840;
-#: mixed with 2: 0.807, an isolated point whose top 10 the walk gathers from far apart, stored ef 170
-#: where 86 reach 0.99; 256 dims 0.458 vs 0.449, with 2: 0.384) ...
-GRAPH_PROXY_PARTNERS = 10
-#: ... with noise from this many sampled rows (4: too hard, 200, nearly the data's covariance: too easy for
-#: Jeopardy 1,536 dims; 50 tracks the held-out recall-vs-ef_search curves of Jeopardy 1,536 and 256 dims,
-#: fitted there, checked on the synthetic scale set: bench/results/autotune.md)
-GRAPH_PROXY_NOISE_ROWS = 50
 
 
 def _oversample(candidates: int, k: int) -> float:
@@ -158,12 +149,7 @@ def tune(
         # (a stored row, even left out of its own answer, is found too easily: see proxy_queries)
         if queries is None:
             # noise that changes their neighbours where the walk's misses count (see SHAPED_PROXIES)
-            kind = col.layout.plan.kind
-            if kind in GRAPH_ONLY:
-                mix = {"partners": GRAPH_PROXY_PARTNERS, "noise_rows": GRAPH_PROXY_NOISE_ROWS}
-                picked = proxy_queries(col, sample, seed=seed, shaped=True, **mix)
-            else:
-                picked = proxy_queries(col, sample, seed=seed, shaped=kind in SHAPED_PROXIES)
+            picked = proxy_queries(col, sample, seed=seed, shaped=col.layout.plan.kind in SHAPED_PROXIES)
         else:
             picked = query_vectors(col, queries, sample=None, seed=seed)
         w = Workload(col, *picked, k=k)
@@ -236,10 +222,6 @@ AUTOTUNE_BUDGET_ROWS = 20_000_000
 #: 200 proxies: a standard error near 0.002 at recall 0.99, the headroom CONFIDENCE_Z adds
 AUTOTUNE_MAX_QUERIES = 200
 AUTOTUNE_MIN_QUERIES = 20
-#: graph-only plans: up to this many, within the same budget (1,000 at 10,000 rows, 200 at 50,000). Their
-#: recall flattens near 0.99 (Jeopardy 9k held out: 0.989 / 0.991 / 0.993 at ef_search 60 / 80 / 120), so
-#: the 0.0025 standard error of 200 proxies alone moves the stored ef_search 1.5-2x (200: ef 280, 1,000: 105)
-AUTOTUNE_GRAPH_MAX_QUERIES = 1000
 #: the proxies ask more of a low-dimension bit plan than real queries do (Cranfield, local model,
 #: mrl-bit:128: past 64x): automatic tuning looks this far rather than store a plan short of 0.99
 AUTOTUNE_MAX_OVERSAMPLE = 128.0
@@ -268,19 +250,9 @@ def autotune(col: Searchable, *, after_bulk_load: bool = False) -> TuneResult | 
     grown = info.tuned_rows is None or rows >= AUTOTUNE_GROWTH * info.tuned_rows
     if rows < AUTOTUNE_MIN_ROWS or not (after_bulk_load or grown):
         return None
-    queries = autotune_queries(rows, col.layout.plan.kind)
+    queries = max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
     started = time.perf_counter()
     # stored as tuned: the proxy queries stand for unseen ones, no flat headroom on top
     result = tune(col, target_recall=0.99, k=10, sample=queries, max_oversample=AUTOTUNE_MAX_OVERSAMPLE)
     log.info("autotune of %s took %.1f s: %s", col.name, time.perf_counter() - started, result)
     return result
-
-
-def autotune_queries(rows: int, kind: str) -> int:
-    """How many proxy queries autotune draws for ``rows`` rows of a ``kind`` plan (the budget's share).
-
-    >>> autotune_queries(9000, "bit"), autotune_queries(9000, "halfvec"), autotune_queries(250_000, "halfvec")
-    (200, 1000, 40)
-    """
-    most = AUTOTUNE_GRAPH_MAX_QUERIES if kind in GRAPH_ONLY else AUTOTUNE_MAX_QUERIES
-    return max(AUTOTUNE_MIN_QUERIES, min(most, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
