@@ -38,7 +38,7 @@ def log(msg: str) -> None:
 
 def load(db: semsearch.Database, which: str, plan: str) -> tuple[Any, np.ndarray]:
     """(collection loaded with autotune off, held-out query vectors)."""
-    name = f"bench_graphproxies_{which}_{plan}"
+    name = f"bench_gp_{which}_{plan}"
     db.drop_collection(name, missing_ok=True)
     if which in ("jeopardy", "jeopardy256"):
         vs = benchdata.jeopardy(n_queries=1000) if which == "jeopardy" else benchdata.jeopardy_local(n_queries=1000)
