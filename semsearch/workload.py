@@ -128,7 +128,8 @@ def proxy_queries(
     recall@10 0.99 at ef_search 10, where held-out questions measure 0.92). ``shaped=True``
     draws the noise from the directions rows differ in (``PROXY_NOISE_ROWS`` sampled rows less
     the sample's mean), calibrated to the same similarity: the proxy's neighbours are then no
-    longer the sampled row's linked ones, as a real query's are not.
+    longer the sampled row's linked ones, as a real query's are not. ``partners`` and ``noise_rows``
+    replace ``PROXY_PARTNERS`` and ``PROXY_NOISE_ROWS`` (bench/graphproxies.py measures other values).
 
     Example::
 
