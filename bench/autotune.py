@@ -3,8 +3,9 @@
     python bench/autotune.py [--sets jeopardy cranfield-bit cranfield-mrl jeopardy-halfvec ...] [--seeds 0 1 2]
                              [--out bench/results/autotune]
 
-Sets are ``<data>-<plan>``: data ``jeopardy`` or ``cranfield``, plan ``bit``, ``mrl`` (mrl-bit:128),
-``halfvec`` or ``none``; plain ``jeopardy`` is ``jeopardy-bit``.
+Sets are ``<data>-<plan>``: data ``jeopardy`` (ada-002, 1,536 dims), ``jeopardy256`` (the same texts by the
+local model, 256 dims) or ``cranfield``, plan ``bit``, ``mrl`` (mrl-bit:128), ``halfvec`` or ``none``; plain
+``jeopardy`` is ``jeopardy-bit``.
 
 Per set a collection is loaded with autotune off; then autotune runs as current main has it
 (``--before`` library, default /work/main: sampled rows left out of their own answers, stored
@@ -65,9 +66,10 @@ def load(db: semsearch.Database, which: str) -> tuple[Any, np.ndarray, dict[str,
     db.drop_collection(name, missing_ok=True)
     data_name, _, plan_name = which.partition("-")
     plan = PLANS[plan_name or "bit"]
-    if data_name == "jeopardy":
-        vs = benchdata.jeopardy(n_queries=1000)
-        col = db.create_collection(name, dims=1536, model="label", compression=plan, autotune=False)
+    if data_name in ("jeopardy", "jeopardy256"):
+        vs = benchdata.jeopardy(n_queries=1000) if data_name == "jeopardy" else benchdata.jeopardy_local(n_queries=1000)
+        dims = vs.base.shape[1]
+        col = db.create_collection(name, dims=dims, model="label", compression=plan, autotune=False)
         rows = zip(vs.texts, vs.base, strict=True)
         col.add_many({"key": str(i), "content": t, "embedding": v} for i, (t, v) in enumerate(rows))
         return col, vs.queries, {"rows": len(vs.base), "queries": len(vs.queries), "source": vs.notes["source"]}
@@ -189,6 +191,7 @@ def main() -> None:
             "jeopardy-none",
             "cranfield-halfvec",
             "cranfield-none",
+            "jeopardy256-halfvec",
         ],
     )
     ap.add_argument("--seeds", nargs="*", type=int, default=[1, 2])

@@ -103,7 +103,15 @@ def _sample(col: Searchable, n: int, seed: int) -> tuple[list[str], np.ndarray]:
     return [r[0] for r in rows], np.stack([r[1].to_numpy().astype(np.float32) for r in rows])
 
 
-def proxy_queries(col: Searchable, n: int, *, seed: int, shaped: bool = False) -> tuple[list[str], np.ndarray]:
+def proxy_queries(
+    col: Searchable,
+    n: int,
+    *,
+    seed: int,
+    shaped: bool = False,
+    partners: int = PROXY_PARTNERS,
+    noise_rows: int = PROXY_NOISE_ROWS,
+) -> tuple[list[str], np.ndarray]:
     """``n`` synthetic queries for tuning: vectors the collection has never held, as a user's are.
 
     A stored row sampled as a query is easy for the index (the graph holds it and links it
@@ -120,7 +128,8 @@ def proxy_queries(col: Searchable, n: int, *, seed: int, shaped: bool = False) -
     recall@10 0.99 at ef_search 10, where held-out questions measure 0.92). ``shaped=True``
     draws the noise from the directions rows differ in (``PROXY_NOISE_ROWS`` sampled rows less
     the sample's mean), calibrated to the same similarity: the proxy's neighbours are then no
-    longer the sampled row's linked ones, as a real query's are not.
+    longer the sampled row's linked ones, as a real query's are not. ``partners`` and ``noise_rows``
+    replace ``PROXY_PARTNERS`` and ``PROXY_NOISE_ROWS`` (bench/graphproxies.py measures other values).
 
     Example::
 
@@ -144,7 +153,7 @@ def proxy_queries(col: Searchable, n: int, *, seed: int, shaped: bool = False) -
         if len(others) == 0:  # a one-row collection (or its neighbours edited away): nothing to mix with
             out[i] = v
             continue
-        picked = others[rng.choice(len(others), size=min(PROXY_PARTNERS, len(others)), replace=False)]
+        picked = others[rng.choice(len(others), size=min(partners, len(others)), replace=False)]
         w = rng.dirichlet(np.ones(1 + len(picked)))
         mix = w[0] * v + w[1:] @ picked
         mix /= max(float(np.linalg.norm(mix)), 1e-12)
@@ -153,7 +162,7 @@ def proxy_queries(col: Searchable, n: int, *, seed: int, shaped: bool = False) -
         if spread is None:
             out[i] = _off(mix, np.vstack([v, others]), target, rng)
         else:
-            terms = spread[rng.choice(len(spread), size=min(PROXY_NOISE_ROWS, len(spread)), replace=False)]
+            terms = spread[rng.choice(len(spread), size=min(noise_rows, len(spread)), replace=False)]
             out[i] = _off(mix, np.vstack([v, others]), target, rng, rng.standard_normal(len(terms)) @ terms)
     return [f"proxy:{k}" for k in keys], out
 
