@@ -85,17 +85,19 @@ def autotune_queries(rows: int) -> int:
 def one_build(col: Any, vs: Any, args: argparse.Namespace, seeds: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     held = Known(col, vs.queries[: args.queries], vs.truth[: args.queries], vs.base)
-    auto = {c: float(np.mean(hits(held, c, None))) / 10 for c in LADDER}
-    wide = {c: float(np.mean(hits(held, c, tuning._wide_ef(c)))) / 10 for c in WIDE_LADDER}
-    reach = next((c for c in LADDER if auto[c] >= 0.99), None)
+    ladder = LADDER if not args.ladder else tuple(int(c) for c in args.ladder.split(","))
+    wide_ladder = [c for c in WIDE_LADDER if c <= ladder[-1]]
+    auto = {c: float(np.mean(hits(held, c, None))) / 10 for c in ladder}
+    wide = {c: float(np.mean(hits(held, c, tuning._wide_ef(c)))) / 10 for c in wide_ladder}
+    reach = next((c for c in ladder if auto[c] >= 0.99), None)
     out["held_out"] = {"queries": len(held.ids), "auto_ef": auto, "wide_ef": wide, "smallest_0.99_auto_ef": reach}
     log(f"  held out: smallest reaching 0.99 {reach}; " + ", ".join(f"{c}:{r:.4f}" for c, r in auto.items()))
     out["proxies"] = {}
-    for s in seeds:
+    for s in seeds if args.proxies else ():
         t = time.perf_counter()
         w = Workload(col, *proxy_queries(col, args.proxies, seed=s, shaped=True), k=10)
-        per = {c: hits(w, c, None) for c in LADDER}
-        per_wide = {c: hits(w, c, tuning._wide_ef(c)) for c in WIDE_LADDER}
+        per = {c: hits(w, c, None) for c in ladder}
+        per_wide = {c: hits(w, c, tuning._wide_ef(c)) for c in wide_ladder}
         # each query's hits as one character of "0123456789a" (a: all 10), one string per count
         out["proxies"][s] = {"n": len(w.ids), "auto_ef": {c: _pack(h) for c, h in per.items()},
                              "wide_ef": {c: _pack(h) for c, h in per_wide.items()}}  # fmt: skip
@@ -103,35 +105,29 @@ def one_build(col: Any, vs: Any, args: argparse.Namespace, seeds: list[int]) -> 
             f"  proxies seed {s} ({time.perf_counter() - t:.0f} s): "
             + ", ".join(f"{c}:{np.mean(h) / 10:.4f}" for c, h in per.items())
         )
-    out["autotune"] = {}
     n = autotune_queries(args.rows)
-    for s in seeds:
-        t = time.perf_counter()
-        r = tuning.tune(col, target_recall=0.99, k=10, sample=n, max_oversample=tuning.AUTOTUNE_MAX_OVERSAMPLE, seed=s)
-        at = held.run(oversample=None, ef_search=None).recall  # the catalog's: what a default search runs
-        tried = [
-            {"candidates": p.candidates, "ef_search": p.ef_search, "proxy": round(p.recall, 4),
-             "se": round(p.recall_se, 4),
-             "held_out": round(held.run(oversample=p.oversample, ef_search=_ef(p.candidates, p.ef_search)).recall, 4)}
-            for p in r.tried
-        ]  # fmt: skip
-        out["autotune"][s] = {
-            "queries": r.queries, "oversample": r.oversample, "ef_search": r.ef_search, "candidates": r.candidates,
-            "proxy_recall": round(r.recall, 4), "held_out_recall": round(at, 4), "reached": r.reached,
-            "seconds": round(time.perf_counter() - t, 1), "tried": tried,
-        }  # fmt: skip
-        log(f"  autotune seed {s}: x{r.oversample} ef {r.ef_search} proxy {r.recall:.4f} held out {at:.4f}")
+    out["autotune"] = {s: autotune_at(col, held, n, s) for s in seeds}
     return out
 
 
-def replay(per: dict[Any, str], n: int, z: float, rng: np.random.Generator, target: float = 0.99) -> int | None:
-    """The smallest ladder count whose recall less ``z`` SE reaches on ``n`` of these proxies (as tune's rule)."""
-    idx = rng.choice(len(next(iter(per.values()))), size=n, replace=False)
-    for c, h in sorted(per.items(), key=lambda kv: int(kv[0])):
-        r = np.asarray(unpack(h))[idx] / 10
-        if r.mean() - z * r.std(ddof=1) / np.sqrt(n) >= target:
-            return int(c)
-    return None
+def autotune_at(col: Any, held: Known, n: int, s: int) -> dict[str, Any]:
+    """tune() as autotune() runs it at this size, with proxy seed ``s``; the held-out recall at its choice."""
+    t = time.perf_counter()
+    r = tuning.tune(col, target_recall=0.99, k=10, sample=n, max_oversample=tuning.AUTOTUNE_MAX_OVERSAMPLE, seed=s)
+    at = held.run(oversample=None, ef_search=None).recall  # the catalog's: what a default search runs
+    tried = [
+        {"candidates": p.candidates, "ef_search": p.ef_search, "proxy": round(p.recall, 4),
+         "se": round(p.recall_se, 4),
+         "held_out": round(held.run(oversample=p.oversample, ef_search=_ef(p.candidates, p.ef_search)).recall, 4)}
+        for p in r.tried
+    ]  # fmt: skip
+    got = {
+        "queries": r.queries, "oversample": r.oversample, "ef_search": r.ef_search, "candidates": r.candidates,
+        "proxy_recall": round(r.recall, 4), "held_out_recall": round(at, 4), "reached": r.reached,
+        "seconds": round(time.perf_counter() - t, 1), "tried": tried,
+    }  # fmt: skip
+    log(f"  autotune seed {s}: x{r.oversample} ef {r.ef_search} proxy {r.recall:.4f} held out {at:.4f}")
+    return got
 
 
 def main() -> None:
@@ -140,7 +136,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=1000, help="held-out queries (the set has 1000)")
     ap.add_argument("--builds", type=int, default=1)
     ap.add_argument("--seeds", default="0", help="proxy seeds of the first build (the next add 100 each)")
-    ap.add_argument("--proxies", type=int, default=200, help="proxies per seed kept per query for replay")
+    ap.add_argument("--proxies", type=int, default=200, help="proxies per seed kept per query for replay (0: none)")
+    ap.add_argument("--ladder", help="candidate counts for held-out and proxy recall (default: LADDER)")
     ap.add_argument("--out", default="bench/results/tunebit")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
