@@ -80,6 +80,9 @@ def main() -> None:
                             )  # fmt: skip
                             got.append((c, (h_wide if is_wide else h_auto).get(c, float("nan")) if c else np.nan))
                         cs, hs = np.array([g[0] for g in got]), np.array([g[1] for g in got])
+                        if np.isnan(hs).all():  # no draw reached the target on the ladder
+                            print(f"| {d['rows']} | {b} | {seed} | {n} | {name} | none reached | - | - |")
+                            continue
                         print(
                             f"| {d['rows']} | {b} | {seed} | {n} | {name} | {np.mean(hs < 0.99):.2f} "
                             f"| {cs.mean():.0f} | {np.nanmean(hs):.4f} |"
