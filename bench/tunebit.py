@@ -1,7 +1,7 @@
 """How far does autotune's ``bit`` setting land from 0.99 held out, build to build and seed to seed?
 
     python bench/tunebit.py [--rows 50000] [--queries 1000] [--builds 3] [--seeds 0,1] \
-        [--proxies 200] [--out bench/results/tunebit_spread_50k]
+        [--proxies 200] [--ladder 40,80,160] [--out bench/results/tunebit_spread_50k]
 
 Per build (``--builds`` independent loads of the scale set, bench/benchdata.py synthetic(), 1536 dims,
 into a fresh ``bit`` collection with ``add_many(bulk=True)``, autotune off: HNSW builds differ by
@@ -11,9 +11,10 @@ their random levels):
   candidate counts, ef_search automatic and 4x wider; the smallest count reaching 0.99.
 - ``proxies``: per seed, ``--proxies`` data-shaped proxies (workload.proxy_queries, shaped=True),
   each proxy's hits at the same ladder (kept per query, so acceptance rules can be replayed on
-  subsamples of the size autotune draws: :func:`replay`).
-- ``autotune``: per seed, tune() exactly as autotune() calls it at this size, the held-out recall
-  at the setting it stored and at every point it tried (the proxy-to-held-out gap).
+  subsamples of the size autotune draws: bench/tunebit_replay.py).
+- ``autotune``: per seed (build b adds 100 * b to each: every draw independent), tune() exactly as
+  autotune() calls it at this size, the held-out recall at the setting it stored and at every point
+  it tried (the proxy-to-held-out gap).
 
 Recall only: no latencies are claimed (the machine is shared).
 """
