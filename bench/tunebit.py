@@ -108,6 +108,8 @@ def one_build(col: Any, vs: Any, args: argparse.Namespace, seeds: list[int]) -> 
         )
     n = autotune_queries(args.rows)
     out["autotune"] = {s: autotune_at(col, held, n, s) for s in seeds}
+    if args.also_sample:  # the same tune() on more proxies than autotune draws at this size
+        out[f"autotune_sample_{args.also_sample}"] = {s: autotune_at(col, held, args.also_sample, s) for s in seeds}
     return out
 
 
@@ -139,6 +141,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="proxy seeds of the first build (the next add 100 each)")
     ap.add_argument("--proxies", type=int, default=200, help="proxies per seed kept per query for replay (0: none)")
     ap.add_argument("--ladder", help="candidate counts for held-out and proxy recall (default: LADDER)")
+    ap.add_argument("--also-sample", type=int, default=0, help="also tune on this many proxies")
     ap.add_argument("--out", default="bench/results/tunebit")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
