@@ -56,7 +56,7 @@ from querypath import Runner, rotate, semsearch_load, semsearch_relations, shift
 from run import library_state
 
 import semsearch
-from semsearch import searching, statements
+from semsearch import search_request, searching, statements
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 10
@@ -70,11 +70,11 @@ def log(msg: str) -> None:
 
 def plan_for(col: Any, q: np.ndarray) -> searching.SearchPlan:
     """The plan col.search makes for ``vector=q, k=K`` (no time limit)."""
-    request = searching.check_request(
+    request = search_request.check_request(
         dims=col.dims, name=col.name, tenant_required=False, query=None, vector=q, k=K, mode="vector",
         oversample=None, ef_search=None, exact=False, where=None, tenant=None,
     )  # fmt: skip
-    request = searching.with_vector(request, q, dims=col.dims)
+    request = search_request.with_vector(request, q, dims=col.dims)
     info = col.info
     return searching.plan(col.layout, col.name, info.oversample, info.ef_search, request)
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from semsearch import guards, searching
+from semsearch import guards, search_request, searching
 from semsearch.errors import InvalidInputError
 
 #: most queries one call takes (every one is a statement of the same pipeline)
@@ -40,10 +40,10 @@ def check_requests(
     vectors: Any,
     search: Mapping[str, Any],
     fusion: tuple[str | None, float | None, float | None] = (None, None, None),
-) -> tuple[list[searching.Request], list[tuple[int, str]]]:
+) -> tuple[list[search_request.Request], list[tuple[int, str]]]:
     """Every query's request, checked before any round trip, and the ``(position, text)`` still to embed.
 
-    ``search`` holds :func:`semsearch.searching.check_request`'s options but ``query`` and
+    ``search`` holds :func:`semsearch.search_request.check_request`'s options but ``query`` and
     ``vector``; ``mode="hybrid"`` takes texts and, optionally, as many vectors.
     """
     mode = search.get("mode", "vector")
@@ -63,15 +63,15 @@ def check_requests(
         text = texts[i] if texts is not None else None
         vector = vecs[i] if vecs is not None else None
         try:
-            request = searching.check_request(
+            request = search_request.check_request(
                 dims=dims, name=name, tenant_required=tenant_required, query=text, vector=vector, **search
             )
         except InvalidInputError as exc:
             raise InvalidInputError(f"{exc} (query at position {i})") from None
-        request = searching.with_fusion(request, *fusion)
+        request = search_request.with_fusion(request, *fusion)
         if request.mode != "text":
             if vector is not None:
-                request = searching.with_vector(request, vector, dims=dims)
+                request = search_request.with_vector(request, vector, dims=dims)
             else:
                 todo.append((i, text))
         requests.append(request)
@@ -79,12 +79,12 @@ def check_requests(
 
 
 def with_embeddings(
-    requests: list[searching.Request], todo: list[tuple[int, str]], embedded: Any, *, dims: int
-) -> list[searching.Request]:
+    requests: list[search_request.Request], todo: list[tuple[int, str]], embedded: Any, *, dims: int
+) -> list[search_request.Request]:
     """The requests with the query texts' vectors, as :func:`check_requests` listed them."""
     out = list(requests)
     for (i, _), vector in zip(todo, embedded, strict=True):
-        out[i] = searching.with_vector(out[i], vector, dims=dims)
+        out[i] = search_request.with_vector(out[i], vector, dims=dims)
     return out
 
 

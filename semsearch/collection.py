@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.rows import dict_row
 
-from semsearch import catalog, guards, paging, repairs, searching, stored, writes
+from semsearch import catalog, guards, paging, repairs, search_request, searching, stored, writes
 from semsearch.collection_info import CollectionInfo
 from semsearch.deferred import Deferred
 from semsearch.embeddings import Embedder
@@ -242,12 +242,12 @@ class Collection(Handle, Measuring, Lookups, Deferred, Upkeep):
         """One search for a page's rows, on one server, following a migrate-model switch."""
         fusion, vector_weight, text_weight = fused
         args = {**search, "k": page.fetch}
-        request = searching.with_fusion(self._request(**args), fusion, vector_weight, text_weight)
+        request = search_request.with_fusion(self._request(**args), fusion, vector_weight, text_weight)
 
         def round_trip(changed: bool) -> Trip:
             nonlocal request
             if changed:  # made again from the new definition (a query vector of a switched model's dims)
-                request = searching.with_fusion(self._request(**args), fusion, vector_weight, text_weight)
+                request = search_request.with_fusion(self._request(**args), fusion, vector_weight, text_weight)
             info, timeout = self.info, self.db.search_timeout
             p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
             # is this handle's catalog row still the name's, its index there? Checked in the same round trip
@@ -265,9 +265,9 @@ class Collection(Handle, Measuring, Lookups, Deferred, Upkeep):
             guards.warn_unindexed(self.name)
         return result
 
-    def _request(self, **search: Any) -> searching.Request:
+    def _request(self, **search: Any) -> search_request.Request:
         """Check a search's arguments (before any round trip), then embed its query text if needed."""
-        request = searching.check_request(
+        request = search_request.check_request(
             dims=self.dims, name=self.name, tenant_required=self.info.tenant_required, **search
         )
         if request.mode == "text":
@@ -275,7 +275,7 @@ class Collection(Handle, Measuring, Lookups, Deferred, Upkeep):
         given = search["vector"]
         if given is None:
             given = embed(self.embedder, [search["query"]])[0]
-        return searching.with_vector(request, given, dims=self.dims)
+        return search_request.with_vector(request, given, dims=self.dims)
 
     def _reload(self, *, read: bool = False) -> bool:
         """Re-read the catalog row (``read``: where searches read); whether the definition changed.

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from semsearch import planner, searching, statements
+from semsearch import planner, search_request, searching, statements
 from semsearch.bm25 import K1, B
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def explain(
     layout: Layout,
     oversample: float,
     info_ef: int | None,
-    request: searching.Request,
+    request: search_request.Request,
     *,
     extra: Mapping[str, str] | None = None,
     bm25: tuple[float, float] = (K1, B),
@@ -92,7 +92,7 @@ def compose(
     layout: Layout,
     oversample: float,
     info_ef: int | None,
-    request: searching.Request,
+    request: search_request.Request,
     *,
     bm25: tuple[float, float] = (K1, B),
     hybrid: Mapping[str, Any] | None = None,
@@ -149,7 +149,7 @@ def _vector_list(
     layout: Layout,
     oversample: float,
     info_ef: int | None,
-    request: searching.Request,
+    request: search_request.Request,
     spec: Any,
     spec_sql: sql.Composable,
 ) -> tuple[sql.Composed, dict[str, str]]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 
-from semsearch import batch, guards, ingest, paging, searching, stored
+from semsearch import batch, guards, ingest, paging, search_request, searching, stored
 from semsearch.batch import execute
 from semsearch.errors import InvalidInputError
 from semsearch.faces import Searchable
@@ -150,7 +150,7 @@ class Lookups:
         )  # fmt: skip
         made: list[Any] = []  # the embedder and the query texts' vectors: embedded once, unless it changes
 
-        def requests() -> list[searching.Request]:
+        def requests() -> list[search_request.Request]:
             requests, todo = batch.check_requests(
                 dims=col.dims, name=col.name, tenant_required=col.info.tenant_required, queries=queries,
                 vectors=vectors, search=search, fusion=(fusion, vector_weight, text_weight),
@@ -263,7 +263,7 @@ class Lookups:
         return col._search(page, (None, None, None), fresh=fresh, **search)
 
 
-def _widened(request: searching.Request, k: int) -> searching.Request:
+def _widened(request: search_request.Request, k: int) -> search_request.Request:
     """A documents search's request for ``k`` passages (a hybrid one's lists sized for them)."""
     return replace(request, k=k, lists_for=None if request.lists_for is None else grouping.lists_for(k))
 

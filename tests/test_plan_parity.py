@@ -26,7 +26,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 import semsearch
-from semsearch import catalog, explaining, planner, searching
+from semsearch import catalog, explaining, planner, search_request
 
 PLANS = ("none", "halfvec", "bit", "mrl-bit:32", "bit->mrl:32")
 #: default BM25 and fusion, or custom k1/b and a tuned hybrid setting in the catalog
@@ -268,7 +268,9 @@ def _compose(conn: psycopg.Connection, col: Any, args: dict[str, Any]) -> list[t
     search = {k: v for k, v in args.items() if k not in ("fusion", "vector_weight", "text_weight")}
     defaults = {"query": None, "vector": None, "oversample": None, "ef_search": None, "exact": False, "where": None}
     request = col._request(**{**defaults, "tenant": None, "mode": "vector", **search})
-    request = searching.with_fusion(request, args.get("fusion"), args.get("vector_weight"), args.get("text_weight"))
+    request = search_request.with_fusion(
+        request, args.get("fusion"), args.get("vector_weight"), args.get("text_weight")
+    )
     info = col.info
     c = explaining.compose(
         conn, col.layout, info.oversample, info.ef_search, request, bm25=(info.bm25_k1, info.bm25_b), hybrid=info.hybrid

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.rows import dict_row
 
-from semsearch import catalog, guards, paging, searching, stored
+from semsearch import catalog, guards, paging, search_request, searching, stored
 from semsearch.aio import repairs, writes
 from semsearch.aio.deferred import AsyncDeferred
 from semsearch.aio.faces import Connections
@@ -254,12 +254,12 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred, Async
         """One search for a page's rows, on one server, following a migrate-model switch."""
         fusion, vector_weight, text_weight = fused
         args = {**search, "k": page.fetch}
-        request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
+        request = search_request.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
 
         async def round_trip(changed: bool) -> Trip:
             nonlocal request
             if changed:  # made again from the new definition (a query vector of a switched model's dims)
-                request = searching.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
+                request = search_request.with_fusion(await self._request(**args), fusion, vector_weight, text_weight)
             info, timeout = self.info, self.db.search_timeout
             p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
             # is this handle's catalog row still the name's, its index there? Checked in the same round trip
@@ -279,9 +279,9 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred, Async
             guards.warn_unindexed(self.name)
         return result
 
-    async def _request(self, **search: Any) -> searching.Request:
+    async def _request(self, **search: Any) -> search_request.Request:
         """Check a search's arguments (before any round trip), then embed its query text if needed."""
-        request = searching.check_request(
+        request = search_request.check_request(
             dims=self.dims, name=self.name, tenant_required=self.info.tenant_required, **search
         )
         if request.mode == "text":
@@ -289,7 +289,7 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred, Async
         given = search["vector"]
         if given is None:
             given = (await aembed(self.embedder, [search["query"]]))[0]
-        return searching.with_vector(request, given, dims=self.dims)
+        return search_request.with_vector(request, given, dims=self.dims)
 
     async def _reload(self, *, read: bool = False) -> bool:
         """Re-read the catalog row (``read``: where searches read); whether the definition changed.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 
-from semsearch import batch, guards, ingest, paging, searching, stored
+from semsearch import batch, guards, ingest, paging, search_request, searching, stored
 from semsearch.aio.batch import execute
 from semsearch.aio.faces import Searchable
 from semsearch.aio.flavour import aembed
@@ -154,7 +154,7 @@ class AsyncLookups:
         )  # fmt: skip
         made: list[Any] = []  # the embedder and the query texts' vectors: embedded once, unless it changes
 
-        async def requests() -> list[searching.Request]:
+        async def requests() -> list[search_request.Request]:
             requests, todo = batch.check_requests(
                 dims=col.dims, name=col.name, tenant_required=col.info.tenant_required, queries=queries,
                 vectors=vectors, search=search, fusion=(fusion, vector_weight, text_weight),
@@ -268,7 +268,7 @@ class AsyncLookups:
         return await col._search(page, (None, None, None), fresh=fresh, **search)
 
 
-def _widened(request: searching.Request, k: int) -> searching.Request:
+def _widened(request: search_request.Request, k: int) -> search_request.Request:
     """A documents search's request for ``k`` passages (a hybrid one's lists sized for them)."""
     return replace(request, k=k, lists_for=None if request.lists_for is None else grouping.lists_for(k))
 

@@ -23,7 +23,7 @@ from typing import Any, cast
 import psycopg
 from tqdm import tqdm
 
-from semsearch import explaining, searching
+from semsearch import explaining, search_request
 from semsearch.aio import repairs
 from semsearch.aio.faces import Stored
 from semsearch.aio.flavour import offload
@@ -118,7 +118,7 @@ def _collection(obj: AsyncUpkeep) -> Stored:
 def _explain(col: Any, args: dict[str, Any], settings: Mapping[str, str], fresh: bool) -> explaining.Explained:
     """``explain`` on a sync collection: the request checked and embedded, then EXPLAIN where a search reads."""
     fusion, vector_weight, text_weight = (args.pop(name) for name in ("fusion", "vector_weight", "text_weight"))
-    request = searching.with_fusion(col._request(**args), fusion, vector_weight, text_weight)
+    request = search_request.with_fusion(col._request(**args), fusion, vector_weight, text_weight)
     if col._check_due:
         col._reload(read=True)  # what a search would run now
 
