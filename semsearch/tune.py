@@ -112,6 +112,7 @@ def tune(
     queries: Any = None,
     max_oversample: float = 64.0,
     seed: int = 0,
+    rows: int | None = None,
 ) -> TuneResult:
     """Find and store the cheapest oversampling (and ef_search) reaching ``target_recall``.
 
@@ -131,7 +132,8 @@ def tune(
     recall is the graph walk's. The catalog then holds the choice (and a ``tuning`` record), so searches without
     ``oversample=`` use it. Unreachable within ``max_oversample``: the best recall
     found is stored and ``reached`` is False. Retune after the data grows by calling
-    this again.
+    this again. ``rows``: what ``col.count()`` says, when the caller has just counted it (recorded
+    as the rows the setting was tuned at; else counted here).
 
     Example::
 
@@ -165,7 +167,7 @@ def tune(
         result = TuneResult(
             collection=col.name, target=target_recall, k=k, reached=reached,
             oversample=best.oversample, ef_search=best.ef_search, candidates=best.candidates,
-            recall=best.recall, p50_ms=best.p50_ms, queries=len(w.ids), rows=col.count(),
+            recall=best.recall, p50_ms=best.p50_ms, queries=len(w.ids), rows=col.count() if rows is None else rows,
             previous_oversample=previous[0], previous_ef_search=previous[1],
             tried=tuple(sorted(search.points.values(), key=lambda p: (p.ef_search or 0, p.candidates))),
         )  # fmt: skip
@@ -282,6 +284,6 @@ def autotune(col: Searchable, *, after_bulk_load: bool = False, size: Size | Non
     queries = max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
     started = time.perf_counter()
     # stored as tuned: the proxy queries stand for unseen ones, no flat headroom on top
-    result = tune(col, target_recall=0.99, k=10, sample=queries, max_oversample=AUTOTUNE_MAX_OVERSAMPLE)
+    result = tune(col, target_recall=0.99, k=10, sample=queries, max_oversample=AUTOTUNE_MAX_OVERSAMPLE, rows=rows)
     log.info("autotune of %s took %.1f s: %s", col.name, time.perf_counter() - started, result)
     return result

@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 import semsearch
-from semsearch import autoplan, handle, plan_choice
+from semsearch import autoplan, handle, plan_choice, tune
 from semsearch.plan_choice import Rule
 
 DIMS = 1536
@@ -247,3 +247,12 @@ def test_the_one_count_of_a_collection_with_passages_tells_rows_and_documents_ap
     size = autoplan.Size()
     assert (size.rows(db, col.info), size.documents(db, col.info)) == (12, 4)
     assert col.count() == 4
+
+
+def test_an_add_many_that_autotunes_still_counts_once(db, monkeypatch):
+    """autotune's tune() records the rows it tuned at: the count the load already made, not a new scan."""
+    col = db.create_collection("tuned_once", dims=DIMS, model="label")
+    seen = counts_run(monkeypatch, col.layout.table_name)
+    got = col.add_many(records("t", vectors(tune.AUTOTUNE_MIN_ROWS, 4)))
+    assert got.tuned is not None and got.tuned.rows == tune.AUTOTUNE_MIN_ROWS
+    assert len(seen) == 1, seen
