@@ -141,7 +141,11 @@ def test_tune_stores_the_best_when_the_target_is_out_of_reach(db, movies):
     col = _movies(db, movies)
     result = col.tune(target_recall=1.0, k=5, sample=62, max_oversample=1.5)
     assert not result.reached and result.candidates <= 7
-    assert result.recall == max(p.recall for p in result.tried) < 1.0
+    # short of the target: the best recall at the automatic ef_search, not a wider level's point
+    # (the ladder's probes can tie or edge past it on 62 proxies; they keep fewer candidates)
+    automatic = [p for p in result.tried if p.ef_search is None]
+    assert result.ef_search is None and result.recall == max(p.recall for p in automatic) < 1.0
+    assert result.candidates == max(p.candidates for p in automatic if p.recall == result.recall)
     assert _catalog(db, "movies")[2]["reached"] is False
 
 
