@@ -329,8 +329,13 @@ async def test_async_add_many_autotunes_a_bulk_load_as_sync_add_many_does(db, db
         acol = await adb.create_collection("a", dims=64, model="label", compression="mrl-bit:32")
         result = await acol.add_many(iter(records))
         assert result.tuned is not None and sync_result.tuned is not None
-        assert result.tuned.oversample == sync_result.tuned.oversample
-        assert acol.info.oversample == db.collection("a").info.oversample == db.collection("s").info.oversample
+        # the same search over the same rows, on two HNSW graphs (built apart: their recalls differ a
+        # little); a wider ef_search level is kept only when its p50 beats the automatic point's
+        # (tune.EF_LADDER), a timing two runs need not agree on: so the same target, about the same candidates
+        assert result.tuned.reached and sync_result.tuned.reached and result.tuned.rows == 1000
+        assert abs(result.tuned.candidates - sync_result.tuned.candidates) <= 0.1 * sync_result.tuned.candidates
+        assert acol.info.oversample == db.collection("a").info.oversample == result.tuned.oversample
+        assert db.collection("s").info.oversample == sync_result.tuned.oversample
         assert answer(await acol.search(vector=vectors[5], k=10)) == answer(
             db.collection("s").search(vector=vectors[5], k=10)
         )
