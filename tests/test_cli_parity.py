@@ -353,6 +353,7 @@ def test_delete_keys_and_keys_from_a_file(run, db, tmp_path):
 def test_server_status_and_stop_on_a_data_dir_of_its_own(monkeypatch):
     # not the test run's server: a second one, started and stopped here
     parent = Settings.from_env().data_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)  # a fresh machine whose test server lives elsewhere has none yet
     data_dir = Path(tempfile.mkdtemp(prefix="ss-server-test-", dir=parent))
     os.chmod(data_dir, 0o755)  # run as root, postgres runs as its own user and must reach it
     try:

@@ -29,7 +29,9 @@ def own_data_dir() -> Iterator[Path]:
     """An embedded server's data directory of this module's own (one initdb for its tests)."""
     # beside the user's data dir, not in pytest's tmp_path: run as root, postgres runs as its own user and
     # must reach it, and pytest makes its own temporary root private again at each session's start
-    data_dir = Path(tempfile.mkdtemp(prefix="ss-own-", dir=Settings.from_env().data_dir.parent))
+    parent = Settings.from_env().data_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)  # a fresh machine whose test server lives elsewhere has none yet
+    data_dir = Path(tempfile.mkdtemp(prefix="ss-own-", dir=parent))
     os.chmod(data_dir, 0o755)
     try:
         yield data_dir
