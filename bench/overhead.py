@@ -9,8 +9,10 @@ the queries apart), each on a connection of its own unless said:
 
 - ``bare``: the two-stage statement semsearch composes for the search (``searching.plan``), prepared,
   the query vector in binary, ``hnsw.ef_search`` set once for the session: the floor;
-- ``pipelined``: what ``col.search`` sends for it (``searching.execute``: the ``set_config`` statement
-  and the statement in one pipeline), the plan made per query, on a plain connection;
+- ``pipelined``: what ``col.search`` sent for it before ``semsearch.session_settings`` (``searching.execute``
+  on a connection whose session settings are forgotten before each call: the ``set_config`` statement and
+  the statement in one pipeline), the plan made per query, on a plain connection;
+- (``col.search`` now sends the statement alone when its connection's session carries the settings);
 - ``col.search``: ``col.search(vector=q, k=10)`` (pool checkout, request checks, the catalog check
   when due, result objects);
 - ``ann()``: ``SELECT * FROM semsearch.<table>_ann($1, k, candidates, NULL)``, prepared, ef_search
@@ -56,7 +58,7 @@ from querypath import Runner, rotate, semsearch_load, semsearch_relations, shift
 from run import library_state
 
 import semsearch
-from semsearch import search_request, searching, statements
+from semsearch import search_request, searching, session_settings, statements
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 10
@@ -132,12 +134,18 @@ def runners(
         pids = {"col.search": backend_pid(c)}
     pids |= {x if x not in variants else f"search() {x}": backend_pid(c) for x, c in conns.items()}
 
+    def cold(conn: psycopg.Connection) -> psycopg.Connection:
+        """``conn`` with nothing remembered of its session: its settings go with each search, as they did
+        before session_settings (a checkout for another use forgets them the same way)."""
+        session_settings.lent(conn)
+        return conn
+
     def keys(cur: psycopg.Cursor[Any]) -> list[int]:
         return [int(r[0]) for r in cur.fetchall()]
 
     run: dict[str, Runner] = {
         "bare": lambda q: keys(conns["bare"].execute(bare, {"q": q}, prepare=True)),
-        "pipelined": lambda q: [int(r[0]) for r in searching.execute(conns["pipelined"], plan_for(col, q))[0]],
+        "pipelined": lambda q: [int(r[0]) for r in searching.execute(cold(conns["pipelined"]), plan_for(col, q))[0]],
         "col.search": lambda q: [int(h.key) for h in col1.search(vector=q, k=K)],
         "ann()": lambda q: keys(conns["ann()"].execute(ann, {"q": q}, prepare=True)),
         "ann() generic": lambda q: keys(conns["ann() generic"].execute(ann, {"q": q}, prepare=True)),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.rows import dict_row
 
-from semsearch import catalog, guards, paging, repairs, search_request, searching, stored, writes
+from semsearch import catalog, guards, paging, repairs, search_request, searching, session_settings, stored, writes
 from semsearch.collection_info import CollectionInfo
 from semsearch.deferred import Deferred
 from semsearch.embeddings import Embedder
@@ -252,7 +252,8 @@ class Collection(Handle, Measuring, Lookups, Deferred, Upkeep):
             p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
             # is this handle's catalog row still the name's, its index there? Checked in the same round trip
             check = searching.check_for(p, self.name, due=self._check_due)
-            rows, found = self.db.read(partial(execute, p=p, check=check), fresh=fresh)
+            with session_settings.searching():  # its connection keeps the settings its session carries
+                rows, found = self.db.read(partial(execute, p=p, check=check), fresh=fresh)
             return (rows, info), check, found
 
         # one server for the whole search: its catalog check and a reload read where its statement runs

@@ -20,7 +20,7 @@ from typing import TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from semsearch import server
+from semsearch import server, session_settings
 from semsearch.config import FROM_ENV, FromEnv, check_search_timeout
 from semsearch.replicas import ReplicaStatus, Router
 from semsearch.server import Liveness, redact
@@ -69,6 +69,8 @@ class DatabaseConnections:
         if self.liveness.lost:
             self.liveness.revive(self.pool)
         with self.pool.connection() as conn, self.liveness.watch(conn):
+            if session_settings.lent(conn):
+                conn.execute(session_settings.RESET)  # a search's time limit is not this use's
             try:
                 yield conn
             except psycopg.errors.InsufficientPrivilege as exc:

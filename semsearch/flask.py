@@ -52,6 +52,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("semsearch.flask needs Flask: pip install 'semsearch[flask]'") from exc
 
+from semsearch import session_settings
 from semsearch.cli import Group
 from semsearch.cli import main as semsearch_cli
 from semsearch.collection import Collection
@@ -91,7 +92,10 @@ class RequestDatabase(Database):
         borrowed: dict[RequestDatabase, psycopg.Connection] = g.setdefault(_G_CONNECTIONS, {})
         if self not in borrowed:
             borrowed[self] = self.pool.getconn()
-        yield borrowed[self]
+        conn = borrowed[self]
+        if session_settings.lent(conn):
+            conn.execute(session_settings.RESET)  # a search's time limit is not this use's
+        yield conn
 
 
 class _State:

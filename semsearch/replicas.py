@@ -30,6 +30,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
+from semsearch import session_settings
 from semsearch.errors import ConfigurationError
 from semsearch.server import redact
 
@@ -191,6 +192,8 @@ class Router:
             if pool is not None:
                 try:
                     with pool.connection() as conn:
+                        if session_settings.lent(conn):
+                            conn.execute(session_settings.RESET)  # a search's time limit is not this read's
                         result = fn(conn)
                 except psycopg.errors.QueryCanceled:
                     raise  # a statement timeout or a cancel: the primary would be asked the same

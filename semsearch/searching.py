@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.adapt import PyFormat
 from psycopg.types.json import Jsonb
 
-from semsearch import guards, statements
+from semsearch import guards, session_settings, statements
 from semsearch.passages import grouping
 from semsearch.planner import (
     candidates,
@@ -155,19 +155,24 @@ def _snippeted(mode: str, text_config: str) -> sql.SQL:
 Step = tuple[sql.SQL | sql.Composed, Any]
 
 
-def round_trip(p: SearchPlan, check: str | None = None) -> list[Step]:
+def round_trip(p: SearchPlan, check: str | None = None, carried: dict[str, str] | None = None) -> list[Step]:
     """What :func:`execute` (and the async API's) sends for a plan, pipelined, in one round trip.
 
     The plan's time limit and settings, then, with ``check`` (a collection name), a read of
     its catalog row and its index's state (:data:`semsearch.guards.CHECK`),
-    then the plan's statement (always last). On a Citus distributed
-    collection the settings are ``SET LOCAL``s that Citus propagates to the workers (a
-    session setting stays on the coordinator), so the caller runs them in a transaction.
+    then the plan's statement (always last). ``carried``: what the connection's session
+    already carries (:func:`semsearch.session_settings.carried`): then the settings and the time
+    limit are made for the session, and only those it lacks are sent (often none: the statement
+    alone). On a Citus distributed collection the settings are ``SET LOCAL``s that Citus
+    propagates to the workers (a session setting stays on the coordinator), so the caller runs
+    them in a transaction.
     """
     steps: list[Step]
     if p.distributed:
         steps = [(PROPAGATE, None), *((set_local(name, value), None) for name, value in p.settings.items())]
         steps += _limit(p)  # after Citus' PROPAGATE: the workers' statements have the limit too
+    elif carried is not None:
+        steps = _session(session_settings.missing(carried, session_settings.wanted(p.settings, p.timeout_ms)))
     else:
         steps = _settings(p)
     if check is not None:
@@ -191,6 +196,13 @@ def _settings(p: SearchPlan) -> list[Step]:
     return [(_set_many(tuple(local for _, _, local in calls)), [x for name, value, _ in calls for x in (name, value)])]
 
 
+def _session(settings: dict[str, str]) -> list[Step]:
+    """One ``SELECT set_config(..., false), ...`` making ``settings`` the session's; none when empty."""
+    if not settings:
+        return []
+    return [(_set_many((False,) * len(settings)), [x for item in settings.items() for x in item])]
+
+
 @lru_cache(maxsize=16)
 def _set_many(local: tuple[bool, ...]) -> sql.Composed:
     """``SELECT set_config(%s, %s, <local>), ...``: one call per setting, values bound."""
@@ -207,12 +219,15 @@ def _limit(p: SearchPlan) -> list[Step]:
     return [(_SET_LOCAL, ["statement_timeout", str(p.timeout_ms)])]
 
 
-def fallback(p: SearchPlan, rows: list[tuple[Any, ...]]) -> list[Step]:
-    """The exact statement (after the time limit) to run when the two-stage one returned fewer than ``k`` rows."""
+def fallback(p: SearchPlan, rows: list[tuple[Any, ...]], *, carried: bool = False) -> list[Step]:
+    """The exact statement (after the time limit) to run when the two-stage one returned fewer than ``k`` rows.
+
+    ``carried``: the round trip made its time limit the session's (no local one to send again).
+    """
     if p.fallback is None or len(rows) >= p.k:
         return []
     # fewer than k from the index (dead tuples, a scan limit): the exact pass decides
-    return [*_limit(p), (p.fallback, p.params)]
+    return [*([] if carried else _limit(p)), (p.fallback, p.params)]
 
 
 def check_for(p: SearchPlan, name: str, *, due: bool) -> str | None:
@@ -261,26 +276,36 @@ def execute(
     The settings are made for the session (measured: a pipelined transaction with
     ``SET LOCAL`` costs 0.16 ms more per search, the session setting 0.03 ms), so a
     connection from :meth:`Database.connection` may carry the last search's
-    ``hnsw.ef_search``; each search sets what it needs (its time limit is local to the round
-    trip). ``check`` (a collection name) pipelines a read of its catalog row and of its index's
+    ``hnsw.ef_search``. On an idle connection the time limit is the session's too, and only
+    what the session lacks is sent (:mod:`semsearch.session_settings`: a warm search sends its
+    statement alone); in a transaction each search sends its settings, its time limit local to
+    the round trip. ``check`` (a collection name) pipelines a read of its catalog row and of its index's
     state, returned as :class:`~semsearch.guards.Checked` (None without ``check``), so a caller
     holding an old row finds out in the same round trip (see :mod:`semsearch.handle`).
     """
-    steps = round_trip(p, check)
+    carried = None if p.distributed else session_settings.carried(conn)
+    steps = round_trip(p, check, carried)
     # Citus: the SET LOCALs and the statement in one transaction, planned each time
     prepare = not p.distributed
-    with conn.transaction() if p.distributed else nullcontext():
-        if len(steps) == 1:
-            return conn.execute(*steps[0], prepare=prepare).fetchall(), None
-        with conn.pipeline():
-            curs = [conn.execute(stmt, params, prepare=prepare) for stmt, params in steps]
-        rows = curs[-1].fetchall()
-        found = guards.checked(curs[-2].fetchone()) if check is not None else None
-        again = fallback(p, rows)
-        if again:
-            with conn.pipeline():
-                curs = [conn.execute(stmt, params, prepare=prepare) for stmt, params in again]
-            rows = curs[-1].fetchall()
+    try:
+        with conn.transaction() if p.distributed else nullcontext():
+            if len(steps) == 1:
+                rows, found = conn.execute(*steps[0], prepare=prepare).fetchall(), None
+            else:
+                with conn.pipeline():
+                    curs = [conn.execute(stmt, params, prepare=prepare) for stmt, params in steps]
+                rows = curs[-1].fetchall()
+                found = guards.checked(curs[-2].fetchone()) if check is not None else None
+            again = fallback(p, rows, carried=carried is not None)
+            if again:
+                with conn.pipeline():
+                    curs = [conn.execute(stmt, params, prepare=prepare) for stmt, params in again]
+                rows = curs[-1].fetchall()
+    except BaseException:
+        session_settings.doubted(conn)
+        raise
+    if carried is not None:
+        session_settings.kept(conn, session_settings.wanted(p.settings, p.timeout_ms))
     return rows, found
 
 

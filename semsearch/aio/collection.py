@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.rows import dict_row
 
-from semsearch import catalog, guards, paging, search_request, searching, stored
+from semsearch import catalog, guards, paging, search_request, searching, session_settings, stored
 from semsearch.aio import repairs, writes
 from semsearch.aio.deferred import AsyncDeferred
 from semsearch.aio.faces import Connections
@@ -264,7 +264,8 @@ class AsyncCollection(Handle, AsyncMeasuring, AsyncLookups, AsyncDeferred, Async
             p = searching.plan(self.layout, self.name, info.oversample, info.ef_search, request, timeout=timeout)
             # is this handle's catalog row still the name's, its index there? Checked in the same round trip
             check = searching.check_for(p, self.name, due=self._check_due)
-            rows, found = await self.db.read(partial(execute, p=p, check=check), fresh=fresh)
+            with session_settings.searching():  # its connection keeps the settings its session carries
+                rows, found = await self.db.read(partial(execute, p=p, check=check), fresh=fresh)
             return (rows, info), check, found
 
         # one server for the whole search: its catalog check and a reload read where its statement runs

@@ -21,7 +21,7 @@ from pgvector.psycopg import register_vector_async
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from semsearch import catalog
+from semsearch import catalog, session_settings
 from semsearch.aio.collection import AsyncCollection
 from semsearch.aio.flavour import offload
 from semsearch.aio.maintenance import AsyncMaintenance
@@ -139,6 +139,8 @@ class AsyncDatabase(AsyncMaintenance):
             await self.revive()
         async with self.pool.connection() as conn:
             try:
+                if session_settings.lent(conn):
+                    await conn.execute(session_settings.RESET)  # a search's time limit is not this use's
                 yield conn
             except psycopg.errors.InsufficientPrivilege as exc:
                 raise denied(exc) from exc
