@@ -12,9 +12,11 @@ the queries apart), each on a connection of its own unless said:
 - ``pipelined``: what ``col.search`` sent for it before ``semsearch.session_settings`` (``searching.execute``
   on a connection whose session settings are forgotten before each call: the ``set_config`` statement and
   the statement in one pipeline), the plan made per query, on a plain connection;
-- (``col.search`` now sends the statement alone when its connection's session carries the settings);
+- ``col.search cold``: ``col.search`` as before ``session_settings``: its one connection's settings forgotten
+  before each search, so they go with it (pipelined, as above);
 - ``col.search``: ``col.search(vector=q, k=10)`` (pool checkout, request checks, the catalog check
-  when due, result objects);
+  when due, result objects), its connection's session carrying the settings: a warm search sends the
+  statement alone;
 - ``ann()``: ``SELECT * FROM semsearch.<table>_ann($1, k, candidates, NULL)``, prepared, ef_search
   set once: the per-collection PL/pgSQL function around the statement;
 - ``ann() generic``: the same, on a session with ``plan_cache_mode = force_generic_plan``: what the
@@ -62,7 +64,7 @@ from semsearch import search_request, searching, session_settings, statements
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 10
-PYTHON = ("bare", "pipelined", "col.search")
+PYTHON = ("bare", "pipelined", "col.search cold", "col.search")
 SQL_LAYERS = ("ann()", "ann() generic", "search_rows()", "search()")
 
 
@@ -132,6 +134,11 @@ def runners(
     col1 = one.collection(name)
     with one.connection() as c:
         pids = {"col.search": backend_pid(c)}
+    # col.search as it ran before session_settings: its connection's settings forgotten before each search
+    two = semsearch.connect(db.url, max_connections=1)
+    col2 = two.collection(name)
+    with two.pool.connection() as c2:
+        pids["col.search cold"] = backend_pid(c2)
     pids |= {x if x not in variants else f"search() {x}": backend_pid(c) for x, c in conns.items()}
 
     def cold(conn: psycopg.Connection) -> psycopg.Connection:
@@ -147,6 +154,7 @@ def runners(
         "bare": lambda q: keys(conns["bare"].execute(bare, {"q": q}, prepare=True)),
         "pipelined": lambda q: [int(r[0]) for r in searching.execute(cold(conns["pipelined"]), plan_for(col, q))[0]],
         "col.search": lambda q: [int(h.key) for h in col1.search(vector=q, k=K)],
+        "col.search cold": lambda q: [int(h.key) for h in col2.search(vector=q, k=K)] if cold(c2) else [],
         "ann()": lambda q: keys(conns["ann()"].execute(ann, {"q": q}, prepare=True)),
         "ann() generic": lambda q: keys(conns["ann() generic"].execute(ann, {"q": q}, prepare=True)),
         "search_rows()": lambda q: keys(
@@ -159,7 +167,7 @@ def runners(
     for v in variants:
         call = sql.SQL("SELECT * FROM {}.search(%s, %b, 10)").format(sql.Identifier(f"semsearch_{v}"))
         run[f"search() {v}"] = lambda q, v=v, call=call: keys(conns[v].execute(call, [name, q], prepare=True))
-    return run, pids, [*conns.values(), one]
+    return run, pids, [*conns.values(), one, two]
 
 
 def cpu_ns(pid: int) -> int:
@@ -327,7 +335,8 @@ def markdown(res: dict[str, Any]) -> str:
         under = {
             "bare": None,
             "pipelined": "bare",
-            "col.search": "pipelined",
+            "col.search cold": "pipelined",
+            "col.search": "col.search cold",
             "ann()": "bare",
             "ann() generic": "ann()",
         }
