@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import psycopg
 import pytest
 from pgvector import Vector
 from psycopg import sql
@@ -75,3 +76,36 @@ def test_prepared_search_keeps_the_index_from_its_sixth_execution_on(db_url):
                 sql.SQL("EXPLAIN EXECUTE {}({})").format(sql.Identifier(name), sql.Literal(Vector(vecs[0]).to_text()))
             ).fetchall()
     assert "Index Scan using col_c_hnsw" in "\n".join(r[0] for r in plan)
+
+
+#: the per-collection function's statement among a session's cached plans (its text begins so)
+CACHED_ANN_PLANS = (
+    "SELECT count(*) FROM pg_backend_memory_contexts WHERE name = 'CachedPlan' "
+    "AND ident LIKE 'SELECT key, content, (1 - (embedding <=>%'"
+)
+
+
+@pytest.mark.parametrize("compression", ["bit", "halfvec"])
+def test_an_unfiltered_sql_search_plans_its_index_pass_once_per_session(db, db_url, compression):
+    """semsearch.search() without a filter runs <table>_ann()'s generic plan, made at the first call and kept
+    (a custom plan is made for each call and freed after it); the session's plan_cache_mode is left as it was.
+    A filtered search keeps custom plans: its filter folds into the plan. The rows are Python's."""
+    rng = np.random.default_rng(11)
+    vecs = rng.normal(size=(2000, 64)).astype(np.float32)
+    col = db.create_collection("c", dims=64, model="label", compression=compression, autotune=False)
+    col.add_many(
+        {"key": i, "content": f"row {i}", "embedding": v, "metadata": {"g": i % 2}} for i, v in enumerate(vecs)
+    )
+    search = "SELECT key, score FROM semsearch.search('c', %s::vector, 5, filter => %s::jsonb)"
+    python = [[(h.key, pytest.approx(h.score, abs=1e-6)) for h in col.search(vector=v, k=5)] for v in vecs[:20]]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        filtered = conn.execute(search, [str(list(map(float, vecs[0]))), '{"g": 0}']).fetchall()
+        assert [r[0] for r in filtered][0] == "0"
+        assert conn.execute(CACHED_ANN_PLANS).fetchone() == (0,)
+        first = conn.execute(search, [str(list(map(float, vecs[0]))), None]).fetchall()
+        assert conn.execute(CACHED_ANN_PLANS).fetchone() == (1,)
+        assert conn.execute("SELECT current_setting('plan_cache_mode')").fetchone() == ("auto",)
+        generic = [first] + [conn.execute(search, [str(list(map(float, v))), None]).fetchall() for v in vecs[1:20]]
+        assert conn.execute(CACHED_ANN_PLANS).fetchone() == (1,)
+    assert generic == python
+    assert [rows[0][0] for rows in generic] == [str(i) for i in range(20)]
