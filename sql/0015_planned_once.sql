@@ -1,9 +1,10 @@
 -- search() in SQL planned once where it can be (migration 0015): the same rows, the same errors, the same DEBUG
 -- message, less server CPU per call (bench/results/querypath/overhead_0015.md measures it).
---   - An unfiltered index pass runs <table>_ann() with plan_cache_mode = force_generic_plan for the call: its
---     statement is planned once per session (a generic plan, the HNSW index scan) instead of for every call
---     (a custom plan, ~140-170 us at 9,000 rows). A filtered one keeps custom plans: its filter spec folds
---     into the plan and may decide it. The setting is put back right after the call, as hnsw.ef_search is.
+--   - An unfiltered index pass on a table of at least 20 rows per ef_search runs <table>_ann() with
+--     plan_cache_mode = force_generic_plan and enable_seqscan = off for the call: its statement is planned once
+--     per session (a generic plan, the HNSW index scan) instead of for every call (a custom plan, ~140-170 us
+--     at 9,000 rows). A filtered one keeps custom plans: its filter spec folds into the plan and may decide
+--     it. The settings are put back right after the call, as hnsw.ef_search is.
 --   - search() reads the catalog row once: search_rows() and search() both run search_rows_of(), which takes
 --     the row collection_for_search() returned instead of reading it again.
 -- The per-collection functions are not changed (their statement is the one <table>_ann() always held).
@@ -32,6 +33,8 @@ DECLARE
     old_ef text;
     old_iter text;
     old_mode text;
+    old_seqscan text;
+    generic boolean := false;
     ef integer;
     iter text;
     made text;
@@ -73,11 +76,21 @@ BEGIN
         IF iter IS NOT NULL THEN
             made := set_config('hnsw.iterative_scan', iter, true);
         END IF;
-        -- unfiltered, the function's statement has nothing its plan could fold: planned once per session
-        -- (the generic plan keeps the HNSW index scan, tests/test_index_use.py), not for each call
+        -- Unfiltered, the function's statement has nothing its plan could fold: planned once per session, not
+        -- for each call, where the planner takes the HNSW index whatever the call's values: a table of at least
+        -- 20 rows per ef_search (the generic plan does not know its LIMIT, and pgvector's cost grows with
+        -- ef_search: at 3,000 rows of 256 dims both plans switch to a seq scan between 15 and 25 rows per
+        -- ef_search), and seq scans off for it, so that the plan made once never is one. A small table, a
+        -- never analyzed one (reltuples -1) or a wide ef_search keeps custom plans, as before.
         IF f IS NULL THEN
+            SELECT reltuples INTO total FROM pg_class WHERE oid = format('semsearch.%I', c.table_name)::regclass;
+            generic := total >= 20 * ef;
+        END IF;
+        IF generic THEN
             old_mode := current_setting('plan_cache_mode');
+            old_seqscan := current_setting('enable_seqscan');
             made := set_config('plan_cache_mode', 'force_generic_plan', true);
+            made := set_config('enable_seqscan', 'off', true);
         END IF;
         -- what runs, for a client that asks (SET client_min_messages = debug1): explain shows the same
         IF traced THEN
@@ -88,8 +101,9 @@ BEGIN
         -- the function's rows in its order (its statement ends in ORDER BY ... LIMIT)
         EXECUTE format('SELECT ARRAY(SELECT h FROM semsearch.%I($1, $2, $3, $4) h)', c.table_name || '_ann')
             INTO hits USING query, k, candidates, f;
-        IF f IS NULL THEN
+        IF generic THEN
             made := set_config('plan_cache_mode', old_mode, true);
+            made := set_config('enable_seqscan', old_seqscan, true);
         END IF;
         made := set_config('hnsw.ef_search', coalesce(old_ef, '40'), true);
         IF iter IS NOT NULL THEN

@@ -87,25 +87,38 @@ CACHED_ANN_PLANS = (
 
 @pytest.mark.parametrize("compression", ["bit", "halfvec"])
 def test_an_unfiltered_sql_search_plans_its_index_pass_once_per_session(db, db_url, compression):
-    """semsearch.search() without a filter runs <table>_ann()'s generic plan, made at the first call and kept
-    (a custom plan is made for each call and freed after it); the session's plan_cache_mode is left as it was.
-    A filtered search keeps custom plans: its filter folds into the plan. The rows are Python's."""
+    """semsearch.search() without a filter, on a table of at least 20 rows per ef_search, runs <table>_ann()'s
+    generic plan, made at the first call and kept (a custom plan is made for each call and freed after it); the
+    session's plan_cache_mode and enable_seqscan are left as they were. A filtered search, or one whose
+    ef_search is wide for the table, keeps custom plans. The rows are Python's."""
     rng = np.random.default_rng(11)
-    vecs = rng.normal(size=(2000, 64)).astype(np.float32)
+    vecs = rng.normal(size=(3000, 64)).astype(np.float32)
     col = db.create_collection("c", dims=64, model="label", compression=compression, autotune=False)
     col.add_many(
         {"key": i, "content": f"row {i}", "embedding": v, "metadata": {"g": i % 2}} for i, v in enumerate(vecs)
     )
-    search = "SELECT key, score FROM semsearch.search('c', %s::vector, 5, filter => %s::jsonb)"
-    python = [[(h.key, pytest.approx(h.score, abs=1e-6)) for h in col.search(vector=v, k=5)] for v in vecs[:20]]
+    with col.db.connection() as conn:
+        conn.execute(sql.SQL("ANALYZE {}").format(col.layout.table))
+    search = (
+        "SELECT key, score FROM semsearch.search('c', %s::vector, 5, oversample => 2, filter => %s::jsonb, "
+        "ef_search => %s)"
+    )
+    settings = "SELECT current_setting('plan_cache_mode'), current_setting('enable_seqscan')"
+    python = [
+        [(h.key, pytest.approx(h.score, abs=1e-6)) for h in col.search(vector=v, k=5, oversample=2)] for v in vecs[:20]
+    ]
     with psycopg.connect(db_url, autocommit=True) as conn:
-        filtered = conn.execute(search, [str(list(map(float, vecs[0]))), '{"g": 0}']).fetchall()
-        assert [r[0] for r in filtered][0] == "0"
+        # a wide ef_search for 3,000 rows: planned for the call, as before
+        wide = conn.execute(search, [str(list(map(float, vecs[0]))), None, 1000]).fetchall()
+        assert wide[0][0] == "0"
+        filtered = conn.execute(search, [str(list(map(float, vecs[0]))), '{"g": 0}', None]).fetchall()
+        assert filtered[0][0] == "0"
         assert conn.execute(CACHED_ANN_PLANS).fetchone() == (0,)
-        first = conn.execute(search, [str(list(map(float, vecs[0]))), None]).fetchall()
+        first = conn.execute(search, [str(list(map(float, vecs[0]))), None, None]).fetchall()
         assert conn.execute(CACHED_ANN_PLANS).fetchone() == (1,)
-        assert conn.execute("SELECT current_setting('plan_cache_mode')").fetchone() == ("auto",)
-        generic = [first] + [conn.execute(search, [str(list(map(float, v))), None]).fetchall() for v in vecs[1:20]]
+        assert conn.execute(settings).fetchone() == ("auto", "on")
+        rest = [conn.execute(search, [str(list(map(float, v))), None, None]).fetchall() for v in vecs[1:20]]
+        generic = [first, *rest]
         assert conn.execute(CACHED_ANN_PLANS).fetchone() == (1,)
     assert generic == python
     assert [rows[0][0] for rows in generic] == [str(i) for i in range(20)]
