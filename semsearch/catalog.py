@@ -24,7 +24,7 @@ from semsearch.statements import STATEMENTS_VERSION
 
 #: the newest migration of semsearch's own schema (``migrate.head()`` reads it from alembic;
 #: a test keeps the two equal, so connecting needs no alembic import)
-SCHEMA_HEAD = "0014"
+SCHEMA_HEAD = "0015"
 
 COLUMNS = tuple(f.name for f in fields(CollectionInfo))
 #: a row's values, in the order :func:`checked` reads them

@@ -529,7 +529,14 @@ BEGIN
         RETURN QUERY SELECT * FROM semsearch.search_documents_of('vector', collection, k, false, NULL, query, NULL,
             oversample, ef_search, exact, filter, filter_path, filter_vars, tenant);
     ELSE
-        RETURN QUERY SELECT * FROM semsearch.search_rows(collection, query, k, oversample, ef_search, exact, filter,
+        -- search_rows() with the catalog row read above (its checks of oversample and ef_search first)
+        IF oversample IS NOT NULL AND (oversample < 1 OR oversample > 1000) THEN
+            RAISE EXCEPTION 'expected oversample between 1 and 1000, got %', oversample USING ERRCODE = '22023';
+        END IF;
+        IF ef_search IS NOT NULL AND (ef_search < 1 OR ef_search > 1000) THEN
+            RAISE EXCEPTION 'expected ef_search between 1 and 1000, got %', ef_search USING ERRCODE = '22023';
+        END IF;
+        RETURN QUERY SELECT * FROM semsearch.search_rows_of(c, query, k, oversample, ef_search, exact, filter,
             filter_path, filter_vars, tenant);
     END IF;
     IF NOT FOUND THEN
@@ -662,9 +669,27 @@ $$;
 CREATE FUNCTION semsearch.search_rows(collection text, query public.vector, k integer DEFAULT 10, oversample real DEFAULT NULL::real, ef_search integer DEFAULT NULL::integer, exact boolean DEFAULT false, filter jsonb DEFAULT NULL::jsonb, filter_path jsonpath DEFAULT NULL::jsonpath, filter_vars jsonb DEFAULT NULL::jsonb, tenant text DEFAULT NULL::text) RETURNS SETOF semsearch.hit
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    -- checked before the catalog is read, as before 0015
+    IF oversample IS NOT NULL AND (oversample < 1 OR oversample > 1000) THEN
+        RAISE EXCEPTION 'expected oversample between 1 and 1000, got %', oversample USING ERRCODE = '22023';
+    END IF;
+    IF ef_search IS NOT NULL AND (ef_search < 1 OR ef_search > 1000) THEN
+        RAISE EXCEPTION 'expected ef_search between 1 and 1000, got %', ef_search USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY SELECT * FROM semsearch.search_rows_of(semsearch.collection_for_search(collection, tenant, k),
+        query, k, oversample, ef_search, exact, filter, filter_path, filter_vars, tenant);
+END
+$$;
+
+COMMENT ON FUNCTION semsearch.search_rows(collection text, query public.vector, k integer, oversample real, ef_search integer, exact boolean, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'search() over the rows as stored (a collection with passages: its passages); search() calls it.';
+
+CREATE FUNCTION semsearch.search_rows_of(c semsearch.collections, query public.vector, k integer, oversample real, ef_search integer, exact boolean, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) RETURNS SETOF semsearch.hit
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $_$
 DECLARE
-    c semsearch.collections;
     hits semsearch.hit[];
     f jsonb := CASE WHEN filter IS NOT NULL OR filter_path IS NOT NULL OR filter_vars IS NOT NULL OR tenant IS NOT NULL
                     THEN semsearch.filter_spec(filter, filter_path, filter_vars, tenant) END;
@@ -673,6 +698,9 @@ DECLARE
     total float8;
     old_ef text;
     old_iter text;
+    old_mode text;
+    old_seqscan text;
+    generic boolean := false;
     ef integer;
     iter text;
     made text;
@@ -680,13 +708,6 @@ DECLARE
     traced boolean := current_setting('client_min_messages') LIKE 'debug%'
                       OR current_setting('log_min_messages') LIKE '%debug%';
 BEGIN
-    IF oversample IS NOT NULL AND (oversample < 1 OR oversample > 1000) THEN
-        RAISE EXCEPTION 'expected oversample between 1 and 1000, got %', oversample USING ERRCODE = '22023';
-    END IF;
-    IF ef_search IS NOT NULL AND (ef_search < 1 OR ef_search > 1000) THEN
-        RAISE EXCEPTION 'expected ef_search between 1 and 1000, got %', ef_search USING ERRCODE = '22023';
-    END IF;
-    c := semsearch.collection_for_search(collection, tenant, k);
     IF query IS NULL OR vector_dims(query) <> c.dims THEN
         RAISE EXCEPTION 'expected a query vector of % dims, got %', c.dims, vector_dims(query)
             USING ERRCODE = '22023';
@@ -721,6 +742,22 @@ BEGIN
         IF iter IS NOT NULL THEN
             made := set_config('hnsw.iterative_scan', iter, true);
         END IF;
+        -- Unfiltered, the function's statement has nothing its plan could fold: planned once per session, not
+        -- for each call, where the planner takes the HNSW index whatever the call's values: a table of at least
+        -- 20 rows per ef_search (the generic plan does not know its LIMIT, and pgvector's cost grows with
+        -- ef_search: at 3,000 rows of 256 dims both plans switch to a seq scan between 15 and 25 rows per
+        -- ef_search), and seq scans off for it, so that the plan made once never is one. A small table, a
+        -- never analyzed one (reltuples -1) or a wide ef_search keeps custom plans, as before.
+        IF f IS NULL THEN
+            SELECT reltuples INTO total FROM pg_class WHERE oid = format('semsearch.%I', c.table_name)::regclass;
+            generic := total >= 20 * ef;
+        END IF;
+        IF generic THEN
+            old_mode := current_setting('plan_cache_mode');
+            old_seqscan := current_setting('enable_seqscan');
+            made := set_config('plan_cache_mode', 'force_generic_plan', true);
+            made := set_config('enable_seqscan', 'off', true);
+        END IF;
         -- what runs, for a client that asks (SET client_min_messages = debug1): explain shows the same
         IF traced THEN
             RAISE DEBUG 'semsearch plan %', jsonb_build_object('function', c.table_name || '_ann', 'k', k,
@@ -730,6 +767,10 @@ BEGIN
         -- the function's rows in its order (its statement ends in ORDER BY ... LIMIT)
         EXECUTE format('SELECT ARRAY(SELECT h FROM semsearch.%I($1, $2, $3, $4) h)', c.table_name || '_ann')
             INTO hits USING query, k, candidates, f;
+        IF generic THEN
+            made := set_config('plan_cache_mode', old_mode, true);
+            made := set_config('enable_seqscan', old_seqscan, true);
+        END IF;
         made := set_config('hnsw.ef_search', coalesce(old_ef, '40'), true);
         IF iter IS NOT NULL THEN
             made := set_config('hnsw.iterative_scan', old_iter, true);
@@ -751,7 +792,7 @@ BEGIN
 END
 $_$;
 
-COMMENT ON FUNCTION semsearch.search_rows(collection text, query public.vector, k integer, oversample real, ef_search integer, exact boolean, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'search() over the rows as stored (a collection with passages: its passages); search() calls it.';
+COMMENT ON FUNCTION semsearch.search_rows_of(c semsearch.collections, query public.vector, k integer, oversample real, ef_search integer, exact boolean, filter jsonb, filter_path jsonpath, filter_vars jsonb, tenant text) IS 'search_rows() of the catalog row collection_for_search() returned: search() and search_rows() call it.';
 
 CREATE FUNCTION semsearch.statements_version() RETURNS integer
     LANGUAGE sql IMMUTABLE

@@ -33,6 +33,7 @@ def generic_plan(col: Any, statement: sql.Composable, *, seqscan: bool = True) -
 
 
 def function_statement(col: Any) -> sql.Composed:
-    """The two-stage statement of the collection's SQL function ``semsearch.<table>_ann``."""
+    """The two-stage statement of the collection's SQL function ``semsearch.<table>_ann``, as the function holds it
+    (an unfiltered ``semsearch.search()`` runs its generic plan, migration 0015)."""
     p = [sql.SQL(f"${i}") for i in range(1, 5)]
-    return statements.ann(col.layout, q=p[0], k=p[1], candidates=p[2], where=statements.spec_filter(p[3]))
+    return statements.ann_call(col.layout, q=p[0], k=p[1], candidates=p[2], spec=p[3])

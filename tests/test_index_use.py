@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import psycopg
 import pytest
 from pgvector import Vector
 from psycopg import sql
@@ -75,3 +76,49 @@ def test_prepared_search_keeps_the_index_from_its_sixth_execution_on(db_url):
                 sql.SQL("EXPLAIN EXECUTE {}({})").format(sql.Identifier(name), sql.Literal(Vector(vecs[0]).to_text()))
             ).fetchall()
     assert "Index Scan using col_c_hnsw" in "\n".join(r[0] for r in plan)
+
+
+#: the per-collection function's statement among a session's cached plans (its text begins so)
+CACHED_ANN_PLANS = (
+    "SELECT count(*) FROM pg_backend_memory_contexts WHERE name = 'CachedPlan' "
+    "AND ident LIKE 'SELECT key, content, (1 - (embedding <=>%'"
+)
+
+
+@pytest.mark.parametrize("compression", ["bit", "halfvec"])
+def test_an_unfiltered_sql_search_plans_its_index_pass_once_per_session(db, db_url, compression):
+    """semsearch.search() without a filter, on a table of at least 20 rows per ef_search, runs <table>_ann()'s
+    generic plan, made at the first call and kept (a custom plan is made for each call and freed after it); the
+    session's plan_cache_mode and enable_seqscan are left as they were. A filtered search, or one whose
+    ef_search is wide for the table, keeps custom plans. The rows are Python's."""
+    rng = np.random.default_rng(11)
+    vecs = rng.normal(size=(3000, 64)).astype(np.float32)
+    col = db.create_collection("c", dims=64, model="label", compression=compression, autotune=False)
+    col.add_many(
+        {"key": i, "content": f"row {i}", "embedding": v, "metadata": {"g": i % 2}} for i, v in enumerate(vecs)
+    )
+    with col.db.connection() as conn:
+        conn.execute(sql.SQL("ANALYZE {}").format(col.layout.table))
+    search = (
+        "SELECT key, score FROM semsearch.search('c', %s::vector, 5, oversample => 2, filter => %s::jsonb, "
+        "ef_search => %s)"
+    )
+    settings = "SELECT current_setting('plan_cache_mode'), current_setting('enable_seqscan')"
+    python = [
+        [(h.key, pytest.approx(h.score, abs=1e-6)) for h in col.search(vector=v, k=5, oversample=2)] for v in vecs[:20]
+    ]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        # a wide ef_search for 3,000 rows: planned for the call, as before
+        wide = conn.execute(search, [str(list(map(float, vecs[0]))), None, 1000]).fetchall()
+        assert wide[0][0] == "0"
+        filtered = conn.execute(search, [str(list(map(float, vecs[0]))), '{"g": 0}', None]).fetchall()
+        assert filtered[0][0] == "0"
+        assert conn.execute(CACHED_ANN_PLANS).fetchone() == (0,)
+        first = conn.execute(search, [str(list(map(float, vecs[0]))), None, None]).fetchall()
+        assert conn.execute(CACHED_ANN_PLANS).fetchone() == (1,)
+        assert conn.execute(settings).fetchone() == ("auto", "on")
+        rest = [conn.execute(search, [str(list(map(float, v))), None, None]).fetchall() for v in vecs[1:20]]
+        generic = [first, *rest]
+        assert conn.execute(CACHED_ANN_PLANS).fetchone() == (1,)
+    assert generic == python
+    assert [rows[0][0] for rows in generic] == [str(i) for i in range(20)]

@@ -158,3 +158,62 @@ def test_lean_search_migration_goes_down_to_0013s_functions_and_up_to_the_same_r
     migrate.upgrade(db_url)
     assert searched() == at_head
     assert len(at_head[0]) == 5 and len(at_head[1]) == 1
+
+
+def test_planned_once_migration_goes_down_to_0014s_functions_and_up_to_the_same_rows(db_url):
+    """Down from 0015: search() and search_rows() are what an upgrade to 0014 makes, search_rows_of() is gone;
+    the rows a search returns (unfiltered, filtered, exact) are the same at 0014 and at 0015, DEBUG messages
+    included, and search_rows() refuses a bad oversample before an unknown collection at both."""
+    functions = (
+        "SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), obj_description(p.oid, 'pg_proc') "
+        "FROM pg_proc p WHERE p.pronamespace = 'semsearch'::regnamespace "
+        "AND p.proname IN ('search', 'search_rows', 'search_rows_of') ORDER BY 1"
+    )
+    with semsearch.connect(db_url) as db:
+        col = db.create_collection("c", dims=4, model="label", compression="bit")
+        rng = np.random.default_rng(15)
+        col.add(
+            keys=list(range(60)),
+            contents=[f"r{i}" for i in range(60)],
+            embeddings=rng.normal(size=(60, 4)),
+            metadata=[{"g": i % 2} for i in range(60)],
+        )
+    q = str([0.5, -0.2, 0.1, 0.8])
+    calls = [
+        ("SELECT key, score FROM semsearch.search('c', %s::vector, 5)", [q]),
+        ("SELECT key, score FROM semsearch.search('c', %s::vector, 5, filter => '{\"g\": 1}')", [q]),
+        ("SELECT key, score FROM semsearch.search('c', %s::vector, 5, exact => true)", [q]),
+        ("SELECT key, score FROM semsearch.search_rows('c', %s::vector, 7)", [q]),
+    ]
+
+    def searched() -> list[tuple[list[tuple[str, float]], list[str]]]:
+        out = []
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            messages: list[str] = []
+            conn.add_notice_handler(lambda d: messages.append(d.message_primary or ""))
+            conn.execute("SET client_min_messages = debug1")
+            for stmt, args in calls:
+                messages.clear()
+                rows = conn.execute(stmt, args).fetchall()
+                out.append((rows, [m for m in messages if m.startswith("semsearch plan ")]))
+            with pytest.raises(psycopg.errors.InvalidParameterValue, match="oversample"):
+                conn.execute("SELECT * FROM semsearch.search_rows('nope', %s::vector, 5, oversample => 0.5)", [q])
+            with pytest.raises(psycopg.errors.UndefinedObject):
+                conn.execute("SELECT * FROM semsearch.search('nope', %s::vector, 5, oversample => 0.5)", [q])
+        return out
+
+    at_head = searched()
+    migrate.downgrade(db_url, "0014")
+    with psycopg.connect(db_url) as conn:
+        assert schema_version(conn) == "0014"
+        down = conn.execute(functions).fetchall()
+    assert [d[0].split("(")[0] for d in down] == ["semsearch.search", "semsearch.search_rows"]
+    assert searched() == at_head
+    migrate.downgrade(db_url, "0013")
+    migrate.upgrade(db_url, "0014")
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute(functions).fetchall() == down
+    migrate.upgrade(db_url)
+    assert searched() == at_head
+    assert [len(rows) for rows, _ in at_head] == [5, 5, 5, 7]
+    assert all(len(messages) == 1 for _, messages in at_head)
