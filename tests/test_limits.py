@@ -1,10 +1,10 @@
 """What one caller can make the server do: a time limit on every search, a cap on a filter's size.
 
 The time limit is ``statement_timeout``, the search's only (local to its round trip, or its
-session's and reset before any other use: tests/test_session_settings.py); a search past it raises :class:`SearchTimeoutError`, not the
-driver's ``QueryCanceled``. Filters too big for the jsonpath parser (the audit's 10,000
-``$or`` branches: "memory exhausted", 20,000: "stack depth limit exceeded") are refused
-before a round trip, by the sync and the async API alike.
+session's and reset before any other use: tests/test_session_settings.py); a search past it
+raises :class:`SearchTimeoutError`, not the driver's ``QueryCanceled``. Filters too big for
+the jsonpath parser (the audit's 10,000 ``$or`` branches: "memory exhausted", 20,000: "stack
+depth limit exceeded") are refused before a round trip, by the sync and the async API alike.
 """
 
 from __future__ import annotations
