@@ -7,7 +7,7 @@ Data: ``jeopardy`` (ada-002, 1,536 dims), ``jeopardy256`` (local model, 256 dims
 model, 256 dims) or ``synthetic<N>`` (bench/benchdata.py's scale set, seed 1). A variant is ``held`` (the
 set's held-out queries), ``rows`` (sampled rows left out of their own answers), or
 ``<iso|shaped>:<noise rows>:<partners>``: :func:`semsearch.workload.proxy_queries` with those
-``noise_rows`` / ``partners`` (main: shaped:4:2 for halfvec and none). Per variant: the median similarity
+``noise_rows`` / ``partners`` (tune.py: shaped:16:10 for halfvec and none). Per variant: the median similarity
 of the queries' nearest and 10th-nearest rows, and recall@10 at 10 candidates per ef_search.
 ``--tune P:R:S[:seed]``: tune() with proxies of P partners and R noise rows, S of them (proxy seed, default
 0), then the held-out recall at the stored ef_search, and the fewest ef_search reaching 0.99 held out
@@ -17,7 +17,6 @@ of the queries' nearest and 10th-nearest rows, and recall@10 at 10 candidates pe
 from __future__ import annotations
 
 import argparse
-import functools
 import time
 from typing import Any
 
@@ -76,12 +75,12 @@ def curve(col: Any, queries: np.ndarray, variant: str, n: int) -> None:
 
 def tuned(col: Any, w: Workload, config: str, fewest: dict[str, Any]) -> None:
     partners, rows, sample, seed = ([int(x) for x in config.split(":")] + [0])[:4]
-    made = tuning.proxy_queries
-    tuning.proxy_queries = functools.partial(made, partners=partners, noise_rows=rows)  # type: ignore[assignment]
+    kept = tuning.GRAPH_PROXY_PARTNERS, tuning.GRAPH_PROXY_NOISE_ROWS
+    tuning.GRAPH_PROXY_PARTNERS, tuning.GRAPH_PROXY_NOISE_ROWS = partners, rows
     try:
         r = tuning.tune(col, target_recall=0.99, k=10, sample=sample, seed=seed)
     finally:
-        tuning.proxy_queries = made  # type: ignore[assignment]
+        tuning.GRAPH_PROXY_PARTNERS, tuning.GRAPH_PROXY_NOISE_ROWS = kept
     held = w.run(oversample=r.oversample, ef_search=r.ef_search).recall
     log(f"tune partners {partners} noise rows {rows}, {sample} proxies, seed {seed}: ef_search {r.ef_search} "
         f"(estimate {r.recall:.4f}), held out {held:.4f}; fewest reaching 0.99 held out {fewest}")  # fmt: skip
