@@ -57,10 +57,10 @@ GRAPH_ONLY = ("halfvec", "none")
 SHAPED_PROXIES = (*GRAPH_ONLY, "bit")
 #: the graph-only plans' proxies mix a sampled row with this many of its 10 nearest (Dirichlet weights) ...
 GRAPH_PROXY_PARTNERS = 10
-#: ... and take their shaped noise from this many sampled rows. Held out, on 1,000 proxies (fewest ef_search
-#: reaching 0.99 / stored): 2 partners and 4 rows (the compressed plans' proxies) asked 2.1x on Jeopardy 9k and
+#: ... and take their shaped noise from this many sampled rows. On 1,000 proxies (stored / fewest ef_search
+#: reaching 0.99 held out): 2 partners and 4 rows (the compressed plans' proxies) asked 2.1x on Jeopardy 9k and
 #: the synthetic 10k set, 2.2-2.5x on jeopardy256; 10 and 50 fitted Jeopardy (1.2x) but missed 0.99 on synthetic
-#: (0.9870) and jeopardy256 ``none``; 10 and 16: synthetic 1.13x, jeopardy256 1.45x, Jeopardy 1,536 dims 2.2x
+#: (0.9870) and jeopardy256 ``none``; 10 and 16: synthetic 1.13x, jeopardy256 1.45-1.78x, Jeopardy 1,536 dims 2.2-2.8x
 #: (bench/results/autotune.md)
 GRAPH_PROXY_NOISE_ROWS = 16
 
@@ -191,7 +191,7 @@ def _graph_proxies(col: Searchable, n: int, seed: int) -> tuple[list[str], np.nd
 
     Mixed with all 10 nearest rows, a proxy's 10th-nearest row is as close as a held-out query's (with 2: further,
     an isolated point); noise from 16 rows rather than 4 pulls it less toward a few unrelated rows the walk does
-    not reach. Still harder than Jeopardy's questions (2.2x the fewest ef_search at 1,536 dims), never easier on
+    not reach. Still harder than Jeopardy's questions (2.2-2.8x the fewest ef_search at 1,536 dims), never easier on
     the sets measured: 50 rows fitted Jeopardy but missed 0.99 held out on the synthetic scale set.
     """
     return proxy_queries(
