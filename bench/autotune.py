@@ -39,6 +39,7 @@ from semsearch.tune import (
     GRAPH_ONLY,
     _oversample,
     autotune,
+    graph_queries,
     tune,
 )
 from semsearch.workload import Workload
@@ -131,6 +132,8 @@ def run_set(db: semsearch.Database, which: str, args: argparse.Namespace) -> dic
     out["after"] = after
     log(f"  after: {after}")
     n = max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * notes["rows"])))
+    if col.layout.plan.kind in GRAPH_ONLY:
+        n = graph_queries(notes["rows"])  # as many as autotune() draws for them
     out["after_seeds"] = []
     for seed in args.seeds:
         r = tune(col, target_recall=0.99, k=10, sample=n, seed=seed)

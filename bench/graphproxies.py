@@ -7,17 +7,16 @@ Data: ``jeopardy`` (ada-002, 1,536 dims), ``jeopardy256`` (local model, 256 dims
 model, 256 dims) or ``synthetic<N>`` (bench/benchdata.py's scale set, seed 1). A variant is ``held`` (the
 set's held-out queries), ``rows`` (sampled rows left out of their own answers), or
 ``<iso|shaped>:<noise rows>:<partners>``: :func:`semsearch.workload.proxy_queries` with those
-``noise_rows`` / ``partners`` (main: shaped:4:2 for halfvec and none). Per variant: the median similarity
+``noise_rows`` / ``partners`` (tune.py: shaped:16:10 for halfvec and none). Per variant: the median similarity
 of the queries' nearest and 10th-nearest rows, and recall@10 at 10 candidates per ef_search.
-``--tune P:R:S``: tune() with proxies of P partners and R noise rows, S of them, then the held-out recall
-at the stored ef_search, and the fewest ef_search reaching 0.99 held out (bisection on the held-out
-queries). Recall only; no latencies (the machine is shared).
+``--tune P:R:S[:seed]``: tune() with proxies of P partners and R noise rows, S of them (proxy seed, default
+0), then the held-out recall at the stored ef_search, and the fewest ef_search reaching 0.99 held out
+(bisection on the held-out queries, once per build). Recall only; no latencies (the machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import time
 from typing import Any
 
@@ -74,18 +73,16 @@ def curve(col: Any, queries: np.ndarray, variant: str, n: int) -> None:
     log(f"{variant:14s} s1 {s1:.4f} s10 {s10:.4f} {points}")
 
 
-def tuned(col: Any, queries: np.ndarray, config: str) -> None:
-    partners, rows, sample = (int(x) for x in config.split(":"))
-    made = tuning.proxy_queries
-    tuning.proxy_queries = functools.partial(made, partners=partners, noise_rows=rows)  # type: ignore[assignment]
+def tuned(col: Any, w: Workload, config: str, fewest: dict[str, Any]) -> None:
+    partners, rows, sample, seed = ([int(x) for x in config.split(":")] + [0])[:4]
+    kept = tuning.GRAPH_PROXY_PARTNERS, tuning.GRAPH_PROXY_NOISE_ROWS
+    tuning.GRAPH_PROXY_PARTNERS, tuning.GRAPH_PROXY_NOISE_ROWS = partners, rows
     try:
-        r = tuning.tune(col, target_recall=0.99, k=10, sample=sample)
+        r = tuning.tune(col, target_recall=0.99, k=10, sample=sample, seed=seed)
     finally:
-        tuning.proxy_queries = made  # type: ignore[assignment]
-    w = Workload(col, [str(i) for i in range(len(queries))], queries, k=10)
+        tuning.GRAPH_PROXY_PARTNERS, tuning.GRAPH_PROXY_NOISE_ROWS = kept
     held = w.run(oversample=r.oversample, ef_search=r.ef_search).recall
-    fewest = bench_autotune.oracle_ef(w)
-    log(f"tune partners {partners} noise rows {rows}, {sample} proxies: ef_search {r.ef_search} "
+    log(f"tune partners {partners} noise rows {rows}, {sample} proxies, seed {seed}: ef_search {r.ef_search} "
         f"(estimate {r.recall:.4f}), held out {held:.4f}; fewest reaching 0.99 held out {fewest}")  # fmt: skip
 
 
@@ -95,15 +92,20 @@ def main() -> None:
     ap.add_argument("--plan", default="halfvec")
     ap.add_argument("--variants", default="held,rows,iso:4:2,shaped:4:2,shaped:50:10")
     ap.add_argument("--held-out", type=int, default=500, help="held-out queries for the curves")
-    ap.add_argument("--tune", default="", help="comma-separated partners:noise_rows:proxies")
+    ap.add_argument("--tune", default="", help="comma-separated partners:noise_rows:proxies[:seed]")
     args = ap.parse_args()
     with semsearch.connect() as db:
         col, queries = load(db, args.data, args.plan)
         log(f"{args.data}: {col.count()} rows, {args.plan}")
         for variant in [v for v in args.variants.split(",") if v and not args.tune]:
             curve(col, queries, variant, args.held_out)
-        for config in [c for c in args.tune.split(",") if c]:
-            tuned(col, queries, config)
+        configs = [c for c in args.tune.split(",") if c]
+        if configs:  # one build: the held-out oracle is measured once for every config
+            held = Workload(col, [str(i) for i in range(len(queries))], queries, k=10)
+            fewest = bench_autotune.oracle_ef(held)
+            log(f"fewest ef_search reaching 0.99 held out: {fewest}")
+        for config in configs:
+            tuned(col, held, config, fewest)
         db.drop_collection(col.name)
 
 

@@ -55,6 +55,14 @@ GRAPH_ONLY = ("halfvec", "none")
 #: but flips more of a short prefix's bits (Cranfield ``mrl-bit:128``: shaped proxies stored x56,
 #: 0.99 missed held out; isotropic x64 reached it), so ``mrl-bit`` keeps isotropic proxies
 SHAPED_PROXIES = (*GRAPH_ONLY, "bit")
+#: the graph-only plans' proxies mix a sampled row with this many of its 10 nearest (Dirichlet weights) ...
+GRAPH_PROXY_PARTNERS = 10
+#: ... and take their shaped noise from this many sampled rows. On 1,000 proxies (stored / fewest ef_search
+#: reaching 0.99 held out): 2 partners and 4 rows (the compressed plans' proxies) asked 2.1x on Jeopardy 9k and
+#: the synthetic 10k set, 2.2-2.5x on jeopardy256; 10 and 50 fitted Jeopardy (1.2x) but missed 0.99 on synthetic
+#: (0.9870) and jeopardy256 ``none``; 10 and 16: synthetic 1.13x, jeopardy256 1.45-1.78x, Jeopardy 1,536 dims 2.2-2.8x
+#: (bench/results/autotune.md)
+GRAPH_PROXY_NOISE_ROWS = 16
 
 
 def _oversample(candidates: int, k: int) -> float:
@@ -152,7 +160,10 @@ def tune(
         # (a stored row, even left out of its own answer, is found too easily: see proxy_queries)
         if queries is None:
             # noise that changes their neighbours where the walk's misses count (see SHAPED_PROXIES)
-            picked = proxy_queries(col, sample, seed=seed, shaped=col.layout.plan.kind in SHAPED_PROXIES)
+            if col.layout.plan.kind in GRAPH_ONLY:
+                picked = _graph_proxies(col, sample, seed)
+            else:
+                picked = proxy_queries(col, sample, seed=seed, shaped=col.layout.plan.kind in SHAPED_PROXIES)
         else:
             picked = query_vectors(col, queries, sample=None, seed=seed)
         w = Workload(col, *picked, k=k)
@@ -173,6 +184,19 @@ def tune(
         )  # fmt: skip
         _store(col, best, result)
         return result
+
+
+def _graph_proxies(col: Searchable, n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """Shaped proxies of ``GRAPH_PROXY_PARTNERS`` partners and ``GRAPH_PROXY_NOISE_ROWS`` noise rows.
+
+    Mixed with all 10 nearest rows, a proxy's 10th-nearest row is as close as a held-out query's (with 2: further,
+    an isolated point); noise from 16 rows rather than 4 pulls it less toward a few unrelated rows the walk does
+    not reach. Still harder than Jeopardy's questions (2.2-2.8x the fewest ef_search at 1,536 dims), never easier on
+    the sets measured: 50 rows fitted Jeopardy but missed 0.99 held out on the synthetic scale set.
+    """
+    return proxy_queries(
+        col, n, seed=seed, shaped=True, partners=GRAPH_PROXY_PARTNERS, noise_rows=GRAPH_PROXY_NOISE_ROWS
+    )
 
 
 def _graph_only(search: _Search, k: int) -> TunePoint | None:
@@ -252,6 +276,10 @@ AUTOTUNE_BUDGET_ROWS = 20_000_000
 #: 200 proxies: a standard error near 0.002 at recall 0.99, the headroom CONFIDENCE_Z adds
 AUTOTUNE_MAX_QUERIES = 200
 AUTOTUNE_MIN_QUERIES = 20
+#: graph-only plans: up to this many, within the same budget (1,000 at 10,000 rows, 200 at 50,000). Their recall
+#: flattens near 0.99 (Jeopardy 9k held out: 0.989 / 0.991 / 0.993 at ef_search 60 / 80 / 120), so 200 proxies'
+#: standard error alone moved the stored ef_search 1.5-2x (10-partner / 50-row proxies: 280 with 200, 105 with 1,000)
+AUTOTUNE_GRAPH_MAX_QUERIES = 1000
 #: the proxies ask more of a low-dimension bit plan than real queries do (Cranfield, local model,
 #: mrl-bit:128: past 64x): automatic tuning looks this far rather than store a plan short of 0.99
 AUTOTUNE_MAX_OVERSAMPLE = 128.0
@@ -262,7 +290,8 @@ def autotune(col: Searchable, *, after_bulk_load: bool = False, size: Size | Non
 
     It needs it after a bulk load, and when its embedded rows have grown
     ``AUTOTUNE_GROWTH``-fold since the last tune (or were never tuned). The cost is
-    bounded: at most ``AUTOTUNE_MAX_QUERIES`` proxy queries, fewer on large collections
+    bounded: at most ``AUTOTUNE_MAX_QUERIES`` proxy queries (``AUTOTUNE_GRAPH_MAX_QUERIES`` for a
+    ``GRAPH_ONLY`` plan), fewer on large collections
     (``AUTOTUNE_BUDGET_ROWS`` rows scanned for the exact answers), and it is logged. The
     setting stored is the one measured: no flat headroom (the proxies are as hard as unseen
     queries, and a setting must clear its recall's standard error, see ``CONFIDENCE_Z``).
@@ -282,8 +311,19 @@ def autotune(col: Searchable, *, after_bulk_load: bool = False, size: Size | Non
     if rows < AUTOTUNE_MIN_ROWS or not (after_bulk_load or grown):
         return None
     queries = max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
+    if col.layout.plan.kind in GRAPH_ONLY:
+        queries = graph_queries(rows)
     started = time.perf_counter()
     # stored as tuned: the proxy queries stand for unseen ones, no flat headroom on top
     result = tune(col, target_recall=0.99, k=10, sample=queries, max_oversample=AUTOTUNE_MAX_OVERSAMPLE, rows=rows)
     log.info("autotune of %s took %.1f s: %s", col.name, time.perf_counter() - started, result)
     return result
+
+
+def graph_queries(rows: int) -> int:
+    """How many proxies autotune draws for a ``GRAPH_ONLY`` plan of ``rows`` rows (the budget's share).
+
+    >>> graph_queries(1400), graph_queries(9000), graph_queries(50_000), graph_queries(250_000)
+    (1000, 1000, 200, 40)
+    """
+    return max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_GRAPH_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * rows)))

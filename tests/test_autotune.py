@@ -7,7 +7,8 @@ import logging
 import numpy as np
 import pytest
 
-from semsearch.tune import AUTOTUNE_MAX_QUERIES, CONFIDENCE_Z
+import semsearch.tune as tuning
+from semsearch.tune import AUTOTUNE_MAX_QUERIES, CONFIDENCE_Z, graph_queries
 from semsearch.vectors import check_vectors
 from semsearch.workload import Workload, proxy_queries
 
@@ -181,3 +182,32 @@ def test_tune_of_a_compressed_plan_measures_on_data_shaped_proxies(db):
     for p in auto[:2]:
         assert p.recall == pytest.approx(recall(True, p.oversample), abs=1e-9)
         assert p.recall != pytest.approx(recall(False, p.oversample), abs=1e-9)
+
+
+def test_tune_of_a_graph_only_plan_measures_on_ten_partner_sixteen_row_proxies(db, monkeypatch):
+    # 2 partners and 4 noise rows asked 2.1-2.5x the ef_search held-out queries need (bench/results/autotune.md)
+    asked = []
+
+    def spy(col, n, **kw):
+        asked.append((col.layout.plan.kind, kw))
+        return proxy_queries(col, n, **kw)
+
+    monkeypatch.setattr(tuning, "proxy_queries", spy)
+    vecs = _clustered(3000, 64, 6)
+    for plan in ("halfvec", "bit"):
+        col = db.create_collection(f"g{plan}", dims=64, model="label", compression=plan, autotune=False)
+        col.add_many({"key": i, "content": f"row {i}", "embedding": v} for i, v in enumerate(vecs))
+        assert col.tune(target_recall=0.99, k=10, sample=80).reached
+    assert asked == [
+        ("halfvec", {"seed": 0, "shaped": True, "partners": 10, "noise_rows": 16}),
+        ("bit", {"seed": 0, "shaped": True}),  # the compressed plans keep 2 partners and 4 noise rows
+    ]
+
+
+def test_autotune_of_a_graph_only_plan_draws_up_to_a_thousand_proxies(db):
+    vecs = _clustered(1500, 32, 8)
+    col = db.create_collection("gq", dims=32, model="label", compression="halfvec")
+    tuned = col.add_many({"key": i, "content": f"row {i}", "embedding": v} for i, v in enumerate(vecs)).tuned
+    # its recall flattens near 0.99: 200 proxies' standard error alone moved the stored ef_search 1.5-2x
+    assert tuned is not None and tuned.queries == 1000 == graph_queries(1500)
+    assert graph_queries(9000) == 1000 and graph_queries(50_000) == 200  # the same row budget as the other plans
