@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from psycopg.types.json import Jsonb
 
+from semsearch import exact_scan
 from semsearch.autoplan import Size
 from semsearch.errors import InvalidInputError
 from semsearch.faces import Searchable
@@ -46,6 +47,16 @@ WIDE_EF_MARGIN = 0.9
 #: queries, does: the smallest count that clears a noisy estimate is otherwise chosen for its luck
 #: (100 proxies on Cranfield: 160 to 290 candidates by seed). More queries, less headroom
 CONFIDENCE_Z = 1.0
+#: a compressed plan's proxies (``bit``, ``mrl-bit``, ...) are judged on their recalls each counted as
+#: at least this, with ``COMPRESSED_Z`` standard errors of those: a proxy whose neighbours the coarse
+#: walk never reaches ("stuck", recall 0 at every count tried) costs half a query, not a whole one,
+#: so one or two of them no longer hold the estimate down while every other proxy is found (250k,
+#: 120 proxies: x22 stored where held out needed 40 candidates at a 4x ef_search). Chosen by replaying
+#: the recorded per-proxy hits (bench/tunebit_replay.py, 200 proxies at 250k: 3-8% of draws short
+#: of 0.99 held out at 54-59 candidates; the plain mean at z = 1: 10-14%; a trimmed mean dropping
+#: the lowest 1%: 17-55% short, as the stuck proxies stand for real queries the walk misses too)
+STUCK_FLOOR = 0.5
+COMPRESSED_Z = 1.5
 #: plans whose coarse pass ranks as the full vectors do (the vectors at half precision, or themselves):
 #: more candidates rescore nothing, recall is the graph's, so ef_search is tuned at k candidates
 #: (falling back to more candidates if no ef_search reaches: halfvec's rounding can tie rows)
@@ -69,12 +80,14 @@ def _oversample(candidates: int, k: int) -> float:
 class _Search:
     """Measures (candidates, ef policy) points once each and finds the smallest that reaches."""
 
-    def __init__(self, w: Workload, target: float, z: float) -> None:
-        self.w, self.target, self.z = w, target, z
+    def __init__(self, w: Workload, target: float, z: float, floor: float = 0.0) -> None:
+        self.w, self.target, self.z, self.floor = w, target, z, floor
         self.points: dict[tuple[int, int | None], TunePoint] = {}
+        self.bounds: dict[tuple[int, int | None], float] = {}
 
     def reaches(self, p: TunePoint) -> bool:
-        return p.recall - self.z * p.recall_se >= self.target
+        bound = self.bounds.get((p.candidates, p.ef_search))
+        return (p.recall - self.z * p.recall_se if bound is None else bound) >= self.target
 
     def measure(self, candidates: int, ef: int | None) -> TunePoint:
         if (candidates, ef) not in self.points:
@@ -82,6 +95,8 @@ class _Search:
             over = _oversample(candidates, self.w.k)
             run = self.w.run(oversample=over, ef_search=used)
             self.points[candidates, ef] = TunePoint(over, ef, candidates, run.recall, run.p50_ms, run.recall_se)
+            if run.each:  # else (a run without per-query recalls) its mean and standard error
+                self.bounds[candidates, ef] = lower_bound(run.each, self.z, self.floor)
         return self.points[candidates, ef]
 
     def smallest(self, lo: int, hi: int, at: Callable[[int], tuple[int, int | None]]) -> TunePoint | None:
@@ -101,6 +116,20 @@ class _Search:
             else:
                 failed = mid
         return self.measure(*at(c))
+
+
+def lower_bound(each: Any, z: float, floor: float = 0.0) -> float:
+    """The recall a setting is judged by: the mean of the per-query recalls ``each`` (each at least
+    ``floor``) less ``z`` standard errors of them.
+
+    >>> round(lower_bound([1.0] * 198 + [0.0] * 2, z=1.0), 4), round(lower_bound([1.0] * 198 + [0.0] * 2, 1.5, 0.5), 4)
+    (0.983, 0.9897)
+    """
+    r = np.maximum(np.asarray(each, dtype=np.float64), floor)
+    if len(r) == 0:
+        return 0.0
+    se = float(r.std(ddof=1) / np.sqrt(len(r))) if len(r) > 1 else 0.0
+    return float(r.mean()) - z * se
 
 
 def tune(
@@ -155,9 +184,16 @@ def tune(
             picked = proxy_queries(col, sample, seed=seed, shaped=col.layout.plan.kind in SHAPED_PROXIES)
         else:
             picked = query_vectors(col, queries, sample=None, seed=seed)
-        w = Workload(col, *picked, k=k)
-        # given queries are the user's own: taken at their word; proxies must clear their noise
-        search = _Search(w, target_recall, CONFIDENCE_Z if queries is None else 0.0)
+        # their exact answers in one streamed pass over the table (many proxies for the cost of one scan)
+        w = Workload(col, *picked, k=k, streamed=True)
+        # given queries are the user's own: taken at their word; proxies must clear their noise, and a
+        # compressed plan's stuck proxies count for half (see STUCK_FLOOR)
+        if queries is not None:
+            search = _Search(w, target_recall, 0.0)
+        elif col.layout.plan.kind in GRAPH_ONLY:
+            search = _Search(w, target_recall, CONFIDENCE_Z)
+        else:
+            search = _Search(w, target_recall, COMPRESSED_Z, STUCK_FLOOR)
         best = _graph_only(search, k) if col.layout.plan.kind in GRAPH_ONLY else None
         if best is None:
             best = _by_candidates(search, k, max(k, math.floor(k * max_oversample)))
@@ -246,10 +282,13 @@ def _store(col: Searchable, best: TunePoint, result: TuneResult) -> None:
 AUTOTUNE_MIN_ROWS = 1000
 #: ... and are tuned again when they have grown this many times since
 AUTOTUNE_GROWTH = 4
-#: the exact answers cost full scans (two per proxy query: its sampled row's neighbours, then its
-#: own answer): about this many rows scanned in all
+#: where the exact answers cannot be streamed (:func:`semsearch.exact_scan.streamable`: a distributed
+#: table, passages, isolated tenants) they cost full scans (two per proxy query: its sampled row's
+#: neighbours, then its own answer): about this many rows scanned in all. Streamed, two scans in all
+#: answer every proxy, and autotune takes ``AUTOTUNE_MAX_QUERIES`` at any size
 AUTOTUNE_BUDGET_ROWS = 20_000_000
-#: 200 proxies: a standard error near 0.002 at recall 0.99, the headroom CONFIDENCE_Z adds
+#: 200 proxies: a standard error near 0.002 at recall 0.99, the headroom CONFIDENCE_Z adds; at 250k
+#: rows 40 proxies left 17-27% of draws short of 0.99 held out (bench/results/tunebit_spread.md)
 AUTOTUNE_MAX_QUERIES = 200
 AUTOTUNE_MIN_QUERIES = 20
 #: the proxies ask more of a low-dimension bit plan than real queries do (Cranfield, local model,
@@ -257,13 +296,22 @@ AUTOTUNE_MIN_QUERIES = 20
 AUTOTUNE_MAX_OVERSAMPLE = 128.0
 
 
+def autotune_queries(col: Searchable, rows: int) -> int:
+    """How many proxy queries autotune measures on: all ``AUTOTUNE_MAX_QUERIES`` when their exact
+    answers stream (one pass for all), else as many as ``AUTOTUNE_BUDGET_ROWS`` of exact scans allow."""
+    if exact_scan.streamable(col):
+        return AUTOTUNE_MAX_QUERIES
+    return max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
+
+
 def autotune(col: Searchable, *, after_bulk_load: bool = False, size: Size | None = None) -> TuneResult | None:
     """Tune ``col`` for recall@10 >= 0.99 if it asks for it and needs it; None when it does not.
 
     It needs it after a bulk load, and when its embedded rows have grown
     ``AUTOTUNE_GROWTH``-fold since the last tune (or were never tuned). The cost is
-    bounded: at most ``AUTOTUNE_MAX_QUERIES`` proxy queries, fewer on large collections
-    (``AUTOTUNE_BUDGET_ROWS`` rows scanned for the exact answers), and it is logged. The
+    bounded: ``AUTOTUNE_MAX_QUERIES`` proxy queries whose exact answers take two streamed
+    passes over the table (:mod:`semsearch.exact_scan`; where they cannot stream, fewer
+    proxies on large collections: ``AUTOTUNE_BUDGET_ROWS`` rows scanned), and it is logged. The
     setting stored is the one measured: no flat headroom (the proxies are as hard as unseen
     queries, and a setting must clear its recall's standard error, see ``CONFIDENCE_Z``).
     Off with ``create_collection(autotune=False)`` or ``alter_collection(..., autotune=False)``.
@@ -281,7 +329,7 @@ def autotune(col: Searchable, *, after_bulk_load: bool = False, size: Size | Non
     grown = info.tuned_rows is None or rows >= AUTOTUNE_GROWTH * info.tuned_rows
     if rows < AUTOTUNE_MIN_ROWS or not (after_bulk_load or grown):
         return None
-    queries = max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
+    queries = autotune_queries(col, rows)
     started = time.perf_counter()
     # stored as tuned: the proxy queries stand for unseen ones, no flat headroom on top
     result = tune(col, target_recall=0.99, k=10, sample=queries, max_oversample=AUTOTUNE_MAX_OVERSAMPLE, rows=rows)
