@@ -40,7 +40,7 @@ def streamable(col: Searchable) -> bool:
     (a hit is a document) or one whose tenants are kept apart by policies (a session sees its own).
     """
     info = col.info
-    return info.distributed_by is None and info.passages is None and info.tenant_setting is None
+    return not col.layout.distributed and info.passages is None and info.tenant_setting is None
 
 
 def exact_answers(col: Searchable, queries: np.ndarray, k: int, *, chunk: int = CHUNK_ROWS) -> list[SearchResult]:
