@@ -52,9 +52,10 @@ CONFIDENCE_Z = 1.0
 #: walk never reaches ("stuck", recall 0 at every count tried) costs half a query, not a whole one,
 #: so one or two of them no longer hold the estimate down while every other proxy is found (250k,
 #: 120 proxies: x22 stored where held out needed 40 candidates at a 4x ef_search). Chosen by replaying
-#: the recorded per-proxy hits (bench/tunebit_replay.py, 200 proxies at 250k: 3-8% of draws short
-#: of 0.99 held out at 54-59 candidates; the plain mean at z = 1: 10-14%; a trimmed mean dropping
-#: the lowest 1%: 17-55% short, as the stuck proxies stand for real queries the walk misses too)
+#: the recorded per-proxy hits (bench/results/tunebit_rules.md, 200 proxies at 250k: 4-9% of draws
+#: short of 0.99 held out at 54-62 candidates; the plain mean at z = 1: 10-12%; 40 proxies today:
+#: 20-31%; a trimmed mean dropping the lowest 1%: 20-48% short, for the proxies stuck at the
+#: automatic ef_search stand for held-out queries the walk misses there too: so not dropped)
 STUCK_FLOOR = 0.5
 COMPRESSED_Z = 1.5
 #: plans whose coarse pass ranks as the full vectors do (the vectors at half precision, or themselves):
@@ -225,15 +226,17 @@ def _by_candidates(search: _Search, k: int, most: int) -> TunePoint | None:
     """The fastest point reaching the target: the fewest candidates (up to ``most``) at the automatic
     ef_search, or at a wider one of ``EF_LADDER`` with fewer candidates and a lower p50.
 
-    A level at or below the automatic point's ef_search cannot help (at most ef_search candidates
-    come back, and the automatic point already had that many), so the ladder starts above it. A level
-    is probed once at its most candidates and searched only if that reaches; the ladder stops at the
-    first level whose fastest point is slower than the best so far.
+    A level below the automatic point's ef_search cannot help (at most ef_search candidates come
+    back, and the automatic point at that many fell short), so the ladder starts at it: the level
+    equal to it is searched too, since fewer candidates at the same walk may reach (the proxies of a
+    250k ``bit`` collection needed the walk of ef_search 320, not its 320 candidates: the level was
+    skipped and x32 stored). A level is probed once at its most candidates and searched only if
+    that reaches; the ladder stops at the first level whose fastest point is slower than the best so far.
     """
     auto = search.smallest(k, most, lambda c: (c, None))
     best, fewest = auto, (auto.candidates - 1 if auto else most)
     for ef in EF_LADDER:
-        if auto and ef <= auto.candidates:
+        if auto and ef < min(MAX_EF, max(AUTO_EF_FLOOR, auto.candidates)):
             continue
         hi = min(fewest, ef)
         if hi < k:
