@@ -338,4 +338,12 @@ def autotune(col: Searchable, *, after_bulk_load: bool = False, size: Size | Non
     # stored as tuned: the proxy queries stand for unseen ones, no flat headroom on top
     result = tune(col, target_recall=0.99, k=10, sample=queries, max_oversample=AUTOTUNE_MAX_OVERSAMPLE, rows=rows)
     log.info("autotune of %s took %.1f s: %s", col.name, time.perf_counter() - started, result)
+    log.debug(
+        "autotune of %s tried (candidates@ef_search: proxies' recall, SE, p50): %s",
+        col.name,
+        "; ".join(
+            f"{p.candidates}@{p.ef_search or 'auto'}: {p.recall:.4f} {p.recall_se:.4f} {p.p50_ms:.2f} ms"
+            for p in result.tried
+        ),
+    )
     return result
