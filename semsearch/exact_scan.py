@@ -9,8 +9,8 @@ few rows per query with the exact search's own expression, and the top ``k`` by 
 by id, as the exact statement orders them) are the answer: the same keys and scores as
 ``col.search(vector=q, k=k, exact=True)``, so recall's ties at the k-th score count alike.
 A query whose ``k + SPARE``-th row is within ``MARGIN`` of its k-th (many tied rows) takes that
-exact search instead. The scan and the rescore run in one read-only REPEATABLE READ transaction:
-one snapshot, whatever is written meanwhile.
+exact search instead (afterwards, in its own snapshot). The scan and the rescore run in one
+read-only REPEATABLE READ transaction: one snapshot, whatever is written meanwhile.
 """
 
 from __future__ import annotations
