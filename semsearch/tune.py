@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from psycopg.types.json import Jsonb
 
+from semsearch import exact_scan
 from semsearch.autoplan import Size
 from semsearch.errors import InvalidInputError
 from semsearch.faces import Searchable
@@ -46,6 +47,17 @@ WIDE_EF_MARGIN = 0.9
 #: queries, does: the smallest count that clears a noisy estimate is otherwise chosen for its luck
 #: (100 proxies on Cranfield: 160 to 290 candidates by seed). More queries, less headroom
 CONFIDENCE_Z = 1.0
+#: a compressed plan's proxies (``bit``, ``mrl-bit``, ...) are judged on their recalls each counted as
+#: at least this, with ``COMPRESSED_Z`` standard errors of those: a proxy whose neighbours the coarse
+#: walk never reaches ("stuck", recall 0 at every count tried) costs half a query, not a whole one,
+#: so one or two of them no longer hold the estimate down while every other proxy is found (250k,
+#: 120 proxies: x22 stored where held out needed 40 candidates at a 4x ef_search). Chosen by replaying
+#: the recorded per-proxy hits (bench/results/tunebit_rules.md, 200 proxies at 250k: 4-9% of draws
+#: short of 0.99 held out at 54-62 candidates; the plain mean at z = 1: 10-12%; 40 proxies today:
+#: 20-31%; a trimmed mean dropping the lowest 1%: 20-48% short, for the proxies stuck at the
+#: automatic ef_search stand for held-out queries the walk misses there too: so not dropped)
+STUCK_FLOOR = 0.5
+COMPRESSED_Z = 1.5
 #: plans whose coarse pass ranks as the full vectors do (the vectors at half precision, or themselves):
 #: more candidates rescore nothing, recall is the graph's, so ef_search is tuned at k candidates
 #: (falling back to more candidates if no ef_search reaches: halfvec's rounding can tie rows)
@@ -77,12 +89,14 @@ def _oversample(candidates: int, k: int) -> float:
 class _Search:
     """Measures (candidates, ef policy) points once each and finds the smallest that reaches."""
 
-    def __init__(self, w: Workload, target: float, z: float) -> None:
-        self.w, self.target, self.z = w, target, z
+    def __init__(self, w: Workload, target: float, z: float, floor: float = 0.0) -> None:
+        self.w, self.target, self.z, self.floor = w, target, z, floor
         self.points: dict[tuple[int, int | None], TunePoint] = {}
+        self.bounds: dict[tuple[int, int | None], float] = {}
 
     def reaches(self, p: TunePoint) -> bool:
-        return p.recall - self.z * p.recall_se >= self.target
+        bound = self.bounds.get((p.candidates, p.ef_search))
+        return (p.recall - self.z * p.recall_se if bound is None else bound) >= self.target
 
     def measure(self, candidates: int, ef: int | None) -> TunePoint:
         if (candidates, ef) not in self.points:
@@ -90,6 +104,8 @@ class _Search:
             over = _oversample(candidates, self.w.k)
             run = self.w.run(oversample=over, ef_search=used)
             self.points[candidates, ef] = TunePoint(over, ef, candidates, run.recall, run.p50_ms, run.recall_se)
+            if run.each:  # else (a run without per-query recalls) its mean and standard error
+                self.bounds[candidates, ef] = lower_bound(run.each, self.z, self.floor)
         return self.points[candidates, ef]
 
     def smallest(self, lo: int, hi: int, at: Callable[[int], tuple[int, int | None]]) -> TunePoint | None:
@@ -109,6 +125,21 @@ class _Search:
             else:
                 failed = mid
         return self.measure(*at(c))
+
+
+def lower_bound(each: Any, z: float, floor: float = 0.0) -> float:
+    """The recall a setting is judged by: the mean of the per-query recalls ``each`` (each at least
+    ``floor``) less ``z`` standard errors of them.
+
+    >>> two_stuck = [1.0] * 198 + [0.0] * 2
+    >>> round(lower_bound(two_stuck, z=1.0), 4), round(lower_bound(two_stuck, 1.5, 0.5), 4)
+    (0.9829, 0.9897)
+    """
+    r = np.maximum(np.asarray(each, dtype=np.float64), floor)
+    if len(r) == 0:
+        return 0.0
+    se = float(r.std(ddof=1) / np.sqrt(len(r))) if len(r) > 1 else 0.0
+    return float(r.mean()) - z * se
 
 
 def tune(
@@ -166,9 +197,16 @@ def tune(
                 picked = proxy_queries(col, sample, seed=seed, shaped=col.layout.plan.kind in SHAPED_PROXIES)
         else:
             picked = query_vectors(col, queries, sample=None, seed=seed)
-        w = Workload(col, *picked, k=k)
-        # given queries are the user's own: taken at their word; proxies must clear their noise
-        search = _Search(w, target_recall, CONFIDENCE_Z if queries is None else 0.0)
+        # their exact answers in one streamed pass over the table (many proxies for the cost of one scan)
+        w = Workload(col, *picked, k=k, streamed=True)
+        # given queries are the user's own: taken at their word; proxies must clear their noise, and a
+        # compressed plan's stuck proxies count for half (see STUCK_FLOOR)
+        if queries is not None:
+            search = _Search(w, target_recall, 0.0)
+        elif col.layout.plan.kind in GRAPH_ONLY:
+            search = _Search(w, target_recall, CONFIDENCE_Z)
+        else:
+            search = _Search(w, target_recall, COMPRESSED_Z, STUCK_FLOOR)
         best = _graph_only(search, k) if col.layout.plan.kind in GRAPH_ONLY else None
         if best is None:
             best = _by_candidates(search, k, max(k, math.floor(k * max_oversample)))
@@ -212,15 +250,17 @@ def _by_candidates(search: _Search, k: int, most: int) -> TunePoint | None:
     """The fastest point reaching the target: the fewest candidates (up to ``most``) at the automatic
     ef_search, or at a wider one of ``EF_LADDER`` with fewer candidates and a lower p50.
 
-    A level at or below the automatic point's ef_search cannot help (at most ef_search candidates
-    come back, and the automatic point already had that many), so the ladder starts above it. A level
-    is probed once at its most candidates and searched only if that reaches; the ladder stops at the
-    first level whose fastest point is slower than the best so far.
+    A level below the automatic point's ef_search cannot help (at most ef_search candidates come
+    back, and the automatic point at that many fell short), so the ladder starts at it: the level
+    equal to it is searched too, since fewer candidates at the same walk may reach (the proxies of a
+    250k ``bit`` collection needed the walk of ef_search 320, not its 320 candidates: the level was
+    skipped and x32 stored). A level is probed once at its most candidates and searched only if
+    that reaches; the ladder stops at the first level whose fastest point is slower than the best so far.
     """
     auto = search.smallest(k, most, lambda c: (c, None))
     best, fewest = auto, (auto.candidates - 1 if auto else most)
     for ef in EF_LADDER:
-        if auto and ef <= auto.candidates:
+        if auto and ef < min(MAX_EF, max(AUTO_EF_FLOOR, auto.candidates)):
             continue
         hi = min(fewest, ef)
         if hi < k:
@@ -270,10 +310,13 @@ def _store(col: Searchable, best: TunePoint, result: TuneResult) -> None:
 AUTOTUNE_MIN_ROWS = 1000
 #: ... and are tuned again when they have grown this many times since
 AUTOTUNE_GROWTH = 4
-#: the exact answers cost full scans (two per proxy query: its sampled row's neighbours, then its
-#: own answer): about this many rows scanned in all
+#: where the exact answers cannot be streamed (:func:`semsearch.exact_scan.streamable`: a distributed
+#: table, passages, isolated tenants) they cost full scans (two per proxy query: its sampled row's
+#: neighbours, then its own answer): about this many rows scanned in all. Streamed, two scans in all
+#: answer every proxy, and autotune takes ``AUTOTUNE_MAX_QUERIES`` at any size
 AUTOTUNE_BUDGET_ROWS = 20_000_000
-#: 200 proxies: a standard error near 0.002 at recall 0.99, the headroom CONFIDENCE_Z adds
+#: 200 proxies: a standard error near 0.002 at recall 0.99, the headroom CONFIDENCE_Z adds; at 250k
+#: rows 40 proxies left 17-27% of draws short of 0.99 held out (bench/results/tunebit_spread.md)
 AUTOTUNE_MAX_QUERIES = 200
 AUTOTUNE_MIN_QUERIES = 20
 #: graph-only plans: up to this many, within the same budget (1,000 at 10,000 rows, 200 at 50,000). Their recall
@@ -285,14 +328,27 @@ AUTOTUNE_GRAPH_MAX_QUERIES = 1000
 AUTOTUNE_MAX_OVERSAMPLE = 128.0
 
 
+def autotune_queries(col: Searchable, rows: int) -> int:
+    """How many proxy queries autotune measures on: all ``AUTOTUNE_MAX_QUERIES`` when their exact
+    answers stream (one pass for all), else as many as ``AUTOTUNE_BUDGET_ROWS`` of exact scans allow;
+    a ``GRAPH_ONLY`` plan at least as many, and up to :func:`graph_queries` (1,000 on small tables)."""
+    graph = col.layout.plan.kind in GRAPH_ONLY
+    if exact_scan.streamable(col):
+        return max(AUTOTUNE_MAX_QUERIES, graph_queries(rows)) if graph else AUTOTUNE_MAX_QUERIES
+    if graph:
+        return graph_queries(rows)
+    return max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
+
+
 def autotune(col: Searchable, *, after_bulk_load: bool = False, size: Size | None = None) -> TuneResult | None:
     """Tune ``col`` for recall@10 >= 0.99 if it asks for it and needs it; None when it does not.
 
     It needs it after a bulk load, and when its embedded rows have grown
     ``AUTOTUNE_GROWTH``-fold since the last tune (or were never tuned). The cost is
-    bounded: at most ``AUTOTUNE_MAX_QUERIES`` proxy queries (``AUTOTUNE_GRAPH_MAX_QUERIES`` for a
-    ``GRAPH_ONLY`` plan), fewer on large collections
-    (``AUTOTUNE_BUDGET_ROWS`` rows scanned for the exact answers), and it is logged. The
+    bounded: ``AUTOTUNE_MAX_QUERIES`` proxy queries (up to ``AUTOTUNE_GRAPH_MAX_QUERIES`` for a
+    ``GRAPH_ONLY`` plan, see :func:`graph_queries`) whose exact answers take two streamed
+    passes over the table (:mod:`semsearch.exact_scan`; where they cannot stream, fewer
+    proxies on large collections: ``AUTOTUNE_BUDGET_ROWS`` rows scanned), and it is logged. The
     setting stored is the one measured: no flat headroom (the proxies are as hard as unseen
     queries, and a setting must clear its recall's standard error, see ``CONFIDENCE_Z``).
     Off with ``create_collection(autotune=False)`` or ``alter_collection(..., autotune=False)``.
@@ -310,13 +366,19 @@ def autotune(col: Searchable, *, after_bulk_load: bool = False, size: Size | Non
     grown = info.tuned_rows is None or rows >= AUTOTUNE_GROWTH * info.tuned_rows
     if rows < AUTOTUNE_MIN_ROWS or not (after_bulk_load or grown):
         return None
-    queries = max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
-    if col.layout.plan.kind in GRAPH_ONLY:
-        queries = graph_queries(rows)
+    queries = autotune_queries(col, rows)
     started = time.perf_counter()
     # stored as tuned: the proxy queries stand for unseen ones, no flat headroom on top
     result = tune(col, target_recall=0.99, k=10, sample=queries, max_oversample=AUTOTUNE_MAX_OVERSAMPLE, rows=rows)
     log.info("autotune of %s took %.1f s: %s", col.name, time.perf_counter() - started, result)
+    log.debug(
+        "autotune of %s tried (candidates@ef_search: proxies' recall, SE, p50): %s",
+        col.name,
+        "; ".join(
+            f"{p.candidates}@{p.ef_search or 'auto'}: {p.recall:.4f} {p.recall_se:.4f} {p.p50_ms:.2f} ms"
+            for p in result.tried
+        ),
+    )
     return result
 
 

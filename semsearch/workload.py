@@ -16,7 +16,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from semsearch import vectors
+from semsearch import exact_scan, vectors
 from semsearch.errors import InvalidInputError
 from semsearch.faces import Searchable
 from semsearch.results import SearchResult
@@ -139,10 +139,8 @@ def proxy_queries(
     keys, rows = _sample(col, n, seed)
     rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
     near = [
-        [h.key for h in col.search(vector=v, k=PROXY_NEIGHBOURS + 1, exact=True).hits if h.key != key][
-            :PROXY_NEIGHBOURS
-        ]
-        for key, v in zip(keys, rows, strict=True)
+        [h.key for h in answer.hits if h.key != key][:PROXY_NEIGHBOURS]
+        for key, answer in zip(keys, _exact(col, rows, PROXY_NEIGHBOURS + 1), strict=True)
     ]
     found = _vectors_of(col, sorted({k for ks in near for k in ks}, key=str))
     rng = np.random.default_rng(seed)
@@ -198,6 +196,14 @@ def _off(
     return moved(sigma)
 
 
+def _exact(col: Searchable, queries: np.ndarray, k: int) -> list[SearchResult]:
+    """Each query's exact top ``k``: one streamed pass over the table when it can (:mod:`semsearch.exact_scan`),
+    else an exact search per query."""
+    if exact_scan.streamable(col):
+        return exact_scan.exact_answers(col, queries, k)
+    return [col.search(vector=v, k=k, exact=True) for v in queries]
+
+
 def _vectors_of(col: Searchable, keys: list[Any]) -> dict[Any, np.ndarray]:
     """{key: unit-norm stored vector} of the rows with these keys that are still embedded."""
     if not keys:
@@ -227,6 +233,8 @@ class Run:
     recall: float
     #: the standard error of ``recall`` (the per-query recalls' standard deviation / sqrt(queries))
     recall_se: float = 0.0
+    #: each query's recall, in the queries' order
+    each: tuple[float, ...] = ()
 
     @property
     def p50_ms(self) -> float:
@@ -247,6 +255,9 @@ class Workload:
     ``exclude_self=True`` (for stored rows sampled as queries): each query's own row is
     left out of both answers, so recall is measured as for a query the collection has
     never seen, where a row that finds itself would flatter it by about 1/k.
+    ``streamed=True`` (tuning): the exact answers come from one streamed pass over the table
+    (:mod:`semsearch.exact_scan`) when it can, not from one timed exact search per query;
+    ``exact_ms`` is then empty.
 
     Example::
 
@@ -255,11 +266,23 @@ class Workload:
     """
 
     def __init__(
-        self, col: Searchable, ids: list[str], vectors: np.ndarray, *, k: int, exclude_self: bool = False
+        self,
+        col: Searchable,
+        ids: list[str],
+        vectors: np.ndarray,
+        *,
+        k: int,
+        exclude_self: bool = False,
+        streamed: bool = False,
     ) -> None:
         self.col, self.ids, self.vectors, self.k = col, ids, vectors, k
         self.exclude_self = exclude_self
-        self.exact, self.exact_ms = self._timed(lambda v: col.search(vector=v, k=self._fetch, exact=True))
+        if streamed and exact_scan.streamable(col):
+            found = exact_scan.exact_answers(col, vectors, self._fetch)
+            self.exact = [self._answer(i, r) for i, r in enumerate(found)]
+            self.exact_ms: list[float] = []
+        else:
+            self.exact, self.exact_ms = self._timed(lambda v: col.search(vector=v, k=self._fetch, exact=True))
         self._warm = False
 
     @property
@@ -302,7 +325,7 @@ class Workload:
             ms += self._timed(search)[1]
         each = [recall_vs_exact(a, e) for a, e in zip(results, self.exact, strict=True)]
         se = float(np.std(each, ddof=1) / np.sqrt(len(each))) if len(each) > 1 else 0.0
-        return Run(results, ms, float(np.mean(each)), se)
+        return Run(results, ms, float(np.mean(each)), se, tuple(each))
 
 
 def catalog_settings(col: Searchable) -> tuple[float, int | None]:

@@ -166,8 +166,9 @@ def test_cli_eval_sweep_plot_and_tune(db, movies, run, tmp_path):
     tuned = json.loads(run("tune", "movies", "--target", 0.95, "-k", 5, "--sample", 62, "--json").stdout)
     assert tuned["reached"] and tuned["recall"] >= 0.95
     after = json.loads(run("eval", "movies", "--sample", 62, "-k", 5, "--json").stdout)
-    # tune leaves each sampled row out of its own answer; eval counts a row finding itself
-    assert after["oversample"] == tuned["oversample"] and after["recall"] >= tuned["recall"]
+    # tune measures on proxy queries, eval on sampled rows (a row finds itself): different queries,
+    # their recalls a hit apart either way (62 x 5 answers); at the tuned setting eval's rows reach the target
+    assert after["oversample"] == tuned["oversample"] and after["recall"] >= 0.95
     text = run("tune", "movies", "--target", 0.9, "-k", 5, "--sample", 20).stdout.splitlines()
     assert text[0].split() == ["oversample", "candidates", "ef_search", "recall@5", "p50_ms"]
     assert text[-1].startswith("movies: oversample ") and "target 0.9 reached" in text[-1]

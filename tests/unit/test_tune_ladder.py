@@ -40,8 +40,20 @@ def test_a_wider_walk_with_fewer_candidates_wins_when_it_is_faster() -> None:
     assert best.ef_search == 640 and 60 <= best.candidates <= 64
     auto = min(c for (c, ef), p in search.points.items() if ef is None and search.reaches(p))
     assert 600 <= auto <= 640
-    # levels at or below the automatic point were not tried: they return fewer candidates than it needed
+    # levels below the automatic point were not tried: they return fewer candidates than it needed
     assert {ef for _, ef in search.points if ef is not None} == {level for level in EF_LADDER if level > auto}
+
+
+def test_the_level_at_the_automatic_points_own_ef_search_is_searched_for_fewer_candidates() -> None:
+    # the walk needs ef_search 320, the bits 40 candidates: the automatic ef_search first reaches at
+    # 320 candidates (bisection cannot go below), and at ef_search 320 itself 40 candidates do
+    search = _Search(Plane(bits_enough=40, walk_enough=320), 0.99, 1.0)  # type: ignore[arg-type]
+    best = _by_candidates(search, 10, 1280)
+    assert best is not None
+    auto = min(c for (c, ef), p in search.points.items() if ef is None and search.reaches(p))
+    assert auto == 320
+    # before, the level equal to the automatic point was skipped and ef_search 640 stored (a longer walk)
+    assert best.ef_search == 320 and 40 <= best.candidates <= 42
 
 
 def test_the_automatic_point_stays_when_no_level_beats_it_clearly() -> None:
@@ -49,9 +61,9 @@ def test_the_automatic_point_stays_when_no_level_beats_it_clearly() -> None:
     search = _Search(Plane(bits_enough=160, walk_enough=0), 0.99, 1.0)  # type: ignore[arg-type]
     best = _by_candidates(search, 10, 1280)
     assert best is not None and best.ef_search is None and 160 <= best.candidates <= 170
-    # each wider level was probed once, at fewer candidates than the automatic point, and fell short
+    # each level from the automatic point's ef_search up was probed once, at fewer candidates than it, and fell short
     wider = [(c, ef) for c, ef in search.points if ef is not None]
-    assert sorted(ef for _, ef in wider) == [level for level in EF_LADDER if level > best.candidates]
+    assert sorted(ef for _, ef in wider) == [level for level in EF_LADDER if level >= best.candidates]
     assert all(c < best.candidates for c, _ in wider)
 
 
