@@ -35,14 +35,12 @@ log = logging.getLogger(__name__)
 
 #: semsearch.search() runs HNSW with ef_search = max(this, candidates) when none is stored
 AUTO_EF_FLOOR = EF_FLOOR
-#: the wider ef_search levels tried beside the automatic one (ef_search = candidates), those above
-#: the automatic one's: at a million rows the coarse walk, not the bits, limits a ``bit`` plan's
+#: the wider ef_search levels tried when the automatic one (ef_search = candidates) reaches nothing
+#: up to the most candidates allowed: at a million rows the coarse walk, not the bits, limits a ``bit`` plan's
 #: recall, and rescoring a candidate (one heap row of the full vector) costs more than walking
 #: further: held out, (60 candidates, ef_search 600) reached 0.993 where the automatic ef_search
 #: needed 640 candidates, 0.75x against 1.22x pgvector's p50 (bench/results/efgrid/)
 EF_LADDER = (80, 160, 320, 640, MAX_EF)
-#: a wider ef_search must beat the automatic one's p50 by this much to be chosen (timing noise)
-WIDE_EF_MARGIN = 0.9
 #: a setting reaches the target when its measured recall, less this many standard errors over the
 #: queries, does: the smallest count that clears a noisy estimate is otherwise chosen for its luck
 #: (100 proxies on Cranfield: 160 to 290 candidates by seed). More queries, less headroom
@@ -247,21 +245,23 @@ def _graph_only(search: _Search, k: int) -> TunePoint | None:
 
 
 def _by_candidates(search: _Search, k: int, most: int) -> TunePoint | None:
-    """The fastest point reaching the target: the fewest candidates (up to ``most``) at the automatic
-    ef_search, or at a wider one of ``EF_LADDER`` with fewer candidates and a lower p50.
+    """The fewest candidates (up to ``most``) reaching the target at the automatic ef_search; when
+    none does, the fastest point of a wider one of ``EF_LADDER``.
 
-    A level below the automatic point's ef_search cannot help (at most ef_search candidates come
-    back, and the automatic point at that many fell short), so the ladder starts at it: the level
-    equal to it is searched too, since fewer candidates at the same walk may reach (the proxies of a
-    250k ``bit`` collection needed the walk of ef_search 320, not its 320 candidates: the level was
-    skipped and x32 stored). A level is probed once at its most candidates and searched only if
-    that reaches; the ladder stops at the first level whose fastest point is slower than the best so far.
+    The ladder is for a walk too short at every automatic ef_search (a million rows: 60 candidates
+    at ef_search 600 reach, 640 at the automatic one are needed). Where the automatic point
+    reaches, it is kept: a wider level chosen by its p50 in the tuning run lost held out (Jeopardy
+    9k ``bit``: 115 candidates at ef_search 320, proxies 0.9930, held out 0.9890 at 1.64x pgvector
+    by hand, where the automatic x15 measured 0.9927 at 1.17x; bench/results/querypath/session9_9k_ladder.md).
+    A level is probed once at its most candidates and searched only if that reaches; the ladder
+    stops at the first level whose fastest point is slower than the best so far.
     """
     auto = search.smallest(k, most, lambda c: (c, None))
-    best, fewest = auto, (auto.candidates - 1 if auto else most)
+    if auto is not None:
+        return auto
+    best: TunePoint | None = None
+    fewest = most
     for ef in EF_LADDER:
-        if auto and ef < min(MAX_EF, max(AUTO_EF_FLOOR, auto.candidates)):
-            continue
         hi = min(fewest, ef)
         if hi < k:
             break
@@ -270,7 +270,7 @@ def _by_candidates(search: _Search, k: int, most: int) -> TunePoint | None:
         wide = search.smallest(k, hi, lambda c, ef=ef: (c, ef))  # type: ignore[misc]
         if wide is None:
             continue
-        if best is not None and wide.p50_ms >= best.p50_ms * (WIDE_EF_MARGIN if best is auto else 1.0):
+        if best is not None and wide.p50_ms >= best.p50_ms:
             break
         best, fewest = wide, wide.candidates - 1
     return best

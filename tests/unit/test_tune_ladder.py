@@ -31,40 +31,33 @@ class Plane:
         return Run(results=[], ms=[0.02 * c + 0.004 * ef_search], recall=recall, recall_se=0.001)
 
 
-def test_a_wider_walk_with_fewer_candidates_wins_when_it_is_faster() -> None:
+def test_a_wider_walk_with_fewer_candidates_is_found_when_the_automatic_one_never_reaches() -> None:
+    # a million rows: the automatic ef_search (= candidates) would reach at 600 candidates, 320 are allowed
+    search = _Search(Plane(), 0.99, 1.0)  # type: ignore[arg-type]
+    best = _by_candidates(search, 10, 320)
+    assert best is not None
+    # at ef_search 640 about 60 candidates reach (within the bisection's ~6%)
+    assert best.ef_search == 640 and 60 <= best.candidates <= 64
+    assert not any(search.reaches(p) for (_, ef), p in search.points.items() if ef is None)
+    # every level was probed (one point each below 640, where the walk is too short)
+    assert {ef for _, ef in search.points if ef is not None} == set(EF_LADDER)
+
+
+def test_the_ladder_finds_the_walk_a_collection_needs_with_few_candidates() -> None:
+    # the walk needs ef_search 320, the bits 40 candidates; 160 candidates allowed: the automatic
+    # ef_search never reaches, and at ef_search 320 itself 40 candidates do
+    search = _Search(Plane(bits_enough=40, walk_enough=320), 0.99, 1.0)  # type: ignore[arg-type]
+    best = _by_candidates(search, 10, 160)
+    assert best is not None and best.ef_search == 320 and 40 <= best.candidates <= 42
+
+
+def test_the_automatic_point_stays_when_it_reaches_and_no_wider_level_is_tried() -> None:
+    # the walk is long enough at the automatic ef_search from 600 candidates: kept, though ef_search 640
+    # would reach with 60 (a p50 measured in the tuning run chose such points and lost held out at 9k)
     search = _Search(Plane(), 0.99, 1.0)  # type: ignore[arg-type]
     best = _by_candidates(search, 10, 1280)
-    assert best is not None
-    # the automatic ef_search (= candidates) first reaches at 600 candidates; at ef_search 640 about
-    # 60 do (within the bisection's ~6%), at a fraction of the p50
-    assert best.ef_search == 640 and 60 <= best.candidates <= 64
-    auto = min(c for (c, ef), p in search.points.items() if ef is None and search.reaches(p))
-    assert 600 <= auto <= 640
-    # levels below the automatic point were not tried: they return fewer candidates than it needed
-    assert {ef for _, ef in search.points if ef is not None} == {level for level in EF_LADDER if level > auto}
-
-
-def test_the_level_at_the_automatic_points_own_ef_search_is_searched_for_fewer_candidates() -> None:
-    # the walk needs ef_search 320, the bits 40 candidates: the automatic ef_search first reaches at
-    # 320 candidates (bisection cannot go below), and at ef_search 320 itself 40 candidates do
-    search = _Search(Plane(bits_enough=40, walk_enough=320), 0.99, 1.0)  # type: ignore[arg-type]
-    best = _by_candidates(search, 10, 1280)
-    assert best is not None
-    auto = min(c for (c, ef), p in search.points.items() if ef is None and search.reaches(p))
-    assert auto == 320
-    # before, the level equal to the automatic point was skipped and ef_search 640 stored (a longer walk)
-    assert best.ef_search == 320 and 40 <= best.candidates <= 42
-
-
-def test_the_automatic_point_stays_when_no_level_beats_it_clearly() -> None:
-    # the walk is never the limit: the bits need 160 candidates whatever the ef_search
-    search = _Search(Plane(bits_enough=160, walk_enough=0), 0.99, 1.0)  # type: ignore[arg-type]
-    best = _by_candidates(search, 10, 1280)
-    assert best is not None and best.ef_search is None and 160 <= best.candidates <= 170
-    # each level from the automatic point's ef_search up was probed once, at fewer candidates than it, and fell short
-    wider = [(c, ef) for c, ef in search.points if ef is not None]
-    assert sorted(ef for _, ef in wider) == [level for level in EF_LADDER if level >= best.candidates]
-    assert all(c < best.candidates for c, _ in wider)
+    assert best is not None and best.ef_search is None and 600 <= best.candidates <= 640
+    assert not [ef for _, ef in search.points if ef is not None]
 
 
 def test_short_of_the_target_the_automatic_points_best_recall_is_kept() -> None:
