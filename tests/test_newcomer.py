@@ -114,8 +114,10 @@ def test_settings_carry_no_float32_noise(db):
     tuned = db.create_collection("tuned", model="label", dims=16, compression="bit", autotune=False)
     rng = np.random.default_rng(0)
     tuned.add([str(i) for i in range(300)], [f"row {i}" for i in range(300)], embeddings=rng.normal(size=(300, 16)))
-    result = tuned.tune(sample=20, target_recall=0.9, k=7)
-    assert any(p.candidates % 7 for p in result.tried)  # 17 candidates: oversample 17/7 in float4
+    # at most 17 candidates (7 x 2.5): the search tries 17, oversample 17/7 in float4 (the bisection
+    # from 7 otherwise visits multiples of 7 only, whose oversample is a whole number)
+    result = tuned.tune(sample=20, target_recall=0.9, k=7, max_oversample=2.5)
+    assert any(p.candidates % 7 for p in result.tried)
     for value in [result.oversample, *(p.oversample for p in result.tried)]:
         assert repr(value) == str(np.float32(value)), value  # 2.4285715, not 2.4285714626312256
     assert repr(tuned.info.oversample) == str(np.float32(tuned.info.oversample))
