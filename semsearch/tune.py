@@ -332,12 +332,14 @@ def autotune_queries(col: Searchable, rows: int) -> int:
     """How many proxy queries autotune measures on: all ``AUTOTUNE_MAX_QUERIES`` when their exact
     answers stream (one pass for all), else as many as ``AUTOTUNE_BUDGET_ROWS`` of exact scans allow;
     a ``GRAPH_ONLY`` plan at least as many, and up to :func:`graph_queries` (1,000 on small tables)."""
-    graph = col.layout.plan.kind in GRAPH_ONLY
-    if exact_scan.streamable(col):
-        return max(AUTOTUNE_MAX_QUERIES, graph_queries(rows)) if graph else AUTOTUNE_MAX_QUERIES
-    if graph:
-        return graph_queries(rows)
-    return max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
+    most = AUTOTUNE_GRAPH_MAX_QUERIES if col.layout.plan.kind in GRAPH_ONLY else AUTOTUNE_MAX_QUERIES
+    budgeted = _budgeted(rows, most)
+    return max(AUTOTUNE_MAX_QUERIES, budgeted) if exact_scan.streamable(col) else budgeted
+
+
+def _budgeted(rows: int, most: int) -> int:
+    """Up to ``most`` proxies whose exact scans (two each) stay within ``AUTOTUNE_BUDGET_ROWS`` rows."""
+    return max(AUTOTUNE_MIN_QUERIES, min(most, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
 
 
 def autotune(col: Searchable, *, after_bulk_load: bool = False, size: Size | None = None) -> TuneResult | None:
@@ -388,4 +390,4 @@ def graph_queries(rows: int) -> int:
     >>> graph_queries(1400), graph_queries(9000), graph_queries(50_000), graph_queries(250_000)
     (1000, 1000, 200, 40)
     """
-    return max(AUTOTUNE_MIN_QUERIES, min(AUTOTUNE_GRAPH_MAX_QUERIES, AUTOTUNE_BUDGET_ROWS // (2 * rows)))
+    return _budgeted(rows, AUTOTUNE_GRAPH_MAX_QUERIES)
